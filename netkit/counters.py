@@ -1,0 +1,27 @@
+"""The kernel's per-namespace SNMP/TcpExt counters (``/proc/net/netstat``).
+
+They count what the kernel *did*, independently of any packet capture: with
+the peer link down, probes never reach a wire (the qdisc drops them before
+any tap), yet ``TcpExt: TCPKeepAlive`` counts every one sent.
+"""
+
+from __future__ import annotations
+
+from .namespaces import Namespace
+
+
+def parse_netstat(text: str) -> dict[str, int]:
+    """``{"TcpExt.TCPKeepAlive": 3, ...}`` from /proc/net/netstat's header/value line pairs."""
+    counters: dict[str, int] = {}
+    lines = text.splitlines()
+    for header, values in zip(lines[::2], lines[1::2]):
+        prefix, names = header.split(":", 1)
+        _, numbers = values.split(":", 1)
+        for name, number in zip(names.split(), numbers.split()):
+            counters[f"{prefix}.{name}"] = int(number)
+    return counters
+
+
+def tcpext(namespace: Namespace) -> dict[str, int]:
+    """All counters of ``namespace`` (read from a thread inside it)."""
+    return parse_netstat(namespace.read_proc_net("netstat"))

@@ -1,0 +1,45 @@
+"""The exceptions netkit raises, one family so callers can catch them all.
+
+Every message says what went wrong *and what to do about it*: these errors end
+up in CI logs and in the CLI's stderr, read by someone who did not write the
+test.
+"""
+
+from __future__ import annotations
+
+
+class NetkitError(Exception):
+    """Base class of every error netkit raises on purpose."""
+
+
+class SettingError(NetkitError, ValueError):
+    """A keepalive (or other) setting is outside the range the kernel accepts.
+
+    Subclasses ValueError so code that validates input generically still works.
+    """
+
+    def __init__(self, field: str, value: object, allowed: str, source: str = "") -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        where = f" from {source}" if source else ""
+        super().__init__(f"invalid {field} {value!r}{where}: the kernel accepts {allowed}")
+
+
+class EnvironmentUnusable(NetkitError):
+    """This machine or user cannot run netkit labs (not root, no netns, no veth...)."""
+
+
+class FeatureMissing(EnvironmentUnusable):
+    """A kernel feature a particular fault or check needs is absent.
+
+    Tests turn this into a *skip* with the message as the reason.
+    """
+
+
+class NameCollision(NetkitError):
+    """A name netkit wanted to use (e.g. under /run/netns) already exists."""
+
+
+class KernelRefused(NetkitError):
+    """The kernel did not keep a value we set (read-back differs)."""

@@ -1,0 +1,221 @@
+"""Network namespaces held open by a file descriptor, and work done inside them.
+
+Why file descriptors and not ``ip netns add``: a namespace created with
+``unshare(CLONE_NEWNET)`` and held only by an open fd of this process is
+anonymous -- when the process dies, even by SIGKILL, the kernel drops the last
+reference and the namespace, its veth ends and its sockets vanish.  Nothing is
+left in /run/netns for anyone to clean up.  A namespace gets a name under
+/run/netns only when a person asks to keep it for debugging (:meth:`keep`).
+
+Why threads: network namespace membership is per thread.  A short-lived thread
+that ``setns()``-es into the namespace can create sockets (which stay in that
+namespace forever) and talk netlink there, without forking.  The calling
+thread never changes namespace, so the host namespace is never touched.
+
+Python 3.11 has no ``os.setns``/``os.unshare``, so we call libc via ctypes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import secrets
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from .errors import EnvironmentUnusable, NameCollision
+
+CLONE_NEWNET = 0x40000000
+MS_BIND = 4096
+MNT_DETACH = 2
+NETNS_RUN_DIR = "/run/netns"
+PREFIX = "nk"
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+T = TypeVar("T")
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def run_in_thread(target: Callable[[], T]) -> T:
+    """Run ``target`` in a fresh thread and return its result (or raise its error).
+
+    The thread dies afterwards, taking any namespace it entered with it.
+    """
+    box: dict[str, Any] = {}
+
+    def runner() -> None:
+        try:
+            box["result"] = target()
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=runner, name="netkit-netns", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def new_lab_name() -> str:
+    """A lab name ``nk-<pid>-<random>``; its namespaces add ``-server``/``-client``.
+
+    The pid lets ``netkit cleanup`` tell a kept namespace of a dead process
+    from one of a live process; the random part keeps names unique across
+    processes and pytest-xdist workers.
+    """
+    return f"{PREFIX}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def owner_pid(name: str) -> int | None:
+    """The pid encoded in a netkit namespace name, or None for a foreign name."""
+    parts = name.split("-")
+    if len(parts) >= 3 and parts[0] == PREFIX and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+class Namespace:
+    """One network namespace, alive as long as this object's fd is open."""
+
+    def __init__(self, name: str, fd: int) -> None:
+        self.name = name
+        self.fd = fd
+        self.kept_path: str | None = None
+
+    @classmethod
+    def create(cls, name: str) -> Namespace:
+        """A new, empty, anonymous network namespace (only ``lo``, down)."""
+
+        def unshare_and_open() -> int:
+            try:
+                _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+            except PermissionError as exc:
+                raise EnvironmentUnusable(
+                    "creating a network namespace needs root or CAP_SYS_ADMIN: run netkit with sudo"
+                ) from exc
+            return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
+        return cls(name, run_in_thread(unshare_and_open))
+
+    def __repr__(self) -> str:
+        return f"Namespace({self.name!r}, fd={self.fd})"
+
+    # -- doing things inside -------------------------------------------------
+
+    def enter_current_thread(self) -> None:
+        """Move the calling thread into this namespace. Only for throwaway threads."""
+        _check(_libc.setns(self.fd, CLONE_NEWNET), f"setns({self.name})")
+
+    def run(self, target: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call ``target(*args, **kwargs)`` in a thread that is inside this namespace."""
+
+        def inside() -> T:
+            self.enter_current_thread()
+            return target(*args, **kwargs)
+
+        return run_in_thread(inside)
+
+    def socket(self, family: int, type: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
+        """A plain socket.socket that lives in this namespace (0.15 ms, no fork)."""
+        return self.run(socket.socket, family, type, proto)
+
+    @contextmanager
+    def iproute(self) -> Iterator[Any]:
+        """A pyroute2 IPRoute bound to this namespace.
+
+        Use it only inside :meth:`run`: pyroute2 0.9 keeps per-thread state, and
+        the netlink socket we hand it was created in this namespace, so it can
+        never talk to the host namespace by accident.
+        """
+        from pyroute2 import IPRoute
+
+        nl = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0)  # NETLINK_ROUTE
+        if os.readlink("/proc/thread-self/ns/net") != os.readlink(f"/proc/self/fd/{self.fd}"):
+            nl.close()
+            raise RuntimeError(f"iproute() for {self.name} called outside Namespace.run()")
+        with IPRoute(use_socket=nl, groups=0) as ipr:
+            yield ipr
+
+    def read_proc_net(self, filename: str) -> str:
+        """Text of ``/proc/net/<filename>`` as this namespace sees it (e.g. ``netstat``)."""
+
+        def read() -> str:
+            with open(f"/proc/thread-self/net/{filename}") as f:
+                return f.read()
+
+        return self.run(read)
+
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen:
+        """Start a program inside this namespace.
+
+        The program runs under ``setpriv --pdeathsig KILL``: if the netkit
+        process dies (even by SIGKILL) the kernel kills it too, so it cannot
+        pin the namespace alive.  Note that the death signal follows the
+        *thread* that started the program: start it from a thread that lives
+        as long as the program should (the main thread, in tests).
+        """
+        wrapper = [
+            "setpriv", "--pdeathsig", "KILL", "--",
+            "nsenter", f"--net=/proc/self/fd/{self.fd}", "--",
+        ]
+        pass_fds = tuple(kwargs.pop("pass_fds", ())) + (self.fd,)
+        return subprocess.Popen([*wrapper, *argv], pass_fds=pass_fds, **kwargs)
+
+    # -- lifetime --------------------------------------------------------------
+
+    def keep(self) -> str:
+        """Bind-mount this namespace at /run/netns/<name> so it outlives us; returns the name.
+
+        Then ``ip netns exec <name> ...`` works on it; ``netkit cleanup``
+        removes it once this process has exited.
+        """
+        if self.kept_path:
+            return self.name
+        os.makedirs(NETNS_RUN_DIR, exist_ok=True)
+        path = os.path.join(NETNS_RUN_DIR, self.name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        except FileExistsError as exc:
+            raise NameCollision(
+                f"{path} already exists; run `netkit cleanup` or choose another name"
+            ) from exc
+        os.close(fd)
+        source = f"/proc/{os.getpid()}/fd/{self.fd}".encode()
+        try:
+            _check(_libc.mount(source, path.encode(), b"none", MS_BIND, None), f"bind-mount {path}")
+        except OSError:
+            os.unlink(path)
+            raise
+        self.kept_path = path
+        return self.name
+
+    def close(self) -> None:
+        """Drop our reference; the kernel frees the namespace when nothing else pins it."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def remove_named(name: str) -> None:
+    """Unmount and delete /run/netns/<name> (what ``ip netns del`` does)."""
+    path = os.path.join(NETNS_RUN_DIR, name)
+    if _libc.umount2(path.encode(), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOENT):  # EINVAL: not a mount point
+            raise OSError(err, f"umount {path}: {os.strerror(err)}")
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

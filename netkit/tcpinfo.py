@@ -1,0 +1,52 @@
+"""TCP_INFO, the kernel's own view of a TCP socket (``struct tcp_info``).
+
+We read only the leading, stable part of the struct (present since Linux 2.6):
+the probe counter and the "time since last ..." fields are what the keepalive
+proof needs.  ``last_ack_recv`` is ``now - rcv_tstamp`` in jiffies converted
+to ms, i.e. time since the last segment received (keepalive replies
+included) -- exactly the clock the keepalive timer uses.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass
+
+_LAYOUT = struct.Struct("=8B 24I")  # 8 one-byte fields, then 24 u32 (up to tcpi_rcv_space)
+TCP_STATES = {
+    1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+    6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
+}
+
+
+@dataclass(frozen=True)
+class TcpInfo:
+    state: str
+    retransmits: int
+    probes: int  # icsk_probes_out: keepalive/window probes sent without an answer
+    backoff: int
+    rto_us: int
+    unacked: int
+    last_data_sent_ms: int
+    last_data_recv_ms: int
+    last_ack_recv_ms: int  # time since the last segment received, any kind
+    rtt_us: int
+
+
+def tcp_info(sock: socket.socket) -> TcpInfo:
+    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _LAYOUT.size)
+    f = _LAYOUT.unpack(raw[: _LAYOUT.size])
+    u32 = f[8:]
+    return TcpInfo(
+        state=TCP_STATES.get(f[0], str(f[0])),
+        retransmits=f[2],
+        probes=f[3],
+        backoff=f[4],
+        rto_us=u32[0],
+        unacked=u32[4],
+        last_data_sent_ms=u32[9],
+        last_data_recv_ms=u32[11],
+        last_ack_recv_ms=u32[12],
+        rtt_us=u32[15],
+    )
