@@ -37,6 +37,8 @@ from types import TracebackType
 from .namespaces import PREFIX, Namespace, new_lab_name
 
 IFA_F_NODAD = 0x02
+SERVER_PORT = 4242
+CONNECT_TIMEOUT_S = 5
 SERVER_IFINDEX = 7  # anything but 2, the index the client end gets by default
 
 FAMILIES = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
@@ -165,7 +167,24 @@ class Lab:
         self.kept = [ep.namespace.keep() for ep in (self.server, self.client)]
         return self.kept
 
-    def endpoints(self) -> tuple[Endpoint, Endpoint]:
-        return self.server, self.client
+    def connect(self, family: str, port: int = SERVER_PORT) -> tuple[socket.socket, socket.socket]:
+        """A connected TCP pair: (the server's *accepted* socket, the client's socket).
+
+        All three sockets (listener included) are closed when the lab closes.
+        """
+        address = self.server.address(family)
+        listener = self.server.socket(family)
+        self.callback(listener.close)
+        listener.bind((address, port))
+        listener.listen(1)
+        client = self.client.socket(family)
+        self.callback(client.close)
+        client.settimeout(CONNECT_TIMEOUT_S)
+        client.connect((address, port))
+        client.settimeout(None)
+        listener.settimeout(CONNECT_TIMEOUT_S)
+        server, _ = listener.accept()
+        self.callback(server.close)
+        return server, client
 
 

@@ -112,6 +112,11 @@ class Namespace:
     def __repr__(self) -> str:
         return f"Namespace({self.name!r}, fd={self.fd})"
 
+    @property
+    def inode(self) -> int:
+        """The namespace's identity (as in ``net:[inode]`` under /proc/PID/ns)."""
+        return os.fstat(self.fd).st_ino
+
     # -- doing things inside -------------------------------------------------
 
     def enter_current_thread(self) -> None:
@@ -219,3 +224,28 @@ def remove_named(name: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def holders(inode: int) -> list[int]:
+    """PIDs whose thread or open fd refers to network namespace ``inode``.
+
+    Empty means nothing but a bind mount (see /run/netns) or a socket can
+    still pin it; for netkit's fd-held namespaces, empty means gone.
+    """
+    target = f"net:[{inode}]"
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        links = [f"/proc/{pid}/ns/net"]
+        try:
+            links += [f"/proc/{pid}/fd/{fd}" for fd in os.listdir(f"/proc/{pid}/fd")]
+            links += [f"/proc/{pid}/task/{tid}/ns/net" for tid in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue  # the process ended while we looked
+        for link in links:
+            try:
+                if os.readlink(link) == target:
+                    found.append(int(pid))
+                    break
+            except OSError:
+                continue
+    return found

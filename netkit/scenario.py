@@ -29,7 +29,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -44,7 +44,6 @@ from .tcpinfo import tcp_info
 
 SAMPLE_INTERVAL_S = 0.02
 WARMUP_SAMPLE_S = 0.002
-SERVER_PORT = 4242
 
 
 class ScenarioCancelled(NetkitError):
@@ -99,6 +98,7 @@ class ScenarioResult:
     timeline: list[TimelineEvent] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     lab: str = ""
+    kept_namespaces: list[str] = field(default_factory=list)  # under /run/netns, if kept
 
     @property
     def verdict(self) -> str:
@@ -141,6 +141,7 @@ class ScenarioResult:
             "timeline": [asdict(e) for e in self.timeline],
             "verdict": self.verdict,
             "failures": self.failures,
+            "kept_namespaces": self.kept_namespaces,
         }
 
     def to_json(self) -> str:
@@ -162,24 +163,9 @@ class ScenarioResult:
         if self.timeline:
             lines.append("  timeline (s since the last segment received):")
             lines += [f"    {e.t_s:8.3f}  {e.what}" for e in self.timeline]
+        for name in self.kept_namespaces:
+            lines.append(f"  kept for inspection: ip netns exec {name} ss -tino  (remove: netkit cleanup)")
         return "\n".join(lines)
-
-
-def _connect(lab: Lab, family: str) -> tuple[socket.socket, socket.socket]:
-    """A connected pair: (accepted server socket, client socket); closed with the lab."""
-    address = lab.server.address(family)
-    listener = lab.server.socket(family)
-    lab.callback(listener.close)
-    listener.bind((address, SERVER_PORT))
-    listener.listen(1)
-    client = lab.client.socket(family)
-    lab.callback(client.close)
-    client.settimeout(5)
-    client.connect((address, SERVER_PORT))
-    listener.settimeout(5)
-    server, _ = listener.accept()
-    lab.callback(server.close)
-    return server, client
 
 
 def _keepalive_sent(lab: Lab) -> int:
@@ -245,8 +231,13 @@ def run_scenario(
     *,
     on_progress: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
+    keep_failed: bool = False,
 ) -> ScenarioResult:
-    """Prove one scenario on this kernel. Raises FeatureMissing if it cannot run here."""
+    """Prove one scenario on this kernel. Raises FeatureMissing if it cannot run here.
+
+    With ``keep_failed`` a failing scenario's namespaces are named under
+    /run/netns before teardown, for ``ip netns exec``.
+    """
     cancel = cancel or threading.Event()
     kernel = kernel_info()
     fault = get_fault(scenario.fault)
@@ -256,7 +247,7 @@ def run_scenario(
     result = ScenarioResult(scenario, kernel, keepalive_death(scenario.keepalive, kernel, "probe-reply"))
     with Lab() as lab:
         result.lab = lab.name
-        server, _client = _connect(lab, scenario.family)
+        server, _client = lab.connect(scenario.family)
         scenario.keepalive.apply(server)
         _wait_for_answered_probe(server, scenario.keepalive, cancel)
         sent_before = _keepalive_sent(lab)
@@ -266,26 +257,63 @@ def run_scenario(
         result.timeline.append(TimelineEvent(result.fault_at_s, f"fault: {fault.description}"))
         _wait_for_death(server, result, cancel, on_progress)
         result.keepalive_counter = _keepalive_sent(lab) - sent_before
-    result.judge()
+        result.judge()
+        if keep_failed and result.failures:
+            result.kept_namespaces = lab.keep()
     return result
 
 
-def run_many(
-    scenarios: Iterable[Scenario], *, max_workers: int | None = None, cancel: threading.Event | None = None
-) -> list[ScenarioResult | BaseException]:
-    """Run scenarios concurrently; results (or the exception each raised) in input order.
+class ScenarioPool:
+    """Runs scenarios concurrently in threads; ask for any result when you need it.
 
-    On Ctrl-C every running scenario is cancelled and torn down before the
-    KeyboardInterrupt propagates.
+    ``submit`` starts a scenario at once (a scenario submitted twice runs
+    once); ``result`` waits for it.  ``close`` cancels whatever still runs and
+    waits until every lab is torn down -- also on Ctrl-C.
     """
-    scenarios = list(scenarios)
-    cancel = cancel or threading.Event()
-    if not scenarios:
-        return []
-    with ThreadPoolExecutor(max_workers=max_workers or len(scenarios), thread_name_prefix="netkit-scenario") as pool:
-        futures = [pool.submit(run_scenario, s, cancel=cancel) for s in scenarios]
+
+    def __init__(self, max_workers: int = 64, keep_failed: bool = False) -> None:
+        self.keep_failed = keep_failed
+        self.cancel = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="netkit-scenario")
+        self._futures: dict[Scenario, Future[ScenarioResult]] = {}
+
+    def submit(self, *scenarios: Scenario) -> None:
+        for scenario in scenarios:
+            if scenario not in self._futures:
+                self._futures[scenario] = self._pool.submit(
+                    run_scenario, scenario, cancel=self.cancel, keep_failed=self.keep_failed
+                )
+
+    def result(self, scenario: Scenario) -> ScenarioResult:
+        """The scenario's result; re-raises what it raised (e.g. FeatureMissing)."""
+        self.submit(scenario)
         try:
-            return [f.exception() or f.result() for f in futures]
+            return self._futures[scenario].result()
         except BaseException:
-            cancel.set()
+            if not self._futures[scenario].done():  # interrupted while waiting
+                self.close()
             raise
+
+    def close(self) -> None:
+        self.cancel.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ScenarioPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def run_many(scenarios: Iterable[Scenario], *, keep_failed: bool = False) -> list[ScenarioResult | BaseException]:
+    """Run scenarios concurrently; results (or the exception each raised) in input order."""
+    scenarios = list(scenarios)
+    outcomes: list[ScenarioResult | BaseException] = []
+    with ScenarioPool(max_workers=max(1, len(scenarios)), keep_failed=keep_failed) as pool:
+        pool.submit(*scenarios)
+        for scenario in scenarios:
+            try:
+                outcomes.append(pool.result(scenario))
+            except Exception as exc:
+                outcomes.append(exc)
+    return outcomes

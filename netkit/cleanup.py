@@ -1,0 +1,59 @@
+"""Remove what a dead netkit process left behind -- and nothing else.
+
+netkit's namespaces are anonymous (held by fds) and vanish with the process,
+so the only things that can outlive it are namespaces kept on purpose for
+debugging: bind mounts at ``/run/netns/nk-<pid>-<random>-<role>``.  Such a
+namespace is removed only when its name has netkit's format *and* process
+``<pid>`` no longer runs.  netkit never creates interfaces in the host
+namespace (its veth ends live and die inside the lab namespaces), so host
+interfaces are reported, never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+from .namespaces import NETNS_RUN_DIR, PREFIX, owner_pid, remove_named
+
+
+@dataclass
+class CleanupReport:
+    removed: list[str] = field(default_factory=list)
+    kept_alive_owner: list[str] = field(default_factory=list)  # owner process still runs
+    foreign: list[str] = field(default_factory=list)  # nk-prefixed, but not netkit's name format
+    host_interfaces: list[str] = field(default_factory=list)  # reported, never touched
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kept_namespaces() -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(NETNS_RUN_DIR) if n.startswith(PREFIX))
+    except FileNotFoundError:
+        return []
+
+
+def cleanup(dry_run: bool = False) -> CleanupReport:
+    report = CleanupReport()
+    for name in kept_namespaces():
+        pid = owner_pid(name)
+        if pid is None:
+            report.foreign.append(name)
+        elif process_alive(pid):
+            report.kept_alive_owner.append(name)
+        else:
+            if not dry_run:
+                remove_named(name)
+            report.removed.append(name)
+    report.host_interfaces = sorted(name for _, name in socket.if_nameindex() if name.startswith(PREFIX))
+    return report

@@ -1,0 +1,192 @@
+"""The ``netkit`` command: demo, doctor, cleanup.
+
+Exit codes are part of the interface: 0 pass / usable, 1 fail / not usable,
+2 bad input or an environment netkit cannot run in (message on stderr saying
+what to do), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TextIO
+
+from . import __version__
+from .cleanup import cleanup
+from .doctor import as_dicts, require_privileges, run_checks, usable
+from .errors import EnvironmentUnusable, NetkitError, SettingError
+from .keepalive import KeepaliveSettings
+from .kernel import kernel_info
+from .model import keepalive_death
+from .scenario import Progress, Scenario, ScenarioResult, run_scenario
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class LiveTimeline:
+    """Prints the demo's timeline while the kernel works.
+
+    On a terminal a status line (elapsed, probes, time left) is redrawn in
+    place; each new probe gets a permanent line on any output.
+    """
+
+    def __init__(self, out: TextIO, cnt: int) -> None:
+        self.out = out
+        self.cnt = cnt
+        self.tty = out.isatty()
+        self.probes = 0
+
+    def __call__(self, p: Progress) -> None:
+        if p.probes != self.probes:
+            self.probes = p.probes
+            self._clear()
+            print(f"  {p.elapsed_s:7.3f} s  probe {p.probes}/{self.cnt} sent, unanswered", file=self.out)
+        if self.tty:
+            left = p.expected_s - p.elapsed_s
+            self.out.write(
+                f"\r  {p.elapsed_s:7.3f} s  probes {p.probes}/{self.cnt}  expected death in {max(left, 0):6.3f} s"
+            )
+            self.out.flush()
+
+    def _clear(self) -> None:
+        if self.tty:
+            self.out.write("\r\033[K")
+
+    def finish(self) -> None:
+        self._clear()
+
+
+def _print_human_result(result: ScenarioResult, out: TextIO) -> None:
+    p = result.prediction
+    low, high = p.window_s
+    for event in result.timeline:
+        if event.what.startswith("connection dead") or event.what.startswith("still alive"):
+            print(f"  {event.t_s:7.3f} s  {event.what}", file=out)
+    measured = "did not die" if result.measured_s is None else f"died {result.measured_s:.3f} s after the last segment received"
+    print(
+        f"verdict: {result.verdict.upper()} - {measured} (window [{low:.3f}, {high:.3f}] s); "
+        f"{result.probes} probes (expected {p.expected_probes}); error {result.error} (expected {p.expected_error})",
+        file=out,
+    )
+    for failure in result.failures:
+        print(f"  problem: {failure}", file=out)
+    for name in result.kept_namespaces:
+        print(f"  kept: ip netns exec {name} ss -tino   (remove with: netkit cleanup)", file=out)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        settings = KeepaliveSettings(idle=args.idle, intvl=args.intvl, cnt=args.cnt)
+    except SettingError as exc:
+        option = "--" + exc.field.split()[0]
+        print(f"netkit demo: {exc} (check {option})", file=sys.stderr)
+        return EXIT_USAGE
+    scenario = Scenario(settings, "ipv6" if args.ipv6 else "ipv4", "link-down")
+    require_privileges()
+    out = sys.stdout
+    timeline = None
+    if not args.json:
+        kernel = kernel_info()
+        prediction = keepalive_death(settings, kernel)
+        print(
+            f"netkit demo: server keepalive idle={settings.idle}s intvl={settings.intvl}s cnt={settings.cnt} "
+            f"over {scenario.family}; fault: {scenario.fault}; kernel {kernel.release} (HZ={kernel.hz})",
+            file=out,
+        )
+        print(f"rule: {prediction.rule}", file=out)
+        print(
+            f"expect death at {prediction.expected_s:.3f} s, window [{prediction.window_s[0]:.3f}, "
+            f"{prediction.window_s[1]:.3f}] s; waiting for a probe to be answered, then dropping the peer link...",
+            file=out,
+        )
+        print("  time since the last segment received:", file=out)
+        out.flush()
+        timeline = LiveTimeline(out, settings.cnt)
+    try:
+        result = run_scenario(scenario, on_progress=timeline, keep_failed=args.keep_failed)
+    finally:
+        if timeline:
+            timeline.finish()
+    if args.json:
+        print(result.to_json(), file=out)
+    else:
+        _print_human_result(result, out)
+    return EXIT_PASS if result.verdict == "pass" else EXIT_FAIL
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    checks = run_checks()
+    ok = usable(checks)
+    if args.json:
+        print(json.dumps({"usable": ok, "checks": as_dicts(checks)}))
+    else:
+        for c in checks:
+            mark = "ok     " if c.present else ("MISSING" if c.essential else "missing")
+            print(f"{mark} {c.name:<19} {c.detail}")
+        print("netkit can run here." if ok else "netkit cannot run here: fix the MISSING items above.")
+    return EXIT_PASS if ok else EXIT_FAIL
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    require_privileges()
+    report = cleanup(dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    if args.json:
+        print(json.dumps(report.__dict__))
+        return EXIT_PASS
+    for name in report.removed:
+        print(f"{verb} namespace {name} (its netkit process is gone)")
+    for name in report.kept_alive_owner:
+        print(f"left namespace {name}: its netkit process still runs")
+    for name in report.foreign:
+        print(f"left namespace {name}: not a netkit name (nk-<pid>-<id>-<role>)")
+    for name in report.host_interfaces:
+        print(f"left host interface {name}: netkit never creates host interfaces, so it is not netkit's")
+    if not (report.removed or report.kept_alive_owner or report.foreign or report.host_interfaces):
+        print("nothing to clean up")
+    return EXIT_PASS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="netkit", description="Prove on this kernel how and when TCP connections die.")
+    parser.add_argument("--version", action="version", version=f"netkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="drop a keepalive-guarded connection's peer link and time its death")
+    demo.add_argument("--idle", type=int, default=1, help="TCP_KEEPIDLE, seconds (1..32767, default 1)")
+    demo.add_argument("--intvl", type=int, default=1, help="TCP_KEEPINTVL, seconds (1..32767, default 1)")
+    demo.add_argument("--cnt", type=int, default=10, help="TCP_KEEPCNT, probes (1..127, default 10)")
+    demo.add_argument("--ipv6", action="store_true", help="use IPv6 (2001:2::/48) instead of IPv4 (198.18.0.0/15)")
+    demo.add_argument("--json", action="store_true", help="print exactly one JSON object (the result) on stdout")
+    demo.add_argument("--keep-failed", action="store_true", help="on failure keep the lab's namespaces for `ip netns exec`")
+    demo.set_defaults(func=cmd_demo)
+
+    doctor = sub.add_parser("doctor", help="what this machine offers netkit")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(func=cmd_doctor)
+
+    clean = sub.add_parser("cleanup", help="remove namespaces left by netkit processes that no longer run")
+    clean.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    clean.add_argument("--json", action="store_true")
+    clean.set_defaults(func=cmd_cleanup)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("\nnetkit: interrupted; the lab was torn down", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (EnvironmentUnusable, SettingError) as exc:
+        print(f"netkit {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except NetkitError as exc:
+        print(f"netkit {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

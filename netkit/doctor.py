@@ -1,0 +1,134 @@
+"""What this machine offers netkit: privileges, kernel features, tools.
+
+Every check probes the real thing where it can, inside a throwaway anonymous
+namespace (never in the host namespace): a feature listed in the kernel config
+can still be unusable, and a feature can exist without a readable config.
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from .errors import EnvironmentUnusable
+from .kernel import kernel_info
+from .lab import Lab
+from .namespaces import Namespace
+
+CAP_NET_ADMIN = 12
+CAP_SYS_ADMIN = 21
+RUN_AS_ROOT = "run it as root, e.g. `sudo scripts/test` or `sudo .venv/bin/netkit ...`"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    present: bool
+    detail: str  # what was found, and what its absence means for netkit
+    essential: bool  # without it netkit cannot run at all
+
+
+def effective_capabilities() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def missing_privileges() -> str | None:
+    """None when we may create namespaces and links, else what is missing and what to do."""
+    caps = effective_capabilities()
+    missing = [name for bit, name in ((CAP_SYS_ADMIN, "CAP_SYS_ADMIN"), (CAP_NET_ADMIN, "CAP_NET_ADMIN")) if not caps >> bit & 1]
+    if not missing:
+        return None
+    return f"netkit needs {' and '.join(missing)} to create network namespaces and links: {RUN_AS_ROOT}"
+
+
+def require_privileges() -> None:
+    reason = missing_privileges()
+    if reason:
+        raise EnvironmentUnusable(reason)
+
+
+def _try(probe: Callable[[], str]) -> tuple[bool, str]:
+    try:
+        return True, probe()
+    except Exception as exc:  # a probe failing is the finding, whatever the reason
+        return False, f"{type(exc).__name__}: {exc}"
+
+
+def _probe_netns() -> str:
+    Namespace.create("nk-doctor").close()
+    return "unshare(CLONE_NEWNET) works"
+
+
+def _probe_veth() -> str:
+    with Lab():
+        pass
+    return "a veth pair between two namespaces builds and tears down"
+
+
+def _probe_qdisc(kind: str, **options: object) -> Callable[[], str]:
+    def probe() -> str:
+        namespace = Namespace.create("nk-doctor")
+        try:
+            def add() -> None:
+                with namespace.iproute() as ipr:
+                    lo = ipr.link_lookup(ifname="lo")[0]
+                    ipr.link("set", index=lo, state="up")
+                    ipr.tc("add", kind, index=lo, handle="1:", **options)
+            try:
+                namespace.run(add)
+            except Exception as exc:
+                if getattr(exc, "code", None) == errno.ENOENT:
+                    raise EnvironmentUnusable(f"the kernel has no sch_{kind} (CONFIG_NET_SCH_{kind.upper()})") from None
+                raise
+            return f"qdisc {kind} can be added"
+        finally:
+            namespace.close()
+
+    return probe
+
+
+def _tool(name: str) -> Callable[[], str]:
+    def probe() -> str:
+        path = shutil.which(name)
+        if not path:
+            raise FileNotFoundError(f"{name} not on PATH")
+        return path
+
+    return probe
+
+
+def run_checks() -> list[Check]:
+    kernel = kernel_info()
+    checks = [Check("kernel", True, f"{kernel.release}, HZ={kernel.hz} (from {kernel.hz_source})", False)]
+    privileges = missing_privileges()
+    checks.append(Check("root", privileges is None, privileges or "CAP_SYS_ADMIN and CAP_NET_ADMIN held", True))
+    if privileges:
+        return checks  # every other probe needs the privileges
+    probes: list[tuple[str, Callable[[], str], bool, str]] = [
+        ("network namespaces", _probe_netns, True, "no labs can be built"),
+        ("veth", _probe_veth, True, "the two lab namespaces cannot be joined"),
+        ("nsenter", _tool("nsenter"), False, "programs cannot be started inside a lab (util-linux)"),
+        ("setpriv", _tool("setpriv"), False, "programs cannot be started inside a lab (util-linux)"),
+        ("nftables", _tool("nft"), False, "the blackhole fault falls back to iptables"),
+        ("iptables", _tool("iptables"), False, "no fallback for the blackhole fault without nftables"),
+        ("sch_netem", _probe_qdisc("netem", loss=100), False, "the netem-loss fault is skipped"),
+        ("tcpdump", _tool("tcpdump"), False, "captures use netkit's own packet socket"),
+    ]
+    for name, probe, essential, meaning in probes:
+        ok, detail = _try(probe)
+        checks.append(Check(name, ok, detail if ok else f"{detail} -> {meaning}", essential))
+    return checks
+
+
+def usable(checks: list[Check]) -> bool:
+    return all(c.present for c in checks if c.essential)
+
+
+def as_dicts(checks: list[Check]) -> list[dict[str, object]]:
+    return [asdict(c) for c in checks]

@@ -1,0 +1,31 @@
+"""The core proof: a dead peer is dropped when the kernel's keepalive rule says.
+
+The whole matrix is submitted to the session's scenario pool at module start
+and runs concurrently; each test then asserts one scenario's result, so the
+module takes about as long as its longest scenario (1/1/10: ~12 s).
+"""
+
+import pytest
+
+from netkit import KeepaliveSettings, Scenario
+
+SETTINGS = [(1, 1, 3), (2, 1, 2), (1, 2, 2), (1, 1, 10)]
+MATRIX = [Scenario(KeepaliveSettings(*k), family) for family in ("ipv4", "ipv6") for k in SETTINGS]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _start_matrix(netkit_pool):
+    netkit_pool.submit(*MATRIX)
+
+
+@pytest.mark.parametrize("scenario", MATRIX, ids=lambda s: s.id)
+def test_idle_connection_dies_when_the_kernel_rule_says(netkit_pool, scenario):
+    result = netkit_pool.result(scenario)
+    k = scenario.keepalive
+    assert result.measured_s is not None, result.explain()
+    low, high = result.prediction.window_s
+    assert low <= result.measured_s <= high, result.explain()
+    assert result.error == "ETIMEDOUT", result.explain()
+    assert result.probes == k.cnt, result.explain()
+    assert result.keepalive_counter == k.cnt, result.explain()  # the namespace's TCPKeepAlive agrees
+    assert result.verdict == "pass", result.explain()

@@ -1,0 +1,129 @@
+"""The lab: what it builds, that it never touches the host, and that nothing outlives it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from netkit import Lab, NameCollision
+from netkit.cleanup import kept_namespaces
+from netkit.doctor import missing_privileges
+from netkit.namespaces import Namespace, holders, remove_named
+
+pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
+
+
+def host_network_state():
+    """Links, addresses and routes of the host namespace, as the kernel reports them."""
+    def ip(*args):
+        return json.loads(subprocess.run(["ip", "-j", *args], check=True, capture_output=True, text=True).stdout)
+
+    links = [{k: l.get(k) for k in ("ifindex", "ifname", "flags", "mtu", "address")} for l in ip("link", "show")]
+    return links, ip("addr", "show"), ip("-4", "route", "show", "table", "all"), ip("-6", "route", "show", "table", "all")
+
+
+def wait_until_gone(inodes, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(holders(i) for i in inodes):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_lab_connects_server_and_client(family):
+    with Lab() as lab:
+        server, client = lab.connect(family)
+        client.sendall(b"ping")
+        assert server.recv(4) == b"ping"
+        assert server.getpeername()[0] == lab.client.address(family)
+
+
+def test_veth_ends_get_distinct_ifindexes_and_nk_names():
+    with Lab() as lab:
+        assert lab.server.ifindex != lab.client.ifindex  # KERNEL-NOTES trap 1
+        for name in (lab.server.ifname, lab.client.ifname, lab.server.namespace.name, lab.client.namespace.name):
+            assert name.startswith("nk")
+        assert len(lab.server.ifname) <= 15
+
+
+def test_host_namespace_is_unchanged_and_nothing_outlives_the_lab():
+    before = host_network_state()
+    named_before = kept_namespaces()
+    with Lab() as lab:
+        inodes = [lab.server.namespace.inode, lab.client.namespace.inode]
+        lab.connect("ipv6")
+        assert holders(inodes[0]) == [os.getpid()]
+        assert host_network_state() == before
+    assert lab.server.namespace.fd == -1 and lab.client.namespace.fd == -1
+    assert wait_until_gone(inodes)
+    assert host_network_state() == before
+    assert kept_namespaces() == named_before
+
+
+def test_teardown_runs_when_the_test_body_raises():
+    with pytest.raises(KeyboardInterrupt):
+        with Lab() as lab:
+            inodes = [lab.server.namespace.inode, lab.client.namespace.inode]
+            raise KeyboardInterrupt
+    assert wait_until_gone(inodes)
+
+
+def test_program_runs_inside_the_lab_namespace():
+    with Lab() as lab:
+        proc = lab.client.namespace.popen(["cat", "/proc/net/dev"], stdout=subprocess.PIPE, text=True)
+        out, _ = proc.communicate(timeout=10)
+        assert proc.returncode == 0
+        assert lab.client.ifname in out and lab.server.ifname not in out
+
+
+def test_keep_names_namespaces_for_ip_netns_exec_and_refuses_collisions():
+    with Lab() as lab:
+        names = lab.keep()
+    try:
+        out = subprocess.run(["ip", "netns", "exec", names[0], "ip", "-br", "addr"], capture_output=True, text=True)
+        assert "198.18.0.1/24" in out.stdout
+        clash = Namespace.create(names[0])
+        try:
+            with pytest.raises(NameCollision, match="netkit cleanup"):
+                clash.keep()
+        finally:
+            clash.close()
+    finally:
+        for name in names:
+            remove_named(name)
+    assert not set(names) & set(kept_namespaces())
+
+
+HOLD_A_LAB = textwrap.dedent("""
+    import os, sys, time
+    from netkit import Lab
+    with Lab() as lab:
+        child = lab.server.namespace.popen(["sleep", "60"])
+        print(lab.server.namespace.inode, lab.client.namespace.inode, child.pid, flush=True)
+        time.sleep(60)
+""")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
+def test_a_killed_run_leaves_nothing_behind(sig):
+    """SIGKILL skips all teardown: fd-held namespaces and pdeathsig must still clean up."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_A_LAB], stdout=subprocess.PIPE, text=True)
+    try:
+        server_ns, client_ns, child = map(int, proc.stdout.readline().split())
+        assert holders(server_ns)
+        proc.send_signal(sig)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    assert wait_until_gone([server_ns, client_ns]), "a lab namespace is still referenced after the run died"
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{child}"):
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{child}"), "the program started in the lab outlived its netkit process"
