@@ -100,7 +100,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"{prediction.window_s[1]:.3f}] s; waiting for a probe to be answered, then dropping the peer link...",
             file=out,
         )
-        print("  time since the last segment received:", file=out)
+        print("  time since the last segment received (probes sampled every 20 ms):", file=out)
         out.flush()
         timeline = LiveTimeline(out, settings.cnt)
     try:
