@@ -1,0 +1,116 @@
+"""The netkit command: demo, doctor, cleanup, and their exit codes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from netkit.cleanup import cleanup, kept_namespaces
+from netkit.doctor import missing_privileges
+from netkit.namespaces import Namespace, remove_named
+
+needs_root = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
+
+
+def netkit(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "netkit.cli", *args], capture_output=True, text=True, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "option, value, names",
+    [("--cnt", "0", ("cnt", "1..127")), ("--cnt", "128", ("cnt", "1..127")), ("--idle", "32768", ("idle", "1..32767")),
+     ("--intvl", "0", ("intvl", "1..32767"))],
+)
+def test_demo_refuses_out_of_range_values_with_exit_2(option, value, names):
+    before = kept_namespaces()
+    done = netkit("demo", option, value)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    for word in names:
+        assert word in done.stderr
+    assert option in done.stderr
+    assert kept_namespaces() == before
+
+
+@needs_root
+def test_demo_json_reports_one_verdict_object():
+    done = netkit("demo", "--idle", "1", "--intvl", "1", "--cnt", "3", "--json", timeout=60)
+    assert done.returncode == 0, done.stderr + done.stdout
+    result = json.loads(done.stdout)  # exactly one JSON object, nothing else on stdout
+    assert result["kernel"] == os.uname().release
+    assert result["family"] == "ipv4" and result["fault"] == "link-down"
+    assert result["keepalive"] == {"idle": 1, "intvl": 1, "cnt": 3}
+    assert result["expected_s"] == 4.0
+    low, high = result["window_s"]
+    assert low <= result["measured_s"] <= high
+    assert result["error"] == "ETIMEDOUT" and result["probes"] == 3 and result["verdict"] == "pass"
+
+
+@needs_root
+def test_demo_interrupted_with_ctrl_c_exits_130_and_leaves_nothing():
+    before = kept_namespaces()
+    proc = subprocess.Popen([sys.executable, "-m", "netkit.cli", "demo", "--cnt", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)  # inside the wait for the death
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert kept_namespaces() == before
+
+
+def test_demo_without_privileges_exits_2_saying_how_to_run_it():
+    done = subprocess.run(
+        ["setpriv", "--bounding-set=-net_admin,-sys_admin", "--inh-caps=-net_admin,-sys_admin",
+         sys.executable, "-m", "netkit.cli", "demo", "--cnt", "3"],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 2
+    assert "CAP_NET_ADMIN" in done.stderr and "sudo" in done.stderr
+
+
+@needs_root
+def test_doctor_reports_each_feature():
+    done = netkit("doctor", "--json")
+    assert done.returncode == 0
+    report = json.loads(done.stdout)
+    names = {c["name"]: c for c in report["checks"]}
+    assert report["usable"] is True
+    for name in ("kernel", "root", "network namespaces", "veth", "nftables", "iptables", "sch_netem"):
+        assert name in names
+    assert names["kernel"]["detail"].startswith(os.uname().release)
+
+
+@needs_root
+def test_cleanup_removes_only_namespaces_of_dead_netkit_processes():
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid now belongs to no process
+    names = {
+        "dead": f"nk-{dead.pid}-c0ffee-server",
+        "alive": f"nk-{os.getpid()}-c0ffee-server",
+        "foreign": "nkforeign-test",
+    }
+    for name in names.values():
+        ns = Namespace.create(name)
+        ns.keep()
+        ns.close()
+    try:
+        done = netkit("cleanup")
+        assert done.returncode == 0, done.stderr
+        left = kept_namespaces()
+        assert names["dead"] not in left
+        assert names["alive"] in left and names["foreign"] in left
+        assert f"removed namespace {names['dead']}" in done.stdout
+    finally:
+        for name in names.values():
+            remove_named(name)
+
+
+@needs_root
+def test_cleanup_dry_run_changes_nothing():
+    report = cleanup(dry_run=True)
+    assert kept_namespaces() == sorted(report.removed + report.kept_alive_owner + report.foreign)
