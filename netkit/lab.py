@@ -21,6 +21,19 @@ The two veth ends get *different* ifindexes on purpose: with the default
 (both ends ifindex 2 in fresh namespaces) the kernel processes the peer's
 carrier loss late and a keepalive probe sent in that window is refused by the
 local qdisc, not counted, and retried 500 ms later (KERNEL-NOTES, trap 1).
+Both indexes are set, not looked up: the server end is 7, the client end 8
+(lo is always 1).  The kernel refuses the veth (EEXIST) rather than pick
+another index, so the numbers always hold.  Indexes 2-6 stay free for the
+fallback tunnel devices (tunl0, sit0, ...) a new namespace gets when such
+modules are loaded.
+
+Each namespace is configured in *one* round trip: its requests (veth, lo up,
+addresses, link up) are pyroute2 messages sent in one netlink datagram
+(:meth:`Namespace.rtnl_batch`), each acknowledged, the first error raised.
+With one IPRoute call per step and two link lookups per side the lab took
+8 ms to build and tear down against 19 ms for the same steps as ``ip``
+commands; batched it takes about 3 ms, close to the kernel's own cost of
+two namespaces (measured on a 2-core VM with ``scripts/bench-lab``).
 
 Teardown runs in reverse order of creation from one ExitStack per lab, on
 success, failure, Ctrl-C and pytest-timeout.  Because the namespaces are held
@@ -33,13 +46,18 @@ import socket
 from contextlib import ExitStack
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from .namespaces import PREFIX, Namespace, new_lab_name
 
 IFA_F_NODAD = 0x02
+IFF_UP = 0x01
 SERVER_PORT = 4242
 CONNECT_TIMEOUT_S = 5
-SERVER_IFINDEX = 7  # anything but 2, the index the client end gets by default
+LOOPBACK_IFINDEX = 1  # always: loopback_net_init() BUG()s otherwise
+SERVER_IFINDEX = 7  # anything but 2, the index both ends would get by default
+CLIENT_IFINDEX = 8  # set too, so the client's requests need no lookup
+IFINDEXES = {"server": SERVER_IFINDEX, "client": CLIENT_IFINDEX}
 
 FAMILIES = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
 ADDRESSES = {
@@ -97,25 +115,83 @@ class Endpoint:
         self.namespace.run(get)
 
 
+def _request(msg: Any, msg_type: int, create: bool = False) -> Any:
+    """Make ``msg`` an acknowledged rtnetlink request (``create``: fail if it exists)."""
+    from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
+
+    msg["header"]["type"] = msg_type
+    msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK | (NLM_F_CREATE | NLM_F_EXCL if create else 0)
+    return msg
+
+
+def _new_veth(ifname: str, index: int, peer: Endpoint) -> Any:
+    """RTM_NEWLINK: a veth pair, this end here, the other end created straight in ``peer``'s namespace.
+
+    The peer is a whole ifinfomsg: its header carries the peer's ifindex.
+    """
+    from pyroute2.netlink.rtnl import RTM_NEWLINK
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    peer_msg = {
+        "index": IFINDEXES[peer.role],
+        "attrs": [("IFLA_IFNAME", peer.ifname), ("IFLA_NET_NS_FD", peer.namespace.fd)],
+    }
+    msg = ifinfmsg()
+    msg["index"] = index
+    msg["attrs"] = [
+        ("IFLA_IFNAME", ifname),
+        ("IFLA_LINKINFO", {"attrs": [
+            ("IFLA_INFO_KIND", "veth"),
+            ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer_msg)]}),
+        ]}),
+    ]
+    return _request(msg, RTM_NEWLINK, create=True)
+
+
+def _link_up(index: int) -> Any:
+    """RTM_NEWLINK on an existing link: set IFF_UP (what ``ip link set ... up`` sends)."""
+    from pyroute2.netlink.rtnl import RTM_NEWLINK
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    msg = ifinfmsg()
+    msg["index"] = index
+    msg["flags"] = IFF_UP
+    msg["change"] = IFF_UP
+    return _request(msg, RTM_NEWLINK)
+
+
+def _new_address(index: int, family: str, address: str, prefixlen: int) -> Any:
+    """RTM_NEWADDR: ``address/prefixlen`` on link ``index``; IPv6 with IFA_F_NODAD."""
+    from pyroute2.netlink.rtnl import RTM_NEWADDR
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+
+    msg = ifaddrmsg()
+    msg["family"] = family_number(family)
+    msg["prefixlen"] = prefixlen
+    msg["index"] = index
+    msg["attrs"] = [("IFA_LOCAL", address), ("IFA_ADDRESS", address)]
+    if family == "ipv6":
+        msg["attrs"].append(("IFA_FLAGS", IFA_F_NODAD))
+    return _request(msg, RTM_NEWADDR, create=True)
+
+
 def _configure(endpoint: Endpoint, create_veth_to: Endpoint | None) -> None:
-    """Inside ``endpoint``'s namespace: (create the veth,) lo up, addresses, link up."""
-    with endpoint.namespace.iproute() as ipr:
-        if create_veth_to is not None:
-            ipr.link(
-                "add",
-                ifname=endpoint.ifname,
-                kind="veth",
-                index=SERVER_IFINDEX,
-                peer={"ifname": create_veth_to.ifname, "net_ns_fd": create_veth_to.namespace.fd},
-            )
-        lo = ipr.link_lookup(ifname="lo")[0]
-        ipr.link("set", index=lo, state="up")
-        index = ipr.link_lookup(ifname=endpoint.ifname)[0]
-        endpoint.ifindex = index
-        (v4, v4len), (v6, v6len) = ADDRESSES[endpoint.role]["ipv4"], ADDRESSES[endpoint.role]["ipv6"]
-        ipr.addr("add", index=index, address=v4, prefixlen=v4len)
-        ipr.addr("add", index=index, address=v6, prefixlen=v6len, flags=IFA_F_NODAD)
-        ipr.link("set", index=index, state="up")
+    """Inside ``endpoint``'s namespace: (create the veth,) lo up, addresses, link up.
+
+    One batch, one round trip: the kernel runs the requests in order; the first
+    error (e.g. EEXIST for a taken ifindex) is raised as a NetlinkError.
+    """
+    index = IFINDEXES[endpoint.role]
+    requests = []
+    if create_veth_to is not None:
+        requests.append(_new_veth(endpoint.ifname, index, create_veth_to))
+    requests.append(_link_up(LOOPBACK_IFINDEX))
+    for family in ("ipv4", "ipv6"):
+        address, prefixlen = ADDRESSES[endpoint.role][family]
+        requests.append(_new_address(index, family, address, prefixlen))
+    requests.append(_link_up(index))
+    endpoint.namespace.rtnl_batch(requests)
+    endpoint.ifindex = index
 
 
 class Lab:

@@ -25,15 +25,14 @@ def netkit(*args, **kwargs):
     [("--cnt", "0", ("cnt", "1..127")), ("--cnt", "128", ("cnt", "1..127")), ("--idle", "32768", ("idle", "1..32767")),
      ("--intvl", "0", ("intvl", "1..32767"))],
 )
-def test_demo_refuses_out_of_range_values_with_exit_2(option, value, names):
-    before = kept_namespaces()
+def test_demo_refuses_out_of_range_values_with_exit_2(option, value, names, assert_no_leftovers):
     done = netkit("demo", option, value)
     assert done.returncode == 2
     assert done.stdout == ""
     for word in names:
         assert word in done.stderr
     assert option in done.stderr
-    assert kept_namespaces() == before
+    assert_no_leftovers()
 
 
 @needs_root
@@ -51,8 +50,7 @@ def test_demo_json_reports_one_verdict_object():
 
 
 @needs_root
-def test_demo_interrupted_with_ctrl_c_exits_130_and_leaves_nothing():
-    before = kept_namespaces()
+def test_demo_interrupted_with_ctrl_c_exits_130_and_leaves_nothing(assert_no_leftovers):
     proc = subprocess.Popen([sys.executable, "-m", "netkit.cli", "demo", "--cnt", "3"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(2.0)  # inside the wait for the death
@@ -60,7 +58,7 @@ def test_demo_interrupted_with_ctrl_c_exits_130_and_leaves_nothing():
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 130, err
     assert "interrupted" in err
-    assert kept_namespaces() == before
+    assert_no_leftovers()
 
 
 def test_demo_without_privileges_exits_2_saying_how_to_run_it():
@@ -112,5 +110,15 @@ def test_cleanup_removes_only_namespaces_of_dead_netkit_processes():
 
 @needs_root
 def test_cleanup_dry_run_changes_nothing():
-    report = cleanup(dry_run=True)
-    assert kept_namespaces() == sorted(report.removed + report.kept_alive_owner + report.foreign)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    name = f"nk-{dead.pid}-d1d1d1-client"
+    ns = Namespace.create(name)
+    ns.keep()
+    ns.close()
+    try:
+        report = cleanup(dry_run=True)
+        assert name in report.removed
+        assert name in kept_namespaces()
+    finally:
+        remove_named(name)

@@ -55,13 +55,12 @@ def test_failing_test_keeps_its_namespaces_when_asked(pytester):
 
 
 @needs_root
-def test_without_the_option_nothing_is_kept(pytester):
+def test_without_the_option_nothing_is_kept(pytester, assert_no_leftovers):
     pytester.makepyfile(USER_TESTS)
-    before = kept_namespaces()
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, failed=1)
     assert "ip netns exec" not in result.stdout.str()
-    assert kept_namespaces() == before
+    assert_no_leftovers()
 
 
 def test_bad_environment_value_is_named(pytester, monkeypatch):

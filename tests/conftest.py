@@ -1,0 +1,24 @@
+"""Shared test helpers."""
+
+import pytest
+
+from netkit.cleanup import kept_namespaces, process_alive
+from netkit.namespaces import owner_pid
+
+
+@pytest.fixture
+def assert_no_leftovers():
+    """Call it after a run ended: fails if that run left a named nk namespace behind.
+
+    Only namespaces that appeared during the test *and* whose owner process
+    has ended count, so other netkit processes running meanwhile (a parallel
+    benchmark, xdist workers) cannot make the test flaky.
+    """
+    before = set(kept_namespaces())
+
+    def check():
+        new = set(kept_namespaces()) - before
+        orphaned = sorted(n for n in new if owner_pid(n) is None or not process_alive(owner_pid(n)))
+        assert not orphaned, f"left behind by a process that has ended: {orphaned}"
+
+    return check
