@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Make this machine ready to run netkit: system tools, then a virtual
+# environment in <repo>/.venv with netkit installed (editable, with the `test`
+# extra).
+#
+# Works on a fresh Debian 12 / Ubuntu 24.04 machine or container that has only
+# python3. Idempotent and fast when everything is already there: apt is asked
+# (and its lists updated) only when a tool is missing, and pip runs only when
+# pyproject.toml changed since the last install (a hash kept in
+# .venv/.netkit-installed). Runs from any working directory; re-runs itself
+# through sudo when not root.
+#
+# Environment:
+#   PIP_CERT or REQUESTS_CA_BUNDLE  a CA bundle for a proxy that intercepts
+#                                   TLS; passed to pip as --cert.
+#   NETKIT_VERBOSE=1                full apt-get and pip output.
+set -eu
+set -o pipefail
+
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+netkit_as_root "$NETKIT_ROOT/scripts/provision.sh" "$@"
+
+export DEBIAN_FRONTEND=noninteractive
+me=provision
+venv=$NETKIT_ROOT/.venv
+stamp=$venv/.netkit-installed
+
+# --- 1. system packages -----------------------------------------------------
+# Each package is checked by what netkit uses from it, so a machine that has
+# the tools by other means is left alone.
+missing=()
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+# netkit starts programs in a namespace with `setpriv --pdeathsig KILL --
+# nsenter --net=...`.
+{ command -v nsenter && command -v setpriv; } >/dev/null 2>&1 || missing+=(util-linux)
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
+case "$(dpkg-query -W -f='${Status}' ca-certificates 2>/dev/null || true)" in
+*" installed") ;;
+*) missing+=(ca-certificates) ;;
+esac
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    netkit_say "$me" "system packages present"
+else
+    command -v apt-get >/dev/null 2>&1 ||
+        netkit_die "$me" "missing ${missing[*]} and there is no apt-get;" \
+            "install them with this system's package manager"
+    netkit_say "$me" "installing ${missing[*]}"
+    netkit_quiet "$me" "apt-get update" apt-get update
+    netkit_quiet "$me" "apt-get install" \
+        apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# --- 2. virtual environment -------------------------------------------------
+# A venv whose interpreter no longer runs (python upgraded or removed) or that
+# has no pip (created before python3-venv was installed) is made anew.
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import pip' >/dev/null 2>&1; then
+    netkit_say "$me" "virtual environment $venv present"
+else
+    netkit_say "$me" "creating virtual environment $venv"
+    rm -rf "$venv"
+    netkit_quiet "$me" "python3 -m venv" python3 -m venv "$venv"
+fi
+
+# --- 3. netkit into the venv ------------------------------------------------
+want=$(sha256sum "$NETKIT_ROOT/pyproject.toml" | cut -d' ' -f1)
+have=$(cat "$stamp" 2>/dev/null || true)
+if [ "$want" = "$have" ] && [ -x "$venv/bin/netkit" ]; then
+    netkit_say "$me" "netkit installed and pyproject.toml unchanged"
+else
+    pip_args=(install --disable-pip-version-check --quiet --editable "${NETKIT_ROOT}[test]")
+    cert=${PIP_CERT:-${REQUESTS_CA_BUNDLE:-}}
+    if [ -n "$cert" ]; then
+        [ -r "$cert" ] || netkit_die "$me" "CA bundle $cert (from PIP_CERT or REQUESTS_CA_BUNDLE) is not readable"
+        pip_args+=(--cert "$cert")
+    fi
+    netkit_say "$me" "installing netkit and its dependencies with pip${cert:+ (CA: $cert)}"
+    rm -f "$stamp"
+    netkit_quiet "$me" "pip install" "$venv/bin/python" -m pip "${pip_args[@]}"
+    printf '%s\n' "$want" >"$stamp"
+fi
+
+# Run through sudo from a user's checkout: hand what we made back to that user
+# so they can remove it without root.
+if [ -n "${SUDO_UID:-}" ] && [ -n "${SUDO_GID:-}" ]; then
+    chown -R "$SUDO_UID:$SUDO_GID" "$venv"
+    for egg in "$NETKIT_ROOT"/*.egg-info; do
+        if [ -e "$egg" ]; then chown -R "$SUDO_UID:$SUDO_GID" "$egg"; fi
+    done
+fi
+
+version=$("$venv/bin/python" -c 'import importlib.metadata as m, sys; print(m.version("netkit"), "on Python", sys.version.split()[0])')
+netkit_say "$me" "ready: $venv/bin/netkit (netkit $version)"
