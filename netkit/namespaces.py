@@ -66,7 +66,13 @@ def run_in_thread(target: Callable[[], T]) -> T:
 
     thread = threading.Thread(target=runner, name="netkit-netns", daemon=True)
     thread.start()
-    thread.join()
+    try:
+        thread.join()
+    except BaseException:
+        # Ctrl-C interrupted the wait: let the thread finish before the caller
+        # unwinds, or teardown could close an fd the thread still uses.
+        thread.join()
+        raise
     if "error" in box:
         raise box["error"]
     return box["result"]
