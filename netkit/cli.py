@@ -15,11 +15,12 @@ from typing import TextIO
 from . import __version__
 from .cleanup import cleanup
 from .doctor import as_dicts, require_privileges, run_checks, usable
-from .errors import EnvironmentUnusable, NetkitError, SettingError
+from .errors import EnvironmentUnusable, FeatureMissing, NetkitError, SettingError
 from .keepalive import KeepaliveSettings
 from .kernel import kernel_info
-from .model import keepalive_death
-from .scenario import Progress, Scenario, ScenarioResult, run_scenario
+from .faults import FAULTS
+from .model import predict
+from .scenario import KEEPALIVE_SOURCES, SIDES, STATES, Progress, Scenario, ScenarioResult, run_scenario
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -66,7 +67,7 @@ def _print_human_result(result: ScenarioResult, out: TextIO) -> None:
     measured = "did not die" if result.measured_s is None else f"died {result.measured_s:.3f} s after the last segment received"
     print(
         f"verdict: {result.verdict.upper()} - {measured} (window [{low:.3f}, {high:.3f}] s); "
-        f"{result.probes} probes (expected {p.expected_probes}); error {result.error} (expected {p.expected_error})",
+        f"{p.count_source} {result.count} (expected {p.expected_count}); error {result.error} (expected {p.expected_error})",
         file=out,
     )
     for failure in result.failures:
@@ -77,27 +78,33 @@ def _print_human_result(result: ScenarioResult, out: TextIO) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
-        settings = KeepaliveSettings(idle=args.idle, intvl=args.intvl, cnt=args.cnt)
+        settings = KeepaliveSettings(idle=args.idle, intvl=args.intvl, cnt=args.cnt, user_timeout_ms=args.user_timeout)
     except SettingError as exc:
-        option = "--" + exc.field.split()[0]
+        option = "--" + exc.field.split()[0].replace("_ms", "").replace("_", "-")
         print(f"netkit demo: {exc} (check {option})", file=sys.stderr)
         return EXIT_USAGE
-    scenario = Scenario(settings, "ipv6" if args.ipv6 else "ipv4", "link-down")
+    scenario = Scenario(
+        settings, "ipv6" if args.ipv6 else "ipv4", args.fault, args.state, args.side, args.keepalive_via
+    )
     require_privileges()
+    scenario.require_supported()
     out = sys.stdout
     timeline = None
     if not args.json:
         kernel = kernel_info()
-        prediction = keepalive_death(settings, kernel)
+        prediction = predict(scenario.state, scenario.fault, scenario.family, settings, kernel)
+        ut = f" user_timeout={settings.user_timeout_ms}ms" if settings.user_timeout_ms is not None else ""
         print(
-            f"netkit demo: server keepalive idle={settings.idle}s intvl={settings.intvl}s cnt={settings.cnt} "
-            f"over {scenario.family}; fault: {scenario.fault}; kernel {kernel.release} (HZ={kernel.hz})",
+            f"netkit demo: {scenario.side} keepalive idle={settings.idle}s intvl={settings.intvl}s cnt={settings.cnt}{ut} "
+            f"(via {scenario.keepalive_via}) over {scenario.family}, {scenario.state} connection; fault: {scenario.fault}; "
+            f"kernel {kernel.release} (HZ={kernel.hz})",
             file=out,
         )
         print(f"rule: {prediction.rule}", file=out)
         print(
             f"expect death at {prediction.expected_s:.3f} s, window [{prediction.window_s[0]:.3f}, "
-            f"{prediction.window_s[1]:.3f}] s; waiting for a probe to be answered, then dropping the peer link...",
+            f"{prediction.window_s[1]:.3f}] s, {prediction.expected_error}; waiting for a probe to be answered, "
+            "then breaking the path...",
             file=out,
         )
         print("  time since the last segment received (probes sampled every 20 ms):", file=out)
@@ -157,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--idle", type=int, default=1, help="TCP_KEEPIDLE, seconds (1..32767, default 1)")
     demo.add_argument("--intvl", type=int, default=1, help="TCP_KEEPINTVL, seconds (1..32767, default 1)")
     demo.add_argument("--cnt", type=int, default=10, help="TCP_KEEPCNT, probes (1..127, default 10)")
+    demo.add_argument("--user-timeout", type=int, metavar="MS", help="TCP_USER_TIMEOUT in ms (default: not set)")
+    demo.add_argument("--fault", default="link-down", choices=list(FAULTS), help="how the peer goes away (default link-down)")
+    demo.add_argument("--state", default="idle", choices=list(STATES), help="the connection's state when the peer goes away")
+    demo.add_argument("--side", default="server", choices=list(SIDES),
+                      help="whose keepalive is tested; the other side is the peer that goes away (default server)")
+    demo.add_argument("--keepalive-via", default="socket", choices=list(KEEPALIVE_SOURCES),
+                      help="per-socket options, or the namespace's net.ipv4.tcp_keepalive_* sysctls")
     demo.add_argument("--ipv6", action="store_true", help="use IPv6 (2001:2::/48) instead of IPv4 (198.18.0.0/15)")
     demo.add_argument("--json", action="store_true", help="print exactly one JSON object (the result) on stdout")
     demo.add_argument("--keep-failed", action="store_true", help="on failure keep the lab's namespaces for `ip netns exec`")
@@ -180,7 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nnetkit: interrupted; the lab was torn down", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (EnvironmentUnusable, SettingError) as exc:
+    except (EnvironmentUnusable, SettingError, NotImplementedError) as exc:
+        print(f"netkit {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FeatureMissing as exc:
         print(f"netkit {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except NetkitError as exc:

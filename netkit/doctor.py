@@ -8,6 +8,7 @@ can still be unusable, and a feature can exist without a readable config.
 from __future__ import annotations
 
 import errno
+import functools
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -91,6 +92,16 @@ def _probe_qdisc(kind: str, **options: object) -> Callable[[], str]:
             namespace.close()
 
     return probe
+
+
+@functools.lru_cache(maxsize=1)
+def netem_missing_reason() -> str | None:
+    """None if a netem qdisc can be added here, else why not (for skips)."""
+    try:
+        _probe_qdisc("netem", loss=100)()
+    except Exception as exc:  # any failure means: no netem for us
+        return str(exc)
+    return None
 
 
 def _tool(name: str) -> Callable[[], str]:

@@ -48,6 +48,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import RTM_NEWADDR, RTM_NEWLINK
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
 from .namespaces import PREFIX, Namespace, new_lab_name
 
 IFA_F_NODAD = 0x02
@@ -100,6 +106,37 @@ class Endpoint:
 
         self.namespace.run(change)
 
+    def link_exists(self) -> bool:
+        """Whether this side's veth end still exists (it vanishes with the peer's namespace)."""
+
+        def get() -> bool:
+
+            with self.namespace.iproute() as ipr:
+                try:
+                    ipr.link("get", index=self.ifindex)
+                except NetlinkError:
+                    return False
+                return True
+
+        return self.namespace.run(get)
+
+    def sysctl(self, name: str, value: object = None) -> str:
+        """Read (and with ``value``, first write) a sysctl of this side's namespace only.
+
+        ``/proc/sys/net`` resolves to the namespace of the *thread* that opens
+        it, so this never reads or changes the host's values.
+        """
+        path = "/proc/sys/" + name.replace(".", "/")
+
+        def access() -> str:
+            if value is not None:
+                with open(path, "w") as f:
+                    f.write(str(value))
+            with open(path) as f:
+                return f.read().strip()
+
+        return self.namespace.run(access)
+
     def refresh_link(self) -> None:
         """Ask the kernel for this side's link (RTM_GETLINK).
 
@@ -117,7 +154,6 @@ class Endpoint:
 
 def _request(msg: Any, msg_type: int, create: bool = False) -> Any:
     """Make ``msg`` an acknowledged rtnetlink request (``create``: fail if it exists)."""
-    from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
 
     msg["header"]["type"] = msg_type
     msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK | (NLM_F_CREATE | NLM_F_EXCL if create else 0)
@@ -129,8 +165,6 @@ def _new_veth(ifname: str, index: int, peer: Endpoint) -> Any:
 
     The peer is a whole ifinfomsg: its header carries the peer's ifindex.
     """
-    from pyroute2.netlink.rtnl import RTM_NEWLINK
-    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
     peer_msg = {
         "index": IFINDEXES[peer.role],
@@ -150,8 +184,6 @@ def _new_veth(ifname: str, index: int, peer: Endpoint) -> Any:
 
 def _link_up(index: int) -> Any:
     """RTM_NEWLINK on an existing link: set IFF_UP (what ``ip link set ... up`` sends)."""
-    from pyroute2.netlink.rtnl import RTM_NEWLINK
-    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
     msg = ifinfmsg()
     msg["index"] = index
@@ -162,8 +194,6 @@ def _link_up(index: int) -> Any:
 
 def _new_address(index: int, family: str, address: str, prefixlen: int) -> Any:
     """RTM_NEWADDR: ``address/prefixlen`` on link ``index``; IPv6 with IFA_F_NODAD."""
-    from pyroute2.netlink.rtnl import RTM_NEWADDR
-    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 
     msg = ifaddrmsg()
     msg["family"] = family_number(family)
@@ -208,6 +238,7 @@ class Lab:
         self.client = Endpoint("client", None, f"{PREFIX}-{tag}-c")  # type: ignore[arg-type]
         self._stack = ExitStack()
         self.kept: list[str] = []
+        self.listeners: list[socket.socket] = []  # in the server namespace, from connect()
 
     def __enter__(self) -> Lab:
         with ExitStack() as stack:
@@ -240,7 +271,7 @@ class Lab:
 
     def keep(self) -> list[str]:
         """Give both namespaces names under /run/netns so they survive teardown."""
-        self.kept = [ep.namespace.keep() for ep in (self.server, self.client)]
+        self.kept = [ep.namespace.keep() for ep in (self.server, self.client) if ep.namespace.fd >= 0]
         return self.kept
 
     def connect(self, family: str, port: int = SERVER_PORT) -> tuple[socket.socket, socket.socket]:
@@ -251,6 +282,7 @@ class Lab:
         address = self.server.address(family)
         listener = self.server.socket(family)
         self.callback(listener.close)
+        self.listeners.append(listener)
         listener.bind((address, port))
         listener.listen(1)
         client = self.client.socket(family)

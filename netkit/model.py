@@ -42,7 +42,7 @@ most ``max(4 ms, 12.5 %)``; nothing is ever allowed earlier than ``low``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .kernel import KernelInfo
 from .keepalive import KeepaliveSettings
@@ -74,18 +74,37 @@ def wheel_granularity_s(delay_s: float, hz: int) -> float:
 
 @dataclass(frozen=True)
 class DeathPrediction:
-    """What the kernel should do, as data: serialisable, comparable, printable."""
+    """What the kernel should do, as data: serialisable, comparable, printable.
+
+    The nominal outcome: death inside ``window_s`` with ``count_source`` (a
+    TCP_INFO field) reading ``expected_count``.  Where timer lateness can make
+    an *earlier* timer run the fatal one (TCP_USER_TIMEOUT falling just after
+    a nominal run), ``early_window_s``/``early_count`` give that second
+    outcome; a measurement must match one outcome in both time and count.
+    """
 
     rule: str
     expected_s: float
     window_s: tuple[float, float]
-    expected_probes: int
+    expected_count: int
     expected_error: str
-    timer_runs_s: tuple[float, ...]  # delays of the timer runs whose lateness adds up
+    count_source: str = "tcpi_probes"
+    early_window_s: tuple[float, float] | None = None
+    early_count: int | None = None
+    peer_expected_error: str | None = None  # the peer's socket dies too (one-way: the final RST reaches it)
+    timer_runs_s: tuple[float, ...] = ()  # arm delays of the timer runs whose lateness adds up
+
+    def outcomes(self) -> list[tuple[tuple[float, float], int]]:
+        found = [(self.window_s, self.expected_count)]
+        if self.early_window_s is not None and self.early_count is not None:
+            found.append((self.early_window_s, self.early_count))
+        return found
+
+    def matches(self, measured_s: float, count: int | None) -> bool:
+        return any(low <= measured_s <= high and count == n for (low, high), n in self.outcomes())
 
     def contains(self, measured_s: float) -> bool:
-        low, high = self.window_s
-        return low <= measured_s <= high
+        return any(low <= measured_s <= high for (low, high), _ in self.outcomes())
 
 
 def packetdrill_bound_s(expected_s: float) -> float:
@@ -93,10 +112,33 @@ def packetdrill_bound_s(expected_s: float) -> float:
     return max(PACKETDRILL_MIN_S, PACKETDRILL_FRACTION * expected_s)
 
 
-def keepalive_death(
-    settings: KeepaliveSettings, kernel: KernelInfo, last_segment: str = "probe-reply"
-) -> DeathPrediction:
-    """Predict the death of an idle connection whose peer vanished.
+@dataclass(frozen=True)
+class KeepaliveSchedule:
+    """The keepalive timer runs after the last received segment, nominally.
+
+    Run 1 sends the first unanswered probe at ``first_probe``; run ``k`` is
+    at ``first_probe + (k - 1) * intvl``.  ``delays`` are the arm delays of
+    runs 1, 2, ... whose lateness accumulates (the first one is ``idle -
+    intvl`` when an earlier run, too early to probe, re-armed the timer).
+    """
+
+    first_probe: float
+    first_delay: float
+    intvl: float
+    how: str
+
+    def time(self, run: int) -> float:
+        return self.first_probe + (run - 1) * self.intvl
+
+    def delays(self, runs: int) -> tuple[float, ...]:
+        return (self.first_delay,) + (self.intvl,) * (runs - 1)
+
+    def max_lateness(self, runs: int, hz: int) -> float:
+        return sum(wheel_granularity_s(d, hz) for d in self.delays(runs))
+
+
+def keepalive_schedule(settings: KeepaliveSettings, last_segment: str = "probe-reply") -> KeepaliveSchedule:
+    """When the keepalive timer runs once the peer has gone silent.
 
     ``last_segment`` is what the socket last received before the fault:
     ``"probe-reply"`` (a keepalive probe had just been answered) or ``"idle"``
@@ -104,31 +146,122 @@ def keepalive_death(
     """
     if last_segment not in LAST_SEGMENT_KINDS:
         raise ValueError(f"last_segment must be one of {LAST_SEGMENT_KINDS}, not {last_segment!r}")
-    if settings.user_timeout_ms:
-        raise NotImplementedError("TCP_USER_TIMEOUT timing is not modelled yet")
-    idle, intvl, cnt = settings.idle, settings.intvl, settings.cnt
+    idle, intvl = settings.idle, settings.intvl
     if last_segment == "probe-reply" and intvl >= idle:
-        first_probe = intvl
-        first_run = intvl  # armed when the answered probe left
-        how = f"the answered probe re-armed the timer for intvl, so the first probe left at max(idle, intvl) = {intvl} s"
-    else:
-        first_probe = idle
-        first_run = idle if last_segment == "idle" else idle - intvl  # idle - elapsed re-arm
-        how = f"the first probe left at idle = {idle} s"
-    expected = first_probe + intvl * cnt
-    runs = (first_run,) + (intvl,) * cnt
+        return KeepaliveSchedule(intvl, intvl, intvl, (
+            f"the answered probe re-armed the timer for intvl, so the first probe left at max(idle, intvl) = {intvl} s"))
+    first_delay = idle if last_segment == "idle" else idle - intvl  # the re-arm "idle - elapsed"
+    return KeepaliveSchedule(idle, first_delay, intvl, f"the first probe left at idle = {idle} s")
+
+
+def _window(expected: float, low: float, late_s: float, kernel: KernelInfo) -> tuple[float, float]:
+    """[low, expected + accumulated lateness + measurement], the lateness capped by packetdrill's bound."""
+    late = min(late_s + MEASUREMENT_JIFFIES * kernel.jiffy_s, packetdrill_bound_s(expected))
+    return round(low, 6), round(expected + late, 6)
+
+
+def keepalive_death(
+    settings: KeepaliveSettings, kernel: KernelInfo, last_segment: str = "probe-reply", error: str = "ETIMEDOUT"
+) -> DeathPrediction:
+    """Predict the death of an idle connection whose peer went silent.
+
+    Without TCP_USER_TIMEOUT: ``cnt`` unanswered probes, death on the next
+    run.  With it (``tcp_keepalive_timer``: ``user_timeout && elapsed >=
+    user_timeout && icsk_probes_out > 0``) ``cnt`` is ignored: death on the
+    first run at or after the user timeout that has a probe outstanding, i.e.
+    from run 2 on.  The comparison uses the run's *actual* (late) time, so
+    lateness can make an earlier run qualify: the window and the probe count
+    span both the nominal run and the earliest run lateness can make qualify.
+    """
+    schedule = keepalive_schedule(settings, last_segment)
+    hz = kernel.hz
+    ut = settings.user_timeout_ms
+    if not ut:
+        runs = settings.cnt + 1
+        expected = schedule.time(runs)
+        rule = (
+            f"tcp_keepalive_timer: {schedule.how}, then {settings.cnt} unanswered probes every {settings.intvl} s; "
+            f"death on the next run: {schedule.first_probe} + {settings.intvl} x {settings.cnt} = {expected:g} s "
+            "after the last segment received"
+        )
+        return DeathPrediction(
+            rule=rule,
+            expected_s=float(expected),
+            window_s=_window(expected, expected - kernel.jiffy_s, schedule.max_lateness(runs, hz), kernel),
+            expected_count=settings.cnt,
+            expected_error=error,
+            timer_runs_s=schedule.delays(runs),
+        )
+    ut_s = ut / 1000
+    nominal = 2  # run 1 sends the first probe; with none outstanding it cannot abort
+    while schedule.time(nominal) < ut_s:
+        nominal += 1
+    expected = schedule.time(nominal)
     jiffy = kernel.jiffy_s
-    late = sum(wheel_granularity_s(d, kernel.hz) for d in runs) + MEASUREMENT_JIFFIES * jiffy
-    late = min(late, packetdrill_bound_s(expected))
+    early = nominal - 1
+    early_qualifies = early >= 2 and schedule.time(early) + schedule.max_lateness(early, hz) >= ut_s
     rule = (
-        f"tcp_keepalive_timer: {how}, then {cnt} unanswered probes every {intvl} s; "
-        f"death on the next run: {first_probe} + {intvl} x {cnt} = {expected} s after the last segment received"
+        f"tcp_keepalive_timer with TCP_USER_TIMEOUT {ut} ms: {schedule.how}, then a probe every {settings.intvl} s "
+        f"(TCP_KEEPCNT ignored); death on the first run at or after {ut_s:g} s with a probe outstanding: "
+        f"run {nominal} at {expected:g} s after the last segment received, {nominal - 1} probes"
+        + (f"; timer lateness can make run {early} ({schedule.time(early):g} s nominal) late enough to qualify, "
+           f"{early - 1} probes" if early_qualifies else "")
     )
     return DeathPrediction(
         rule=rule,
         expected_s=float(expected),
-        window_s=(round(expected - jiffy, 6), round(expected + late, 6)),
-        expected_probes=cnt,
-        expected_error="ETIMEDOUT",
-        timer_runs_s=tuple(float(r) for r in runs),
+        # elapsed >= user_timeout is checked on the jiffies clock we measure with: never before UT
+        window_s=_window(expected, max(expected - jiffy, ut_s), schedule.max_lateness(nominal, hz), kernel),
+        expected_count=nominal - 1,
+        expected_error=error,
+        early_window_s=(_window(schedule.time(early), max(schedule.time(early) - jiffy, ut_s),
+                                schedule.max_lateness(early, hz), kernel) if early_qualifies else None),
+        early_count=early - 1 if early_qualifies else None,
+        timer_runs_s=schedule.delays(nominal),
     )
+
+
+def reset_at_first_probe(settings: KeepaliveSettings, kernel: KernelInfo) -> DeathPrediction:
+    """The peer forgot the connection: its RST answers the first probe (``tcp_reset``: ECONNRESET)."""
+    schedule = keepalive_schedule(settings)
+    expected = schedule.first_probe
+    return DeathPrediction(
+        rule=(f"tcp_keepalive_timer: {schedule.how}; the peer has no socket for it and answers with a RST, "
+              f"so tcp_reset() kills the connection with ECONNRESET at {expected:g} s after the last segment received"),
+        expected_s=float(expected),
+        window_s=_window(expected, expected - kernel.jiffy_s, schedule.max_lateness(1, kernel.hz), kernel),
+        expected_count=1,
+        expected_error="ECONNRESET",
+        timer_runs_s=schedule.delays(1),
+    )
+
+
+def predict(state: str, fault: str, family: str, settings: KeepaliveSettings, kernel: KernelInfo) -> DeathPrediction:
+    """The rule for a (state, fault) pair on this kernel: window, error, counts.
+
+    Fault-specific twists on the idle rule, each measured and explained:
+
+    * ``peer-reboot``: the peer answers the first probe with a RST
+      (``tcp_v4_send_reset`` takes the probe's ack number as its sequence, so
+      it is in window) -> ``tcp_reset``: ECONNRESET at the first probe.
+    * ``peer-gone`` over IPv6: every probe's route lookup fails and
+      ``inet6_csk_xmit`` keeps it as a soft error (``sk_err_soft =
+      ENETUNREACH``); ``tcp_write_err`` reports ``sk_err_soft ?: ETIMEDOUT``.
+      IPv4's ``__ip_queue_xmit`` sets no soft error: ETIMEDOUT.  The failed
+      probes still count (``tcp_write_wakeup`` returned <= 0).
+    * ``one-way``: the peer still receives, so the final RST the tested side
+      sends (``tcp_send_active_reset``) reaches it: it dies too, ECONNRESET.
+    """
+    if state != "idle":
+        raise NotImplementedError(f"state {state!r} is not modelled yet")
+    if fault == "peer-reboot":
+        return reset_at_first_probe(settings, kernel)
+    if fault == "peer-gone" and family == "ipv6":
+        p = keepalive_death(settings, kernel, error="ENETUNREACH")
+        return replace(p, rule=p.rule + "; IPv6 keeps the failed route lookup as sk_err_soft = ENETUNREACH, "
+                       "which tcp_write_err reports instead of ETIMEDOUT")
+    p = keepalive_death(settings, kernel)
+    if fault == "one-way":
+        return replace(p, peer_expected_error="ECONNRESET",
+                       rule=p.rule + "; the tested side's final RST reaches the peer, which dies at the same moment")
+    return p

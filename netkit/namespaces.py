@@ -29,6 +29,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from pyroute2 import IPRoute
+from pyroute2.netlink import NLM_F_ACK, NLMSG_ERROR
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
 from .errors import EnvironmentUnusable, NameCollision
 
 CLONE_NEWNET = 0x40000000
@@ -162,7 +167,6 @@ class Namespace:
         the netlink socket we hand it was created in this namespace, so it can
         never talk to the host namespace by accident.
         """
-        from pyroute2 import IPRoute
 
         with IPRoute(use_socket=self._netlink_socket("iproute"), groups=0) as ipr:
             yield ipr
@@ -179,9 +183,6 @@ class Namespace:
         with the kernel's extended-ack text and which request it was.  Use it
         only inside :meth:`run`, like :meth:`iproute`.
         """
-        from pyroute2.netlink import NLM_F_ACK, NLMSG_ERROR
-        from pyroute2.netlink.exceptions import NetlinkError
-        from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
         if not requests:
             return

@@ -37,7 +37,7 @@ from .doctor import missing_privileges
 from .errors import FeatureMissing
 from .kernel import kernel_info
 from .lab import Lab
-from .scenario import ScenarioPool, ScenarioResult
+from .scenario import Scenario, ScenarioPool, ScenarioResult
 
 KEEP_FAILED_HELP = (
     "keep the network namespaces of failing tests under /run/netns for `ip netns exec` "
@@ -45,6 +45,7 @@ KEEP_FAILED_HELP = (
 )
 KEEP_FAILED_ENV = "NETKIT_KEEP_FAILED"
 _LABS_ATTR = "_netkit_labs"
+_SCENARIOS_KEY = pytest.StashKey[list]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -151,12 +152,25 @@ class PoolForTests:
             pytest.skip(str(exc))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Remember every Scenario a selected test is parametrized with, for netkit_pool to start at once."""
+    found: dict[Scenario, None] = {}
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        for value in (callspec.params.values() if callspec else ()):
+            if isinstance(value, Scenario):
+                found[value] = None
+    config.stash[_SCENARIOS_KEY] = list(found)
+
+
 @pytest.fixture(scope="session")
 def netkit_pool(pytestconfig: pytest.Config) -> Iterator[PoolForTests]:
     """Name: netkit_pool. Scope: session. Depends: root.
 
-    Submit every scenario of a module up front (they run concurrently), then
-    assert each result in its own test::
+    Every :class:`netkit.Scenario` that a selected test is parametrized with
+    is started when the pool is first used, all at once, so a whole session's
+    matrix takes about as long as its longest scenario.  Others can be
+    submitted up front explicitly; then assert each result in its own test::
 
         MATRIX = [Scenario(KeepaliveSettings(1, 1, c)) for c in (3, 5)]
 
@@ -171,6 +185,7 @@ def netkit_pool(pytestconfig: pytest.Config) -> Iterator[PoolForTests]:
     """
     _require_privileges()
     with ScenarioPool(keep_failed=keep_failed(pytestconfig)) as pool:
+        pool.submit(*pytestconfig.stash.get(_SCENARIOS_KEY, []))
         yield PoolForTests(pool)
 
 

@@ -1,23 +1,28 @@
 """A scenario is a plain value; running it yields a result that is data.
 
-``Scenario`` says what to prove (keepalive settings, address family, fault);
-``run_scenario`` builds a lab, proves it, tears the lab down and returns a
-``ScenarioResult`` that can be asserted, printed or written as JSON.
-``run_many`` runs any number of scenarios at once: each spends nearly all its
-time waiting for kernel timers, so threads overlap them perfectly and a matrix
-takes about as long as its longest scenario.
+``Scenario`` says what to prove: keepalive settings (and TCP_USER_TIMEOUT),
+address family, fault, connection state, which side is tested and where its
+keepalive values come from.  ``run_scenario`` builds a lab, proves it, tears
+the lab down and returns a ``ScenarioResult`` that can be asserted, printed or
+written as JSON.  ``ScenarioPool``/``run_many`` run any number at once: each
+spends nearly all its time waiting for kernel timers, so threads overlap them
+and a matrix takes about as long as its longest scenario.
 
-The procedure, as the design card has it:
+The procedure (for the default, idle state):
 
 1. the client (client namespace) connects to the server (server namespace);
-   the server enables keepalive on the *accepted* socket and reads it back;
-2. the client stays connected and silent; we wait until one keepalive probe
-   has been answered (proof that the peer is up and probing works);
-3. right after that reply we drop the peer link (the fault);
-4. we wait for the server socket to die (poll wakes with POLLERR/POLLHUP)
+   the *tested* side (the server unless ``side="client"``) enables keepalive
+   on its socket -- per socket, or from its namespace's sysctls -- and reads
+   it back;
+2. the connection stays silent; we wait until one keepalive probe has been
+   answered (proof that the peer is up and probing works);
+3. right after that reply the fault breaks the peer away;
+4. we wait for the tested socket to die (poll wakes with POLLERR/POLLHUP)
    and read the kernel's own figures at once: ``tcpi_last_ack_recv`` (time
    since the last segment received -- the probe reply of step 2),
    ``tcpi_probes``, ``SO_ERROR``, and the namespace's TCPKeepAlive counter.
+   If the model says the peer dies too (one-way), its death is timed against
+   the tested side's on the monotonic clock.
 """
 
 from __future__ import annotations
@@ -34,38 +39,82 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import counters
-from .errors import FeatureMissing, NetkitError
-from .faults import get_fault
+from .errors import FeatureMissing, NetkitError, SettingError
+from .faults import FaultContext, get_fault
 from .keepalive import KeepaliveSettings
 from .kernel import KernelInfo, kernel_info
-from .lab import Lab, family_number
-from .model import DeathPrediction, keepalive_death
+from .lab import Endpoint, Lab, family_number
+from .model import DeathPrediction, predict
 from .tcpinfo import tcp_info
 
 SAMPLE_INTERVAL_S = 0.02
 WARMUP_SAMPLE_S = 0.002
+PEER_GRACE_S = 0.5  # how long to wait for the peer's death after the tested side's
+# The RST reaches the peer within microseconds, but both deaths are seen by one
+# Python thread polling both sockets; with dozens of scenarios sharing the GIL,
+# the observer itself can be late by a few ms.  One sampling interval bounds it.
+PEER_SAME_MOMENT_S = SAMPLE_INTERVAL_S
+FAULT_DEADLINE_FRACTION = 0.5  # the fault must land well before the next keepalive timer run
+STATES = ("idle", "unacked", "zero-window")
+SIDES = ("server", "client")
+KEEPALIVE_SOURCES = ("socket", "sysctl")
+SYSCTLS = {"idle": "net.ipv4.tcp_keepalive_time", "intvl": "net.ipv4.tcp_keepalive_intvl", "cnt": "net.ipv4.tcp_keepalive_probes"}
 
 
 class ScenarioCancelled(NetkitError):
     """The run was cancelled (Ctrl-C, or another scenario's caller gave up)."""
 
 
+def _choice(field_name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SettingError(field_name, value, "one of " + ", ".join(allowed))
+
+
 @dataclass(frozen=True)
 class Scenario:
-    """What to prove. Hashable, so it can key a dict of results."""
+    """What to prove. Hashable, so it can key a dict of results.
+
+    ``side``: whose timers are tested ("server": the accepted socket; "client":
+    the client's view) -- the other side is the peer that the fault takes away.
+    ``keepalive_via``: "socket" (setsockopt) or "sysctl" (only SO_KEEPALIVE on
+    the socket; idle/intvl/cnt written to the tested namespace's
+    ``net.ipv4.tcp_keepalive_*`` before it).
+    """
 
     keepalive: KeepaliveSettings = KeepaliveSettings()
     family: str = "ipv4"
     fault: str = "link-down"
+    state: str = "idle"
+    side: str = "server"
+    keepalive_via: str = "socket"
 
     def __post_init__(self) -> None:
         family_number(self.family)
         get_fault(self.fault)
+        _choice("state", self.state, STATES)
+        _choice("side", self.side, SIDES)
+        _choice("keepalive_via", self.keepalive_via, KEEPALIVE_SOURCES)
+        if self.state != "idle":
+            raise NotImplementedError(f"state {self.state!r} is not implemented yet")
+
+    def require_supported(self) -> None:
+        """Raise FeatureMissing (a skip, in tests) if this machine cannot run the scenario."""
+        fault = get_fault(self.fault)
+        reason = fault.unsupported_reason()
+        if reason:
+            raise FeatureMissing(f"fault {fault.name} is not available here: {reason}")
 
     @property
     def id(self) -> str:
         k = self.keepalive
-        return f"{self.family}-{self.fault}-{k.idle}/{k.intvl}/{k.cnt}"
+        parts = [self.family, self.state, self.fault, f"{k.idle}/{k.intvl}/{k.cnt}"]
+        if k.user_timeout_ms is not None:
+            parts.append(f"ut{k.user_timeout_ms}")
+        if self.side != "server":
+            parts.append(f"{self.side}-side")
+        if self.keepalive_via != "socket":
+            parts.append(f"via-{self.keepalive_via}")
+        return "-".join(parts)
 
 
 @dataclass(frozen=True)
@@ -92,8 +141,11 @@ class ScenarioResult:
     prediction: DeathPrediction
     measured_s: float | None = None
     error: str | None = None
-    probes: int | None = None
-    keepalive_counter: int | None = None  # TcpExt TCPKeepAlive sent after the fault
+    probes: int | None = None  # tcpi_probes at death
+    retransmits: int | None = None  # tcpi_retransmits at death
+    keepalive_counter: int | None = None  # TcpExt TCPKeepAlive sent after the fault (tested namespace)
+    peer_error: str | None = None  # the peer's socket error, when the model says it dies too
+    peer_lag_s: float | None = None  # the peer's death minus the tested side's (monotonic clock)
     fault_at_s: float | None = None  # when the fault hit, since the last segment received
     timeline: list[TimelineEvent] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -104,39 +156,66 @@ class ScenarioResult:
     def verdict(self) -> str:
         return "fail" if self.failures else "pass"
 
+    @property
+    def count(self) -> int | None:
+        """The figure the prediction's ``count_source`` names."""
+        return self.retransmits if self.prediction.count_source == "tcpi_retransmits" else self.probes
+
     def judge(self) -> None:
         """Compare measurement with prediction; fill ``failures`` with reasons."""
         p = self.prediction
-        low, high = p.window_s
         if self.measured_s is None:
-            self.failures.append(f"the connection did not die within {high:.3f} s (+ grace)")
-        elif self.measured_s < low:
-            self.failures.append(f"died EARLY: {self.measured_s:.3f} s < window start {low:.3f} s")
-        elif self.measured_s > high:
-            self.failures.append(f"died late: {self.measured_s:.3f} s > window end {high:.3f} s")
-        if self.measured_s is not None and self.error != p.expected_error:
+            self.failures.append(f"the connection did not die within {p.window_s[1]:.3f} s (+ grace)")
+            return
+        windows = " or ".join(f"[{lo:.3f}, {hi:.3f}] s with {n}" for (lo, hi), n in p.outcomes())
+        earliest = min(lo for (lo, _), _ in p.outcomes())
+        if self.measured_s < earliest:
+            self.failures.append(f"died EARLY: {self.measured_s:.3f} s < window start {earliest:.3f} s")
+        elif not p.contains(self.measured_s):
+            self.failures.append(f"died late: {self.measured_s:.3f} s, outside {windows}")
+        counts = sorted({n for _, n in p.outcomes()})
+        if self.count not in counts:
+            self.failures.append(f"{p.count_source} = {self.count} at death, expected {' or '.join(map(str, counts))}")
+        elif p.contains(self.measured_s) and not p.matches(self.measured_s, self.count):
+            self.failures.append(f"{p.count_source} = {self.count} at {self.measured_s:.3f} s; expected {windows}")
+        if self.error != p.expected_error:
             self.failures.append(f"error {self.error}, expected {p.expected_error}")
-        if self.measured_s is not None and self.probes != p.expected_probes:
-            self.failures.append(f"{self.probes} probes sent (tcpi_probes), expected {p.expected_probes}")
+        if p.peer_expected_error:
+            if self.peer_error != p.peer_expected_error:
+                self.failures.append(f"peer error {self.peer_error}, expected {p.peer_expected_error} (it should die too)")
+            elif self.peer_lag_s is None or abs(self.peer_lag_s) > PEER_SAME_MOMENT_S:
+                self.failures.append(f"peer died {self.peer_lag_s} s apart from the tested side, expected the same "
+                                     f"moment (within the observer's {PEER_SAME_MOMENT_S} s)")
 
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable verdict (the CLI's ``--json``)."""
+        s, p = self.scenario, self.prediction
         return {
             "kernel": self.kernel.release,
             "hz": self.kernel.hz,
-            "family": self.scenario.family,
-            "keepalive": self.scenario.keepalive.to_dict(),
-            "fault": self.scenario.fault,
-            "state": "idle",
-            "rule": self.prediction.rule,
-            "expected_s": self.prediction.expected_s,
-            "window_s": list(self.prediction.window_s),
+            "id": s.id,
+            "family": s.family,
+            "keepalive": s.keepalive.to_dict(),
+            "keepalive_via": s.keepalive_via,
+            "side": s.side,
+            "fault": s.fault,
+            "state": s.state,
+            "rule": p.rule,
+            "expected_s": p.expected_s,
+            "window_s": list(p.window_s),
             "measured_s": self.measured_s,
             "error": self.error,
-            "expected_error": self.prediction.expected_error,
+            "expected_error": p.expected_error,
             "probes": self.probes,
-            "expected_probes": self.prediction.expected_probes,
+            "retransmits": self.retransmits,
+            "count_source": p.count_source,
+            "expected_count": p.expected_count,
+            "early_window_s": list(p.early_window_s) if p.early_window_s else None,
+            "early_count": p.early_count,
             "keepalive_counter": self.keepalive_counter,
+            "peer_error": self.peer_error,
+            "peer_expected_error": p.peer_expected_error,
+            "peer_lag_s": self.peer_lag_s,
             "fault_at_s": self.fault_at_s,
             "timeline": [asdict(e) for e in self.timeline],
             "verdict": self.verdict,
@@ -155,9 +234,13 @@ class ScenarioResult:
             f"{self.scenario.id} on {self.kernel.release} (HZ={self.kernel.hz}): {self.verdict.upper()}",
             f"  rule:     {p.rule}",
             f"  expected: {p.expected_s:.3f} s, window [{p.window_s[0]:.3f}, {p.window_s[1]:.3f}] s, "
-            f"{p.expected_probes} probes, {p.expected_error}",
-            f"  measured: {measured}, {self.probes} probes (tcpi_probes), "
-            f"{self.keepalive_counter} sent (TcpExt TCPKeepAlive), error {self.error}",
+            f"{p.count_source} = {p.expected_count}, {p.expected_error}"
+            + (f"; or early: [{p.early_window_s[0]:.3f}, {p.early_window_s[1]:.3f}] s with {p.early_count}"
+               if p.early_window_s else "")
+            + (f"; peer dies too with {p.peer_expected_error}" if p.peer_expected_error else ""),
+            f"  measured: {measured}, {self.probes} probes (tcpi_probes), {self.retransmits} retransmits, "
+            f"{self.keepalive_counter} keepalives sent (TcpExt TCPKeepAlive), error {self.error}"
+            + (f"; peer {self.peer_error}, {self.peer_lag_s} s apart" if p.peer_expected_error else ""),
         ]
         lines += [f"  problem:  {f}" for f in self.failures]
         if self.timeline:
@@ -168,8 +251,29 @@ class ScenarioResult:
         return "\n".join(lines)
 
 
-def _keepalive_sent(lab: Lab) -> int:
-    return counters.tcpext(lab.server.namespace).get("TcpExt.TCPKeepAlive", 0)
+def _keepalive_sent(endpoint: Endpoint) -> int:
+    return counters.tcpext(endpoint.namespace).get("TcpExt.TCPKeepAlive", 0)
+
+
+def _enable_keepalive(scenario: Scenario, endpoint: Endpoint, sock: socket.socket) -> None:
+    """Per socket, or from the namespace's sysctls (already written before the connection)."""
+    k = scenario.keepalive
+    if scenario.keepalive_via == "socket":
+        k.apply(sock)
+        return
+    # The sysctls were read when SO_KEEPALIVE armed the timer: it must come after them.
+    if k.user_timeout_ms is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, k.user_timeout_ms)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+
+
+def _write_keepalive_sysctls(scenario: Scenario, endpoint: Endpoint) -> None:
+    if scenario.keepalive_via != "sysctl":
+        return
+    for name, sysctl in SYSCTLS.items():
+        value = getattr(scenario.keepalive, name)
+        if endpoint.sysctl(sysctl, value) != str(value):
+            raise NetkitError(f"{sysctl} in {endpoint.namespace.name} did not keep {value}")
 
 
 def _wait_for_answered_probe(sock: socket.socket, k: KeepaliveSettings, cancel: threading.Event) -> None:
@@ -179,7 +283,8 @@ def _wait_for_answered_probe(sock: socket.socket, k: KeepaliveSettings, cancel: 
     drops back towards zero.  Sampled every 2 ms: the fault then follows the
     reply within a few ms, long before the next timer run (>= 1 s).
     """
-    deadline = time.monotonic() + max(k.idle, k.intvl) + 2.0
+    limit = max(k.idle, k.intvl) + 2.0
+    deadline = time.monotonic() + limit
     previous = tcp_info(sock).last_ack_recv_ms
     while time.monotonic() < deadline:
         if cancel.wait(WARMUP_SAMPLE_S):
@@ -188,25 +293,40 @@ def _wait_for_answered_probe(sock: socket.socket, k: KeepaliveSettings, cancel: 
         if now < previous:
             return
         previous = now
-    raise NetkitError(f"no keepalive probe was answered within {max(k.idle, k.intvl) + 2:.0f} s while the peer was up")
+    raise NetkitError(f"no keepalive probe was answered within {limit:.0f} s while the peer was up")
+
+
+def _socket_error(sock: socket.socket) -> str:
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    return errno.errorcode.get(err, str(err)) if err else "none"
 
 
 def _wait_for_death(
     sock: socket.socket,
+    peer: socket.socket | None,
     result: ScenarioResult,
     cancel: threading.Event,
     on_progress: Callable[[Progress], None] | None,
 ) -> None:
-    """Poll the dying socket; record the timeline; read the kernel's figures at death."""
+    """Poll the dying socket (and the peer's, if it should die too); read the kernel's figures at death."""
     expected = result.prediction.expected_s
     give_up_s = result.prediction.window_s[1] + max(2.0, 0.5 * expected)
+    mask = select.POLLERR | select.POLLHUP | select.POLLIN
     poller = select.poll()
-    poller.register(sock, select.POLLERR | select.POLLHUP | select.POLLIN)
+    poller.register(sock, mask)
+    if peer is not None:
+        poller.register(peer, mask)
+    peer_died_at: float | None = None
     last_probes = 0
     while True:
         if cancel.is_set():
             raise ScenarioCancelled("cancelled while waiting for the connection to die")
-        if poller.poll(SAMPLE_INTERVAL_S * 1000):
+        events = dict(poller.poll(SAMPLE_INTERVAL_S * 1000))
+        now = time.monotonic()
+        if peer is not None and peer_died_at is None and peer.fileno() in events:
+            peer_died_at = now
+            poller.unregister(peer)
+        if sock.fileno() in events:
             break
         info = tcp_info(sock)
         elapsed = info.last_ack_recv_ms / 1000
@@ -218,12 +338,22 @@ def _wait_for_death(
         if elapsed > give_up_s:
             result.timeline.append(TimelineEvent(elapsed, "still alive; gave up waiting"))
             return
+    died_at = time.monotonic()
     info = tcp_info(sock)  # read first: every later syscall adds to the measurement
-    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     result.measured_s = info.last_ack_recv_ms / 1000
     result.probes = info.probes
-    result.error = errno.errorcode.get(err, str(err)) if err else "none"
+    result.retransmits = info.retransmits
+    result.error = _socket_error(sock)
     result.timeline.append(TimelineEvent(result.measured_s, f"connection dead: {result.error}, state {info.state}"))
+    if peer is None:
+        return
+    if peer_died_at is None and poller.poll(PEER_GRACE_S * 1000):
+        peer_died_at = time.monotonic()
+    if peer_died_at is not None:
+        result.peer_error = _socket_error(peer)
+        result.peer_lag_s = round(peer_died_at - died_at, 6)
+        result.timeline.append(TimelineEvent(
+            round(result.measured_s + result.peer_lag_s, 3), f"peer's connection dead: {result.peer_error}"))
 
 
 def run_scenario(
@@ -240,23 +370,30 @@ def run_scenario(
     """
     cancel = cancel or threading.Event()
     kernel = kernel_info()
+    scenario.require_supported()
     fault = get_fault(scenario.fault)
-    reason = fault.unsupported_reason()
-    if reason:
-        raise FeatureMissing(f"fault {fault.name} is not available here: {reason}")
-    result = ScenarioResult(scenario, kernel, keepalive_death(scenario.keepalive, kernel, "probe-reply"))
+    prediction = predict(scenario.state, scenario.fault, scenario.family, scenario.keepalive, kernel)
+    result = ScenarioResult(scenario, kernel, prediction)
     with Lab() as lab:
         result.lab = lab.name
-        server, _client = lab.connect(scenario.family)
-        scenario.keepalive.apply(server)
-        _wait_for_answered_probe(server, scenario.keepalive, cancel)
-        sent_before = _keepalive_sent(lab)
-        fault.apply(lab)
-        result.fault_at_s = tcp_info(server).last_ack_recv_ms / 1000
+        tested, peer = (lab.server, lab.client) if scenario.side == "server" else (lab.client, lab.server)
+        _write_keepalive_sysctls(scenario, tested)
+        server_sock, client_sock = lab.connect(scenario.family)
+        tested_sock, peer_sock = (server_sock, client_sock) if scenario.side == "server" else (client_sock, server_sock)
+        _enable_keepalive(scenario, tested, tested_sock)
+        _wait_for_answered_probe(tested_sock, scenario.keepalive, cancel)
+        sent_before = _keepalive_sent(tested)
+        ctx = FaultContext(lab, scenario.family, tested, peer, peer_sock, lab.listeners if peer is lab.server else [])
+        fault.apply(ctx)
+        result.fault_at_s = tcp_info(tested_sock).last_ack_recv_ms / 1000
         result.timeline.append(TimelineEvent(0.0, "last segment received (reply to a keepalive probe)"))
         result.timeline.append(TimelineEvent(result.fault_at_s, f"fault: {fault.description}"))
-        _wait_for_death(server, result, cancel, on_progress)
-        result.keepalive_counter = _keepalive_sent(lab) - sent_before
+        if result.fault_at_s >= FAULT_DEADLINE_FRACTION * min(scenario.keepalive.idle, scenario.keepalive.intvl):
+            result.failures.append(
+                f"the fault took until {result.fault_at_s:.3f} s after the last reply, too close to the next "
+                "keepalive timer run for the rule to apply (machine overloaded?)")
+        _wait_for_death(tested_sock, peer_sock if prediction.peer_expected_error else None, result, cancel, on_progress)
+        result.keepalive_counter = _keepalive_sent(tested) - sent_before
         result.judge()
         if keep_failed and result.failures:
             result.kept_namespaces = lab.keep()

@@ -4,7 +4,7 @@ import pytest
 
 from netkit import KeepaliveSettings, keepalive_death
 from netkit.kernel import KernelInfo
-from netkit.model import packetdrill_bound_s, wheel_granularity_s, wheel_level
+from netkit.model import packetdrill_bound_s, predict, wheel_granularity_s, wheel_level
 
 HZ250 = KernelInfo("test", 250, "test")
 
@@ -38,7 +38,7 @@ def test_window_is_as_tight_as_the_timer_wheel_allows():
     low, high = p.window_s
     assert low == pytest.approx(4 - 0.004)  # never early by more than one jiffy
     assert high == pytest.approx(4 + 4 * 0.032 + 2 * 0.004)  # 4 timer runs x 32 ms + measurement
-    assert p.expected_probes == 3 and p.expected_error == "ETIMEDOUT"
+    assert p.expected_count == 3 and p.expected_error == "ETIMEDOUT"
     assert "tcp_keepalive_timer" in p.rule
 
 
@@ -48,6 +48,33 @@ def test_window_never_exceeds_packetdrills_bound():
     assert packetdrill_bound_s(0.01) == 0.004 and packetdrill_bound_s(8) == 1.0
 
 
-def test_user_timeout_is_not_silently_modelled_as_plain_keepalive():
-    with pytest.raises(NotImplementedError):
-        keepalive_death(KeepaliveSettings(1, 1, 3, user_timeout_ms=2500), HZ250)
+@pytest.mark.parametrize(
+    "settings, ut, expected, probes",
+    [((1, 1, 3), 500, 2, 1), ((1, 1, 3), 2500, 3, 2), ((1, 1, 3), 4000, 4, 3), ((1, 1, 3), 6000, 6, 5),
+     ((2, 1, 2), 3000, 3, 1), ((1, 2, 2), 2500, 4, 1), ((1, 2, 2), 7000, 8, 3)],
+)
+def test_user_timeout_death_is_the_first_run_past_it_with_a_probe_out(settings, ut, expected, probes):
+    p = keepalive_death(KeepaliveSettings(*settings, user_timeout_ms=ut), HZ250)
+    assert (p.expected_s, p.expected_count) == (expected, probes)
+    assert p.window_s[0] >= ut / 1000  # elapsed >= user_timeout: never before it
+    assert "TCP_KEEPCNT ignored" in p.rule
+
+
+def test_user_timeout_just_after_a_run_allows_the_late_run_with_one_probe_less():
+    # 1/1/3: runs at ~3.072 s; UT 3050 ms lies between the nominal 3 s and the late 3.072 s
+    p = keepalive_death(KeepaliveSettings(1, 1, 3, user_timeout_ms=3050), HZ250)
+    assert (p.expected_s, p.expected_count) == (4, 3)
+    assert p.early_count == 2 and p.early_window_s[0] == pytest.approx(3.05)
+    assert p.matches(3.072, 2) and p.matches(4.096, 3)
+    assert not p.matches(3.072, 3) and not p.matches(4.096, 2) and not p.matches(3.04, 2)
+    # UT 3200 ms is past any lateness of run 3 (max +64 ms at run 3): no early outcome
+    assert keepalive_death(KeepaliveSettings(1, 1, 3, user_timeout_ms=3200), HZ250).early_window_s is None
+
+
+def test_fault_specific_rules():
+    k = KeepaliveSettings(2, 1, 2)
+    reboot = predict("idle", "peer-reboot", "ipv4", k, HZ250)
+    assert (reboot.expected_s, reboot.expected_error, reboot.expected_count) == (2, "ECONNRESET", 1)
+    assert predict("idle", "peer-gone", "ipv6", k, HZ250).expected_error == "ENETUNREACH"
+    assert predict("idle", "peer-gone", "ipv4", k, HZ250).expected_error == "ETIMEDOUT"
+    assert predict("idle", "one-way", "ipv4", k, HZ250).peer_expected_error == "ECONNRESET"

@@ -91,5 +91,5 @@ def test_failure_message_states_rule_window_measurement_and_probes():
     assert result.verdict == "fail"
     assert "died EARLY: 3.500 s" in message
     assert "tcp_keepalive_timer" in message
-    assert "window [" in message and "2 probes (tcpi_probes)" in message
-    assert "2 probes sent (tcpi_probes), expected 3" in message
+    assert "window [3.996, 4.136] s" in message and "2 probes (tcpi_probes)" in message
+    assert "tcpi_probes = 2 at death, expected 3" in message

@@ -1,0 +1,76 @@
+"""Every way an idle connection dies: faults x settings x families, each against its kernel rule.
+
+All scenarios here are parametrized, so the plugin's pool starts them all at
+once with the rest of the session's (see netkit_pool).
+"""
+
+import pytest
+
+from netkit import KeepaliveSettings, Scenario
+from netkit.keepalive import KERNEL_DEFAULTS
+from netkit.namespaces import Namespace
+from netkit.scenario import PEER_SAME_MOMENT_S, SYSCTLS
+
+FAMILIES = ("ipv4", "ipv6")
+FAULTS = ("link-down", "peer-gone", "blackhole", "one-way", "peer-reboot", "netem-loss")
+
+FAULT_CELLS = [Scenario(KeepaliveSettings(*k), family, fault)
+               for fault in FAULTS for family in FAMILIES for k in ((1, 1, 3), (2, 1, 2))]
+# TCP_USER_TIMEOUT shorter than, equal to and longer than idle + intvl*cnt = 4 s, and just past a timer run
+USER_TIMEOUT_CELLS = [Scenario(KeepaliveSettings(1, 1, 3, user_timeout_ms=ut), family)
+                      for family in FAMILIES for ut in (2500, 4000, 6000, 3050)]
+SYSCTL_CELLS = [Scenario(KeepaliveSettings(2, 1, 2), family, keepalive_via="sysctl") for family in FAMILIES]
+CLIENT_VIEW_CELLS = [Scenario(KeepaliveSettings(1, 1, 3), family, fault, side="client")
+                     for family in FAMILIES for fault in ("link-down", "blackhole")]
+ALL = FAULT_CELLS + USER_TIMEOUT_CELLS + SYSCTL_CELLS + CLIENT_VIEW_CELLS
+
+
+@pytest.mark.parametrize("scenario", ALL, ids=lambda s: s.id)
+def test_connection_dies_as_the_kernel_rule_says(netkit_pool, scenario):
+    result = netkit_pool.result(scenario)
+    assert result.measured_s is not None, result.explain()
+    assert result.error == result.prediction.expected_error, result.explain()
+    assert result.prediction.matches(result.measured_s, result.count), result.explain()
+    assert result.keepalive_counter == result.probes, result.explain()  # TcpExt agrees with tcpi_probes
+    if result.prediction.peer_expected_error:
+        assert result.peer_error == result.prediction.peer_expected_error, result.explain()
+    assert result.verdict == "pass", result.explain()
+
+
+@pytest.mark.parametrize("scenario", [s for s in FAULT_CELLS if s.fault == "peer-reboot"], ids=lambda s: s.id)
+def test_peer_reboot_dies_at_the_first_probe_not_after_cnt(netkit_pool, scenario):
+    result = netkit_pool.result(scenario)
+    k = scenario.keepalive
+    assert result.error == "ECONNRESET" and result.probes == 1, result.explain()
+    assert result.measured_s < k.idle + k.intvl * k.cnt - k.intvl, result.explain()
+
+
+@pytest.mark.parametrize("scenario", [s for s in FAULT_CELLS if s.fault == "one-way"], ids=lambda s: s.id)
+def test_one_way_kills_both_ends_at_the_same_moment(netkit_pool, scenario):
+    result = netkit_pool.result(scenario)
+    assert result.error == "ETIMEDOUT" and result.peer_error == "ECONNRESET", result.explain()
+    assert abs(result.peer_lag_s) <= PEER_SAME_MOMENT_S, result.explain()
+
+
+def test_a_fresh_namespace_starts_at_kernel_defaults_not_its_creators_values(netkit_lab):
+    """tcp_sk_init() sets the keepalive sysctls from constants in every new namespace."""
+    for name, sysctl in SYSCTLS.items():
+        netkit_lab.server.sysctl(sysctl, 1 if name != "cnt" else 3)
+
+    def read_in_a_namespace_made_from_here():
+        inner = Namespace.create("nk-probe")
+        try:
+            return {name: int(inner.run(lambda p=sysctl: open("/proc/sys/" + p.replace(".", "/")).read()))
+                    for name, sysctl in SYSCTLS.items()}
+        finally:
+            inner.close()
+
+    assert netkit_lab.server.namespace.run(read_in_a_namespace_made_from_here) == KERNEL_DEFAULTS
+    assert netkit_lab.client.sysctl(SYSCTLS["idle"]) == str(KERNEL_DEFAULTS["idle"])
+
+
+def test_namespace_sysctls_never_reach_the_host(netkit_lab):
+    host = {name: open("/proc/sys/" + sysctl.replace(".", "/")).read() for name, sysctl in SYSCTLS.items()}
+    for sysctl in SYSCTLS.values():
+        assert netkit_lab.server.sysctl(sysctl, 5) == "5"
+    assert {n: open("/proc/sys/" + s.replace(".", "/")).read() for n, s in SYSCTLS.items()} == host
