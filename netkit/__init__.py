@@ -16,7 +16,8 @@ from .errors import EnvironmentUnusable, FeatureMissing, KernelRefused, NameColl
 from .keepalive import KeepaliveSettings
 from .lab import Lab
 from .model import DeathPrediction, keepalive_death
-from .scenario import Scenario, ScenarioPool, ScenarioResult, run_many, run_scenario
+from .pool import ScenarioPool, run_many
+from .scenario import Scenario, ScenarioResult, run_scenario
 
 __version__ = "0.1.0"
 

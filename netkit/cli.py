@@ -19,10 +19,18 @@ from .errors import EnvironmentUnusable, FeatureMissing, NetkitError, SettingErr
 from .keepalive import KeepaliveSettings
 from .kernel import kernel_info
 from .faults import FAULTS
-from .model import predict
+from .retransmission import NotModelled
+from .rules import predict
 from .scenario import KEEPALIVE_SOURCES, SIDES, STATES, Progress, Scenario, ScenarioResult, run_scenario
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+PREPARATION = {
+    "idle": "waiting for a keepalive probe to be answered, then breaking the path",
+    "unacked": "breaking the path, then sending 100 bytes into it",
+    "zero-window": "filling the peer's receive window until it closes, then breaking the path",
+}
+COUNTED = {"tcpi_probes": "probe sent, unanswered", "tcpi_retransmits": "retransmission",
+           "TcpExt.TCPWinProbe": "window probe"}
 
 
 class LiveTimeline:
@@ -32,21 +40,22 @@ class LiveTimeline:
     place; each new probe gets a permanent line on any output.
     """
 
-    def __init__(self, out: TextIO, cnt: int) -> None:
+    def __init__(self, out: TextIO, expected: int, what: str) -> None:
         self.out = out
-        self.cnt = cnt
+        self.expected = expected
+        self.what = what
         self.tty = out.isatty()
-        self.probes = 0
+        self.count = 0
 
     def __call__(self, p: Progress) -> None:
-        if p.probes != self.probes:
-            self.probes = p.probes
+        if p.count != self.count:
+            self.count = p.count
             self._clear()
-            print(f"  {p.elapsed_s:7.3f} s  probe {p.probes}/{self.cnt} sent, unanswered", file=self.out)
+            print(f"  {p.elapsed_s:7.3f} s  {self.what} {p.count}/{self.expected}", file=self.out)
         if self.tty:
             left = p.expected_s - p.elapsed_s
             self.out.write(
-                f"\r  {p.elapsed_s:7.3f} s  probes {p.probes}/{self.cnt}  expected death in {max(left, 0):6.3f} s"
+                f"\r  {p.elapsed_s:7.3f} s  {self.what}s {p.count}/{self.expected}  expected death in {max(left, 0):6.3f} s"
             )
             self.out.flush()
 
@@ -64,7 +73,8 @@ def _print_human_result(result: ScenarioResult, out: TextIO) -> None:
     for event in result.timeline:
         if event.what.startswith("connection dead") or event.what.startswith("still alive"):
             print(f"  {event.t_s:7.3f} s  {event.what}", file=out)
-    measured = "did not die" if result.measured_s is None else f"died {result.measured_s:.3f} s after the last segment received"
+    since = "the send" if p.measured_from == "send" else "the last segment received"
+    measured = "did not die" if result.measured_s is None else f"died {result.measured_s:.3f} s after {since}"
     print(
         f"verdict: {result.verdict.upper()} - {measured} (window [{low:.3f}, {high:.3f}] s); "
         f"{p.count_source} {result.count} (expected {p.expected_count}); error {result.error} (expected {p.expected_error})",
@@ -83,16 +93,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
         option = "--" + exc.field.split()[0].replace("_ms", "").replace("_", "-")
         print(f"netkit demo: {exc} (check {option})", file=sys.stderr)
         return EXIT_USAGE
-    scenario = Scenario(
-        settings, "ipv6" if args.ipv6 else "ipv4", args.fault, args.state, args.side, args.keepalive_via
-    )
+    try:
+        scenario = Scenario(settings, "ipv6" if args.ipv6 else "ipv4", args.fault, args.state, args.side,
+                            args.keepalive_via, args.retries2)
+    except SettingError as exc:
+        print(f"netkit demo: {exc} (check --{exc.field.split()[0]})", file=sys.stderr)
+        return EXIT_USAGE
     require_privileges()
     scenario.require_supported()
     out = sys.stdout
     timeline = None
     if not args.json:
         kernel = kernel_info()
-        prediction = predict(scenario.state, scenario.fault, scenario.family, settings, kernel)
+        prediction = predict(scenario.state, scenario.fault, scenario.family, settings, kernel, retries2=args.retries2)
         ut = f" user_timeout={settings.user_timeout_ms}ms" if settings.user_timeout_ms is not None else ""
         print(
             f"netkit demo: {scenario.side} keepalive idle={settings.idle}s intvl={settings.intvl}s cnt={settings.cnt}{ut} "
@@ -103,13 +116,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"rule: {prediction.rule}", file=out)
         print(
             f"expect death at {prediction.expected_s:.3f} s, window [{prediction.window_s[0]:.3f}, "
-            f"{prediction.window_s[1]:.3f}] s, {prediction.expected_error}; waiting for a probe to be answered, "
-            "then breaking the path...",
+            f"{prediction.window_s[1]:.3f}] s, {prediction.expected_error}; {PREPARATION[scenario.state]}...",
             file=out,
         )
-        print("  time since the last segment received (probes sampled every 20 ms):", file=out)
+        since = "the send" if prediction.measured_from == "send" else "the last segment received"
+        print(f"  time since {since} ({prediction.count_source} sampled every 20 ms):", file=out)
         out.flush()
-        timeline = LiveTimeline(out, settings.cnt)
+        timeline = LiveTimeline(out, prediction.expected_count, COUNTED[prediction.count_source])
     try:
         result = run_scenario(scenario, on_progress=timeline, keep_failed=args.keep_failed)
     finally:
@@ -171,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="whose keepalive is tested; the other side is the peer that goes away (default server)")
     demo.add_argument("--keepalive-via", default="socket", choices=list(KEEPALIVE_SOURCES),
                       help="per-socket options, or the namespace's net.ipv4.tcp_keepalive_* sysctls")
+    demo.add_argument("--retries2", type=int, metavar="N",
+                      help="net.ipv4.tcp_retries2 in the tested namespace (data states without --user-timeout)")
     demo.add_argument("--ipv6", action="store_true", help="use IPv6 (2001:2::/48) instead of IPv4 (198.18.0.0/15)")
     demo.add_argument("--json", action="store_true", help="print exactly one JSON object (the result) on stdout")
     demo.add_argument("--keep-failed", action="store_true", help="on failure keep the lab's namespaces for `ip netns exec`")
@@ -197,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     except (EnvironmentUnusable, SettingError, NotImplementedError) as exc:
         print(f"netkit {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except FeatureMissing as exc:
+    except (FeatureMissing, NotModelled) as exc:
         print(f"netkit {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except NetkitError as exc:

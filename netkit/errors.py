@@ -23,7 +23,7 @@ class SettingError(NetkitError, ValueError):
         self.value = value
         self.allowed = allowed
         where = f" from {source}" if source else ""
-        super().__init__(f"invalid {field} {value!r}{where}: the kernel accepts {allowed}")
+        super().__init__(f"invalid {field} {value!r}{where}: {allowed}")
 
 
 class EnvironmentUnusable(NetkitError):

@@ -17,14 +17,18 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from .errors import FeatureMissing
+from pyroute2.nftables.main import NFTables
+
+from .errors import FeatureMissing, NetkitError
 from .lab import Endpoint, Lab
 from .namespaces import holders
 
 TCP_REPAIR = 19  # include/uapi/linux/tcp.h
 NFT_TABLE = "nk_fault"
+NFPROTO_INET = 1
+NF_DROP = 0
 GONE_TIMEOUT_S = 2.0
 
 
@@ -38,6 +42,8 @@ class FaultContext:
     peer: Endpoint  # the side that goes away
     peer_connection: socket.socket  # the peer's end of the tested connection
     peer_sockets: list[socket.socket] = field(default_factory=list)  # everything else open in the peer namespace
+    inode: int = 0  # the peer namespace's identity, once a fault needs it
+    armed: Any = None  # what a fault's prepare() set up for its apply()
 
 
 class Fault(Protocol):
@@ -46,7 +52,24 @@ class Fault(Protocol):
 
     def unsupported_reason(self) -> str | None: ...
 
-    def apply(self, ctx: FaultContext) -> None: ...
+    def apply(self, ctx: FaultContext) -> None:
+        """Break the path; return as soon as the break is in effect."""
+
+    def settle(self, ctx: FaultContext) -> None:
+        """Wait for (and verify) what follows the break asynchronously; most faults have nothing."""
+
+    def prepare(self, ctx: FaultContext) -> None:
+        """Do the slow part ahead of time, so that ``apply`` is quick; most faults have nothing."""
+
+
+def prepare(fault: Fault, ctx: FaultContext) -> None:
+    """Call the fault's ``prepare`` if it has one."""
+    getattr(fault, "prepare", lambda _ctx: None)(ctx)
+
+
+def settle(fault: Fault, ctx: FaultContext) -> None:
+    """Call the fault's ``settle`` if it has one."""
+    getattr(fault, "settle", lambda _ctx: None)(ctx)
 
 
 def close_silently(sock: socket.socket) -> None:
@@ -85,9 +108,12 @@ class PeerGone:
 
     A namespace lives while anything pins it: an open socket in it keeps it,
     its veth and its answers alive (KERNEL-NOTES, trap 3).  So the peer's
-    sockets are closed first -- the connection silently (no FIN, no RST) --
-    then netkit's fd; the fault then waits until the namespace is really gone
-    (no process refers to it and the tested side's veth end has vanished).
+    link goes down first -- the kernel frees a namespace asynchronously
+    (cleanup_net, 10-300 ms under load), and until then a socket-less peer
+    would answer with RSTs -- then its sockets are closed (the connection
+    silently: no FIN, no RST) and netkit's fd dropped.  ``settle`` then waits
+    until the namespace is really gone: no process refers to it and the
+    tested side's veth end has vanished with it.
     """
 
     name = "peer-gone"
@@ -97,19 +123,23 @@ class PeerGone:
         return None
 
     def apply(self, ctx: FaultContext) -> None:
-        inode = ctx.peer.namespace.inode
+        ctx.inode = ctx.peer.namespace.inode
+        ctx.peer.set_link("down")
+        ctx.tested.refresh_link()
         close_silently(ctx.peer_connection)
         for sock in ctx.peer_sockets:
             sock.close()
         ctx.peer.namespace.close()
+
+    def settle(self, ctx: FaultContext) -> None:
         deadline = time.monotonic() + GONE_TIMEOUT_S
-        while holders(inode) or ctx.tested.link_exists():
+        while holders(ctx.inode) or ctx.tested.link_exists():
             if time.monotonic() > deadline:
-                raise RuntimeError(
+                raise NetkitError(
                     f"peer namespace still alive {GONE_TIMEOUT_S} s after its last reference was dropped "
-                    f"(held by pids {holders(inode)}, tested veth present: {ctx.tested.link_exists()})"
+                    f"(held by pids {holders(ctx.inode)}, tested veth present: {ctx.tested.link_exists()})"
                 )
-            time.sleep(0.002)
+            time.sleep(0.005)
 
 
 class PeerReboot:
@@ -129,11 +159,11 @@ class PeerReboot:
         close_silently(ctx.peer_connection)
 
 
-def _run_in(endpoint: Endpoint, argv: list[str], stdin: str = "") -> None:
-    proc = endpoint.namespace.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = proc.communicate(stdin, timeout=10)
-    if proc.returncode != 0:
-        raise FeatureMissing(f"`{' '.join(argv)}` failed in {endpoint.namespace.name}: {(err or out).strip()}")
+def _end(proc: subprocess.Popen) -> None:
+    """End a helper process we started (by its own Popen, so by our pid), and reap it."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate()
 
 
 class FirewallDrop:
@@ -142,6 +172,14 @@ class FirewallDrop:
     ``hook`` "input": everything the peer receives vanishes (a blackhole; the
     probes reach the wire). "output": the peer receives but everything it
     sends is dropped (one-way; the tested side's final RST still reaches it).
+
+    nftables is driven through netlink (pyroute2) from a thread inside the
+    peer's namespace: ``prepare`` creates table ``inet nk_fault`` ahead of
+    time, ``apply`` adds the dropping base chain in about a millisecond.
+    Starting the ``nft`` program instead took 100+ ms on a loaded machine --
+    longer than a zero-window scenario may wait (the first window probe
+    leaves ~200 ms after the window closes).  Without nf_tables, iptables is
+    started ahead of time too, parked on a ``read`` that ``apply`` releases.
     """
 
     def __init__(self, name: str, hook: str, description: str) -> None:
@@ -150,23 +188,48 @@ class FirewallDrop:
         self.description = description
 
     def unsupported_reason(self) -> str | None:
-        if shutil.which("nft") or shutil.which("iptables"):
-            return None
-        return "neither nft (nftables) nor iptables is installed: apt-get install nftables"
+        return None  # nf_tables is probed in prepare(); iptables is the fallback
+
+    def prepare(self, ctx: FaultContext) -> None:
+        try:
+            ctx.peer.namespace.run(_nft, "table")
+            ctx.armed = None
+            return
+        except Exception as exc:  # no nf_tables in this kernel: any netlink error means that
+            nft_error = exc
+        tool = "ip6tables" if ctx.family == "ipv6" else "iptables"
+        if not shutil.which(tool):
+            raise FeatureMissing(f"nftables is unusable here ({nft_error}) and {tool} is not installed: "
+                                 "apt-get install iptables")
+        argv = [tool, "-P", self.hook.upper(), "DROP"]
+        proc = ctx.peer.namespace.popen(["/bin/sh", "-c", 'read go && exec "$@"', "netkit-fault", *argv],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ctx.lab.callback(_end, proc)  # never left parked: it would pin the peer's namespace
+        ctx.armed = (argv, proc)
 
     def apply(self, ctx: FaultContext) -> None:
-        if shutil.which("nft"):
-            ruleset = (
-                f"table inet {NFT_TABLE} {{\n"
-                f"  chain {self.hook} {{\n"
-                f"    type filter hook {self.hook} priority 0; policy drop;\n"
-                "  }\n"
-                "}\n"
-            )
-            _run_in(ctx.peer, ["nft", "-f", "-"], ruleset)
+        if ctx.armed is None:
+            ctx.peer.namespace.run(_nft, "chain", self.hook)
+            return
+        argv, proc = ctx.armed
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=10)
+        if proc.returncode != 0:
+            raise FeatureMissing(f"`{' '.join(argv)}` failed in {ctx.peer.namespace.name}: {(err or out).strip()}")
+
+
+def _nft(what: str, hook: str = "") -> None:
+    """Inside a namespace's thread: create netkit's nftables table, or a dropping base chain in it.
+
+    pyroute2 opens its netfilter netlink socket in the calling thread, which
+    is inside the lab namespace: the host's ruleset is never touched.
+    """
+    with NFTables(nfgen_family=NFPROTO_INET) as nft:
+        if what == "table":
+            nft.table("add", name=NFT_TABLE)
         else:
-            tool = "ip6tables" if ctx.family == "ipv6" else "iptables"
-            _run_in(ctx.peer, [tool, "-P", self.hook.upper(), "DROP"])
+            nft.chain("add", table=NFT_TABLE, name=hook, hook=hook, type="filter", priority=0, policy=NF_DROP)
 
 
 class NetemLoss:

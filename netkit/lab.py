@@ -274,19 +274,28 @@ class Lab:
         self.kept = [ep.namespace.keep() for ep in (self.server, self.client) if ep.namespace.fd >= 0]
         return self.kept
 
-    def connect(self, family: str, port: int = SERVER_PORT) -> tuple[socket.socket, socket.socket]:
+    def connect(
+        self, family: str, port: int = SERVER_PORT, rcvbuf: dict[str, int] | None = None
+    ) -> tuple[socket.socket, socket.socket]:
         """A connected TCP pair: (the server's *accepted* socket, the client's socket).
 
+        ``rcvbuf`` ({"server"|"client": bytes}) sets SO_RCVBUF before the
+        handshake (the window scale is fixed then), e.g. to close a window fast.
         All three sockets (listener included) are closed when the lab closes.
         """
+        rcvbuf = rcvbuf or {}
         address = self.server.address(family)
         listener = self.server.socket(family)
         self.callback(listener.close)
         self.listeners.append(listener)
+        if "server" in rcvbuf:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf["server"])  # inherited on accept
         listener.bind((address, port))
         listener.listen(1)
         client = self.client.socket(family)
         self.callback(client.close)
+        if "client" in rcvbuf:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf["client"])
         client.settimeout(CONNECT_TIMEOUT_S)
         client.connect((address, port))
         client.settimeout(None)

@@ -42,7 +42,7 @@ most ``max(4 ms, 12.5 %)``; nothing is ever allowed earlier than ``low``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .kernel import KernelInfo
 from .keepalive import KeepaliveSettings
@@ -77,10 +77,12 @@ class DeathPrediction:
     """What the kernel should do, as data: serialisable, comparable, printable.
 
     The nominal outcome: death inside ``window_s`` with ``count_source`` (a
-    TCP_INFO field) reading ``expected_count``.  Where timer lateness can make
-    an *earlier* timer run the fatal one (TCP_USER_TIMEOUT falling just after
-    a nominal run), ``early_window_s``/``early_count`` give that second
-    outcome; a measurement must match one outcome in both time and count.
+    TCP_INFO field or TcpExt counter) reading ``expected_count``.  Where timer
+    lateness can change which timer run is the fatal one, the
+    ``alternative_window_s``/``alternative_count`` pair is the other outcome
+    (e.g. TCP_USER_TIMEOUT just after a nominal keepalive run: one interval
+    earlier with one probe less).  A measurement must match one outcome in
+    both time and count.
     """
 
     rule: str
@@ -89,15 +91,16 @@ class DeathPrediction:
     expected_count: int
     expected_error: str
     count_source: str = "tcpi_probes"
-    early_window_s: tuple[float, float] | None = None
-    early_count: int | None = None
+    alternative_window_s: tuple[float, float] | None = None
+    alternative_count: int | None = None
     peer_expected_error: str | None = None  # the peer's socket dies too (one-way: the final RST reaches it)
+    measured_from: str = "last-received"  # or "send": the clock the times count on
     timer_runs_s: tuple[float, ...] = ()  # arm delays of the timer runs whose lateness adds up
 
     def outcomes(self) -> list[tuple[tuple[float, float], int]]:
         found = [(self.window_s, self.expected_count)]
-        if self.early_window_s is not None and self.early_count is not None:
-            found.append((self.early_window_s, self.early_count))
+        if self.alternative_window_s is not None and self.alternative_count is not None:
+            found.append((self.alternative_window_s, self.alternative_count))
         return found
 
     def matches(self, measured_s: float, count: int | None) -> bool:
@@ -214,9 +217,9 @@ def keepalive_death(
         window_s=_window(expected, max(expected - jiffy, ut_s), schedule.max_lateness(nominal, hz), kernel),
         expected_count=nominal - 1,
         expected_error=error,
-        early_window_s=(_window(schedule.time(early), max(schedule.time(early) - jiffy, ut_s),
+        alternative_window_s=(_window(schedule.time(early), max(schedule.time(early) - jiffy, ut_s),
                                 schedule.max_lateness(early, hz), kernel) if early_qualifies else None),
-        early_count=early - 1 if early_qualifies else None,
+        alternative_count=early - 1 if early_qualifies else None,
         timer_runs_s=schedule.delays(nominal),
     )
 
@@ -235,33 +238,3 @@ def reset_at_first_probe(settings: KeepaliveSettings, kernel: KernelInfo) -> Dea
         timer_runs_s=schedule.delays(1),
     )
 
-
-def predict(state: str, fault: str, family: str, settings: KeepaliveSettings, kernel: KernelInfo) -> DeathPrediction:
-    """The rule for a (state, fault) pair on this kernel: window, error, counts.
-
-    Fault-specific twists on the idle rule, each measured and explained:
-
-    * ``peer-reboot``: the peer answers the first probe with a RST
-      (``tcp_v4_send_reset`` takes the probe's ack number as its sequence, so
-      it is in window) -> ``tcp_reset``: ECONNRESET at the first probe.
-    * ``peer-gone`` over IPv6: every probe's route lookup fails and
-      ``inet6_csk_xmit`` keeps it as a soft error (``sk_err_soft =
-      ENETUNREACH``); ``tcp_write_err`` reports ``sk_err_soft ?: ETIMEDOUT``.
-      IPv4's ``__ip_queue_xmit`` sets no soft error: ETIMEDOUT.  The failed
-      probes still count (``tcp_write_wakeup`` returned <= 0).
-    * ``one-way``: the peer still receives, so the final RST the tested side
-      sends (``tcp_send_active_reset``) reaches it: it dies too, ECONNRESET.
-    """
-    if state != "idle":
-        raise NotImplementedError(f"state {state!r} is not modelled yet")
-    if fault == "peer-reboot":
-        return reset_at_first_probe(settings, kernel)
-    if fault == "peer-gone" and family == "ipv6":
-        p = keepalive_death(settings, kernel, error="ENETUNREACH")
-        return replace(p, rule=p.rule + "; IPv6 keeps the failed route lookup as sk_err_soft = ENETUNREACH, "
-                       "which tcp_write_err reports instead of ETIMEDOUT")
-    p = keepalive_death(settings, kernel)
-    if fault == "one-way":
-        return replace(p, peer_expected_error="ECONNRESET",
-                       rule=p.rule + "; the tested side's final RST reaches the peer, which dies at the same moment")
-    return p

@@ -37,7 +37,9 @@ from .doctor import missing_privileges
 from .errors import FeatureMissing
 from .kernel import kernel_info
 from .lab import Lab
-from .scenario import Scenario, ScenarioPool, ScenarioResult
+from .retransmission import NotModelled
+from .pool import ScenarioPool
+from .scenario import Scenario, ScenarioResult
 
 KEEP_FAILED_HELP = (
     "keep the network namespaces of failing tests under /run/netns for `ip netns exec` "
@@ -148,7 +150,7 @@ class PoolForTests:
     def result(self, scenario) -> ScenarioResult:  # type: ignore[no-untyped-def]
         try:
             return self.pool.result(scenario)
-        except FeatureMissing as exc:
+        except (FeatureMissing, NotModelled) as exc:
             pytest.skip(str(exc))
 
 

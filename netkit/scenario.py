@@ -4,9 +4,7 @@
 address family, fault, connection state, which side is tested and where its
 keepalive values come from.  ``run_scenario`` builds a lab, proves it, tears
 the lab down and returns a ``ScenarioResult`` that can be asserted, printed or
-written as JSON.  ``ScenarioPool``/``run_many`` run any number at once: each
-spends nearly all its time waiting for kernel timers, so threads overlap them
-and a matrix takes about as long as its longest scenario.
+written as JSON.  :mod:`netkit.pool` runs any number of them at once.
 
 The procedure (for the default, idle state):
 
@@ -33,22 +31,25 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import counters
 from .errors import FeatureMissing, NetkitError, SettingError
 from .faults import FaultContext, get_fault
+from .faults import prepare as fault_prepare
+from .faults import settle as fault_settle
 from .keepalive import KeepaliveSettings
 from .kernel import KernelInfo, kernel_info
 from .lab import Endpoint, Lab, family_number
-from .model import DeathPrediction, predict
+from .model import DeathPrediction
+from .rules import predict
 from .tcpinfo import tcp_info
 
 SAMPLE_INTERVAL_S = 0.02
 WARMUP_SAMPLE_S = 0.002
+WARMUP_LEAD_S = 0.1  # start sampling this long before the first probe is due
 PEER_GRACE_S = 0.5  # how long to wait for the peer's death after the tested side's
 # The RST reaches the peer within microseconds, but both deaths are seen by one
 # Python thread polling both sockets; with dozens of scenarios sharing the GIL,
@@ -58,6 +59,11 @@ FAULT_DEADLINE_FRACTION = 0.5  # the fault must land well before the next keepal
 STATES = ("idle", "unacked", "zero-window")
 SIDES = ("server", "client")
 KEEPALIVE_SOURCES = ("socket", "sysctl")
+MAX_RETRIES2 = 15  # beyond the default the deadline is tens of minutes
+ZERO_WINDOW_RCVBUF = 4096  # the peer's receive buffer: the window closes after a few KB
+UNACKED_PAYLOAD = b"x" * 100
+TCPEXT_COUNTERS = ("TCPKeepAlive", "TCPWinProbe", "TCPTimeouts", "TCPAbortOnTimeout", "TCPLossProbes",
+                   "TCPSpuriousRtxHostQueues")
 SYSCTLS = {"idle": "net.ipv4.tcp_keepalive_time", "intvl": "net.ipv4.tcp_keepalive_intvl", "cnt": "net.ipv4.tcp_keepalive_probes"}
 
 
@@ -67,7 +73,7 @@ class ScenarioCancelled(NetkitError):
 
 def _choice(field_name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise SettingError(field_name, value, "one of " + ", ".join(allowed))
+        raise SettingError(field_name, value, "use one of " + ", ".join(allowed))
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ class Scenario:
     state: str = "idle"
     side: str = "server"
     keepalive_via: str = "socket"
+    retries2: int | None = None  # net.ipv4.tcp_retries2 in the tested namespace (data in flight, no user timeout)
 
     def __post_init__(self) -> None:
         family_number(self.family)
@@ -94,8 +101,8 @@ class Scenario:
         _choice("state", self.state, STATES)
         _choice("side", self.side, SIDES)
         _choice("keepalive_via", self.keepalive_via, KEEPALIVE_SOURCES)
-        if self.state != "idle":
-            raise NotImplementedError(f"state {self.state!r} is not implemented yet")
+        if self.retries2 is not None and not (isinstance(self.retries2, int) and 1 <= self.retries2 <= MAX_RETRIES2):
+            raise SettingError("retries2 (net.ipv4.tcp_retries2)", self.retries2, f"netkit uses whole numbers 1..{MAX_RETRIES2} (the default 15 already means ~15 minutes)")
 
     def require_supported(self) -> None:
         """Raise FeatureMissing (a skip, in tests) if this machine cannot run the scenario."""
@@ -114,6 +121,8 @@ class Scenario:
             parts.append(f"{self.side}-side")
         if self.keepalive_via != "socket":
             parts.append(f"via-{self.keepalive_via}")
+        if self.retries2 is not None:
+            parts.append(f"retries2={self.retries2}")
         return "-".join(parts)
 
 
@@ -129,8 +138,8 @@ class TimelineEvent:
 class Progress:
     """A live sample while waiting for the death (for the demo's timeline)."""
 
-    elapsed_s: float  # since the last segment received
-    probes: int
+    elapsed_s: float  # on the prediction's clock (since the last segment received, or the send)
+    count: int  # probes (tcpi_probes) or retransmissions (tcpi_retransmits) so far
     expected_s: float
 
 
@@ -143,7 +152,7 @@ class ScenarioResult:
     error: str | None = None
     probes: int | None = None  # tcpi_probes at death
     retransmits: int | None = None  # tcpi_retransmits at death
-    keepalive_counter: int | None = None  # TcpExt TCPKeepAlive sent after the fault (tested namespace)
+    counters: dict[str, int] = field(default_factory=dict)  # TcpExt deltas, fault to death, tested namespace
     peer_error: str | None = None  # the peer's socket error, when the model says it dies too
     peer_lag_s: float | None = None  # the peer's death minus the tested side's (monotonic clock)
     fault_at_s: float | None = None  # when the fault hit, since the last segment received
@@ -157,9 +166,19 @@ class ScenarioResult:
         return "fail" if self.failures else "pass"
 
     @property
+    def keepalive_counter(self) -> int | None:
+        """Keepalive probes the tested namespace sent after the fault (TcpExt TCPKeepAlive)."""
+        return self.counters.get("TCPKeepAlive")
+
+    @property
     def count(self) -> int | None:
         """The figure the prediction's ``count_source`` names."""
-        return self.retransmits if self.prediction.count_source == "tcpi_retransmits" else self.probes
+        source = self.prediction.count_source
+        if source == "tcpi_probes":
+            return self.probes
+        if source == "tcpi_retransmits":
+            return self.retransmits
+        return self.counters.get(source.split(".", 1)[-1])
 
     def judge(self) -> None:
         """Compare measurement with prediction; fill ``failures`` with reasons."""
@@ -210,9 +229,12 @@ class ScenarioResult:
             "retransmits": self.retransmits,
             "count_source": p.count_source,
             "expected_count": p.expected_count,
-            "early_window_s": list(p.early_window_s) if p.early_window_s else None,
-            "early_count": p.early_count,
+            "alternative_window_s": list(p.alternative_window_s) if p.alternative_window_s else None,
+            "alternative_count": p.alternative_count,
             "keepalive_counter": self.keepalive_counter,
+            "counters": self.counters,
+            "measured_from": p.measured_from,
+            "retries2": s.retries2,
             "peer_error": self.peer_error,
             "peer_expected_error": p.peer_expected_error,
             "peer_lag_s": self.peer_lag_s,
@@ -235,8 +257,8 @@ class ScenarioResult:
             f"  rule:     {p.rule}",
             f"  expected: {p.expected_s:.3f} s, window [{p.window_s[0]:.3f}, {p.window_s[1]:.3f}] s, "
             f"{p.count_source} = {p.expected_count}, {p.expected_error}"
-            + (f"; or early: [{p.early_window_s[0]:.3f}, {p.early_window_s[1]:.3f}] s with {p.early_count}"
-               if p.early_window_s else "")
+            + (f"; or early: [{p.alternative_window_s[0]:.3f}, {p.alternative_window_s[1]:.3f}] s with {p.alternative_count}"
+               if p.alternative_window_s else "")
             + (f"; peer dies too with {p.peer_expected_error}" if p.peer_expected_error else ""),
             f"  measured: {measured}, {self.probes} probes (tcpi_probes), {self.retransmits} retransmits, "
             f"{self.keepalive_counter} keepalives sent (TcpExt TCPKeepAlive), error {self.error}"
@@ -244,15 +266,17 @@ class ScenarioResult:
         ]
         lines += [f"  problem:  {f}" for f in self.failures]
         if self.timeline:
-            lines.append("  timeline (s since the last segment received):")
+            clock = "the send" if p.measured_from == "send" else "the last segment received"
+            lines.append(f"  timeline (s since {clock}):")
             lines += [f"    {e.t_s:8.3f}  {e.what}" for e in self.timeline]
         for name in self.kept_namespaces:
             lines.append(f"  kept for inspection: ip netns exec {name} ss -tino  (remove: netkit cleanup)")
         return "\n".join(lines)
 
 
-def _keepalive_sent(endpoint: Endpoint) -> int:
-    return counters.tcpext(endpoint.namespace).get("TcpExt.TCPKeepAlive", 0)
+def _tcpext(endpoint: Endpoint) -> dict[str, int]:
+    found = counters.tcpext(endpoint.namespace)
+    return {name: found.get(f"TcpExt.{name}", 0) for name in TCPEXT_COUNTERS}
 
 
 def _enable_keepalive(scenario: Scenario, endpoint: Endpoint, sock: socket.socket) -> None:
@@ -276,15 +300,22 @@ def _write_keepalive_sysctls(scenario: Scenario, endpoint: Endpoint) -> None:
             raise NetkitError(f"{sysctl} in {endpoint.namespace.name} did not keep {value}")
 
 
-def _wait_for_answered_probe(sock: socket.socket, k: KeepaliveSettings, cancel: threading.Event) -> None:
+def _wait_for_answered_probe(
+    sock: socket.socket, k: KeepaliveSettings, armed_at: float, cancel: threading.Event
+) -> None:
     """Return right after a keepalive probe's reply was received.
 
     A reply resets the socket's receive timestamp, so ``tcpi_last_ack_recv``
-    drops back towards zero.  Sampled every 2 ms: the fault then follows the
-    reply within a few ms, long before the next timer run (>= 1 s).
+    drops back towards zero.  The first probe is due ``idle`` after keepalive
+    was armed (``armed_at``, monotonic); we sleep until shortly before and
+    then sample every 2 ms (sampling the whole time would cost dozens of
+    concurrent scenarios a core), so the fault follows the reply within a few
+    ms, long before the next timer run (>= 1 s).
     """
     limit = max(k.idle, k.intvl) + 2.0
     deadline = time.monotonic() + limit
+    if cancel.wait(max(0.0, armed_at + k.idle - WARMUP_LEAD_S - time.monotonic())):
+        raise ScenarioCancelled("cancelled while waiting for the first probe")
     previous = tcp_info(sock).last_ack_recv_ms
     while time.monotonic() < deadline:
         if cancel.wait(WARMUP_SAMPLE_S):
@@ -305,19 +336,25 @@ def _wait_for_death(
     sock: socket.socket,
     peer: socket.socket | None,
     result: ScenarioResult,
+    since_anchor: Callable[[], float],
     cancel: threading.Event,
     on_progress: Callable[[Progress], None] | None,
 ) -> None:
-    """Poll the dying socket (and the peer's, if it should die too); read the kernel's figures at death."""
+    """Poll the dying socket (and the peer's, if it should die too); read the kernel's figures at death.
+
+    ``since_anchor`` reads the clock the prediction counts on (time since the
+    last segment received, or since the send).
+    """
     expected = result.prediction.expected_s
-    give_up_s = result.prediction.window_s[1] + max(2.0, 0.5 * expected)
+    give_up_s = max(w[1] for w, _ in result.prediction.outcomes()) + max(2.0, 0.5 * expected)
+    what = "retransmission" if result.prediction.count_source == "tcpi_retransmits" else "probe"
     mask = select.POLLERR | select.POLLHUP | select.POLLIN
     poller = select.poll()
     poller.register(sock, mask)
     if peer is not None:
         poller.register(peer, mask)
     peer_died_at: float | None = None
-    last_probes = 0
+    seen = (0, 0)
     while True:
         if cancel.is_set():
             raise ScenarioCancelled("cancelled while waiting for the connection to die")
@@ -329,18 +366,21 @@ def _wait_for_death(
         if sock.fileno() in events:
             break
         info = tcp_info(sock)
-        elapsed = info.last_ack_recv_ms / 1000
-        if info.probes != last_probes:
-            result.timeline.append(TimelineEvent(elapsed, f"probe {info.probes} sent, unanswered (tcpi_probes={info.probes})"))
-            last_probes = info.probes
+        elapsed = since_anchor()
+        if (info.probes, info.retransmits) != seen:
+            if info.probes > seen[0]:
+                result.timeline.append(TimelineEvent(round(elapsed, 3), f"probe {info.probes} sent, unanswered (tcpi_probes)"))
+            if info.retransmits > seen[1]:
+                result.timeline.append(TimelineEvent(round(elapsed, 3), f"retransmission {info.retransmits} (tcpi_retransmits)"))
+            seen = (info.probes, info.retransmits)
         if on_progress:
-            on_progress(Progress(elapsed, info.probes, expected))
+            on_progress(Progress(elapsed, info.probes if what == "probe" else info.retransmits, expected))
         if elapsed > give_up_s:
-            result.timeline.append(TimelineEvent(elapsed, "still alive; gave up waiting"))
+            result.timeline.append(TimelineEvent(round(elapsed, 3), "still alive; gave up waiting"))
             return
     died_at = time.monotonic()
     info = tcp_info(sock)  # read first: every later syscall adds to the measurement
-    result.measured_s = info.last_ack_recv_ms / 1000
+    result.measured_s = round(since_anchor() if result.prediction.measured_from == "send" else info.last_ack_recv_ms / 1000, 6)
     result.probes = info.probes
     result.retransmits = info.retransmits
     result.error = _socket_error(sock)
@@ -354,6 +394,31 @@ def _wait_for_death(
         result.peer_lag_s = round(peer_died_at - died_at, 6)
         result.timeline.append(TimelineEvent(
             round(result.measured_s + result.peer_lag_s, 3), f"peer's connection dead: {result.peer_error}"))
+
+
+def _fill_until_zero_window(sock: socket.socket, cancel: threading.Event) -> None:
+    """Send until the peer's receive window is closed and everything in flight is acknowledged.
+
+    Then nothing is unacknowledged, the rest waits in the write queue, and the
+    persist timer (not the RTO) owns the connection.
+    """
+    sock.setblocking(False)
+    deadline = time.monotonic() + 5.0
+    try:
+        while time.monotonic() < deadline:
+            if cancel.is_set():
+                raise ScenarioCancelled("cancelled while closing the window")
+            try:
+                sock.send(b"\0" * 65536)
+                continue
+            except BlockingIOError:
+                pass
+            if tcp_info(sock).unacked == 0:
+                return
+            time.sleep(WARMUP_SAMPLE_S / 4)
+    finally:
+        sock.setblocking(True)
+    raise NetkitError("the peer's window did not close within 5 s")
 
 
 def run_scenario(
@@ -372,85 +437,62 @@ def run_scenario(
     kernel = kernel_info()
     scenario.require_supported()
     fault = get_fault(scenario.fault)
-    prediction = predict(scenario.state, scenario.fault, scenario.family, scenario.keepalive, kernel)
-    result = ScenarioResult(scenario, kernel, prediction)
+    k = scenario.keepalive
+    predict(scenario.state, scenario.fault, scenario.family, k, kernel, retries2=scenario.retries2)  # NotModelled early
     with Lab() as lab:
-        result.lab = lab.name
         tested, peer = (lab.server, lab.client) if scenario.side == "server" else (lab.client, lab.server)
         _write_keepalive_sysctls(scenario, tested)
-        server_sock, client_sock = lab.connect(scenario.family)
+        if scenario.retries2 is not None:
+            tested.sysctl("net.ipv4.tcp_retries2", scenario.retries2)
+        rcvbuf = {peer.role: ZERO_WINDOW_RCVBUF} if scenario.state == "zero-window" else None
+        server_sock, client_sock = lab.connect(scenario.family, rcvbuf=rcvbuf)
         tested_sock, peer_sock = (server_sock, client_sock) if scenario.side == "server" else (client_sock, server_sock)
-        _enable_keepalive(scenario, tested, tested_sock)
-        _wait_for_answered_probe(tested_sock, scenario.keepalive, cancel)
-        sent_before = _keepalive_sent(tested)
+        _enable_keepalive(scenario, tested, tested_sock)  # in the data states too: it must not interfere
+        armed_at = time.monotonic()
         ctx = FaultContext(lab, scenario.family, tested, peer, peer_sock, lab.listeners if peer is lab.server else [])
+        fault_prepare(fault, ctx)
+
+        def since_last_received() -> float:
+            return tcp_info(tested_sock).last_ack_recv_ms / 1000
+
+        since_anchor = since_last_received
+        if scenario.state == "idle":
+            _wait_for_answered_probe(tested_sock, k, armed_at, cancel)
+            first = "last segment received (reply to a keepalive probe)"
+        elif scenario.state == "zero-window":
+            _fill_until_zero_window(tested_sock, cancel)  # the bulk transfer moves the RTO: read it after
+            first = "last segment received (the ACK that closed the window)"
+        else:
+            first = f"{len(UNACKED_PAYLOAD)} bytes sent into the broken path"
+        rto_s = tcp_info(tested_sock).rto_us / 1e6
+        prediction = predict(scenario.state, scenario.fault, scenario.family, k, kernel, rto_s, scenario.retries2)
+        result = ScenarioResult(scenario, kernel, prediction, lab=lab.name)
+        result.timeline.append(TimelineEvent(0.0, first))
+        before = _tcpext(tested)
         fault.apply(ctx)
-        result.fault_at_s = tcp_info(tested_sock).last_ack_recv_ms / 1000
-        result.timeline.append(TimelineEvent(0.0, "last segment received (reply to a keepalive probe)"))
-        result.timeline.append(TimelineEvent(result.fault_at_s, f"fault: {fault.description}"))
-        if result.fault_at_s >= FAULT_DEADLINE_FRACTION * min(scenario.keepalive.idle, scenario.keepalive.intvl):
-            result.failures.append(
-                f"the fault took until {result.fault_at_s:.3f} s after the last reply, too close to the next "
-                "keepalive timer run for the rule to apply (machine overloaded?)")
-        _wait_for_death(tested_sock, peer_sock if prediction.peer_expected_error else None, result, cancel, on_progress)
-        result.keepalive_counter = _keepalive_sent(tested) - sent_before
+        if scenario.state == "unacked":  # break the path completely, then send into it
+            fault_settle(fault, ctx)
+            sent_at = time.monotonic()
+            tested_sock.send(UNACKED_PAYLOAD)
+            since_anchor = lambda: time.monotonic() - sent_at  # noqa: E731
+            latest_fault_s = None
+        elif scenario.state == "zero-window":
+            latest_fault_s = FAULT_DEADLINE_FRACTION * rto_s  # well before the first window probe
+        else:
+            latest_fault_s = FAULT_DEADLINE_FRACTION * min(k.idle, k.intvl)  # well before the next keepalive run
+        if latest_fault_s is not None:
+            result.fault_at_s = since_last_received()
+            result.timeline.append(TimelineEvent(result.fault_at_s, f"fault: {fault.description}"))
+            if result.fault_at_s >= latest_fault_s:
+                result.failures.append(
+                    f"the fault took until {result.fault_at_s:.3f} s after the last segment received, too close to "
+                    "the next timer run for the rule to apply (machine overloaded?)")
+            fault_settle(fault, ctx)
+        watch_peer = peer_sock if prediction.peer_expected_error else None
+        _wait_for_death(tested_sock, watch_peer, result, since_anchor, cancel, on_progress)
+        after = _tcpext(tested)
+        result.counters = {name: after[name] - before[name] for name in TCPEXT_COUNTERS}
         result.judge()
         if keep_failed and result.failures:
             result.kept_namespaces = lab.keep()
     return result
-
-
-class ScenarioPool:
-    """Runs scenarios concurrently in threads; ask for any result when you need it.
-
-    ``submit`` starts a scenario at once (a scenario submitted twice runs
-    once); ``result`` waits for it.  ``close`` cancels whatever still runs and
-    waits until every lab is torn down -- also on Ctrl-C.
-    """
-
-    def __init__(self, max_workers: int = 64, keep_failed: bool = False) -> None:
-        self.keep_failed = keep_failed
-        self.cancel = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="netkit-scenario")
-        self._futures: dict[Scenario, Future[ScenarioResult]] = {}
-
-    def submit(self, *scenarios: Scenario) -> None:
-        for scenario in scenarios:
-            if scenario not in self._futures:
-                self._futures[scenario] = self._pool.submit(
-                    run_scenario, scenario, cancel=self.cancel, keep_failed=self.keep_failed
-                )
-
-    def result(self, scenario: Scenario) -> ScenarioResult:
-        """The scenario's result; re-raises what it raised (e.g. FeatureMissing)."""
-        self.submit(scenario)
-        try:
-            return self._futures[scenario].result()
-        except BaseException:
-            if not self._futures[scenario].done():  # interrupted while waiting
-                self.close()
-            raise
-
-    def close(self) -> None:
-        self.cancel.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def __enter__(self) -> ScenarioPool:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-def run_many(scenarios: Iterable[Scenario], *, keep_failed: bool = False) -> list[ScenarioResult | BaseException]:
-    """Run scenarios concurrently; results (or the exception each raised) in input order."""
-    scenarios = list(scenarios)
-    outcomes: list[ScenarioResult | BaseException] = []
-    with ScenarioPool(max_workers=max(1, len(scenarios)), keep_failed=keep_failed) as pool:
-        pool.submit(*scenarios)
-        for scenario in scenarios:
-            try:
-                outcomes.append(pool.result(scenario))
-            except Exception as exc:
-                outcomes.append(exc)
-    return outcomes

@@ -4,7 +4,8 @@ import pytest
 
 from netkit import KeepaliveSettings, keepalive_death
 from netkit.kernel import KernelInfo
-from netkit.model import packetdrill_bound_s, predict, wheel_granularity_s, wheel_level
+from netkit.model import packetdrill_bound_s, wheel_granularity_s, wheel_level
+from netkit.rules import predict
 
 HZ250 = KernelInfo("test", 250, "test")
 
@@ -64,11 +65,11 @@ def test_user_timeout_just_after_a_run_allows_the_late_run_with_one_probe_less()
     # 1/1/3: runs at ~3.072 s; UT 3050 ms lies between the nominal 3 s and the late 3.072 s
     p = keepalive_death(KeepaliveSettings(1, 1, 3, user_timeout_ms=3050), HZ250)
     assert (p.expected_s, p.expected_count) == (4, 3)
-    assert p.early_count == 2 and p.early_window_s[0] == pytest.approx(3.05)
+    assert p.alternative_count == 2 and p.alternative_window_s[0] == pytest.approx(3.05)
     assert p.matches(3.072, 2) and p.matches(4.096, 3)
     assert not p.matches(3.072, 3) and not p.matches(4.096, 2) and not p.matches(3.04, 2)
     # UT 3200 ms is past any lateness of run 3 (max +64 ms at run 3): no early outcome
-    assert keepalive_death(KeepaliveSettings(1, 1, 3, user_timeout_ms=3200), HZ250).early_window_s is None
+    assert keepalive_death(KeepaliveSettings(1, 1, 3, user_timeout_ms=3200), HZ250).alternative_window_s is None
 
 
 def test_fault_specific_rules():

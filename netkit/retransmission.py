@@ -1,0 +1,255 @@
+"""When the kernel kills a connection with data outstanding: retransmission and zero-window probes.
+
+Keepalive never runs while data is unacknowledged or queued
+(``tcp_keepalive_timer``: ``if (tp->packets_out || !tcp_write_queue_empty(sk))
+goto resched``).  Two other timers decide instead (net/ipv4/tcp_timer.c):
+
+Retransmission (``tcp_retransmit_timer`` -> ``tcp_write_timeout`` ->
+``retransmits_timed_out``), data sent into a dead path:
+
+* each RTO run first checks the deadline, then retransmits, doubles
+  ``icsk_rto`` (``min(icsk_rto << 1, TCP_RTO_MAX)``) and re-arms; the run
+  that kills sends nothing.  ``tcp_write_err``: ``sk_err_soft ?: ETIMEDOUT``,
+  no RST.
+* the clock starts at ``retrans_stamp`` = the first (attempted)
+  retransmission (``tcp_retransmit_skb``: ``if (!tp->retrans_stamp)
+  tp->retrans_stamp = tcp_skb_timestamp(skb)``).  In a **blackhole** the tail
+  loss probe (``tcp_schedule_loss_probe``: ``srtt/4 + rto_min``, capped at the
+  RTO) goes first and restarts the RTO, so the first retransmission -- and the
+  clock -- is ``2 x rto`` after the send.  With the **link down** the original
+  segment still sits in the neighbour queue: every retransmission fails with
+  ``-EBUSY`` (``skb_still_in_host_queue``) and the skb keeps its send time, so
+  the clock starts at the send.
+* with TCP_USER_TIMEOUT the deadline is ``retrans_stamp + UT`` and the RTO
+  timer is clamped to it (``tcp_clamp_rto_to_user_timeout``: ``min(icsk_rto,
+  remaining)``), so the death lands at the deadline plus the rounding of that
+  last, short arming;
+* without it the deadline is ``tcp_model_timeout(tcp_retries2, TCP_RTO_MIN)``
+  = ``((2 << retries2) - 1) x 200 ms`` (below the linear-backoff threshold),
+  checked at RTO runs whose offsets from the first retransmission are
+  ``rto x (2^k - 2)``; their lateness accumulates and can make an earlier run
+  qualify (two outcomes, as with keepalive + user timeout).
+
+Zero window (``tcp_probe_timer``): the persist timer's first run stamps
+``icsk_probes_tstamp``; with TCP_USER_TIMEOUT every later run aborts once
+``now - icsk_probes_tstamp >= UT``, and ``tcp_send_probe0`` clamps the next
+probe to that moment (``tcp_clamp_probe0_to_user_timeout``).  The first probe
+leaves ``rto`` after the zero-window ACK (``tcp_probe0_when``: ``rto <<
+backoff``), so counted from that last received segment the death comes at
+``rto + UT``.
+
+Link-down with data in flight is modelled only with a user timeout below
+2.8 s: the neighbour entry fails after 3 solicitations (~3 s) and then IPv4
+reverts the RTO backoff on the ICMP host-unreachable (``tcp_ld_RTO_revert``)
+and IPv6 retransmits through TSQ, both changing the schedule and the error
+(EHOSTUNREACH).  Measured, not modelled: see the README.
+"""
+
+from __future__ import annotations
+
+from .errors import NetkitError
+from .kernel import KernelInfo
+from .keepalive import KeepaliveSettings
+from .model import DeathPrediction, packetdrill_bound_s, wheel_granularity_s
+
+TCP_RTO_MIN_S = 0.2
+TCP_RTO_MAX_S = 120.0
+NEIGHBOUR_FAILURE_S = 2.8  # 3 solicitations x 1 s, minus a margin for the race
+MEASUREMENT_JIFFIES = 2
+
+
+class NotModelled(NetkitError):
+    """netkit has no defensible rule for this combination (the reason says why)."""
+
+
+def default_rto_s(kernel: KernelInfo) -> float:
+    """The RTO of a fresh connection on a veth: TCP_RTO_MIN plus one jiffy of RTT rounding."""
+    return round(TCP_RTO_MIN_S + kernel.jiffy_s, 6)
+
+
+def _late(expected: float, late_s: float, kernel: KernelInfo) -> float:
+    late = min(late_s + MEASUREMENT_JIFFIES * kernel.jiffy_s, packetdrill_bound_s(expected))
+    return round(expected + late, 6)
+
+
+TCP_TIMEOUT_MIN_JIFFIES = 2  # include/net/tcp.h: the clamp never arms a timer shorter than this
+
+
+def _clamped_runs(rto_s: float, deadline_s: float, first_offset_s: float, hz: int) -> tuple[int, float, bool]:
+    """Timer runs from the clock start until the one clamped to the deadline.
+
+    Returns (runs that (re)transmitted, delay of the last, clamped arming,
+    whether lateness can push the last of those runs past the deadline -- then
+    it aborts instead of sending: one transmission less).
+    ``first_offset_s``: when the first counted run is, after the clock start.
+    """
+    offset, rto, runs, late = first_offset_s, rto_s, 0, 0.0
+    while True:
+        runs += 1  # this run (re)transmits
+        rto = min(rto * 2, TCP_RTO_MAX_S)
+        if offset + rto >= deadline_s:
+            return runs, deadline_s - offset, runs > 1 and offset + late >= deadline_s
+        offset += rto
+        late += wheel_granularity_s(rto, hz)
+
+
+def _last_arming_late(last_s: float, kernel: KernelInfo) -> float:
+    """Lateness of the final, clamped arming: its wheel rounding, or -- when a
+    late run landed just short of the deadline -- the clamp's floor plus a jiffy."""
+    return max(wheel_granularity_s(last_s, kernel.hz), (TCP_TIMEOUT_MIN_JIFFIES + 1) * kernel.jiffy_s)
+
+
+def unacked_death(
+    settings: KeepaliveSettings,
+    kernel: KernelInfo,
+    fault: str,
+    family: str,
+    rto_s: float,
+    retries2: int | None,
+) -> DeathPrediction:
+    """Data sent after the fault, never acknowledged: when the RTO timer gives up (times from the send)."""
+    ut = settings.user_timeout_ms
+    jiffy = kernel.jiffy_s
+    if fault == "peer-reboot":
+        return DeathPrediction(
+            rule="the data segment reaches the peer, which has no socket for it and answers with a RST: "
+                 "tcp_reset() kills the connection with ECONNRESET at once",
+            expected_s=0.0, window_s=(0.0, round(MEASUREMENT_JIFFIES * jiffy, 6)),
+            expected_count=0, expected_error="ECONNRESET", count_source="tcpi_retransmits", measured_from="send",
+        )
+    if fault == "link-down":
+        if not ut or ut / 1000 >= NEIGHBOUR_FAILURE_S:
+            raise NotModelled(
+                "link-down with data in flight and no TCP_USER_TIMEOUT below 2.8 s: the neighbour entry fails after "
+                "~3 s and IPv4's RTO revert / IPv6's TSQ retransmit change the schedule and the error")
+        deadline = ut / 1000
+        runs, last, one_less = _clamped_runs(rto_s, deadline, rto_s, kernel.hz)  # attempts at rto, 3 rto, 7 rto...
+        window = (round(deadline - jiffy, 6), _late(deadline, jiffy + _last_arming_late(last, kernel), kernel))
+        return DeathPrediction(
+            rule=(f"tcp_retransmit_timer with TCP_USER_TIMEOUT {ut} ms: every retransmission fails locally (-EBUSY, "
+                  "the segment still waits in the neighbour queue), so retrans_stamp is the send; the RTO is clamped "
+                  f"to retrans_stamp + UT: death {deadline:g} s after the send, {runs} attempted retransmissions"),
+            expected_s=deadline, window_s=window,
+            expected_count=runs, expected_error="ETIMEDOUT", count_source="tcpi_retransmits", measured_from="send",
+            alternative_window_s=window if one_less else None, alternative_count=runs - 1 if one_less else None,
+        )
+    if fault == "peer-gone":
+        # No route: the segment is never sent, packets_out stays 0, and tcp_check_probe_timer hands the
+        # connection to the persist timer; its probes fail locally but count (tcp_write_wakeup <= 0).
+        return _persist_death(kernel, rto_s, ut, retries2, "ENETUNREACH" if family == "ipv6" else "ETIMEDOUT",
+                              "tcpi_probes", "send",
+                              "the peer's namespace is gone, so the data never leaves (no route) and, with nothing "
+                              "in flight, the persist timer probes instead of the RTO")
+    if fault not in ("blackhole", "one-way", "netem-loss"):
+        raise NotModelled(f"fault {fault} with data in flight is not modelled")
+    first_retransmission = 2 * rto_s  # the tail loss probe at rto, then the RTO restarted from it
+    # the TLP and the first RTO run are short timers (level 0): one jiffy late each
+    start_late = 2 * wheel_granularity_s(rto_s, kernel.hz)
+    if ut:
+        deadline = ut / 1000
+        runs, last, one_less = _clamped_runs(rto_s, deadline, 0.0, kernel.hz)
+        expected = first_retransmission + deadline
+        window = (round(expected - jiffy, 6), _late(expected, start_late + _last_arming_late(last, kernel), kernel))
+        return DeathPrediction(
+            rule=(f"tcp_retransmit_timer with TCP_USER_TIMEOUT {ut} ms: the tail loss probe at rto and the first "
+                  f"retransmission at 2 x rto = {first_retransmission:.3f} s start the clock (retrans_stamp); the RTO "
+                  f"is clamped to retrans_stamp + UT: death {expected:.3f} s after the send, {runs} retransmissions"),
+            expected_s=round(expected, 6), window_s=window,
+            expected_count=runs, expected_error="ETIMEDOUT", count_source="tcpi_retransmits", measured_from="send",
+            alternative_window_s=window if one_less else None, alternative_count=runs - 1 if one_less else None,
+        )
+    if retries2 is None:
+        raise NotModelled("data in flight without TCP_USER_TIMEOUT needs tcp_retries2 set low (the default 15 "
+                          "takes ~15 minutes)")
+    timeout = ((2 << retries2) - 1) * TCP_RTO_MIN_S  # tcp_model_timeout(), below the linear threshold
+    offsets, late, rto = [0.0], [start_late], rto_s  # run k (1-based): offset from the first retransmission
+    while offsets[-1] < timeout:
+        rto = min(rto * 2, TCP_RTO_MAX_S)
+        offsets.append(offsets[-1] + rto)
+        late.append(late[-1] + wheel_granularity_s(rto, kernel.hz))
+    nominal = len(offsets)  # first run whose nominal offset reaches the deadline
+    early = nominal - 1
+    early_qualifies = early >= 2 and offsets[early - 1] + late[early - 1] - start_late >= timeout
+
+    def at(run: int) -> float:
+        return round(first_retransmission + offsets[run - 1], 6)
+
+    rule = (f"tcp_retransmit_timer with tcp_retries2 = {retries2}: deadline tcp_model_timeout = "
+            f"((2 << {retries2}) - 1) x 200 ms = {timeout:g} s after the first retransmission (at 2 x rto = "
+            f"{first_retransmission:.3f} s, after the tail loss probe); RTO runs every rto x 2^k: death on run "
+            f"{nominal} at {at(nominal):.3f} s after the send, {nominal - 1} retransmissions"
+            + (f"; timer lateness can make run {early} qualify ({early - 1} retransmissions)" if early_qualifies else ""))
+    return DeathPrediction(
+        rule=rule,
+        expected_s=at(nominal),
+        window_s=(round(at(nominal) - jiffy, 6), _late(at(nominal), late[nominal - 1], kernel)),
+        expected_count=nominal - 1, expected_error="ETIMEDOUT", count_source="tcpi_retransmits", measured_from="send",
+        alternative_window_s=(round(max(at(early), first_retransmission + timeout) - jiffy, 6),
+                        _late(at(early), late[early - 1], kernel)) if early_qualifies else None,
+        alternative_count=early - 1 if early_qualifies else None,
+    )
+
+
+PERSIST_FAULTS = ("blackhole", "one-way", "link-down", "peer-gone", "netem-loss")
+
+
+def _persist_death(
+    kernel: KernelInfo, rto_s: float, ut_ms: int | None, retries2: int | None, error: str,
+    count_source: str, measured_from: str, why: str,
+) -> DeathPrediction:
+    """The persist (probe0) timer, its first run ``rto`` after the clock's start (see the module docstring).
+
+    With a user timeout: death at first probe + UT.  Without: ``tcp_probe_timer``
+    aborts on the run where ``icsk_probes_out >= tcp_retries2``, i.e. after
+    ``retries2`` probes at ``rto x (2^k - 1)``.
+    """
+    jiffy = kernel.jiffy_s
+    first_late = wheel_granularity_s(rto_s, kernel.hz)
+    since = "the send" if measured_from == "send" else "the last segment received"
+    if ut_ms:
+        deadline = ut_ms / 1000
+        probes, last, one_less = _clamped_runs(rto_s, deadline, 0.0, kernel.hz)  # at 0, 2 rto, 6 rto... after the first
+        expected = rto_s + deadline
+        window = (round(expected - jiffy, 6), _late(expected, first_late + _last_arming_late(last, kernel), kernel))
+        return DeathPrediction(
+            rule=(f"tcp_probe_timer with TCP_USER_TIMEOUT {ut_ms} ms: {why}; the first probe leaves rto = "
+                  f"{rto_s:.3f} s after {since} and stamps icsk_probes_tstamp; probes back off (rto << backoff), "
+                  f"clamped to that stamp + UT, where the timer aborts: death {expected:.3f} s after {since}, "
+                  f"{probes} probes"),
+            expected_s=round(expected, 6), window_s=window,
+            expected_count=probes, expected_error=error, count_source=count_source, measured_from=measured_from,
+            alternative_window_s=window if one_less else None, alternative_count=probes - 1 if one_less else None,
+        )
+    if retries2 is None:
+        raise NotModelled("zero-window probing without TCP_USER_TIMEOUT needs tcp_retries2 set low "
+                          "(the default 15 backs off for ~15 minutes)")
+    delays = [rto_s * (1 << k) for k in range(retries2 + 1)]  # before probe 1, 2, ... and before the aborting run
+    expected = sum(delays)
+    late = sum(wheel_granularity_s(d, kernel.hz) for d in delays)
+    return DeathPrediction(
+        rule=(f"tcp_probe_timer with tcp_retries2 = {retries2}: {why}; probes every rto << backoff from rto = "
+              f"{rto_s:.3f} s after {since}; the run after the {retries2}th unanswered probe aborts "
+              f"(icsk_probes_out >= tcp_retries2): death at rto x (2^{retries2 + 1} - 1) = {expected:.3f} s"),
+        expected_s=round(expected, 6), window_s=(round(expected - jiffy, 6), _late(expected, late, kernel)),
+        expected_count=retries2, expected_error=error, count_source=count_source, measured_from=measured_from,
+    )
+
+
+def zero_window_death(
+    settings: KeepaliveSettings, kernel: KernelInfo, fault: str, family: str, rto_s: float, retries2: int | None = None
+) -> DeathPrediction:
+    """The peer's window is closed and it goes away: when the persist timer gives up (from the zero-window ACK)."""
+    error = "ENETUNREACH" if fault == "peer-gone" and family == "ipv6" else "ETIMEDOUT"
+    if fault == "peer-reboot":
+        jiffy = kernel.jiffy_s
+        return DeathPrediction(
+            rule=(f"tcp_probe_timer: the first zero-window probe leaves rto = {rto_s:.3f} s after the zero-window ACK; "
+                  "the peer has no socket for it and answers with a RST: tcp_reset(), ECONNRESET"),
+            expected_s=rto_s,
+            window_s=(round(rto_s - jiffy, 6), _late(rto_s, wheel_granularity_s(rto_s, kernel.hz), kernel)),
+            expected_count=1, expected_error="ECONNRESET", count_source="TcpExt.TCPWinProbe",
+        )
+    if fault not in PERSIST_FAULTS:
+        raise NotModelled(f"fault {fault} in zero window is not modelled")
+    return _persist_death(kernel, rto_s, settings.user_timeout_ms, retries2, error, "TcpExt.TCPWinProbe",
+                          "last-received", "the peer's receive window is closed")
