@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -45,6 +46,9 @@ def missing_privileges() -> str | None:
     missing = [name for bit, name in ((CAP_SYS_ADMIN, "CAP_SYS_ADMIN"), (CAP_NET_ADMIN, "CAP_NET_ADMIN")) if not caps >> bit & 1]
     if not missing:
         return None
+    if os.geteuid() == 0:
+        return (f"netkit runs as root but without {' and '.join(missing)} (a restricted container?): "
+                "run it on the host or in a privileged container, e.g. systemd-nspawn --private-network")
     return f"netkit needs {' and '.join(missing)} to create network namespaces and links: {RUN_AS_ROOT}"
 
 

@@ -9,18 +9,25 @@ the timer rounding we assert.  A process per scenario only waits for a CPU.
 
 Workers come from a ``forkserver`` (a clean, single-threaded process that
 imported netkit once): forking the test process itself, with its threads,
-could deadlock.  Each worker gets PR_SET_PDEATHSIG, so if the forkserver
-(and so the run) dies, workers die too and their fd-held namespaces vanish.
-Ctrl-C reaches every worker of the terminal's process group; each tears its
-lab down.
+could deadlock.  Each worker watches the pool's owner and dies with it (see
+``_worker_init``), so a run killed even by SIGKILL leaves no worker -- and so
+no namespace -- behind.  Ctrl-C reaches every worker of the terminal's process
+group; each tears its lab down.
+
+Scripts that use the pool must guard their top level with
+``if __name__ == "__main__":`` (as for any Python process pool: the workers
+import the main module).
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import multiprocessing
 import os
+import select
 import signal
+import threading
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 
@@ -30,8 +37,26 @@ PR_SET_PDEATHSIG = 1
 DEFAULT_WORKERS = 96  # ~10 MB each (forked from a preloaded server); enough for a session's matrix at once
 
 
-def _worker_init() -> None:
+def _worker_init(main_pid: int) -> None:
+    """In each worker: die with the forkserver (PDEATHSIG), and with the process that owns the pool.
+
+    The worker's parent is the forkserver, not the pool's owner, and a worker
+    waiting for work would not notice its owner's death (every worker holds
+    the task queue's write end too).  So a daemon thread waits on a pidfd of
+    the owner and kills the worker when it ends -- even by SIGKILL; the
+    worker's namespaces, held only by its fds, vanish with it.
+    """
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    try:
+        owner = os.pidfd_open(main_pid)
+    except ProcessLookupError:
+        os._exit(1)
+
+    def watch() -> None:
+        select.select([owner], [], [])
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="netkit-owner-watch", daemon=True).start()
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -51,8 +76,14 @@ class ScenarioPool:
 
     def __init__(self, max_workers: int = DEFAULT_WORKERS, keep_failed: bool = False) -> None:
         self.keep_failed = keep_failed
-        self._pool = ProcessPoolExecutor(max_workers=max_workers, mp_context=_context(), initializer=_worker_init)
+        self._pool = ProcessPoolExecutor(
+            max_workers=max_workers, mp_context=_context(), initializer=_worker_init, initargs=(os.getpid(),)
+        )
         self._futures: dict[Scenario, Future[ScenarioResult]] = {}
+        self._closed = False
+        # Also at interpreter exit: after a Ctrl-C the owner's teardown may never
+        # run, and multiprocessing's own exit handler would wait for idle workers forever.
+        atexit.register(self.close)
 
     def submit(self, *scenarios: Scenario) -> None:
         for scenario in scenarios:
@@ -69,7 +100,11 @@ class ScenarioPool:
             raise
 
     def close(self) -> None:
-        """Cancel what has not started, interrupt what runs (SIGINT: teardown runs), wait."""
+        """Cancel what has not started, interrupt what runs (SIGINT: teardown runs), wait. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
         for future in self._futures.values():
             future.cancel()
         if any(not f.done() for f in self._futures.values()):

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Make this machine ready to run netkit: system tools, then a virtual
 # environment in <repo>/.venv with netkit installed (editable, with the `test`
-# extra).
+# extra), then `netkit doctor` to prove that netkit can run here.
+#
+# Usage: scripts/provision.sh [--no-doctor]
+#   --no-doctor  skip the final `netkit doctor`, e.g. when building an image
+#                where network namespaces cannot be created yet.
 #
 # Works on a fresh Debian 12 / Ubuntu 24.04 machine or container that has only
 # python3. Idempotent and fast when everything is already there: apt is asked
@@ -25,6 +29,15 @@ export DEBIAN_FRONTEND=noninteractive
 me=provision
 venv=$NETKIT_ROOT/.venv
 stamp=$venv/.netkit-installed
+
+doctor=1
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+    --no-doctor) doctor=0; shift ;;
+    -h | --help) sed -n '/^# Usage:/,/^#  *where network/s/^# \{0,1\}//p' "$NETKIT_ROOT/scripts/provision.sh"; exit 0 ;;
+    *) netkit_die "$me" "unknown argument: $1 (usage: scripts/provision.sh [--no-doctor])" ;;
+    esac
+done
 
 # --- 1. system packages -----------------------------------------------------
 # Each package is checked by what netkit uses from it, so a machine that has
@@ -95,3 +108,19 @@ fi
 
 version=$("$venv/bin/python" -c 'import importlib.metadata as m, sys; print(m.version("netkit"), "on Python", sys.version.split()[0])')
 netkit_say "$me" "ready: $venv/bin/netkit (netkit $version)"
+
+# --- 4. can netkit run here? --------------------------------------------------
+# `netkit doctor` probes the real thing (privileges, a namespace, a veth pair,
+# tools, qdiscs) and exits non-zero only when netkit cannot run at all; then
+# provisioning has failed, whatever it installed. Missing optional features
+# (e.g. sch_netem) are listed and do not fail.
+if [ "$doctor" = 1 ]; then
+    netkit_say "$me" "netkit doctor:"
+    status=0
+    "$venv/bin/netkit" doctor 2>&1 | sed 's/^/    /' || status=$?
+    if [ "$status" -ne 0 ]; then
+        netkit_die "$me" "netkit doctor exited $status: netkit is installed but cannot run on this" \
+            "machine (see the MISSING lines above). Building an image without privileges?" \
+            "Then skip this check with --no-doctor."
+    fi
+fi

@@ -101,8 +101,9 @@ def test_keep_names_namespaces_for_ip_netns_exec_and_refuses_collisions():
 
 
 HOLD_A_LAB = textwrap.dedent("""
-    import os, sys, time
+    import os, signal, sys, time
     from netkit import Lab
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if our runner was started with SIGINT ignored
     with Lab() as lab:
         child = lab.server.namespace.popen(["sleep", "60"])
         print(lab.server.namespace.inode, lab.client.namespace.inode, child.pid, flush=True)

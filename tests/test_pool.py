@@ -1,0 +1,48 @@
+"""The scenario pool: worker processes never outlive the run that owns them."""
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from netkit.doctor import missing_privileges
+
+pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
+
+OWNER = textwrap.dedent("""
+    import signal, sys, time
+    from netkit import KeepaliveSettings, Scenario, ScenarioPool
+    if __name__ == "__main__":
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with ScenarioPool() as pool:
+            pool.submit(*[Scenario(KeepaliveSettings(1, 1, 10), family) for family in ("ipv4", "ipv6")])
+            print("submitted", flush=True)
+            time.sleep(60)
+""")
+
+
+def process_group(pgid):
+    found = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_workers_end_with_their_owner(tmp_path, sig):
+    script = tmp_path / "owner.py"
+    script.write_text(OWNER)
+    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert owner.stdout.readline().strip() == "submitted"
+        time.sleep(1.5)  # workers started, labs built
+        assert len(process_group(owner.pid)) > 2  # owner, forkserver, workers
+        owner.send_signal(sig)
+        owner.wait(timeout=20)
+        deadline = time.monotonic() + 5
+        while process_group(owner.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert process_group(owner.pid) == [], "worker processes outlived their owner"
+    finally:
+        owner.kill()
