@@ -1,8 +1,8 @@
 """The core proof: a dead peer is dropped when the kernel's keepalive rule says.
 
-The whole matrix is submitted to the session's scenario pool at module start
-and runs concurrently; each test then asserts one scenario's result, so the
-module takes about as long as its longest scenario (1/1/10: ~12 s).
+Every parametrized scenario of the session starts at once in the plugin's
+pool; each test then asserts one scenario's result, so the module takes
+about as long as its longest scenario (1/1/10: ~12 s).
 """
 
 import pytest
@@ -11,11 +11,6 @@ from netkit import KeepaliveSettings, Scenario
 
 SETTINGS = [(1, 1, 3), (2, 1, 2), (1, 2, 2), (1, 1, 10)]
 MATRIX = [Scenario(KeepaliveSettings(*k), family) for family in ("ipv4", "ipv6") for k in SETTINGS]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _start_matrix(netkit_pool):
-    netkit_pool.submit(*MATRIX)
 
 
 @pytest.mark.parametrize("scenario", MATRIX, ids=lambda s: s.id)
