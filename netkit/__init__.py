@@ -8,6 +8,9 @@ The pieces, one module per concept:
 - :mod:`netkit.model` -- the kernel's rule and timer-wheel window
 - :mod:`netkit.faults` -- ways to break the path
 - :mod:`netkit.tcpinfo`, :mod:`netkit.counters` -- the kernel's own figures
+- :mod:`netkit.capture` -- wire evidence: packet capture in the lab, classified, as pcap
+- :mod:`netkit.diag` -- TCP sockets of any process in a lab namespace (sock_diag)
+- :mod:`netkit.check_server` -- ``netkit check-server``: a real server's keepalive, measured
 - :mod:`netkit.scenario` -- a scenario value, its run, its result as data
 - :mod:`netkit.plugin` -- pytest fixtures; :mod:`netkit.cli` -- the command
 """

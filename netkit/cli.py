@@ -30,7 +30,7 @@ PREPARATION = {
     "unacked": "breaking the path, then sending 100 bytes into it",
     "zero-window": "filling the peer's receive window until it closes, then breaking the path",
 }
-COUNTED = {"tcpi_probes": "probe sent, unanswered", "tcpi_retransmits": "retransmission",
+COUNTED = {"tcpi_probes": "unanswered probe", "tcpi_retransmits": "retransmission",
            "TcpExt.TCPWinProbe": "window probe"}
 
 
@@ -75,6 +75,13 @@ def _print_human_result(result: ScenarioResult, out: TextIO) -> None:
         if event.what.startswith("connection dead") or event.what.startswith("still alive"):
             print(f"  {event.t_s:7.3f} s  {event.what}", file=out)
     since = "the send" if p.measured_from == "send" else "the last segment received"
+    wire = result.wire
+    if wire is not None and wire.visible:
+        print(f"  on the wire ({wire.interface}, kernel timestamps), s since {wire.anchor}:", file=out)
+        for event in wire.events:
+            print(f"  {event.t_s:7.3f} s  {event.what}", file=out)
+    if wire is not None:
+        print(f"wire: {result.wire_summary()}", file=out)
     measured = "did not die" if result.measured_s is None else f"died {result.measured_s:.3f} s after {since}"
     print(
         f"verdict: {result.verdict.upper()} - {measured} (window [{low:.3f}, {high:.3f}] s); "
@@ -85,6 +92,8 @@ def _print_human_result(result: ScenarioResult, out: TextIO) -> None:
         print(f"  problem: {failure}", file=out)
     for name in result.kept_namespaces:
         print(f"  kept: ip netns exec {name} ss -tino   (remove with: netkit cleanup)", file=out)
+    if result.pcap:
+        print(f"pcap: {result.pcap}  (read it: tcpdump -nr {result.pcap})", file=out)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -125,7 +134,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         out.flush()
         timeline = LiveTimeline(out, prediction.expected_count, COUNTED[prediction.count_source])
     try:
-        result = run_scenario(scenario, on_progress=timeline, keep_failed=args.keep_failed)
+        result = run_scenario(scenario, on_progress=timeline, keep_failed=args.keep_failed, pcap=args.pcap)
     finally:
         if timeline:
             timeline.finish()
@@ -190,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--ipv6", action="store_true", help="use IPv6 (2001:2::/48) instead of IPv4 (198.18.0.0/15)")
     demo.add_argument("--json", action="store_true", help="print exactly one JSON object (the result) on stdout")
     demo.add_argument("--keep-failed", action="store_true", help="on failure keep the lab's namespaces for `ip netns exec`")
+    demo.add_argument("--pcap", metavar="FILE",
+                      help="write the tested veth's capture to FILE (pcap; a failed run writes one to a temp file anyway)")
     demo.set_defaults(func=cmd_demo)
 
     doctor = sub.add_parser("doctor", help="what this machine offers netkit")
@@ -200,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     clean.add_argument("--json", action="store_true")
     clean.set_defaults(func=cmd_cleanup)
+
+    from .check_server import add_parser as add_check_server  # its own module: argparse setup and command
+
+    add_check_server(sub)
     return parser
 
 

@@ -15,10 +15,17 @@ pytest-httpserver):
 Every netkit fixture skips the test, with the reason and the command to use,
 when the process lacks root / CAP_NET_ADMIN + CAP_SYS_ADMIN.
 
-Option (command line, then environment, then ini -- one precedence):
-``--netkit-keep-failed`` / ``NETKIT_KEEP_FAILED=1`` / ``netkit_keep_failed = true``
-keeps the namespaces of a failing test under /run/netns (for ``ip netns exec``)
-and names them in the failure report; ``netkit cleanup`` removes them later.
+Options (each: command line, then environment, then ini -- one precedence):
+
+- ``--netkit-keep-failed`` / ``NETKIT_KEEP_FAILED=1`` / ``netkit_keep_failed = true``
+  keeps the namespaces of a failing test under /run/netns (for ``ip netns
+  exec``) and names them in the failure report; ``netkit cleanup`` removes
+  them later.
+- ``--netkit-pcap-dir DIR`` / ``NETKIT_PCAP_DIR=DIR`` / ``netkit_pcap_dir = DIR``:
+  every failed scenario writes its capture of the tested veth there as pcap
+  (``<scenario id>-<lab>.pcap``), and so does every scenario a failing test
+  asked the pool for; the failure report names the files.  Unset, they go to
+  temporary files, named the same way in the report.
 
 Use ``timeout_method = signal`` with pytest-timeout: its thread method calls
 ``os._exit`` and skips teardown.
@@ -39,14 +46,21 @@ from .kernel import kernel_info
 from .lab import Lab
 from .retransmission import NotModelled
 from .pool import ScenarioPool
-from .scenario import Scenario, ScenarioResult
+from .scenario import Scenario, ScenarioResult, failure_pcap_path
 
 KEEP_FAILED_HELP = (
     "keep the network namespaces of failing tests under /run/netns for `ip netns exec` "
     "(their names are printed in the failure report; remove them with `netkit cleanup`)"
 )
 KEEP_FAILED_ENV = "NETKIT_KEEP_FAILED"
+PCAP_DIR_HELP = (
+    "write the packet capture (pcap) of every failed netkit scenario, and of every scenario a failing test used, "
+    "into this directory (default: temporary files); the failure report names them"
+)
+PCAP_DIR_ENV = "NETKIT_PCAP_DIR"
 _LABS_ATTR = "_netkit_labs"
+_RESULTS_ATTR = "_netkit_results"
+_current_item: list[pytest.Item] = []  # the test being run, for the pool's results
 _SCENARIOS_KEY = pytest.StashKey[list]()
 
 
@@ -54,6 +68,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("netkit")
     group.addoption("--netkit-keep-failed", action="store_true", default=None, help=KEEP_FAILED_HELP)
     parser.addini("netkit_keep_failed", KEEP_FAILED_HELP, type="bool", default=False)
+    group.addoption("--netkit-pcap-dir", metavar="DIR", default=None, help=PCAP_DIR_HELP)
+    parser.addini("netkit_pcap_dir", PCAP_DIR_HELP, default="")
 
 
 def keep_failed(config: pytest.Config) -> bool:
@@ -70,16 +86,34 @@ def keep_failed(config: pytest.Config) -> bool:
     return bool(config.getini("netkit_keep_failed"))
 
 
+def pcap_dir(config: pytest.Config) -> str | None:
+    """Where failed scenarios write their pcap: command line, then environment, then ini; None: temp files."""
+    for value, source in ((config.getoption("netkit_pcap_dir"), "--netkit-pcap-dir"),
+                          (os.environ.get(PCAP_DIR_ENV), PCAP_DIR_ENV),
+                          (config.getini("netkit_pcap_dir"), "the ini option netkit_pcap_dir")):
+        if not value:
+            continue
+        if not value.strip():
+            raise ValueError(f"Invalid pcap directory {value!r} from {source}: give a directory, or unset it")
+        if os.path.exists(value) and not os.path.isdir(value):
+            raise ValueError(f"Invalid pcap directory {value!r} from {source}: it exists and is not a directory")
+        return os.path.abspath(value)
+    return None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "netkit: the test builds netkit labs (needs root; skipped otherwise)")
     keep_failed(config)  # a bad environment value fails at start-up, not mid-run
+    pcap_dir(config)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     k = kernel_info()
     privileges = missing_privileges()
     state = "labs enabled" if privileges is None else "labs SKIPPED (not root)"
-    return f"netkit: kernel {k.release}, HZ={k.hz} (from {k.hz_source}); {state}; keep-failed={keep_failed(config)}"
+    pcaps = pcap_dir(config) or "temporary files"
+    return (f"netkit: kernel {k.release}, HZ={k.hz} (from {k.hz_source}); {state}; keep-failed={keep_failed(config)}; "
+            f"failed scenarios' pcap: {pcaps}")
 
 
 def _require_privileges() -> None:
@@ -149,9 +183,12 @@ class PoolForTests:
 
     def result(self, scenario) -> ScenarioResult:  # type: ignore[no-untyped-def]
         try:
-            return self.pool.result(scenario)
+            result = self.pool.result(scenario)
         except (FeatureMissing, NotModelled) as exc:
             pytest.skip(str(exc))
+        if _current_item:  # so that a failing test's report can name this scenario's capture
+            getattr(_current_item[0], _RESULTS_ATTR, []).append(result)
+        return result
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -186,7 +223,7 @@ def netkit_pool(pytestconfig: pytest.Config) -> Iterator[PoolForTests]:
             assert result.verdict == "pass", result.explain()
     """
     _require_privileges()
-    with ScenarioPool(keep_failed=keep_failed(pytestconfig)) as pool:
+    with ScenarioPool(keep_failed=keep_failed(pytestconfig), pcap_dir=pcap_dir(pytestconfig)) as pool:
         pool.submit(*pytestconfig.stash.get(_SCENARIOS_KEY, []))
         yield PoolForTests(pool)
 
@@ -194,15 +231,38 @@ def netkit_pool(pytestconfig: pytest.Config) -> Iterator[PoolForTests]:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     setattr(item, _LABS_ATTR, [])
+    setattr(item, _RESULTS_ATTR, [])
+    _current_item[:] = [item]
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    _current_item.clear()
+
+
+def _pcap_lines(item: pytest.Item) -> list[str]:
+    """Write the capture of every scenario the failing test used (failed ones wrote theirs already); name them."""
+    lines = []
+    for result in {id(r): r for r in getattr(item, _RESULTS_ATTR, [])}.values():  # each once, in order
+        if result.pcap is None and result.pcap_data:
+            result.write_pcap(failure_pcap_path(result.scenario, result.lab, pcap_dir(item.config)))
+        if result.pcap:
+            lines.append(f"{result.scenario.id} ({result.verdict}): {result.pcap}  (tcpdump -nr {result.pcap})")
+            lines.append(f"    wire: {result.wire_summary()}")
+    return lines
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
-    """On a failing test, keep its labs (if asked) while they still exist, and say where."""
+    """On a failing test: name the packet captures of its scenarios; keep its labs (if asked) and say where."""
     outcome = yield
     report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    pcaps = _pcap_lines(item)
+    if pcaps:
+        report.sections.append(("netkit: packet captures", "\n".join(pcaps)))
     labs = getattr(item, _LABS_ATTR, [])
-    if report.when != "call" or not report.failed or not labs or not keep_failed(item.config):
+    if not labs or not keep_failed(item.config):
         return
     lines = []
     for lab in labs:

@@ -74,12 +74,14 @@ class ScenarioPool:
     worker tears its lab down -- and waits for the workers to end.
     """
 
-    def __init__(self, max_workers: int = DEFAULT_WORKERS, keep_failed: bool = False) -> None:
+    def __init__(self, max_workers: int = DEFAULT_WORKERS, keep_failed: bool = False, pcap_dir: str | None = None) -> None:
         self.keep_failed = keep_failed
+        self.pcap_dir = pcap_dir  # where failed scenarios write their capture (None: temporary files)
         self._pool = ProcessPoolExecutor(
             max_workers=max_workers, mp_context=_context(), initializer=_worker_init, initargs=(os.getpid(),)
         )
         self._futures: dict[Scenario, Future[ScenarioResult]] = {}
+        self._runs: list[Future[ScenarioResult]] = []  # every run started, repeats included
         self._closed = False
         # Also at interpreter exit: after a Ctrl-C the owner's teardown may never
         # run, and multiprocessing's own exit handler would wait for idle workers forever.
@@ -88,7 +90,13 @@ class ScenarioPool:
     def submit(self, *scenarios: Scenario) -> None:
         for scenario in scenarios:
             if scenario not in self._futures:
-                self._futures[scenario] = self._pool.submit(run_scenario, scenario, keep_failed=self.keep_failed)
+                self._futures[scenario] = self.start(scenario)
+
+    def start(self, scenario: Scenario) -> Future[ScenarioResult]:
+        """Start one more run of ``scenario`` (even if it ran already: a benchmark repeats one)."""
+        future = self._pool.submit(run_scenario, scenario, keep_failed=self.keep_failed, pcap_dir=self.pcap_dir)
+        self._runs.append(future)
+        return future
 
     def result(self, scenario: Scenario) -> ScenarioResult:
         self.submit(scenario)
@@ -105,9 +113,9 @@ class ScenarioPool:
             return
         self._closed = True
         atexit.unregister(self.close)
-        for future in self._futures.values():
+        for future in self._runs:
             future.cancel()
-        if any(not f.done() for f in self._futures.values()):
+        if any(not f.done() for f in self._runs):
             for pid in list(getattr(self._pool, "_processes", {}) or {}):
                 try:
                     os.kill(pid, signal.SIGINT)
@@ -122,15 +130,21 @@ class ScenarioPool:
         self.close()
 
 
-def run_many(scenarios: Iterable[Scenario], *, keep_failed: bool = False) -> list[ScenarioResult | BaseException]:
-    """Run scenarios concurrently; results (or the exception each raised) in input order."""
+def run_many(
+    scenarios: Iterable[Scenario], *, keep_failed: bool = False, pcap_dir: str | None = None
+) -> list[ScenarioResult | BaseException]:
+    """Run scenarios concurrently; results (or the exception each raised) in input order.
+
+    Every element runs, repeats included (``[s] * 20`` is 20 runs of ``s``).
+    """
     scenarios = list(scenarios)
     outcomes: list[ScenarioResult | BaseException] = []
-    with ScenarioPool(max_workers=max(1, min(len(scenarios), DEFAULT_WORKERS)), keep_failed=keep_failed) as pool:
-        pool.submit(*scenarios)
-        for scenario in scenarios:
+    workers = max(1, min(len(scenarios), DEFAULT_WORKERS))
+    with ScenarioPool(max_workers=workers, keep_failed=keep_failed, pcap_dir=pcap_dir) as pool:
+        runs = [pool.start(scenario) for scenario in scenarios]
+        for run in runs:
             try:
-                outcomes.append(pool.result(scenario))
+                outcomes.append(run.result())
             except Exception as exc:
                 outcomes.append(exc)
     return outcomes

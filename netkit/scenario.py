@@ -21,14 +21,25 @@ The procedure (for the default, idle state):
    ``tcpi_probes``, ``SO_ERROR``, and the namespace's TCPKeepAlive counter.
    If the model says the peer dies too (one-way), its death is timed against
    the tested side's on the monotonic clock.
+
+Throughout, a packet socket in the tested namespace captures the tested veth
+(:mod:`netkit.capture`): the result's ``wire`` holds the probes, replies and
+RST with their kernel timestamps, and ``judge`` asserts them where the fault
+lets them reach a wire.  Where it does not (link down, peer gone, netem),
+the result says so and the kernel's counters are the evidence.  The capture
+is written as pcap on request (``pcap=``) and for every failed scenario
+(into ``pcap_dir``, or a temporary file).
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import os
+import re
 import select
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +47,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import counters
+from .capture import PROBES_NEVER_ON_WIRE, Capture, WireEvidence, analyse, write_pcap
 from .errors import FeatureMissing, NetkitError, SettingError
 from .faults import FaultContext, get_fault
 from .faults import prepare as fault_prepare
@@ -43,7 +55,7 @@ from .faults import settle as fault_settle
 from .keepalive import KeepaliveSettings
 from .kernel import KernelInfo, kernel_info
 from .lab import Endpoint, Lab, family_number
-from .model import DeathPrediction
+from .model import DeathPrediction, keepalive_schedule, wheel_granularity_s
 from .rules import predict
 from .tcpinfo import tcp_info
 
@@ -128,10 +140,15 @@ class Scenario:
 
 @dataclass(frozen=True)
 class TimelineEvent:
-    """Something the kernel did, timed from the last segment received."""
+    """Something the kernel did, timed from the last segment received.
+
+    ``source``: "wire" (a frame's kernel timestamp on the tested veth),
+    "sampled" (``tcp_info`` polled every 20 ms) or "" (the procedure itself).
+    """
 
     t_s: float
     what: str
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,6 +177,14 @@ class ScenarioResult:
     failures: list[str] = field(default_factory=list)
     lab: str = ""
     kept_namespaces: list[str] = field(default_factory=list)  # under /run/netns, if kept
+    wire: WireEvidence | None = None  # what the tested veth showed (None: no capture was made)
+    pcap: str | None = None  # where the capture was written (always, for a failed scenario)
+    pcap_data: bytes = field(default=b"", repr=False, compare=False)  # the capture as a pcap file
+
+    def write_pcap(self, path: str) -> str:
+        """Write the scenario's capture to ``path`` (a classic pcap file) and remember where."""
+        self.pcap = write_pcap(path, self.pcap_data)
+        return self.pcap
 
     @property
     def verdict(self) -> str:
@@ -205,6 +230,60 @@ class ScenarioResult:
             elif self.peer_lag_s is None or abs(self.peer_lag_s) > PEER_SAME_MOMENT_S:
                 self.failures.append(f"peer died {self.peer_lag_s} s apart from the tested side, expected the same "
                                      f"moment (within the observer's {PEER_SAME_MOMENT_S} s)")
+        self._judge_wire()
+
+    def _judge_wire(self) -> None:
+        """Where the probes reach the tested veth: count, spacing, first probe and RST, from the wire.
+
+        Tolerances are the model's (timer wheel, :func:`netkit.model.wheel_granularity_s`):
+        consecutive probes are ``intvl`` apart, late by at most one
+        granularity of an ``intvl`` timer; the first leaves ``max(idle,
+        intvl)`` after the last segment received, late by at most the first
+        run's granularity.  One jiffy either way covers the jiffy clock the
+        timer counts on against the tap's nanoseconds.
+        """
+        w, p, s = self.wire, self.prediction, self.scenario
+        if w is None or not w.visible or self.measured_s is None:
+            return
+        problems = []
+        jiffy, hz = self.kernel.jiffy_s, self.kernel.hz
+        if s.state == "idle":
+            k = s.keepalive
+            counts = sorted({n for _, n in p.outcomes()})
+            expected = " or ".join(map(str, counts))
+            if p.expected_error == "ECONNRESET":  # the peer has forgotten the connection: its RST answers
+                if len(w.probes_s) not in counts:
+                    problems.append(f"{len(w.probes_s)} keepalive probes after the last segment received, expected {expected}")
+                if w.peer_rst_s is None:
+                    problems.append("no RST from the peer answered the probe")
+                if w.rst_s is not None:
+                    problems.append(f"the tested side sent a RST at {w.rst_s:.3f} s; a reset connection sends none")
+            else:
+                if w.unanswered_probes not in counts or w.unanswered_probes != self.probes:
+                    problems.append(f"{w.unanswered_probes} unanswered keepalive probes, expected {expected} "
+                                    f"(tcpi_probes {self.probes})")
+                if w.rst_s is None:
+                    problems.append("no RST from the tested side: a keepalive death sends one (tcp_send_active_reset)")
+            low, high = k.intvl - jiffy, k.intvl + wheel_granularity_s(k.intvl, hz) + jiffy
+            for n, gap in enumerate(w.spacing_s, 1):
+                if not low <= gap <= high:
+                    problems.append(f"probes {n} and {n + 1} are {gap:.3f} s apart, expected TCP_KEEPINTVL "
+                                    f"{k.intvl} s within [{low:.3f}, {high:.3f}] s")
+            schedule = keepalive_schedule(k)
+            first_low = schedule.first_probe - jiffy
+            first_high = schedule.first_probe + schedule.max_lateness(1, hz) + 2 * jiffy
+            if w.first_probe_s is None or not first_low <= w.first_probe_s <= first_high:
+                first = "none" if w.first_probe_s is None else f"{w.first_probe_s:.3f} s"
+                problems.append(f"first probe at {first} after the last segment received, expected max(idle, intvl) = "
+                                f"{schedule.first_probe} s within [{first_low:.3f}, {first_high:.3f}] s")
+        else:
+            if w.rst_s is not None:
+                problems.append(f"the tested side sent a RST at {w.rst_s:.3f} s; a retransmission or persist timeout "
+                                "sends none (tcp_write_err)")
+            if s.state == "zero-window" and len(w.zero_window_probes_s) != self.counters.get("TCPWinProbe"):
+                problems.append(f"{len(w.zero_window_probes_s)} zero-window probes on the wire, the kernel counted "
+                                f"{self.counters.get('TCPWinProbe')} (TcpExt TCPWinProbe)")
+        self.failures += [f"wire: {problem}" for problem in problems]
 
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable verdict (the CLI's ``--json``)."""
@@ -240,6 +319,8 @@ class ScenarioResult:
             "peer_lag_s": self.peer_lag_s,
             "fault_at_s": self.fault_at_s,
             "timeline": [asdict(e) for e in self.timeline],
+            "wire": self.wire.to_dict() if self.wire else None,
+            "pcap": self.pcap,
             "verdict": self.verdict,
             "failures": self.failures,
             "kept_namespaces": self.kept_namespaces,
@@ -247,6 +328,29 @@ class ScenarioResult:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
+
+    def wire_summary(self) -> str:
+        """One line: what the wire showed, or why it cannot show it and what the evidence is instead."""
+        w = self.wire
+        if w is None:
+            return "no capture"
+        if not w.visible:
+            kernel = ", ".join(f"{name} {value}" for name, value in w.kernel.items() if value is not None)
+            return f"{w.note}; the evidence is the kernel's counters: {kernel}"
+        parts = [_plural(len(w.probes_s), "keepalive probe") + f" ({w.unanswered_probes} unanswered)"]
+        if w.spacing_s:
+            parts.append("spacing " + ", ".join(f"{g:.3f}" for g in w.spacing_s) + " s")
+        if w.first_probe_s is not None:
+            parts.append(f"first at {w.first_probe_s:.3f} s")
+        if w.retransmissions_s:
+            parts.append(_plural(len(w.retransmissions_s), "retransmission") + " (a tail loss probe counts)")
+        if w.zero_window_probes_s:
+            parts.append(_plural(len(w.zero_window_probes_s), "zero-window probe"))
+        parts.append(f"RST sent at {w.rst_s:.3f} s" if w.rst_s is not None else "no RST sent")
+        if w.peer_rst_s is not None:
+            parts.append(f"RST from the peer at {w.peer_rst_s:.3f} s")
+        drops = f", {w.drops} DROPPED by the capture" if w.drops else ""
+        return f"{'; '.join(parts)} (on {w.interface}, {w.frames} frames{drops}; t = 0 is {w.anchor})"
 
     def explain(self) -> str:
         """The failure message for a person reading a CI log at 3 a.m."""
@@ -264,14 +368,27 @@ class ScenarioResult:
             f"{self.keepalive_counter} keepalives sent (TcpExt TCPKeepAlive), error {self.error}"
             + (f"; peer {self.peer_error}, {self.peer_lag_s} s apart" if p.peer_expected_error else ""),
         ]
+        if self.wire is not None:
+            lines.append(f"  wire:     {self.wire_summary()}")
         lines += [f"  problem:  {f}" for f in self.failures]
         if self.timeline:
             clock = "the send" if p.measured_from == "send" else "the last segment received"
-            lines.append(f"  timeline (s since {clock}):")
-            lines += [f"    {e.t_s:8.3f}  {e.what}" for e in self.timeline]
+            sources = []
+            if any(e.source == "wire" for e in self.timeline):
+                sources.append("[wire] = kernel timestamp of the frame on the tested veth")
+            if any(e.source == "sampled" for e in self.timeline):
+                sources.append("[sampled] = tcp_info polled every 20 ms")
+            lines.append(f"  timeline (s since {clock}" + "".join(f"; {x}" for x in sources) + "):")
+            lines += [f"    {e.t_s:8.3f}  {e.what}" + (f"  [{e.source}]" if e.source else "") for e in self.timeline]
+        if self.pcap:
+            lines.append(f"  pcap:     {self.pcap}  (read it: tcpdump -nr {self.pcap})")
         for name in self.kept_namespaces:
             lines.append(f"  kept for inspection: ip netns exec {name} ss -tino  (remove: netkit cleanup)")
         return "\n".join(lines)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _tcpext(endpoint: Endpoint) -> dict[str, int]:
@@ -369,9 +486,11 @@ def _wait_for_death(
         elapsed = since_anchor()
         if (info.probes, info.retransmits) != seen:
             if info.probes > seen[0]:
-                result.timeline.append(TimelineEvent(round(elapsed, 3), f"probe {info.probes} sent, unanswered (tcpi_probes)"))
+                result.timeline.append(TimelineEvent(round(elapsed, 3), f"probe {info.probes} sent, unanswered (tcpi_probes)",
+                                                     "sampled"))
             if info.retransmits > seen[1]:
-                result.timeline.append(TimelineEvent(round(elapsed, 3), f"retransmission {info.retransmits} (tcpi_retransmits)"))
+                result.timeline.append(TimelineEvent(round(elapsed, 3), f"retransmission {info.retransmits} (tcpi_retransmits)",
+                                                     "sampled"))
             seen = (info.probes, info.retransmits)
         if on_progress:
             on_progress(Progress(elapsed, info.probes if what == "probe" else info.retransmits, expected))
@@ -421,78 +540,182 @@ def _fill_until_zero_window(sock: socket.socket, cancel: threading.Event) -> Non
     raise NetkitError("the peer's window did not close within 5 s")
 
 
+def failure_pcap_path(scenario: Scenario, lab: str, directory: str | None = None) -> str:
+    """Where a failed scenario's capture goes: ``directory``, or a new temporary file."""
+    name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", scenario.id)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        return os.path.join(directory, f"{name}-{lab}.pcap")
+    fd, path = tempfile.mkstemp(prefix=f"netkit-{name}-", suffix=".pcap")
+    os.close(fd)
+    return path
+
+
+def _start_capture(tested: Endpoint) -> tuple[Capture | None, str | None]:
+    """The tested veth's capture, started; or None and why (the scenario runs on without wire evidence)."""
+    capture = Capture(tested.namespace, tested.ifindex, f"{tested.ifname} in {tested.namespace.name}")
+    try:
+        return capture.start(), None
+    except OSError as exc:
+        return None, f"no packet capture ({exc}; needs CONFIG_PACKET)"
+
+
+def _wire_evidence(
+    result: ScenarioResult,
+    capture: Capture | None,
+    capture_error: str | None,
+    addresses: tuple[tuple[str, int], tuple[str, int]],
+    fault_ns: int,
+    sent_ns: int | None,
+) -> None:
+    """Fill ``result.wire`` (and its pcap bytes) from the capture; merge the wire's events into the timeline."""
+    s, p = result.scenario, result.prediction
+    kernel = {"tcpi_probes": result.probes, "tcpi_retransmits": result.retransmits}
+    kernel.update({f"TcpExt.{name}": result.counters.get(name)
+                   for name in ("TCPKeepAlive", "TCPWinProbe", "TCPAbortOnTimeout")})
+    if capture is None:
+        result.wire = WireEvidence(visible=False, note=capture_error or "no capture", error=capture_error, kernel=kernel)
+        return
+    wire = analyse(capture.frames, *addresses, fault_ns, p.measured_from, sent_ns)
+    wire.interface, wire.drops, wire.error, wire.kernel = capture.label, capture.drops, capture.error, kernel
+    result.pcap_data = capture.pcap()
+    blind = PROBES_NEVER_ON_WIRE.get(s.fault)
+    if blind or capture.error:
+        what = "probes" if s.state == "idle" else "retransmissions and probes"
+        seen = len(wire.probes_s) + len(wire.retransmissions_s) + len(wire.zero_window_probes_s)
+        counted = result.count if result.count is not None else "?"
+        wire.visible = False
+        wire.note = (f"the wire cannot show the {what}: {blind or capture.error} ({seen} captured after the fault, "
+                     f"the kernel counted {counted})")
+        result.wire = wire
+        return
+    wire.note = f"every {'probe' if s.state == 'idle' else 'segment'} after the fault passed the tested veth's tap"
+    result.wire = wire
+    kept = [e for e in result.timeline if e.source != "sampled"]
+    if p.measured_from != "send" and any(e.t_s == 0 for e in wire.events) and kept and kept[0].t_s == 0:
+        kept = kept[1:]  # the wire's own line for the last segment received says the same, timestamped
+    merged = kept + [TimelineEvent(e.t_s, e.what, "wire") for e in wire.events]
+    result.timeline = sorted(merged, key=lambda e: (e.t_s, e.source != "wire"))  # at a tie the wire saw it first
+
+
 def run_scenario(
     scenario: Scenario,
     *,
     on_progress: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
     keep_failed: bool = False,
+    pcap: str | None = None,
+    pcap_dir: str | None = None,
 ) -> ScenarioResult:
     """Prove one scenario on this kernel. Raises FeatureMissing if it cannot run here.
 
     With ``keep_failed`` a failing scenario's namespaces are named under
-    /run/netns before teardown, for ``ip netns exec``.
+    /run/netns before teardown, for ``ip netns exec``.  The tested veth is
+    captured throughout: with ``pcap`` the capture is written there; a failed
+    scenario's capture is always written -- to ``pcap``, else into
+    ``pcap_dir``, else to a temporary file -- and ``result.pcap`` says where.
+    A scenario that breaks off with a NetkitError writes it the same way and
+    names it in the exception's notes.
     """
     cancel = cancel or threading.Event()
     kernel = kernel_info()
     scenario.require_supported()
-    fault = get_fault(scenario.fault)
-    k = scenario.keepalive
-    predict(scenario.state, scenario.fault, scenario.family, k, kernel, retries2=scenario.retries2)  # NotModelled early
+    predict(scenario.state, scenario.fault, scenario.family, scenario.keepalive, kernel,
+            retries2=scenario.retries2)  # NotModelled early
     with Lab() as lab:
-        tested, peer = (lab.server, lab.client) if scenario.side == "server" else (lab.client, lab.server)
-        _write_keepalive_sysctls(scenario, tested)
-        if scenario.retries2 is not None:
-            tested.sysctl("net.ipv4.tcp_retries2", scenario.retries2)
-        rcvbuf = {peer.role: ZERO_WINDOW_RCVBUF} if scenario.state == "zero-window" else None
-        server_sock, client_sock = lab.connect(scenario.family, rcvbuf=rcvbuf)
-        tested_sock, peer_sock = (server_sock, client_sock) if scenario.side == "server" else (client_sock, server_sock)
-        _enable_keepalive(scenario, tested, tested_sock)  # in the data states too: it must not interfere
-        armed_at = time.monotonic()
-        ctx = FaultContext(lab, scenario.family, tested, peer, peer_sock, lab.listeners if peer is lab.server else [])
-        fault_prepare(fault, ctx)
-
-        def since_last_received() -> float:
-            return tcp_info(tested_sock).last_ack_recv_ms / 1000
-
-        since_anchor = since_last_received
-        if scenario.state == "idle":
-            _wait_for_answered_probe(tested_sock, k, armed_at, cancel)
-            first = "last segment received (reply to a keepalive probe)"
-        elif scenario.state == "zero-window":
-            _fill_until_zero_window(tested_sock, cancel)  # the bulk transfer moves the RTO: read it after
-            first = "last segment received (the ACK that closed the window)"
-        else:
-            first = f"{len(UNACKED_PAYLOAD)} bytes sent into the broken path"
-        rto_s = tcp_info(tested_sock).rto_us / 1e6
-        prediction = predict(scenario.state, scenario.fault, scenario.family, k, kernel, rto_s, scenario.retries2)
-        result = ScenarioResult(scenario, kernel, prediction, lab=lab.name)
-        result.timeline.append(TimelineEvent(0.0, first))
-        before = _tcpext(tested)
-        fault.apply(ctx)
-        if scenario.state == "unacked":  # break the path completely, then send into it
-            fault_settle(fault, ctx)
-            sent_at = time.monotonic()
-            tested_sock.send(UNACKED_PAYLOAD)
-            since_anchor = lambda: time.monotonic() - sent_at  # noqa: E731
-            latest_fault_s = None
-        elif scenario.state == "zero-window":
-            latest_fault_s = FAULT_DEADLINE_FRACTION * rto_s  # well before the first window probe
-        else:
-            latest_fault_s = FAULT_DEADLINE_FRACTION * min(k.idle, k.intvl)  # well before the next keepalive run
-        if latest_fault_s is not None:
-            result.fault_at_s = since_last_received()
-            result.timeline.append(TimelineEvent(result.fault_at_s, f"fault: {fault.description}"))
-            if result.fault_at_s >= latest_fault_s:
-                result.failures.append(
-                    f"the fault took until {result.fault_at_s:.3f} s after the last segment received, too close to "
-                    "the next timer run for the rule to apply (machine overloaded?)")
-            fault_settle(fault, ctx)
-        watch_peer = peer_sock if prediction.peer_expected_error else None
-        _wait_for_death(tested_sock, watch_peer, result, since_anchor, cancel, on_progress)
-        after = _tcpext(tested)
-        result.counters = {name: after[name] - before[name] for name in TCPEXT_COUNTERS}
-        result.judge()
+        tested = lab.server if scenario.side == "server" else lab.client
+        capture, capture_error = _start_capture(tested)
+        if capture is not None:
+            lab.callback(capture.stop)  # before the namespaces are released
+        try:
+            result = _prove(scenario, kernel, lab, capture, capture_error, cancel, on_progress)
+        except NetkitError as exc:
+            if capture is not None and not isinstance(exc, (ScenarioCancelled, FeatureMissing)):
+                capture.stop()
+                path = write_pcap(pcap or failure_pcap_path(scenario, lab.name, pcap_dir), capture.pcap())
+                note = f"capture of {scenario.id} until it broke off: {path} (tcpdump -nr {path})"
+                if hasattr(exc, "add_note"):  # Python 3.11+
+                    exc.add_note(note)
+            raise
+        if pcap:
+            result.write_pcap(pcap)
+        elif result.failures:
+            result.write_pcap(failure_pcap_path(scenario, lab.name, pcap_dir))
         if keep_failed and result.failures:
             result.kept_namespaces = lab.keep()
+    return result
+
+
+def _prove(
+    scenario: Scenario,
+    kernel: KernelInfo,
+    lab: Lab,
+    capture: Capture | None,
+    capture_error: str | None,
+    cancel: threading.Event,
+    on_progress: Callable[[Progress], None] | None,
+) -> ScenarioResult:
+    """The procedure (module docstring), in a built lab whose tested veth is being captured."""
+    fault = get_fault(scenario.fault)
+    k = scenario.keepalive
+    tested, peer = (lab.server, lab.client) if scenario.side == "server" else (lab.client, lab.server)
+    _write_keepalive_sysctls(scenario, tested)
+    if scenario.retries2 is not None:
+        tested.sysctl("net.ipv4.tcp_retries2", scenario.retries2)
+    rcvbuf = {peer.role: ZERO_WINDOW_RCVBUF} if scenario.state == "zero-window" else None
+    server_sock, client_sock = lab.connect(scenario.family, rcvbuf=rcvbuf)
+    tested_sock, peer_sock = (server_sock, client_sock) if scenario.side == "server" else (client_sock, server_sock)
+    addresses = (tested_sock.getsockname()[:2], tested_sock.getpeername()[:2])
+    _enable_keepalive(scenario, tested, tested_sock)  # in the data states too: it must not interfere
+    armed_at = time.monotonic()
+    ctx = FaultContext(lab, scenario.family, tested, peer, peer_sock, lab.listeners if peer is lab.server else [])
+    fault_prepare(fault, ctx)
+
+    def since_last_received() -> float:
+        return tcp_info(tested_sock).last_ack_recv_ms / 1000
+
+    since_anchor = since_last_received
+    if scenario.state == "idle":
+        _wait_for_answered_probe(tested_sock, k, armed_at, cancel)
+        first = "last segment received (reply to a keepalive probe)"
+    elif scenario.state == "zero-window":
+        _fill_until_zero_window(tested_sock, cancel)  # the bulk transfer moves the RTO: read it after
+        first = "last segment received (the ACK that closed the window)"
+    else:
+        first = f"{len(UNACKED_PAYLOAD)} bytes sent into the broken path"
+    rto_s = tcp_info(tested_sock).rto_us / 1e6
+    prediction = predict(scenario.state, scenario.fault, scenario.family, k, kernel, rto_s, scenario.retries2)
+    result = ScenarioResult(scenario, kernel, prediction, lab=lab.name)
+    result.timeline.append(TimelineEvent(0.0, first))
+    before = _tcpext(tested)
+    fault_ns = time.time_ns()  # the capture's clock (CLOCK_REALTIME): frames before it are the connection's past
+    sent_ns = None
+    fault.apply(ctx)
+    if scenario.state == "unacked":  # break the path completely, then send into it
+        fault_settle(fault, ctx)
+        sent_at = time.monotonic()
+        sent_ns = time.time_ns()
+        tested_sock.send(UNACKED_PAYLOAD)
+        since_anchor = lambda: time.monotonic() - sent_at  # noqa: E731
+        latest_fault_s = None
+    elif scenario.state == "zero-window":
+        latest_fault_s = FAULT_DEADLINE_FRACTION * rto_s  # well before the first window probe
+    else:
+        latest_fault_s = FAULT_DEADLINE_FRACTION * min(k.idle, k.intvl)  # well before the next keepalive run
+    if latest_fault_s is not None:
+        result.fault_at_s = since_last_received()
+        result.timeline.append(TimelineEvent(result.fault_at_s, f"fault: {fault.description}"))
+        if result.fault_at_s >= latest_fault_s:
+            result.failures.append(
+                f"the fault took until {result.fault_at_s:.3f} s after the last segment received, too close to "
+                "the next timer run for the rule to apply (machine overloaded?)")
+        fault_settle(fault, ctx)
+    watch_peer = peer_sock if prediction.peer_expected_error else None
+    _wait_for_death(tested_sock, watch_peer, result, since_anchor, cancel, on_progress)
+    after = _tcpext(tested)
+    result.counters = {name: after[name] - before[name] for name in TCPEXT_COUNTERS}
+    if capture is not None:
+        capture.stop()  # the RST left in the timer run that killed the socket: it is queued already
+    _wire_evidence(result, capture, capture_error, addresses, fault_ns, sent_ns)
+    result.judge()
     return result

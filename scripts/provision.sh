@@ -51,6 +51,10 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
+# A real server with its own keepalive setting, for the `netkit check-server`
+# tests; they run it in the foreground inside a lab namespace, never as a
+# service (see below).
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 case "$(dpkg-query -W -f='${Status}' ca-certificates 2>/dev/null || true)" in
 *" installed") ;;
 *) missing+=(ca-certificates) ;;
@@ -64,8 +68,27 @@ else
             "install them with this system's package manager"
     netkit_say "$me" "installing ${missing[*]}"
     netkit_quiet "$me" "apt-get update" apt-get update
+    # Installing must start no service on this machine (redis-server's would
+    # listen on the host). Debian's maintainer scripts ask policy-rc.d first:
+    # exit 101 denies; one is in place during the install if there is none.
+    policy=/usr/sbin/policy-rc.d
+    own_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# netkit provisioning: start no service while installing\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        own_policy=1
+        trap 'rm -f "$policy"' EXIT
+    fi
     netkit_quiet "$me" "apt-get install" \
         apt-get install -y --no-install-recommends "${missing[@]}"
+    if [ "$own_policy" = 1 ]; then
+        rm -f "$policy"
+        trap - EXIT
+    fi
+    # ... nor at the next boot (update-rc.d disables the systemd unit too).
+    case " ${missing[*]} " in
+    *" redis-server "*) update-rc.d redis-server disable >/dev/null 2>&1 || true ;;
+    esac
 fi
 
 # --- 2. virtual environment -------------------------------------------------

@@ -1,0 +1,236 @@
+"""TCP sockets of any process in a lab namespace, read through the kernel's sock_diag.
+
+``getsockopt(TCP_INFO)`` needs the socket; a server under test is another
+program, so we ask the kernel instead: a NETLINK_SOCK_DIAG dump
+(``SOCK_DIAG_BY_FAMILY``, what ``ss -tino`` uses) lists every TCP socket of a
+namespace with its state, which timer runs, the probes or retransmissions
+outstanding and when the timer expires -- plus ``struct tcp_info``
+(``INET_DIAG_INFO``) for full sockets.
+
+The kernel fills those fields in ``inet_sk_diag_fill`` (net/ipv4/inet_diag.c)::
+
+    idiag_timer  1  retransmit (also loss probe, reorder timeout)  idiag_retrans = icsk_retransmits
+                 2  keepalive (sk_timer pending)                   idiag_retrans = icsk_probes_out
+                 3  TIME_WAIT (inet_twsk_diag_fill)                idiag_retrans = 0
+                 4  zero-window probe (persist timer)              idiag_retrans = icsk_probes_out
+                 0  none
+    idiag_expires  ms until the timer's *requested* expiry (the timer wheel
+                   may run it later, see netkit.model)
+
+A socket the kernel has killed (``tcp_done``: state CLOSE) is unhashed at
+once and vanishes from the dump even while its program still holds the fd, so
+"gone from sock_diag" is the moment of death.
+
+Namespace: the netlink socket belongs to the namespace of the thread that
+creates it, so the dump runs in a thread inside the lab namespace
+(:meth:`Namespace.run`), and the socket's own namespace is checked with
+``SIOCGSKNS`` before it is used: a dump can never describe the host by
+accident.  pyroute2 0.9's ``DiagSocket`` does the netlink work (about 1.5 ms
+per dump, thread and socket included).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pyroute2 import DiagSocket
+from pyroute2.netlink.diag import SS_ALL, SS_LISTEN
+from pyroute2.netlink.exceptions import NetlinkError
+
+from .errors import FeatureMissing, NetkitError
+from .namespaces import Namespace
+from .tcpinfo import TCP_STATES
+
+SIOCGSKNS = 0x894C  # include/uapi/linux/sockios.h: an fd of the socket's network namespace
+INET_DIAG_INFO = 2  # include/uapi/linux/inet_diag.h; request it with bit (INET_DIAG_INFO - 1)
+TIMERS = {0: "none", 1: "retransmit", 2: "keepalive", 3: "time-wait", 4: "zero-window-probe"}
+FAMILY_NAMES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
+WILDCARDS = ("0.0.0.0", "::")
+
+
+class WrongNamespace(NetkitError):
+    """A sock_diag socket was not in the namespace it was meant to read."""
+
+
+@dataclass(frozen=True)
+class DiagTcpInfo:
+    """The part of ``struct tcp_info`` (INET_DIAG_INFO) the keepalive proof uses."""
+
+    state: str
+    retransmits: int
+    probes: int  # icsk_probes_out: keepalive/window probes sent without an answer
+    backoff: int
+    rto_us: int
+    unacked: int
+    last_data_sent_ms: int
+    last_data_recv_ms: int
+    last_ack_recv_ms: int  # time since the last segment received, any kind (keepalive replies too)
+    rtt_us: int
+
+
+@dataclass(frozen=True)
+class TcpSocketDiag:
+    """One TCP socket as sock_diag reports it."""
+
+    family: str  # "ipv4" | "ipv6"
+    state: str  # "ESTABLISHED", "LISTEN", "TIME_WAIT", ...
+    local: tuple[str, int]
+    remote: tuple[str, int]
+    timer: str  # one of TIMERS' values
+    retrans: int  # idiag_retrans: probes out (keepalive, zero-window) or retransmissions (retransmit)
+    expires_ms: int  # until the timer's requested expiry; 0 without a timer
+    inode: int  # the socket's inode (0 for TIME_WAIT and request sockets): see owners()
+    uid: int
+    rqueue: int
+    wqueue: int
+    info: DiagTcpInfo | None  # None for TIME_WAIT/request sockets, or if not asked for
+
+    @property
+    def probes_out(self) -> int | None:
+        """Keepalive or window probes outstanding, if such a timer runs."""
+        return self.retrans if self.timer in ("keepalive", "zero-window-probe") else None
+
+    def describe_timer(self) -> str:
+        if self.timer == "none":
+            return "no timer"
+        what = "retransmissions" if self.timer == "retransmit" else "probes out"
+        return f"{self.timer} timer, expires in {self.expires_ms / 1000:.3f} s, {self.retrans} {what}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _state(code: int) -> str:
+    return TCP_STATES.get(code, str(code))
+
+
+def _info(msg: Any) -> DiagTcpInfo | None:
+    raw = msg.get_attr("INET_DIAG_INFO")
+    if raw is None:
+        return None
+    return DiagTcpInfo(
+        state=_state(raw["tcpi_state"]),
+        retransmits=raw["tcpi_retransmits"],
+        probes=raw["tcpi_probes"],
+        backoff=raw["tcpi_backoff"],
+        rto_us=raw["tcpi_rto"],
+        unacked=raw["tcpi_unacked"],
+        last_data_sent_ms=raw["tcpi_last_data_sent"],
+        last_data_recv_ms=raw["tcpi_last_data_recv"],
+        last_ack_recv_ms=raw["tcpi_last_ack_recv"],
+        rtt_us=raw["tcpi_rtt"],
+    )
+
+
+def _from_msg(msg: Any) -> TcpSocketDiag:
+    return TcpSocketDiag(
+        family=FAMILY_NAMES.get(msg["idiag_family"], str(msg["idiag_family"])),
+        state=_state(msg["idiag_state"]),
+        local=(msg["idiag_src"], msg["idiag_sport"]),
+        remote=(msg["idiag_dst"], msg["idiag_dport"]),
+        timer=TIMERS.get(msg["idiag_timer"], str(msg["idiag_timer"])),
+        retrans=msg["idiag_retrans"],
+        expires_ms=msg["idiag_expires"],
+        inode=msg["idiag_inode"],
+        uid=msg["idiag_uid"],
+        rqueue=msg["idiag_rqueue"],
+        wqueue=msg["idiag_wqueue"],
+        info=_info(msg),
+    )
+
+
+def socket_namespace_inode(sock: socket.socket) -> int:
+    """The inode of the network namespace ``sock`` belongs to (ioctl SIOCGSKNS)."""
+    ns_fd = fcntl.ioctl(sock.fileno(), SIOCGSKNS)
+    try:
+        return os.fstat(ns_fd).st_ino
+    finally:
+        os.close(ns_fd)
+
+
+def _dump_here(namespace: Namespace, families: tuple[int, ...], states: int, info: bool) -> list[TcpSocketDiag]:
+    """Inside ``namespace``'s thread: one DiagSocket, one dump per family."""
+    found: list[TcpSocketDiag] = []
+    with DiagSocket() as ds:  # opened now, in this thread, so in this thread's namespace
+        ds.bind()
+        where = socket_namespace_inode(ds.asyncore.socket)
+        if where != namespace.inode:
+            raise WrongNamespace(
+                f"sock_diag socket is in network namespace {where}, not {namespace.name} ({namespace.inode}); "
+                "call diag functions with a Namespace, never from the host's thread")
+        extensions = 1 << (INET_DIAG_INFO - 1) if info else 0
+        for family in families:
+            try:
+                replies = ds.get_sock_stats(family=family, states=states, extensions=extensions)
+            except NetlinkError as exc:
+                raise FeatureMissing(
+                    f"sock_diag refused a TCP dump ({exc}): the kernel needs CONFIG_INET_DIAG and "
+                    "CONFIG_INET_TCP_DIAG (see netkit/kernel.config)") from exc
+            found += [_from_msg(m) for m in replies]
+    return found
+
+
+def tcp_sockets(
+    namespace: Namespace,
+    families: Iterable[str] = ("ipv4", "ipv6"),
+    states: int = SS_ALL,
+    info: bool = True,
+) -> list[TcpSocketDiag]:
+    """Every TCP socket of ``namespace`` (any process's), as sock_diag reports it.
+
+    ``states`` is a bit mask of TCP states (``1 << state``, pyroute2's SS_*
+    constants); ``info`` asks for TCP_INFO too.
+    """
+    numbers = tuple({"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}[f] for f in families)
+    return namespace.run(_dump_here, namespace, numbers, states, info)
+
+
+def listeners(namespace: Namespace, port: int) -> list[TcpSocketDiag]:
+    """The LISTEN sockets on ``port`` in ``namespace`` (IPv4 and IPv6)."""
+    return [s for s in tcp_sockets(namespace, states=1 << SS_LISTEN, info=False) if s.local[1] == port]
+
+
+def _same_address(a: str, b: str) -> bool:
+    """``a`` equals ``b``, also when one is the other's IPv4-mapped IPv6 form."""
+    strip = lambda x: x[7:] if x.startswith("::ffff:") else x  # noqa: E731
+    return strip(a) == strip(b)
+
+
+def accepts(listener: TcpSocketDiag, address: str) -> bool:
+    """Whether a LISTEN socket takes connections to ``address`` (its own or a wildcard address)."""
+    return listener.local[0] in WILDCARDS or _same_address(listener.local[0], address)
+
+
+def find_connection(
+    sockets: Iterable[TcpSocketDiag], local: tuple[str, int], remote: tuple[str, int]
+) -> TcpSocketDiag | None:
+    """The socket with this 4-tuple (IPv4-mapped addresses match their IPv4 form)."""
+    for s in sockets:
+        if (s.local[1], s.remote[1]) == (local[1], remote[1]) and _same_address(s.local[0], local[0]) \
+                and _same_address(s.remote[0], remote[0]) and s.state != "LISTEN":
+            return s
+    return None
+
+
+def owners(inodes: Iterable[int]) -> dict[int, list[int]]:
+    """{socket inode: pids holding it open}, from /proc/*/fd (processes of any namespace)."""
+    wanted = {f"socket:[{i}]": i for i in inodes if i}
+    found: dict[int, list[int]] = {i: [] for i in wanted.values()}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target in wanted and int(pid) not in found[wanted[target]]:
+                found[wanted[target]].append(int(pid))
+    return found

@@ -1,0 +1,171 @@
+"""`netkit check-server` against real programs: a small server of our own, one
+that never enables keepalive, and Debian's redis-server configured through its
+own redis.conf.  The checks run concurrently (each in its own lab), so the
+module takes about as long as its longest check (redis, ~7.5 s).
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netkit.check_server import NO_KEEPALIVE
+from netkit.cleanup import kept_namespaces
+from netkit.doctor import missing_privileges
+from netkit.namespaces import owner_pid
+
+pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
+
+OWN_SERVER = str(Path(__file__).with_name("keepalive_server.py"))
+REDIS = shutil.which("redis-server")
+REDIS_MISSING = "redis-server is not installed: apt-get install redis-server (scripts/provision.sh installs it)"
+REDIS_KEEPALIVE = 2  # redis.conf `tcp-keepalive 2`: anetKeepAlive sets idle 2, intvl max(2/3, 1) = 1, cnt 3
+PORT = 4242
+REDIS_PORT = 6379
+
+
+def _redis_conf(directory: Path) -> str:
+    conf = directory / "redis.conf"
+    conf.write_text(
+        "bind 198.18.0.1\n"  # the lab's server address only
+        f"port {REDIS_PORT}\n"
+        "protected-mode no\n"
+        f"tcp-keepalive {REDIS_KEEPALIVE}\n"
+        "daemonize no\n"
+        'logfile ""\n'
+        'save ""\n'
+        "appendonly no\n"
+        f"dir {directory}\n"
+    )
+    return str(conf)
+
+
+def _own(bind: str, *options: str) -> list[str]:
+    return [sys.executable, OWN_SERVER, "--bind", bind, "--port", str(PORT), *options]
+
+
+def _checks(tmp: Path) -> dict[str, list[str]]:
+    checks = {
+        "own-ipv4-match": ["--port", str(PORT), "--expect-s", "4", "--json", "--",
+                           *_own("198.18.0.1", "--idle", "1", "--intvl", "1", "--cnt", "3")],
+        # 1/1/2 dies 1 + 1 x 2 = 3 s after the answered probe: expecting 2 s is wrong
+        "own-ipv6-mismatch": ["--port", str(PORT), "--expect-s", "2", "--ipv6", "--json", "--",
+                              *_own("::", "--idle", "1", "--intvl", "1", "--cnt", "2")],
+        "own-no-keepalive": ["--port", str(PORT), "--expect-s", "4", "--json", "--", *_own("0.0.0.0", "--no-keepalive")],
+        "exits-at-once": ["--port", str(PORT), "--",
+                          sys.executable, "-c", "import sys; sys.exit('cannot read my config')"],
+        "listens-elsewhere": ["--port", str(PORT), "--listen-timeout", "1", "--json", "--", *_own("127.0.0.1")],
+    }
+    if REDIS:
+        checks["redis"] = ["--port", str(REDIS_PORT), "--expect-s", str(REDIS_KEEPALIVE + 3), "--",
+                           REDIS, _redis_conf(tmp)]
+    return checks
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """{name: finished CompletedProcess-like (returncode, stdout, stderr)}, all started at once."""
+    procs = {
+        name: subprocess.Popen([sys.executable, "-m", "netkit.cli", "check-server", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name, args in _checks(tmp_path_factory.mktemp("check-server")).items()
+    }
+    done = {}
+    try:
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=90)
+            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+            done[name].pid = proc.pid  # the check-server process: netkit names kept namespaces after it
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:  # a hung check: Ctrl-C makes it tear its lab down
+                proc.send_signal(signal.SIGINT)
+                proc.communicate(timeout=30)
+    return done
+
+
+def _alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
+def test_own_server_keepalive_matches_its_settings(runs):
+    run = runs["own-ipv4-match"]
+    assert run.returncode == 0, run.stderr + run.stdout
+    result = json.loads(run.stdout)  # exactly one JSON object
+    assert result["verdict"] == "match" and result["exit_code"] == 0
+    assert result["timer_at_connect"]["timer"] == "keepalive"
+    assert result["inferred"] == {"idle": 1, "intvl": 1, "cnt": 3}
+    assert result["probes"] == 3 and result["counters"]["TCPKeepAlive"] == 3
+    assert result["counters"]["TCPAbortOnTimeout"] == 1
+    low, high = result["window_s"]
+    assert result["dead_between_s"][0] <= high and low <= result["measured_s"]
+    assert result["model_expected_s"] == 4.0
+    assert not _alive(result["pid"]), "the server program was left running"
+
+
+def test_wrong_expectation_is_a_mismatch_with_the_evidence(runs):
+    run = runs["own-ipv6-mismatch"]
+    assert run.returncode == 1, run.stderr + run.stdout
+    result = json.loads(run.stdout)
+    assert result["family"] == "ipv6" and result["server"] == "[2001:2::1]:4242"
+    assert result["verdict"] == "mismatch"
+    assert result["inferred"] == {"idle": 1, "intvl": 1, "cnt": 2}
+    assert result["model_expected_s"] == 3.0  # what the settings really give
+    mlow, mhigh = result["model_window_s"]
+    assert mlow <= result["measured_s"] and result["dead_between_s"][0] <= mhigh
+    assert result["window_s"][1] < result["dead_between_s"][0]  # later than 2 s + tolerance
+    assert [e["what"].split(" (")[0] for e in result["timeline"] if e["what"].startswith("probe")] == [
+        "probe 1 sent, unanswered", "probe 2 sent, unanswered"]
+
+
+def test_server_without_keepalive_is_reported_quickly(runs):
+    run = runs["own-no-keepalive"]
+    assert run.returncode == 1, run.stderr + run.stdout
+    result = json.loads(run.stdout)
+    assert result["verdict"] == "no-keepalive" and result["keepalive"] is False
+    assert result["timer_at_connect"]["timer"] == "none"
+    assert NO_KEEPALIVE in result["problems"][0]
+    assert result["measured_s"] is None
+
+
+@pytest.mark.skipif(REDIS is None, reason=REDIS_MISSING)
+def test_redis_tcp_keepalive_from_its_config_file(runs):
+    run = runs["redis"]
+    assert run.returncode == 0, run.stderr + run.stdout
+    out = run.stdout
+    assert "listening: 198.18.0.1:6379" in out
+    assert "keepalive timer, expires in" in out
+    assert f"inferred keepalive: idle={REDIS_KEEPALIVE}s intvl=1s cnt=3" in out
+    assert "verdict: MATCH" in out
+    assert "server stopped (exit status 0); lab torn down" in out
+
+
+def test_program_that_exits_at_once_is_an_error_with_its_output(runs):
+    run = runs["exits-at-once"]
+    assert run.returncode == 2
+    assert "exited with status 1 before listening" in run.stderr
+    assert "cannot read my config" in run.stderr
+
+
+def test_program_listening_elsewhere_is_an_error_that_says_where(runs):
+    run = runs["listens-elsewhere"]
+    assert run.returncode == 2
+    assert json.loads(run.stdout)["verdict"] == "error"
+    assert "listens on 127.0.0.1:4242 only" in run.stderr
+
+
+def test_nothing_is_left_behind(runs):
+    for name, run in runs.items():
+        server_pids = re.findall(r"\(pids (\d+)\)", run.stdout)  # human output: the listening line
+        if run.stdout.startswith("{"):
+            server_pids.append(json.loads(run.stdout).get("pid"))
+        for pid in filter(None, server_pids):
+            assert not _alive(int(pid)), f"{name}: the server program (pid {pid}) was left running"
+    ours = {run.pid for run in runs.values()}
+    assert not [n for n in kept_namespaces() if owner_pid(n) in ours]

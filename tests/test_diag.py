@@ -1,0 +1,64 @@
+"""sock_diag in a lab namespace: every timer kind, and never the host's sockets."""
+
+import socket
+import time
+
+import pytest
+
+from netkit import diag
+from netkit.doctor import missing_privileges
+from netkit.keepalive import KeepaliveSettings
+from netkit.lab import Lab
+
+pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
+
+
+def _connection(lab, sock, side="server"):
+    local, remote = sock.getsockname()[:2], sock.getpeername()[:2]
+    return diag.find_connection(diag.tcp_sockets(getattr(lab, side).namespace), local, remote)
+
+
+def test_keepalive_timer_and_tcp_info_of_a_connection():
+    with Lab() as lab:
+        server, client = lab.connect("ipv4")
+        KeepaliveSettings(5, 2, 4).apply(server)
+        found = _connection(lab, server)
+        assert found is not None and found.state == "ESTABLISHED"
+        assert found.timer == "keepalive" and found.probes_out == 0
+        assert 4800 <= found.expires_ms <= 5000
+        assert found.info is not None and found.info.state == "ESTABLISHED" and found.info.probes == 0
+        assert diag.owners([found.inode])[found.inode]  # this process holds it
+        listening = diag.listeners(lab.server.namespace, 4242)
+        assert [s.local for s in listening] == [("198.18.0.1", 4242)]
+
+
+def test_each_namespace_shows_only_its_own_sockets():
+    with Lab() as lab:
+        lab.connect("ipv6")
+        assert {s.state for s in diag.tcp_sockets(lab.server.namespace)} == {"LISTEN", "ESTABLISHED"}
+        assert {s.state for s in diag.tcp_sockets(lab.client.namespace)} == {"ESTABLISHED"}
+        with pytest.raises(diag.WrongNamespace):  # the host's thread: refused, never read
+            diag._dump_here(lab.server.namespace, (socket.AF_INET,), diag.SS_ALL, True)
+
+
+def test_retransmit_and_time_wait_timers():
+    with Lab() as lab:
+        server, client = lab.connect("ipv4")
+        lab.client.set_link("down")
+        server.send(b"x" * 100)
+        time.sleep(0.5)  # the first RTO (~200 ms) has fired
+        found = _connection(lab, server)
+        assert found.timer == "retransmit" and found.retrans >= 1
+        assert found.info.unacked >= 1
+    with Lab() as lab:
+        server, client = lab.connect("ipv4")
+        local, remote = client.getsockname(), client.getpeername()
+        client.close()  # active close: the client's end ends in TIME_WAIT once the server closes too
+        server.close()
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            found = diag.find_connection(diag.tcp_sockets(lab.client.namespace), local, remote)
+            if found and found.state == "TIME_WAIT":
+                break
+            time.sleep(0.01)
+        assert found.state == "TIME_WAIT" and found.timer == "time-wait" and found.info is None
