@@ -302,7 +302,9 @@ def holders(inode: int) -> list[int]:
     """PIDs whose thread or open fd refers to network namespace ``inode``.
 
     Empty means nothing but a bind mount (see /run/netns) or a socket can
-    still pin it; for netkit's fd-held namespaces, empty means gone.
+    still pin it; for netkit's fd-held namespaces, empty means gone.  Ask
+    only while the namespace is known to be alive, or about specific pids:
+    once freed, its inode number is soon reused by a new namespace.
     """
     target = f"net:[{inode}]"
     found = []

@@ -27,10 +27,15 @@ def host_network_state():
     return links, ip("addr", "show"), ip("-4", "route", "show", "table", "all"), ip("-6", "route", "show", "table", "all")
 
 
-def wait_until_gone(inodes, timeout=3.0):
+def wait_until_gone(inodes, pids, timeout=3.0):
+    """True once none of ``pids`` refers to any of the namespaces ``inodes``.
+
+    Only the processes that made them are asked: a freed namespace's inode
+    number is soon reused by one that another (concurrent) test creates.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not any(holders(i) for i in inodes):
+        if not any(set(holders(i)) & set(pids) for i in inodes):
             return True
         time.sleep(0.05)
     return False
@@ -61,7 +66,7 @@ def test_host_namespace_is_unchanged_and_nothing_outlives_the_lab():
         assert holders(inodes[0]) == [os.getpid()]
         assert host_network_state() == before
     assert lab.server.namespace.fd == -1 and lab.client.namespace.fd == -1
-    assert wait_until_gone(inodes)
+    assert wait_until_gone(inodes, [os.getpid()])
     assert host_network_state() == before
     assert not [n for n in kept_namespaces() if n.startswith(lab.name)]
 
@@ -71,7 +76,7 @@ def test_teardown_runs_when_the_test_body_raises():
         with Lab() as lab:
             inodes = [lab.server.namespace.inode, lab.client.namespace.inode]
             raise KeyboardInterrupt
-    assert wait_until_gone(inodes)
+    assert wait_until_gone(inodes, [os.getpid()])
 
 
 def test_program_runs_inside_the_lab_namespace():
@@ -122,7 +127,7 @@ def test_a_killed_run_leaves_nothing_behind(sig):
         proc.wait(timeout=10)
     finally:
         proc.kill()
-    assert wait_until_gone([server_ns, client_ns]), "a lab namespace is still referenced after the run died"
+    assert wait_until_gone([server_ns, client_ns], [proc.pid, child]), "the dead run or its program still holds a lab namespace"
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline and os.path.exists(f"/proc/{child}"):
         time.sleep(0.05)
