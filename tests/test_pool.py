@@ -1,5 +1,6 @@
 """The scenario pool: worker processes never outlive the run that owns them."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -25,8 +26,17 @@ OWNER = textwrap.dedent("""
 
 
 def process_group(pgid):
-    found = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True).stdout.split()
-    return [int(pid) for pid in found]
+    """Pids in process group ``pgid`` (from /proc: a minimal Debian has no pgrep)."""
+    members = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, pgrp, ...
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(pid))
+    return members
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
