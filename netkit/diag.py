@@ -44,7 +44,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from .errors import FeatureMissing, NetkitError
 from .namespaces import Namespace
-from .tcpinfo import TCP_STATES
+from .tcpinfo import TCP_STATES, TcpInfo
 
 SIOCGSKNS = 0x894C  # include/uapi/linux/sockios.h: an fd of the socket's network namespace
 INET_DIAG_INFO = 2  # include/uapi/linux/inet_diag.h; request it with bit (INET_DIAG_INFO - 1)
@@ -55,22 +55,6 @@ WILDCARDS = ("0.0.0.0", "::")
 
 class WrongNamespace(NetkitError):
     """A sock_diag socket was not in the namespace it was meant to read."""
-
-
-@dataclass(frozen=True)
-class DiagTcpInfo:
-    """The part of ``struct tcp_info`` (INET_DIAG_INFO) the keepalive proof uses."""
-
-    state: str
-    retransmits: int
-    probes: int  # icsk_probes_out: keepalive/window probes sent without an answer
-    backoff: int
-    rto_us: int
-    unacked: int
-    last_data_sent_ms: int
-    last_data_recv_ms: int
-    last_ack_recv_ms: int  # time since the last segment received, any kind (keepalive replies too)
-    rtt_us: int
 
 
 @dataclass(frozen=True)
@@ -88,7 +72,7 @@ class TcpSocketDiag:
     uid: int
     rqueue: int
     wqueue: int
-    info: DiagTcpInfo | None  # None for TIME_WAIT/request sockets, or if not asked for
+    info: TcpInfo | None  # None for TIME_WAIT/request sockets, or if not asked for
 
     @property
     def probes_out(self) -> int | None:
@@ -109,11 +93,11 @@ def _state(code: int) -> str:
     return TCP_STATES.get(code, str(code))
 
 
-def _info(msg: Any) -> DiagTcpInfo | None:
+def _info(msg: Any) -> TcpInfo | None:
     raw = msg.get_attr("INET_DIAG_INFO")
     if raw is None:
         return None
-    return DiagTcpInfo(
+    return TcpInfo(
         state=_state(raw["tcpi_state"]),
         retransmits=raw["tcpi_retransmits"],
         probes=raw["tcpi_probes"],
