@@ -157,10 +157,15 @@ def keepalive_schedule(settings: KeepaliveSettings, last_segment: str = "probe-r
     return KeepaliveSchedule(idle, first_delay, intvl, f"the first probe left at idle = {idle} s")
 
 
-def _window(expected: float, low: float, late_s: float, kernel: KernelInfo) -> tuple[float, float]:
-    """[low, expected + accumulated lateness + measurement], the lateness capped by packetdrill's bound."""
+def latest_death_s(expected: float, late_s: float, kernel: KernelInfo) -> float:
+    """expected + accumulated timer lateness + the measurement's jiffies, the lateness capped by packetdrill's bound."""
     late = min(late_s + MEASUREMENT_JIFFIES * kernel.jiffy_s, packetdrill_bound_s(expected))
-    return round(low, 6), round(expected + late, 6)
+    return round(expected + late, 6)
+
+
+def _window(expected: float, low: float, late_s: float, kernel: KernelInfo) -> tuple[float, float]:
+    """[low, latest_death_s(...)]."""
+    return round(low, 6), latest_death_s(expected, late_s, kernel)
 
 
 def keepalive_death(

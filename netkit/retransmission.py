@@ -50,12 +50,11 @@ from __future__ import annotations
 from .errors import NetkitError
 from .kernel import KernelInfo
 from .keepalive import KeepaliveSettings
-from .model import DeathPrediction, packetdrill_bound_s, wheel_granularity_s
+from .model import MEASUREMENT_JIFFIES, DeathPrediction, latest_death_s, wheel_granularity_s
 
 TCP_RTO_MIN_S = 0.2
 TCP_RTO_MAX_S = 120.0
 NEIGHBOUR_FAILURE_S = 2.8  # 3 solicitations x 1 s, minus a margin for the race
-MEASUREMENT_JIFFIES = 2
 
 
 class NotModelled(NetkitError):
@@ -65,11 +64,6 @@ class NotModelled(NetkitError):
 def default_rto_s(kernel: KernelInfo) -> float:
     """The RTO of a fresh connection on a veth: TCP_RTO_MIN plus one jiffy of RTT rounding."""
     return round(TCP_RTO_MIN_S + kernel.jiffy_s, 6)
-
-
-def _late(expected: float, late_s: float, kernel: KernelInfo) -> float:
-    late = min(late_s + MEASUREMENT_JIFFIES * kernel.jiffy_s, packetdrill_bound_s(expected))
-    return round(expected + late, 6)
 
 
 TCP_TIMEOUT_MIN_JIFFIES = 2  # include/net/tcp.h: the clamp never arms a timer shorter than this
@@ -124,7 +118,7 @@ def unacked_death(
                 "~3 s and IPv4's RTO revert / IPv6's TSQ retransmit change the schedule and the error")
         deadline = ut / 1000
         runs, last, one_less = _clamped_runs(rto_s, deadline, rto_s, kernel.hz)  # attempts at rto, 3 rto, 7 rto...
-        window = (round(deadline - jiffy, 6), _late(deadline, jiffy + _last_arming_late(last, kernel), kernel))
+        window = (round(deadline - jiffy, 6), latest_death_s(deadline, jiffy + _last_arming_late(last, kernel), kernel))
         return DeathPrediction(
             rule=(f"tcp_retransmit_timer with TCP_USER_TIMEOUT {ut} ms: every retransmission fails locally (-EBUSY, "
                   "the segment still waits in the neighbour queue), so retrans_stamp is the send; the RTO is clamped "
@@ -149,7 +143,7 @@ def unacked_death(
         deadline = ut / 1000
         runs, last, one_less = _clamped_runs(rto_s, deadline, 0.0, kernel.hz)
         expected = first_retransmission + deadline
-        window = (round(expected - jiffy, 6), _late(expected, start_late + _last_arming_late(last, kernel), kernel))
+        window = (round(expected - jiffy, 6), latest_death_s(expected, start_late + _last_arming_late(last, kernel), kernel))
         return DeathPrediction(
             rule=(f"tcp_retransmit_timer with TCP_USER_TIMEOUT {ut} ms: the tail loss probe at rto and the first "
                   f"retransmission at 2 x rto = {first_retransmission:.3f} s start the clock (retrans_stamp); the RTO "
@@ -182,10 +176,10 @@ def unacked_death(
     return DeathPrediction(
         rule=rule,
         expected_s=at(nominal),
-        window_s=(round(at(nominal) - jiffy, 6), _late(at(nominal), late[nominal - 1], kernel)),
+        window_s=(round(at(nominal) - jiffy, 6), latest_death_s(at(nominal), late[nominal - 1], kernel)),
         expected_count=nominal - 1, expected_error="ETIMEDOUT", count_source="tcpi_retransmits", measured_from="send",
         alternative_window_s=(round(max(at(early), first_retransmission + timeout) - jiffy, 6),
-                        _late(at(early), late[early - 1], kernel)) if early_qualifies else None,
+                        latest_death_s(at(early), late[early - 1], kernel)) if early_qualifies else None,
         alternative_count=early - 1 if early_qualifies else None,
     )
 
@@ -210,7 +204,7 @@ def _persist_death(
         deadline = ut_ms / 1000
         probes, last, one_less = _clamped_runs(rto_s, deadline, 0.0, kernel.hz)  # at 0, 2 rto, 6 rto... after the first
         expected = rto_s + deadline
-        window = (round(expected - jiffy, 6), _late(expected, first_late + _last_arming_late(last, kernel), kernel))
+        window = (round(expected - jiffy, 6), latest_death_s(expected, first_late + _last_arming_late(last, kernel), kernel))
         return DeathPrediction(
             rule=(f"tcp_probe_timer with TCP_USER_TIMEOUT {ut_ms} ms: {why}; the first probe leaves rto = "
                   f"{rto_s:.3f} s after {since} and stamps icsk_probes_tstamp; probes back off (rto << backoff), "
@@ -230,7 +224,7 @@ def _persist_death(
         rule=(f"tcp_probe_timer with tcp_retries2 = {retries2}: {why}; probes every rto << backoff from rto = "
               f"{rto_s:.3f} s after {since}; the run after the {retries2}th unanswered probe aborts "
               f"(icsk_probes_out >= tcp_retries2): death at rto x (2^{retries2 + 1} - 1) = {expected:.3f} s"),
-        expected_s=round(expected, 6), window_s=(round(expected - jiffy, 6), _late(expected, late, kernel)),
+        expected_s=round(expected, 6), window_s=(round(expected - jiffy, 6), latest_death_s(expected, late, kernel)),
         expected_count=retries2, expected_error=error, count_source=count_source, measured_from=measured_from,
     )
 
@@ -246,7 +240,7 @@ def zero_window_death(
             rule=(f"tcp_probe_timer: the first zero-window probe leaves rto = {rto_s:.3f} s after the zero-window ACK; "
                   "the peer has no socket for it and answers with a RST: tcp_reset(), ECONNRESET"),
             expected_s=rto_s,
-            window_s=(round(rto_s - jiffy, 6), _late(rto_s, wheel_granularity_s(rto_s, kernel.hz), kernel)),
+            window_s=(round(rto_s - jiffy, 6), latest_death_s(rto_s, wheel_granularity_s(rto_s, kernel.hz), kernel)),
             expected_count=1, expected_error="ECONNRESET", count_source="TcpExt.TCPWinProbe",
         )
     if fault not in PERSIST_FAULTS:
