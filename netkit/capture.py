@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import ipaddress
 import os
 import select
@@ -52,7 +51,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .namespaces import Namespace
+from .namespaces import Namespace, socket_namespace_inode
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
@@ -63,7 +62,6 @@ PACKET_STATISTICS = 6
 PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST, PACKET_OTHERHOST, PACKET_OUTGOING = range(5)
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # SCM_TIMESTAMPNS has the same value
 SO_RCVBUFFORCE = 33
-SIOCGSKNS = 0x894C  # an fd of the socket's network namespace
 CAPTURE_RCVBUF = 4 << 20  # a zero-window fill is a burst of frames; never drop them
 BUFFER_BYTES = 1 << 18  # a GSO super-packet on veth can be 64 KB
 SNAPLEN = 65535
@@ -509,12 +507,8 @@ class Capture:
 
     def _check_namespace(self, sock: socket.socket) -> None:
         """Refuse to capture anywhere but in the lab: the socket's namespace must be ours."""
-        ns_fd = fcntl.ioctl(sock.fileno(), SIOCGSKNS)
-        try:
-            if os.fstat(ns_fd).st_ino != self.namespace.inode:
-                raise RuntimeError(f"packet socket is not in {self.namespace.name}: refusing to capture")
-        finally:
-            os.close(ns_fd)
+        if socket_namespace_inode(sock) != self.namespace.inode:
+            raise RuntimeError(f"packet socket is not in {self.namespace.name}: refusing to capture")
 
     def _read(self) -> None:
         assert self._sock is not None

@@ -31,7 +31,6 @@ per dump, thread and socket included).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import socket
 from collections.abc import Iterable
@@ -43,10 +42,9 @@ from pyroute2.netlink.diag import SS_ALL, SS_LISTEN
 from pyroute2.netlink.exceptions import NetlinkError
 
 from .errors import FeatureMissing, NetkitError
-from .namespaces import Namespace
+from .namespaces import Namespace, socket_namespace_inode
 from .tcpinfo import TCP_STATES, TcpInfo
 
-SIOCGSKNS = 0x894C  # include/uapi/linux/sockios.h: an fd of the socket's network namespace
 INET_DIAG_INFO = 2  # include/uapi/linux/inet_diag.h; request it with bit (INET_DIAG_INFO - 1)
 TIMERS = {0: "none", 1: "retransmit", 2: "keepalive", 3: "time-wait", 4: "zero-window-probe"}
 FAMILY_NAMES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
@@ -126,15 +124,6 @@ def _from_msg(msg: Any) -> TcpSocketDiag:
         wqueue=msg["idiag_wqueue"],
         info=_info(msg),
     )
-
-
-def socket_namespace_inode(sock: socket.socket) -> int:
-    """The inode of the network namespace ``sock`` belongs to (ioctl SIOCGSKNS)."""
-    ns_fd = fcntl.ioctl(sock.fileno(), SIOCGSKNS)
-    try:
-        return os.fstat(ns_fd).st_ino
-    finally:
-        os.close(ns_fd)
 
 
 def _dump_here(namespace: Namespace, families: tuple[int, ...], states: int, info: bool) -> list[TcpSocketDiag]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 import secrets
 import socket
@@ -39,6 +40,7 @@ from .errors import EnvironmentUnusable, NameCollision
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
 MNT_DETACH = 2
+SIOCGSKNS = 0x894C  # include/uapi/linux/sockios.h: an fd of the socket's network namespace
 NETNS_RUN_DIR = "/run/netns"
 PREFIX = "nk"
 SOL_NETLINK = 270
@@ -323,3 +325,16 @@ def holders(inode: int) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def socket_namespace_inode(sock: socket.socket) -> int:
+    """The inode of the network namespace ``sock`` belongs to (ioctl SIOCGSKNS).
+
+    How netkit proves that a capture or sock_diag socket really sits in a lab
+    namespace before it reads anything through it.
+    """
+    ns_fd = fcntl.ioctl(sock.fileno(), SIOCGSKNS)
+    try:
+        return os.fstat(ns_fd).st_ino
+    finally:
+        os.close(ns_fd)
