@@ -78,6 +78,7 @@ KEEPALIVE_GRACE_S = 1.0  # how long the accepted socket may take to show a keepa
 ANSWER_GRACE_S = 2.0  # after the first probe's expiry, how long its answer may take to be seen
 STOP_GRACE_S = 5.0  # SIGTERM, then this long, then SIGKILL
 OUTPUT_TAIL_CHARS = 2000
+COUNTED = ("TCPKeepAlive", "TCPAbortOnTimeout")  # TcpExt counters of the server namespace, fault to death
 NO_KEEPALIVE = "no keepalive timer on the socket; a dead client would stay forever"
 HELP = {
     "port": "the TCP port the server listens on (inside the lab)",
@@ -398,7 +399,7 @@ def check_server(
                                           f"{sock.expires_ms / 1000:.3f} s"))
 
         # 4. drop the client's link; follow the socket until it vanishes
-        before = counters.tcpext(lab.server.namespace)
+        before = counters.tcpext_counts(lab.server.namespace, COUNTED)
         ctx = FaultContext(lab, family, lab.server, lab.client, client)
         fault = get_fault("link-down")
         fault.apply(ctx)
@@ -433,9 +434,8 @@ def check_server(
                 _sleep_until_near(sock.expires_ms, t0)
             else:
                 time.sleep(POLL_S)
-        after = counters.tcpext(lab.server.namespace)
-        result.counters = {name: after.get(f"TcpExt.{name}", 0) - before.get(f"TcpExt.{name}", 0)
-                           for name in ("TCPKeepAlive", "TCPAbortOnTimeout")}
+        after = counters.tcpext_counts(lab.server.namespace, COUNTED)
+        result.counters = {name: after[name] - before[name] for name in COUNTED}
         result.measured_s = round(gone - last_rcv, 3)
         result.dead_between_s = (round(last_seen - last_rcv, 3), result.measured_s)
         result.probes = last.retrans if last.timer == "keepalive" else None

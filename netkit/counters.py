@@ -25,3 +25,9 @@ def parse_netstat(text: str) -> dict[str, int]:
 def tcpext(namespace: Namespace) -> dict[str, int]:
     """All counters of ``namespace`` (read from a thread inside it)."""
     return parse_netstat(namespace.read_proc_net("netstat"))
+
+
+def tcpext_counts(namespace: Namespace, names: tuple[str, ...]) -> dict[str, int]:
+    """``{"TCPKeepAlive": 3, ...}``: the named TcpExt counters of ``namespace`` (0 if this kernel lacks one)."""
+    found = tcpext(namespace)
+    return {name: found.get(f"TcpExt.{name}", 0) for name in names}

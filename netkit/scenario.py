@@ -391,11 +391,6 @@ def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _tcpext(endpoint: Endpoint) -> dict[str, int]:
-    found = counters.tcpext(endpoint.namespace)
-    return {name: found.get(f"TcpExt.{name}", 0) for name in TCPEXT_COUNTERS}
-
-
 def _enable_keepalive(scenario: Scenario, endpoint: Endpoint, sock: socket.socket) -> None:
     """Per socket, or from the namespace's sysctls (already written before the connection)."""
     k = scenario.keepalive
@@ -687,7 +682,7 @@ def _prove(
     prediction = predict(scenario.state, scenario.fault, scenario.family, k, kernel, rto_s, scenario.retries2)
     result = ScenarioResult(scenario, kernel, prediction, lab=lab.name)
     result.timeline.append(TimelineEvent(0.0, first))
-    before = _tcpext(tested)
+    before = counters.tcpext_counts(tested.namespace, TCPEXT_COUNTERS)
     fault_ns = time.time_ns()  # the capture's clock (CLOCK_REALTIME): frames before it are the connection's past
     sent_ns = None
     fault.apply(ctx)
@@ -712,7 +707,7 @@ def _prove(
         fault_settle(fault, ctx)
     watch_peer = peer_sock if prediction.peer_expected_error else None
     _wait_for_death(tested_sock, watch_peer, result, since_anchor, cancel, on_progress)
-    after = _tcpext(tested)
+    after = counters.tcpext_counts(tested.namespace, TCPEXT_COUNTERS)
     result.counters = {name: after[name] - before[name] for name in TCPEXT_COUNTERS}
     if capture is not None:
         capture.stop()  # the RST left in the timer run that killed the socket: it is queued already
