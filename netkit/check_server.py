@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -62,7 +63,7 @@ from typing import Any, TextIO
 
 from . import counters
 from .diag import TcpSocketDiag, accepts, find_connection, listeners, owners, tcp_sockets
-from .doctor import require_privileges
+from .privileges import require_privileges
 from .errors import NetkitError, SettingError
 from .faults import FaultContext, get_fault
 from .keepalive import KeepaliveSettings
@@ -305,7 +306,7 @@ def check_server(
     require_privileges()
     kernel = kernel_info()
     result = CheckResult(list(argv), kernel, family, port, expect_s)
-    say(f"netkit check-server: `{' '.join(argv)}` in the lab's server namespace, port {port} over {family}; "
+    say(f"netkit check-server: `{shlex.join(argv)}` in the lab's server namespace, port {port} over {family}; "
         f"kernel {kernel.release} (HZ={kernel.hz})")
     with tempfile.TemporaryFile() as log, Lab() as lab:
         proc = lab.server.namespace.popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

@@ -1,7 +1,9 @@
-"""The ``netkit`` command: demo, doctor, cleanup.
+"""The ``netkit`` command: demo, doctor, cleanup (check-server lives in its own module).
 
-Exit codes are part of the interface: 0 pass / usable, 1 fail / not usable,
-2 bad input or an environment netkit cannot run in (message on stderr saying
+Exit codes are part of the interface, the same for every subcommand and in
+the README's table: 0 pass (doctor: netkit can run here), 1 a failed proof
+(the kernel did not do what the rule predicts), 2 bad input or a machine
+netkit cannot run on (doctor: it cannot run here; the message on stderr says
 what to do), 130 interrupted.
 """
 
@@ -15,7 +17,8 @@ from typing import TextIO
 
 from . import __version__
 from .cleanup import cleanup
-from .doctor import as_dicts, require_privileges, run_checks, usable
+from .doctor import as_dicts, run_checks, usable
+from .privileges import require_privileges
 from .errors import EnvironmentUnusable, FeatureMissing, NetkitError, SettingError
 from .keepalive import KeepaliveSettings
 from .kernel import kernel_info
@@ -155,11 +158,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             mark = "ok     " if c.present else ("MISSING" if c.essential else "missing")
             print(f"{mark} {c.name:<19} {c.detail}")
         print("netkit can run here." if ok else "netkit cannot run here: fix the MISSING items above.")
-    return EXIT_PASS if ok else EXIT_FAIL
+    return EXIT_PASS if ok else EXIT_USAGE
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    require_privileges()
+    require_privileges("to remove the network namespaces netkit kept under /run/netns")
     report = cleanup(dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     if args.json:

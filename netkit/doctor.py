@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -18,11 +17,7 @@ from .errors import EnvironmentUnusable
 from .kernel import kernel_info
 from .lab import Lab
 from .namespaces import Namespace
-
-CAP_NET_ADMIN = 12
-CAP_SYS_ADMIN = 21
-RUN_AS_ROOT = "run it as root, e.g. `sudo scripts/test` or `sudo .venv/bin/netkit ...`"
-
+from .privileges import missing_privileges
 
 @dataclass(frozen=True)
 class Check:
@@ -32,37 +27,11 @@ class Check:
     essential: bool  # without it netkit cannot run at all
 
 
-def effective_capabilities() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("CapEff:"):
-                return int(line.split()[1], 16)
-    return 0
-
-
-def missing_privileges() -> str | None:
-    """None when we may create namespaces and links, else what is missing and what to do."""
-    caps = effective_capabilities()
-    missing = [name for bit, name in ((CAP_SYS_ADMIN, "CAP_SYS_ADMIN"), (CAP_NET_ADMIN, "CAP_NET_ADMIN")) if not caps >> bit & 1]
-    if not missing:
-        return None
-    if os.geteuid() == 0:
-        return (f"netkit runs as root but without {' and '.join(missing)} (a restricted container?): "
-                "run it on the host or in a privileged container, e.g. systemd-nspawn --private-network")
-    return f"netkit needs {' and '.join(missing)} to create network namespaces and links: {RUN_AS_ROOT}"
-
-
-def require_privileges() -> None:
-    reason = missing_privileges()
-    if reason:
-        raise EnvironmentUnusable(reason)
-
-
 def _try(probe: Callable[[], str]) -> tuple[bool, str]:
     try:
         return True, probe()
     except Exception as exc:  # a probe failing is the finding, whatever the reason
-        return False, f"{type(exc).__name__}: {exc}"
+        return False, str(exc) or type(exc).__name__
 
 
 def _probe_netns() -> str:

@@ -55,6 +55,7 @@ from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from .namespaces import PREFIX, Namespace, new_lab_name
+from .privileges import require_privileges
 
 IFA_F_NODAD = 0x02
 IFF_UP = 0x01
@@ -241,6 +242,7 @@ class Lab:
         self.listeners: list[socket.socket] = []  # in the server namespace, from connect()
 
     def __enter__(self) -> Lab:
+        require_privileges()  # one clear message before anything is created
         with ExitStack() as stack:
             for endpoint in (self.server, self.client):
                 endpoint.namespace = Namespace.create(f"{self.name}-{endpoint.role}")

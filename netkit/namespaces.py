@@ -36,6 +36,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from .errors import EnvironmentUnusable, NameCollision
+from .privileges import missing_privileges
 
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
@@ -118,10 +119,8 @@ class Namespace:
         def unshare_and_open() -> int:
             try:
                 _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
-            except PermissionError as exc:
-                raise EnvironmentUnusable(
-                    "creating a network namespace needs root or CAP_SYS_ADMIN: run netkit with sudo"
-                ) from exc
+            except PermissionError:
+                raise EnvironmentUnusable(missing_privileges() or "unshare(CLONE_NEWNET) was refused") from None
             return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
         return cls(name, run_in_thread(unshare_and_open))

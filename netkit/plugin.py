@@ -27,6 +27,12 @@ Options (each: command line, then environment, then ini -- one precedence):
   asked the pool for; the failure report names the files.  Unset, they go to
   temporary files, named the same way in the report.
 
+- ``--netkit-require-privileges`` / ``NETKIT_REQUIRE_PRIVILEGES=1`` /
+  ``netkit_require_privileges = true``: a netkit test that cannot run for lack
+  of privileges is an *error*, not a skip, so a CI job that lost its root
+  cannot pass having proven nothing.  Without it such tests are skipped, and
+  the terminal summary says in one line how many and why.
+
 Use ``timeout_method = signal`` with pytest-timeout: its thread method calls
 ``os._exit`` and skips teardown.
 """
@@ -40,7 +46,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from .doctor import missing_privileges
+from .privileges import missing_privileges
 from .errors import FeatureMissing
 from .kernel import kernel_info
 from .lab import Lab
@@ -58,6 +64,11 @@ PCAP_DIR_HELP = (
     "into this directory (default: temporary files); the failure report names them"
 )
 PCAP_DIR_ENV = "NETKIT_PCAP_DIR"
+REQUIRE_PRIVILEGES_HELP = (
+    "make netkit tests that cannot run for lack of privileges (root / CAP_NET_ADMIN + CAP_SYS_ADMIN) errors "
+    "instead of skips, so that a run without them fails instead of passing with nothing proven"
+)
+REQUIRE_PRIVILEGES_ENV = "NETKIT_REQUIRE_PRIVILEGES"
 _LABS_ATTR = "_netkit_labs"
 _RESULTS_ATTR = "_netkit_results"
 _current_item: list[pytest.Item] = []  # the test being run, for the pool's results
@@ -70,20 +81,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("netkit_keep_failed", KEEP_FAILED_HELP, type="bool", default=False)
     group.addoption("--netkit-pcap-dir", metavar="DIR", default=None, help=PCAP_DIR_HELP)
     parser.addini("netkit_pcap_dir", PCAP_DIR_HELP, default="")
+    group.addoption("--netkit-require-privileges", action="store_true", default=None, help=REQUIRE_PRIVILEGES_HELP)
+    parser.addini("netkit_require_privileges", REQUIRE_PRIVILEGES_HELP, type="bool", default=False)
 
 
-def keep_failed(config: pytest.Config) -> bool:
-    """The option's value: command line, then environment, then ini."""
-    if config.getoption("netkit_keep_failed") is not None:
+def _flag(config: pytest.Config, name: str, env_name: str) -> bool:
+    """A yes/no option's value: command line (``--netkit-...``), then environment, then ini (``netkit_...``)."""
+    if config.getoption(name) is not None:
         return True
-    env = os.environ.get(KEEP_FAILED_ENV)
+    env = os.environ.get(env_name)
     if env is not None:
         if env.lower() in ("1", "true", "yes", "on"):
             return True
         if env.lower() in ("0", "false", "no", "off", ""):
             return False
-        raise ValueError(f"Invalid value {env!r} from {KEEP_FAILED_ENV}: use 1 or 0")
-    return bool(config.getini("netkit_keep_failed"))
+        raise ValueError(f"Invalid value {env!r} from {env_name}: use 1 or 0")
+    return bool(config.getini(name))
+
+
+def keep_failed(config: pytest.Config) -> bool:
+    return _flag(config, "netkit_keep_failed", KEEP_FAILED_ENV)
+
+
+def require_privileges(config: pytest.Config) -> bool:
+    return _flag(config, "netkit_require_privileges", REQUIRE_PRIVILEGES_ENV)
 
 
 def pcap_dir(config: pytest.Config) -> str | None:
@@ -104,22 +125,49 @@ def pcap_dir(config: pytest.Config) -> str | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "netkit: the test builds netkit labs (needs root; skipped otherwise)")
     keep_failed(config)  # a bad environment value fails at start-up, not mid-run
+    require_privileges(config)
     pcap_dir(config)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     k = kernel_info()
     privileges = missing_privileges()
-    state = "labs enabled" if privileges is None else "labs SKIPPED (not root)"
+    if privileges is None:
+        state = "labs enabled"
+    else:
+        state = "labs ERROR (not privileged)" if require_privileges(config) else "labs SKIPPED (not privileged)"
     pcaps = pcap_dir(config) or "temporary files"
     return (f"netkit: kernel {k.release}, HZ={k.hz} (from {k.hz_source}); {state}; keep-failed={keep_failed(config)}; "
             f"failed scenarios' pcap: {pcaps}")
 
 
-def _require_privileges() -> None:
+def _require_privileges(config: pytest.Config) -> None:
+    """Skip the test (or, with --netkit-require-privileges, make it an error) when labs cannot be built."""
     reason = missing_privileges()
-    if reason:
-        pytest.skip(reason)
+    if reason is None:
+        return
+    if require_privileges(config):
+        pytest.fail(f"{reason} (--netkit-require-privileges makes this an error instead of a skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """One line a CI log cannot hide: how many tests proved nothing because the run lacked privileges."""
+    reason = missing_privileges()
+    if reason is None:
+        return
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if reason in str(getattr(r, "longrepr", ""))]
+    if not skipped:
+        return
+    terminalreporter.write_sep(
+        "=", f"netkit: {len(skipped)} test(s) SKIPPED for lack of privileges: nothing they check was tested",
+        yellow=True, bold=True,
+    )
+    terminalreporter.write_line(reason)
+    terminalreporter.write_line(
+        f"netkit: to make this an error instead of a skip: --netkit-require-privileges, "
+        f"{REQUIRE_PRIVILEGES_ENV}=1 or ini netkit_require_privileges = true"
+    )
 
 
 @pytest.fixture
@@ -142,7 +190,7 @@ def netkit_lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
         def test_reach(netkit_lab):
             s = netkit_lab.server.socket("ipv4")
     """
-    _require_privileges()
+    _require_privileges(request.config)
     with Lab() as lab:
         getattr(request.node, _LABS_ATTR).append(lab)
         yield lab
@@ -222,7 +270,7 @@ def netkit_pool(pytestconfig: pytest.Config) -> Iterator[PoolForTests]:
             result = netkit_pool.result(scenario)
             assert result.verdict == "pass", result.explain()
     """
-    _require_privileges()
+    _require_privileges(pytestconfig)
     with ScenarioPool(keep_failed=keep_failed(pytestconfig), pcap_dir=pcap_dir(pytestconfig)) as pool:
         pool.submit(*pytestconfig.stash.get(_SCENARIOS_KEY, []))
         yield PoolForTests(pool)

@@ -14,23 +14,30 @@ could deadlock.  Each worker watches the pool's owner and dies with it (see
 no namespace -- behind.  Ctrl-C reaches every worker of the terminal's process
 group; each tears its lab down.
 
-Scripts that use the pool must guard their top level with
-``if __name__ == "__main__":`` (as for any Python process pool: the workers
-import the main module).
+A worker imports netkit and nothing of its caller: multiprocessing would
+otherwise re-run the caller's script (its ``__main__``) in every worker, so an
+unguarded script calling ``run_many`` ran its own top level once per worker.
+Everything a worker needs -- ``run_scenario``, ``Scenario`` and its parts --
+lives in netkit, so no ``if __name__ == "__main__":`` guard is needed.
 """
 
 from __future__ import annotations
 
 import atexit
 import ctypes
+import io
 import multiprocessing
+import multiprocessing.context
 import os
 import select
 import signal
 import threading
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import forkserver, popen_forkserver, spawn, util
+from multiprocessing.reduction import dump
 
+from .privileges import require_privileges
 from .scenario import Scenario, ScenarioResult, run_scenario
 
 PR_SET_PDEATHSIG = 1
@@ -66,8 +73,46 @@ def _worker_init(main_pid: int) -> None:
     threading.Thread(target=watch, name="netkit-owner-watch", daemon=True).start()
 
 
+class _NetkitOnlyPopen(popen_forkserver.Popen):
+    """Starts a forkserver child that imports netkit's worker code and not the caller's ``__main__``.
+
+    The same steps as CPython's ``popen_forkserver.Popen._launch`` (3.9-3.13),
+    except that the preparation data loses ``init_main_from_path`` /
+    ``init_main_from_name``: those make the child import the parent's script
+    as ``__mp_main__``, running whatever it does outside a main guard.
+    """
+
+    def _launch(self, process_obj: multiprocessing.process.BaseProcess) -> None:
+        prep_data = spawn.get_preparation_data(process_obj._name)  # type: ignore[attr-defined]
+        prep_data.pop("init_main_from_path", None)
+        prep_data.pop("init_main_from_name", None)
+        buf = io.BytesIO()
+        multiprocessing.context.set_spawning_popen(self)  # type: ignore[attr-defined]
+        try:
+            dump(prep_data, buf)
+            dump(process_obj, buf)
+        finally:
+            multiprocessing.context.set_spawning_popen(None)  # type: ignore[attr-defined]
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
+        parent_w = os.dup(w)  # the child watches this end to notice its parent's death
+        self.finalizer = util.Finalize(self, util.close_fds, (parent_w, self.sentinel))
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
+
+
+class _NetkitOnlyProcess(multiprocessing.context.ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj: multiprocessing.process.BaseProcess) -> _NetkitOnlyPopen:  # noqa: N802 (stdlib's name)
+        return _NetkitOnlyPopen(process_obj)
+
+
+class _NetkitOnlyContext(multiprocessing.context.ForkServerContext):
+    Process = _NetkitOnlyProcess  # type: ignore[assignment]
+
+
 def _context() -> multiprocessing.context.BaseContext:
-    context = multiprocessing.get_context("forkserver")
+    context = _NetkitOnlyContext()
     context.set_forkserver_preload(["netkit.scenario"])
     return context
 
@@ -82,6 +127,7 @@ class ScenarioPool:
     """
 
     def __init__(self, max_workers: int = DEFAULT_WORKERS, keep_failed: bool = False, pcap_dir: str | None = None) -> None:
+        require_privileges()  # here, not once per worker: one clear message, no workers started
         self.keep_failed = keep_failed
         self.pcap_dir = pcap_dir  # where failed scenarios write their capture (None: temporary files)
         self._pool = ProcessPoolExecutor(

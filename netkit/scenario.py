@@ -56,6 +56,7 @@ from .keepalive import KeepaliveSettings
 from .kernel import KernelInfo, kernel_info
 from .lab import Endpoint, Lab, family_number
 from .model import DeathPrediction, keepalive_schedule, wheel_granularity_s
+from .privileges import require_privileges
 from .rules import predict
 from .tcpinfo import tcp_info
 
@@ -612,6 +613,7 @@ def run_scenario(
     A scenario that breaks off with a NetkitError writes it the same way and
     names it in the exception's notes.
     """
+    require_privileges()  # before anything else: the message names the command to run instead
     cancel = cancel or threading.Event()
     kernel = kernel_info()
     scenario.require_supported()

@@ -34,12 +34,19 @@ netkit_say() {
     printf '%s: %s\n' "$who" "$*"
 }
 
-# netkit_die NAME MESSAGE...: print an error to stderr and exit 1.
+# Exit statuses, as in the README's table: 1 is reserved for a failed proof
+# (a test or a scenario failed); a script that cannot do its job because of
+# its input or this machine (not root, a package that will not install, a bad
+# argument) exits 2.
+NETKIT_EXIT_UNUSABLE=2
+
+# netkit_die NAME MESSAGE...: print an error to stderr and exit 2 (bad input
+# or a machine netkit cannot run on).
 netkit_die() {
     local who=$1
     shift
     printf '%s: error: %s\n' "$who" "$*" >&2
-    exit 1
+    exit "$NETKIT_EXIT_UNUSABLE"
 }
 
 # netkit_as_root SCRIPT [ARGS...]: return if we are root; otherwise run
@@ -57,12 +64,13 @@ netkit_as_root() {
     fi
     netkit_die "$(basename "$script")" \
         "netkit must run as root (it creates network namespaces and installs" \
-        "packages) and sudo is not installed; run this again as root."
+        "packages) and sudo is not installed; run this again as root" \
+        "(e.g. su -c '$script${*:+ $*}')."
 }
 
 # netkit_quiet NAME DESCRIPTION COMMAND [ARGS...]: run COMMAND with its output
-# kept in a log; print the log's tail only if it fails (then exit with its
-# status).  With NETKIT_VERBOSE=1 the output goes straight to the terminal.
+# kept in a log; print the log's tail only if it fails (then exit 2: the
+# machine could not be made ready).  With NETKIT_VERBOSE=1 the output goes straight to the terminal.
 netkit_quiet() {
     local who=$1 what=$2 log status=0
     shift 2
@@ -77,7 +85,7 @@ netkit_quiet() {
         printf '%s: last lines of its output:\n' "$who" >&2
         tail -n 40 "$log" | sed 's/^/    /' >&2
         rm -f "$log"
-        exit "$status"
+        exit "$NETKIT_EXIT_UNUSABLE"
     fi
     rm -f "$log"
 }

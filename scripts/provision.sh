@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make this machine ready to run netkit: system tools, then a virtual
 # environment in <repo>/.venv with netkit installed (editable, with the `test`
-# extra), then `netkit doctor` to prove that netkit can run here.
+# extra), the `netkit` command in /usr/local/bin, then `netkit doctor` to prove
+# that netkit can run here.
 #
 # Usage: scripts/provision.sh [--no-doctor]
 #   --no-doctor  skip the final `netkit doctor`, e.g. when building an image
@@ -120,19 +121,64 @@ else
     printf '%s\n' "$want" >"$stamp"
 fi
 
-# Run through sudo from a user's checkout: hand what we made back to that user
-# so they can remove it without root.
-if [ -n "${SUDO_UID:-}" ] && [ -n "${SUDO_GID:-}" ]; then
-    chown -R "$SUDO_UID:$SUDO_GID" "$venv"
+# What we made in the checkout belongs to whoever owns the checkout: a user's
+# clone provisioned through sudo gets its .venv back (removable without root);
+# a root-owned clone stays root's, whoever ran sudo.
+owner=$(stat -c '%u:%g' "$NETKIT_ROOT")
+if [ "$owner" != "0:0" ]; then
+    chown -R "$owner" "$venv"
     for egg in "$NETKIT_ROOT"/*.egg-info; do
-        if [ -e "$egg" ]; then chown -R "$SUDO_UID:$SUDO_GID" "$egg"; fi
+        if [ -e "$egg" ]; then chown -R "$owner" "$egg"; fi
     done
 fi
 
-version=$("$venv/bin/python" -c 'import importlib.metadata as m, sys; print(m.version("netkit"), "on Python", sys.version.split()[0])')
-netkit_say "$me" "ready: $venv/bin/netkit (netkit $version)"
+# --- 4. `netkit` on PATH ---------------------------------------------------------
+# /usr/local/bin is on every user's PATH and on sudo's secure_path. The command
+# there is a small wrapper, not a link: it re-runs netkit through sudo when not
+# root, like the scripts here, so `netkit demo` works as root and as a user
+# with sudo. A /usr/local/bin/netkit that netkit did not install is left alone.
+command_path=/usr/local/bin/netkit
+marker="# netkit-wrapper: installed by scripts/provision.sh"
+install_command() {
+    local tmp
+    tmp=$(mktemp "$command_path.XXXXXX")
+    cat >"$tmp" <<WRAPPER
+#!/bin/sh
+$marker of $NETKIT_ROOT
+# Runs that checkout's netkit; through sudo when not root (netkit creates
+# network namespaces, which needs root). Run scripts/provision.sh in another
+# checkout to point this command there.
+netkit=$venv/bin/netkit
+if [ ! -x "\$netkit" ]; then
+    echo "netkit: \$netkit is gone (checkout moved or removed?): run scripts/provision.sh in your netkit checkout" >&2
+    exit 2
+fi
+case "\${1:-}" in
+"" | -h | --help | --version) exec "\$netkit" "\$@" ;;
+esac
+if [ "\$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+    exec sudo --preserve-env=$NETKIT_SUDO_KEEP,NETKIT_KEEP_FAILED,NETKIT_PCAP_DIR,NETKIT_REQUIRE_PRIVILEGES -- "\$netkit" "\$@"
+fi
+exec "\$netkit" "\$@"
+WRAPPER
+    chmod 755 "$tmp"
+    mv -f "$tmp" "$command_path"
+}
+on_path="$command_path -> $venv/bin/netkit"
+if [ ! -e "$command_path" ] && [ ! -L "$command_path" ]; then
+    install_command
+elif grep -qF "$marker" "$command_path" 2>/dev/null ||
+    case "$(readlink "$command_path" 2>/dev/null)" in */.venv/bin/netkit) true ;; *) false ;; esac; then
+    install_command  # ours (or the link older versions made): point it at this checkout
+else
+    netkit_say "$me" "warning: $command_path exists and is not netkit's; left alone (run $venv/bin/netkit)" >&2
+    on_path="$venv/bin/netkit (not on PATH)"
+fi
 
-# --- 4. can netkit run here? --------------------------------------------------
+version=$("$venv/bin/python" -c 'import importlib.metadata as m, sys; print(m.version("netkit"), "on Python", sys.version.split()[0])')
+netkit_say "$me" "ready: netkit $version; command: $on_path"
+
+# --- 5. can netkit run here? --------------------------------------------------
 # `netkit doctor` probes the real thing (privileges, a namespace, a veth pair,
 # tools, qdiscs) and exits non-zero only when netkit cannot run at all; then
 # provisioning has failed, whatever it installed. Missing optional features

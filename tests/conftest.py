@@ -1,9 +1,13 @@
 """Shared test helpers."""
 
+import os
+from dataclasses import dataclass
+
 import pytest
 
 from netkit.cleanup import kept_namespaces, process_alive
 from netkit.namespaces import owner_pid
+from netkit.privileges import missing_privileges
 
 
 @pytest.fixture
@@ -22,3 +26,26 @@ def assert_no_leftovers():
         assert not orphaned, f"left behind by a process that has ended: {orphaned}"
 
     return check
+
+
+@pytest.fixture
+def without_privileges():
+    """How to run a command here without netkit's privileges, and what netkit must then say.
+
+    As root, CAP_NET_ADMIN and CAP_SYS_ADMIN are dropped with setpriv (root stays
+    uid 0: netkit must say it lacks the capabilities, e.g. in a restricted
+    container). As a normal user there is nothing to drop: netkit must say to
+    run it as root. Either way the message names both capabilities.
+    """
+    if os.geteuid() == 0:
+        prefix = ["setpriv", "--bounding-set=-net_admin,-sys_admin", "--inh-caps=-net_admin,-sys_admin"]
+        return Unprivileged(prefix, "without CAP_SYS_ADMIN and CAP_NET_ADMIN (a restricted container?)")
+    if missing_privileges() is None:
+        pytest.skip("this user holds CAP_NET_ADMIN and CAP_SYS_ADMIN without being root: cannot drop them here")
+    return Unprivileged([], "needs CAP_SYS_ADMIN and CAP_NET_ADMIN")
+
+
+@dataclass(frozen=True)
+class Unprivileged:
+    prefix: list  # put before the command
+    says: str  # what netkit's message must contain

@@ -15,7 +15,7 @@ from netkit.capture import (
     PACKET_HOST, PACKET_OUTGOING, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, Capture, Frame, analyse, classify,
     parse_frame, pcap_bytes, read_pcap, write_pcap,
 )
-from netkit.doctor import missing_privileges
+from netkit.privileges import missing_privileges
 from netkit.kernel import kernel_info
 from netkit.model import wheel_granularity_s
 

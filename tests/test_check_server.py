@@ -17,7 +17,7 @@ import pytest
 
 from netkit.check_server import NO_KEEPALIVE
 from netkit.cleanup import kept_namespaces
-from netkit.doctor import missing_privileges
+from netkit.privileges import missing_privileges
 from netkit.namespaces import owner_pid
 
 pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))

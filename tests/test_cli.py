@@ -10,7 +10,8 @@ import time
 import pytest
 
 from netkit.cleanup import cleanup, kept_namespaces
-from netkit.doctor import missing_privileges
+from netkit import privileges
+from netkit.privileges import missing_privileges
 from netkit.namespaces import Namespace, remove_named
 
 needs_root = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
@@ -63,14 +64,21 @@ def test_demo_interrupted_with_ctrl_c_exits_130_and_leaves_nothing(assert_no_lef
     assert_no_leftovers()
 
 
-def test_demo_without_privileges_exits_2_saying_how_to_run_it():
-    done = subprocess.run(
-        ["setpriv", "--bounding-set=-net_admin,-sys_admin", "--inh-caps=-net_admin,-sys_admin",
-         sys.executable, "-m", "netkit.cli", "demo", "--cnt", "3"],
-        capture_output=True, text=True,
-    )
-    assert done.returncode == 2
-    assert "CAP_NET_ADMIN" in done.stderr and "privileged container" in done.stderr  # root, capabilities dropped
+def test_demo_without_privileges_exits_2_saying_how_to_run_it(without_privileges, assert_no_leftovers):
+    done = subprocess.run([*without_privileges.prefix, sys.executable, "-m", "netkit.cli", "demo", "--cnt", "3"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert without_privileges.says in done.stderr
+    assert "Traceback" not in done.stderr
+    assert_no_leftovers()
+
+
+def test_doctor_without_privileges_exits_2_and_says_why(without_privileges):
+    done = subprocess.run([*without_privileges.prefix, sys.executable, "-m", "netkit.cli", "doctor"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "MISSING root" in done.stdout and without_privileges.says in done.stdout
+    assert "netkit cannot run here" in done.stdout
 
 
 @needs_root
@@ -126,9 +134,44 @@ def test_cleanup_dry_run_changes_nothing():
         remove_named(name)
 
 
-def test_the_unprivileged_user_message_says_to_use_sudo(monkeypatch):
-    from netkit import doctor
+@pytest.fixture
+def as_a_normal_user(monkeypatch):
+    monkeypatch.setattr(privileges, "effective_capabilities", lambda: 0)
+    monkeypatch.setattr(privileges.os, "geteuid", lambda: 1000)
 
-    monkeypatch.setattr(doctor, "effective_capabilities", lambda: 0)
-    monkeypatch.setattr(doctor.os, "geteuid", lambda: 1000)
-    assert "sudo" in doctor.missing_privileges()
+
+def started_as(monkeypatch, argv, orig_argv):
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(sys, "orig_argv", orig_argv)
+
+
+@pytest.mark.parametrize("sudo", ["/usr/bin/sudo", None], ids=["with-sudo", "without-sudo"])
+def test_the_unprivileged_message_names_the_command_the_user_ran(monkeypatch, tmp_path, as_a_normal_user, sudo):
+    program = tmp_path / "venv" / "bin" / "netkit"
+    program.parent.mkdir(parents=True)
+    program.touch()
+    monkeypatch.chdir(program.parent)
+    started_as(monkeypatch, ["netkit", "demo", "--cnt", "3"], ["/venv/python", "netkit", "demo", "--cnt", "3"])
+    monkeypatch.setattr(privileges.shutil, "which", lambda name: sudo if name == "sudo" else None)
+    message = privileges.missing_privileges()
+    command = f"{program} demo --cnt 3"  # absolute: it works from any directory
+    if sudo:
+        assert message.endswith(f"run it as root: `sudo {command}`")
+    else:
+        assert f"sudo is not installed: log in as root, or `su -c '{command}'`" in message
+
+
+def test_the_unprivileged_message_for_a_module_and_a_script(monkeypatch, tmp_path, as_a_normal_user):
+    monkeypatch.setattr(privileges.shutil, "which", lambda name: "/usr/bin/sudo")
+    started_as(monkeypatch, ["/site/pytest/__main__.py", "-q"], ["python3", "-m", "pytest", "-q"])
+    assert f"`sudo {sys.executable} -m pytest -q`" in privileges.missing_privileges()
+    script = tmp_path / "example.py"
+    script.touch()
+    monkeypatch.chdir(tmp_path)
+    started_as(monkeypatch, ["example.py"], ["python3", "example.py"])
+    assert f"`sudo {sys.executable} {script}`" in privileges.missing_privileges()
+
+
+def test_cleanup_says_what_it_needs_the_privileges_for(monkeypatch, as_a_normal_user):
+    message = privileges.missing_privileges("to remove the network namespaces netkit kept under /run/netns")
+    assert "to remove the network namespaces" in message and "create" not in message

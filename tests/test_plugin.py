@@ -1,5 +1,6 @@
 """The pytest plugin, seen from a user's project: fixtures, skips, kept namespaces."""
 
+import os
 import re
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import pytest
 
 from netkit import KeepaliveSettings, Scenario
 from netkit.cleanup import cleanup, kept_namespaces
-from netkit.doctor import missing_privileges
+from netkit.privileges import missing_privileges
 from netkit.kernel import kernel_info
 from netkit.model import keepalive_death
 from netkit.scenario import ScenarioResult
@@ -71,15 +72,46 @@ def test_bad_environment_value_is_named(pytester, monkeypatch):
     assert "Invalid value 'perhaps' from NETKIT_KEEP_FAILED" in result.stderr.str()
 
 
-def test_without_privileges_lab_tests_skip_with_instructions(pytester):
-    pytester.makepyfile(USER_TESTS)
-    done = subprocess.run(
-        ["setpriv", "--bounding-set=-net_admin,-sys_admin", "--inh-caps=-net_admin,-sys_admin",
-         sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider", str(pytester.path)],
-        capture_output=True, text=True, cwd=pytester.path,
+def run_unprivileged(pytester, without_privileges, *args, env=None):
+    return subprocess.run(
+        [*without_privileges.prefix, sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider", *args,
+         str(pytester.path)],
+        capture_output=True, text=True, cwd=pytester.path, env=env,
     )
+
+
+def test_without_privileges_lab_tests_skip_and_the_summary_says_so(pytester, without_privileges):
+    pytester.makepyfile(USER_TESTS)
+    done = run_unprivileged(pytester, without_privileges)
+    assert done.returncode == 0, done.stdout
     assert "3 skipped" in done.stdout, done.stdout
-    assert "CAP_NET_ADMIN" in done.stdout and "privileged container" in done.stdout  # root, capabilities dropped
+    assert without_privileges.says in done.stdout
+    assert "netkit: 3 test(s) SKIPPED for lack of privileges: nothing they check was tested" in done.stdout
+    assert "--netkit-require-privileges" in done.stdout
+
+
+@pytest.mark.parametrize("how", ["option", "environment", "ini"])
+def test_require_privileges_turns_those_skips_into_errors(pytester, without_privileges, how):
+    pytester.makepyfile(USER_TESTS)
+    args, env = [], None
+    if how == "option":
+        args = ["--netkit-require-privileges"]
+    elif how == "environment":
+        env = {**os.environ, "NETKIT_REQUIRE_PRIVILEGES": "1"}
+    else:
+        pytester.makeini("[pytest]\nnetkit_require_privileges = true\n")
+    done = run_unprivileged(pytester, without_privileges, *args, env=env)
+    assert done.returncode == 1, done.stdout
+    assert "3 errors" in done.stdout, done.stdout
+    assert "skipped" not in done.stdout.splitlines()[-1]
+    assert without_privileges.says in done.stdout
+
+
+def test_the_summary_counts_only_skips_for_lack_of_privileges(pytester, without_privileges):
+    pytester.makepyfile("import pytest\ndef test_skips():\n    pytest.skip('for another reason')\n")
+    done = run_unprivileged(pytester, without_privileges)
+    assert "1 skipped" in done.stdout, done.stdout
+    assert "lack of privileges" not in done.stdout
 
 
 def test_failure_message_states_rule_window_measurement_and_probes():

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from netkit.doctor import missing_privileges
+from netkit.privileges import missing_privileges
 
 pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
 
@@ -56,3 +56,21 @@ def test_workers_end_with_their_owner(tmp_path, sig):
         assert process_group(owner.pid) == [], "worker processes outlived their owner"
     finally:
         owner.kill()
+
+
+UNGUARDED = textwrap.dedent("""
+    from netkit import KeepaliveSettings, Scenario, run_many
+    print("top level ran", flush=True)
+    results = run_many([Scenario(KeepaliveSettings(1, 1, cnt), fault="peer-reboot") for cnt in (1, 2, 3)])
+    print("verdicts", [r.verdict for r in results], flush=True)
+""")
+
+
+def test_an_unguarded_script_is_not_run_again_by_the_workers(tmp_path):
+    """Workers import netkit only: the caller's top level runs once, not once per worker."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("top level ran") == 1, done.stdout
+    assert "verdicts ['pass', 'pass', 'pass']" in done.stdout, done.stdout
