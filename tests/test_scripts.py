@@ -1,0 +1,59 @@
+"""The set-up scripts and the `netkit` command they install behave as the README says."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+WRAPPER = pathlib.Path("/usr/local/bin/netkit")
+MARKER = "# netkit-wrapper: installed by scripts/provision.sh"
+
+
+def test_scripts_test_takes_paths_from_the_callers_directory():
+    """`cd tests && ../scripts/test test_model.py` means tests/test_model.py, as pytest would take it."""
+    done = subprocess.run(["bash", "../scripts/test", "--collect-only", "-q", "test_model.py::test_granularity_at_hz250_matches_measured_steps"],
+                          cwd=ROOT / "tests", capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "tests/test_model.py::test_granularity_at_hz250_matches_measured_steps" in done.stdout
+
+
+@pytest.fixture
+def wrapper():
+    if not WRAPPER.exists() or MARKER not in WRAPPER.read_text(errors="replace"):
+        pytest.skip(f"{WRAPPER} is not netkit's wrapper: run {ROOT}/scripts/provision.sh")
+    return WRAPPER.read_text()
+
+
+def test_the_installed_command_runs_this_checkouts_netkit(wrapper):
+    assert f"netkit={ROOT}/.venv/bin/netkit\n" in wrapper
+    done = subprocess.run([str(WRAPPER), "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("netkit "), done.stderr
+
+
+def test_the_installed_command_says_what_to_do_when_its_checkout_is_gone(wrapper, tmp_path):
+    moved = tmp_path / "netkit"
+    moved.write_text(wrapper.replace(f"{ROOT}/.venv/bin/netkit", f"{tmp_path}/gone/.venv/bin/netkit"))
+    moved.chmod(0o755)
+    done = subprocess.run([str(moved), "doctor"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert f"{tmp_path}/gone/.venv/bin/netkit is gone" in done.stderr and "scripts/provision.sh" in done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a user who has no sudo")
+def test_scripts_without_root_and_without_sudo_exit_2_saying_so(tmp_path):
+    """A minimal machine has no sudo: a normal user is told to run the script as root (exit 2, not 1)."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "HOME": str(tmp_path)}  # a PATH without sudo
+    for bindir in ("/usr/bin", "/bin"):
+        if os.path.exists(f"{bindir}/sudo"):
+            pytest.skip("sudo is installed in /usr/bin or /bin: cannot hide it from the script")
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash",
+                           str(ROOT / "scripts" / "demo")], capture_output=True, text=True, env=env)
+    assert done.returncode == 2, done.stderr
+    assert "must run as root" in done.stderr and "sudo is not installed" in done.stderr
