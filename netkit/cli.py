@@ -19,7 +19,8 @@ from . import __version__
 from .cleanup import cleanup
 from .doctor import as_dicts, run_checks, usable
 from .privileges import require_privileges
-from .errors import EnvironmentUnusable, FeatureMissing, NetkitError, SettingError
+from .errors import EnvironmentUnusable, FeatureMissing, InputError, NetkitError, SettingError
+from .gate.command import Terminated
 from .keepalive import KeepaliveSettings
 from .kernel import kernel_info
 from .faults import FAULTS
@@ -27,7 +28,7 @@ from .retransmission import NotModelled
 from .rules import predict
 from .scenario import KEEPALIVE_SOURCES, SIDES, STATES, Progress, Scenario, ScenarioResult, run_scenario
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 PREPARATION = {
     "idle": "waiting for a keepalive probe to be answered, then breaking the path",
     "unacked": "breaking the path, then sending 100 bytes into it",
@@ -218,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .check_server import add_parser as add_check_server  # its own module: argparse setup and command
 
     add_check_server(sub)
+    from .gate.command import add_parser as add_gate
+
+    add_gate(sub)
     return parser
 
 
@@ -227,10 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except Terminated:
+        print("\nnetkit: terminated; the labs were torn down", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("\nnetkit: interrupted; the lab was torn down", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (EnvironmentUnusable, SettingError, NotImplementedError) as exc:
+    except (EnvironmentUnusable, SettingError, InputError, NotImplementedError) as exc:
         print(f"netkit {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (FeatureMissing, NotModelled) as exc:

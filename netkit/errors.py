@@ -37,6 +37,10 @@ class FeatureMissing(EnvironmentUnusable):
     """
 
 
+class InputError(NetkitError):
+    """A file or argument netkit cannot use as given (a matrix, a baseline, a pattern); exit status 2."""
+
+
 class NameCollision(NetkitError):
     """A name netkit wanted to use (e.g. under /run/netns) already exists."""
 

@@ -32,13 +32,16 @@ import os
 import select
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import forkserver, popen_forkserver, spawn, util
 from multiprocessing.reduction import dump
+from typing import TypeVar
 
 from .privileges import require_privileges
 from .scenario import Scenario, ScenarioResult, run_scenario
+
+T = TypeVar("T")
 
 PR_SET_PDEATHSIG = 1
 WORKER_NICENESS = -10
@@ -149,6 +152,12 @@ class ScenarioPool:
         """Start one more run of ``scenario`` (even if it ran already: a benchmark repeats one)."""
         future = self._pool.submit(run_scenario, scenario, keep_failed=self.keep_failed, pcap_dir=self.pcap_dir)
         self._runs.append(future)
+        return future
+
+    def run_in_worker(self, function: Callable[..., T], *args: object) -> Future[T]:
+        """Run ``function(*args)`` in a worker; it must live in netkit (workers import nothing of the caller)."""
+        future = self._pool.submit(function, *args)
+        self._runs.append(future)  # type: ignore[arg-type]
         return future
 
     def result(self, scenario: Scenario) -> ScenarioResult:

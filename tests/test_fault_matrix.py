@@ -9,48 +9,13 @@ once with the rest of the session's (see netkit_pool).
 
 import pytest
 
-from netkit import KeepaliveSettings, Scenario
+from netkit.gate import matrix
 from netkit.keepalive import KERNEL_DEFAULTS
 from netkit.namespaces import Namespace
 from netkit.scenario import PEER_SAME_MOMENT_S, SYSCTLS
 
-FAMILIES = ("ipv4", "ipv6")
-FAULTS = ("link-down", "peer-gone", "blackhole", "one-way", "peer-reboot", "netem-loss")
-
-FAULT_CELLS = [Scenario(KeepaliveSettings(*k), family, fault)
-               for fault in FAULTS for family in FAMILIES for k in ((1, 1, 3), (2, 1, 2))]
-# TCP_USER_TIMEOUT shorter than, equal to and longer than idle + intvl*cnt = 4 s, and just past a timer run
-USER_TIMEOUT_CELLS = [Scenario(KeepaliveSettings(1, 1, 3, user_timeout_ms=ut), family)
-                      for family in FAMILIES for ut in (2500, 4000, 6000, 3050)]
-SYSCTL_CELLS = [Scenario(KeepaliveSettings(2, 1, 2), family, keepalive_via="sysctl") for family in FAMILIES]
-CLIENT_VIEW_CELLS = [Scenario(KeepaliveSettings(1, 1, 3), family, fault, side="client")
-                     for family in FAMILIES for fault in ("link-down", "blackhole")]
-K = KeepaliveSettings(1, 1, 3)  # keepalive stays on in the data states: it must not interfere
-
-
-def ut(ms):
-    return KeepaliveSettings(1, 1, 3, user_timeout_ms=ms)
-
-
-UNACKED_CELLS = [
-    Scenario(settings, family, fault, state="unacked", retries2=retries2)
-    for family in FAMILIES
-    for fault, settings, retries2 in [
-        ("blackhole", ut(1500), None), ("blackhole", ut(3000), None), ("blackhole", K, 3), ("one-way", ut(3000), None),
-        ("link-down", ut(1500), None), ("link-down", ut(2500), None), ("link-down", K, 3), ("link-down", ut(3000), None),
-        ("peer-gone", ut(3000), None), ("peer-gone", K, 3), ("peer-reboot", K, None), ("netem-loss", ut(3000), None),
-    ]
-]
-ZERO_WINDOW_CELLS = [
-    Scenario(settings, family, fault, state="zero-window", retries2=retries2)
-    for family in FAMILIES
-    for fault, settings, retries2 in [
-        ("blackhole", ut(1000), None), ("blackhole", ut(3000), None), ("blackhole", K, 3), ("one-way", ut(3000), None),
-        ("link-down", ut(3000), None), ("peer-gone", ut(3000), None), ("peer-reboot", ut(3000), None),
-        ("netem-loss", ut(3000), None),
-    ]
-]
-ALL = FAULT_CELLS + USER_TIMEOUT_CELLS + SYSCTL_CELLS + CLIENT_VIEW_CELLS + UNACKED_CELLS + ZERO_WINDOW_CELLS
+ALL = matrix.unique(matrix.FAULTS + matrix.USER_TIMEOUT + matrix.SYSCTL + matrix.CLIENT_VIEW + matrix.UNACKED
+                   + matrix.ZERO_WINDOW)  # the gate's cells: one definition, two users
 
 
 @pytest.mark.parametrize("scenario", ALL, ids=lambda s: s.id)
@@ -68,7 +33,7 @@ def test_connection_dies_as_the_kernel_rule_says(netkit_pool, scenario):
     assert result.verdict == "pass", result.explain()
 
 
-@pytest.mark.parametrize("scenario", [s for s in FAULT_CELLS if s.fault == "peer-reboot"], ids=lambda s: s.id)
+@pytest.mark.parametrize("scenario", [s for s in matrix.FAULTS if s.fault == "peer-reboot"], ids=lambda s: s.id)
 def test_peer_reboot_dies_at_the_first_probe_not_after_cnt(netkit_pool, scenario):
     result = netkit_pool.result(scenario)
     k = scenario.keepalive
@@ -76,7 +41,7 @@ def test_peer_reboot_dies_at_the_first_probe_not_after_cnt(netkit_pool, scenario
     assert result.measured_s < k.idle + k.intvl * k.cnt - k.intvl, result.explain()
 
 
-@pytest.mark.parametrize("scenario", [s for s in FAULT_CELLS if s.fault == "one-way"], ids=lambda s: s.id)
+@pytest.mark.parametrize("scenario", [s for s in matrix.FAULTS if s.fault == "one-way"], ids=lambda s: s.id)
 def test_one_way_kills_both_ends_at_the_same_moment(netkit_pool, scenario):
     result = netkit_pool.result(scenario)
     assert result.error == "ETIMEDOUT" and result.peer_error == "ECONNRESET", result.explain()

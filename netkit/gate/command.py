@@ -1,0 +1,159 @@
+"""``netkit gate``: the regression gate for kernel behaviour, and ``netkit gate diff``.
+
+Exit status, as kselftest's: 0 every scenario passed or was skipped (or an
+expected failure); 1 a failure, an error, or a regression against the
+baseline; 2 bad usage or a file netkit cannot read; 4 nothing could run here
+(no privileges, no network namespaces) -- with ``--tap``, ``1..0 # SKIP why``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import signal
+import sys
+import time
+from typing import Any
+
+from ..errors import InputError
+from ..kernel import kernel_info
+from ..privileges import missing_privileges
+from ..scenario import Scenario
+from . import matrix
+from .diff import compare, format_diff
+from .document import build, load, scenario_entry, utc_now
+from .matrix_file import load_matrix
+from .outcome import Known, Outcome, decide, find_known, load_known, slow_machine_from_environment
+from .progress import LiveProgress
+from .run import ScenarioRuns, run_gate
+from .summary import format_summary
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_NOTHING_RAN = 0, 1, 2, 4
+
+HELP = {
+    "list": "print the selected scenarios' ids and exit",
+    "only": "run only scenarios whose id matches this shell pattern (repeatable), e.g. 'ipv6-idle-*'",
+    "matrix": "run the scenarios of this TOML file instead of netkit's built-in matrix (see the README)",
+    "repeat": "run each scenario N times (flake hunting); a scenario passes only if every run passed",
+    "json": "write the gate document (every result, schema netkit-gate/1) to FILE",
+    "junit": "write JUnit XML (xunit2, as pytest writes it) to FILE, for GitLab/Jenkins/GitHub",
+    "html": "write one self-contained HTML report to FILE",
+    "tap": "print kselftest-style TAP on stdout (the summary goes to stderr)",
+    "markdown": "print the measured table (Markdown, as in the README) on stdout (the summary goes to stderr)",
+    "baseline": "compare with an earlier --json document; exit 1 on a regression",
+    "known": "TOML file of known differences (scenario glob, kernel glob, xfail|skip, reason, link)",
+    "slow_machine": "a slow (emulated) machine: late-only misses become XFAIL (also KSFT_MACHINE_SLOW=yes)",
+    "pcap_dir": "where failed scenarios write their packet captures (default: temporary files)",
+}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: unwind like Ctrl-C, so every lab is torn down and the workers end."""
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``gate`` (and ``gate diff``) on the CLI's subparsers."""
+    p = sub.add_parser("gate", help="run the scenario matrix as a regression gate (JSON, JUnit, TAP, HTML)",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--list", action="store_true", help=HELP["list"])
+    p.add_argument("--only", action="append", default=[], metavar="GLOB", help=HELP["only"])
+    p.add_argument("--matrix", metavar="FILE", help=HELP["matrix"])
+    p.add_argument("--repeat", type=int, default=1, metavar="N", help=HELP["repeat"])
+    p.add_argument("--json", metavar="FILE", help=HELP["json"])
+    p.add_argument("--junit", metavar="FILE", help=HELP["junit"])
+    p.add_argument("--html", metavar="FILE", help=HELP["html"])
+    p.add_argument("--tap", action="store_true", help=HELP["tap"])
+    p.add_argument("--markdown", action="store_true", help=HELP["markdown"])
+    p.add_argument("--baseline", metavar="FILE", help=HELP["baseline"])
+    p.add_argument("--known", metavar="FILE", help=HELP["known"])
+    p.add_argument("--slow-machine", action="store_true", help=HELP["slow_machine"])
+    p.add_argument("--pcap-dir", metavar="DIR", help=HELP["pcap_dir"])
+    p.set_defaults(func=cmd_gate)
+    inner = p.add_subparsers(dest="gate_command")
+    d = inner.add_parser("diff", help="what changed between two gate documents (exit 1 on a regression)")
+    d.add_argument("old", metavar="OLD.json")
+    d.add_argument("new", metavar="NEW.json")
+    d.add_argument("--json", action="store_true", help="print the differences as JSON")
+    d.set_defaults(func=cmd_diff)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    diff = compare(load(args.old), load(args.new))
+    print(json.dumps(diff.to_dict(), indent=1) if args.json else format_diff(diff))
+    return EXIT_FAIL if diff.regressions else EXIT_PASS
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    if args.repeat < 1:
+        raise InputError(f"--repeat {args.repeat}: give a whole number of runs, 1 or more")
+    scenarios = matrix.select(load_matrix(args.matrix) if args.matrix else matrix.BUILTIN, args.only)
+    if args.list:
+        print("\n".join(s.id for s in scenarios))
+        return EXIT_PASS
+    known = load_known(args.known) if args.known else []
+    baseline = load(args.baseline) if args.baseline else None
+    reason = missing_privileges()
+    if reason:
+        return _nothing_can_run(args, reason)
+    signal.signal(signal.SIGTERM, _terminate)
+    slow = args.slow_machine or slow_machine_from_environment()
+    kernel = kernel_info()
+    known_for = {s.id: find_known(known, s.id, kernel.release) for s in scenarios}
+    to_run = [s for s in scenarios if not (known_for[s.id] and known_for[s.id].outcome == "skip")]
+    started, clock = utc_now(), time.monotonic()
+    progress = LiveProgress(sys.stderr, len(scenarios))
+    try:
+        outcome = {r.scenario.id: r for r in run_gate(to_run, repeat=args.repeat, on_progress=progress,
+                                                      pcap_dir=args.pcap_dir)}
+    finally:
+        progress.finish()
+    entries = [scenario_entry(outcome[s.id], decide(outcome[s.id], slow_machine=slow, known=known_for[s.id]))
+               if s.id in outcome else _known_skip(s, known_for[s.id]) for s in scenarios]
+    options = {"repeat": args.repeat, "only": args.only, "matrix": args.matrix, "slow_machine": slow,
+               "baseline": args.baseline, "known": args.known}
+    doc = build(entries, kernel=kernel, started=started, wall_s=time.monotonic() - clock, options=options,
+                slow_machine=slow)
+    diff = compare(baseline, doc) if baseline else None
+    doc["diff"] = diff.to_dict() if diff else None
+    _write_reports(args, doc)
+    summary = format_summary(doc) + (f"\n\n{format_diff(diff)}" if diff else "")
+    print(summary, file=sys.stderr if args.tap or args.markdown else sys.stdout)
+    failed = any(e["outcome"] in ("fail", "error") for e in entries) or bool(diff and diff.regressions)
+    return EXIT_FAIL if failed else EXIT_PASS
+
+
+def _known_skip(scenario: Scenario, known: Known) -> dict[str, Any]:
+    return scenario_entry(ScenarioRuns(scenario), Outcome("skip", f"known difference: {known.reason}", known))
+
+
+def _write_reports(args: argparse.Namespace, doc: dict[str, Any]) -> None:
+    """Each report asked for, rendered from the document alone (modules of netkit.report, imported on demand)."""
+    files = {"json": args.json, "junit": args.junit, "html": args.html}
+    for name, path in files.items():
+        if path:
+            with open(path, "w") as f:
+                f.write(json.dumps(doc, indent=1) + "\n" if name == "json" else _render(name, doc))
+    for name in ("tap", "markdown"):
+        if getattr(args, name):
+            sys.stdout.write(_render(name, doc))
+    sys.stdout.flush()
+
+
+def _render(name: str, doc: dict[str, Any]) -> str:
+    module = importlib.import_module(f"netkit.report.{name}")
+    return str(getattr(module, f"to_{name}")(doc))
+
+
+def _nothing_can_run(args: argparse.Namespace, reason: str) -> int:
+    if args.tap:
+        from ..report.tap import tap_nothing_can_run
+
+        sys.stdout.write(tap_nothing_can_run(reason))
+    print(f"netkit gate: nothing can run here: {reason}", file=sys.stderr)
+    return EXIT_NOTHING_RAN
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+

@@ -1,0 +1,133 @@
+"""What changed between two gate runs: ``netkit gate diff OLD.json NEW.json`` and ``netkit gate --baseline``.
+
+Per scenario id: the outcome, the error, the count the rule is about
+(probes, retransmissions, window probes) and the measured time.  A time that
+moved by less than the scenario's window width is the model's own rounding
+(timer wheel, jiffies), not a change; a bigger shift is reported even if the
+scenario still passes.  Scenarios that appear or disappear are listed.  A
+different HZ is named as the likely cause of timing shifts: the timer wheel's
+granularity is counted in jiffies.
+
+A *regression* -- what makes the exit status 1 -- is a scenario that passed
+(or xpassed) and now fails or errors, or whose error or count changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PASSING = ("pass", "xpass")
+
+
+@dataclass(frozen=True)
+class Change:
+    scenario: str
+    what: str  # "outcome", "error", "count", "timing", "added", "removed"
+    old: Any
+    new: Any
+    regression: bool
+    note: str = ""
+
+
+@dataclass
+class GateDiff:
+    old_kernel: str
+    new_kernel: str
+    changes: list[Change] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[Change]:
+        return [c for c in self.changes if c.regression]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"old_kernel": self.old_kernel, "new_kernel": self.new_kernel, "notes": self.notes,
+                "regressions": len(self.regressions), "changes": [asdict(c) for c in self.changes]}
+
+
+def run_count(run: dict[str, Any]) -> int | None:
+    """The figure a run's rule is about, read from where its ``count_source`` says."""
+    source = run.get("count_source")
+    if source == "tcpi_probes":
+        return run.get("probes")
+    if source == "tcpi_retransmits":
+        return run.get("retransmits")
+    if isinstance(source, str) and source.startswith("TcpExt."):
+        return (run.get("counters") or {}).get(source.split(".", 1)[1])
+    return None
+
+
+def _facts(entry: dict[str, Any], key: str) -> list[Any]:
+    """The distinct values of ``key`` over an entry's runs (an error, or a count)."""
+    values = [run_count(r) if key == "count" else r.get(key) for r in entry.get("runs", [])]
+    return sorted(set(values), key=str)
+
+
+def compare(old: dict[str, Any], new: dict[str, Any]) -> GateDiff:
+    diff = GateDiff(old["kernel"]["release"], new["kernel"]["release"])
+    old_hz, new_hz = old["kernel"].get("hz"), new["kernel"].get("hz")
+    if old_hz != new_hz:
+        diff.notes.append(f"HZ differs ({old_hz} -> {new_hz}): timer runs round to other steps, so times may shift "
+                          "by the wheel's granularity; the windows follow the HZ of each run")
+    before = {e["id"]: e for e in old["scenarios"]}
+    after = {e["id"]: e for e in new["scenarios"]}
+    for sid in before.keys() - after.keys():
+        diff.changes.append(Change(sid, "removed", before[sid]["outcome"], None, False))
+    for sid in after.keys() - before.keys():
+        diff.changes.append(Change(sid, "added", None, after[sid]["outcome"], False))
+    for sid in [s for s in after if s in before]:
+        diff.changes.extend(_changes(sid, before[sid], after[sid], hz_changed=old_hz != new_hz))
+    diff.changes.sort(key=lambda c: (not c.regression, c.scenario, c.what))
+    return diff
+
+
+def _changes(sid: str, old: dict[str, Any], new: dict[str, Any], hz_changed: bool) -> list[Change]:
+    found = []
+    was_passing = old["outcome"] in PASSING
+    if old["outcome"] != new["outcome"]:
+        broke = was_passing and new["outcome"] in ("fail", "error")
+        found.append(Change(sid, "outcome", old["outcome"], new["outcome"], broke, new.get("reason") or ""))
+    for key in ("error", "count"):
+        a, b = _facts(old, key), _facts(new, key)
+        if a and b and a != b:
+            found.append(Change(sid, key, a if len(a) > 1 else a[0], b if len(b) > 1 else b[0], was_passing))
+    shift = _timing_shift(old, new)
+    if shift is not None:
+        note = f"moved {shift * 1000:+.0f} ms, more than the window's width"
+        if hz_changed:
+            note += " (HZ changed: the likely cause)"
+        found.append(Change(sid, "timing", old["measured_s"]["median"], new["measured_s"]["median"], False, note))
+    return found
+
+
+def _timing_shift(old: dict[str, Any], new: dict[str, Any]) -> float | None:
+    """The median's move, if larger than the window's width (the model's own rounding); else None."""
+    if not (old.get("measured_s") and new.get("measured_s") and new.get("window_s")):
+        return None
+    low, high = new["window_s"]
+    shift = new["measured_s"]["median"] - old["measured_s"]["median"]
+    return round(shift, 6) if abs(shift) > high - low else None
+
+
+def format_diff(diff: GateDiff) -> str:
+    lines = [f"netkit gate diff: {diff.old_kernel} -> {diff.new_kernel}"]
+    lines += [f"note: {n}" for n in diff.notes]
+    if not diff.changes:
+        lines.append("no changes")
+        return "\n".join(lines)
+    width = max(len(c.scenario) for c in diff.changes)
+    lines.append(f"{'scenario':<{width}}  {'what':<8} {'old':>14} -> {'new':<14} ")
+    for c in diff.changes:
+        mark = "REGRESSION" if c.regression else ""
+        lines.append(f"{c.scenario:<{width}}  {c.what:<8} {_show(c.old):>14} -> {_show(c.new):<14} {mark} {c.note}".rstrip())
+    lines.append(f"{len(diff.regressions)} regression(s), {len(diff.changes)} change(s)")
+    return "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)

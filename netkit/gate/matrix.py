@@ -1,0 +1,90 @@
+"""The scenario matrix as data: every cell the gate runs and the test suite asserts, with a stable id.
+
+One definition, two users: ``tests/test_fault_matrix.py`` and
+``tests/test_keepalive_death.py`` parametrize over these lists, and ``netkit
+gate`` runs them.  A cell's id is its scenario's id (``ipv4-idle-link-down-1/1/3``):
+it names every setting that differs from the defaults, so it is stable as long
+as the scenario is, and a baseline from an older run lines up with a newer one.
+
+The groups, and why each cell is there:
+
+- ``CORE``: the classic keepalive rule on an idle connection with the link
+  down, for settings where intvl < idle, intvl = idle, intvl > idle (the
+  answered probe re-arms for intvl) and a long count (lateness accumulates).
+- ``FAULTS``: every way the peer goes away, each for two settings.
+- ``USER_TIMEOUT``: TCP_USER_TIMEOUT shorter than, equal to and longer than
+  idle + intvl*cnt = 4 s, and just past a timer run (3050 ms: two outcomes).
+- ``SYSCTL``: keepalive from the namespace's sysctls instead of the socket.
+- ``CLIENT_VIEW``: the client's own keepalive, the server taken away.
+- ``UNACKED``, ``ZERO_WINDOW``: data in flight (retransmission timer) and a
+  closed window (persist timer); keepalive stays on and must not interfere.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+
+from ..errors import InputError
+from ..keepalive import KeepaliveSettings
+from ..scenario import Scenario
+
+FAMILIES = ("ipv4", "ipv6")
+FAULT_NAMES = ("link-down", "peer-gone", "blackhole", "one-way", "peer-reboot", "netem-loss")
+KEEPALIVE_ON = KeepaliveSettings(1, 1, 3)
+
+
+def with_user_timeout(ms: int) -> KeepaliveSettings:
+    return KeepaliveSettings(1, 1, 3, user_timeout_ms=ms)
+
+
+CORE = [Scenario(KeepaliveSettings(*k), family) for family in FAMILIES for k in ((1, 1, 3), (2, 1, 2), (1, 2, 2), (1, 1, 10))]
+FAULTS = [Scenario(KeepaliveSettings(*k), family, fault)
+          for fault in FAULT_NAMES for family in FAMILIES for k in ((1, 1, 3), (2, 1, 2))]
+USER_TIMEOUT = [Scenario(with_user_timeout(ms), family) for family in FAMILIES for ms in (2500, 4000, 6000, 3050)]
+SYSCTL = [Scenario(KeepaliveSettings(2, 1, 2), family, keepalive_via="sysctl") for family in FAMILIES]
+CLIENT_VIEW = [Scenario(KEEPALIVE_ON, family, fault, side="client")
+               for family in FAMILIES for fault in ("link-down", "blackhole")]
+UNACKED = [
+    Scenario(settings, family, fault, state="unacked", retries2=retries2)
+    for family in FAMILIES
+    for fault, settings, retries2 in [
+        ("blackhole", with_user_timeout(1500), None), ("blackhole", with_user_timeout(3000), None),
+        ("blackhole", KEEPALIVE_ON, 3), ("one-way", with_user_timeout(3000), None),
+        ("link-down", with_user_timeout(1500), None), ("link-down", with_user_timeout(2500), None),
+        ("link-down", KEEPALIVE_ON, 3), ("link-down", with_user_timeout(3000), None),
+        ("peer-gone", with_user_timeout(3000), None), ("peer-gone", KEEPALIVE_ON, 3),
+        ("peer-reboot", KEEPALIVE_ON, None), ("netem-loss", with_user_timeout(3000), None),
+    ]
+]
+ZERO_WINDOW = [
+    Scenario(settings, family, fault, state="zero-window", retries2=retries2)
+    for family in FAMILIES
+    for fault, settings, retries2 in [
+        ("blackhole", with_user_timeout(1000), None), ("blackhole", with_user_timeout(3000), None),
+        ("blackhole", KEEPALIVE_ON, 3), ("one-way", with_user_timeout(3000), None),
+        ("link-down", with_user_timeout(3000), None), ("peer-gone", with_user_timeout(3000), None),
+        ("peer-reboot", with_user_timeout(3000), None), ("netem-loss", with_user_timeout(3000), None),
+    ]
+]
+
+
+def unique(scenarios: Iterable[Scenario]) -> list[Scenario]:
+    """In order, each scenario once (CORE and FAULTS share the link-down 1/1/3 and 2/1/2 cells)."""
+    return list(dict.fromkeys(scenarios))
+
+
+BUILTIN = unique(CORE + FAULTS + USER_TIMEOUT + SYSCTL + CLIENT_VIEW + UNACKED + ZERO_WINDOW)
+
+
+def select(scenarios: Sequence[Scenario], patterns: Sequence[str]) -> list[Scenario]:
+    """The scenarios whose id matches any of the shell-style patterns (all of them without patterns).
+
+    A pattern that matches nothing is an error: a typo must not silently shrink a gate.
+    """
+    if not patterns:
+        return list(scenarios)
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(s.id, p) for s in scenarios)]
+    if unmatched:
+        raise InputError(f"--only {unmatched[0]!r} matches no scenario id (see `netkit gate --list`)")
+    return [s for s in scenarios if any(fnmatch.fnmatchcase(s.id, p) for p in patterns)]

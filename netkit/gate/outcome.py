@@ -1,0 +1,143 @@
+"""From what happened to a scenario to its one outcome: pass, fail, xfail, xpass, skip or error -- in one place.
+
+Every front end (the summary, JSON, JUnit, TAP, HTML, the exit status) reads
+the outcome decided here, as the kernel selftests map KsftSkipEx /
+KsftXfailEx once in their runner loop.  The rules:
+
+- **skip**: the scenario cannot run here (a kernel feature is missing, or
+  netkit has no defensible rule for it), or a known difference says to skip it.
+- **error**: a run broke off (an exception) or missed its deadline.
+- **pass**: every run (``--repeat``) passed; **fail**: any did not.
+- On a slow machine (``KSFT_MACHINE_SLOW=yes`` or ``--slow-machine``, e.g.
+  under emulation) a run that failed *only* by dying late -- right error,
+  right count, after the window -- is an **xfail**, with the lateness, as
+  the kernel's packetdrill runner does.  Early deaths, wrong errors and wrong
+  counts still fail.
+- A known difference (``--known FILE``) that matches turns a fail into
+  **xfail** with its reason, and a pass into **xpass** (the difference is
+  gone: say so, never pass silently).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InputError
+from .diff import run_count
+from .run import ScenarioRuns
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.9/3.10
+    import tomli as tomllib
+
+OUTCOMES = ("pass", "fail", "xfail", "xpass", "skip", "error")
+SLOW_MACHINE_ENV = "KSFT_MACHINE_SLOW"
+
+
+def slow_machine_from_environment() -> bool:
+    """kselftest's convention: KSFT_MACHINE_SLOW=yes marks an emulated or otherwise slow machine."""
+    return os.environ.get(SLOW_MACHINE_ENV, "").lower() in ("yes", "y", "1", "true")
+
+
+@dataclass(frozen=True)
+class Known:
+    """A known difference (kdevops / LKFT style): scenarios on kernels expected to differ, and why."""
+
+    scenario: str  # glob over scenario ids
+    kernel: str  # glob over kernel releases
+    outcome: str  # "xfail" or "skip"
+    reason: str
+    link: str = ""
+
+    def matches(self, scenario_id: str, release: str) -> bool:
+        return fnmatch.fnmatchcase(scenario_id, self.scenario) and fnmatch.fnmatchcase(release, self.kernel)
+
+
+class KnownFileError(InputError):
+    """A --known file that cannot be read as intended."""
+
+
+def load_known(path: str) -> list[Known]:
+    """``[[known]]`` tables with scenario, kernel (default "*"), outcome (xfail|skip), reason, link."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise KnownFileError(f"known-differences file {path}: cannot read it ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise KnownFileError(f"{path}: not valid TOML: {exc}") from None
+    entries = []
+    for number, table in enumerate(data.get("known", [])):
+        where = f"{path}: [[known]] #{number + 1}"
+        unknown = set(table) - {"scenario", "kernel", "outcome", "reason", "link"}
+        if unknown:
+            raise KnownFileError(f"{where}: unknown key {sorted(unknown)[0]!r}; allowed: scenario, kernel, outcome, reason, link")
+        for key in ("scenario", "outcome", "reason"):
+            if not isinstance(table.get(key), str) or not table[key]:
+                raise KnownFileError(f"{where}: {key!r} is required (a non-empty string)")
+        if table["outcome"] not in ("xfail", "skip"):
+            raise KnownFileError(f"{where}: outcome {table['outcome']!r}: use \"xfail\" or \"skip\"")
+        entries.append(Known(table["scenario"], table.get("kernel", "*"), table["outcome"], table["reason"],
+                             table.get("link", "")))
+    if not entries:
+        raise KnownFileError(f"{path}: no [[known]] table")
+    return entries
+
+
+def find_known(known: list[Known], scenario_id: str, release: str) -> Known | None:
+    return next((k for k in known if k.matches(scenario_id, release)), None)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    outcome: str
+    reason: str | None = None
+    known: Known | None = None
+
+
+def decide(runs: ScenarioRuns, *, slow_machine: bool, known: Known | None = None) -> Outcome:
+    """The scenario's one outcome; see the module docstring for the rules."""
+    if known is not None and known.outcome == "skip":
+        return Outcome("skip", f"known difference: {known.reason}", known)
+    if runs.skipped is not None:
+        return Outcome("skip", runs.skipped)
+    if runs.errors:
+        return Outcome("error", runs.errors[0])
+    failing = [r for r in runs.results if r["verdict"] != "pass"]
+    if not failing:
+        if known is not None:
+            return Outcome("xpass", f"known difference no longer seen: {known.reason}", known)
+        return Outcome("pass")
+    if known is not None:
+        return Outcome("xfail", f"known difference: {known.reason}", known)
+    if slow_machine and all(late_only(r) for r in failing):
+        worst = max(lateness_s(r) for r in failing)
+        return Outcome("xfail", f"late by {worst * 1000:.0f} ms past the window's end, on a slow machine "
+                                f"({SLOW_MACHINE_ENV}=yes); the error and the count matched the rule")
+    return Outcome("fail", "; ".join(failing[0]["failures"]) or "failed")
+
+
+def _outcomes(run: dict[str, Any]) -> list[tuple[list[float], int | None]]:
+    """The prediction's outcomes as the run's data states them: (window, count), the alternative if any."""
+    found = [(run["window_s"], run["expected_count"])]
+    if run.get("alternative_window_s") is not None:
+        found.append((run["alternative_window_s"], run.get("alternative_count")))
+    return found
+
+
+def late_only(run: dict[str, Any]) -> bool:
+    """Did the run fail only by dying after every window, with the predicted error and count?"""
+    measured = run["measured_s"]
+    if measured is None or run["error"] != run["expected_error"]:
+        return False
+    outcomes = _outcomes(run)
+    return run_count(run) in [n for _, n in outcomes] and all(measured > window[1] for window, _ in outcomes)
+
+
+def lateness_s(run: dict[str, Any]) -> float:
+    return float(run["measured_s"] or 0.0) - max(window[1] for window, _ in _outcomes(run))
