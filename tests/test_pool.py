@@ -10,6 +10,7 @@ import time
 import pytest
 
 from netkit.privileges import missing_privileges
+from processes import process_group
 
 pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
 
@@ -23,20 +24,6 @@ OWNER = textwrap.dedent("""
             print("submitted", flush=True)
             time.sleep(60)
 """)
-
-
-def process_group(pgid):
-    """Pids in process group ``pgid`` (from /proc: a minimal Debian has no pgrep)."""
-    members = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, pgrp, ...
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(pid))
-    return members
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)

@@ -1,0 +1,157 @@
+"""``netkit gate`` on this kernel: the whole built-in matrix, every report, baselines, exit codes, cleanup."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from netkit.privileges import missing_privileges
+from netkit.report.tapparse import parse_tap
+from processes import process_group
+
+needs_root = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
+
+
+def gate(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "netkit.cli", "gate", *args], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def full_gate(tmp_path_factory):
+    """The whole built-in matrix once, with every report, as a CI job would run it."""
+    if missing_privileges():
+        pytest.skip(missing_privileges())
+    out = tmp_path_factory.mktemp("gate")
+    started = time.monotonic()
+    done = gate("--json", str(out / "gate.json"), "--junit", str(out / "gate.xml"), "--html", str(out / "gate.html"),
+                "--tap", timeout=110)
+    return done, out, time.monotonic() - started
+
+
+@needs_root
+@pytest.mark.slow
+def test_the_full_gate_passes_here_with_every_report(full_gate):
+    done, out, wall = full_gate
+    assert done.returncode == 0, done.stderr[-4000:]
+    doc = json.loads((out / "gate.json").read_text())
+    ran = [e for e in doc["scenarios"] if e["runs"]]
+    assert len(ran) >= 60 and doc["totals"]["fail"] == doc["totals"]["error"] == 0, doc["totals"]
+    longest = max(e["duration_s"] for e in ran)
+    assert doc["wall_s"] <= 1.25 * longest + 5, (doc["wall_s"], longest)  # all at once, not one after another
+    assert "state/fault" in done.stderr and "totals: pass" in done.stderr  # --tap: the summary goes to stderr
+
+
+@needs_root
+@pytest.mark.slow
+def test_the_tap_output_is_kselftest_tap(full_gate):
+    done, out, _ = full_gate
+    tap = parse_tap(done.stdout)  # strict: raises on any deviation from the format
+    doc = json.loads((out / "gate.json").read_text())
+    assert len(tap.results) == len(doc["scenarios"])
+    assert sum(1 for r in tap.results if r.directive == "SKIP") == doc["totals"]["skip"]
+    assert done.stdout.splitlines()[-1].startswith("# Totals: pass:")
+
+
+@needs_root
+@pytest.mark.slow
+def test_the_junit_file_reads_back(full_gate):
+    junitparser = pytest.importorskip("junitparser")
+    _, out, _ = full_gate
+    doc = json.loads((out / "gate.json").read_text())
+    xml = junitparser.JUnitXml.fromfile(str(out / "gate.xml"))
+    cases = [case for suite in xml for case in suite]
+    assert len(cases) == len(doc["scenarios"])
+    assert {case.classname for case in cases} >= {"netkit.gate.idle.link-down", "netkit.gate.unacked.blackhole"}
+
+
+@needs_root
+@pytest.mark.slow
+def test_the_html_report_stands_alone(full_gate):
+    _, out, _ = full_gate
+    html = (out / "gate.html").read_text()
+    assert html.count("<svg") >= 60 and "http://" not in html and "https://" not in html and "<script src" not in html
+
+
+@needs_root
+@pytest.mark.slow
+def test_a_doctored_baseline_fails_naming_both_changes_and_the_true_one_passes(full_gate, tmp_path):
+    _, out, _ = full_gate
+    doc = json.loads((out / "gate.json").read_text())
+    doctored = json.loads(json.dumps(doc))
+    by_id = {e["id"]: e for e in doctored["scenarios"]}
+    by_id["ipv4-idle-blackhole-1/1/3"]["runs"][0]["error"] = "ECONNRESET"
+    by_id["ipv6-idle-link-down-2/1/2"]["runs"][0]["probes"] = 5
+    (tmp_path / "doctored.json").write_text(json.dumps(doctored))
+    same = gate("diff", str(out / "gate.json"), str(out / "gate.json"))
+    assert same.returncode == 0 and "no changes" in same.stdout, same.stdout + same.stderr
+    changed = gate("diff", str(tmp_path / "doctored.json"), str(out / "gate.json"), "--json")
+    assert changed.returncode == 1, changed.stdout + changed.stderr
+    report = json.loads(changed.stdout)
+    assert {(c["scenario"], c["what"]) for c in report["changes"] if c["regression"]} == {
+        ("ipv4-idle-blackhole-1/1/3", "error"), ("ipv6-idle-link-down-2/1/2", "count")}
+
+
+@needs_root
+@pytest.mark.slow
+def test_a_gate_run_against_its_own_baseline_passes(full_gate, tmp_path):
+    """A fresh run of some cells compared with the full run: timing moves inside the windows are no change."""
+    _, out, _ = full_gate
+    done = gate("--only", "ipv4-idle-*-1/1/3", "--baseline", str(out / "gate.json"), "--json", str(tmp_path / "g.json"),
+                timeout=60)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    diff = json.loads((tmp_path / "g.json").read_text())["diff"]
+    assert diff["regressions"] == 0
+    assert {c["what"] for c in diff["changes"]} <= {"removed", "timing"}  # the cells not selected this time
+
+
+def test_without_privileges_the_gate_exits_4(without_privileges):
+    tap = subprocess.run([*without_privileges.prefix, sys.executable, "-m", "netkit.cli", "gate", "--tap"],
+                         capture_output=True, text=True)
+    assert tap.returncode == 4, tap.stderr
+    assert tap.stdout.startswith("TAP version 13\n1..0 # SKIP ") and without_privileges.says in tap.stdout
+    plain = subprocess.run([*without_privileges.prefix, sys.executable, "-m", "netkit.cli", "gate"],
+                           capture_output=True, text=True)
+    assert plain.returncode == 4 and plain.stdout == ""
+    assert "netkit gate: nothing can run here" in plain.stderr and without_privileges.says in plain.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--only", "nothing-*"], "--only 'nothing-*' matches no scenario id"),
+    (["--repeat", "0"], "--repeat 0"),
+    (["--matrix", "/nonexistent.toml"], "cannot read it"),
+    (["--baseline", "/nonexistent.json"], "cannot read it"),
+])
+def test_bad_input_exits_2_saying_what(args, says):
+    done = gate(*args)
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+
+
+@needs_root
+def test_list_prints_the_ids():
+    done = gate("--list", "--only", "ipv6-zero-window-*")
+    assert done.returncode == 0
+    assert done.stdout.splitlines()[0] == "ipv6-zero-window-blackhole-1/1/3-ut1000"
+    assert all(line.startswith("ipv6-zero-window-") for line in done.stdout.splitlines())
+
+
+@needs_root
+@pytest.mark.slow
+def test_sigterm_tears_everything_down(assert_no_leftovers):
+    proc = subprocess.Popen([sys.executable, "-m", "netkit.cli", "gate", "--only", "*-1/1/10"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    time.sleep(3)  # the labs are up and waiting for their probes
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    deadline = time.monotonic() + 10
+    while process_group(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert process_group(proc.pid) == []
+    assert_no_leftovers()
+
