@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 from typing import Any
@@ -88,7 +89,8 @@ def build(
         "netkit": __version__,
         "kernel": {"release": kernel.release, "version": os.uname().version, "hz": kernel.hz,
                    "hz_source": kernel.hz_source},
-        "machine": {"cpus": os.cpu_count(), "virtualization": virtualization(), "slow": slow_machine},
+        "machine": {"hostname": socket.gethostname(), "cpus": os.cpu_count(), "virtualization": virtualization(),
+                    "slow": slow_machine},
         "started": started,
         "ended": utc_now(),
         "wall_s": round(wall_s, 3),
