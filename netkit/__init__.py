@@ -15,17 +15,19 @@ The pieces, one module per concept:
 - :mod:`netkit.plugin` -- pytest fixtures; :mod:`netkit.cli` -- the command
 """
 
-from .errors import EnvironmentUnusable, FeatureMissing, KernelRefused, NameCollision, NetkitError, SettingError
+from .errors import (
+    EnvironmentUnusable, FeatureMissing, KernelRefused, NameCollision, NetkitError, NotModelled, SettingError,
+)
 from .keepalive import KeepaliveSettings
 from .lab import Lab
 from .model import DeathPrediction, keepalive_death
-from .pool import ScenarioPool, run_many
 from .scenario import Scenario, ScenarioResult, run_scenario
+from .scenario.pool import ScenarioPool, run_many
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DeathPrediction", "EnvironmentUnusable", "FeatureMissing", "KeepaliveSettings", "KernelRefused", "Lab",
-    "NameCollision", "NetkitError", "Scenario", "ScenarioPool", "ScenarioResult", "SettingError",
+    "NameCollision", "NetkitError", "NotModelled", "Scenario", "ScenarioPool", "ScenarioResult", "SettingError",
     "keepalive_death", "run_many", "run_scenario",
 ]

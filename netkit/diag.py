@@ -41,7 +41,7 @@ from pyroute2 import DiagSocket
 from pyroute2.netlink.diag import SS_ALL, SS_LISTEN
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .errors import FeatureMissing, NetkitError
+from .errors import FeatureMissing, WrongNamespace
 from .namespaces import Namespace, socket_namespace_inode
 from .tcpinfo import TCP_STATES, TcpInfo
 
@@ -49,10 +49,6 @@ INET_DIAG_INFO = 2  # include/uapi/linux/inet_diag.h; request it with bit (INET_
 TIMERS = {0: "none", 1: "retransmit", 2: "keepalive", 3: "time-wait", 4: "zero-window-probe"}
 FAMILY_NAMES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
 WILDCARDS = ("0.0.0.0", "::")
-
-
-class WrongNamespace(NetkitError):
-    """A sock_diag socket was not in the namespace it was meant to read."""
 
 
 @dataclass(frozen=True)

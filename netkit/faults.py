@@ -1,8 +1,12 @@
 """Ways to break the path between the side under test and its peer.
 
-Each fault is a small strategy object: a name, what it does, whether this
-machine supports it (``unsupported_reason``: None, or why not -- tests turn
-that into a skip), and ``apply(ctx)``.  Faults act on the *peer* of the side
+Each fault is one object that owns everything it means: a name, what it
+does, how it breaks the path (``apply(ctx)``, with ``prepare``/``settle``
+around it), whether the tested veth's packet tap can see the probes after it
+(``wire_blind``: None, or why not), its twist to the kernel's rule and to the
+expected error (``rule``, a :class:`netkit.model.FaultRule` the pure model
+reads), and whether this machine supports it (``unsupported_reason``: None,
+or why not -- tests turn that into a skip).  Faults act on the *peer* of the side
 whose keepalive is tested (normally the client; the server in the "client's
 view" scenarios), through a :class:`FaultContext`.
 
@@ -24,6 +28,7 @@ from pyroute2.nftables.main import NFTables
 
 from .errors import FeatureMissing, NetkitError
 from .lab import Endpoint, Lab
+from .model.fault_rule import DataPath, FaultRule
 from .namespaces import holders
 
 TCP_REPAIR = 19  # include/uapi/linux/tcp.h
@@ -50,6 +55,8 @@ class FaultContext:
 class Fault(Protocol):
     name: str
     description: str
+    rule: FaultRule  # its twist to the kernel's rule and the expected error
+    wire_blind: str | None  # why the tested veth's tap cannot see the probes after it; None: it can
 
     def unsupported_reason(self) -> str | None: ...
 
@@ -95,6 +102,8 @@ class LinkDown:
 
     name = "link-down"
     description = "the peer's veth end is set down (no carrier on the tested end)"
+    rule = FaultRule(DataPath.LOCAL)
+    wire_blind = "with no carrier on the tested veth the local qdisc discards every probe before any packet tap"
 
     def unsupported_reason(self) -> str | None:
         return None  # veth is checked when the lab is built
@@ -119,6 +128,9 @@ class PeerGone:
 
     name = "peer-gone"
     description = "the peer's namespace is destroyed (its veth pair vanishes with it)"
+    rule = FaultRule(DataPath.NO_ROUTE, soft_error_ipv6="ENETUNREACH")
+    wire_blind = ("the tested veth vanished with the peer's namespace: the probes fail in the route lookup and "
+                  "never reach a device")
 
     def unsupported_reason(self) -> str | None:
         return None
@@ -161,6 +173,8 @@ class PeerReboot:
 
     name = "peer-reboot"
     description = "the peer forgets the connection (silent close) but its address still answers"
+    rule = FaultRule(DataPath.RESET)
+    wire_blind = None
 
     def unsupported_reason(self) -> str | None:
         return None
@@ -192,10 +206,13 @@ class FirewallDrop:
     started ahead of time too, parked on a ``read`` that ``apply`` releases.
     """
 
-    def __init__(self, name: str, hook: str, description: str) -> None:
+    wire_blind = None  # dropped at the peer: everything passes the tested veth's tap first
+
+    def __init__(self, name: str, hook: str, description: str, rule: FaultRule) -> None:
         self.name = name
         self.hook = hook
         self.description = description
+        self.rule = rule
 
     def unsupported_reason(self) -> str | None:
         return None  # nf_tables is probed in prepare(); iptables is the fallback
@@ -247,6 +264,8 @@ class NetemLoss:
 
     name = "netem-loss"
     description = "netem drops 100 % of what the tested side sends"
+    rule = FaultRule(DataPath.LOST)
+    wire_blind = "netem drops them in the tested side's own qdisc, before the packet tap (dev_queue_xmit_nit)"
 
     def unsupported_reason(self) -> str | None:
         from .doctor import netem_missing_reason
@@ -266,8 +285,10 @@ FAULTS: dict[str, Fault] = {
     for fault in (
         LinkDown(),
         PeerGone(),
-        FirewallDrop("blackhole", "input", "nftables in the peer's namespace drops everything the peer receives"),
-        FirewallDrop("one-way", "output", "nftables in the peer's namespace drops everything the peer sends"),
+        FirewallDrop("blackhole", "input", "nftables in the peer's namespace drops everything the peer receives",
+                     FaultRule(DataPath.LOST)),
+        FirewallDrop("one-way", "output", "nftables in the peer's namespace drops everything the peer sends",
+                     FaultRule(DataPath.LOST, peer_dies_too=True)),
         PeerReboot(),
         NetemLoss(),
     )

@@ -9,12 +9,17 @@ import sys
 
 import pytest
 
-import netkit.scenario
+from dataclasses import replace
+
+import netkit.scenario.run
 from netkit import KeepaliveSettings, Scenario, run_scenario
-from netkit.capture import (
-    PACKET_HOST, PACKET_OUTGOING, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, Capture, Frame, analyse, classify,
-    parse_frame, pcap_bytes, read_pcap, write_pcap,
+from netkit.capture import Capture
+from netkit.evidence.classify import classify
+from netkit.evidence.frames import (
+    PACKET_HOST, PACKET_OUTGOING, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, Frame, parse_frame,
 )
+from netkit.evidence.pcap import pcap_bytes, read_pcap, write_pcap
+from netkit.evidence.wire import analyse
 from netkit.doctor import missing_privileges
 from netkit.kernel import kernel_info
 from netkit.model import wheel_granularity_s
@@ -242,13 +247,13 @@ def test_capture_refuses_a_socket_outside_the_lab(netkit_lab, monkeypatch):
 @needs_tcpdump
 def test_a_failed_scenario_writes_a_pcap_and_a_timeline(monkeypatch):
     """A wrong expectation (one probe more than the kernel sends): the result fails, with its evidence."""
-    real_predict = netkit.scenario.predict
+    real_predict = netkit.scenario.run.predict
 
-    def off_by_one(state, fault, family, settings, *args, **kwargs):
-        wrong = KeepaliveSettings(settings.idle, settings.intvl, settings.cnt + 1)
-        return real_predict(state, fault, family, wrong, *args, **kwargs)
+    def off_by_one(scenario, *args, **kwargs):
+        k = scenario.keepalive
+        return real_predict(replace(scenario, keepalive=KeepaliveSettings(k.idle, k.intvl, k.cnt + 1)), *args, **kwargs)
 
-    monkeypatch.setattr(netkit.scenario, "predict", off_by_one)
+    monkeypatch.setattr(netkit.scenario.run, "predict", off_by_one)
     result = run_scenario(Scenario(KeepaliveSettings(1, 1, 1), "ipv4", "blackhole"))
     try:
         message = result.explain()

@@ -84,10 +84,8 @@ def test_without_privileges_lab_tests_skip_with_instructions(pytester):
 
 def test_failure_message_states_rule_window_measurement_and_probes():
     scenario = Scenario(KeepaliveSettings(1, 1, 3))
-    result = ScenarioResult(scenario, kernel_info(), keepalive_death(scenario.keepalive, kernel_info()))
-    result.measured_s, result.error, result.probes = 3.5, "ETIMEDOUT", 2
-    result.counters = {"TCPKeepAlive": 2}
-    result.judge()
+    result = ScenarioResult(scenario, kernel_info(), keepalive_death(scenario.keepalive, kernel_info()),
+                            measured_s=3.5, error="ETIMEDOUT", probes=2, counters={"TCPKeepAlive": 2})
     message = result.explain()
     assert result.verdict == "fail"
     assert "died EARLY: 3.500 s" in message

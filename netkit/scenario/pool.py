@@ -31,7 +31,9 @@ import threading
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 
-from .scenario import Scenario, ScenarioResult, run_scenario
+from .result import ScenarioResult
+from .run import run_scenario
+from .spec import Scenario
 
 PR_SET_PDEATHSIG = 1
 WORKER_NICENESS = -10
@@ -68,7 +70,7 @@ def _worker_init(main_pid: int) -> None:
 
 def _context() -> multiprocessing.context.BaseContext:
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["netkit.scenario"])
+    context.set_forkserver_preload(["netkit.scenario.run"])
     return context
 
 
