@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 
 from .errors import EnvironmentUnusable
 from .kernel import kernel_info
-from .lab import Lab
-from .namespaces import Namespace
+from .lab.lab import Lab
+from .lab.namespaces import Namespace
 
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21

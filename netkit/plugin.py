@@ -43,7 +43,7 @@ import pytest
 from .doctor import missing_privileges
 from .errors import FeatureMissing, NotModelled
 from .kernel import kernel_info
-from .lab import Lab
+from .lab.lab import Lab
 from .scenario import Scenario, ScenarioResult, failure_pcap_path
 from .scenario.pool import ScenarioPool
 

@@ -3,7 +3,7 @@
 import pytest
 
 from netkit.cleanup import kept_namespaces, process_alive
-from netkit.namespaces import owner_pid
+from netkit.lab.namespaces import owner_pid
 
 
 @pytest.fixture

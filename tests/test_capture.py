@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import netkit.scenario.run
 from netkit import KeepaliveSettings, Scenario, run_scenario
-from netkit.capture import Capture
+from netkit.lab.capture import Capture
 from netkit.evidence.classify import classify
 from netkit.evidence.frames import (
     PACKET_HOST, PACKET_OUTGOING, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, Frame, parse_frame,

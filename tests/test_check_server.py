@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from netkit.check_server import NO_KEEPALIVE
+from netkit.check.server import NO_KEEPALIVE
 from netkit.cleanup import kept_namespaces
 from netkit.doctor import missing_privileges
-from netkit.namespaces import owner_pid
+from netkit.lab.namespaces import owner_pid
 
 pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
 

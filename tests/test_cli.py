@@ -11,7 +11,7 @@ import pytest
 
 from netkit.cleanup import cleanup, kept_namespaces
 from netkit.doctor import missing_privileges
-from netkit.namespaces import Namespace, remove_named
+from netkit.lab.namespaces import Namespace, remove_named
 
 needs_root = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
 

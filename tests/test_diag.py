@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from netkit import diag
+from netkit.lab import diag
 from netkit.doctor import missing_privileges
 from netkit.keepalive import KeepaliveSettings
 from netkit.lab import Lab

@@ -11,7 +11,7 @@ import pytest
 
 from netkit import KeepaliveSettings, Scenario
 from netkit.keepalive import KERNEL_DEFAULTS
-from netkit.namespaces import Namespace
+from netkit.lab.namespaces import Namespace
 from netkit.scenario import PEER_SAME_MOMENT_S, SYSCTLS
 
 FAMILIES = ("ipv4", "ipv6")

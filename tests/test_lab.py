@@ -13,7 +13,7 @@ import pytest
 from netkit import Lab, NameCollision
 from netkit.cleanup import kept_namespaces
 from netkit.doctor import missing_privileges
-from netkit.namespaces import Namespace, holders, remove_named
+from netkit.lab.namespaces import Namespace, holders, remove_named
 
 pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
 

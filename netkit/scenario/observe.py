@@ -16,7 +16,7 @@ from ..evidence.verdict import OBSERVER_SAMPLE_S
 from ..keepalive import KeepaliveSettings
 from ..model.prediction import DeathPrediction
 from ..enums import Clock, CountSource
-from ..tcpinfo import tcp_info
+from ..lab.tcpinfo import tcp_info
 from ..waiting import WaitTimeout, wait_until
 from .result import Progress
 

@@ -39,17 +39,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from .. import counters
-from ..capture import Capture
+from ..lab import counters
+from ..lab.capture import Capture
 from ..enums import KeepaliveVia, Side, State
 from ..errors import FeatureMissing, NetkitError, NotModelled, ScenarioCancelled
 from ..evidence.pcap import write_pcap
-from ..faults import Fault, FaultContext, prepare, settle
+from ..lab.faults import Fault, FaultContext, prepare, settle
 from ..kernel import KernelInfo, kernel_info
-from ..lab import Endpoint, Lab
+from ..lab.lab import Endpoint, Lab
 from ..model.predict import not_modelled_reason, predict
 from ..model.prediction import DeathPrediction
-from ..tcpinfo import tcp_info
+from ..lab.tcpinfo import tcp_info
 from .observe import fill_until_zero_window, wait_for_answered_probe, wait_for_death
 from .result import Progress, ScenarioResult
 from .spec import Scenario

@@ -11,7 +11,7 @@ from ..keepalive import KeepaliveSettings
 from ..model.fault_rule import FaultRule
 
 if TYPE_CHECKING:
-    from ..faults import Fault
+    from ..lab.faults import Fault
 
 STATES = State.values()
 SIDES = Side.values()
@@ -62,7 +62,7 @@ class Scenario:
     @property
     def fault_object(self) -> Fault:
         """The fault, which owns what it means (:mod:`netkit.faults`)."""
-        from ..faults import get_fault  # the faults drive the lab: imported only when a scenario needs one
+        from ..lab.faults import get_fault  # the faults drive the lab: imported only when a scenario needs one
 
         return get_fault(self.fault)
 

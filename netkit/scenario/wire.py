@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..capture import Capture
+from ..lab.capture import Capture
 from ..enums import Clock, State
 from ..evidence.events import SAMPLED, WIRE, Event
 from ..evidence.wire import WireEvidence, analyse

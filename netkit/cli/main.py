@@ -13,16 +13,16 @@ import signal
 import sys
 from typing import TextIO
 
-from . import __version__
-from .cleanup import cleanup
-from .doctor import as_dicts, require_privileges, run_checks, usable
-from .errors import EnvironmentUnusable, FeatureMissing, NetkitError, NotModelled, SettingError
-from .faults import FAULTS
-from .keepalive import KeepaliveSettings
-from .kernel import kernel_info
-from .model.prediction import DeathPrediction
-from .report.text import COUNTED, demo_header, print_demo_result
-from .scenario import KEEPALIVE_SOURCES, SIDES, STATES, Progress, Scenario, run_scenario
+from .. import __version__
+from ..cleanup import cleanup
+from ..doctor import as_dicts, require_privileges, run_checks, usable
+from ..errors import EnvironmentUnusable, FeatureMissing, NetkitError, NotModelled, SettingError
+from ..lab.faults import FAULTS
+from ..keepalive import KeepaliveSettings
+from ..kernel import kernel_info
+from ..model.prediction import DeathPrediction
+from ..report.text import COUNTED, demo_header, print_demo_result
+from ..scenario import KEEPALIVE_SOURCES, SIDES, STATES, Progress, Scenario, run_scenario
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--json", action="store_true")
     clean.set_defaults(func=cmd_cleanup)
 
-    from .check_server import add_parser as add_check_server  # its own module: argparse setup and command
+    from ..check.server import add_parser as add_check_server  # its own module: argparse setup and command
 
     add_check_server(sub)
     return parser

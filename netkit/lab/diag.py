@@ -41,7 +41,7 @@ from pyroute2 import DiagSocket
 from pyroute2.netlink.diag import SS_ALL, SS_LISTEN
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .errors import FeatureMissing, WrongNamespace
+from ..errors import FeatureMissing, WrongNamespace
 from .namespaces import Namespace, socket_namespace_inode
 from .tcpinfo import TCP_STATES, TcpInfo
 

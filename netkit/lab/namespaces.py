@@ -35,7 +35,7 @@ from pyroute2.netlink import NLM_F_ACK, NLMSG_ERROR
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
-from .errors import EnvironmentUnusable, NameCollision
+from ..errors import EnvironmentUnusable, NameCollision
 
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096

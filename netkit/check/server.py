@@ -60,15 +60,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
-from . import counters
-from .diag import TcpSocketDiag, accepts, find_connection, listeners, owners, tcp_sockets
-from .doctor import require_privileges
-from .errors import NetkitError, SettingError
-from .faults import FaultContext, get_fault
-from .keepalive import KeepaliveSettings
-from .kernel import KernelInfo, kernel_info
-from .lab import CONNECT_TIMEOUT_S, Lab, family_number
-from .model import keepalive_death, packetdrill_bound_s
+from ..lab import counters
+from ..lab.diag import TcpSocketDiag, accepts, find_connection, listeners, owners, tcp_sockets
+from ..doctor import require_privileges
+from ..errors import NetkitError, SettingError
+from ..lab.faults import FaultContext, get_fault
+from ..keepalive import KeepaliveSettings
+from ..kernel import KernelInfo, kernel_info
+from ..lab.lab import CONNECT_TIMEOUT_S, Lab, family_number
+from ..model import keepalive_death, packetdrill_bound_s
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
 POLL_S = 0.005  # sampling step near a timer's expiry

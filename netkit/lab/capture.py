@@ -23,8 +23,8 @@ import struct
 import threading
 import time
 
-from .evidence.frames import ETH_P_ALL, Frame
-from .evidence.pcap import SNAPLEN, pcap_bytes
+from ..evidence.frames import ETH_P_ALL, Frame
+from ..evidence.pcap import SNAPLEN, pcap_bytes
 from .namespaces import Namespace, socket_namespace_inode
 
 SOL_PACKET = 263

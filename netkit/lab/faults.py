@@ -26,9 +26,9 @@ from typing import Any, Protocol
 
 from pyroute2.nftables.main import NFTables
 
-from .errors import FeatureMissing, NetkitError
+from ..errors import FeatureMissing, NetkitError
 from .lab import Endpoint, Lab
-from .model.fault_rule import DataPath, FaultRule
+from ..model.fault_rule import DataPath, FaultRule
 from .namespaces import holders
 
 TCP_REPAIR = 19  # include/uapi/linux/tcp.h
@@ -268,7 +268,7 @@ class NetemLoss:
     wire_blind = "netem drops them in the tested side's own qdisc, before the packet tap (dev_queue_xmit_nit)"
 
     def unsupported_reason(self) -> str | None:
-        from .doctor import netem_missing_reason
+        from ..doctor import netem_missing_reason
 
         return netem_missing_reason()
 
