@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from netkit.check.server import NO_KEEPALIVE
+from netkit.check.result import NO_KEEPALIVE
 from netkit.cleanup import kept_namespaces
 from netkit.doctor import missing_privileges
 from netkit.lab.namespaces import owner_pid

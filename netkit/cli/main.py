@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--json", action="store_true")
     clean.set_defaults(func=cmd_cleanup)
 
-    from ..check.server import add_parser as add_check_server  # its own module: argparse setup and command
+    from .check_server import add_parser as add_check_server  # its own module: argparse setup and command
 
     add_check_server(sub)
     return parser
