@@ -22,3 +22,16 @@ def assert_no_leftovers():
         assert not orphaned, f"left behind by a process that has ended: {orphaned}"
 
     return check
+
+
+def wait_for(condition, timeout=5.0, interval=0.01, what="the condition"):
+    """Poll ``condition()`` until it returns something truthy (returned); fail the test after ``timeout`` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = condition()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(interval)

@@ -22,7 +22,6 @@ from netkit.evidence.pcap import pcap_bytes, read_pcap, write_pcap
 from netkit.evidence.wire import analyse
 from netkit.doctor import missing_privileges
 from netkit.kernel import kernel_info
-from netkit.model import wheel_granularity_s
 
 pytest_plugins = ["pytester"]
 needs_root = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
@@ -182,10 +181,11 @@ def test_blackhole_probes_are_counted_and_spaced_on_the_wire(netkit_pool, scenar
     assert wire.drops == 0, result.explain()
     assert wire.unanswered_probes == k.cnt == result.probes, result.explain()
     assert len(wire.spacing_s) == k.cnt - 1
+    # kernel/time/timer.c rounds a timer up by at most 12.5 % of its delay (the wheel's levels are 8x apart);
+    # one jiffy either way covers the jiffies clock against the tap's nanoseconds.
     for gap in wire.spacing_s:
-        assert k.intvl - kernel.jiffy_s <= gap <= k.intvl + wheel_granularity_s(k.intvl, kernel.hz) + kernel.jiffy_s, \
-            result.explain()
-    assert k.idle - kernel.jiffy_s <= wire.first_probe_s <= k.idle + wheel_granularity_s(k.idle, kernel.hz) + 2 * kernel.jiffy_s
+        assert k.intvl - kernel.jiffy_s <= gap <= k.intvl * 1.125 + kernel.jiffy_s, result.explain()
+    assert k.idle - kernel.jiffy_s <= wire.first_probe_s <= k.idle * 1.125 + 2 * kernel.jiffy_s, result.explain()
     assert wire.rst_s is not None and abs(wire.rst_s - result.measured_s) < 0.010, result.explain()
     assert sum(e.source == "wire" for e in result.timeline) >= k.cnt + 1, result.explain()  # probes and RST, timed
     assert result.verdict == "pass", result.explain()

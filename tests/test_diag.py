@@ -1,9 +1,9 @@
 """sock_diag in a lab namespace: every timer kind, and never the host's sockets."""
 
 import socket
-import time
 
 import pytest
+from conftest import wait_for
 
 from netkit.lab import diag
 from netkit.doctor import missing_privileges
@@ -46,8 +46,8 @@ def test_retransmit_and_time_wait_timers():
         server, client = lab.connect("ipv4")
         lab.client.set_link("down")
         server.send(b"x" * 100)
-        time.sleep(0.5)  # the first RTO (~200 ms) has fired
-        found = _connection(lab, server)
+        found = wait_for(lambda: (s := _connection(lab, server)).retrans >= 1 and s, timeout=3,
+                         what="the first RTO (~200 ms) to fire")
         assert found.timer == "retransmit" and found.retrans >= 1
         assert found.info.unacked >= 1
     with Lab() as lab:
@@ -55,10 +55,6 @@ def test_retransmit_and_time_wait_timers():
         local, remote = client.getsockname(), client.getpeername()
         client.close()  # active close: the client's end ends in TIME_WAIT once the server closes too
         server.close()
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline:
-            found = diag.find_connection(diag.tcp_sockets(lab.client.namespace), local, remote)
-            if found and found.state == "TIME_WAIT":
-                break
-            time.sleep(0.01)
+        found = wait_for(lambda: (s := diag.find_connection(diag.tcp_sockets(lab.client.namespace), local, remote))
+                         and s.state == "TIME_WAIT" and s, timeout=2, what="TIME_WAIT")
         assert found.state == "TIME_WAIT" and found.timer == "time-wait" and found.info is None

@@ -5,9 +5,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
+from conftest import wait_for
 
 from netkit.doctor import missing_privileges
 
@@ -46,13 +46,11 @@ def test_workers_end_with_their_owner(tmp_path, sig):
     owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert owner.stdout.readline().strip() == "submitted"
-        time.sleep(1.5)  # workers started, labs built
-        assert len(process_group(owner.pid)) > 2  # owner, forkserver, workers
+        wait_for(lambda: len(process_group(owner.pid)) > 2, timeout=10,  # owner, forkserver, workers
+                 what="the pool's workers to start")
         owner.send_signal(sig)
         owner.wait(timeout=20)
-        deadline = time.monotonic() + 5
-        while process_group(owner.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert process_group(owner.pid) == [], "worker processes outlived their owner"
+        wait_for(lambda: process_group(owner.pid) == [], timeout=5, interval=0.1,
+                 what="worker processes to end with their owner")
     finally:
         owner.kill()
