@@ -14,7 +14,13 @@ The layers, one package per concept (pure ones do no I/O and need no root):
 """
 
 from .errors import (
-    EnvironmentUnusable, FeatureMissing, KernelRefused, NameCollision, NetkitError, NotModelled, SettingError,
+    EnvironmentUnusable,
+    FeatureMissing,
+    KernelRefused,
+    NameCollision,
+    NetkitError,
+    NotModelled,
+    SettingError,
 )
 from .keepalive import KeepaliveSettings
 from .lab.lab import Lab

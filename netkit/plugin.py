@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -76,7 +77,7 @@ class TestRecord:
 
 
 _SETTINGS_KEY = pytest.StashKey[Settings]()
-_SCENARIOS_KEY = pytest.StashKey[list]()  # every Scenario the selected tests are parametrized with
+_SCENARIOS_KEY = pytest.StashKey[list[Scenario]]()  # every Scenario the selected tests are parametrized with
 _RUNNING_KEY = pytest.StashKey[TestRecord]()  # config.stash: the record of the test being run
 _RECORD_KEY = pytest.StashKey[TestRecord]()  # item.stash: that test's record
 
@@ -199,10 +200,10 @@ class PoolForTests:
         self.pool = pool
         self.config = config
 
-    def submit(self, *scenarios) -> None:  # type: ignore[no-untyped-def]
+    def submit(self, *scenarios: Scenario) -> None:
         self.pool.submit(*scenarios)
 
-    def result(self, scenario) -> ScenarioResult:  # type: ignore[no-untyped-def]
+    def result(self, scenario: Scenario) -> ScenarioResult:
         try:
             result = self.pool.result(scenario)
         except (FeatureMissing, NotModelled) as exc:
@@ -277,7 +278,7 @@ def _pcap_lines(item: pytest.Item) -> list[str]:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     """On a failing test: name the packet captures of its scenarios; keep its labs (if asked) and say where."""
     outcome = yield
     report = outcome.get_result()

@@ -6,22 +6,29 @@ import socket
 import struct
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
-from dataclasses import replace
-
 import netkit.scenario.run
 from netkit import KeepaliveSettings, Scenario, run_scenario
-from netkit.lab.capture import Capture
+from netkit.doctor import missing_privileges
 from netkit.evidence.classify import classify
 from netkit.evidence.frames import (
-    PACKET_HOST, PACKET_OUTGOING, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, Frame, parse_frame,
+    PACKET_HOST,
+    PACKET_OUTGOING,
+    TCP_ACK,
+    TCP_FIN,
+    TCP_PSH,
+    TCP_RST,
+    TCP_SYN,
+    Frame,
+    parse_frame,
 )
 from netkit.evidence.pcap import pcap_bytes, read_pcap, write_pcap
 from netkit.evidence.wire import analyse
-from netkit.doctor import missing_privileges
 from netkit.kernel import kernel_info
+from netkit.lab.capture import Capture
 
 pytest_plugins = ["pytester"]
 needs_root = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))

@@ -5,10 +5,9 @@ import socket
 import pytest
 from conftest import wait_for
 
-from netkit.lab import diag
 from netkit.doctor import missing_privileges
 from netkit.keepalive import KeepaliveSettings
-from netkit.lab import Lab
+from netkit.lab import Lab, diag
 
 pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
 

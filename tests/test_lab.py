@@ -23,7 +23,7 @@ def host_network_state():
     def ip(*args):
         return json.loads(subprocess.run(["ip", "-j", *args], check=True, capture_output=True, text=True).stdout)
 
-    links = [{k: l.get(k) for k in ("ifindex", "ifname", "flags", "mtu", "address")} for l in ip("link", "show")]
+    links = [{k: link.get(k) for k in ("ifindex", "ifname", "flags", "mtu", "address")} for link in ip("link", "show")]
     return links, ip("addr", "show"), ip("-4", "route", "show", "table", "all"), ip("-6", "route", "show", "table", "all")
 
 

@@ -10,8 +10,8 @@ at the last sight of the socket before the kernel killed it.
 
 from __future__ import annotations
 
-from ..kernel import KernelInfo
 from ..keepalive import KeepaliveSettings
+from ..kernel import KernelInfo
 from ..lab.diag import TcpSocketDiag
 from ..model.keepalive import keepalive_death
 from ..model.prediction import Window

@@ -17,9 +17,9 @@ from .. import __version__
 from ..cleanup import cleanup
 from ..doctor import as_dicts, require_privileges, run_checks, usable
 from ..errors import EnvironmentUnusable, FeatureMissing, NetkitError, NotModelled, SettingError
-from ..lab.faults import FAULTS
 from ..keepalive import KeepaliveSettings
 from ..kernel import kernel_info
+from ..lab.faults import FAULTS
 from ..model.prediction import DeathPrediction
 from ..report.text import COUNTED, demo_header, print_demo_result
 from ..scenario import KEEPALIVE_SOURCES, SIDES, STATES, Progress, Scenario, run_scenario
@@ -193,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except KeyboardInterrupt:
         print("\nnetkit: interrupted; the lab was torn down", file=sys.stderr)
         return EXIT_INTERRUPTED

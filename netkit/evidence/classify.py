@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 from .frames import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Frame, Segment, parse_frame
 
-
 # -- classification ------------------------------------------------------------------
 
 

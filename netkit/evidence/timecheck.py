@@ -48,6 +48,14 @@ def windows_text(windows: Sequence[Window], labels: Sequence[object] | None = No
     return " or ".join(parts)
 
 
+def _windows(window: Window | Sequence[Window]) -> list[Window]:
+    """One window or several, as a list of (low, high)."""
+    if len(window) == 2 and all(isinstance(x, (int, float)) for x in window):
+        low, high = window
+        return [(float(low), float(high))]  # type: ignore[arg-type]
+    return [(float(w[0]), float(w[1])) for w in window]  # type: ignore[index]
+
+
 def check_time(
     what: str,
     window: Window | Sequence[Window],
@@ -64,11 +72,10 @@ def check_time(
 
     ``early``/``late``/``missing`` are the sentence templates (``str.format``
     fields: ``what``, ``actual`` (a bracket's ``first`` .. ``last``), ``low``,
-    ``high``, ``windows``) when a
-    front end keeps its own wording; the default is packetdrill's shape.
+    ``high``, ``windows``) when a front end keeps its own wording; the
+    default is packetdrill's shape.
     """
-    windows = [window] if isinstance(window[0], (int, float)) else list(window)  # type: ignore[list-item]
-    windows_ = [(float(w[0]), float(w[1])) for w in windows]  # type: ignore[index]
+    windows_ = _windows(window)
     low = min(w[0] for w in windows_)
     high = max(w[1] for w in windows_)
     text = windows_text(windows_, labels)

@@ -166,7 +166,9 @@ def listeners(namespace: Namespace, port: int) -> list[TcpSocketDiag]:
 
 def _same_address(a: str, b: str) -> bool:
     """``a`` equals ``b``, also when one is the other's IPv4-mapped IPv6 form."""
-    strip = lambda x: x[7:] if x.startswith("::ffff:") else x  # noqa: E731
+    def strip(x: str) -> str:
+        return x[7:] if x.startswith("::ffff:") else x
+
     return strip(a) == strip(b)
 
 

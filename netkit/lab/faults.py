@@ -22,13 +22,13 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from pyroute2.nftables.main import NFTables
 
 from ..errors import FeatureMissing, NetkitError
-from .lab import Endpoint, Lab
 from ..model.fault_rule import DataPath, FaultRule
+from .lab import Endpoint, Lab
 from .namespaces import holders
 
 TCP_REPAIR = 19  # include/uapi/linux/tcp.h
@@ -52,32 +52,37 @@ class FaultContext:
     armed: Any = None  # what a fault's prepare() set up for its apply()
 
 
-class Fault(Protocol):
+class Fault:
+    """A way to break the path, and everything it means (module docstring)."""
+
     name: str
     description: str
     rule: FaultRule  # its twist to the kernel's rule and the expected error
-    wire_blind: str | None  # why the tested veth's tap cannot see the probes after it; None: it can
+    wire_blind: str | None = None  # why the tested veth's tap cannot see the probes after it; None: it can
 
-    def unsupported_reason(self) -> str | None: ...
-
-    def apply(self, ctx: FaultContext) -> None:
-        """Break the path; return as soon as the break is in effect."""
-
-    def settle(self, ctx: FaultContext) -> None:
-        """Wait for (and verify) what follows the break asynchronously; most faults have nothing."""
+    def unsupported_reason(self) -> str | None:
+        """None if this machine can apply the fault, else why not (a skip, in tests)."""
+        return None
 
     def prepare(self, ctx: FaultContext) -> None:
         """Do the slow part ahead of time, so that ``apply`` is quick; most faults have nothing."""
 
+    def apply(self, ctx: FaultContext) -> None:
+        """Break the path; return as soon as the break is in effect."""
+        raise NotImplementedError
+
+    def settle(self, ctx: FaultContext) -> None:
+        """Wait for (and verify) what follows the break asynchronously; most faults have nothing."""
+
 
 def prepare(fault: Fault, ctx: FaultContext) -> None:
-    """Call the fault's ``prepare`` if it has one."""
-    getattr(fault, "prepare", lambda _ctx: None)(ctx)
+    """The fault's ``prepare`` (kept as a function for callers that had it)."""
+    fault.prepare(ctx)
 
 
 def settle(fault: Fault, ctx: FaultContext) -> None:
-    """Call the fault's ``settle`` if it has one."""
-    getattr(fault, "settle", lambda _ctx: None)(ctx)
+    """The fault's ``settle``."""
+    fault.settle(ctx)
 
 
 def close_silently(sock: socket.socket) -> None:
@@ -90,7 +95,7 @@ def close_silently(sock: socket.socket) -> None:
     sock.close()
 
 
-class LinkDown:
+class LinkDown(Fault):
     """Set the peer's veth end down, inside the peer's namespace.
 
     The tested side's end loses carrier; its probes are counted by the kernel
@@ -105,15 +110,12 @@ class LinkDown:
     rule = FaultRule(DataPath.LOCAL)
     wire_blind = "with no carrier on the tested veth the local qdisc discards every probe before any packet tap"
 
-    def unsupported_reason(self) -> str | None:
-        return None  # veth is checked when the lab is built
-
     def apply(self, ctx: FaultContext) -> None:
         ctx.peer.set_link("down")
         ctx.tested.refresh_link()
 
 
-class PeerGone:
+class PeerGone(Fault):
     """Destroy the peer's namespace (a crashed VM, a deleted container).
 
     A namespace lives while anything pins it: an open socket in it keeps it,
@@ -131,9 +133,6 @@ class PeerGone:
     rule = FaultRule(DataPath.NO_ROUTE, soft_error_ipv6="ENETUNREACH")
     wire_blind = ("the tested veth vanished with the peer's namespace: the probes fail in the route lookup and "
                   "never reach a device")
-
-    def unsupported_reason(self) -> str | None:
-        return None
 
     def apply(self, ctx: FaultContext) -> None:
         ctx.inode = ctx.peer.namespace.inode
@@ -164,7 +163,7 @@ class PeerGone:
             time.sleep(0.005)
 
 
-class PeerReboot:
+class PeerReboot(Fault):
     """The peer loses its TCP state while its address still answers.
 
     The peer's socket is dropped silently (TCP_REPAIR); the namespace, link
@@ -176,21 +175,18 @@ class PeerReboot:
     rule = FaultRule(DataPath.RESET)
     wire_blind = None
 
-    def unsupported_reason(self) -> str | None:
-        return None
-
     def apply(self, ctx: FaultContext) -> None:
         close_silently(ctx.peer_connection)
 
 
-def _end(proc: subprocess.Popen) -> None:
+def _end(proc: subprocess.Popen[Any]) -> None:
     """End a helper process we started (by its own Popen, so by our pid), and reap it."""
     if proc.poll() is None:
         proc.kill()
     proc.communicate()
 
 
-class FirewallDrop:
+class FirewallDrop(Fault):
     """Drop packets in the peer's namespace with nftables (iptables as fallback).
 
     ``hook`` "input": everything the peer receives vanishes (a blackhole; the
@@ -259,7 +255,7 @@ def _nft(what: str, hook: str = "") -> None:
             nft.chain("add", table=NFT_TABLE, name=hook, hook=hook, type="filter", priority=0, policy=NF_DROP)
 
 
-class NetemLoss:
+class NetemLoss(Fault):
     """``tc netem loss 100%`` on the tested side's egress (needs sch_netem)."""
 
     name = "netem-loss"

@@ -43,6 +43,7 @@ only by file descriptors, a SIGKILLed process leaves nothing behind either.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from types import TracebackType
@@ -265,7 +266,7 @@ class Lab:
         """Release the namespaces (reverse order of creation). Idempotent."""
         self._stack.close()
 
-    def callback(self, fn, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def callback(self, fn: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         """Register an undo step that runs before the namespaces are released."""
         self._stack.callback(fn, *args, **kwargs)
 

@@ -10,11 +10,16 @@
 
 from .fault_rule import DataPath, FaultRule
 from .keepalive import KeepaliveSchedule, keepalive_death, keepalive_schedule, reset_at_first_probe
-from .prediction import DeathPrediction
 from .predict import not_modelled_reason, predict
+from .prediction import DeathPrediction
 from .retransmission import default_rto_s, unacked_death, zero_window_death
 from .wheel import (
-    MEASUREMENT_JIFFIES, latest_death_s, packetdrill_bound_s, wheel_granularity_s, wheel_level, window,
+    MEASUREMENT_JIFFIES,
+    latest_death_s,
+    packetdrill_bound_s,
+    wheel_granularity_s,
+    wheel_level,
+    window,
 )
 
 __all__ = [

@@ -17,8 +17,13 @@ from .fault_rule import DataPath, FaultRule
 from .keepalive import keepalive_death, reset_at_first_probe
 from .prediction import DeathPrediction
 from .retransmission import (
-    LINK_DOWN_UNMODELLED, NEIGHBOUR_FAILURE_S, PERSIST_NEEDS_RETRIES2, RTO_NEEDS_RETRIES2, default_rto_s,
-    unacked_death, zero_window_death,
+    LINK_DOWN_UNMODELLED,
+    NEIGHBOUR_FAILURE_S,
+    PERSIST_NEEDS_RETRIES2,
+    RTO_NEEDS_RETRIES2,
+    default_rto_s,
+    unacked_death,
+    zero_window_death,
 )
 
 

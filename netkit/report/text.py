@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, TextIO
 from ..enums import Clock, CountSource
 
 if TYPE_CHECKING:
+    from ..kernel import KernelInfo
     from ..model.prediction import DeathPrediction
     from ..scenario.result import ScenarioResult
     from ..scenario.spec import Scenario
-    from ..kernel import KernelInfo
 
 PREPARATION = {
     "idle": "waiting for a keepalive probe to be answered, then breaking the path",

@@ -10,13 +10,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..enums import Clock, CountSource
 from ..errors import NetkitError, ScenarioCancelled
 from ..evidence.events import SAMPLED, Event
 from ..evidence.verdict import OBSERVER_SAMPLE_S
 from ..keepalive import KeepaliveSettings
-from ..model.prediction import DeathPrediction
-from ..enums import Clock, CountSource
 from ..lab.tcpinfo import tcp_info
+from ..model.prediction import DeathPrediction
 from ..waiting import WaitTimeout, wait_until
 from .result import Progress
 

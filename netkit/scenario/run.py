@@ -39,17 +39,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ..lab import counters
-from ..lab.capture import Capture
 from ..enums import KeepaliveVia, Side, State
 from ..errors import FeatureMissing, NetkitError, NotModelled, ScenarioCancelled
 from ..evidence.pcap import write_pcap
-from ..lab.faults import Fault, FaultContext, prepare, settle
 from ..kernel import KernelInfo, kernel_info
+from ..lab import counters
+from ..lab.capture import Capture
+from ..lab.faults import Fault, FaultContext, prepare, settle
 from ..lab.lab import Endpoint, Lab
+from ..lab.tcpinfo import tcp_info
 from ..model.predict import not_modelled_reason, predict
 from ..model.prediction import DeathPrediction
-from ..lab.tcpinfo import tcp_info
 from .observe import fill_until_zero_window, wait_for_answered_probe, wait_for_death
 from .result import Progress, ScenarioResult
 from .spec import Scenario
@@ -109,13 +109,13 @@ def run_scenario(
         raise NotModelled(reason)
     with Lab() as lab:
         tested = lab.server if scenario.side == Side.SERVER else lab.client
-        capture = Capture(tested.namespace, tested.ifindex, f"{tested.ifname} in {tested.namespace.name}")
+        capture: Capture | None = None
+        capture_error = None
         try:
-            capture.start()
+            capture = Capture(tested.namespace, tested.ifindex, f"{tested.ifname} in {tested.namespace.name}").start()
             lab.callback(capture.stop)  # before the namespaces are released
-            capture_error = None
         except OSError as exc:
-            capture, capture_error = None, f"no packet capture ({exc}; needs CONFIG_PACKET)"
+            capture_error = f"no packet capture ({exc}; needs CONFIG_PACKET)"
         try:
             result = _prove(scenario, kernel, lab, capture, capture_error, cancel, on_progress, on_prediction)
         except NetkitError as exc:

@@ -51,7 +51,7 @@ class Scenario:
         if self.family not in Family.values():
             raise ValueError(f"unknown address family {self.family!r}: use 'ipv4' or 'ipv6'")
         object.__setattr__(self, "family", Family(self.family))
-        self.fault_object  # an unknown fault is a ValueError naming the choices
+        _ = self.fault_object  # an unknown fault is a ValueError naming the choices
         _choice(self, "state", State)
         _choice(self, "side", Side)
         _choice(self, "keepalive_via", KeepaliveVia)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..lab.capture import Capture
 from ..enums import Clock, State
 from ..evidence.events import SAMPLED, WIRE, Event
 from ..evidence.wire import WireEvidence, analyse
 from ..kernel import KernelInfo
+from ..lab.capture import Capture
 from ..model.prediction import DeathPrediction
 from .observe import Death
 from .result import ScenarioResult, count_of
