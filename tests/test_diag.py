@@ -7,7 +7,7 @@ from conftest import wait_for
 
 from netkit.doctor import missing_privileges
 from netkit.keepalive import KeepaliveSettings
-from netkit.lab import Lab, diag
+from netkit.lab import Lab, diag, proc
 
 pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
 
@@ -26,7 +26,7 @@ def test_keepalive_timer_and_tcp_info_of_a_connection():
         assert found.timer == "keepalive" and found.probes_out == 0
         assert 4800 <= found.expires_ms <= 5000
         assert found.info is not None and found.info.state == "ESTABLISHED" and found.info.probes == 0
-        assert diag.owners([found.inode])[found.inode]  # this process holds it
+        assert proc.owners([found.inode])[found.inode]  # this process holds it
         listening = diag.listeners(lab.server.namespace, 4242)
         assert [s.local for s in listening] == [("198.18.0.1", 4242)]
 

@@ -13,7 +13,8 @@ import pytest
 from netkit import Lab, NameCollision
 from netkit.cleanup import kept_namespaces
 from netkit.doctor import missing_privileges
-from netkit.lab.namespaces import Namespace, holders, remove_named
+from netkit.lab.namespaces import Namespace, remove_named
+from netkit.lab.proc import holders
 
 pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
 

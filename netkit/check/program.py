@@ -12,6 +12,7 @@ from typing import IO
 from ..errors import ProgramProblem
 from ..lab.diag import TcpSocketDiag, accepts, listeners
 from ..lab.namespaces import Namespace
+from ..lab.proc import descendants
 from ..waiting import WaitTimeout, wait_until
 
 STOP_GRACE_S = 5.0  # SIGTERM, then this long, then SIGKILL
@@ -22,25 +23,6 @@ OUTPUT_TAIL_CHARS = 2000
 def endpoint(address: str, port: int) -> str:
     """``198.18.0.1:6379``, ``[2001:2::1]:6379``."""
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
-def descendants(pid: int) -> list[int]:
-    """Pids of ``pid``'s children, grandchildren, ... (from /proc/*/stat)."""
-    parent_of: dict[int, int] = {}
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        parent_of[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found: list[int] = []
-    frontier = [pid]
-    while frontier:
-        children = [p for p, pp in parent_of.items() if pp in frontier]
-        found += children
-        frontier = children
-    return found
 
 
 def _signal(pids: list[int], sig: int) -> None:

@@ -60,9 +60,9 @@ from ..errors import NetkitError, SettingError
 from ..evidence.events import SAMPLED, Event
 from ..kernel import kernel_info
 from ..lab import counters
-from ..lab.diag import owners
 from ..lab.faults import FaultContext, get_fault
 from ..lab.lab import CONNECT_TIMEOUT_S, Lab
+from ..lab.proc import owners
 from .follow import POLL_S, Sample, SocketFollower, every, near_expiry
 from .infer import infer_idle, infer_intvl
 from .program import Program, endpoint
@@ -243,7 +243,7 @@ def _follow_to_death(lab: Lab, follower: SocketFollower, program: Program, clien
                                f"({last.sock.state}, {last.sock.describe_timer()})")
         raise _Stopped
     after = counters.tcpext_counts(lab.server.namespace, COUNTED)
-    result.counters = {name: after[name] - before[name] for name in COUNTED}
+    result.counters = counters.delta(before, after)
     seen, final = alive[-1], alive[-1].sock
     assert final is not None
     result.measured_s = round(dead.end - last_rcv, 3)

@@ -63,63 +63,69 @@ def classify(frames: Iterable[Frame], tested: tuple[str, int], peer: tuple[str, 
     """
     me = (ipaddress.ip_address(tested[0]), tested[1])
     other = (ipaddress.ip_address(peer[0]), peer[1])
+    state = _Tracker()
     found: list[Classified] = []
-    snd_nxt: int | None = None
-    peer_window: int | None = None
-    outstanding: list[Classified] = []
     for frame in frames:
         seg = parse_frame(frame.data)
         if seg is None:
             continue
-        src = (ipaddress.ip_address(seg.src), seg.sport)
-        dst = (ipaddress.ip_address(seg.dst), seg.dport)
-        if (src, dst) == (me, other):
-            sent = True
-        elif (src, dst) == (other, me):
-            sent = False
-        else:
-            continue
-        if sent:
-            end = _seq_end(seg)
-            if seg.has(TCP_RST):
-                kind = "rst"
-            elif seg.has(TCP_SYN):
-                kind = "syn"
-            elif snd_nxt is not None and seg.payload <= 1 and seg.seq == (snd_nxt - 1) & 0xFFFFFFFF \
-                    and not seg.has(TCP_FIN):
-                kind = "zero-window-probe" if peer_window == 0 else "keepalive-probe"
-            elif seg.payload and snd_nxt is not None and _after(snd_nxt, seg.seq):
-                kind = "retransmission"
-            elif seg.has(TCP_FIN):
-                kind = "fin"
-            elif seg.payload:
-                kind = "data"
-            else:
-                kind = "ack"
-            if kind not in ("keepalive-probe", "zero-window-probe", "rst") and (snd_nxt is None or _after(end, snd_nxt)):
-                snd_nxt = end
-            item = Classified(frame.ts_ns, True, seg, kind)
-            if kind.endswith("probe"):
-                outstanding.append(item)
-        else:
-            if seg.has(TCP_ACK) and (snd_nxt is None or _after(seg.ack, snd_nxt)):
-                snd_nxt = seg.ack  # the capture may have started mid-connection
-            peer_window = seg.window
-            if seg.has(TCP_RST):
-                kind = "rst"
-            elif seg.has(TCP_SYN):
-                kind = "syn"
-            elif seg.payload:
-                kind = "data"
-            elif seg.has(TCP_FIN):
-                kind = "fin"
-            elif outstanding and seg.has(TCP_ACK):
-                kind = "probe-reply"
-            else:
-                kind = "ack"
-            for probe in outstanding:
-                probe.answered = True
-            outstanding = []
-            item = Classified(frame.ts_ns, False, seg, kind)
-        found.append(item)
+        ends = ((ipaddress.ip_address(seg.src), seg.sport), (ipaddress.ip_address(seg.dst), seg.dport))
+        if ends == (me, other):
+            found.append(state.sent(frame.ts_ns, seg))
+        elif ends == (other, me):
+            found.append(state.received(frame.ts_ns, seg))
     return found
+
+
+class _Tracker:
+    """What the classification remembers: ``snd_nxt``, the peer's last window, the probes not yet answered."""
+
+    def __init__(self) -> None:
+        self.snd_nxt: int | None = None
+        self.peer_window: int | None = None
+        self.outstanding: list[Classified] = []
+
+    def _sent_kind(self, seg: Segment) -> str:
+        snd_nxt = self.snd_nxt
+        if seg.has(TCP_RST):
+            return "rst"
+        if seg.has(TCP_SYN):
+            return "syn"
+        if snd_nxt is not None and seg.payload <= 1 and seg.seq == (snd_nxt - 1) & 0xFFFFFFFF and not seg.has(TCP_FIN):
+            return "zero-window-probe" if self.peer_window == 0 else "keepalive-probe"
+        if seg.payload and snd_nxt is not None and _after(snd_nxt, seg.seq):
+            return "retransmission"
+        if seg.has(TCP_FIN):
+            return "fin"
+        return "data" if seg.payload else "ack"
+
+    def sent(self, ts_ns: int, seg: Segment) -> Classified:
+        kind = self._sent_kind(seg)
+        end = _seq_end(seg)
+        if kind not in ("keepalive-probe", "zero-window-probe", "rst") and (self.snd_nxt is None or _after(end, self.snd_nxt)):
+            self.snd_nxt = end
+        item = Classified(ts_ns, True, seg, kind)
+        if kind.endswith("probe"):
+            self.outstanding.append(item)
+        return item
+
+    def received(self, ts_ns: int, seg: Segment) -> Classified:
+        if seg.has(TCP_ACK) and (self.snd_nxt is None or _after(seg.ack, self.snd_nxt)):
+            self.snd_nxt = seg.ack  # the capture may have started mid-connection
+        self.peer_window = seg.window
+        if seg.has(TCP_RST):
+            kind = "rst"
+        elif seg.has(TCP_SYN):
+            kind = "syn"
+        elif seg.payload:
+            kind = "data"
+        elif seg.has(TCP_FIN):
+            kind = "fin"
+        elif self.outstanding and seg.has(TCP_ACK):
+            kind = "probe-reply"
+        else:
+            kind = "ack"
+        for probe in self.outstanding:
+            probe.answered = True
+        self.outstanding = []
+        return Classified(ts_ns, False, seg, kind)

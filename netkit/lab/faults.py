@@ -20,16 +20,16 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyroute2.nftables.main import NFTables
 
-from ..errors import FeatureMissing, NetkitError
+from ..errors import FeatureMissing
 from ..model.fault_rule import DataPath, FaultRule
+from ..waiting import wait_until
 from .lab import Endpoint, Lab
-from .namespaces import holders
+from .proc import holders
 
 TCP_REPAIR = 19  # include/uapi/linux/tcp.h
 NFT_TABLE = "nk_fault"
@@ -73,16 +73,6 @@ class Fault:
 
     def settle(self, ctx: FaultContext) -> None:
         """Wait for (and verify) what follows the break asynchronously; most faults have nothing."""
-
-
-def prepare(fault: Fault, ctx: FaultContext) -> None:
-    """The fault's ``prepare`` (kept as a function for callers that had it)."""
-    fault.prepare(ctx)
-
-
-def settle(fault: Fault, ctx: FaultContext) -> None:
-    """The fault's ``settle``."""
-    fault.settle(ctx)
 
 
 def close_silently(sock: socket.socket) -> None:
@@ -152,15 +142,15 @@ class PeerGone(Fault):
         processes are not asked: once freed, a namespace's inode number is
         soon reused by a namespace another scenario creates.)
         """
-        deadline = time.monotonic() + GONE_TIMEOUT_S
-        while os.getpid() in holders(ctx.inode) or ctx.tested.link_exists():
-            if time.monotonic() > deadline:
-                raise NetkitError(
-                    f"peer namespace still alive {GONE_TIMEOUT_S} s after its last reference was dropped "
+        def gone() -> bool:
+            return os.getpid() not in holders(ctx.inode) and not ctx.tested.link_exists()
+
+        def still_alive() -> str:
+            return (f"peer namespace still alive {GONE_TIMEOUT_S} s after its last reference was dropped "
                     f"(still referenced by this process: {os.getpid() in holders(ctx.inode)}, "
-                    f"tested veth present: {ctx.tested.link_exists()})"
-                )
-            time.sleep(0.005)
+                    f"tested veth present: {ctx.tested.link_exists()})")
+
+        wait_until(gone, GONE_TIMEOUT_S, 0.005, on_timeout=still_alive)
 
 
 class PeerReboot(Fault):

@@ -302,33 +302,6 @@ def remove_named(name: str) -> None:
         pass
 
 
-def holders(inode: int) -> list[int]:
-    """PIDs whose thread or open fd refers to network namespace ``inode``.
-
-    Empty means nothing but a bind mount (see /run/netns) or a socket can
-    still pin it; for netkit's fd-held namespaces, empty means gone.  Ask
-    only while the namespace is known to be alive, or about specific pids:
-    once freed, its inode number is soon reused by a new namespace.
-    """
-    target = f"net:[{inode}]"
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        links = [f"/proc/{pid}/ns/net"]
-        try:
-            links += [f"/proc/{pid}/fd/{fd}" for fd in os.listdir(f"/proc/{pid}/fd")]
-            links += [f"/proc/{pid}/task/{tid}/ns/net" for tid in os.listdir(f"/proc/{pid}/task")]
-        except OSError:
-            continue  # the process ended while we looked
-        for link in links:
-            try:
-                if os.readlink(link) == target:
-                    found.append(int(pid))
-                    break
-            except OSError:
-                continue
-    return found
-
-
 def socket_namespace_inode(sock: socket.socket) -> int:
     """The inode of the network namespace ``sock`` belongs to (ioctl SIOCGSKNS).
 

@@ -45,7 +45,7 @@ from ..evidence.pcap import write_pcap
 from ..kernel import KernelInfo, kernel_info
 from ..lab import counters
 from ..lab.capture import Capture
-from ..lab.faults import Fault, FaultContext, prepare, settle
+from ..lab.faults import Fault, FaultContext
 from ..lab.lab import Endpoint, Lab
 from ..lab.tcpinfo import tcp_info
 from ..model.predict import not_modelled_reason, predict
@@ -169,7 +169,7 @@ def _connect(scenario: Scenario, lab: Lab) -> _Connection:
     _enable_keepalive(scenario, sock)  # in the data states too: it must not interfere
     fault = scenario.fault_object
     ctx = FaultContext(lab, scenario.family, tested, peer, peer_sock, lab.listeners if peer is lab.server else [])
-    prepare(fault, ctx)
+    fault.prepare(ctx)
     return _Connection(scenario, tested, peer, sock, peer_sock, ctx, fault)
 
 
@@ -197,7 +197,7 @@ def _prove(
     after = counters.tcpext_counts(c.tested.namespace, TCPEXT_COUNTERS)
     if capture is not None:
         capture.stop()  # the RST left in the timer run that killed the socket: it is queued already
-    observed = Observed(scenario, kernel, prediction, death, {n: after[n] - before[n] for n in TCPEXT_COUNTERS},
+    observed = Observed(scenario, kernel, prediction, death, counters.delta(before, after),
                         FIRST_EVENT[State(scenario.state)], broken.fault_at_s, broken.deadline_s,
                         c.fault.description, lab.name)
     return result_from(observed, capture, capture_error, addresses, fault_ns, broken.sent_ns)
@@ -216,7 +216,7 @@ def _break(c: _Connection) -> _Broken:
     rto_s = tcp_info(c.sock).rto_us / 1e6
     c.fault.apply(c.ctx)
     if c.scenario.state == State.UNACKED:
-        settle(c.fault, c.ctx)
+        c.fault.settle(c.ctx)
         sent_at = time.monotonic()
         sent_ns = time.time_ns()
         c.sock.send(UNACKED_PAYLOAD)
@@ -227,7 +227,7 @@ def _break(c: _Connection) -> _Broken:
         k = c.scenario.keepalive
         deadline = FAULT_DEADLINE_FRACTION * min(k.idle, k.intvl)  # well before the next keepalive run
     fault_at = c.since_last_received()
-    settle(c.fault, c.ctx)
+    c.fault.settle(c.ctx)
     return _Broken(c.since_last_received, fault_at, deadline)
 
 
