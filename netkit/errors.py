@@ -65,3 +65,7 @@ ServerProblem = ProgramProblem  # the name check-server used first
 
 class WrongNamespace(NetkitError):
     """A socket meant for a lab namespace is somewhere else: refused, never used."""
+
+
+class WaitTimeout(NetkitError):
+    """A condition did not come true in time (the message says which, and what was seen last)."""

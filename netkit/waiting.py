@@ -14,13 +14,11 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from .errors import NetkitError, ScenarioCancelled
+from .errors import ScenarioCancelled, WaitTimeout
 
 T = TypeVar("T")
 
-
-class WaitTimeout(NetkitError):
-    """A condition did not come true in time (the message says which, and what was seen last)."""
+__all__ = ["WaitTimeout", "wait_until"]
 
 
 def wait_until(
