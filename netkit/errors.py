@@ -69,3 +69,8 @@ class WrongNamespace(NetkitError):
 
 class WaitTimeout(NetkitError):
     """A condition did not come true in time (the message says which, and what was seen last)."""
+
+
+# Outcomes, mapped once: these mean "this cannot be proved here", never "it failed" -- a pytest skip,
+# CLI exit 2 (with the reason on stderr), and later a TAP ``# SKIP`` / JUnit ``<skipped>``.
+CANNOT_RUN_HERE: tuple[type[NetkitError], ...] = (FeatureMissing, NotModelled)

@@ -42,7 +42,7 @@ from typing import Any
 import pytest
 
 from .doctor import missing_privileges
-from .errors import FeatureMissing, NotModelled
+from .errors import CANNOT_RUN_HERE
 from .kernel import kernel_info
 from .lab.lab import Lab
 from .scenario import Scenario, ScenarioResult, failure_pcap_path
@@ -206,7 +206,7 @@ class PoolForTests:
     def result(self, scenario: Scenario) -> ScenarioResult:
         try:
             result = self.pool.result(scenario)
-        except (FeatureMissing, NotModelled) as exc:
+        except CANNOT_RUN_HERE as exc:
             pytest.skip(str(exc))
         running = self.config.stash.get(_RUNNING_KEY, None)
         if running is not None:  # so that a failing test's report can name this scenario's capture

@@ -16,7 +16,7 @@ from typing import TextIO
 from .. import __version__
 from ..cleanup import cleanup
 from ..doctor import as_dicts, require_privileges, run_checks, usable
-from ..errors import EnvironmentUnusable, FeatureMissing, NetkitError, NotModelled, SettingError
+from ..errors import CANNOT_RUN_HERE, EnvironmentUnusable, NetkitError, SettingError
 from ..keepalive import KeepaliveSettings
 from ..kernel import kernel_info
 from ..lab.faults import FAULTS
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     except (EnvironmentUnusable, SettingError, NotImplementedError) as exc:
         print(f"netkit {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (FeatureMissing, NotModelled) as exc:
+    except CANNOT_RUN_HERE as exc:
         print(f"netkit {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except NetkitError as exc:
