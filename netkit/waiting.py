@@ -18,7 +18,7 @@ from .errors import ScenarioCancelled, WaitTimeout
 
 T = TypeVar("T")
 
-__all__ = ["WaitTimeout", "wait_until"]
+__all__ = ["Drop", "WaitTimeout", "wait_until"]
 
 
 def wait_until(
@@ -48,3 +48,20 @@ def wait_until(
                 raise ScenarioCancelled(f"cancelled while waiting for {what}")
         else:
             time.sleep(interval_s)
+
+
+class Drop:
+    """True on the first sample lower than the one before: how netkit sees a keepalive probe answered.
+
+    A reply is a received segment, so the time since the last segment
+    received (``tcpi_last_ack_recv``, from getsockopt or sock_diag) falls
+    back towards zero; until then it only grows.
+    """
+
+    def __init__(self, first: int | None = None) -> None:
+        self.previous = first
+
+    def __call__(self, now: int) -> bool:
+        dropped = self.previous is not None and now < self.previous
+        self.previous = now
+        return dropped

@@ -63,6 +63,7 @@ from ..lab import counters
 from ..lab.faults import FaultContext, get_fault
 from ..lab.lab import CONNECT_TIMEOUT_S, Lab
 from ..lab.proc import owners
+from ..waiting import Drop
 from .follow import POLL_S, Sample, SocketFollower, every, near_expiry
 from .infer import infer_idle, infer_intvl
 from .program import Program, endpoint
@@ -179,7 +180,7 @@ def _answered_probe(follower: SocketFollower, program: Program, first: Sample, r
     say(f"waiting for the first keepalive probe (~{first.sock.expires_ms / 1000:.3f} s) to be answered...")
     time.sleep(near_expiry(first))
     give_up_s = first.end + first.sock.expires_ms / 1000 + ANSWER_GRACE_S + 0.125 * result.inferred["idle"]
-    previous: list[int] = []
+    dropped = Drop()
 
     def answered(sample: Sample) -> Sample | None:
         if sample.sock is None:
@@ -188,10 +189,8 @@ def _answered_probe(follower: SocketFollower, program: Program, first: Sample, r
                                    "(an application timeout, not keepalive)")
             raise _Stopped
         assert sample.sock.info is not None
-        now = sample.sock.info.last_ack_recv_ms
-        if previous and now < previous[0]:
+        if dropped(sample.sock.info.last_ack_recv_ms):
             return sample
-        previous[:] = [now]
         program.require_running("while we waited")
         return None
 

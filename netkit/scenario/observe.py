@@ -17,7 +17,7 @@ from ..evidence.verdict import OBSERVER_SAMPLE_S
 from ..keepalive import KeepaliveSettings
 from ..lab.tcpinfo import tcp_info
 from ..model.prediction import DeathPrediction
-from ..waiting import WaitTimeout, wait_until
+from ..waiting import Drop, WaitTimeout, wait_until
 from .result import Progress
 
 SAMPLE_INTERVAL_S = OBSERVER_SAMPLE_S  # the judging's observer tolerance is this interval
@@ -41,12 +41,10 @@ def wait_for_answered_probe(sock: socket.socket, k: KeepaliveSettings, armed_at:
     start = time.monotonic()
     if cancel.wait(max(0.0, armed_at + k.idle - WARMUP_LEAD_S - time.monotonic())):
         raise ScenarioCancelled("cancelled while waiting for the first probe")
-    previous = [tcp_info(sock).last_ack_recv_ms]
+    dropped = Drop(tcp_info(sock).last_ack_recv_ms)
 
     def answered() -> bool:
-        now = tcp_info(sock).last_ack_recv_ms
-        dropped, previous[0] = now < previous[0], now
-        return dropped
+        return dropped(tcp_info(sock).last_ack_recv_ms)
 
     try:
         wait_until(answered, limit - (time.monotonic() - start), WARMUP_SAMPLE_S, what="the first probe", cancel=cancel)
