@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from ..enums import Clock, State
+from ..enums import State
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
 from ..model.keepalive import keepalive_schedule
@@ -197,4 +197,4 @@ def _data_wire(r: Judged, w: WireEvidence) -> list[Failure]:
     return problems
 
 
-__all__ = ["Clock", "Failure", "OBSERVER_SAMPLE_S", "PEER_SAME_MOMENT_S", "judge", "judge_wire"]
+__all__ = ["Failure", "OBSERVER_SAMPLE_S", "PEER_SAME_MOMENT_S", "judge", "judge_wire"]

@@ -1,4 +1,4 @@
-"""Scenarios: the value (:mod:`.spec`), its run (:mod:`.run`, :mod:`.observe`, :mod:`.wire`),
+"""Scenarios: the value (:mod:`.spec`), its run (:mod:`.run`, :mod:`.observe`, :mod:`.build`),
 its frozen result (:mod:`.result`) and many at once (:mod:`.pool`).
 
 ``Scenario`` says what to prove: keepalive settings (and TCP_USER_TIMEOUT),

@@ -50,10 +50,10 @@ from ..lab.lab import Endpoint, Lab
 from ..lab.tcpinfo import tcp_info
 from ..model.predict import not_modelled_reason, predict
 from ..model.prediction import DeathPrediction
+from .build import Observed, result_from
 from .observe import fill_until_zero_window, wait_for_answered_probe, wait_for_death
 from .result import Progress, ScenarioResult
 from .spec import Scenario
-from .wire import Observed, result_from
 
 FAULT_DEADLINE_FRACTION = 0.5  # the fault must land well before the next keepalive timer run
 ZERO_WINDOW_RCVBUF = 4096  # the peer's receive buffer: the window closes after a few KB
