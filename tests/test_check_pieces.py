@@ -67,3 +67,22 @@ def test_wait_until_returns_the_value_times_out_and_cancels():
     cancel.set()
     with pytest.raises(ScenarioCancelled):
         wait_until(lambda: None, 1.0, 0.001, cancel=cancel)
+
+
+CHECK_KEYS = [
+    "command", "kernel", "family", "port", "expect_s", "pid", "listening", "server", "client", "timer_at_connect",
+    "keepalive", "inferred", "inferred_from", "rule", "model_expected_s", "model_window_s", "fault_at_s", "measured_s",
+    "dead_between_s", "probes", "counters", "window_s", "tolerance", "timeline", "verdict", "problems", "program_exit",
+    "program_output_tail", "hz", "exit_code",
+]
+
+
+def test_check_server_json_keys_are_pinned():
+    from netkit.evidence import Event
+
+    r = conclude(_measured(4.0, (4.05, 4.10)), HZ250)
+    r.timeline.append(Event(0.0, "last segment received", "sampled"))
+    data = r.to_dict()
+    assert list(data) == CHECK_KEYS
+    assert data["timeline"] == [{"t_s": 0.0, "what": "last segment received"}]  # no source key, as before
+    assert (data["kernel"], data["hz"], data["exit_code"]) == ("test", 250, 0)
