@@ -35,3 +35,19 @@ def wait_for(condition, timeout=5.0, interval=0.01, what="the condition"):
             return found
         assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
         time.sleep(interval)
+
+
+def process_group(pgid):
+    """Pids in process group ``pgid`` (from /proc: a minimal Debian has no pgrep)."""
+    import os
+
+    members = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, pgrp, ...
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(pid))
+    return members

@@ -1,13 +1,12 @@
 """The scenario pool: worker processes never outlive the run that owns them."""
 
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 
 import pytest
-from conftest import wait_for
+from conftest import process_group, wait_for
 
 from netkit.doctor import missing_privileges
 
@@ -23,20 +22,6 @@ OWNER = textwrap.dedent("""
             print("submitted", flush=True)
             time.sleep(60)
 """)
-
-
-def process_group(pgid):
-    """Pids in process group ``pgid`` (from /proc: a minimal Debian has no pgrep)."""
-    members = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, pgrp, ...
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(pid))
-    return members
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
