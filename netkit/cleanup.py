@@ -15,7 +15,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
-from .namespaces import NETNS_RUN_DIR, PREFIX, owner_pid, remove_named
+from .lab.namespaces import NETNS_RUN_DIR, PREFIX, owner_pid, remove_named
 
 
 @dataclass

@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass
 
 from .errors import EnvironmentUnusable
 from .kernel import kernel_info
-from .lab import Lab
-from .namespaces import Namespace
+from .lab.lab import Lab
+from .lab.namespaces import Namespace
 from .privileges import missing_privileges
+
 
 @dataclass(frozen=True)
 class Check:

@@ -47,3 +47,34 @@ class NameCollision(NetkitError):
 
 class KernelRefused(NetkitError):
     """The kernel did not keep a value we set (read-back differs)."""
+
+
+class NotModelled(NetkitError):
+    """netkit has no defensible rule for this combination (the reason says why).
+
+    Like FeatureMissing, a *skip* in tests and exit 2 in the CLI.
+    """
+
+
+class ScenarioCancelled(NetkitError):
+    """The run was cancelled (Ctrl-C, or another scenario's caller gave up)."""
+
+
+class ProgramProblem(NetkitError):
+    """The program under test could not be started or would not listen (check-server: exit 2)."""
+
+
+ServerProblem = ProgramProblem  # the name check-server used first
+
+
+class WrongNamespace(NetkitError):
+    """A socket meant for a lab namespace is somewhere else: refused, never used."""
+
+
+class WaitTimeout(NetkitError):
+    """A condition did not come true in time (the message says which, and what was seen last)."""
+
+
+# Outcomes, mapped once: these mean "this cannot be proved here", never "it failed" -- a pytest skip,
+# CLI exit 2 (with the reason on stderr), and later a TAP ``# SKIP`` / JUnit ``<skipped>``.
+CANNOT_RUN_HERE: tuple[type[NetkitError], ...] = (FeatureMissing, NotModelled)

@@ -45,10 +45,12 @@ class KeepaliveSettings:
         for field, (low, high, option, unit) in RANGES.items():
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise SettingError(f"{field} ({option})", value, f"the kernel accepts whole numbers {low}..{high}{' ' + unit if unit else ''}")
+                unit_text = " " + unit if unit else ""
+                raise SettingError(f"{field} ({option})", value, f"the kernel accepts whole numbers {low}..{high}{unit_text}")
         ut = self.user_timeout_ms
         if ut is not None and (isinstance(ut, bool) or not isinstance(ut, int) or not 0 <= ut <= MAX_USER_TIMEOUT_MS):
-            raise SettingError("user_timeout_ms (TCP_USER_TIMEOUT)", ut, f"the kernel accepts whole numbers 0..{MAX_USER_TIMEOUT_MS} ms")
+            raise SettingError("user_timeout_ms (TCP_USER_TIMEOUT)", ut,
+                               f"the kernel accepts whole numbers 0..{MAX_USER_TIMEOUT_MS} ms")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -41,18 +41,18 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
-from .privileges import missing_privileges
-from .errors import FeatureMissing
+from .errors import CANNOT_RUN_HERE
 from .kernel import kernel_info
-from .lab import Lab
-from .retransmission import NotModelled
-from .pool import ScenarioPool
+from .lab.lab import Lab
+from .privileges import missing_privileges
 from .scenario import Scenario, ScenarioResult, failure_pcap_path
+from .scenario.pool import ScenarioPool
 
 KEEP_FAILED_HELP = (
     "keep the network namespaces of failing tests under /run/netns for `ip netns exec` "
@@ -69,10 +69,30 @@ REQUIRE_PRIVILEGES_HELP = (
     "instead of skips, so that a run without them fails instead of passing with nothing proven"
 )
 REQUIRE_PRIVILEGES_ENV = "NETKIT_REQUIRE_PRIVILEGES"
-_LABS_ATTR = "_netkit_labs"
-_RESULTS_ATTR = "_netkit_results"
-_current_item: list[pytest.Item] = []  # the test being run, for the pool's results
-_SCENARIOS_KEY = pytest.StashKey[list]()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The plugin's options, resolved once at start-up (command line, then environment, then ini)."""
+
+    keep_failed: bool
+    pcap_dir: str | None  # None: temporary files
+    require_privileges: bool  # a test that cannot run for lack of privileges is an error, not a skip
+
+
+@dataclass
+class TestRecord:
+    """What one test used: its labs, and the scenario results it asked the pool for (with their pcap paths)."""
+
+    labs: list[Lab] = field(default_factory=list)
+    results: list[ScenarioResult] = field(default_factory=list)
+
+
+_SETTINGS_KEY = pytest.StashKey[Settings]()
+_SCENARIOS_KEY = pytest.StashKey[list[Scenario]]()  # every Scenario the selected tests are parametrized with
+_RUNNING_KEY = pytest.StashKey[TestRecord]()  # config.stash: the record of the test being run
+_RECORD_KEY = pytest.StashKey[TestRecord]()  # item.stash: that test's record
+
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -123,22 +143,24 @@ def pcap_dir(config: pytest.Config) -> str | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "netkit: the test builds netkit labs (needs root; skipped otherwise)")
-    keep_failed(config)  # a bad environment value fails at start-up, not mid-run
-    require_privileges(config)
-    pcap_dir(config)
+    # resolved once: a bad environment value fails at start-up, not mid-run
+    config.stash[_SETTINGS_KEY] = Settings(keep_failed(config), pcap_dir(config), require_privileges(config))
+
+
+def settings(config: pytest.Config) -> Settings:
+    return config.stash[_SETTINGS_KEY]
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     k = kernel_info()
     privileges = missing_privileges()
+    chosen = settings(config)
     if privileges is None:
         state = "labs enabled"
     else:
-        state = "labs ERROR (not privileged)" if require_privileges(config) else "labs SKIPPED (not privileged)"
-    pcaps = pcap_dir(config) or "temporary files"
-    return (f"netkit: kernel {k.release}, HZ={k.hz} (from {k.hz_source}); {state}; keep-failed={keep_failed(config)}; "
-            f"failed scenarios' pcap: {pcaps}")
+        state = "labs ERROR (not privileged)" if chosen.require_privileges else "labs SKIPPED (not privileged)"
+    return (f"netkit: kernel {k.release}, HZ={k.hz} (from {k.hz_source}); {state}; keep-failed={chosen.keep_failed}; "
+            f"failed scenarios' pcap: {chosen.pcap_dir or 'temporary files'}")
 
 
 def _require_privileges(config: pytest.Config) -> None:
@@ -146,7 +168,7 @@ def _require_privileges(config: pytest.Config) -> None:
     reason = missing_privileges()
     if reason is None:
         return
-    if require_privileges(config):
+    if settings(config).require_privileges:
         pytest.fail(f"{reason} (--netkit-require-privileges makes this an error instead of a skip)", pytrace=False)
     pytest.skip(reason)
 
@@ -192,7 +214,7 @@ def netkit_lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     """
     _require_privileges(request.config)
     with Lab() as lab:
-        getattr(request.node, _LABS_ATTR).append(lab)
+        request.node.stash[_RECORD_KEY].labs.append(lab)
         yield lab
 
 
@@ -223,19 +245,21 @@ def netkit_connection(netkit_lab: Lab, netkit_family: str) -> Connection:
 class PoolForTests:
     """The session's ScenarioPool, turning "cannot run here" into a skip."""
 
-    def __init__(self, pool: ScenarioPool) -> None:
+    def __init__(self, pool: ScenarioPool, config: pytest.Config) -> None:
         self.pool = pool
+        self.config = config
 
-    def submit(self, *scenarios) -> None:  # type: ignore[no-untyped-def]
+    def submit(self, *scenarios: Scenario) -> None:
         self.pool.submit(*scenarios)
 
-    def result(self, scenario) -> ScenarioResult:  # type: ignore[no-untyped-def]
+    def result(self, scenario: Scenario) -> ScenarioResult:
         try:
             result = self.pool.result(scenario)
-        except (FeatureMissing, NotModelled) as exc:
+        except CANNOT_RUN_HERE as exc:
             pytest.skip(str(exc))
-        if _current_item:  # so that a failing test's report can name this scenario's capture
-            getattr(_current_item[0], _RESULTS_ATTR, []).append(result)
+        running = self.config.stash.get(_RUNNING_KEY, None)
+        if running is not None:  # so that a failing test's report can name this scenario's capture
+            running.results.append(result)
         return result
 
 
@@ -271,36 +295,39 @@ def netkit_pool(pytestconfig: pytest.Config) -> Iterator[PoolForTests]:
             assert result.verdict == "pass", result.explain()
     """
     _require_privileges(pytestconfig)
-    with ScenarioPool(keep_failed=keep_failed(pytestconfig), pcap_dir=pcap_dir(pytestconfig)) as pool:
+    chosen = settings(pytestconfig)
+    with ScenarioPool(keep_failed=chosen.keep_failed, pcap_dir=chosen.pcap_dir) as pool:
         pool.submit(*pytestconfig.stash.get(_SCENARIOS_KEY, []))
-        yield PoolForTests(pool)
+        yield PoolForTests(pool, pytestconfig)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    setattr(item, _LABS_ATTR, [])
-    setattr(item, _RESULTS_ATTR, [])
-    _current_item[:] = [item]
+    record = item.stash[_RECORD_KEY] = TestRecord()
+    item.config.stash[_RUNNING_KEY] = record
 
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
-    _current_item.clear()
+    if _RUNNING_KEY in item.config.stash:
+        del item.config.stash[_RUNNING_KEY]
 
 
 def _pcap_lines(item: pytest.Item) -> list[str]:
     """Write the capture of every scenario the failing test used (failed ones wrote theirs already); name them."""
     lines = []
-    for result in {id(r): r for r in getattr(item, _RESULTS_ATTR, [])}.values():  # each once, in order
-        if result.pcap is None and result.pcap_data:
-            result.write_pcap(failure_pcap_path(result.scenario, result.lab, pcap_dir(item.config)))
-        if result.pcap:
-            lines.append(f"{result.scenario.id} ({result.verdict}): {result.pcap}  (tcpdump -nr {result.pcap})")
+    record = item.stash.get(_RECORD_KEY, TestRecord())
+    for result in {id(r): r for r in record.results}.values():  # each once, in order
+        path = result.pcap
+        if path is None and result.pcap_data:
+            path = result.write_pcap(failure_pcap_path(result.scenario, result.lab, settings(item.config).pcap_dir))
+        if path:
+            lines.append(f"{result.scenario.id} ({result.verdict}): {path}  (tcpdump -nr {path})")
             lines.append(f"    wire: {result.wire_summary()}")
     return lines
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     """On a failing test: name the packet captures of its scenarios; keep its labs (if asked) and say where."""
     outcome = yield
     report = outcome.get_result()
@@ -309,8 +336,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     pcaps = _pcap_lines(item)
     if pcaps:
         report.sections.append(("netkit: packet captures", "\n".join(pcaps)))
-    labs = getattr(item, _LABS_ATTR, [])
-    if not labs or not keep_failed(item.config):
+    labs = item.stash.get(_RECORD_KEY, TestRecord()).labs
+    if not labs or not settings(item.config).keep_failed:
         return
     lines = []
     for lab in labs:

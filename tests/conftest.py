@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pytest
 
 from netkit.cleanup import kept_namespaces, process_alive
-from netkit.namespaces import owner_pid
+from netkit.lab.namespaces import owner_pid
 from netkit.privileges import missing_privileges
 
 
@@ -49,3 +49,30 @@ def without_privileges():
 class Unprivileged:
     prefix: list  # put before the command
     says: str  # what netkit's message must contain
+def wait_for(condition, timeout=5.0, interval=0.01, what="the condition"):
+    """Poll ``condition()`` until it returns something truthy (returned); fail the test after ``timeout`` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = condition()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(interval)
+
+
+def process_group(pgid):
+    """Pids in process group ``pgid`` (from /proc: a minimal Debian has no pgrep)."""
+    import os
+
+    members = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, pgrp, ...
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(pid))
+    return members

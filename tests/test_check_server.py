@@ -15,10 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from netkit.check_server import NO_KEEPALIVE
-from netkit.cleanup import kept_namespaces
+from netkit.check.result import NO_KEEPALIVE
 from netkit.privileges import missing_privileges
-from netkit.namespaces import owner_pid
 
 pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
 
@@ -167,5 +165,3 @@ def test_nothing_is_left_behind(runs):
             server_pids.append(json.loads(run.stdout).get("pid"))
         for pid in filter(None, server_pids):
             assert not _alive(int(pid)), f"{name}: the server program (pid {pid}) was left running"
-    ours = {run.pid for run in runs.values()}
-    assert not [n for n in kept_namespaces() if owner_pid(n) in ours]

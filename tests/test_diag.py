@@ -1,14 +1,13 @@
 """sock_diag in a lab namespace: every timer kind, and never the host's sockets."""
 
 import socket
-import time
 
 import pytest
+from conftest import wait_for
 
-from netkit import diag
-from netkit.privileges import missing_privileges
 from netkit.keepalive import KeepaliveSettings
-from netkit.lab import Lab
+from netkit.lab import Lab, diag, proc
+from netkit.privileges import missing_privileges
 
 pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
 
@@ -27,7 +26,7 @@ def test_keepalive_timer_and_tcp_info_of_a_connection():
         assert found.timer == "keepalive" and found.probes_out == 0
         assert 4800 <= found.expires_ms <= 5000
         assert found.info is not None and found.info.state == "ESTABLISHED" and found.info.probes == 0
-        assert diag.owners([found.inode])[found.inode]  # this process holds it
+        assert proc.owners([found.inode])[found.inode]  # this process holds it
         listening = diag.listeners(lab.server.namespace, 4242)
         assert [s.local for s in listening] == [("198.18.0.1", 4242)]
 
@@ -46,8 +45,8 @@ def test_retransmit_and_time_wait_timers():
         server, client = lab.connect("ipv4")
         lab.client.set_link("down")
         server.send(b"x" * 100)
-        time.sleep(0.5)  # the first RTO (~200 ms) has fired
-        found = _connection(lab, server)
+        found = wait_for(lambda: (s := _connection(lab, server)).retrans >= 1 and s, timeout=3,
+                         what="the first RTO (~200 ms) to fire")
         assert found.timer == "retransmit" and found.retrans >= 1
         assert found.info.unacked >= 1
     with Lab() as lab:
@@ -55,10 +54,6 @@ def test_retransmit_and_time_wait_timers():
         local, remote = client.getsockname(), client.getpeername()
         client.close()  # active close: the client's end ends in TIME_WAIT once the server closes too
         server.close()
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline:
-            found = diag.find_connection(diag.tcp_sockets(lab.client.namespace), local, remote)
-            if found and found.state == "TIME_WAIT":
-                break
-            time.sleep(0.01)
+        found = wait_for(lambda: (s := diag.find_connection(diag.tcp_sockets(lab.client.namespace), local, remote))
+                         and s.state == "TIME_WAIT" and s, timeout=2, what="TIME_WAIT")
         assert found.state == "TIME_WAIT" and found.timer == "time-wait" and found.info is None

@@ -11,8 +11,8 @@ import pytest
 
 from netkit.gate import matrix
 from netkit.keepalive import KERNEL_DEFAULTS
-from netkit.namespaces import Namespace
-from netkit.scenario import PEER_SAME_MOMENT_S, SYSCTLS
+from netkit.lab.namespaces import Namespace
+from netkit.scenario import SYSCTLS
 
 ALL = matrix.unique(matrix.FAULTS + matrix.USER_TIMEOUT + matrix.SYSCTL + matrix.CLIENT_VIEW + matrix.UNACKED
                    + matrix.ZERO_WINDOW)  # the gate's cells: one definition, two users
@@ -45,7 +45,9 @@ def test_peer_reboot_dies_at_the_first_probe_not_after_cnt(netkit_pool, scenario
 def test_one_way_kills_both_ends_at_the_same_moment(netkit_pool, scenario):
     result = netkit_pool.result(scenario)
     assert result.error == "ETIMEDOUT" and result.peer_error == "ECONNRESET", result.explain()
-    assert abs(result.peer_lag_s) <= PEER_SAME_MOMENT_S, result.explain()
+    # The final RST crosses the veth in microseconds; both deaths are seen by one observer that wakes on
+    # either socket, so they land within a few ms.  50 ms is far below any timer interval (>= 1 s).
+    assert abs(result.peer_lag_s) <= 0.050, result.explain()
 
 
 def test_a_fresh_namespace_starts_at_kernel_defaults_not_its_creators_values(netkit_lab):

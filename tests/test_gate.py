@@ -9,10 +9,10 @@ import sys
 import time
 
 import pytest
+from conftest import process_group, wait_for
 
 from netkit.privileges import missing_privileges
 from netkit.report.tapparse import parse_tap
-from processes import process_group
 
 needs_root = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
 
@@ -149,9 +149,7 @@ def test_sigterm_tears_everything_down(assert_no_leftovers):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
-    deadline = time.monotonic() + 10
-    while process_group(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert process_group(proc.pid) == []
+    wait_for(lambda: process_group(proc.pid) == [], timeout=10, interval=0.1,
+             what="every process of the terminated gate to end")
     assert_no_leftovers()
 

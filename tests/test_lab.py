@@ -12,8 +12,9 @@ import pytest
 
 from netkit import Lab, NameCollision
 from netkit.cleanup import kept_namespaces
+from netkit.lab.namespaces import Namespace, remove_named
+from netkit.lab.proc import holders
 from netkit.privileges import missing_privileges
-from netkit.namespaces import Namespace, holders, remove_named
 
 pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
 
@@ -23,7 +24,7 @@ def host_network_state():
     def ip(*args):
         return json.loads(subprocess.run(["ip", "-j", *args], check=True, capture_output=True, text=True).stdout)
 
-    links = [{k: l.get(k) for k in ("ifindex", "ifname", "flags", "mtu", "address")} for l in ip("link", "show")]
+    links = [{k: link.get(k) for k in ("ifindex", "ifname", "flags", "mtu", "address")} for link in ip("link", "show")]
     return links, ip("addr", "show"), ip("-4", "route", "show", "table", "all"), ip("-6", "route", "show", "table", "all")
 
 

@@ -2,10 +2,9 @@
 
 import pytest
 
-from netkit import KeepaliveSettings, keepalive_death
+from netkit import KeepaliveSettings, Scenario, keepalive_death
 from netkit.kernel import KernelInfo
-from netkit.model import packetdrill_bound_s, wheel_granularity_s, wheel_level
-from netkit.rules import predict
+from netkit.model import packetdrill_bound_s, predict, wheel_granularity_s, wheel_level
 
 HZ250 = KernelInfo("test", 250, "test")
 
@@ -74,8 +73,8 @@ def test_user_timeout_just_after_a_run_allows_the_late_run_with_one_probe_less()
 
 def test_fault_specific_rules():
     k = KeepaliveSettings(2, 1, 2)
-    reboot = predict("idle", "peer-reboot", "ipv4", k, HZ250)
+    reboot = predict(Scenario(k, "ipv4", "peer-reboot"), HZ250)
     assert (reboot.expected_s, reboot.expected_error, reboot.expected_count) == (2, "ECONNRESET", 1)
-    assert predict("idle", "peer-gone", "ipv6", k, HZ250).expected_error == "ENETUNREACH"
-    assert predict("idle", "peer-gone", "ipv4", k, HZ250).expected_error == "ETIMEDOUT"
-    assert predict("idle", "one-way", "ipv4", k, HZ250).peer_expected_error == "ECONNRESET"
+    assert predict(Scenario(k, "ipv6", "peer-gone"), HZ250).expected_error == "ENETUNREACH"
+    assert predict(Scenario(k, "ipv4", "peer-gone"), HZ250).expected_error == "ETIMEDOUT"
+    assert predict(Scenario(k, "ipv4", "one-way"), HZ250).peer_expected_error == "ECONNRESET"

@@ -7,12 +7,9 @@ import sys
 
 import pytest
 
-from netkit import KeepaliveSettings, Scenario
 from netkit.cleanup import cleanup, kept_namespaces
-from netkit.privileges import missing_privileges
 from netkit.kernel import kernel_info
-from netkit.model import keepalive_death
-from netkit.scenario import ScenarioResult
+from netkit.privileges import missing_privileges
 
 pytest_plugins = ["pytester"]
 needs_root = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
@@ -112,17 +109,3 @@ def test_the_summary_counts_only_skips_for_lack_of_privileges(pytester, without_
     done = run_unprivileged(pytester, without_privileges)
     assert "1 skipped" in done.stdout, done.stdout
     assert "lack of privileges" not in done.stdout
-
-
-def test_failure_message_states_rule_window_measurement_and_probes():
-    scenario = Scenario(KeepaliveSettings(1, 1, 3))
-    result = ScenarioResult(scenario, kernel_info(), keepalive_death(scenario.keepalive, kernel_info()))
-    result.measured_s, result.error, result.probes = 3.5, "ETIMEDOUT", 2
-    result.counters = {"TCPKeepAlive": 2}
-    result.judge()
-    message = result.explain()
-    assert result.verdict == "fail"
-    assert "died EARLY: 3.500 s" in message
-    assert "tcp_keepalive_timer" in message
-    assert "window [3.996, 4.136] s" in message and "2 probes (tcpi_probes)" in message
-    assert "tcpi_probes = 2 at death, expected 3" in message

@@ -84,7 +84,7 @@ def test_the_readme_has_the_commands_a_newcomer_needs():
     for needed in ("netkit doctor", "scripts/python example.py", "scripts/python -m pytest test_my_keepalive.py"):
         assert needed in commands
     files = {e["name"] for e in readme_entries() if e["kind"] == "file"}
-    assert files == {"example.py", "test_my_keepalive.py"}
+    assert files == {"example.py", "test_my_keepalive.py", "fleet.toml", "known.toml"}
 
 
 def test_every_host_command_is_run_here_or_proven_elsewhere():

@@ -12,14 +12,15 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 WRAPPER = pathlib.Path("/usr/local/bin/netkit")
 MARKER = "# netkit-wrapper: installed by scripts/provision.sh"
+A_MODEL_TEST = "test_granularity_at_hz250_matches_measured_steps"
 
 
 def test_scripts_test_takes_paths_from_the_callers_directory():
     """`cd tests && ../scripts/test test_model.py` means tests/test_model.py, as pytest would take it."""
-    done = subprocess.run(["bash", "../scripts/test", "--collect-only", "-q", "test_model.py::test_granularity_at_hz250_matches_measured_steps"],
+    done = subprocess.run(["bash", "../scripts/test", "--collect-only", "-q", f"test_model.py::{A_MODEL_TEST}"],
                           cwd=ROOT / "tests", capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "tests/test_model.py::test_granularity_at_hz250_matches_measured_steps" in done.stdout
+    assert f"tests/test_model.py::{A_MODEL_TEST}" in done.stdout
 
 
 @pytest.fixture

@@ -19,12 +19,11 @@ from typing import Any
 from ..errors import InputError
 from ..kernel import kernel_info
 from ..privileges import missing_privileges
-from ..scenario import Scenario
 from . import matrix
 from .diff import compare, format_diff
 from .document import build, load, scenario_entry, utc_now
 from .matrix_file import load_matrix
-from .outcome import Known, Outcome, decide, find_known, load_known, slow_machine_from_environment
+from .outcome import decide, find_known, load_known, slow_machine_from_environment
 from .progress import LiveProgress
 from .run import ScenarioRuns, run_gate
 from .summary import format_summary
@@ -100,16 +99,17 @@ def cmd_gate(args: argparse.Namespace) -> int:
     slow = args.slow_machine or slow_machine_from_environment()
     kernel = kernel_info()
     known_for = {s.id: find_known(known, s.id, kernel.release) for s in scenarios}
-    to_run = [s for s in scenarios if not (known_for[s.id] and known_for[s.id].outcome == "skip")]
+    known_skips = {sid for sid, known in known_for.items() if known is not None and known.outcome == "skip"}
+    to_run = [s for s in scenarios if s.id not in known_skips]
     started, clock = utc_now(), time.monotonic()
     progress = LiveProgress(sys.stderr, len(scenarios))
     try:
-        outcome = {r.scenario.id: r for r in run_gate(to_run, repeat=args.repeat, on_progress=progress,
-                                                      pcap_dir=args.pcap_dir)}
+        ran = {r.scenario.id: r for r in run_gate(to_run, repeat=args.repeat, on_progress=progress,
+                                                  pcap_dir=args.pcap_dir)}
     finally:
         progress.finish()
-    entries = [scenario_entry(outcome[s.id], decide(outcome[s.id], slow_machine=slow, known=known_for[s.id]))
-               if s.id in outcome else _known_skip(s, known_for[s.id]) for s in scenarios]
+    runs = [ran.get(s.id) or ScenarioRuns(s) for s in scenarios]  # a known skip never ran: decide() says why
+    entries = [scenario_entry(r, decide(r, slow_machine=slow, known=known_for[r.scenario.id])) for r in runs]
     options = {"repeat": args.repeat, "only": args.only, "matrix": args.matrix, "slow_machine": slow,
                "baseline": args.baseline, "known": args.known}
     doc = build(entries, kernel=kernel, started=started, wall_s=time.monotonic() - clock, options=options,
@@ -121,10 +121,6 @@ def cmd_gate(args: argparse.Namespace) -> int:
     print(summary, file=sys.stderr if args.tap or args.markdown else sys.stdout)
     failed = any(e["outcome"] in ("fail", "error") for e in entries) or bool(diff and diff.regressions)
     return EXIT_FAIL if failed else EXIT_PASS
-
-
-def _known_skip(scenario: Scenario, known: Known) -> dict[str, Any]:
-    return scenario_entry(ScenarioRuns(scenario), Outcome("skip", f"known difference: {known.reason}", known))
 
 
 def _write_reports(args: argparse.Namespace, doc: dict[str, Any]) -> None:

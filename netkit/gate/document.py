@@ -64,8 +64,9 @@ def scenario_entry(runs: ScenarioRuns, decided: Outcome) -> dict[str, Any]:
         "family": s.family,
         "outcome": decided.outcome,
         "reason": decided.reason,
-        "expected_s": runs.expected_s,
-        "window_s": list(runs.window_s) if runs.window_s else None,
+        # the prediction each run was judged by (data states read the connection's RTO); before any run, the gate's own
+        "expected_s": runs.results[0]["expected_s"] if runs.results else runs.expected_s,
+        "window_s": runs.results[0]["window_s"] if runs.results else (list(runs.window_s) if runs.window_s else None),
         "measured_s": {"min": min(measured), "median": statistics.median(measured), "max": max(measured)}
         if measured else None,
         "duration_s": runs.duration_s,

@@ -84,13 +84,13 @@ def _cells(path: str, text: str, number: int, table: dict[str, Any]) -> list[Sce
     ):
         if not (isinstance(keepalive, list) and len(keepalive) == 3):
             raise fail("keepalive", f"{keepalive!r} is not [idle, intvl, cnt]")
+        idle, intvl, cnt = keepalive
         try:
-            settings = KeepaliveSettings(*keepalive, user_timeout_ms=table.get("user_timeout_ms"))
+            settings = KeepaliveSettings(idle, intvl, cnt, user_timeout_ms=table.get("user_timeout_ms"))
             cells.append(Scenario(settings, family, fault, state, table.get("side", "server"),
                                   table.get("keepalive_via", "socket"), table.get("retries2")))
         except (ValueError, KeyError) as exc:  # SettingError is a ValueError; an unknown fault a KeyError
-            key = _key_named_in(str(exc), table)
-            raise fail(key, str(exc).strip("'\"")) from None
+            raise fail(_key_named_in(str(exc), table), str(exc).strip("'\"")) from None
     return cells
 
 

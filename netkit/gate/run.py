@@ -21,12 +21,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import FeatureMissing
+from ..errors import FeatureMissing, NotModelled
 from ..kernel import KernelInfo, kernel_info
-from ..pool import ScenarioPool
-from ..retransmission import NotModelled
-from ..rules import predict
+from ..model.predict import predict
 from ..scenario import Progress, Scenario, ScenarioResult, run_scenario
+from ..scenario.pool import ScenarioPool
 
 MAX_WORKERS = 128  # runs beyond this wait for a free worker (bounded processes and memory)
 SETUP_ALLOWANCE_S = 20.0  # building the lab and, before the fault, waiting for an answered probe
@@ -102,7 +101,7 @@ def _prepare(runs: ScenarioRuns, kernel: KernelInfo) -> str | None:
     s = runs.scenario
     try:
         s.require_supported()
-        prediction = predict(s.state, s.fault, s.family, s.keepalive, kernel, retries2=s.retries2)
+        prediction = predict(s, kernel)
     except (FeatureMissing, NotModelled) as exc:
         runs.skipped = str(exc)
         return runs.skipped
@@ -137,7 +136,7 @@ class _Run:
         return "; ".join(lines[1:]) or "lab being built, no probe counted yet"
 
 
-def _start(pool: ScenarioPool, runnable: list[ScenarioRuns], repeat: int, journals: str) -> dict[Future, _Run]:
+def _start(pool: ScenarioPool, runnable: list[ScenarioRuns], repeat: int, journals: str) -> dict[Future[ScenarioResult], _Run]:
     pending = {}
     for index, runs in enumerate(runnable):
         k = runs.scenario.keepalive
@@ -153,7 +152,7 @@ def _start(pool: ScenarioPool, runnable: list[ScenarioRuns], repeat: int, journa
     return pending
 
 
-def _collect(pending: dict[Future, _Run], outcome: list[ScenarioRuns],
+def _collect(pending: dict[Future[ScenarioResult], _Run], outcome: list[ScenarioRuns],
              on_progress: Callable[[GateProgress], None] | None) -> None:
     while pending:
         done, _ = concurrent.futures.wait(pending, timeout=POLL_S, return_when=concurrent.futures.FIRST_COMPLETED)
@@ -183,7 +182,7 @@ def _timed(run: _Run, now: float) -> ScenarioRuns:
     return runs
 
 
-def _record(run: _Run, future: Future) -> None:
+def _record(run: _Run, future: Future[ScenarioResult]) -> None:
     try:
         result = future.result()
         run.runs.results.append({**result.to_dict(), "explain": result.explain()})
@@ -193,7 +192,7 @@ def _record(run: _Run, future: Future) -> None:
         run.runs.errors.append(f"{type(exc).__name__}: {exc}; progress so far: {run.so_far()}")
 
 
-def _report(outcome: list[ScenarioRuns], pending: dict[Future, _Run], finished: list[ScenarioRuns],
+def _report(outcome: list[ScenarioRuns], pending: dict[Future[ScenarioResult], _Run], finished: list[ScenarioRuns],
             on_progress: Callable[[GateProgress], None], now: float) -> None:
     starts = {id(r): r.started_at() for r in pending.values()}
     running = {r.runs for r in pending.values() if starts[id(r)] is not None}

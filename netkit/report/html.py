@@ -31,15 +31,16 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Optional
 
 from .markdown import (
     OUTCOMES,
-    as_number,
     Doc,
     Run,
     Scenario,
+    as_number,
     expected_count,
     failure_message,
     format_s,
@@ -139,14 +140,14 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _pair(window: Any) -> Tuple[Optional[float], Optional[float]]:
+def _pair(window: Any) -> tuple[Optional[float], Optional[float]]:
     """``[low, high]`` as two floats, (None, None) when it is null or malformed."""
     if isinstance(window, (list, tuple)) and len(window) == 2:
         return as_number(window[0]), as_number(window[1])
     return None, None
 
 
-def _style(outcome: Optional[str]) -> Tuple[str, str, str]:
+def _style(outcome: Optional[str]) -> tuple[str, str, str]:
     return STYLE.get(outcome or "", _UNKNOWN_STYLE)
 
 
@@ -166,8 +167,8 @@ def group_of(scenario: Scenario) -> str:
     return str(scenario.get("group") or f"{scenario.get('state')}/{scenario.get('fault')}")
 
 
-def _distinct(values: Iterable[str]) -> List[str]:
-    seen: List[str] = []
+def _distinct(values: Iterable[str]) -> list[str]:
+    seen: list[str] = []
     for value in values:
         if value not in seen:
             seen.append(value)
@@ -217,7 +218,8 @@ def _header(doc: Doc) -> str:
     mismatch = {k: (totals.get(k, 0), counted.get(k, 0)) for k in counted if totals.get(k, 0) != counted.get(k, 0)}
     if mismatch:
         warning = "; ".join(f"{k}: totals say {a}, scenarios say {b}" for k, (a, b) in mismatch.items())
-        badges += f'<p class="verdict" style="color:{STYLE["fail"][0]}"><b>totals disagree with the scenarios:</b> {_e(warning)}</p>'
+        badges += (f'<p class="verdict" style="color:{STYLE["fail"][0]}">'
+                   f'<b>totals disagree with the scenarios:</b> {_e(warning)}</p>')
     return (
         f"<h1>netkit gate {_e(verdict)} on {_e(kernel.get('release', '?'))}</h1>"
         f'<p class="sub">{_e(count)} scenario{"" if count == 1 else "s"}, schema {_e(doc.get("schema", "?"))}: '
@@ -261,6 +263,8 @@ def _matrix(doc: Doc) -> str:
     settings = _distinct(settings_of(s) for _, s in numbered)
     groups = _distinct(group_of(s) for _, s in numbered)
     wide = len(settings) * len(families) <= MAX_MATRIX_COLUMNS
+    rows: list[tuple[str, str | None]]
+    columns: list[tuple[str | None, str]]
     if wide:
         rows = [(g, None) for g in groups]
         columns = [(st, f) for st in settings for f in families]
@@ -268,7 +272,7 @@ def _matrix(doc: Doc) -> str:
         rows = [(g, st) for g in groups for st in settings
                 if any(group_of(s) == g and settings_of(s) == st for _, s in numbered)]
         columns = [(None, f) for f in families]
-    cells: dict = {}
+    cells: dict[tuple[str, str | None, str | None, str], Any] = {}
     for number, s in numbered:
         key = (group_of(s), settings_of(s) if not wide else None, settings_of(s) if wide else None, str(s.get("family")))
         cells.setdefault(key, []).append((number, s))
@@ -313,7 +317,7 @@ class TimeAxis:
     def x(self, t: float) -> float:
         return self.x0 + (t - self.t0) / (self.t1 - self.t0) * (self.x1 - self.x0)
 
-    def ticks(self) -> List[float]:
+    def ticks(self) -> list[float]:
         """Round tick positions (1, 2 or 5 x 10^k s apart), about eight across the axis."""
         raw = (self.t1 - self.t0) / 8
         power = 10 ** math.floor(math.log10(raw))
@@ -322,8 +326,8 @@ class TimeAxis:
         return [round(k * step, 9) for k in range(first, int(math.floor(self.t1 / step)) + 1)]
 
 
-def _times(runs: Sequence[Run]) -> List[float]:
-    values: List[Any] = [0.0]
+def _times(runs: Sequence[Run]) -> list[float]:
+    values: list[Any] = [0.0]
     for run in runs:
         values += [run.get(key) for key in ("fault_at_s", "measured_s", "expected_s")]
         for key in ("window_s", "alternative_window_s"):
@@ -395,7 +399,7 @@ def timeline_svg(scenario: Scenario, axis: Optional[TimeAxis] = None) -> str:
     lanes_h = LANE * len(runs)
     height = TOP + lanes_h + BOTTOM
     bottom = TOP + lanes_h
-    parts: List[str] = [
+    parts: list[str] = [
         f'<svg class="timeline" viewBox="0 0 {SVG_WIDTH} {height}" width="{SVG_WIDTH}" height="{height}" '
         f'role="img" aria-label="timeline of {_e(scenario.get("id"))}" data-t0="{axis.t0:.6f}" data-t1="{axis.t1:.6f}" '
         f'data-x0="{axis.x0:.2f}" data-x1="{axis.x1:.2f}">'
@@ -403,7 +407,7 @@ def timeline_svg(scenario: Scenario, axis: Optional[TimeAxis] = None) -> str:
     first = runs[0] if runs else {}
     bands = [("band", first.get("window_s") or scenario.get("window_s"), "#2ea043", "expected"),
              ("band alt", first.get("alternative_window_s"), "#e3a008", "or")]
-    labels: List[str] = []
+    labels: list[str] = []
     centre = None
     for cls, window, colour, word in bands:
         low, high = _pair(window)
@@ -443,7 +447,7 @@ def timeline_svg(scenario: Scenario, axis: Optional[TimeAxis] = None) -> str:
     return "".join(parts)
 
 
-def _lane(run: Run, lane: int, lanes: int, axis: TimeAxis) -> List[str]:
+def _lane(run: Run, lane: int, lanes: int, axis: TimeAxis) -> list[str]:
     y = TOP + LANE * lane + LANE / 2
     failed = run.get("verdict") not in (None, "pass")
     parts = [
@@ -501,7 +505,8 @@ def _lane(run: Run, lane: int, lanes: int, axis: TimeAxis) -> List[str]:
 
 def _off_window(run: Run, measured: float) -> str:
     """`` (0.496 s EARLY)`` when the death fell outside every allowed window, else nothing."""
-    windows = [w for w in map(_pair, (run.get("window_s"), run.get("alternative_window_s"))) if None not in w]
+    windows = [(low, high) for low, high in map(_pair, (run.get("window_s"), run.get("alternative_window_s")))
+               if low is not None and high is not None]
     if not windows or any(low <= measured <= high for low, high in windows):
         return ""
     low, high = min(w[0] for w in windows), max(w[1] for w in windows)
@@ -579,7 +584,7 @@ def _section(number: int, scenario: Scenario) -> str:
         f'<span class="meta">{_e(group_of(scenario))} · {_e(scenario.get("family"))} · '
         f'{_e(len(runs))} run{"" if len(runs) == 1 else "s"}</span></h3>'
     )
-    body: List[str] = []
+    body: list[str] = []
     known = known_text(scenario.get("known"))
     if outcome in ("fail", "error") or not runs:
         text = failure_message(scenario) if outcome == "fail" else (scenario.get("reason") or "no reason given")
@@ -594,7 +599,7 @@ def _section(number: int, scenario: Scenario) -> str:
     if runs:
         body.append(_facts(scenario))
         body.append(timeline_svg(scenario))
-        notes: dict = {}
+        notes: dict[str, Any] = {}
         for n, run in enumerate(runs, 1):
             wire = run.get("wire")
             if isinstance(wire, Mapping) and wire.get("note"):
@@ -621,7 +626,7 @@ def _section(number: int, scenario: Scenario) -> str:
     return head + "".join(body) + "</section>"
 
 
-def ordered(scenarios: Sequence[Scenario]) -> List[Tuple[int, Scenario]]:
+def ordered(scenarios: Sequence[Scenario]) -> list[tuple[int, Scenario]]:
     """(document number, scenario), failures and errors first; the document order within an outcome."""
     rank = {o: i for i, o in enumerate(SECTION_ORDER)}
     numbered = list(enumerate(scenarios, 1))

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 from .markdown import Doc, Scenario, as_number, failure_details, failure_message, format_s, known_text
 

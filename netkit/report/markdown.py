@@ -3,7 +3,7 @@
 One row per scenario, in the document's order::
 
     | cell | expected (s) | window (s) | measured min/median/max (s) | error | count | verdict |
-    | ipv4-idle-link-down-1/1/3 | 4.000 | [3.996, 4.136] | 4.096 / 4.096 / 4.096 | ETIMEDOUT | tcpi_probes: [3] (exp 3) | 3/3 pass |
+    | ipv4-idle-link-down-1/1/3 | 4.000 | [3.996, 4.136] | 4.096 / 4.096 / 4.096 | ETIMEDOUT | tcpi_probes: [3] (exp 3) | 3/3 |
 
 A scenario that never ran (skip, or an error before its first run) is one
 merged row, ``| id | skipped: reason |||||``, as in the README.
@@ -17,7 +17,8 @@ pure: a dict in, a string out.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Optional
 
 Doc = Mapping[str, Any]
 Scenario = Mapping[str, Any]

@@ -26,6 +26,8 @@ the gate's self-check run every document through it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .markdown import OUTCOMES, Doc, Scenario, as_number, failure_details, known_text
 
 PREFIX = "netkit."
@@ -81,7 +83,7 @@ def _scenario_lines(number: int, scenario: Scenario) -> list[str]:
     return _diagnostics(explain or f"{outcome}") + [f"not ok {number} {name} # time={time_ms}ms"]
 
 
-def totals_line(counts: dict) -> str:
+def totals_line(counts: dict[str, Any]) -> str:
     """kselftest's ``ksft_print_cnts`` line."""
     return "# Totals: " + " ".join(f"{k}:{int(counts.get(k, 0))}" for k in OUTCOMES)
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Optional
 
 DIRECTIVES = ("SKIP", "XFAIL", "XPASS", "TODO")
 TOTALS_KEYS = ("pass", "fail", "xfail", "xpass", "skip", "error")
@@ -64,7 +64,7 @@ class TapResult:
     reason: Optional[str] = None
     time_ms: Optional[int] = None
     comment: Optional[str] = None  # free text after "#  " (no directive)
-    diagnostics: List[str] = field(default_factory=list)
+    diagnostics: list[str] = field(default_factory=list)
     line_no: int = 0
 
     @property
@@ -87,13 +87,13 @@ class TapRun:
 
     version: int
     plan: int
-    results: List[TapResult] = field(default_factory=list)
+    results: list[TapResult] = field(default_factory=list)
     plan_skip_reason: Optional[str] = None
-    totals: Optional[Dict[str, int]] = None
-    diagnostics: List[str] = field(default_factory=list)  # after the last result, not attached
+    totals: Optional[dict[str, int]] = None
+    diagnostics: list[str] = field(default_factory=list)  # after the last result, not attached
     bail_out: Optional[str] = None
 
-    def counts(self) -> Dict[str, int]:
+    def counts(self) -> dict[str, int]:
         """Results per outcome, counted from the lines (what a Totals line must say)."""
         counts = dict.fromkeys(TOTALS_KEYS, 0)
         for result in self.results:
@@ -140,7 +140,7 @@ def parse_tap(text: str) -> TapRun:
     run = TapRun(version=int(version_match.group(1)), plan=-1)
     plan_line = totals_line = 0
     trailing_plan = False
-    pending: List[str] = []
+    pending: list[str] = []
     for line_no, line in enumerate(lines[1:], 2):
         if _VERSION.match(line):
             raise TapError(line_no, "duplicate version line")

@@ -1,8 +1,12 @@
 """Ways to break the path between the side under test and its peer.
 
-Each fault is a small strategy object: a name, what it does, whether this
-machine supports it (``unsupported_reason``: None, or why not -- tests turn
-that into a skip), and ``apply(ctx)``.  Faults act on the *peer* of the side
+Each fault is one object that owns everything it means: a name, what it
+does, how it breaks the path (``apply(ctx)``, with ``prepare``/``settle``
+around it), whether the tested veth's packet tap can see the probes after it
+(``wire_blind``: None, or why not), its twist to the kernel's rule and to the
+expected error (``rule``, a :class:`netkit.model.FaultRule` the pure model
+reads), and whether this machine supports it (``unsupported_reason``: None,
+or why not -- tests turn that into a skip).  Faults act on the *peer* of the side
 whose keepalive is tested (normally the client; the server in the "client's
 view" scenarios), through a :class:`FaultContext`.
 
@@ -16,15 +20,16 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from pyroute2.nftables.main import NFTables
 
-from .errors import FeatureMissing, NetkitError
+from ..errors import FeatureMissing
+from ..model.fault_rule import DataPath, FaultRule
+from ..waiting import wait_until
 from .lab import Endpoint, Lab
-from .namespaces import holders
+from .proc import holders
 
 TCP_REPAIR = 19  # include/uapi/linux/tcp.h
 NFT_TABLE = "nk_fault"
@@ -47,30 +52,27 @@ class FaultContext:
     armed: Any = None  # what a fault's prepare() set up for its apply()
 
 
-class Fault(Protocol):
+class Fault:
+    """A way to break the path, and everything it means (module docstring)."""
+
     name: str
     description: str
+    rule: FaultRule  # its twist to the kernel's rule and the expected error
+    wire_blind: str | None = None  # why the tested veth's tap cannot see the probes after it; None: it can
 
-    def unsupported_reason(self) -> str | None: ...
-
-    def apply(self, ctx: FaultContext) -> None:
-        """Break the path; return as soon as the break is in effect."""
-
-    def settle(self, ctx: FaultContext) -> None:
-        """Wait for (and verify) what follows the break asynchronously; most faults have nothing."""
+    def unsupported_reason(self) -> str | None:
+        """None if this machine can apply the fault, else why not (a skip, in tests)."""
+        return None
 
     def prepare(self, ctx: FaultContext) -> None:
         """Do the slow part ahead of time, so that ``apply`` is quick; most faults have nothing."""
 
+    def apply(self, ctx: FaultContext) -> None:
+        """Break the path; return as soon as the break is in effect."""
+        raise NotImplementedError
 
-def prepare(fault: Fault, ctx: FaultContext) -> None:
-    """Call the fault's ``prepare`` if it has one."""
-    getattr(fault, "prepare", lambda _ctx: None)(ctx)
-
-
-def settle(fault: Fault, ctx: FaultContext) -> None:
-    """Call the fault's ``settle`` if it has one."""
-    getattr(fault, "settle", lambda _ctx: None)(ctx)
+    def settle(self, ctx: FaultContext) -> None:
+        """Wait for (and verify) what follows the break asynchronously; most faults have nothing."""
 
 
 def close_silently(sock: socket.socket) -> None:
@@ -83,7 +85,7 @@ def close_silently(sock: socket.socket) -> None:
     sock.close()
 
 
-class LinkDown:
+class LinkDown(Fault):
     """Set the peer's veth end down, inside the peer's namespace.
 
     The tested side's end loses carrier; its probes are counted by the kernel
@@ -95,16 +97,15 @@ class LinkDown:
 
     name = "link-down"
     description = "the peer's veth end is set down (no carrier on the tested end)"
-
-    def unsupported_reason(self) -> str | None:
-        return None  # veth is checked when the lab is built
+    rule = FaultRule(DataPath.LOCAL)
+    wire_blind = "with no carrier on the tested veth the local qdisc discards every probe before any packet tap"
 
     def apply(self, ctx: FaultContext) -> None:
         ctx.peer.set_link("down")
         ctx.tested.refresh_link()
 
 
-class PeerGone:
+class PeerGone(Fault):
     """Destroy the peer's namespace (a crashed VM, a deleted container).
 
     A namespace lives while anything pins it: an open socket in it keeps it,
@@ -119,9 +120,9 @@ class PeerGone:
 
     name = "peer-gone"
     description = "the peer's namespace is destroyed (its veth pair vanishes with it)"
-
-    def unsupported_reason(self) -> str | None:
-        return None
+    rule = FaultRule(DataPath.NO_ROUTE, soft_error_ipv6="ENETUNREACH")
+    wire_blind = ("the tested veth vanished with the peer's namespace: the probes fail in the route lookup and "
+                  "never reach a device")
 
     def apply(self, ctx: FaultContext) -> None:
         ctx.inode = ctx.peer.namespace.inode
@@ -141,18 +142,18 @@ class PeerGone:
         processes are not asked: once freed, a namespace's inode number is
         soon reused by a namespace another scenario creates.)
         """
-        deadline = time.monotonic() + GONE_TIMEOUT_S
-        while os.getpid() in holders(ctx.inode) or ctx.tested.link_exists():
-            if time.monotonic() > deadline:
-                raise NetkitError(
-                    f"peer namespace still alive {GONE_TIMEOUT_S} s after its last reference was dropped "
+        def gone() -> bool:
+            return os.getpid() not in holders(ctx.inode) and not ctx.tested.link_exists()
+
+        def still_alive() -> str:
+            return (f"peer namespace still alive {GONE_TIMEOUT_S} s after its last reference was dropped "
                     f"(still referenced by this process: {os.getpid() in holders(ctx.inode)}, "
-                    f"tested veth present: {ctx.tested.link_exists()})"
-                )
-            time.sleep(0.005)
+                    f"tested veth present: {ctx.tested.link_exists()})")
+
+        wait_until(gone, GONE_TIMEOUT_S, 0.005, on_timeout=still_alive)
 
 
-class PeerReboot:
+class PeerReboot(Fault):
     """The peer loses its TCP state while its address still answers.
 
     The peer's socket is dropped silently (TCP_REPAIR); the namespace, link
@@ -161,22 +162,21 @@ class PeerReboot:
 
     name = "peer-reboot"
     description = "the peer forgets the connection (silent close) but its address still answers"
-
-    def unsupported_reason(self) -> str | None:
-        return None
+    rule = FaultRule(DataPath.RESET)
+    wire_blind = None
 
     def apply(self, ctx: FaultContext) -> None:
         close_silently(ctx.peer_connection)
 
 
-def _end(proc: subprocess.Popen) -> None:
+def _end(proc: subprocess.Popen[Any]) -> None:
     """End a helper process we started (by its own Popen, so by our pid), and reap it."""
     if proc.poll() is None:
         proc.kill()
     proc.communicate()
 
 
-class FirewallDrop:
+class FirewallDrop(Fault):
     """Drop packets in the peer's namespace with nftables (iptables as fallback).
 
     ``hook`` "input": everything the peer receives vanishes (a blackhole; the
@@ -192,10 +192,13 @@ class FirewallDrop:
     started ahead of time too, parked on a ``read`` that ``apply`` releases.
     """
 
-    def __init__(self, name: str, hook: str, description: str) -> None:
+    wire_blind = None  # dropped at the peer: everything passes the tested veth's tap first
+
+    def __init__(self, name: str, hook: str, description: str, rule: FaultRule) -> None:
         self.name = name
         self.hook = hook
         self.description = description
+        self.rule = rule
 
     def unsupported_reason(self) -> str | None:
         return None  # nf_tables is probed in prepare(); iptables is the fallback
@@ -242,14 +245,16 @@ def _nft(what: str, hook: str = "") -> None:
             nft.chain("add", table=NFT_TABLE, name=hook, hook=hook, type="filter", priority=0, policy=NF_DROP)
 
 
-class NetemLoss:
+class NetemLoss(Fault):
     """``tc netem loss 100%`` on the tested side's egress (needs sch_netem)."""
 
     name = "netem-loss"
     description = "netem drops 100 % of what the tested side sends"
+    rule = FaultRule(DataPath.LOST)
+    wire_blind = "netem drops them in the tested side's own qdisc, before the packet tap (dev_queue_xmit_nit)"
 
     def unsupported_reason(self) -> str | None:
-        from .doctor import netem_missing_reason
+        from ..doctor import netem_missing_reason
 
         return netem_missing_reason()
 
@@ -266,8 +271,10 @@ FAULTS: dict[str, Fault] = {
     for fault in (
         LinkDown(),
         PeerGone(),
-        FirewallDrop("blackhole", "input", "nftables in the peer's namespace drops everything the peer receives"),
-        FirewallDrop("one-way", "output", "nftables in the peer's namespace drops everything the peer sends"),
+        FirewallDrop("blackhole", "input", "nftables in the peer's namespace drops everything the peer receives",
+                     FaultRule(DataPath.LOST)),
+        FirewallDrop("one-way", "output", "nftables in the peer's namespace drops everything the peer sends",
+                     FaultRule(DataPath.LOST, peer_dies_too=True)),
         PeerReboot(),
         NetemLoss(),
     )

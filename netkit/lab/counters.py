@@ -31,3 +31,8 @@ def tcpext_counts(namespace: Namespace, names: tuple[str, ...]) -> dict[str, int
     """``{"TCPKeepAlive": 3, ...}``: the named TcpExt counters of ``namespace`` (0 if this kernel lacks one)."""
     found = tcpext(namespace)
     return {name: found.get(f"TcpExt.{name}", 0) for name in names}
+
+
+def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """What each counter of ``before`` grew by (from one tcpext_counts to the next)."""
+    return {name: after[name] - before[name] for name in before}

@@ -38,8 +38,10 @@ from multiprocessing import forkserver, popen_forkserver, spawn, util
 from multiprocessing.reduction import dump
 from typing import TypeVar
 
-from .privileges import require_privileges
-from .scenario import Scenario, ScenarioResult, run_scenario
+from ..privileges import require_privileges
+from .result import ScenarioResult
+from .run import run_scenario
+from .spec import Scenario
 
 T = TypeVar("T")
 
@@ -56,7 +58,10 @@ def _worker_init(main_pid: int) -> None:
     the task queue's write end too).  So a daemon thread waits on a pidfd of
     the owner and kills the worker when it ends -- even by SIGKILL; the
     worker's namespaces, held only by its fds, vanish with it.
+
+    An idle worker ignores SIGINT (see :func:`_interruptible`).
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     try:
         # A worker sleeps almost all the time; when its socket dies it must wake at once,
@@ -90,15 +95,15 @@ class _NetkitOnlyPopen(popen_forkserver.Popen):
         prep_data.pop("init_main_from_path", None)
         prep_data.pop("init_main_from_name", None)
         buf = io.BytesIO()
-        multiprocessing.context.set_spawning_popen(self)  # type: ignore[attr-defined]
+        multiprocessing.context.set_spawning_popen(self)
         try:
             dump(prep_data, buf)
             dump(process_obj, buf)
         finally:
-            multiprocessing.context.set_spawning_popen(None)  # type: ignore[attr-defined]
-        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
+            multiprocessing.context.set_spawning_popen(None)
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)  # type: ignore[attr-defined]
         parent_w = os.dup(w)  # the child watches this end to notice its parent's death
-        self.finalizer = util.Finalize(self, util.close_fds, (parent_w, self.sentinel))
+        self.finalizer = util.Finalize(self, util.close_fds, (parent_w, self.sentinel))  # type: ignore[attr-defined]
         with open(w, "wb", closefd=True) as f:
             f.write(buf.getbuffer())
         self.pid = forkserver.read_signed(self.sentinel)
@@ -111,12 +116,28 @@ class _NetkitOnlyProcess(multiprocessing.context.ForkServerProcess):
 
 
 class _NetkitOnlyContext(multiprocessing.context.ForkServerContext):
-    Process = _NetkitOnlyProcess  # type: ignore[assignment]
+    Process = _NetkitOnlyProcess
+
+
+def _interruptible(function: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """In a worker: run ``function`` with SIGINT raising KeyboardInterrupt, so that Ctrl-C or ``close()`` tears its lab down.
+
+    Only while it runs: an idle worker waits for work inside the task queue's
+    pipe read, and a KeyboardInterrupt there -- after a message's length was
+    read, before its body -- would leave the other workers reading the pipe
+    out of step, waiting forever (a hang at exit, seen once in three runs that
+    closed the pool with scenarios still running).
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return function(*args, **kwargs)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _context() -> multiprocessing.context.BaseContext:
     context = _NetkitOnlyContext()
-    context.set_forkserver_preload(["netkit.scenario"])
+    context.set_forkserver_preload(["netkit.scenario.run"])
     return context
 
 
@@ -150,13 +171,14 @@ class ScenarioPool:
 
     def start(self, scenario: Scenario) -> Future[ScenarioResult]:
         """Start one more run of ``scenario`` (even if it ran already: a benchmark repeats one)."""
-        future = self._pool.submit(run_scenario, scenario, keep_failed=self.keep_failed, pcap_dir=self.pcap_dir)
+        future = self._pool.submit(_interruptible, run_scenario, scenario, keep_failed=self.keep_failed,
+                                   pcap_dir=self.pcap_dir)
         self._runs.append(future)
         return future
 
     def run_in_worker(self, function: Callable[..., T], *args: object) -> Future[T]:
         """Run ``function(*args)`` in a worker; it must live in netkit (workers import nothing of the caller)."""
-        future = self._pool.submit(function, *args)
+        future = self._pool.submit(_interruptible, function, *args)
         self._runs.append(future)  # type: ignore[arg-type]
         return future
 

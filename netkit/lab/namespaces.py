@@ -35,8 +35,8 @@ from pyroute2.netlink import NLM_F_ACK, NLMSG_ERROR
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
-from .errors import EnvironmentUnusable, NameCollision
-from .privileges import missing_privileges
+from ..errors import EnvironmentUnusable, NameCollision
+from ..privileges import missing_privileges
 
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
@@ -51,6 +51,7 @@ NETLINK_RECV_BYTES = 65536
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 T = TypeVar("T")
+_socket_type = socket.socket  # the class; inside Namespace, "socket" is the method
 
 
 def _check(result: int, what: str) -> None:
@@ -83,7 +84,8 @@ def run_in_thread(target: Callable[[], T]) -> T:
         raise
     if "error" in box:
         raise box["error"]
-    return box["result"]
+    result: T = box["result"]
+    return result
 
 
 def new_lab_name() -> str:
@@ -152,7 +154,7 @@ class Namespace:
         """A plain socket.socket that lives in this namespace (0.15 ms, no fork)."""
         return self.run(socket.socket, family, type, proto)
 
-    def _netlink_socket(self, caller: str) -> socket.socket:
+    def _netlink_socket(self, caller: str) -> _socket_type:
         """A NETLINK_ROUTE socket in this namespace; refuses if the thread is elsewhere."""
         nl = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0)  # NETLINK_ROUTE
         if os.readlink("/proc/thread-self/ns/net") != os.readlink(f"/proc/self/fd/{self.fd}"):
@@ -230,7 +232,7 @@ class Namespace:
 
         return self.run(read)
 
-    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen:
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
         """Start a program inside this namespace.
 
         The program runs under ``setpriv --pdeathsig KILL``: if the netkit
@@ -297,33 +299,6 @@ def remove_named(name: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def holders(inode: int) -> list[int]:
-    """PIDs whose thread or open fd refers to network namespace ``inode``.
-
-    Empty means nothing but a bind mount (see /run/netns) or a socket can
-    still pin it; for netkit's fd-held namespaces, empty means gone.  Ask
-    only while the namespace is known to be alive, or about specific pids:
-    once freed, its inode number is soon reused by a new namespace.
-    """
-    target = f"net:[{inode}]"
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        links = [f"/proc/{pid}/ns/net"]
-        try:
-            links += [f"/proc/{pid}/fd/{fd}" for fd in os.listdir(f"/proc/{pid}/fd")]
-            links += [f"/proc/{pid}/task/{tid}/ns/net" for tid in os.listdir(f"/proc/{pid}/task")]
-        except OSError:
-            continue  # the process ended while we looked
-        for link in links:
-            try:
-                if os.readlink(link) == target:
-                    found.append(int(pid))
-                    break
-            except OSError:
-                continue
-    return found
 
 
 def socket_namespace_inode(sock: socket.socket) -> int:

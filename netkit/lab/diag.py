@@ -31,7 +31,6 @@ per dump, thread and socket included).
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -41,18 +40,15 @@ from pyroute2 import DiagSocket
 from pyroute2.netlink.diag import SS_ALL, SS_LISTEN
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .errors import FeatureMissing, NetkitError
+from ..errors import FeatureMissing, WrongNamespace
+from .lab import FAMILIES
 from .namespaces import Namespace, socket_namespace_inode
 from .tcpinfo import TCP_STATES, TcpInfo
 
 INET_DIAG_INFO = 2  # include/uapi/linux/inet_diag.h; request it with bit (INET_DIAG_INFO - 1)
 TIMERS = {0: "none", 1: "retransmit", 2: "keepalive", 3: "time-wait", 4: "zero-window-probe"}
-FAMILY_NAMES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
+FAMILY_NAMES = {number: name for name, number in FAMILIES.items()}
 WILDCARDS = ("0.0.0.0", "::")
-
-
-class WrongNamespace(NetkitError):
-    """A sock_diag socket was not in the namespace it was meant to read."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +166,9 @@ def listeners(namespace: Namespace, port: int) -> list[TcpSocketDiag]:
 
 def _same_address(a: str, b: str) -> bool:
     """``a`` equals ``b``, also when one is the other's IPv4-mapped IPv6 form."""
-    strip = lambda x: x[7:] if x.startswith("::ffff:") else x  # noqa: E731
+    def strip(x: str) -> str:
+        return x[7:] if x.startswith("::ffff:") else x
+
     return strip(a) == strip(b)
 
 
@@ -188,22 +186,3 @@ def find_connection(
                 and _same_address(s.remote[0], remote[0]) and s.state != "LISTEN":
             return s
     return None
-
-
-def owners(inodes: Iterable[int]) -> dict[int, list[int]]:
-    """{socket inode: pids holding it open}, from /proc/*/fd (processes of any namespace)."""
-    wanted = {f"socket:[{i}]": i for i in inodes if i}
-    found: dict[int, list[int]] = {i: [] for i in wanted.values()}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target in wanted and int(pid) not in found[wanted[target]]:
-                found[wanted[target]].append(int(pid))
-    return found

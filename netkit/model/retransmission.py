@@ -47,18 +47,26 @@ and IPv6 retransmits through TSQ, both changing the schedule and the error
 
 from __future__ import annotations
 
-from .errors import NetkitError
-from .kernel import KernelInfo
-from .keepalive import KeepaliveSettings
-from .model import MEASUREMENT_JIFFIES, DeathPrediction, latest_death_s, wheel_granularity_s
+from ..enums import Clock, CountSource
+from ..errors import NotModelled
+from ..keepalive import KeepaliveSettings
+from ..kernel import KernelInfo
+from .fault_rule import DataPath, FaultRule
+from .prediction import DeathPrediction
+from .wheel import MEASUREMENT_JIFFIES, latest_death_s, wheel_granularity_s
 
 TCP_RTO_MIN_S = 0.2
 TCP_RTO_MAX_S = 120.0
 NEIGHBOUR_FAILURE_S = 2.8  # 3 solicitations x 1 s, minus a margin for the race
 
 
-class NotModelled(NetkitError):
-    """netkit has no defensible rule for this combination (the reason says why)."""
+LINK_DOWN_UNMODELLED = (
+    "link-down with data in flight and no TCP_USER_TIMEOUT below 2.8 s: the neighbour entry fails after "
+    "~3 s and IPv4's RTO revert / IPv6's TSQ retransmit change the schedule and the error")
+RTO_NEEDS_RETRIES2 = ("data in flight without TCP_USER_TIMEOUT needs tcp_retries2 set low (the default 15 "
+                      "takes ~15 minutes)")
+PERSIST_NEEDS_RETRIES2 = ("zero-window probing without TCP_USER_TIMEOUT needs tcp_retries2 set low "
+                          "(the default 15 backs off for ~15 minutes)")
 
 
 def default_rto_s(kernel: KernelInfo) -> float:
@@ -96,65 +104,82 @@ def _last_arming_late(last_s: float, kernel: KernelInfo) -> float:
 def unacked_death(
     settings: KeepaliveSettings,
     kernel: KernelInfo,
-    fault: str,
+    fault: FaultRule,
     family: str,
     rto_s: float,
     retries2: int | None,
 ) -> DeathPrediction:
     """Data sent after the fault, never acknowledged: when the RTO timer gives up (times from the send)."""
     ut = settings.user_timeout_ms
-    jiffy = kernel.jiffy_s
-    if fault == "peer-reboot":
+    if fault.data_path is DataPath.RESET:
         return DeathPrediction(
             rule="the data segment reaches the peer, which has no socket for it and answers with a RST: "
                  "tcp_reset() kills the connection with ECONNRESET at once",
-            expected_s=0.0, window_s=(0.0, round(MEASUREMENT_JIFFIES * jiffy, 6)),
-            expected_count=0, expected_error="ECONNRESET", count_source="tcpi_retransmits", measured_from="send",
+            expected_s=0.0, window_s=(0.0, round(MEASUREMENT_JIFFIES * kernel.jiffy_s, 6)),
+            expected_count=0, expected_error="ECONNRESET", count_source=CountSource.RETRANSMITS, measured_from=Clock.SEND,
         )
-    if fault == "link-down":
-        if not ut or ut / 1000 >= NEIGHBOUR_FAILURE_S:
-            raise NotModelled(
-                "link-down with data in flight and no TCP_USER_TIMEOUT below 2.8 s: the neighbour entry fails after "
-                "~3 s and IPv4's RTO revert / IPv6's TSQ retransmit change the schedule and the error")
-        deadline = ut / 1000
-        runs, last, one_less = _clamped_runs(rto_s, deadline, rto_s, kernel.hz)  # attempts at rto, 3 rto, 7 rto...
-        window = (round(deadline - jiffy, 6), latest_death_s(deadline, jiffy + _last_arming_late(last, kernel), kernel))
-        return DeathPrediction(
-            rule=(f"tcp_retransmit_timer with TCP_USER_TIMEOUT {ut} ms: every retransmission fails locally (-EBUSY, "
-                  "the segment still waits in the neighbour queue), so retrans_stamp is the send; the RTO is clamped "
-                  f"to retrans_stamp + UT: death {deadline:g} s after the send, {runs} attempted retransmissions"),
-            expected_s=deadline, window_s=window,
-            expected_count=runs, expected_error="ETIMEDOUT", count_source="tcpi_retransmits", measured_from="send",
-            alternative_window_s=window if one_less else None, alternative_count=runs - 1 if one_less else None,
-        )
-    if fault == "peer-gone":
+    if fault.data_path is DataPath.LOCAL:
+        return _failing_locally(ut, kernel, rto_s)
+    if fault.data_path is DataPath.NO_ROUTE:
         # No route: the segment is never sent, packets_out stays 0, and tcp_check_probe_timer hands the
         # connection to the persist timer; its probes fail locally but count (tcp_write_wakeup <= 0).
-        return _persist_death(kernel, rto_s, ut, retries2, "ENETUNREACH" if family == "ipv6" else "ETIMEDOUT",
-                              "tcpi_probes", "send",
+        return _persist_death(kernel, rto_s, ut, retries2, fault.timeout_error(family),
+                              CountSource.PROBES, Clock.SEND,
                               "the peer's namespace is gone, so the data never leaves (no route) and, with nothing "
                               "in flight, the persist timer probes instead of the RTO")
-    if fault not in ("blackhole", "one-way", "netem-loss"):
-        raise NotModelled(f"fault {fault} with data in flight is not modelled")
-    first_retransmission = 2 * rto_s  # the tail loss probe at rto, then the RTO restarted from it
-    # the TLP and the first RTO run are short timers (level 0): one jiffy late each
-    start_late = 2 * wheel_granularity_s(rto_s, kernel.hz)
     if ut:
-        deadline = ut / 1000
-        runs, last, one_less = _clamped_runs(rto_s, deadline, 0.0, kernel.hz)
-        expected = first_retransmission + deadline
-        window = (round(expected - jiffy, 6), latest_death_s(expected, start_late + _last_arming_late(last, kernel), kernel))
-        return DeathPrediction(
-            rule=(f"tcp_retransmit_timer with TCP_USER_TIMEOUT {ut} ms: the tail loss probe at rto and the first "
-                  f"retransmission at 2 x rto = {first_retransmission:.3f} s start the clock (retrans_stamp); the RTO "
-                  f"is clamped to retrans_stamp + UT: death {expected:.3f} s after the send, {runs} retransmissions"),
-            expected_s=round(expected, 6), window_s=window,
-            expected_count=runs, expected_error="ETIMEDOUT", count_source="tcpi_retransmits", measured_from="send",
-            alternative_window_s=window if one_less else None, alternative_count=runs - 1 if one_less else None,
-        )
+        return _lost_until_user_timeout(ut, kernel, rto_s)
     if retries2 is None:
-        raise NotModelled("data in flight without TCP_USER_TIMEOUT needs tcp_retries2 set low (the default 15 "
-                          "takes ~15 minutes)")
+        raise NotModelled(RTO_NEEDS_RETRIES2)
+    return _lost_until_retries2(retries2, kernel, rto_s)
+
+
+def _failing_locally(ut: int | None, kernel: KernelInfo, rto_s: float) -> DeathPrediction:
+    """Link down: every retransmission fails in the neighbour queue; the clock is the send."""
+    if not ut or ut / 1000 >= NEIGHBOUR_FAILURE_S:
+        raise NotModelled(LINK_DOWN_UNMODELLED)
+    jiffy = kernel.jiffy_s
+    deadline = ut / 1000
+    runs, last, one_less = _clamped_runs(rto_s, deadline, rto_s, kernel.hz)  # attempts at rto, 3 rto, 7 rto...
+    window = (round(deadline - jiffy, 6), latest_death_s(deadline, jiffy + _last_arming_late(last, kernel), kernel))
+    return DeathPrediction(
+        rule=(f"tcp_retransmit_timer with TCP_USER_TIMEOUT {ut} ms: every retransmission fails locally (-EBUSY, "
+              "the segment still waits in the neighbour queue), so retrans_stamp is the send; the RTO is clamped "
+              f"to retrans_stamp + UT: death {deadline:g} s after the send, {runs} attempted retransmissions"),
+        expected_s=deadline, window_s=window,
+        expected_count=runs, expected_error="ETIMEDOUT", count_source=CountSource.RETRANSMITS, measured_from=Clock.SEND,
+        alternative_window_s=window if one_less else None, alternative_count=runs - 1 if one_less else None,
+    )
+
+
+def _start_late(rto_s: float, kernel: KernelInfo) -> float:
+    """The TLP and the first RTO run are short timers (level 0): one granularity late each."""
+    return 2 * wheel_granularity_s(rto_s, kernel.hz)
+
+
+def _lost_until_user_timeout(ut: int, kernel: KernelInfo, rto_s: float) -> DeathPrediction:
+    """Segments vanish; the first retransmission (after the TLP) starts the clock; UT clamps the RTO."""
+    first_retransmission = 2 * rto_s  # the tail loss probe at rto, then the RTO restarted from it
+    deadline = ut / 1000
+    runs, last, one_less = _clamped_runs(rto_s, deadline, 0.0, kernel.hz)
+    expected = first_retransmission + deadline
+    late = _start_late(rto_s, kernel) + _last_arming_late(last, kernel)
+    window = (round(expected - kernel.jiffy_s, 6), latest_death_s(expected, late, kernel))
+    return DeathPrediction(
+        rule=(f"tcp_retransmit_timer with TCP_USER_TIMEOUT {ut} ms: the tail loss probe at rto and the first "
+              f"retransmission at 2 x rto = {first_retransmission:.3f} s start the clock (retrans_stamp); the RTO "
+              f"is clamped to retrans_stamp + UT: death {expected:.3f} s after the send, {runs} retransmissions"),
+        expected_s=round(expected, 6), window_s=window,
+        expected_count=runs, expected_error="ETIMEDOUT", count_source=CountSource.RETRANSMITS, measured_from=Clock.SEND,
+        alternative_window_s=window if one_less else None, alternative_count=runs - 1 if one_less else None,
+    )
+
+
+def _lost_until_retries2(retries2: int, kernel: KernelInfo, rto_s: float) -> DeathPrediction:
+    """Segments vanish; no UT: tcp_model_timeout(tcp_retries2) after the first retransmission."""
+    jiffy = kernel.jiffy_s
+    first_retransmission = 2 * rto_s
+    start_late = _start_late(rto_s, kernel)
     timeout = ((2 << retries2) - 1) * TCP_RTO_MIN_S  # tcp_model_timeout(), below the linear threshold
     offsets, late, rto = [0.0], [start_late], rto_s  # run k (1-based): offset from the first retransmission
     while offsets[-1] < timeout:
@@ -177,19 +202,16 @@ def unacked_death(
         rule=rule,
         expected_s=at(nominal),
         window_s=(round(at(nominal) - jiffy, 6), latest_death_s(at(nominal), late[nominal - 1], kernel)),
-        expected_count=nominal - 1, expected_error="ETIMEDOUT", count_source="tcpi_retransmits", measured_from="send",
+        expected_count=nominal - 1, expected_error="ETIMEDOUT", count_source=CountSource.RETRANSMITS, measured_from=Clock.SEND,
         alternative_window_s=(round(max(at(early), first_retransmission + timeout) - jiffy, 6),
-                        latest_death_s(at(early), late[early - 1], kernel)) if early_qualifies else None,
+                              latest_death_s(at(early), late[early - 1], kernel)) if early_qualifies else None,
         alternative_count=early - 1 if early_qualifies else None,
     )
 
 
-PERSIST_FAULTS = ("blackhole", "one-way", "link-down", "peer-gone", "netem-loss")
-
-
 def _persist_death(
     kernel: KernelInfo, rto_s: float, ut_ms: int | None, retries2: int | None, error: str,
-    count_source: str, measured_from: str, why: str,
+    count_source: CountSource, measured_from: Clock, why: str,
 ) -> DeathPrediction:
     """The persist (probe0) timer, its first run ``rto`` after the clock's start (see the module docstring).
 
@@ -199,7 +221,7 @@ def _persist_death(
     """
     jiffy = kernel.jiffy_s
     first_late = wheel_granularity_s(rto_s, kernel.hz)
-    since = "the send" if measured_from == "send" else "the last segment received"
+    since = measured_from.since
     if ut_ms:
         deadline = ut_ms / 1000
         probes, last, one_less = _clamped_runs(rto_s, deadline, 0.0, kernel.hz)  # at 0, 2 rto, 6 rto... after the first
@@ -215,8 +237,7 @@ def _persist_death(
             alternative_window_s=window if one_less else None, alternative_count=probes - 1 if one_less else None,
         )
     if retries2 is None:
-        raise NotModelled("zero-window probing without TCP_USER_TIMEOUT needs tcp_retries2 set low "
-                          "(the default 15 backs off for ~15 minutes)")
+        raise NotModelled(PERSIST_NEEDS_RETRIES2)
     delays = [rto_s * (1 << k) for k in range(retries2 + 1)]  # before probe 1, 2, ... and before the aborting run
     expected = sum(delays)
     late = sum(wheel_granularity_s(d, kernel.hz) for d in delays)
@@ -230,20 +251,21 @@ def _persist_death(
 
 
 def zero_window_death(
-    settings: KeepaliveSettings, kernel: KernelInfo, fault: str, family: str, rto_s: float, retries2: int | None = None
+    settings: KeepaliveSettings, kernel: KernelInfo, fault: FaultRule, family: str, rto_s: float,
+    retries2: int | None = None,
 ) -> DeathPrediction:
-    """The peer's window is closed and it goes away: when the persist timer gives up (from the zero-window ACK)."""
-    error = "ENETUNREACH" if fault == "peer-gone" and family == "ipv6" else "ETIMEDOUT"
-    if fault == "peer-reboot":
+    """The peer's window is closed and it goes away: when the persist timer gives up (from the zero-window ACK).
+
+    Every fault but a reset leaves the persist timer probing into the void.
+    """
+    if fault.data_path is DataPath.RESET:
         jiffy = kernel.jiffy_s
         return DeathPrediction(
             rule=(f"tcp_probe_timer: the first zero-window probe leaves rto = {rto_s:.3f} s after the zero-window ACK; "
                   "the peer has no socket for it and answers with a RST: tcp_reset(), ECONNRESET"),
             expected_s=rto_s,
             window_s=(round(rto_s - jiffy, 6), latest_death_s(rto_s, wheel_granularity_s(rto_s, kernel.hz), kernel)),
-            expected_count=1, expected_error="ECONNRESET", count_source="TcpExt.TCPWinProbe",
+            expected_count=1, expected_error="ECONNRESET", count_source=CountSource.WIN_PROBES,
         )
-    if fault not in PERSIST_FAULTS:
-        raise NotModelled(f"fault {fault} in zero window is not modelled")
-    return _persist_death(kernel, rto_s, settings.user_timeout_ms, retries2, error, "TcpExt.TCPWinProbe",
-                          "last-received", "the peer's receive window is closed")
+    return _persist_death(kernel, rto_s, settings.user_timeout_ms, retries2, fault.timeout_error(family),
+                          CountSource.WIN_PROBES, Clock.LAST_RECEIVED, "the peer's receive window is closed")

@@ -15,27 +15,20 @@ import signal
 import sys
 from typing import TextIO
 
-from . import __version__
-from .cleanup import cleanup
-from .doctor import as_dicts, run_checks, usable
-from .privileges import require_privileges
-from .errors import EnvironmentUnusable, FeatureMissing, InputError, NetkitError, SettingError
-from .gate.command import Terminated
-from .keepalive import KeepaliveSettings
-from .kernel import kernel_info
-from .faults import FAULTS
-from .retransmission import NotModelled
-from .rules import predict
-from .scenario import KEEPALIVE_SOURCES, SIDES, STATES, Progress, Scenario, ScenarioResult, run_scenario
+from .. import __version__
+from ..cleanup import cleanup
+from ..doctor import as_dicts, run_checks, usable
+from ..errors import CANNOT_RUN_HERE, EnvironmentUnusable, InputError, NetkitError, SettingError
+from ..gate.command import Terminated
+from ..keepalive import KeepaliveSettings
+from ..kernel import kernel_info
+from ..lab.faults import FAULTS
+from ..model.prediction import DeathPrediction
+from ..privileges import require_privileges
+from ..report.text import COUNTED, demo_header, print_demo_result
+from ..scenario import KEEPALIVE_SOURCES, SIDES, STATES, Progress, Scenario, run_scenario
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
-PREPARATION = {
-    "idle": "waiting for a keepalive probe to be answered, then breaking the path",
-    "unacked": "breaking the path, then sending 100 bytes into it",
-    "zero-window": "filling the peer's receive window until it closes, then breaking the path",
-}
-COUNTED = {"tcpi_probes": "unanswered probe", "tcpi_retransmits": "retransmission",
-           "TcpExt.TCPWinProbe": "window probe"}
 
 
 class LiveTimeline:
@@ -72,34 +65,6 @@ class LiveTimeline:
         self._clear()
 
 
-def _print_human_result(result: ScenarioResult, out: TextIO) -> None:
-    p = result.prediction
-    low, high = p.window_s
-    for event in result.timeline:
-        if event.what.startswith("connection dead") or event.what.startswith("still alive"):
-            print(f"  {event.t_s:7.3f} s  {event.what}", file=out)
-    since = "the send" if p.measured_from == "send" else "the last segment received"
-    wire = result.wire
-    if wire is not None and wire.visible:
-        print(f"  on the wire ({wire.interface}, kernel timestamps), s since {wire.anchor}:", file=out)
-        for event in wire.events:
-            print(f"  {event.t_s:7.3f} s  {event.what}", file=out)
-    if wire is not None:
-        print(f"wire: {result.wire_summary()}", file=out)
-    measured = "did not die" if result.measured_s is None else f"died {result.measured_s:.3f} s after {since}"
-    print(
-        f"verdict: {result.verdict.upper()} - {measured} (window [{low:.3f}, {high:.3f}] s); "
-        f"{p.count_source} {result.count} (expected {p.expected_count}); error {result.error} (expected {p.expected_error})",
-        file=out,
-    )
-    for failure in result.failures:
-        print(f"  problem: {failure}", file=out)
-    for name in result.kept_namespaces:
-        print(f"  kept: ip netns exec {name} ss -tino   (remove with: netkit cleanup)", file=out)
-    if result.pcap:
-        print(f"pcap: {result.pcap}  (read it: tcpdump -nr {result.pcap})", file=out)
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
         settings = KeepaliveSettings(idle=args.idle, intvl=args.intvl, cnt=args.cnt, user_timeout_ms=args.user_timeout)
@@ -116,37 +81,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
     require_privileges()
     scenario.require_supported()
     out = sys.stdout
-    timeline = None
-    if not args.json:
-        kernel = kernel_info()
-        prediction = predict(scenario.state, scenario.fault, scenario.family, settings, kernel, retries2=args.retries2)
-        ut = f" user_timeout={settings.user_timeout_ms}ms" if settings.user_timeout_ms is not None else ""
-        print(
-            f"netkit demo: {scenario.side} keepalive idle={settings.idle}s intvl={settings.intvl}s cnt={settings.cnt}{ut} "
-            f"(via {scenario.keepalive_via}) over {scenario.family}, {scenario.state} connection; fault: {scenario.fault}; "
-            f"kernel {kernel.release} (HZ={kernel.hz})",
-            file=out,
-        )
-        print(f"rule: {prediction.rule}", file=out)
-        print(
-            f"expect death at {prediction.expected_s:.3f} s, window [{prediction.window_s[0]:.3f}, "
-            f"{prediction.window_s[1]:.3f}] s, {prediction.expected_error}; {PREPARATION[scenario.state]}...",
-            file=out,
-        )
-        since = "the send" if prediction.measured_from == "send" else "the last segment received"
-        print(f"  time since {since} ({prediction.count_source} sampled every 20 ms):", file=out)
-        out.flush()
-        timeline = LiveTimeline(out, prediction.expected_count, COUNTED[prediction.count_source])
+    live = _DemoLive(scenario, out) if not args.json else None
     try:
-        result = run_scenario(scenario, on_progress=timeline, keep_failed=args.keep_failed, pcap=args.pcap)
+        result = run_scenario(scenario, on_progress=live, on_prediction=live.announce if live else None,
+                              keep_failed=args.keep_failed, pcap=args.pcap)
     finally:
-        if timeline:
-            timeline.finish()
+        if live:
+            live.finish()
     if args.json:
         print(result.to_json(), file=out)
     else:
-        _print_human_result(result, out)
+        print_demo_result(result, out)
     return EXIT_PASS if result.verdict == "pass" else EXIT_FAIL
+
+
+class _DemoLive:
+    """The demo's live part: the header once the run has made its prediction, then the timeline."""
+
+    def __init__(self, scenario: Scenario, out: TextIO) -> None:
+        self.scenario = scenario
+        self.out = out
+        self.timeline: LiveTimeline | None = None
+
+    def announce(self, prediction: DeathPrediction) -> None:
+        """Print the prediction the run will be judged by (the one it made, with the connection's RTO)."""
+        for line in demo_header(self.scenario, kernel_info(), prediction):
+            print(line, file=self.out)
+        self.out.flush()
+        self.timeline = LiveTimeline(self.out, prediction.expected_count, COUNTED[prediction.count_source])
+
+    def __call__(self, p: Progress) -> None:
+        if self.timeline:
+            self.timeline(p)
+
+    def finish(self) -> None:
+        if self.timeline:
+            self.timeline.finish()
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -219,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .check_server import add_parser as add_check_server  # its own module: argparse setup and command
 
     add_check_server(sub)
-    from .gate.command import add_parser as add_gate
+    from ..gate.command import add_parser as add_gate
 
     add_gate(sub)
     return parser
@@ -230,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except Terminated:
         print("\nnetkit: terminated; the labs were torn down", file=sys.stderr)
         return EXIT_TERMINATED
@@ -240,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     except (EnvironmentUnusable, SettingError, InputError, NotImplementedError) as exc:
         print(f"netkit {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (FeatureMissing, NotModelled) as exc:
+    except CANNOT_RUN_HERE as exc:
         print(f"netkit {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except NetkitError as exc:

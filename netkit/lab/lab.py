@@ -43,6 +43,7 @@ only by file descriptors, a SIGKILLed process leaves nothing behind either.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from types import TracebackType
@@ -54,8 +55,8 @@ from pyroute2.netlink.rtnl import RTM_NEWADDR, RTM_NEWLINK
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
+from ..privileges import require_privileges
 from .namespaces import PREFIX, Namespace, new_lab_name
-from .privileges import require_privileges
 
 IFA_F_NODAD = 0x02
 IFF_UP = 0x01
@@ -267,7 +268,7 @@ class Lab:
         """Release the namespaces (reverse order of creation). Idempotent."""
         self._stack.close()
 
-    def callback(self, fn, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def callback(self, fn: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         """Register an undo step that runs before the namespaces are released."""
         self._stack.callback(fn, *args, **kwargs)
 

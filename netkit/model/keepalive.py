@@ -22,97 +22,20 @@ at or after ``idle``:
   ``intvl > idle`` this is one ``intvl - idle`` later than the classic formula
   (e.g. 1/2/2: 6 s, not 5 s).
 
-Timing window.  Every timer run lands late on the timer wheel
-(kernel/time/timer.c, since v4.8): a timer armed ``d`` jiffies ahead goes into
-wheel level ``n`` and is rounded *up* to the level's granularity ``8**n``
-jiffies (``calc_index``: ``(expires >> shift) + 1``).  Lateness accumulates
-because each run re-arms relative to "now", except a re-arm computed as
-``idle - elapsed``, which absorbs the lateness before it.  So::
-
-    high = expected + sum(granularity(run) for each counted run) + 2 jiffies
-    low  = expected - 1 jiffy
-
-The two jiffies cover the measurement: ``tcpi_last_ack_recv`` is read after
-the death, possibly one tick later.  The one jiffy early covers the reply
-arriving one tick after the probe it answers (the interval timer counts from
-the probe).  The model's ``high`` is capped by packetdrill's bound, late by at
-most ``max(4 ms, 12.5 %)``; nothing is ever allowed earlier than ``low``.
+The timing window (timer-wheel lateness) is :mod:`netkit.model.wheel`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from .kernel import KernelInfo
-from .keepalive import KeepaliveSettings
+from ..enums import LastSegment
+from ..keepalive import KeepaliveSettings
+from ..kernel import KernelInfo
+from .prediction import DeathPrediction
+from .wheel import wheel_granularity_s, window
 
-LVL_CLK_SHIFT = 3
-LVL_BITS = 6
-LVL_SIZE = 1 << LVL_BITS
-MEASUREMENT_JIFFIES = 2
-PACKETDRILL_MIN_S = 0.004
-PACKETDRILL_FRACTION = 0.125
-
-LAST_SEGMENT_KINDS = ("probe-reply", "idle")
-
-
-def wheel_level(delay_jiffies: int) -> int:
-    """Timer-wheel level a timer armed ``delay_jiffies`` ahead is queued on."""
-    level = 0
-    # LVL_START(n) = (LVL_SIZE - 1) << ((n - 1) * LVL_CLK_SHIFT)
-    while delay_jiffies >= (LVL_SIZE - 1) << (level * LVL_CLK_SHIFT):
-        level += 1
-    return level
-
-
-def wheel_granularity_s(delay_s: float, hz: int) -> float:
-    """Worst-case lateness (s) of one timer armed ``delay_s`` ahead."""
-    delay_jiffies = max(0, math.ceil(delay_s * hz))
-    return (1 << (wheel_level(delay_jiffies) * LVL_CLK_SHIFT)) / hz
-
-
-@dataclass(frozen=True)
-class DeathPrediction:
-    """What the kernel should do, as data: serialisable, comparable, printable.
-
-    The nominal outcome: death inside ``window_s`` with ``count_source`` (a
-    TCP_INFO field or TcpExt counter) reading ``expected_count``.  Where timer
-    lateness can change which timer run is the fatal one, the
-    ``alternative_window_s``/``alternative_count`` pair is the other outcome
-    (e.g. TCP_USER_TIMEOUT just after a nominal keepalive run: one interval
-    earlier with one probe less).  A measurement must match one outcome in
-    both time and count.
-    """
-
-    rule: str
-    expected_s: float
-    window_s: tuple[float, float]
-    expected_count: int
-    expected_error: str
-    count_source: str = "tcpi_probes"
-    alternative_window_s: tuple[float, float] | None = None
-    alternative_count: int | None = None
-    peer_expected_error: str | None = None  # the peer's socket dies too (one-way: the final RST reaches it)
-    measured_from: str = "last-received"  # or "send": the clock the times count on
-    timer_runs_s: tuple[float, ...] = ()  # arm delays of the timer runs whose lateness adds up
-
-    def outcomes(self) -> list[tuple[tuple[float, float], int]]:
-        found = [(self.window_s, self.expected_count)]
-        if self.alternative_window_s is not None and self.alternative_count is not None:
-            found.append((self.alternative_window_s, self.alternative_count))
-        return found
-
-    def matches(self, measured_s: float, count: int | None) -> bool:
-        return any(low <= measured_s <= high and count == n for (low, high), n in self.outcomes())
-
-    def contains(self, measured_s: float) -> bool:
-        return any(low <= measured_s <= high for (low, high), _ in self.outcomes())
-
-
-def packetdrill_bound_s(expected_s: float) -> float:
-    """packetdrill's tolerance: late by at most max(4 ms, 12.5 %)."""
-    return max(PACKETDRILL_MIN_S, PACKETDRILL_FRACTION * expected_s)
+LAST_SEGMENT_KINDS = LastSegment.values()
 
 
 @dataclass(frozen=True)
@@ -157,17 +80,6 @@ def keepalive_schedule(settings: KeepaliveSettings, last_segment: str = "probe-r
     return KeepaliveSchedule(idle, first_delay, intvl, f"the first probe left at idle = {idle} s")
 
 
-def latest_death_s(expected: float, late_s: float, kernel: KernelInfo) -> float:
-    """expected + accumulated timer lateness + the measurement's jiffies, the lateness capped by packetdrill's bound."""
-    late = min(late_s + MEASUREMENT_JIFFIES * kernel.jiffy_s, packetdrill_bound_s(expected))
-    return round(expected + late, 6)
-
-
-def _window(expected: float, low: float, late_s: float, kernel: KernelInfo) -> tuple[float, float]:
-    """[low, latest_death_s(...)]."""
-    return round(low, 6), latest_death_s(expected, late_s, kernel)
-
-
 def keepalive_death(
     settings: KeepaliveSettings, kernel: KernelInfo, last_segment: str = "probe-reply", error: str = "ETIMEDOUT"
 ) -> DeathPrediction:
@@ -195,7 +107,7 @@ def keepalive_death(
         return DeathPrediction(
             rule=rule,
             expected_s=float(expected),
-            window_s=_window(expected, expected - kernel.jiffy_s, schedule.max_lateness(runs, hz), kernel),
+            window_s=window(expected, expected - kernel.jiffy_s, schedule.max_lateness(runs, hz), kernel),
             expected_count=settings.cnt,
             expected_error=error,
             timer_runs_s=schedule.delays(runs),
@@ -219,10 +131,10 @@ def keepalive_death(
         rule=rule,
         expected_s=float(expected),
         # elapsed >= user_timeout is checked on the jiffies clock we measure with: never before UT
-        window_s=_window(expected, max(expected - jiffy, ut_s), schedule.max_lateness(nominal, hz), kernel),
+        window_s=window(expected, max(expected - jiffy, ut_s), schedule.max_lateness(nominal, hz), kernel),
         expected_count=nominal - 1,
         expected_error=error,
-        alternative_window_s=(_window(schedule.time(early), max(schedule.time(early) - jiffy, ut_s),
+        alternative_window_s=(window(schedule.time(early), max(schedule.time(early) - jiffy, ut_s),
                                 schedule.max_lateness(early, hz), kernel) if early_qualifies else None),
         alternative_count=early - 1 if early_qualifies else None,
         timer_runs_s=schedule.delays(nominal),
@@ -237,7 +149,7 @@ def reset_at_first_probe(settings: KeepaliveSettings, kernel: KernelInfo) -> Dea
         rule=(f"tcp_keepalive_timer: {schedule.how}; the peer has no socket for it and answers with a RST, "
               f"so tcp_reset() kills the connection with ECONNRESET at {expected:g} s after the last segment received"),
         expected_s=float(expected),
-        window_s=_window(expected, expected - kernel.jiffy_s, schedule.max_lateness(1, kernel.hz), kernel),
+        window_s=window(expected, expected - kernel.jiffy_s, schedule.max_lateness(1, kernel.hz), kernel),
         expected_count=1,
         expected_error="ECONNRESET",
         timer_runs_s=schedule.delays(1),

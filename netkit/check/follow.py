@@ -1,0 +1,78 @@
+"""Following one TCP socket of a program through sock_diag, with one poll helper.
+
+Polling is cheap (a dump costs ~1.5 ms) and sparse: callers sleep until just
+before the timer's requested expiry (:func:`near_expiry`), then sample every
+``POLL_S``.  So a death is bracketed between the last dump that still saw
+the socket and the first that did not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from ..lab.diag import TcpSocketDiag, find_connection, tcp_sockets
+from ..lab.namespaces import Namespace
+
+POLL_S = 0.005  # sampling step near a timer's expiry
+WAKE_EARLY_S = 0.05  # wake this long before a timer's requested expiry
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sock_diag look: monotonic time before the dump, after it, and the socket (None: gone)."""
+
+    start: float
+    end: float
+    sock: TcpSocketDiag | None
+
+    @property
+    def mid(self) -> float:
+        return (self.start + self.end) / 2
+
+
+class SocketFollower:
+    """One 4-tuple's socket in one namespace, sampled through sock_diag."""
+
+    def __init__(self, namespace: Namespace, local: tuple[str, int], remote: tuple[str, int]) -> None:
+        self.namespace = namespace
+        self.local = local
+        self.remote = remote
+
+    def sample(self) -> Sample:
+        start = time.monotonic()
+        found = find_connection(tcp_sockets(self.namespace), self.local, self.remote)
+        return Sample(start, time.monotonic(), found)
+
+    def until(
+        self, check: Callable[[Sample], T | None], timeout_s: float, pause: Callable[[Sample], float],
+    ) -> tuple[T | None, Sample]:
+        """Sample until ``check`` returns something (or raises); (None, last sample) after ``timeout_s``.
+
+        ``pause(sample)`` says how long to sleep before the next look.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            sample = self.sample()
+            found = check(sample)
+            if found is not None:
+                return found, sample
+            if time.monotonic() > deadline:
+                return None, sample
+            time.sleep(pause(sample))
+
+
+def near_expiry(sample: Sample) -> float:
+    """How long to sleep: until just before the socket's timer is due, at least one POLL_S."""
+    if sample.sock is None or sample.sock.expires_ms / 1000 <= 2 * WAKE_EARLY_S:
+        return POLL_S
+    wake = sample.start + sample.sock.expires_ms / 1000 - WAKE_EARLY_S
+    return max(POLL_S, wake - time.monotonic())
+
+
+def every(seconds: float) -> Callable[[Sample], float]:
+    return lambda _sample: seconds

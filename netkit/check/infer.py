@@ -1,0 +1,62 @@
+"""Inferring a program's keepalive settings from what sock_diag shows of its socket. Pure.
+
+A keepalive timer's period is its expiry plus the time since the last
+segment received (both in the same sock_diag dump): right after the connect
+that is ``idle``; right after an answered probe (which re-armed the timer
+for ``intvl``, the reply following the probe by microseconds) it is
+``intvl``.  ``cnt`` is the number of probes outstanding (``idiag_retrans``)
+at the last sight of the socket before the kernel killed it.
+"""
+
+from __future__ import annotations
+
+from ..keepalive import KeepaliveSettings
+from ..kernel import KernelInfo
+from ..lab.diag import TcpSocketDiag
+from ..model.keepalive import keepalive_death
+from ..model.prediction import Window
+from ..model.wheel import packetdrill_bound_s
+
+
+def timer_period_s(sock: TcpSocketDiag) -> int:
+    """Whole seconds between the last segment received and the timer's next run (at least 1)."""
+    assert sock.info is not None
+    return max(1, round((sock.expires_ms + sock.info.last_ack_recv_ms) / 1000))
+
+
+def infer_idle(sock: TcpSocketDiag) -> tuple[int, str]:
+    """``idle`` from the keepalive timer right after the connect, and how."""
+    assert sock.info is not None
+    return timer_period_s(sock), (
+        f"the keepalive timer right after the connect: expires in {sock.expires_ms} ms, "
+        f"{sock.info.last_ack_recv_ms} ms after the last segment received")
+
+
+def infer_intvl(sock: TcpSocketDiag) -> tuple[int, str]:
+    """``intvl`` from the timer an answered probe re-armed, and how."""
+    assert sock.info is not None
+    return timer_period_s(sock), (
+        f"the timer the answered probe re-armed: next run in {sock.expires_ms} ms, "
+        f"{sock.info.last_ack_recv_ms} ms after the reply")
+
+
+def infer_cnt(probes: int, sent: int | None) -> str:
+    """How ``cnt`` was inferred (the probes outstanding at the last sight)."""
+    return (f"probes outstanding at the last sight of the socket (idiag_retrans); "
+            f"TcpExt TCPKeepAlive counted {sent} sent")
+
+
+def window_for_expectation(expect_s: float, settings: KeepaliveSettings | None, kernel: KernelInfo) -> tuple[Window, str]:
+    """[S - 1 jiffy, S + lateness]: the model's lateness for the inferred settings, else packetdrill's bound."""
+    low = round(expect_s - kernel.jiffy_s, 6)
+    if settings is None:
+        late = packetdrill_bound_s(expect_s)
+        how = (f"no keepalive settings could be inferred, so late by packetdrill's bound max(4 ms, 12.5 %) = "
+               f"{late * 1000:.0f} ms, early by one jiffy ({kernel.jiffy_s * 1000:g} ms)")
+    else:
+        p = keepalive_death(settings, kernel)
+        late = min(p.window_s[1] - p.expected_s, packetdrill_bound_s(expect_s))
+        how = (f"early by one jiffy ({kernel.jiffy_s * 1000:g} ms); late by the timer wheel's rounding of the "
+               f"{len(p.timer_runs_s)} timer runs of the inferred settings plus 2 jiffies, capped at 12.5 %: "
+               f"{late * 1000:.0f} ms")
+    return (low, round(expect_s + late, 6)), how

@@ -1,0 +1,116 @@
+"""A program under test, started in a lab namespace and stopped again: only what we started, by pid."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from typing import IO
+
+from ..errors import ProgramProblem
+from ..lab.diag import TcpSocketDiag, accepts, listeners
+from ..lab.namespaces import Namespace
+from ..lab.proc import descendants
+from ..waiting import WaitTimeout, wait_until
+
+STOP_GRACE_S = 5.0  # SIGTERM, then this long, then SIGKILL
+LISTEN_POLL_S = 0.02
+OUTPUT_TAIL_CHARS = 2000
+
+
+def endpoint(address: str, port: int) -> str:
+    """``198.18.0.1:6379``, ``[2001:2::1]:6379``."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _signal(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+class Program:
+    """A program running in a lab namespace (under pdeathsig, in its own session, output in a temp file)."""
+
+    def __init__(self, argv: list[str], namespace: Namespace) -> None:
+        if shutil.which(argv[0]) is None:
+            raise ProgramProblem(f"program {argv[0]!r} not found (not executable, or not on PATH)")
+        self.argv = list(argv)
+        self.log: IO[bytes] = tempfile.TemporaryFile()
+        self.proc = namespace.popen(argv, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        self.exit_status: int | None = None
+        self.output_tail = ""
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def command(self) -> str:
+        return " ".join(self.argv)
+
+    def tail(self) -> str:
+        """The end of what the program printed so far."""
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-OUTPUT_TAIL_CHARS:].strip()
+
+    def require_running(self, when: str) -> None:
+        """Raise ProgramProblem (exit 2) if the program has exited, with its output."""
+        if self.proc.poll() is not None:
+            raise ProgramProblem(f"`{self.command}` exited with status {self.proc.returncode} {when}; "
+                                 f"its output:\n{self.tail() or '(none)'}")
+
+    def wait_listening(self, namespace: Namespace, address: str, port: int, timeout: float) -> list[TcpSocketDiag]:
+        """The program's listening sockets that accept connections to ``address:port`` (sock_diag)."""
+        seen: list[TcpSocketDiag] = []
+
+        def usable() -> list[TcpSocketDiag]:
+            self.require_running(f"before listening on port {port}")
+            seen[:] = listeners(namespace, port)
+            return [s for s in seen if accepts(s, address)]
+
+        def why() -> str:
+            where = ", ".join(endpoint(*s.local) for s in seen)
+            hint = (f"it listens on {where} only: bind it to {address} or to any address" if seen
+                    else "nothing listens on that port in the lab's server namespace")
+            return (f"`{self.command}` did not listen on {address}:{port} within {timeout:g} s ({hint}); "
+                    f"its output so far:\n{self.tail() or '(none)'}")
+
+        try:
+            return wait_until(usable, timeout, LISTEN_POLL_S, on_timeout=why)
+        except ProgramProblem as exc:
+            raise ProgramProblem(f"{exc}\n(it must run in the foreground: no daemonizing)"
+                                 if "before listening" in str(exc) else str(exc)) from None
+        except WaitTimeout as exc:
+            raise ProgramProblem(str(exc)) from None
+
+    def stop(self) -> int | None:
+        """SIGTERM the program (and what it forked), SIGKILL whatever is left after STOP_GRACE_S.
+
+        Only processes we started are signalled, by pid: the program itself and
+        its descendants, listed before the signal while the tree is still intact.
+        """
+        forked = descendants(self.proc.pid)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        _signal(forked, signal.SIGTERM)
+        try:
+            wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in forked), STOP_GRACE_S, 0.02)
+        except WaitTimeout:
+            pass  # what is left gets SIGKILL
+        _signal([p for p in forked if os.path.exists(f"/proc/{p}")], signal.SIGKILL)
+        self.exit_status = self.proc.returncode
+        self.output_tail = self.tail()
+        self.log.close()
+        return self.exit_status

@@ -1,0 +1,257 @@
+"""``netkit check-server``: does *your* server's keepalive drop a dead client in time?
+
+::
+
+    netkit check-server --port P [--expect-s S] [--ipv6] [--json] -- COMMAND [ARGS...]
+
+The server is a real program, so netkit cannot read its socket options; it
+watches the kernel instead (:mod:`netkit.diag`, sock_diag):
+
+1. COMMAND starts inside the lab's server namespace (under pdeathsig, its
+   output kept in a temporary file); we wait until it listens on P on the
+   lab's server address or on a wildcard address.
+2. A silent client connects from the client namespace.  Within
+   ``KEEPALIVE_GRACE_S`` the server's socket for it must show a *keepalive*
+   timer; if it does not, the verdict is "no keepalive timer on the socket; a
+   dead client would stay forever" (exit 1) -- no waiting for a death that
+   never comes.  ``idle`` is inferred from that timer: its expiry plus the
+   time since the last segment received.
+3. We wait for the first keepalive probe to be answered (the receive
+   timestamp drops back), which anchors the measurement exactly like netkit's
+   own scenarios: from the last segment received.  ``intvl`` is inferred there:
+   the probe re-armed the timer for ``intvl``, and the reply came
+   microseconds after the probe.
+4. The client's veth end goes down (:class:`netkit.faults.LinkDown`).  Then we
+   follow the server's socket: each probe (``idiag_retrans`` under a
+   keepalive timer) and the moment the socket vanishes from sock_diag (the
+   kernel unhashes a socket it kills, whether or not the program has closed
+   it yet).  ``cnt`` is the number of probes outstanding at death, checked
+   against the namespace's ``TcpExt TCPKeepAlive`` counter.
+
+The pieces are reusable (a ``check-client`` is the same composition from the
+other side): :mod:`.program` starts and stops the program, :mod:`.follow`
+follows one socket through sock_diag (one poll helper; the death is
+bracketed between the last dump that saw the socket and the first that did
+not), :mod:`.infer` reads the settings off the timers, :mod:`.verdict` judges
+the bracket against the window.  Argument parsing and printing are
+:mod:`netkit.cli.check_server`.
+
+Window.  With settings inferred, the window is netkit's model
+(:func:`netkit.model.keepalive_death`): one jiffy early, late by the timer
+wheel's accumulated rounding of every timer run plus two jiffies, capped by
+packetdrill's 12.5 %.  ``--expect-s S`` is judged with the same tolerance
+centred on S: ``[S - 1 jiffy, S + that lateness]`` (capped at 12.5 % of S);
+if nothing could be inferred, the lateness is packetdrill's bound alone.
+
+Exit status: 0 the death matched ``--expect-s`` (or, without it, was measured),
+1 mismatch / no keepalive / no death / the server closed the connection
+itself, 2 errors (the program would not start or listen, bad input).
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import time
+from collections.abc import Callable
+
+from ..enums import Family
+from ..errors import NetkitError, SettingError
+from ..evidence.events import SAMPLED, Event
+from ..kernel import kernel_info
+from ..lab import counters
+from ..lab.faults import FaultContext, get_fault
+from ..lab.lab import CONNECT_TIMEOUT_S, Lab
+from ..lab.proc import owners
+from ..privileges import require_privileges
+from ..waiting import Drop
+from .follow import POLL_S, Sample, SocketFollower, every, near_expiry
+from .infer import infer_idle, infer_intvl
+from .program import Program, endpoint
+from .result import EXIT_ERROR, EXIT_MATCH, EXIT_MISMATCH, NO_KEEPALIVE, CheckResult
+from .verdict import conclude
+
+KEEPALIVE_GRACE_S = 1.0  # how long the accepted socket may take to show a keepalive timer
+ANSWER_GRACE_S = 2.0  # after the first probe's expiry, how long its answer may take to be seen
+LISTEN_POLL_S = 0.02
+COUNTED = ("TCPKeepAlive", "TCPAbortOnTimeout")  # TcpExt counters of the server namespace, fault to death
+Say = Callable[[str], None]
+
+
+class _Stopped(Exception):
+    """A verdict reached before a death (no keepalive, closed by the server, no death): the check ends."""
+
+
+def _validate(argv: list[str], port: int, family: str, expect_s: float | None) -> None:
+    if family not in Family.values():
+        raise ValueError(f"unknown address family {family!r}: use 'ipv4' or 'ipv6'")
+    if not argv:
+        raise SettingError("COMMAND", "", "give the server program after `--`")
+    if not 1 <= port <= 65535:
+        raise SettingError("port", port, "a TCP port is 1..65535")
+    if expect_s is not None and not expect_s > 0:
+        raise SettingError("--expect-s", expect_s, "a time in seconds > 0")
+
+
+def check_server(
+    argv: list[str], port: int, family: str = "ipv4", expect_s: float | None = None,
+    listen_timeout: float = 10.0, timeout: float = 600.0, on_event: Say | None = None,
+) -> CheckResult:
+    """Run the whole check (module docstring); raises ProgramProblem for exit-2 problems."""
+    _validate(argv, port, family, expect_s)
+    say = on_event or (lambda _line: None)
+    require_privileges()
+    kernel = kernel_info()
+    result = CheckResult(list(argv), kernel, family, port, expect_s)
+    say(f"netkit check-server: `{shlex.join(argv)}` in the lab's server namespace, port {port} over {family}; "
+        f"kernel {kernel.release} (HZ={kernel.hz})")
+    with Lab() as lab:
+        program = Program(argv, lab.server.namespace)
+        result.pid = program.pid
+
+        def stop() -> None:
+            result.program_exit = program.stop()
+            result.program_output_tail = program.output_tail
+
+        lab.callback(stop)  # before the namespaces go, whatever happens
+        try:
+            follower, client = _connect(lab, program, result, listen_timeout, say)
+            first = _keepalive_timer(follower, result, say)
+            answered, last_rcv = _answered_probe(follower, program, first, result, say)
+            _follow_to_death(lab, follower, program, client, answered, last_rcv, result, timeout, say)
+        except _Stopped:
+            return result
+    return conclude(result, kernel)
+
+
+def _connect(lab: Lab, program: Program, result: CheckResult, listen_timeout: float,
+             say: Say) -> tuple[SocketFollower, socket.socket]:
+    """1. the program listens; a silent client connects from the client namespace."""
+    address = lab.server.address(result.family)
+    found = program.wait_listening(lab.server.namespace, address, result.port, listen_timeout)
+    by = owners([s.inode for s in found])
+    result.listening = [f"{endpoint(*s.local)} (pids {', '.join(map(str, by.get(s.inode, []))) or '?'})"
+                        for s in found]
+    say(f"listening: {'; '.join(result.listening)}")
+    client = lab.client.socket(result.family)
+    lab.callback(client.close)
+    client.settimeout(CONNECT_TIMEOUT_S)
+    client.connect((address, result.port))
+    client.settimeout(None)
+    client_addr = client.getsockname()[:2]
+    result.server, result.client = endpoint(address, result.port), endpoint(client_addr[0], client_addr[1])
+    say(f"connected: silent client {result.client} -> server {result.server}")
+    return SocketFollower(lab.server.namespace, (address, result.port), (client_addr[0], client_addr[1])), client
+
+
+def _keepalive_timer(follower: SocketFollower, result: CheckResult, say: Say) -> Sample:
+    """2. a keepalive timer on the server's socket, or not; ``idle`` from it."""
+    seen: list[Sample] = []
+
+    def armed(sample: Sample) -> Sample | None:
+        if sample.sock is not None:
+            seen.append(sample)
+            if sample.sock.timer == "keepalive" and sample.sock.info is not None:
+                return sample
+        return None
+
+    follower.until(armed, KEEPALIVE_GRACE_S, every(LISTEN_POLL_S))
+    if not seen:
+        result.verdict = "closed-by-server"
+        result.problems.append("the server's socket for the client vanished right after the connect")
+        raise _Stopped
+    first = seen[-1]
+    assert first.sock is not None
+    result.timer_at_connect = first.sock.to_dict()
+    say(f"server's socket for it (sock_diag): {first.sock.state}, {first.sock.describe_timer()}")
+    if first.sock.timer != "keepalive":
+        result.verdict = "no-keepalive"
+        result.problems.append(f"{NO_KEEPALIVE} (sock_diag, {KEEPALIVE_GRACE_S:g} s after the connect: "
+                               f"{first.sock.describe_timer()})")
+        raise _Stopped
+    result.keepalive = True
+    result.inferred["idle"], result.inferred_from["idle"] = infer_idle(first.sock)
+    return first
+
+
+def _answered_probe(follower: SocketFollower, program: Program, first: Sample, result: CheckResult,
+                    say: Say) -> tuple[Sample, float]:
+    """3. the first probe, answered: the anchor (the reply's monotonic time); ``intvl`` from the re-armed timer."""
+    assert first.sock is not None
+    say(f"waiting for the first keepalive probe (~{first.sock.expires_ms / 1000:.3f} s) to be answered...")
+    time.sleep(near_expiry(first))
+    give_up_s = first.end + first.sock.expires_ms / 1000 + ANSWER_GRACE_S + 0.125 * result.inferred["idle"]
+    dropped = Drop()
+
+    def answered(sample: Sample) -> Sample | None:
+        if sample.sock is None:
+            result.verdict = "closed-by-server"
+            result.problems.append("the server closed the idle connection itself before the first keepalive probe "
+                                   "(an application timeout, not keepalive)")
+            raise _Stopped
+        assert sample.sock.info is not None
+        if dropped(sample.sock.info.last_ack_recv_ms):
+            return sample
+        program.require_running("while we waited")
+        return None
+
+    found, last = follower.until(answered, give_up_s - time.monotonic(), every(POLL_S))
+    if found is None:
+        assert last.sock is not None
+        raise NetkitError(f"no keepalive probe was answered within {give_up_s - first.end:.1f} s "
+                          f"(sock_diag now: {last.sock.describe_timer()})")
+    assert found.sock is not None and found.sock.info is not None
+    last_rcv = found.mid - found.sock.info.last_ack_recv_ms / 1000  # monotonic time of the probe's reply
+    result.inferred["intvl"], result.inferred_from["intvl"] = infer_intvl(found.sock)
+    result.timeline.append(Event(0.0, f"last segment received (reply to a keepalive probe); next timer run in "
+                                      f"{found.sock.expires_ms / 1000:.3f} s"))
+    return found, last_rcv
+
+
+def _follow_to_death(lab: Lab, follower: SocketFollower, program: Program, client: socket.socket, answered: Sample,
+                     last_rcv: float, result: CheckResult, timeout: float, say: Say) -> None:
+    """4. drop the client's link; follow the server's socket until it vanishes (the kernel unhashes what it kills)."""
+    before = counters.tcpext_counts(lab.server.namespace, COUNTED)
+    fault = get_fault("link-down")
+    fault.apply(FaultContext(lab, result.family, lab.server, lab.client, client))
+    result.fault_at_s = round(time.monotonic() - last_rcv, 3)
+    result.timeline.append(Event(result.fault_at_s, f"link down: {fault.description}"))
+    say(f"  {result.fault_at_s:7.3f} s  link down (client's veth end); time since the last segment received:")
+    alive = [answered]  # the last sample that still saw the socket
+
+    def gone(sample: Sample) -> Sample | None:
+        if sample.sock is None:
+            return sample
+        previous = alive[-1].sock
+        assert previous is not None
+        if (sample.sock.timer, sample.sock.retrans) != (previous.timer, previous.retrans):
+            what = (f"probe {sample.sock.retrans} sent, unanswered" if sample.sock.timer == "keepalive"
+                    else sample.sock.describe_timer())
+            event = Event(round(sample.start - last_rcv, 3),
+                          f"{what} (sock_diag: next run in {sample.sock.expires_ms / 1000:.3f} s)", SAMPLED)
+            result.timeline.append(event)
+            say(f"  {event.t_s:7.3f} s  {event.what}")
+        alive[0] = sample
+        program.require_running("during the check")
+        return None
+
+    dead, last = follower.until(gone, timeout, near_expiry)
+    if dead is None:
+        assert last.sock is not None
+        result.verdict = "no-death"
+        result.problems.append(f"the server's socket was still there {timeout:g} s after the link drop "
+                               f"({last.sock.state}, {last.sock.describe_timer()})")
+        raise _Stopped
+    after = counters.tcpext_counts(lab.server.namespace, COUNTED)
+    result.counters = counters.delta(before, after)
+    seen, final = alive[-1], alive[-1].sock
+    assert final is not None
+    result.measured_s = round(dead.end - last_rcv, 3)
+    result.dead_between_s = (round(seen.start - last_rcv, 3), result.measured_s)
+    result.probes = final.retrans if final.timer == "keepalive" else None
+    result.timeline.append(Event(result.measured_s, "socket gone from sock_diag: the kernel killed it"))
+    say(f"  {result.measured_s:7.3f} s  socket gone (killed by the kernel; last seen at "
+        f"{result.dead_between_s[0]:.3f} s)")
+
+
+__all__ = ["EXIT_ERROR", "EXIT_MATCH", "EXIT_MISMATCH", "NO_KEEPALIVE", "CheckResult", "check_server"]

@@ -1,0 +1,100 @@
+"""``netkit check-server``: the command line (argparse) and the printing; the check itself is :mod:`netkit.check.server`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, TextIO
+
+from ..check import server
+from ..check.result import EXIT_ERROR, NO_KEEPALIVE, CheckResult
+from ..check.server import check_server
+from ..errors import NetkitError
+
+HELP = {
+    "port": "the TCP port the server listens on (inside the lab)",
+    "expect_s": "the death you expect, in seconds after the last segment the server received "
+                "(e.g. idle + intvl x cnt); exit 0 only if the measured death matches it",
+    "ipv6": "connect over IPv6 (server 2001:2::1) instead of IPv4 (198.18.0.1)",
+    "json": "print exactly one JSON object (the result) on stdout",
+    "listen_timeout": "seconds to wait for the program to listen (default 10)",
+    "timeout": "seconds to wait for the death after the link drop (default 600)",
+    "command": "the server program and its arguments, after `--`; it must listen on the lab's server "
+               "address (198.18.0.1 / 2001:2::1) or on any address, in the foreground",
+}
+
+
+def _print_human(result: CheckResult, out: TextIO) -> None:
+    inf = result.inferred
+    if result.verdict == "no-keepalive":
+        print(f"verdict: NO KEEPALIVE - {NO_KEEPALIVE}", file=out)
+        return
+    if result.verdict == "closed-by-server":
+        print(f"verdict: CLOSED BY SERVER - {'; '.join(result.problems)}", file=out)
+        return
+    if inf:
+        parts = [f"{k}={inf[k]}{'s' if k != 'cnt' else ''}" for k in ("idle", "intvl", "cnt") if k in inf]
+        print(f"inferred keepalive: {' '.join(parts)}", file=out)
+        for k in ("idle", "intvl", "cnt"):
+            if k in result.inferred_from:
+                print(f"  {k}: {result.inferred_from[k]}", file=out)
+    if result.rule:
+        low, high = result.model_window_s or (0, 0)
+        print(f"rule: {result.rule}; netkit's window [{low:.3f}, {high:.3f}] s", file=out)
+    if result.verdict == "no-death":
+        print(f"verdict: NO DEATH - {'; '.join(result.problems)}", file=out)
+        return
+    measured = (f"died {result.measured_s:.3f} s after the last segment received "
+                f"(last seen {result.dead_between_s[0]:.3f} s); "
+                f"{result.probes} probes (sock_diag), {result.counters.get('TCPKeepAlive')} sent "
+                f"(TcpExt TCPKeepAlive)") if result.dead_between_s else "no death"
+    if result.verdict == "measured":
+        print(f"verdict: MEASURED - {measured}", file=out)
+    else:
+        low, high = result.window_s or (0, 0)
+        print(f"verdict: {result.verdict.upper()} - {measured}; expected {result.expect_s:g} s, "
+              f"window [{low:.3f}, {high:.3f}] s", file=out)
+        print(f"  tolerance: {result.tolerance}", file=out)
+    for problem in result.problems:
+        print(f"  note: {problem}", file=out)
+
+
+def cmd_check_server(args: argparse.Namespace) -> int:
+    argv = list(args.command)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    out = sys.stdout
+    family = "ipv6" if args.ipv6 else "ipv4"
+
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    try:
+        result = check_server(argv, args.port, family, args.expect_s, args.listen_timeout, args.timeout,
+                              on_event=None if args.json else say)
+    except (NetkitError, OSError) as exc:  # ServerProblem, SettingError, EnvironmentUnusable, a failed connect...
+        if args.json:
+            print(json.dumps({"verdict": "error", "error": str(exc), "command": argv, "exit_code": EXIT_ERROR}), file=out)
+        print(f"netkit check-server: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(result.to_json(), file=out)
+    else:
+        _print_human(result, out)
+        print(f"server stopped (exit status {result.program_exit}); lab torn down", file=out)
+    return result.exit_code
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``check-server`` on the CLI's subparsers."""
+    p = sub.add_parser("check-server", help="does a real server's keepalive drop a dead client? (runs it in a lab)",
+                       description=(server.__doc__ or "").split("\n\n")[0])
+    p.add_argument("--port", type=int, required=True, help=HELP["port"])
+    p.add_argument("--expect-s", type=float, metavar="S", help=HELP["expect_s"])
+    p.add_argument("--ipv6", action="store_true", help=HELP["ipv6"])
+    p.add_argument("--json", action="store_true", help=HELP["json"])
+    p.add_argument("--listen-timeout", type=float, default=10.0, metavar="S", help=HELP["listen_timeout"])
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S", help=HELP["timeout"])
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]", help=HELP["command"])
+    p.set_defaults(func=cmd_check_server)

@@ -1,0 +1,105 @@
+"""The closed vocabularies netkit speaks in, as str-valued enums.
+
+Each member *is* its string (``Family.IPV4 == "ipv4"``, same hash, same JSON),
+so results, ids and JSON read exactly as the plain strings did, and code that
+passes ``"ipv4"`` keeps working; a type checker, though, now knows the
+allowed values, and a typo fails at once instead of falling through a chain
+of ``if state == ...``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TypeVar
+
+E = TypeVar("E", bound="StrEnum")
+
+
+class StrEnum(str, Enum):
+    """A str that is also an enum member; prints as its value (``format``, ``str``, f-strings)."""
+
+    __hash__ = str.__hash__  # Enum hashes the member's name; a str key must find it (and it must find str keys)
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __repr__(self) -> str:  # in a printed list or dict too, a member reads as the string it is
+        return repr(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        return tuple(member.value for member in cls)
+
+
+class Family(StrEnum):
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+
+
+class State(StrEnum):
+    """The connection's state when the peer goes away."""
+
+    IDLE = "idle"
+    UNACKED = "unacked"
+    ZERO_WINDOW = "zero-window"
+
+
+class Side(StrEnum):
+    """Whose timers are tested; the other side is the peer that goes away."""
+
+    SERVER = "server"
+    CLIENT = "client"
+
+
+class KeepaliveVia(StrEnum):
+    """Where the tested side's keepalive values come from."""
+
+    SOCKET = "socket"
+    SYSCTL = "sysctl"
+
+
+class Clock(StrEnum):
+    """What t = 0 is for a prediction's times."""
+
+    LAST_RECEIVED = "last-received"  # the last segment received (tcpi_last_ack_recv)
+    SEND = "send"  # the data sent into the broken path
+
+    @property
+    def since(self) -> str:
+        return "the send" if self is Clock.SEND else "the last segment received"
+
+
+class CountSource(StrEnum):
+    """The kernel figure a prediction's count is read from."""
+
+    PROBES = "tcpi_probes"
+    RETRANSMITS = "tcpi_retransmits"
+    WIN_PROBES = "TcpExt.TCPWinProbe"
+
+    @property
+    def counter(self) -> str | None:
+        """The TcpExt counter's name, for the counters that are one."""
+        return self.value.split(".", 1)[1] if self.value.startswith("TcpExt.") else None
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+
+
+class LastSegment(StrEnum):
+    """What the tested socket last received before the fault (the keepalive timer's arming)."""
+
+    PROBE_REPLY = "probe-reply"  # a keepalive probe had just been answered
+    IDLE = "idle"  # nothing since the handshake or the last data
+
+
+def coerce(kind: type[E], value: object, field: str) -> E:
+    """``value`` as a member of ``kind``; ValueError naming the field and the choices otherwise."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{field} must be one of {', '.join(kind.values())}, not {value!r}") from None

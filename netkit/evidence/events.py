@@ -1,0 +1,32 @@
+"""One timeline event type for scenarios, the wire and program audits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+WIRE, SAMPLED, PROCEDURE = "wire", "sampled", ""
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the kernel (or the procedure) did, timed in s from the clock's anchor.
+
+    ``source``: "wire" (a frame's kernel timestamp on the tested veth),
+    "sampled" (``tcp_info`` or sock_diag polled) or "" (the procedure itself).
+    """
+
+    t_s: float
+    what: str
+    source: str = PROCEDURE
+
+    def to_dict(self, with_source: bool = True) -> dict[str, Any]:
+        """As JSON: ``{"t_s", "what", "source"}``; without the source where a format never had it."""
+        data: dict[str, Any] = {"t_s": self.t_s, "what": self.what}
+        if with_source:
+            data["source"] = self.source
+        return data
+
+
+# The names the three former types had; all three are this one now.
+TimelineEvent = WireEvent = Event

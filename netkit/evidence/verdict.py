@@ -1,0 +1,200 @@
+"""Judging a scenario's measurement against its one prediction: a tuple of failures, computed once.
+
+Pure: it reads the record's fields and returns :class:`Failure` records
+(every timing check through :func:`check_time`); the verdict is "pass" when
+there are none.  The sentences are the ones netkit has always printed, so
+logs and JSON read as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from ..enums import State
+from ..keepalive import KeepaliveSettings
+from ..kernel import KernelInfo
+from ..model.keepalive import keepalive_schedule
+from ..model.prediction import DeathPrediction
+from ..model.wheel import wheel_granularity_s
+from .timecheck import Failure, check_time, windows_text
+from .wire import WireEvidence
+
+# The observer: the run polls the dying socket(s) every OBSERVER_SAMPLE_S.  The
+# RST reaches a one-way peer within microseconds, but both deaths are seen by
+# one Python thread polling both sockets; with dozens of scenarios sharing the
+# machine, the observer itself can be late by a few ms.  One sampling interval
+# bounds it.
+OBSERVER_SAMPLE_S = 0.02
+PEER_SAME_MOMENT_S = OBSERVER_SAMPLE_S
+
+
+class Judged(Protocol):
+    """What the judging reads of a result (:class:`netkit.ScenarioResult` is one)."""
+
+    @property
+    def kernel(self) -> KernelInfo: ...
+    @property
+    def prediction(self) -> DeathPrediction: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def measured_s(self) -> float | None: ...
+    @property
+    def count(self) -> int | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def probes(self) -> int | None: ...
+    @property
+    def counters(self) -> Mapping[str, int]: ...
+    @property
+    def peer_error(self) -> str | None: ...
+    @property
+    def peer_lag_s(self) -> float | None: ...
+    @property
+    def fault_at_s(self) -> float | None: ...
+    @property
+    def fault_deadline_s(self) -> float | None: ...
+    @property
+    def wire(self) -> WireEvidence | None: ...
+    @property
+    def keepalive(self) -> KeepaliveSettings: ...
+
+
+def judge(r: Judged) -> tuple[Failure, ...]:
+    """Every way the measurement disagrees with the prediction (empty: pass)."""
+    found: list[Failure | None] = [_fault_in_time(r)]
+    p = r.prediction
+    if r.measured_s is None:
+        found.append(Failure("death", f"death within {windows_text([p.window_s])}", "no death",
+                             message=f"the connection did not die within {p.window_s[1]:.3f} s (+ grace)"))
+        return tuple(f for f in found if f)
+    windows = [w for w, _ in p.outcomes()]
+    counts = [n for _, n in p.outcomes()]
+    found.append(check_time("death", windows, r.measured_s, rule=p.rule, labels=counts,
+                            early="died EARLY: {actual:.3f} s < window start {low:.3f} s",
+                            late="died late: {actual:.3f} s, outside {windows}"))
+    found.append(_count(r))
+    if r.error != p.expected_error:
+        found.append(Failure("error", str(p.expected_error), str(r.error),
+                             message=f"error {r.error}, expected {p.expected_error}"))
+    found.append(_peer(r))
+    found += judge_wire(r)
+    return tuple(f for f in found if f)
+
+
+def _fault_in_time(r: Judged) -> Failure | None:
+    if r.fault_at_s is None or r.fault_deadline_s is None:
+        return None
+    return check_time("the fault", (0.0, r.fault_deadline_s), r.fault_at_s,
+                      late=("the fault took until {actual:.3f} s after the last segment received, too close to "
+                            "the next timer run for the rule to apply (machine overloaded?)"))
+
+
+def _count(r: Judged) -> Failure | None:
+    p, count = r.prediction, r.count
+    counts = p.counts()
+    expected = " or ".join(map(str, counts))
+    if count not in counts:
+        return Failure(str(p.count_source), expected, str(count),
+                       message=f"{p.count_source} = {count} at death, expected {expected}")
+    assert r.measured_s is not None
+    if p.contains(r.measured_s) and not p.matches(r.measured_s, count):
+        windows = windows_text([w for w, _ in p.outcomes()], [n for _, n in p.outcomes()])
+        return Failure(str(p.count_source), windows, f"{count} at {r.measured_s:.3f} s",
+                       message=f"{p.count_source} = {count} at {r.measured_s:.3f} s; expected {windows}")
+    return None
+
+
+def _peer(r: Judged) -> Failure | None:
+    expected = r.prediction.peer_expected_error
+    if not expected:
+        return None
+    if r.peer_error != expected:
+        return Failure("peer error", expected, str(r.peer_error),
+                       message=f"peer error {r.peer_error}, expected {expected} (it should die too)")
+    same = ("peer died {actual} s apart from the tested side, expected the same moment "
+            f"(within the observer's {PEER_SAME_MOMENT_S} s)")
+    return check_time("the peer's death", (-PEER_SAME_MOMENT_S, PEER_SAME_MOMENT_S), r.peer_lag_s,
+                      early=same, late=same, missing=same.replace("{actual}", "None"))
+
+
+def judge_wire(r: Judged) -> list[Failure]:
+    """Where the probes reach the tested veth: count, spacing, first probe and RST, from the wire.
+
+    Tolerances are the model's (timer wheel, :func:`netkit.model.wheel_granularity_s`):
+    consecutive probes are ``intvl`` apart, late by at most one
+    granularity of an ``intvl`` timer; the first leaves ``max(idle,
+    intvl)`` after the last segment received, late by at most the first
+    run's granularity.  One jiffy either way covers the jiffy clock the
+    timer counts on against the tap's nanoseconds.
+    """
+    w = r.wire
+    if w is None or not w.visible or r.measured_s is None:
+        return []
+    if r.state == State.IDLE:
+        problems = _idle_counts(r, w) + _idle_timing(r, w)
+    else:
+        problems = _data_wire(r, w)
+    return [Failure(f"wire: {p.rule}", p.expected, p.measured, p.evidence, f"wire: {p}") for p in problems]
+
+
+def _idle_counts(r: Judged, w: WireEvidence) -> list[Failure]:
+    counts = r.prediction.counts()
+    expected = " or ".join(map(str, counts))
+    problems = []
+    if r.prediction.expected_error == "ECONNRESET":  # the peer has forgotten the connection: its RST answers
+        if len(w.probes_s) not in counts:
+            problems.append(Failure("probes", expected, str(len(w.probes_s)), message=(
+                f"{len(w.probes_s)} keepalive probes after the last segment received, expected {expected}")))
+        if w.peer_rst_s is None:
+            problems.append(Failure("peer RST", "a RST", "none", message="no RST from the peer answered the probe"))
+        if w.rst_s is not None:
+            problems.append(Failure("tested RST", "none", f"{w.rst_s:.3f} s", message=(
+                f"the tested side sent a RST at {w.rst_s:.3f} s; a reset connection sends none")))
+        return problems
+    if w.unanswered_probes not in counts or w.unanswered_probes != r.probes:
+        problems.append(Failure("unanswered probes", expected, str(w.unanswered_probes), f"tcpi_probes {r.probes}",
+                                message=(f"{w.unanswered_probes} unanswered keepalive probes, expected {expected} "
+                                         f"(tcpi_probes {r.probes})")))
+    if w.rst_s is None:
+        problems.append(Failure("tested RST", "a RST", "none", message=(
+            "no RST from the tested side: a keepalive death sends one (tcp_send_active_reset)")))
+    return problems
+
+
+def _idle_timing(r: Judged, w: WireEvidence) -> list[Failure]:
+    intvl = r.keepalive.intvl
+    jiffy, hz = r.kernel.jiffy_s, r.kernel.hz
+    found: list[Failure | None] = []
+    spacing = (intvl - jiffy, intvl + wheel_granularity_s(intvl, hz) + jiffy)
+    for n, gap in enumerate(w.spacing_s, 1):
+        apart = (f"probes {n} and {n + 1} are {{actual:.3f}} s apart, expected TCP_KEEPINTVL {intvl} s within "
+                 "[{low:.3f}, {high:.3f}] s")
+        found.append(check_time(f"probes {n} and {n + 1}", spacing, gap, rule="TCP_KEEPINTVL", early=apart, late=apart))
+    schedule = keepalive_schedule(r.keepalive)
+    first = (schedule.first_probe - jiffy, schedule.first_probe + schedule.max_lateness(1, hz) + 2 * jiffy)
+    shown = "none" if w.first_probe_s is None else f"{w.first_probe_s:.3f} s"
+    sentence = (f"first probe at {shown} after the last segment received, expected max(idle, intvl) = "
+                f"{schedule.first_probe} s within [{{low:.3f}}, {{high:.3f}}] s")
+    found.append(check_time("the first probe", first, w.first_probe_s, rule="max(idle, intvl)",
+                            early=sentence, late=sentence, missing=sentence))
+    return [f for f in found if f]
+
+
+def _data_wire(r: Judged, w: WireEvidence) -> list[Failure]:
+    problems = []
+    if w.rst_s is not None:
+        problems.append(Failure("tested RST", "none", f"{w.rst_s:.3f} s", message=(
+            f"the tested side sent a RST at {w.rst_s:.3f} s; a retransmission or persist timeout "
+            "sends none (tcp_write_err)")))
+    if r.state == State.ZERO_WINDOW and len(w.zero_window_probes_s) != r.counters.get("TCPWinProbe"):
+        problems.append(Failure("zero-window probes", str(r.counters.get("TCPWinProbe")),
+                                str(len(w.zero_window_probes_s)), message=(
+            f"{len(w.zero_window_probes_s)} zero-window probes on the wire, the kernel counted "
+            f"{r.counters.get('TCPWinProbe')} (TcpExt TCPWinProbe)")))
+    return problems
+
+
+__all__ = ["Failure", "OBSERVER_SAMPLE_S", "PEER_SAME_MOMENT_S", "judge", "judge_wire"]

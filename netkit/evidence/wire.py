@@ -1,0 +1,154 @@
+"""Wire evidence: what the tested veth showed after the fault, as data (probes, spacing, RST, events).
+
+Where a capture cannot see the probes at all, the fault says why (its
+``wire_blind``, KERNEL-NOTES trap 4): the evidence is then the kernel's
+counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .classify import Classified, classify
+from .events import WIRE, Event
+from .frames import Frame
+
+MAX_EVENTS = 200  # the timeline keeps the first ones; a bulk transfer would drown it
+
+
+# -- the evidence ----------------------------------------------------------------------
+
+
+@dataclass
+class WireEvidence:
+    """What the tested veth showed, as data; times in s since ``anchor`` (on the wire).
+
+    ``visible`` is False where the probes cannot reach a packet tap at all
+    (``note`` says why, and ``kernel`` holds the counters that are the
+    evidence instead).
+    """
+
+    interface: str = ""
+    visible: bool = True
+    note: str = ""
+    frames: int = 0  # everything captured on the tested veth (ARP/ND included)
+    drops: int = 0  # frames the packet socket had to drop (should be 0)
+    connection_segments: int = 0
+    anchor: str = ""  # what t = 0 is
+    anchor_ns: int = 0  # its kernel timestamp (CLOCK_REALTIME)
+    probes_s: list[float] = field(default_factory=list)  # keepalive probes after the anchor
+    unanswered_probes: int = 0
+    answered_probes: int = 0
+    spacing_s: list[float] = field(default_factory=list)  # between consecutive probes after the anchor
+    first_probe_s: float | None = None
+    rst_s: float | None = None  # the tested side's RST (the kernel gave up)
+    peer_rst_s: float | None = None
+    retransmissions_s: list[float] = field(default_factory=list)
+    zero_window_probes_s: list[float] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    kernel: dict[str, int | None] = field(default_factory=dict)  # the kernel's counts of the same things
+    error: str | None = None  # why there is no capture at all
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["events"] = [e.to_dict(with_source=False) for e in self.events]  # the wire is their only source
+        return data
+
+
+def _describe(item: Classified, number: int | None, anchor: bool) -> str:
+    seg = item.segment
+    answered = "answered" if item.answered else "unanswered"
+    nth = f" {number}" if number is not None else ""
+    if item.sent:
+        text = {
+            "keepalive-probe": f"keepalive probe{nth} sent (seq snd_nxt-1, {seg.payload} bytes), {answered}",
+            "zero-window-probe": f"zero-window probe{nth} sent (seq snd_una-1), {answered}",
+            "retransmission": f"retransmission{nth} sent ({seg.payload} bytes at seq {seg.seq})",
+            "rst": "RST sent by the tested side: the kernel gave up on the connection",
+            "data": f"data sent ({seg.payload} bytes)",
+        }.get(item.kind, f"{item.kind} sent [{seg.flag_text}]")
+    else:
+        text = {
+            "probe-reply": "reply to the probe received",
+            "rst": "RST received from the peer",
+            "data": f"data received ({seg.payload} bytes)",
+            "ack": f"ACK received (window {seg.window})",
+        }.get(item.kind, f"{item.kind} received [{seg.flag_text}]")
+    return text + (" = last segment received" if anchor else "")
+
+
+def evidence(
+    items: Sequence[Classified],
+    anchor_ns: int,
+    anchor: str,
+    from_index: int = 0,
+) -> WireEvidence:
+    """Probes, replies, spacing and RST after ``anchor_ns`` (the timeline starts at ``from_index``)."""
+
+    def t(item: Classified) -> float:
+        return round((item.ts_ns - anchor_ns) / 1e9, 6)
+
+    after = [i for i in items if i.ts_ns > anchor_ns]
+    probes = [i for i in after if i.sent and i.kind == "keepalive-probe"]
+    ev = WireEvidence(anchor=anchor, anchor_ns=anchor_ns, connection_segments=len(items))
+    ev.probes_s = [t(p) for p in probes]
+    ev.unanswered_probes = sum(not p.answered for p in probes)
+    ev.answered_probes = sum(p.answered for p in probes)
+    ev.spacing_s = [round(b - a, 6) for a, b in zip(ev.probes_s, ev.probes_s[1:])]
+    ev.first_probe_s = ev.probes_s[0] if probes else None
+    rsts = [t(i) for i in after if i.sent and i.kind == "rst"]
+    ev.rst_s = rsts[0] if rsts else None
+    peer_rsts = [t(i) for i in after if not i.sent and i.kind == "rst"]
+    ev.peer_rst_s = peer_rsts[0] if peer_rsts else None
+    ev.retransmissions_s = [t(i) for i in after if i.sent and i.kind == "retransmission"]
+    ev.zero_window_probes_s = [t(i) for i in after if i.sent and i.kind == "zero-window-probe"]
+    counts: dict[str, int] = {}
+    shown = items[from_index:]
+    for item in shown[:MAX_EVENTS]:
+        number = None
+        if item.sent and item.ts_ns > anchor_ns and item.kind in ("keepalive-probe", "zero-window-probe", "retransmission"):
+            counts[item.kind] = number = counts.get(item.kind, 0) + 1
+        ev.events.append(Event(t(item), _describe(item, number, item.ts_ns == anchor_ns), WIRE))
+    if len(shown) > MAX_EVENTS:
+        ev.events.append(Event(t(shown[-1]), f"... {len(shown) - MAX_EVENTS} more segments (see the pcap)", WIRE))
+    return ev
+
+
+def analyse(
+    frames: Sequence[Frame],
+    tested: tuple[str, int],
+    peer: tuple[str, int],
+    fault_ns: int,
+    measured_from: str = "last-received",
+    sent_ns: int | None = None,
+) -> WireEvidence:
+    """The wire evidence of one scenario.
+
+    t = 0 is the last segment the tested side received before the fault
+    (``fault_ns``, CLOCK_REALTIME) -- the same event ``tcpi_last_ack_recv``
+    counts from, but with the tap's nanosecond timestamp instead of a jiffy.
+    With ``measured_from="send"`` it is the first transmission of the data
+    sent after the fault (or ``sent_ns``, when that never reached the tap).
+    """
+    items = classify(frames, tested, peer)
+    received = [i for i, item in enumerate(items) if not item.sent and item.ts_ns < fault_ns]
+    if measured_from == "send":
+        sends = [i for i, item in enumerate(items) if item.sent and item.kind == "data" and item.ts_ns >= fault_ns]
+        if sends:
+            index = sends[0]
+            anchor_ns, anchor = items[index].ts_ns, "the data's first transmission"
+        else:
+            index = len([item for item in items if item.ts_ns < (sent_ns or fault_ns)])
+            anchor_ns, anchor = sent_ns or fault_ns, "the send (the data never reached the tap; process clock)"
+        ev = evidence(items, anchor_ns - 1, anchor, index)
+    elif received:
+        index = received[-1]
+        answered_probe = index and items[index - 1].sent and items[index - 1].kind.endswith("probe")
+        start = index - 1 if answered_probe else index  # show the probe it answered
+        ev = evidence(items, items[index].ts_ns, "the last segment received before the fault", start)
+    else:
+        ev = evidence(items, fault_ns, "the fault (nothing was received before it)", len(items))
+    ev.frames = len(frames)
+    return ev

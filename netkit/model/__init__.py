@@ -1,0 +1,29 @@
+"""The timing model: the kernel's rules and the timer-wheel window, as arithmetic (no I/O).
+
+- :mod:`.wheel` -- how late a timer runs; the window built from it
+- :mod:`.prediction` -- :class:`DeathPrediction`, what the kernel should do
+- :mod:`.keepalive` -- idle connections: ``tcp_keepalive_timer``
+- :mod:`.retransmission` -- data outstanding: ``tcp_retransmit_timer``, ``tcp_probe_timer``
+- :mod:`.fault_rule` -- a fault's twist to the rule, as data
+- :mod:`.predict` -- the dispatch: a scenario in, its one prediction out
+"""
+
+from .fault_rule import DataPath, FaultRule
+from .keepalive import KeepaliveSchedule, keepalive_death, keepalive_schedule, reset_at_first_probe
+from .predict import not_modelled_reason, predict
+from .prediction import DeathPrediction
+from .retransmission import default_rto_s, unacked_death, zero_window_death
+from .wheel import (
+    MEASUREMENT_JIFFIES,
+    latest_death_s,
+    packetdrill_bound_s,
+    wheel_granularity_s,
+    wheel_level,
+    window,
+)
+
+__all__ = [
+    "MEASUREMENT_JIFFIES", "DataPath", "DeathPrediction", "FaultRule", "KeepaliveSchedule", "default_rto_s",
+    "keepalive_death", "keepalive_schedule", "latest_death_s", "not_modelled_reason", "packetdrill_bound_s", "predict",
+    "reset_at_first_probe", "unacked_death", "wheel_granularity_s", "wheel_level", "window", "zero_window_death",
+]

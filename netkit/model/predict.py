@@ -1,0 +1,100 @@
+"""Which kernel rule applies to a scenario: the dispatch over (connection state, fault).
+
+The rules themselves live in :mod:`netkit.model.keepalive` (idle connections,
+keepalive) and :mod:`netkit.model.retransmission` (data outstanding: RTO and
+zero-window probes); the fault's twist is its :class:`FaultRule`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Protocol
+
+from ..enums import Family, State
+from ..keepalive import KeepaliveSettings
+from ..kernel import KernelInfo
+from .fault_rule import DataPath, FaultRule
+from .keepalive import keepalive_death, reset_at_first_probe
+from .prediction import DeathPrediction
+from .retransmission import (
+    LINK_DOWN_UNMODELLED,
+    NEIGHBOUR_FAILURE_S,
+    PERSIST_NEEDS_RETRIES2,
+    RTO_NEEDS_RETRIES2,
+    default_rto_s,
+    unacked_death,
+    zero_window_death,
+)
+
+
+class Predictable(Protocol):
+    """What the model needs of a scenario (:class:`netkit.Scenario` is one)."""
+
+    @property
+    def keepalive(self) -> KeepaliveSettings: ...
+    @property
+    def family(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def retries2(self) -> int | None: ...
+    @property
+    def fault_rule(self) -> FaultRule: ...
+
+
+def predict(scenario: Predictable, kernel: KernelInfo, rto_s: float | None = None) -> DeathPrediction:
+    """The rule for a scenario on this kernel: window, error, counts.
+
+    ``rto_s`` is the connection's RTO (``tcpi_rto``; by default TCP_RTO_MIN
+    plus a jiffy, what a veth gives).  Raises NotModelled where netkit has no
+    defensible rule.
+
+    Idle connections follow :func:`netkit.model.keepalive.keepalive_death`,
+    with the fault's twists, each measured and explained:
+
+    * a peer that answers with a RST (peer-reboot): ``tcp_v4_send_reset``
+      takes the probe's ack number as its sequence, so it is in window ->
+      ``tcp_reset``: ECONNRESET at the first probe.
+    * a soft error over IPv6 (peer-gone): every probe's route lookup fails
+      and ``inet6_csk_xmit`` keeps it (``sk_err_soft = ENETUNREACH``);
+      ``tcp_write_err`` reports ``sk_err_soft ?: ETIMEDOUT``.  The failed
+      probes still count (``tcp_write_wakeup`` returned <= 0).
+    * a peer that still receives (one-way): the final RST the tested side
+      sends (``tcp_send_active_reset``) reaches it: it dies too, ECONNRESET.
+    """
+    fault, settings = scenario.fault_rule, scenario.keepalive
+    rto_s = rto_s or default_rto_s(kernel)
+    if scenario.state == State.UNACKED:
+        return unacked_death(settings, kernel, fault, scenario.family, rto_s, scenario.retries2)
+    if scenario.state == State.ZERO_WINDOW:
+        return zero_window_death(settings, kernel, fault, scenario.family, rto_s, scenario.retries2)
+    if fault.data_path is DataPath.RESET:
+        return reset_at_first_probe(settings, kernel)
+    error = fault.timeout_error(scenario.family)
+    p = keepalive_death(settings, kernel, error=error)
+    if scenario.family == Family.IPV6 and error != "ETIMEDOUT":
+        return replace(p, rule=p.rule + f"; IPv6 keeps the failed route lookup as sk_err_soft = {error}, "
+                       "which tcp_write_err reports instead of ETIMEDOUT")
+    if fault.peer_dies_too:
+        return replace(p, peer_expected_error="ECONNRESET",
+                       rule=p.rule + "; the tested side's final RST reaches the peer, which dies at the same moment")
+    return p
+
+
+def not_modelled_reason(scenario: Predictable) -> str | None:
+    """Why netkit has no defensible rule for this scenario (None: it has one).
+
+    Decided from the scenario alone -- no RTO needed -- so a run can refuse
+    before it builds a lab, and :func:`predict` raises NotModelled with the
+    same reason.
+    """
+    fault, ut = scenario.fault_rule, scenario.keepalive.user_timeout_ms
+    if scenario.state == State.IDLE or fault.data_path is DataPath.RESET:
+        return None
+    if scenario.state == State.UNACKED and fault.data_path is DataPath.LOCAL:
+        return LINK_DOWN_UNMODELLED if not ut or ut / 1000 >= NEIGHBOUR_FAILURE_S else None
+    if ut or scenario.retries2 is not None:
+        return None
+    if scenario.state == State.UNACKED and fault.data_path is DataPath.LOST:
+        return RTO_NEEDS_RETRIES2
+    return PERSIST_NEEDS_RETRIES2

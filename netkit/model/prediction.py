@@ -1,0 +1,51 @@
+"""A prediction as data: what the kernel should do, serialisable, comparable, printable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..enums import Clock, CountSource
+
+Window = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class DeathPrediction:
+    """What the kernel should do, as data: serialisable, comparable, printable.
+
+    The nominal outcome: death inside ``window_s`` with ``count_source`` (a
+    TCP_INFO field or TcpExt counter) reading ``expected_count``.  Where timer
+    lateness can change which timer run is the fatal one, the
+    ``alternative_window_s``/``alternative_count`` pair is the other outcome
+    (e.g. TCP_USER_TIMEOUT just after a nominal keepalive run: one interval
+    earlier with one probe less).  A measurement must match one outcome in
+    both time and count.
+    """
+
+    rule: str
+    expected_s: float
+    window_s: Window
+    expected_count: int
+    expected_error: str
+    count_source: CountSource = CountSource.PROBES
+    alternative_window_s: Window | None = None
+    alternative_count: int | None = None
+    peer_expected_error: str | None = None  # the peer's socket dies too (one-way: the final RST reaches it)
+    measured_from: Clock = Clock.LAST_RECEIVED  # the clock the times count on
+    timer_runs_s: tuple[float, ...] = ()  # arm delays of the timer runs whose lateness adds up
+
+    def outcomes(self) -> list[tuple[Window, int]]:
+        found = [(self.window_s, self.expected_count)]
+        if self.alternative_window_s is not None and self.alternative_count is not None:
+            found.append((self.alternative_window_s, self.alternative_count))
+        return found
+
+    def counts(self) -> list[int]:
+        """Every count an outcome allows, ascending."""
+        return sorted({n for _, n in self.outcomes()})
+
+    def matches(self, measured_s: float, count: int | None) -> bool:
+        return any(low <= measured_s <= high and count == n for (low, high), n in self.outcomes())
+
+    def contains(self, measured_s: float) -> bool:
+        return any(low <= measured_s <= high for (low, high), _ in self.outcomes())

@@ -1,0 +1,58 @@
+"""A scenario result as JSON: the keys of ``--json``, versioned by ``schema``."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..scenario.result import ScenarioResult
+
+
+def result_dict(r: ScenarioResult) -> dict[str, Any]:
+    """Every key of the scenario result, in the order ``--json`` has always printed them (``schema`` first)."""
+    from ..scenario.result import SCHEMA
+
+    s, p = r.scenario, r.prediction
+    return {
+        "schema": SCHEMA,
+        "kernel": r.kernel.release,
+        "hz": r.kernel.hz,
+        "id": s.id,
+        "family": s.family,
+        "keepalive": s.keepalive.to_dict(),
+        "keepalive_via": s.keepalive_via,
+        "side": s.side,
+        "fault": s.fault,
+        "state": s.state,
+        "rule": p.rule,
+        "expected_s": p.expected_s,
+        "window_s": list(p.window_s),
+        "measured_s": r.measured_s,
+        "error": r.error,
+        "expected_error": p.expected_error,
+        "probes": r.probes,
+        "retransmits": r.retransmits,
+        "count_source": p.count_source,
+        "expected_count": p.expected_count,
+        "alternative_window_s": list(p.alternative_window_s) if p.alternative_window_s else None,
+        "alternative_count": p.alternative_count,
+        "keepalive_counter": r.keepalive_counter,
+        "counters": dict(r.counters),
+        "measured_from": p.measured_from,
+        "retries2": s.retries2,
+        "peer_error": r.peer_error,
+        "peer_expected_error": p.peer_expected_error,
+        "peer_lag_s": r.peer_lag_s,
+        "fault_at_s": r.fault_at_s,
+        "timeline": [e.to_dict() for e in r.timeline],
+        "wire": r.wire.to_dict() if r.wire else None,
+        "pcap": r.pcap,
+        "verdict": r.verdict,
+        "failures": [str(f) for f in r.failures],
+        "kept_namespaces": list(r.kept_namespaces),
+    }
+
+
+def to_json(r: ScenarioResult) -> str:
+    return json.dumps(result_dict(r))

@@ -1,0 +1,138 @@
+"""A scenario result as text: the one-line wire summary, the 3 a.m. explanation, the demo's lines."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TextIO
+
+from ..enums import Clock, CountSource
+
+if TYPE_CHECKING:
+    from ..kernel import KernelInfo
+    from ..model.prediction import DeathPrediction
+    from ..scenario.result import ScenarioResult
+    from ..scenario.spec import Scenario
+
+PREPARATION = {
+    "idle": "waiting for a keepalive probe to be answered, then breaking the path",
+    "unacked": "breaking the path, then sending 100 bytes into it",
+    "zero-window": "filling the peer's receive window until it closes, then breaking the path",
+}
+COUNTED = {CountSource.PROBES: "unanswered probe", CountSource.RETRANSMITS: "retransmission",
+           CountSource.WIN_PROBES: "window probe"}
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def wire_summary(r: ScenarioResult) -> str:
+    """One line: what the wire showed, or why it cannot show it and what the evidence is instead."""
+    w = r.wire
+    if w is None:
+        return "no capture"
+    if not w.visible:
+        kernel = ", ".join(f"{name} {value}" for name, value in w.kernel.items() if value is not None)
+        return f"{w.note}; the evidence is the kernel's counters: {kernel}"
+    parts = [plural(len(w.probes_s), "keepalive probe") + f" ({w.unanswered_probes} unanswered)"]
+    if w.spacing_s:
+        parts.append("spacing " + ", ".join(f"{g:.3f}" for g in w.spacing_s) + " s")
+    if w.first_probe_s is not None:
+        parts.append(f"first at {w.first_probe_s:.3f} s")
+    if w.retransmissions_s:
+        parts.append(plural(len(w.retransmissions_s), "retransmission") + " (a tail loss probe counts)")
+    if w.zero_window_probes_s:
+        parts.append(plural(len(w.zero_window_probes_s), "zero-window probe"))
+    parts.append(f"RST sent at {w.rst_s:.3f} s" if w.rst_s is not None else "no RST sent")
+    if w.peer_rst_s is not None:
+        parts.append(f"RST from the peer at {w.peer_rst_s:.3f} s")
+    drops = f", {w.drops} DROPPED by the capture" if w.drops else ""
+    return f"{'; '.join(parts)} (on {w.interface}, {w.frames} frames{drops}; t = 0 is {w.anchor})"
+
+
+def _expected_line(p: DeathPrediction) -> str:
+    return (f"  expected: {p.expected_s:.3f} s, window [{p.window_s[0]:.3f}, {p.window_s[1]:.3f}] s, "
+            f"{p.count_source} = {p.expected_count}, {p.expected_error}"
+            + (f"; or early: [{p.alternative_window_s[0]:.3f}, {p.alternative_window_s[1]:.3f}] s with "
+               f"{p.alternative_count}" if p.alternative_window_s else "")
+            + (f"; peer dies too with {p.peer_expected_error}" if p.peer_expected_error else ""))
+
+
+def _timeline_lines(r: ScenarioResult) -> list[str]:
+    if not r.timeline:
+        return []
+    sources = []
+    if any(e.source == "wire" for e in r.timeline):
+        sources.append("[wire] = kernel timestamp of the frame on the tested veth")
+    if any(e.source == "sampled" for e in r.timeline):
+        sources.append("[sampled] = tcp_info polled every 20 ms")
+    since = Clock(r.prediction.measured_from).since
+    lines = [f"  timeline (s since {since}" + "".join(f"; {x}" for x in sources) + "):"]
+    return lines + [f"    {e.t_s:8.3f}  {e.what}" + (f"  [{e.source}]" if e.source else "") for e in r.timeline]
+
+
+def explain(r: ScenarioResult) -> str:
+    """The failure message for a person reading a CI log at 3 a.m."""
+    p = r.prediction
+    measured = "no death" if r.measured_s is None else f"{r.measured_s:.3f} s"
+    lines = [
+        f"{r.scenario.id} on {r.kernel.release} (HZ={r.kernel.hz}): {r.verdict.upper()}",
+        f"  rule:     {p.rule}",
+        _expected_line(p),
+        f"  measured: {measured}, {r.probes} probes (tcpi_probes), {r.retransmits} retransmits, "
+        f"{r.keepalive_counter} keepalives sent (TcpExt TCPKeepAlive), error {r.error}"
+        + (f"; peer {r.peer_error}, {r.peer_lag_s} s apart" if p.peer_expected_error else ""),
+    ]
+    if r.wire is not None:
+        lines.append(f"  wire:     {wire_summary(r)}")
+    lines += [f"  problem:  {f}" for f in r.failures]
+    lines += _timeline_lines(r)
+    if r.pcap:
+        lines.append(f"  pcap:     {r.pcap}  (read it: tcpdump -nr {r.pcap})")
+    for name in r.kept_namespaces:
+        lines.append(f"  kept for inspection: ip netns exec {name} ss -tino  (remove: netkit cleanup)")
+    return "\n".join(lines)
+
+
+# -- the demo -------------------------------------------------------------------------
+
+
+def demo_header(scenario: Scenario, kernel: KernelInfo, p: DeathPrediction) -> list[str]:
+    """What the demo prints before the lab is built: settings, the rule, the window it will judge by."""
+    k = scenario.keepalive
+    ut = f" user_timeout={k.user_timeout_ms}ms" if k.user_timeout_ms is not None else ""
+    return [
+        f"netkit demo: {scenario.side} keepalive idle={k.idle}s intvl={k.intvl}s cnt={k.cnt}{ut} "
+        f"(via {scenario.keepalive_via}) over {scenario.family}, {scenario.state} connection; fault: {scenario.fault}; "
+        f"kernel {kernel.release} (HZ={kernel.hz})",
+        f"rule: {p.rule}",
+        f"expect death at {p.expected_s:.3f} s, window [{p.window_s[0]:.3f}, {p.window_s[1]:.3f}] s, "
+        f"{p.expected_error}; {PREPARATION[scenario.state]}...",
+        f"  time since {Clock(p.measured_from).since} ({p.count_source} sampled every 20 ms):",
+    ]
+
+
+def print_demo_result(r: ScenarioResult, out: TextIO) -> None:
+    """The demo's closing lines: the death, the wire, the verdict, where the evidence is."""
+    p = r.prediction
+    low, high = p.window_s
+    for event in r.timeline:
+        if event.what.startswith("connection dead") or event.what.startswith("still alive"):
+            print(f"  {event.t_s:7.3f} s  {event.what}", file=out)
+    wire = r.wire
+    if wire is not None and wire.visible:
+        print(f"  on the wire ({wire.interface}, kernel timestamps), s since {wire.anchor}:", file=out)
+        for event in wire.events:
+            print(f"  {event.t_s:7.3f} s  {event.what}", file=out)
+    if wire is not None:
+        print(f"wire: {wire_summary(r)}", file=out)
+    since = Clock(p.measured_from).since
+    measured = "did not die" if r.measured_s is None else f"died {r.measured_s:.3f} s after {since}"
+    print(f"verdict: {r.verdict.upper()} - {measured} (window [{low:.3f}, {high:.3f}] s); "
+          f"{p.count_source} {r.count} (expected {p.expected_count}); error {r.error} (expected {p.expected_error})",
+          file=out)
+    for failure in r.failures:
+        print(f"  problem: {failure}", file=out)
+    for name in r.kept_namespaces:
+        print(f"  kept: ip netns exec {name} ss -tino   (remove with: netkit cleanup)", file=out)
+    if r.pcap:
+        print(f"pcap: {r.pcap}  (read it: tcpdump -nr {r.pcap})", file=out)

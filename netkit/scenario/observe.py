@@ -1,0 +1,171 @@
+"""Watching the tested socket: the answered probe, the closed window, the death -- each returned as a value."""
+
+from __future__ import annotations
+
+import errno
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..enums import Clock, CountSource
+from ..errors import NetkitError, ScenarioCancelled
+from ..evidence.events import SAMPLED, Event
+from ..evidence.verdict import OBSERVER_SAMPLE_S
+from ..keepalive import KeepaliveSettings
+from ..lab.tcpinfo import tcp_info
+from ..model.prediction import DeathPrediction
+from ..waiting import Drop, WaitTimeout, wait_until
+from .result import Progress
+
+SAMPLE_INTERVAL_S = OBSERVER_SAMPLE_S  # the judging's observer tolerance is this interval
+WARMUP_SAMPLE_S = 0.002
+WARMUP_LEAD_S = 0.1  # start sampling this long before the first probe is due
+PEER_GRACE_S = 0.5  # how long to wait for the peer's death after the tested side's
+FILL_TIMEOUT_S = 5.0
+
+
+def wait_for_answered_probe(sock: socket.socket, k: KeepaliveSettings, armed_at: float, cancel: threading.Event) -> None:
+    """Return right after a keepalive probe's reply was received.
+
+    A reply resets the socket's receive timestamp, so ``tcpi_last_ack_recv``
+    drops back towards zero.  The first probe is due ``idle`` after keepalive
+    was armed (``armed_at``, monotonic); we sleep until shortly before and
+    then sample every 2 ms (sampling the whole time would cost dozens of
+    concurrent scenarios a core), so the fault follows the reply within a few
+    ms, long before the next timer run (>= 1 s).
+    """
+    limit = max(k.idle, k.intvl) + 2.0
+    start = time.monotonic()
+    if cancel.wait(max(0.0, armed_at + k.idle - WARMUP_LEAD_S - time.monotonic())):
+        raise ScenarioCancelled("cancelled while waiting for the first probe")
+    dropped = Drop(tcp_info(sock).last_ack_recv_ms)
+
+    def answered() -> bool:
+        return dropped(tcp_info(sock).last_ack_recv_ms)
+
+    try:
+        wait_until(answered, limit - (time.monotonic() - start), WARMUP_SAMPLE_S, what="the first probe", cancel=cancel)
+    except WaitTimeout:
+        raise NetkitError(f"no keepalive probe was answered within {limit:.0f} s while the peer was up") from None
+
+
+def fill_until_zero_window(sock: socket.socket, cancel: threading.Event) -> None:
+    """Send until the peer's receive window is closed and everything in flight is acknowledged.
+
+    Then nothing is unacknowledged, the rest waits in the write queue, and the
+    persist timer (not the RTO) owns the connection.
+    """
+
+    def closed() -> bool:
+        try:
+            while True:
+                sock.send(b"\0" * 65536)
+        except BlockingIOError:
+            pass
+        return tcp_info(sock).unacked == 0
+
+    sock.setblocking(False)
+    try:
+        wait_until(closed, FILL_TIMEOUT_S, WARMUP_SAMPLE_S / 4, what="the window to close", cancel=cancel,
+                   on_timeout=lambda: "the peer's window did not close within 5 s")
+    finally:
+        sock.setblocking(True)
+
+
+def socket_error(sock: socket.socket) -> str:
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    return errno.errorcode.get(err, str(err)) if err else "none"
+
+
+@dataclass(frozen=True)
+class Death:
+    """The kernel's figures read at the tested socket's death (``measured_s`` None: it did not die)."""
+
+    measured_s: float | None = None
+    error: str | None = None
+    probes: int | None = None
+    retransmits: int | None = None
+    peer_error: str | None = None
+    peer_lag_s: float | None = None
+    events: tuple[Event, ...] = ()
+
+
+class _Samples:
+    """The sampled timeline while waiting: one event per new probe or retransmission."""
+
+    def __init__(self) -> None:
+        self.seen = (0, 0)
+        self.events: list[Event] = []
+
+    def add(self, probes: int, retransmits: int, elapsed: float) -> None:
+        if (probes, retransmits) == self.seen:
+            return
+        if probes > self.seen[0]:
+            self.events.append(Event(round(elapsed, 3), f"probe {probes} sent, unanswered (tcpi_probes)", SAMPLED))
+        if retransmits > self.seen[1]:
+            self.events.append(Event(round(elapsed, 3), f"retransmission {retransmits} (tcpi_retransmits)", SAMPLED))
+        self.seen = (probes, retransmits)
+
+
+def wait_for_death(
+    sock: socket.socket,
+    peer: socket.socket | None,
+    prediction: DeathPrediction,
+    since_anchor: Callable[[], float],
+    cancel: threading.Event,
+    on_progress: Callable[[Progress], None] | None,
+) -> Death:
+    """Poll the dying socket (and the peer's, if it should die too); read the kernel's figures at death.
+
+    ``since_anchor`` reads the clock the prediction counts on (time since the
+    last segment received, or since the send).
+    """
+    expected = prediction.expected_s
+    give_up_s = max(w[1] for w, _ in prediction.outcomes()) + max(2.0, 0.5 * expected)
+    retransmissions = prediction.count_source == CountSource.RETRANSMITS
+    poller = select.poll()
+    for s in (sock, peer):
+        if s is not None:
+            poller.register(s, select.POLLERR | select.POLLHUP | select.POLLIN)
+    peer_died_at: float | None = None
+    samples = _Samples()
+    while True:
+        if cancel.is_set():
+            raise ScenarioCancelled("cancelled while waiting for the connection to die")
+        events = dict(poller.poll(SAMPLE_INTERVAL_S * 1000))
+        if peer is not None and peer_died_at is None and peer.fileno() in events:
+            peer_died_at = time.monotonic()
+            poller.unregister(peer)
+        if sock.fileno() in events:
+            break
+        info = tcp_info(sock)
+        elapsed = since_anchor()
+        samples.add(info.probes, info.retransmits, elapsed)
+        if on_progress:
+            on_progress(Progress(elapsed, info.retransmits if retransmissions else info.probes, expected))
+        if elapsed > give_up_s:
+            return Death(events=tuple(samples.events) + (Event(round(elapsed, 3), "still alive; gave up waiting"),))
+    return _read_death(sock, peer, poller, peer_died_at, prediction, since_anchor, samples.events)
+
+
+def _read_death(
+    sock: socket.socket, peer: socket.socket | None, poller: select.poll, peer_died_at: float | None,
+    prediction: DeathPrediction, since_anchor: Callable[[], float], events: list[Event],
+) -> Death:
+    died_at = time.monotonic()
+    info = tcp_info(sock)  # read first: every later syscall adds to the measurement
+    measured = round(since_anchor() if prediction.measured_from == Clock.SEND else info.last_ack_recv_ms / 1000, 6)
+    error = socket_error(sock)
+    events = events + [Event(measured, f"connection dead: {error}, state {info.state}")]
+    peer_error = peer_lag = None
+    if peer is not None:
+        if peer_died_at is None and poller.poll(PEER_GRACE_S * 1000):
+            peer_died_at = time.monotonic()
+        if peer_died_at is not None:
+            peer_error = socket_error(peer)
+            peer_lag = round(peer_died_at - died_at, 6)
+            events.append(Event(round(measured + peer_lag, 3), f"peer's connection dead: {peer_error}"))
+    return Death(measured, error, info.probes, info.retransmits, peer_error, peer_lag, tuple(events))

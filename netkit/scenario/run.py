@@ -1,0 +1,254 @@
+"""Running a scenario: build a lab, prove the rule, tear the lab down, return one frozen result.
+
+The procedure (for the default, idle state):
+
+1. the client (client namespace) connects to the server (server namespace);
+   the *tested* side (the server unless ``side="client"``) enables keepalive
+   on its socket -- per socket, or from its namespace's sysctls -- and reads
+   it back;
+2. the scenario's one prediction is made (:func:`netkit.model.predict`, with
+   the connection's own RTO for the data states) and handed to
+   ``on_prediction`` -- the demo prints exactly the prediction it is judged by;
+3. the connection stays silent; we wait until one keepalive probe has been
+   answered (proof that the peer is up and probing works);
+4. right after that reply the fault breaks the peer away;
+5. we wait for the tested socket to die (poll wakes with POLLERR/POLLHUP)
+   and read the kernel's own figures at once: ``tcpi_last_ack_recv`` (time
+   since the last segment received -- the probe reply of step 3),
+   ``tcpi_probes``, ``SO_ERROR``, and the namespace's TCPKeepAlive counter.
+   If the model says the peer dies too (one-way), its death is timed against
+   the tested side's on the monotonic clock.
+
+Throughout, a packet socket in the tested namespace captures the tested veth
+(:mod:`netkit.capture`): the result's ``wire`` holds the probes, replies and
+RST with their kernel timestamps, and the judging asserts them where the fault
+lets them reach a wire.  Where it does not (the fault's ``wire_blind``),
+the result says so and the kernel's counters are the evidence.  The capture
+is written as pcap on request (``pcap=``) and for every failed scenario
+(into ``pcap_dir``, or a temporary file).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from ..enums import KeepaliveVia, Side, State
+from ..errors import FeatureMissing, NetkitError, NotModelled, ScenarioCancelled
+from ..evidence.pcap import write_pcap
+from ..kernel import KernelInfo, kernel_info
+from ..lab import counters
+from ..lab.capture import Capture
+from ..lab.faults import Fault, FaultContext
+from ..lab.lab import Endpoint, Lab
+from ..lab.tcpinfo import tcp_info
+from ..model.predict import not_modelled_reason, predict
+from ..model.prediction import DeathPrediction
+from ..privileges import require_privileges
+from .build import Observed, result_from
+from .observe import fill_until_zero_window, wait_for_answered_probe, wait_for_death
+from .result import Progress, ScenarioResult
+from .spec import Scenario
+
+FAULT_DEADLINE_FRACTION = 0.5  # the fault must land well before the next keepalive timer run
+ZERO_WINDOW_RCVBUF = 4096  # the peer's receive buffer: the window closes after a few KB
+UNACKED_PAYLOAD = b"x" * 100
+TCPEXT_COUNTERS = ("TCPKeepAlive", "TCPWinProbe", "TCPTimeouts", "TCPAbortOnTimeout", "TCPLossProbes",
+                   "TCPSpuriousRtxHostQueues")
+SYSCTLS = {"idle": "net.ipv4.tcp_keepalive_time", "intvl": "net.ipv4.tcp_keepalive_intvl",
+           "cnt": "net.ipv4.tcp_keepalive_probes"}
+FIRST_EVENT = {
+    State.IDLE: "last segment received (reply to a keepalive probe)",
+    State.ZERO_WINDOW: "last segment received (the ACK that closed the window)",
+    State.UNACKED: f"{len(UNACKED_PAYLOAD)} bytes sent into the broken path",
+}
+
+
+def failure_pcap_path(scenario: Scenario, lab: str, directory: str | None = None) -> str:
+    """Where a failed scenario's capture goes: ``directory``, or a new temporary file."""
+    name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", scenario.id)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        return os.path.join(directory, f"{name}-{lab}.pcap")
+    fd, path = tempfile.mkstemp(prefix=f"netkit-{name}-", suffix=".pcap")
+    os.close(fd)
+    return path
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_prediction: Callable[[DeathPrediction], None] | None = None,
+    cancel: threading.Event | None = None,
+    keep_failed: bool = False,
+    pcap: str | None = None,
+    pcap_dir: str | None = None,
+) -> ScenarioResult:
+    """Prove one scenario on this kernel. Raises FeatureMissing / NotModelled if it cannot run here.
+
+    ``on_prediction`` receives the scenario's one prediction as soon as it is
+    made, before the fault.  With ``keep_failed`` a failing scenario's
+    namespaces are named under /run/netns before teardown, for ``ip netns
+    exec``.  The tested veth is captured throughout: with ``pcap`` the capture
+    is written there; a failed scenario's capture is always written -- to
+    ``pcap``, else into ``pcap_dir``, else to a temporary file -- and
+    ``result.pcap`` says where.  A scenario that breaks off with a NetkitError
+    writes it the same way and names it in the exception's notes.
+    """
+    require_privileges()  # before anything else: the message names the command to run instead
+    cancel = cancel or threading.Event()
+    kernel = kernel_info()
+    scenario.require_supported()
+    reason = not_modelled_reason(scenario)
+    if reason:
+        raise NotModelled(reason)
+    with Lab() as lab:
+        tested = lab.server if scenario.side == Side.SERVER else lab.client
+        capture: Capture | None = None
+        capture_error = None
+        try:
+            capture = Capture(tested.namespace, tested.ifindex, f"{tested.ifname} in {tested.namespace.name}").start()
+            lab.callback(capture.stop)  # before the namespaces are released
+        except OSError as exc:
+            capture_error = f"no packet capture ({exc}; needs CONFIG_PACKET)"
+        try:
+            result = _prove(scenario, kernel, lab, capture, capture_error, cancel, on_progress, on_prediction)
+        except NetkitError as exc:
+            if capture is not None and not isinstance(exc, (ScenarioCancelled, FeatureMissing)):
+                _note_broken_off(exc, scenario, lab, capture, pcap, pcap_dir)
+            raise
+        if pcap:
+            result = result.with_pcap(pcap)
+        elif result.failures:
+            result = result.with_pcap(failure_pcap_path(scenario, lab.name, pcap_dir))
+        if keep_failed and result.failures:
+            result = replace(result, kept_namespaces=tuple(lab.keep()))
+    return result
+
+
+def _note_broken_off(exc: NetkitError, scenario: Scenario, lab: Lab, capture: Capture, pcap: str | None,
+                     pcap_dir: str | None) -> None:
+    capture.stop()
+    path = write_pcap(pcap or failure_pcap_path(scenario, lab.name, pcap_dir), capture.pcap())
+    note = f"capture of {scenario.id} until it broke off: {path} (tcpdump -nr {path})"
+    if hasattr(exc, "add_note"):  # Python 3.11+
+        exc.add_note(note)
+
+
+@dataclass
+class _Connection:
+    """The tested connection in its lab, and who is who."""
+
+    scenario: Scenario
+    tested: Endpoint
+    peer: Endpoint
+    sock: socket.socket
+    peer_sock: socket.socket
+    ctx: FaultContext
+    fault: Fault
+
+    def since_last_received(self) -> float:
+        return tcp_info(self.sock).last_ack_recv_ms / 1000
+
+
+def _connect(scenario: Scenario, lab: Lab) -> _Connection:
+    """Steps 1: the connection, keepalive on the tested side, the fault's slow part done ahead."""
+    server_side = scenario.side == Side.SERVER
+    tested, peer = (lab.server, lab.client) if server_side else (lab.client, lab.server)
+    _write_keepalive_sysctls(scenario, tested)
+    if scenario.retries2 is not None:
+        tested.sysctl("net.ipv4.tcp_retries2", scenario.retries2)
+    rcvbuf = {peer.role: ZERO_WINDOW_RCVBUF} if scenario.state == State.ZERO_WINDOW else None
+    server_sock, client_sock = lab.connect(scenario.family, rcvbuf=rcvbuf)
+    sock, peer_sock = (server_sock, client_sock) if server_side else (client_sock, server_sock)
+    _enable_keepalive(scenario, sock)  # in the data states too: it must not interfere
+    fault = scenario.fault_object
+    ctx = FaultContext(lab, scenario.family, tested, peer, peer_sock, lab.listeners if peer is lab.server else [])
+    fault.prepare(ctx)
+    return _Connection(scenario, tested, peer, sock, peer_sock, ctx, fault)
+
+
+def _prove(
+    scenario: Scenario, kernel: KernelInfo, lab: Lab, capture: Capture | None, capture_error: str | None,
+    cancel: threading.Event, on_progress: Callable[[Progress], None] | None,
+    on_prediction: Callable[[DeathPrediction], None] | None,
+) -> ScenarioResult:
+    """The procedure (module docstring), in a built lab whose tested veth is being captured."""
+    c = _connect(scenario, lab)
+    armed_at = time.monotonic()
+    if scenario.state == State.ZERO_WINDOW:
+        fill_until_zero_window(c.sock, cancel)  # the bulk transfer moves the RTO: read it after
+    prediction = predict(scenario, kernel, tcp_info(c.sock).rto_us / 1e6)  # the one prediction
+    if on_prediction:
+        on_prediction(prediction)
+    if scenario.state == State.IDLE:
+        wait_for_answered_probe(c.sock, scenario.keepalive, armed_at, cancel)
+    addresses = (c.sock.getsockname()[:2], c.sock.getpeername()[:2])
+    before = counters.tcpext_counts(c.tested.namespace, TCPEXT_COUNTERS)
+    fault_ns = time.time_ns()  # the capture's clock (CLOCK_REALTIME): frames before it are the connection's past
+    broken = _break(c)
+    death = wait_for_death(c.sock, c.peer_sock if prediction.peer_expected_error else None, prediction,
+                           broken.since_anchor, cancel, on_progress)
+    after = counters.tcpext_counts(c.tested.namespace, TCPEXT_COUNTERS)
+    if capture is not None:
+        capture.stop()  # the RST left in the timer run that killed the socket: it is queued already
+    observed = Observed(scenario, kernel, prediction, death, counters.delta(before, after),
+                        FIRST_EVENT[State(scenario.state)], broken.fault_at_s, broken.deadline_s,
+                        c.fault.description, lab.name)
+    return result_from(observed, capture, capture_error, addresses, fault_ns, broken.sent_ns)
+
+
+@dataclass(frozen=True)
+class _Broken:
+    since_anchor: Callable[[], float]
+    fault_at_s: float | None = None  # since the last segment received
+    deadline_s: float | None = None  # the fault had to land before it
+    sent_ns: int | None = None  # the data's send (unacked), on the capture's clock
+
+
+def _break(c: _Connection) -> _Broken:
+    """Step 4: apply the fault; for unacked data, break the path completely, then send into it."""
+    rto_s = tcp_info(c.sock).rto_us / 1e6
+    c.fault.apply(c.ctx)
+    if c.scenario.state == State.UNACKED:
+        c.fault.settle(c.ctx)
+        sent_at = time.monotonic()
+        sent_ns = time.time_ns()
+        c.sock.send(UNACKED_PAYLOAD)
+        return _Broken(lambda: time.monotonic() - sent_at, sent_ns=sent_ns)
+    if c.scenario.state == State.ZERO_WINDOW:
+        deadline = FAULT_DEADLINE_FRACTION * rto_s  # well before the first window probe
+    else:
+        k = c.scenario.keepalive
+        deadline = FAULT_DEADLINE_FRACTION * min(k.idle, k.intvl)  # well before the next keepalive run
+    fault_at = c.since_last_received()
+    c.fault.settle(c.ctx)
+    return _Broken(c.since_last_received, fault_at, deadline)
+
+
+def _enable_keepalive(scenario: Scenario, sock: socket.socket) -> None:
+    """Per socket, or from the namespace's sysctls (already written before the connection)."""
+    k = scenario.keepalive
+    if scenario.keepalive_via == KeepaliveVia.SOCKET:
+        k.apply(sock)
+        return
+    # The sysctls were read when SO_KEEPALIVE armed the timer: it must come after them.
+    if k.user_timeout_ms is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, k.user_timeout_ms)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+
+
+def _write_keepalive_sysctls(scenario: Scenario, endpoint: Endpoint) -> None:
+    if scenario.keepalive_via != KeepaliveVia.SYSCTL:
+        return
+    for name, sysctl in SYSCTLS.items():
+        value = getattr(scenario.keepalive, name)
+        if endpoint.sysctl(sysctl, value) != str(value):
+            raise NetkitError(f"{sysctl} in {endpoint.namespace.name} did not keep {value}")

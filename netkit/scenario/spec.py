@@ -1,0 +1,93 @@
+"""A scenario is a plain value: what to prove.  No I/O here; :mod:`.run` proves it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..enums import Family, KeepaliveVia, Side, State, StrEnum
+from ..errors import FeatureMissing, SettingError
+from ..keepalive import KeepaliveSettings
+from ..model.fault_rule import FaultRule
+
+if TYPE_CHECKING:
+    from ..lab.faults import Fault
+
+STATES = State.values()
+SIDES = Side.values()
+KEEPALIVE_SOURCES = KeepaliveVia.values()
+MAX_RETRIES2 = 15  # beyond the default the deadline is tens of minutes
+
+
+def _choice(scenario: Scenario, field_name: str, kind: type[StrEnum]) -> None:
+    """Check a field against its enum and store the member (still equal to, and hashing as, the string)."""
+    value = getattr(scenario, field_name)
+    try:
+        object.__setattr__(scenario, field_name, kind(value))
+    except ValueError:
+        raise SettingError(field_name, value, "use one of " + ", ".join(kind.values())) from None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What to prove. Hashable, so it can key a dict of results.
+
+    ``side``: whose timers are tested ("server": the accepted socket; "client":
+    the client's view) -- the other side is the peer that the fault takes away.
+    ``keepalive_via``: "socket" (setsockopt) or "sysctl" (only SO_KEEPALIVE on
+    the socket; idle/intvl/cnt written to the tested namespace's
+    ``net.ipv4.tcp_keepalive_*`` before it).
+    """
+
+    keepalive: KeepaliveSettings = KeepaliveSettings()
+    family: str = Family.IPV4
+    fault: str = "link-down"
+    state: str = State.IDLE
+    side: str = Side.SERVER
+    keepalive_via: str = KeepaliveVia.SOCKET
+    retries2: int | None = None  # net.ipv4.tcp_retries2 in the tested namespace (data in flight, no user timeout)
+
+    def __post_init__(self) -> None:
+        if self.family not in Family.values():
+            raise ValueError(f"unknown address family {self.family!r}: use 'ipv4' or 'ipv6'")
+        object.__setattr__(self, "family", Family(self.family))
+        _ = self.fault_object  # an unknown fault is a ValueError naming the choices
+        _choice(self, "state", State)
+        _choice(self, "side", Side)
+        _choice(self, "keepalive_via", KeepaliveVia)
+        if self.retries2 is not None and not (isinstance(self.retries2, int) and 1 <= self.retries2 <= MAX_RETRIES2):
+            raise SettingError("retries2 (net.ipv4.tcp_retries2)", self.retries2,
+                               f"netkit uses whole numbers 1..{MAX_RETRIES2} (the default 15 already means ~15 minutes)")
+
+    @property
+    def fault_object(self) -> Fault:
+        """The fault, which owns what it means (:mod:`netkit.faults`)."""
+        from ..lab.faults import get_fault  # the faults drive the lab: imported only when a scenario needs one
+
+        return get_fault(self.fault)
+
+    @property
+    def fault_rule(self) -> FaultRule:
+        """The fault's twist to the kernel's rule (what :func:`netkit.model.predict` reads)."""
+        return self.fault_object.rule
+
+    def require_supported(self) -> None:
+        """Raise FeatureMissing (a skip, in tests) if this machine cannot run the scenario."""
+        fault = self.fault_object
+        reason = fault.unsupported_reason()
+        if reason:
+            raise FeatureMissing(f"fault {fault.name} is not available here: {reason}")
+
+    @property
+    def id(self) -> str:
+        k = self.keepalive
+        parts = [self.family, self.state, self.fault, f"{k.idle}/{k.intvl}/{k.cnt}"]
+        if k.user_timeout_ms is not None:
+            parts.append(f"ut{k.user_timeout_ms}")
+        if self.side != Side.SERVER:
+            parts.append(f"{self.side}-side")
+        if self.keepalive_via != KeepaliveVia.SOCKET:
+            parts.append(f"via-{self.keepalive_via}")
+        if self.retries2 is not None:
+            parts.append(f"retries2={self.retries2}")
+        return "-".join(parts)

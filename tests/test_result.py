@@ -1,0 +1,98 @@
+"""The result record (frozen, judged once, a pinned JSON schema) and the one time checker. No root needed."""
+
+import dataclasses
+import json
+
+import pytest
+
+from netkit import KeepaliveSettings, Scenario, ScenarioResult
+from netkit.evidence import Event, check_time
+from netkit.evidence.wire import WireEvidence
+from netkit.kernel import KernelInfo
+from netkit.model import keepalive_death
+from netkit.scenario import SCHEMA
+
+# The --json keys, in order.  Changing one is a schema change: bump SCHEMA and say so in the README.
+RESULT_KEYS = [
+    "schema", "kernel", "hz", "id", "family", "keepalive", "keepalive_via", "side", "fault", "state", "rule",
+    "expected_s", "window_s", "measured_s", "error", "expected_error", "probes", "retransmits", "count_source",
+    "expected_count", "alternative_window_s", "alternative_count", "keepalive_counter", "counters",
+    "measured_from", "retries2", "peer_error", "peer_expected_error", "peer_lag_s", "fault_at_s", "timeline",
+    "wire", "pcap", "verdict", "failures", "kept_namespaces",
+]
+WIRE_KEYS = [
+    "interface", "visible", "note", "frames", "drops", "connection_segments", "anchor", "anchor_ns", "probes_s",
+    "unanswered_probes", "answered_probes", "spacing_s", "first_probe_s", "rst_s", "peer_rst_s",
+    "retransmissions_s", "zero_window_probes_s", "events", "kernel", "error",
+]
+
+# 1/1/3 after an answered probe: death expected 4 s after the last segment received.  By hand, per HZ:
+# 4 timer runs (1 s each = HZ jiffies: level 1 (8 jiffies) below 504 jiffies, level 2 (64) from there),
+# plus 2 measurement jiffies, early by 1 jiffy; capped at 12.5 % (0.5 s), never reached here.
+WINDOWS_1_1_3 = {
+    100: (3.99, 4.34),  # 4 x 80 ms + 20 ms
+    250: (3.996, 4.136),  # 4 x 32 ms + 8 ms
+    300: (4 - 1 / 300, 4 + 4 * 8 / 300 + 2 / 300),  # 4 x 26.7 ms + 6.7 ms
+    1000: (3.999, 4.258),  # 4 x 64 ms + 2 ms
+}
+
+
+def _result(hz, **measured):
+    kernel = KernelInfo("test", hz, "test")
+    scenario = Scenario(KeepaliveSettings(1, 1, 3))
+    return ScenarioResult(scenario, kernel, keepalive_death(scenario.keepalive, kernel), **measured)
+
+
+def test_json_keys_are_pinned_by_the_schema():
+    data = _result(250, measured_s=4.1, error="ETIMEDOUT", probes=3, counters={"TCPKeepAlive": 3},
+                   wire=WireEvidence(events=[Event(0.5, "x", "wire")])).to_dict()
+    assert data["schema"] == SCHEMA == "netkit.scenario-result/1"
+    assert list(data) == RESULT_KEYS
+    assert list(data["wire"]) == WIRE_KEYS
+    assert data["wire"]["events"] == [{"t_s": 0.5, "what": "x"}]  # wire events never had a source key
+    json.dumps(data)  # serialisable as it is
+
+
+@pytest.mark.parametrize("hz", sorted(WINDOWS_1_1_3))
+def test_failure_message_states_rule_window_measurement_and_probes(hz):
+    low, high = WINDOWS_1_1_3[hz]
+    result = _result(hz, measured_s=3.5, error="ETIMEDOUT", probes=2, counters={"TCPKeepAlive": 2})
+    message = result.explain()
+    assert result.verdict == "fail"
+    assert f"died EARLY: 3.500 s < window start {low:.3f} s" in message
+    assert "tcp_keepalive_timer" in message
+    assert f"window [{low:.3f}, {high:.3f}] s" in message and "2 probes (tcpi_probes)" in message
+    assert "tcpi_probes = 2 at death, expected 3" in message
+
+
+@pytest.mark.parametrize("hz", sorted(WINDOWS_1_1_3))
+def test_a_death_inside_the_hand_computed_window_passes(hz):
+    low, high = WINDOWS_1_1_3[hz]
+    for measured in (low, (low + high) / 2, high):
+        result = _result(hz, measured_s=round(measured, 6), error="ETIMEDOUT", probes=3)
+        assert result.verdict == "pass", result.explain()
+    assert _result(hz, measured_s=round(high + 0.001, 6), error="ETIMEDOUT", probes=3).verdict == "fail"
+
+
+def test_the_record_is_frozen_and_judging_twice_changes_nothing():
+    result = _result(250, measured_s=3.5, error="ETIMEDOUT", probes=2)
+    first = result.judge()
+    assert result.judge() == first == result.failures and len(first) == 2
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.measured_s = 4.0
+    kept = dataclasses.replace(result, kept_namespaces=("nk-1-a-server",))
+    assert kept.failures == result.failures and result.kept_namespaces == ()
+
+
+def test_check_time_returns_a_failure_record_naming_what_was_expected():
+    assert check_time("death", (3.9, 4.1), 4.0) is None
+    late = check_time("death", (3.9, 4.1), 4.25, rule="tcp_keepalive_timer", evidence="3 probes")
+    assert late is not None and not late.early
+    assert (late.rule, late.measured, late.evidence) == ("tcp_keepalive_timer", "4.250 s", "3 probes")
+    assert str(late) == "timing error: expected death within [3.900, 4.100] s but it happened at 4.250 s"
+    early = check_time("death", [(3.0, 3.1), (3.9, 4.1)], 2.5)
+    assert early is not None and early.early
+    assert check_time("death", [(3.0, 3.1), (3.9, 4.1)], 3.05) is None  # either outcome
+    assert check_time("death", (3.9, 4.1), 3.5) is not None  # between outcomes: not early, still wrong
+    assert check_time("death", (3.9, 4.1), (3.8, 3.95)) is None  # a bracket that meets the window
+    assert check_time("death", (3.9, 4.1), None).measured == "never"

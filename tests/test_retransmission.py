@@ -1,0 +1,136 @@
+"""The data-in-flight rules (RTO and zero-window probes), checked against numbers worked out by hand.
+
+Every expected figure below is computed here, in the comments, from the
+kernel's own code (net/ipv4/tcp_timer.c; the lines quoted are the ones the
+arithmetic follows) and the timer wheel (kernel/time/timer.c: a timer armed
+d jiffies ahead lands on level 0 (1-jiffy steps) below 63 jiffies, level 1
+(8 jiffies) below 504, level 2 (64 jiffies) below 4032).  Nothing is taken
+from netkit's own constants.
+
+The RTO of a fresh veth connection is TCP_RTO_MIN (200 ms) plus one jiffy of
+RTT rounding: 0.204 s at HZ=250, 0.201 s at HZ=1000.
+"""
+
+import pytest
+
+from netkit import KeepaliveSettings, NotModelled, Scenario
+from netkit.kernel import KernelInfo
+from netkit.model import not_modelled_reason, predict
+
+HZ250 = KernelInfo("test", 250, "test")
+HZ1000 = KernelInfo("test", 1000, "test")
+K = KeepaliveSettings(1, 1, 3)
+
+
+def ut(ms):
+    return KeepaliveSettings(1, 1, 3, user_timeout_ms=ms)
+
+
+def test_blackhole_with_user_timeout_dies_ut_after_the_first_retransmission():
+    # tcp_retransmit_skb(): "if (!tp->retrans_stamp) tp->retrans_stamp = tcp_skb_timestamp(skb)" -- the clock
+    # starts at the first retransmission.  The tail loss probe goes at rto (0.204 s) and restarts the RTO, so
+    # the first retransmission is at 2 x 0.204 = 0.408 s.  tcp_clamp_rto_to_user_timeout():
+    # "remaining = icsk->icsk_user_timeout - elapsed; ... return min_t(u32, icsk->icsk_rto, ...remaining)".
+    # From the clock start the RTO doubles (rto << 1): retransmissions at +0, +0.408, +1.224, +2.856 s;
+    # the next would be +6.12 s, past UT = 3 s, so the timer is clamped to +3.0 s, where
+    # retransmits_timed_out() is true and tcp_write_err() aborts: 4 retransmissions, death 0.408 + 3 = 3.408 s.
+    # Window: 1 jiffy early (3.404); late by the TLP and the first RTO (level 0: 4 ms each), the clamped
+    # last arming (0.144 s is level 0, but never shorter than 2 jiffies + 1: 12 ms) and the 2 measurement
+    # jiffies (8 ms): 3.408 + 0.028 = 3.436.
+    p = predict(Scenario(ut(3000), "ipv4", "blackhole", state="unacked"), HZ250, rto_s=0.204)
+    assert p.expected_s == pytest.approx(3.408)
+    assert p.expected_count == 4 and p.count_source == "tcpi_retransmits"
+    assert p.window_s == pytest.approx((3.404, 3.436))
+    assert p.alternative_window_s is None
+    assert p.expected_error == "ETIMEDOUT" and p.measured_from == "send"
+
+
+def test_blackhole_with_retries2_3_waits_for_tcp_model_timeout():
+    # tcp_model_timeout(): "if (boundary <= linear_backoff_thresh) timeout = ((2 << boundary) - 1) * rto_base"
+    # with rto_base = TCP_RTO_MIN: ((2 << 3) - 1) x 0.2 = 3.0 s after retrans_stamp (linear_backoff_thresh =
+    # ilog2(120 / 0.2) = 9 >= 3).  RTO runs at +0, +0.408, +1.224, +2.856, +6.12 s after the first
+    # retransmission: the first at or past 3.0 s is +6.12 s, 4 retransmissions before it; death at
+    # 0.408 + 6.12 = 6.528 s.  Lateness: TLP + first RTO 8 ms, then 0.408, 0.816 and 1.632 s timers (level 1:
+    # 32 ms each) and a 3.264 s timer (816 jiffies, level 2: 256 ms) = 0.36 s, + 8 ms: 6.528 + 0.368 = 6.896.
+    # Run 4 (+2.856 s) even at its latest (+2.856 + 0.096) stays short of 3.0 s: no early outcome.
+    p = predict(Scenario(K, "ipv4", "blackhole", state="unacked", retries2=3), HZ250, rto_s=0.204)
+    assert p.expected_s == pytest.approx(6.528)
+    assert p.expected_count == 4
+    assert p.window_s == pytest.approx((6.524, 6.896))
+    assert p.alternative_window_s is None
+
+
+def test_link_down_retransmissions_fail_locally_so_the_clock_is_the_send():
+    # With no carrier the segment waits in the neighbour queue; each retransmission fails (-EBUSY) and keeps
+    # the send time, so retrans_stamp is the send.  Attempts at rto = 0.204, then +0.408 (0.612), +0.816
+    # (1.428); the next (+1.632) is past UT = 1.5 s: clamped to 1.5 s, where it aborts.  3 attempts, death
+    # 1.5 s after the send.  Late: one jiffy for the first attempt, the clamped 0.072 s arming (12 ms floor),
+    # 2 measurement jiffies: 1.5 + 0.024 = 1.524.
+    p = predict(Scenario(ut(1500), "ipv4", "link-down", state="unacked"), HZ250, rto_s=0.204)
+    assert (p.expected_s, p.expected_count) == (1.5, 3)
+    assert p.window_s == pytest.approx((1.496, 1.524))
+
+
+def test_zero_window_with_user_timeout_dies_rto_plus_ut_after_the_zero_window_ack():
+    # tcp_probe_timer() (persist timer): the first window probe leaves rto = 0.204 s after the ACK that closed
+    # the window and stamps the clock; "if (icsk->icsk_user_timeout && (s32)(tcp_time_stamp(tp) - start_ts) >
+    # icsk->icsk_user_timeout) goto abort".  Probes back off (rto << backoff): the 2nd at +0.408 s, the 3rd
+    # would be at +1.224 s > UT = 1 s, so the timer is clamped to +1.0 s and aborts: 2 probes, death
+    # 0.204 + 1.0 = 1.204 s.  Late: the first probe's timer (51 jiffies, level 0: 4 ms) + the clamped 0.592 s
+    # arming (148 jiffies, level 1: 32 ms) + 8 ms: 1.204 + 0.044 = 1.248.
+    p = predict(Scenario(ut(1000), "ipv4", "blackhole", state="zero-window"), HZ250, rto_s=0.204)
+    assert p.expected_s == pytest.approx(1.204)
+    assert p.expected_count == 2 and p.count_source == "TcpExt.TCPWinProbe"
+    assert p.window_s == pytest.approx((1.2, 1.248))
+    assert p.measured_from == "last-received"
+
+
+def test_zero_window_at_hz_1000_uses_that_kernels_jiffies_and_wheel():
+    # HZ=1000: rto 0.201 s.  Probes at 0.201 and +0.402 s; the next (+1.206 s) is clamped to UT = 1 s: 2
+    # probes, death 1.201 s.  Late: 201 jiffies (level 1: 8 ms) + the clamped 0.598 s arming (598 jiffies,
+    # level 2: 64 ms) + 2 ms: 1.201 + 0.074 = 1.275; early by one jiffy: 1.200.
+    p = predict(Scenario(ut(1000), "ipv6", "one-way", state="zero-window"), HZ1000, rto_s=0.201)
+    assert p.expected_s == pytest.approx(1.201)
+    assert p.expected_count == 2
+    assert p.window_s == pytest.approx((1.2, 1.275))
+
+
+def test_zero_window_with_retries2_aborts_after_that_many_probes():
+    # tcp_probe_timer(): "max_probes = sock_net(sk)->ipv4.sysctl_tcp_retries2; ... if (icsk->icsk_probes_out
+    # >= max_probes) abort".  Probes at rto x (1, 2, 4) after the zero-window ACK = 0.204, 0.612, 1.428 s;
+    # the run after the 3rd, 0.204 x 8 = 1.632 s later, aborts: 0.204 x (1 + 2 + 4 + 8) = 3.06 s, 3 probes.
+    # Late: 0.204 s (level 0: 4 ms) + 0.408, 0.816 (level 1: 32 ms each) + 1.632 s (408 jiffies, level 1:
+    # 32 ms) + 8 ms = 0.108: window [3.056, 3.168].
+    p = predict(Scenario(K, "ipv4", "blackhole", state="zero-window", retries2=3), HZ250, rto_s=0.204)
+    assert p.expected_s == pytest.approx(3.06)
+    assert p.expected_count == 3
+    assert p.window_s == pytest.approx((3.056, 3.168))
+
+
+def test_peer_reboot_answers_data_and_window_probes_with_a_reset():
+    unacked = predict(Scenario(K, "ipv4", "peer-reboot", state="unacked"), HZ250, rto_s=0.204)
+    assert (unacked.expected_s, unacked.expected_error) == (0.0, "ECONNRESET")
+    zero = predict(Scenario(ut(3000), "ipv4", "peer-reboot", state="zero-window"), HZ250, rto_s=0.204)
+    assert (zero.expected_s, zero.expected_count, zero.expected_error) == (0.204, 1, "ECONNRESET")
+
+
+def test_peer_gone_over_ipv6_reports_the_soft_error():
+    # inet6_csk_xmit() keeps the failed route lookup in sk_err_soft; tcp_write_err():
+    # "sk->sk_err = sk->sk_err_soft ? : ETIMEDOUT".
+    v6 = predict(Scenario(ut(3000), "ipv6", "peer-gone", state="unacked"), HZ250, rto_s=0.204)
+    v4 = predict(Scenario(ut(3000), "ipv4", "peer-gone", state="unacked"), HZ250, rto_s=0.204)
+    assert (v6.expected_error, v4.expected_error) == ("ENETUNREACH", "ETIMEDOUT")
+    assert v6.count_source == "tcpi_probes"  # nothing leaves: the persist timer probes (and counts)
+
+
+@pytest.mark.parametrize("scenario", [
+    Scenario(K, "ipv4", "link-down", state="unacked"),  # the neighbour entry fails after ~3 s
+    Scenario(ut(3000), "ipv4", "link-down", state="unacked"),
+    Scenario(K, "ipv4", "blackhole", state="unacked"),  # the default tcp_retries2 = 15: ~15 minutes
+    Scenario(K, "ipv4", "blackhole", state="zero-window"),
+], ids=lambda s: s.id)
+def test_not_modelled_is_decided_before_any_lab_and_predict_agrees(scenario):
+    reason = not_modelled_reason(scenario)
+    assert reason
+    with pytest.raises(NotModelled, match=reason[:30]):
+        predict(scenario, HZ250)
