@@ -11,11 +11,12 @@ import pytest
 
 from netkit import KeepaliveSettings, Scenario
 from netkit.keepalive import KERNEL_DEFAULTS
+from netkit.lab.faults import FAULTS as ALL_FAULTS
 from netkit.lab.namespaces import Namespace
 from netkit.scenario import SYSCTLS
 
 FAMILIES = ("ipv4", "ipv6")
-FAULTS = ("link-down", "peer-gone", "blackhole", "one-way", "peer-reboot", "netem-loss")
+FAULTS = tuple(ALL_FAULTS)  # every fault netkit has: a new one joins the matrix by existing
 
 FAULT_CELLS = [Scenario(KeepaliveSettings(*k), family, fault)
                for fault in FAULTS for family in FAMILIES for k in ((1, 1, 3), (2, 1, 2))]
