@@ -10,9 +10,6 @@ of ``if state == ...``.
 from __future__ import annotations
 
 from enum import Enum
-from typing import TypeVar
-
-E = TypeVar("E", bound="StrEnum")
 
 
 class StrEnum(str, Enum):
@@ -95,11 +92,3 @@ class LastSegment(StrEnum):
 
     PROBE_REPLY = "probe-reply"  # a keepalive probe had just been answered
     IDLE = "idle"  # nothing since the handshake or the last data
-
-
-def coerce(kind: type[E], value: object, field: str) -> E:
-    """``value`` as a member of ``kind``; ValueError naming the field and the choices otherwise."""
-    try:
-        return kind(value)
-    except ValueError:
-        raise ValueError(f"{field} must be one of {', '.join(kind.values())}, not {value!r}") from None

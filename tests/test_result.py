@@ -96,3 +96,14 @@ def test_check_time_returns_a_failure_record_naming_what_was_expected():
     assert check_time("death", (3.9, 4.1), 3.5) is not None  # between outcomes: not early, still wrong
     assert check_time("death", (3.9, 4.1), (3.8, 3.95)) is None  # a bracket that meets the window
     assert check_time("death", (3.9, 4.1), None).measured == "never"
+
+
+def test_enum_members_are_their_strings_for_dicts_json_and_ids():
+    from netkit.enums import Family, State
+
+    assert Family.IPV6 == "ipv6" and {"ipv6": 1}[Family.IPV6] == 1 and {Family.IPV6: 1}["ipv6"] == 1
+    assert json.dumps([State.ZERO_WINDOW]) == '["zero-window"]' and f"{State.ZERO_WINDOW}" == "zero-window"
+    scenario = Scenario(KeepaliveSettings(1, 1, 3), "ipv6", "blackhole", "zero-window")
+    assert scenario.state is State.ZERO_WINDOW and scenario == Scenario(KeepaliveSettings(1, 1, 3), Family.IPV6,
+                                                                       "blackhole", State.ZERO_WINDOW)
+    assert scenario.id == "ipv6-zero-window-blackhole-1/1/3"

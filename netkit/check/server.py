@@ -5,7 +5,7 @@
     netkit check-server --port P [--expect-s S] [--ipv6] [--json] -- COMMAND [ARGS...]
 
 The server is a real program, so netkit cannot read its socket options; it
-watches the kernel instead (:mod:`netkit.diag`, sock_diag):
+watches the kernel instead (:mod:`netkit.lab.diag`, sock_diag):
 
 1. COMMAND starts inside the lab's server namespace (under pdeathsig, its
    output kept in a temporary file); we wait until it listens on P on the
@@ -21,7 +21,7 @@ watches the kernel instead (:mod:`netkit.diag`, sock_diag):
    own scenarios: from the last segment received.  ``intvl`` is inferred there:
    the probe re-armed the timer for ``intvl``, and the reply came
    microseconds after the probe.
-4. The client's veth end goes down (:class:`netkit.faults.LinkDown`).  Then we
+4. The client's veth end goes down (:class:`netkit.lab.faults.LinkDown`).  Then we
    follow the server's socket: each probe (``idiag_retrans`` under a
    keepalive timer) and the moment the socket vanishes from sock_diag (the
    kernel unhashes a socket it kills, whether or not the program has closed

@@ -1,16 +1,17 @@
-"""``netkit check-server``: the command line (argparse) and the printing; the check itself is :mod:`netkit.check.server`."""
+"""``netkit check-server``: the command line; the check is :mod:`netkit.check.server`, its text :mod:`netkit.report.check`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Any, TextIO
+from typing import Any
 
 from ..check import server
-from ..check.result import EXIT_ERROR, NO_KEEPALIVE, CheckResult
+from ..check.result import EXIT_ERROR
 from ..check.server import check_server
 from ..errors import NetkitError
+from ..report.check import print_check
 
 HELP = {
     "port": "the TCP port the server listens on (inside the lab)",
@@ -23,41 +24,6 @@ HELP = {
     "command": "the server program and its arguments, after `--`; it must listen on the lab's server "
                "address (198.18.0.1 / 2001:2::1) or on any address, in the foreground",
 }
-
-
-def _print_human(result: CheckResult, out: TextIO) -> None:
-    inf = result.inferred
-    if result.verdict == "no-keepalive":
-        print(f"verdict: NO KEEPALIVE - {NO_KEEPALIVE}", file=out)
-        return
-    if result.verdict == "closed-by-server":
-        print(f"verdict: CLOSED BY SERVER - {'; '.join(result.problems)}", file=out)
-        return
-    if inf:
-        parts = [f"{k}={inf[k]}{'s' if k != 'cnt' else ''}" for k in ("idle", "intvl", "cnt") if k in inf]
-        print(f"inferred keepalive: {' '.join(parts)}", file=out)
-        for k in ("idle", "intvl", "cnt"):
-            if k in result.inferred_from:
-                print(f"  {k}: {result.inferred_from[k]}", file=out)
-    if result.rule:
-        low, high = result.model_window_s or (0, 0)
-        print(f"rule: {result.rule}; netkit's window [{low:.3f}, {high:.3f}] s", file=out)
-    if result.verdict == "no-death":
-        print(f"verdict: NO DEATH - {'; '.join(result.problems)}", file=out)
-        return
-    measured = (f"died {result.measured_s:.3f} s after the last segment received "
-                f"(last seen {result.dead_between_s[0]:.3f} s); "
-                f"{result.probes} probes (sock_diag), {result.counters.get('TCPKeepAlive')} sent "
-                f"(TcpExt TCPKeepAlive)") if result.dead_between_s else "no death"
-    if result.verdict == "measured":
-        print(f"verdict: MEASURED - {measured}", file=out)
-    else:
-        low, high = result.window_s or (0, 0)
-        print(f"verdict: {result.verdict.upper()} - {measured}; expected {result.expect_s:g} s, "
-              f"window [{low:.3f}, {high:.3f}] s", file=out)
-        print(f"  tolerance: {result.tolerance}", file=out)
-    for problem in result.problems:
-        print(f"  note: {problem}", file=out)
 
 
 def cmd_check_server(args: argparse.Namespace) -> int:
@@ -81,7 +47,7 @@ def cmd_check_server(args: argparse.Namespace) -> int:
     if args.json:
         print(result.to_json(), file=out)
     else:
-        _print_human(result, out)
+        print_check(result, out)
         print(f"server stopped (exit status {result.program_exit}); lab torn down", file=out)
     return result.exit_code
 

@@ -27,10 +27,11 @@ from collections.abc import Iterable, Sequence
 
 from ..errors import InputError
 from ..keepalive import KeepaliveSettings
+from ..lab.faults import FAULTS as FAULT_REGISTRY
 from ..scenario import Scenario
 
 FAMILIES = ("ipv4", "ipv6")
-FAULT_NAMES = ("link-down", "peer-gone", "blackhole", "one-way", "peer-reboot", "netem-loss")
+FAULT_NAMES = tuple(FAULT_REGISTRY)  # every fault netkit has: a new one joins the matrix by existing
 KEEPALIVE_ON = KeepaliveSettings(1, 1, 3)
 
 

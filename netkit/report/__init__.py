@@ -1,1 +1,1 @@
-"""Reports: the result record written for people (:mod:`.text`) and machines (:mod:`.json`). No measuring here."""
+"""Reports: results written for people (:mod:`.text`, :mod:`.check`) and machines (:mod:`.json`). No measuring here."""

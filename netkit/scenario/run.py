@@ -20,7 +20,7 @@ The procedure (for the default, idle state):
    the tested side's on the monotonic clock.
 
 Throughout, a packet socket in the tested namespace captures the tested veth
-(:mod:`netkit.capture`): the result's ``wire`` holds the probes, replies and
+(:mod:`netkit.lab.capture`): the result's ``wire`` holds the probes, replies and
 RST with their kernel timestamps, and the judging asserts them where the fault
 lets them reach a wire.  Where it does not (the fault's ``wire_blind``),
 the result says so and the kernel's counters are the evidence.  The capture

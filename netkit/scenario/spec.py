@@ -61,7 +61,7 @@ class Scenario:
 
     @property
     def fault_object(self) -> Fault:
-        """The fault, which owns what it means (:mod:`netkit.faults`)."""
+        """The fault, which owns what it means (:mod:`netkit.lab.faults`)."""
         from ..lab.faults import get_fault  # the faults drive the lab: imported only when a scenario needs one
 
         return get_fault(self.fault)
