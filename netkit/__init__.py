@@ -4,13 +4,14 @@ The layers, one package per concept (pure ones do no I/O and need no root):
 
 - :mod:`netkit.model` -- pure: the kernel's rules and the timer-wheel window; one prediction per scenario
 - :mod:`netkit.evidence` -- pure: frames, wire evidence, ``check_time`` and the verdict
-- :mod:`netkit.report` -- pure: a result as text and as JSON
+- :mod:`netkit.report` -- pure: a result as text and JSON; a gate document as JUnit, TAP, HTML, Markdown
 - :mod:`netkit.lab` -- the kernel: namespaces, the veth lab, faults, capture, sock_diag, counters
 - :mod:`netkit.scenario` -- a scenario value, its run, its frozen result, the pool
 - :mod:`netkit.check` -- audits of real programs (``netkit check-server``)
+- :mod:`netkit.gate` -- the regression gate: the matrix as data, concurrent runs, outcomes, the document, diffs
 - :mod:`netkit.cli` -- the command; :mod:`netkit.plugin` -- pytest fixtures
 - :mod:`netkit.keepalive`, :mod:`netkit.kernel`, :mod:`netkit.enums`, :mod:`netkit.errors`,
-  :mod:`netkit.waiting` -- small shared values
+  :mod:`netkit.waiting`, :mod:`netkit.privileges` -- small shared values
 """
 
 from .errors import (

@@ -14,14 +14,13 @@ block's commands are checked against the Vagrantfile (a VM cannot boot here).
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import re
 import shlex
 import shutil
 import subprocess
 import tempfile
-import time
+import threading
 
 import pytest
 
@@ -130,9 +129,19 @@ def test_the_vagrant_commands_name_machines_and_paths_the_vagrantfile_defines():
 GUEST_ONLY_CHECKED = {"netkit demo --idle 1 --intvl 1 --cnt 3"}
 
 
+def block_of(line: int) -> int:
+    """The README line of the fence that opens the block holding ``line``: a block is one script, run in order."""
+    lines = README.read_text().splitlines()
+    return max(i + 1 for i in range(line - 1) if lines[i].lstrip().startswith("```"))
+
+
 @pytest.fixture(scope="module")
 def readme_runs():
-    """Start every runnable README command at once, from the repository root, with the README's files saved there."""
+    """Run every runnable README command from the repository root, with the README's files saved there.
+
+    The blocks run at once, like a user with several terminals; within a block the commands run in
+    order, as one script (a later line may use what an earlier one wrote).
+    """
     reason = missing_privileges()
     if reason:
         pytest.skip(reason)
@@ -144,39 +153,57 @@ def readme_runs():
     for path in files:
         assert not path.exists(), f"{path} exists already: it would be overwritten"
     subprocess.run([str(LISTER), "--write-files", str(ROOT), str(README)], check=True)
-    verbatim = {bare(e["command"]): e["command"] for e in RUNNABLE} | {c: c for c in sorted(GUEST_ONLY_CHECKED)}
-    runs = {}
+    blocks: dict[int, list[tuple[str, str]]] = {}
+    for entry in RUNNABLE:
+        blocks.setdefault(block_of(entry["line"]), []).append((bare(entry["command"]), entry["command"]))
+    for command in sorted(GUEST_ONLY_CHECKED):
+        blocks[-len(blocks) - 1] = [(command, command)]
+    runs = {key: Run(command) for block in blocks.values() for key, command in block}
+    workers = [threading.Thread(target=lambda b=block: [runs[key].run() for key, _ in b], daemon=True)
+               for block in blocks.values()]
     try:
-        with tempfile.TemporaryDirectory(prefix="netkit-readme-") as logs:
-            for i, (key, command) in enumerate(verbatim.items()):
-                log = open(os.path.join(logs, f"{i}.log"), "w+")
-                proc = subprocess.Popen(["bash", "-eo", "pipefail", "-c", command], cwd=ROOT, stdout=log,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
-                runs[key] = (proc, log)
-            yield {command: Run(proc, log) for command, (proc, log) in runs.items()}
+        for worker in workers:
+            worker.start()
+        yield runs
     finally:
-        for proc, log in runs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            log.close()
+        for run in runs.values():
+            run.stop()
+        for worker in workers:
+            worker.join(timeout=COMMAND_TIMEOUT_S)
         for path in files:
             path.unlink(missing_ok=True)
         shutil.rmtree(ROOT / "__pycache__", ignore_errors=True)
 
 
 class Run:
-    def __init__(self, proc: subprocess.Popen, log) -> None:
-        self.proc, self.log = proc, log
+    """One README command, run verbatim by bash; ``wait()`` gives its exit status and output."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.done = threading.Event()
+        self.status, self.output = -1, ""
+        self.proc: subprocess.Popen[str] | None = None
+
+    def run(self) -> None:
+        with tempfile.TemporaryFile("w+") as log:
+            self.proc = subprocess.Popen(["bash", "-eo", "pipefail", "-c", self.command], cwd=ROOT, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+            try:
+                self.status = self.proc.wait(timeout=COMMAND_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.status = self.proc.wait()
+            log.seek(0)
+            self.output = log.read()
+        self.done.set()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
 
     def wait(self) -> tuple[int, str]:
-        deadline = time.monotonic() + COMMAND_TIMEOUT_S
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.log.seek(0)
-        return self.proc.wait(), self.log.read()
+        assert self.done.wait(COMMAND_TIMEOUT_S * 2), f"`{self.command}` did not finish"
+        return self.status, self.output
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """Run a gate: every selected scenario at once, each in its own lab and worker process, each with a deadline.
 
 The scenarios spend their time waiting for kernel timers, so they overlap
-(the pool in :mod:`netkit.pool`): the gate takes about as long as its longest
+(the pool in :mod:`netkit.scenario.pool`): the gate takes about as long as its longest
 scenario.  Each run keeps a *journal* -- a small file its worker appends a
 line to whenever the kernel's count changes -- so that a run which misses its
 deadline (a hung worker) is still reported with its timeline so far.  The
