@@ -1,10 +1,10 @@
 """Every command the README shows works verbatim, and every code block is real.
 
 `scripts/readme-commands` lists the README's commands (```sh blocks) and the
-files it asks the reader to save (```python blocks starting ``# NAME.py``).
-Here, as root, each host command runs exactly as written, from the repository
-root, with those files saved there -- all at once, like a user with several
-terminals -- and must exit 0 with the output the README promises. The one
+files it asks the reader to save (```python and ```toml blocks starting
+``# NAME.ext``). Here, as root, each host command runs exactly as written, from
+the repository root, with those files saved there, in README order, and must
+exit 0 with the output the README promises. The one
 command that cannot run inside the suite is the suite itself (`scripts/test`):
 scripts/check-fresh-debian runs every README command, that one included, on a
 fresh Debian 12 as root without sudo and as a user with sudo. The Vagrant
@@ -145,8 +145,9 @@ def block_of(line: int) -> int:
 def readme_runs():
     """Run every runnable README command from the repository root, with the README's files saved there.
 
-    The blocks run at once, like a user with several terminals; within a block the commands run in
-    order, as one script (a later line may use what an earlier one wrote).
+    One after the other, in README order, in a background thread while the tests wait for theirs: a
+    later line may use what an earlier one wrote, and the gates and benchmarks measure timing, which
+    commands competing for the two CPUs would disturb.
     """
     reason = missing_privileges()
     if reason:
@@ -165,17 +166,14 @@ def readme_runs():
     for command in sorted(GUEST_ONLY_CHECKED):
         blocks[-len(blocks) - 1] = [(command, command)]
     runs = {key: Run(command) for block in blocks.values() for key, command in block}
-    workers = [threading.Thread(target=lambda b=block: [runs[key].run() for key, _ in b], daemon=True)
-               for block in blocks.values()]
+    worker = threading.Thread(target=lambda: [run.run() for run in runs.values()], daemon=True)
     try:
-        for worker in workers:
-            worker.start()
+        worker.start()
         yield runs
     finally:
         for run in runs.values():
             run.stop()
-        for worker in workers:
-            worker.join(timeout=COMMAND_TIMEOUT_S)
+        worker.join(timeout=COMMAND_TIMEOUT_S)
         for path in files:
             path.unlink(missing_ok=True)
         shutil.rmtree(ROOT / "__pycache__", ignore_errors=True)
