@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from netkit.report.html import SECTION_ORDER, axis_for, event_kind, to_html
+from netkit.report.html import SECTION_ORDER, to_html
+from netkit.report.timeline import axis_for, event_kind
 
 DOC = Path(__file__).parent / "data" / "gate-document.json"
 VOID = {"meta", "br", "img", "input", "hr", "col", "area", "base", "wbr", "source", "track", "embed", "param"}
