@@ -39,7 +39,6 @@ Use ``timeout_method = signal`` with pytest-timeout: its thread method calls
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
@@ -50,34 +49,10 @@ import pytest
 from .errors import CANNOT_RUN_HERE
 from .kernel import kernel_info
 from .lab.lab import Lab
+from .plugin_options import REQUIRE_PRIVILEGES_ENV, Settings, add_options, resolve
 from .privileges import missing_privileges
 from .scenario import Scenario, ScenarioResult, failure_pcap_path
 from .scenario.pool import ScenarioPool
-
-KEEP_FAILED_HELP = (
-    "keep the network namespaces of failing tests under /run/netns for `ip netns exec` "
-    "(their names are printed in the failure report; remove them with `netkit cleanup`)"
-)
-KEEP_FAILED_ENV = "NETKIT_KEEP_FAILED"
-PCAP_DIR_HELP = (
-    "write the packet capture (pcap) of every failed netkit scenario, and of every scenario a failing test used, "
-    "into this directory (default: temporary files); the failure report names them"
-)
-PCAP_DIR_ENV = "NETKIT_PCAP_DIR"
-REQUIRE_PRIVILEGES_HELP = (
-    "make netkit tests that cannot run for lack of privileges (root / CAP_NET_ADMIN + CAP_SYS_ADMIN) errors "
-    "instead of skips, so that a run without them fails instead of passing with nothing proven"
-)
-REQUIRE_PRIVILEGES_ENV = "NETKIT_REQUIRE_PRIVILEGES"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The plugin's options, resolved once at start-up (command line, then environment, then ini)."""
-
-    keep_failed: bool
-    pcap_dir: str | None  # None: temporary files
-    require_privileges: bool  # a test that cannot run for lack of privileges is an error, not a skip
 
 
 @dataclass
@@ -96,55 +71,12 @@ _RECORD_KEY = pytest.StashKey[TestRecord]()  # item.stash: that test's record
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("netkit")
-    group.addoption("--netkit-keep-failed", action="store_true", default=None, help=KEEP_FAILED_HELP)
-    parser.addini("netkit_keep_failed", KEEP_FAILED_HELP, type="bool", default=False)
-    group.addoption("--netkit-pcap-dir", metavar="DIR", default=None, help=PCAP_DIR_HELP)
-    parser.addini("netkit_pcap_dir", PCAP_DIR_HELP, default="")
-    group.addoption("--netkit-require-privileges", action="store_true", default=None, help=REQUIRE_PRIVILEGES_HELP)
-    parser.addini("netkit_require_privileges", REQUIRE_PRIVILEGES_HELP, type="bool", default=False)
-
-
-def _flag(config: pytest.Config, name: str, env_name: str) -> bool:
-    """A yes/no option's value: command line (``--netkit-...``), then environment, then ini (``netkit_...``)."""
-    if config.getoption(name) is not None:
-        return True
-    env = os.environ.get(env_name)
-    if env is not None:
-        if env.lower() in ("1", "true", "yes", "on"):
-            return True
-        if env.lower() in ("0", "false", "no", "off", ""):
-            return False
-        raise ValueError(f"Invalid value {env!r} from {env_name}: use 1 or 0")
-    return bool(config.getini(name))
-
-
-def keep_failed(config: pytest.Config) -> bool:
-    return _flag(config, "netkit_keep_failed", KEEP_FAILED_ENV)
-
-
-def require_privileges(config: pytest.Config) -> bool:
-    return _flag(config, "netkit_require_privileges", REQUIRE_PRIVILEGES_ENV)
-
-
-def pcap_dir(config: pytest.Config) -> str | None:
-    """Where failed scenarios write their pcap: command line, then environment, then ini; None: temp files."""
-    for value, source in ((config.getoption("netkit_pcap_dir"), "--netkit-pcap-dir"),
-                          (os.environ.get(PCAP_DIR_ENV), PCAP_DIR_ENV),
-                          (config.getini("netkit_pcap_dir"), "the ini option netkit_pcap_dir")):
-        if not value:
-            continue
-        if not value.strip():
-            raise ValueError(f"Invalid pcap directory {value!r} from {source}: give a directory, or unset it")
-        if os.path.exists(value) and not os.path.isdir(value):
-            raise ValueError(f"Invalid pcap directory {value!r} from {source}: it exists and is not a directory")
-        return os.path.abspath(value)
-    return None
+    add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # resolved once: a bad environment value fails at start-up, not mid-run
-    config.stash[_SETTINGS_KEY] = Settings(keep_failed(config), pcap_dir(config), require_privileges(config))
+    config.stash[_SETTINGS_KEY] = resolve(config)
 
 
 def settings(config: pytest.Config) -> Settings:
