@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..report.markdown import run_count
+
 PASSING = ("pass", "xpass")
 
 
@@ -44,18 +46,6 @@ class GateDiff:
     def to_dict(self) -> dict[str, Any]:
         return {"old_kernel": self.old_kernel, "new_kernel": self.new_kernel, "notes": self.notes,
                 "regressions": len(self.regressions), "changes": [asdict(c) for c in self.changes]}
-
-
-def run_count(run: dict[str, Any]) -> int | None:
-    """The figure a run's rule is about, read from where its ``count_source`` says."""
-    source = run.get("count_source")
-    if source == "tcpi_probes":
-        return run.get("probes")
-    if source == "tcpi_retransmits":
-        return run.get("retransmits")
-    if isinstance(source, str) and source.startswith("TcpExt."):
-        return (run.get("counters") or {}).get(source.split(".", 1)[1])
-    return None
 
 
 def _facts(entry: dict[str, Any], key: str) -> list[Any]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
-from .diff import run_count
+from ..report.markdown import run_count
 from .run import ScenarioRuns
 
 if sys.version_info >= (3, 11):

@@ -29,7 +29,7 @@ Every piece of document text goes through ``html.escape`` (and loses any
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 from .htmlkit import STYLE, _e, _mapping, _style
@@ -38,6 +38,7 @@ from .markdown import (
     Doc,
     Scenario,
     as_number,
+    distinct,
     expected_count,
     failure_message,
     format_s,
@@ -121,14 +122,6 @@ def settings_of(scenario: Scenario) -> str:
 
 def group_of(scenario: Scenario) -> str:
     return str(scenario.get("group") or f"{scenario.get('state')}/{scenario.get('fault')}")
-
-
-def _distinct(values: Iterable[str]) -> list[str]:
-    seen: list[str] = []
-    for value in values:
-        if value not in seen:
-            seen.append(value)
-    return seen
 
 
 def _badge(outcome: str, text: Optional[str] = None, zero: bool = False) -> str:
@@ -215,9 +208,9 @@ def _matrix(doc: Doc) -> str:
     numbered = list(enumerate(doc.get("scenarios") or [], 1))
     if not numbered:
         return "<p>No scenarios.</p>"
-    families = sorted(_distinct(str(s.get("family")) for _, s in numbered))
-    settings = _distinct(settings_of(s) for _, s in numbered)
-    groups = _distinct(group_of(s) for _, s in numbered)
+    families = sorted(distinct(str(s.get("family")) for _, s in numbered))
+    settings = distinct(settings_of(s) for _, s in numbered)
+    groups = distinct(group_of(s) for _, s in numbered)
     wide = len(settings) * len(families) <= MAX_MATRIX_COLUMNS
     rows: list[tuple[str, str | None]]
     columns: list[tuple[str | None, str]]

@@ -159,7 +159,8 @@ def _cell(text: Any) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def _distinct(values: Iterable[Any]) -> list[Any]:
+def distinct(values: Iterable[Any]) -> list[Any]:
+    """Each value once, in first-seen order (values may be unhashable, e.g. lists)."""
     seen: list[Any] = []
     for value in values:
         if value not in seen:
@@ -181,8 +182,8 @@ def table_row(scenario: Scenario) -> str:
         measured_text = " / ".join(format_s(measured.get(k)) for k in ("min", "median", "max"))
     else:
         measured_text = "no death"
-    errors = ", ".join(str(e) for e in _distinct(run.get("error") for run in runs) if e is not None) or "—"
-    counts = sorted(_distinct(c for c in (run_count(run) for run in runs) if c is not None))
+    errors = ", ".join(str(e) for e in distinct(run.get("error") for run in runs) if e is not None) or "—"
+    counts = sorted(distinct(c for c in (run_count(run) for run in runs) if c is not None))
     count_text = f"{first.get('count_source') or 'count'}: [{', '.join(map(str, counts))}] (exp {expected_count(first)})"
     passed = sum(1 for run in runs if run.get("verdict") == "pass")
     verdict = f"{passed}/{len(runs)} pass"
