@@ -10,11 +10,14 @@ if TYPE_CHECKING:
 
 
 def result_dict(r: ScenarioResult) -> dict[str, Any]:
-    """Every key of the scenario result, in the order ``--json`` has always printed them (``schema`` first)."""
+    """Every key of the scenario result, in the order ``--json`` has always printed them (``schema`` first).
+
+    A many-connection scenario adds one last key, ``connections``.
+    """
     from ..scenario.result import SCHEMA
 
     s, p = r.scenario, r.prediction
-    return {
+    data = {
         "schema": SCHEMA,
         "kernel": r.kernel.release,
         "hz": r.kernel.hz,
@@ -52,6 +55,17 @@ def result_dict(r: ScenarioResult) -> dict[str, Any]:
         "failures": [str(f) for f in r.failures],
         "kept_namespaces": list(r.kept_namespaces),
     }
+    if r.connections:  # only with Scenario.connections > 1: one connection's JSON is what it always was
+        data["connections"] = connections_dict(r)
+    return data
+
+
+def connections_dict(r: ScenarioResult) -> dict[str, Any]:
+    """A many-connection scenario: how many, how many died inside the window, and every connection's death."""
+    p = r.prediction
+    inside = sum(1 for c in r.connections if c.measured_s is not None and p.matches(c.measured_s, c.count)
+                 and c.error == p.expected_error)
+    return {"count": len(r.connections), "passed": inside, "deaths": [c.to_dict() for c in r.connections]}
 
 
 def to_json(r: ScenarioResult) -> str:

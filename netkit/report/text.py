@@ -84,6 +84,8 @@ def explain(r: ScenarioResult) -> str:
     ]
     if r.wire is not None:
         lines.append(f"  wire:     {wire_summary(r)}")
+    if r.connections:
+        lines.append(f"  connections: {connections_summary(r)}")
     lines += [f"  problem:  {f}" for f in r.failures]
     lines += _timeline_lines(r)
     if r.pcap:
@@ -91,6 +93,28 @@ def explain(r: ScenarioResult) -> str:
     for name in r.kept_namespaces:
         lines.append(f"  kept for inspection: ip netns exec {name} ss -tino  (remove: netkit cleanup)")
     return "\n".join(lines)
+
+
+def connections_summary(r: ScenarioResult) -> str:
+    """One line for a many-connection scenario: how many died as the rule says, the spread, errors, counts."""
+    p = r.prediction
+    dead = [c for c in r.connections if c.measured_s is not None]
+    passed = sum(1 for c in dead if c.measured_s is not None and p.matches(c.measured_s, c.count)
+                 and c.error == p.expected_error)
+    parts = [f"{len(r.connections)}, {passed} died inside the window with the right {p.count_source} and error"]
+    if dead:
+        times = [c.measured_s for c in dead if c.measured_s is not None]
+        parts.append(f"deaths {min(times):.3f}..{max(times):.3f} s")
+        rst = [c.wire_rst_s for c in dead if c.wire_rst_s is not None]
+        if rst:
+            parts.append(f"RSTs on the wire {min(rst):.3f}..{max(rst):.3f} s")
+        errors: dict[str, int] = {}
+        for c in dead:
+            errors[str(c.error)] = errors.get(str(c.error), 0) + 1
+        parts.append("errors " + ", ".join(f"{e} x{n}" for e, n in sorted(errors.items())))
+    if len(dead) < len(r.connections):
+        parts.append(f"{len(r.connections) - len(dead)} never died")
+    return "; ".join(parts)
 
 
 # -- the demo -------------------------------------------------------------------------

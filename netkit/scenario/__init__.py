@@ -11,11 +11,11 @@ written as JSON.  :mod:`netkit.scenario.pool` runs any number of them at once.
 from ..errors import ScenarioCancelled
 from ..evidence.events import Event, TimelineEvent
 from ..evidence.verdict import PEER_SAME_MOMENT_S
-from .result import SCHEMA, Progress, ScenarioResult
+from .result import SCHEMA, ConnectionDeath, Progress, ScenarioResult
 from .run import SYSCTLS, failure_pcap_path, run_scenario
 from .spec import KEEPALIVE_SOURCES, SIDES, STATES, Scenario
 
 __all__ = [
-    "KEEPALIVE_SOURCES", "PEER_SAME_MOMENT_S", "SCHEMA", "SIDES", "STATES", "SYSCTLS", "Event", "Progress",
+    "KEEPALIVE_SOURCES", "PEER_SAME_MOMENT_S", "ConnectionDeath", "SCHEMA", "SIDES", "STATES", "SYSCTLS", "Event", "Progress",
     "Scenario", "ScenarioCancelled", "ScenarioResult", "TimelineEvent", "failure_pcap_path", "run_scenario",
 ]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from ..enums import Clock, State
 from ..evidence.events import SAMPLED, WIRE, Event
+from ..evidence.frames import Frame, parse_frame
 from ..evidence.wire import WireEvidence, analyse
 from ..kernel import KernelInfo
 from ..lab.capture import Capture
 from ..model.prediction import DeathPrediction
 from .observe import Death
-from .result import ScenarioResult, count_of
+from .result import ConnectionDeath, ScenarioResult, count_of
 from .spec import Scenario
 
 Address = tuple[str, int]
@@ -31,6 +33,7 @@ class Observed:
     fault_deadline_s: float | None
     fault_description: str
     lab: str
+    connections: tuple[ConnectionDeath, ...] = ()  # many connections: every one's death (the first's too)
 
     def procedure_events(self) -> list[Event]:
         events = [Event(0.0, self.first_event)]
@@ -41,20 +44,46 @@ class Observed:
 
 def result_from(
     o: Observed, capture: Capture | None, capture_error: str | None, addresses: tuple[Address, Address],
-    fault_ns: int, sent_ns: int | None,
+    fault_ns: int, sent_ns: int | None, other_addresses: Sequence[tuple[Address, Address]] = (),
 ) -> ScenarioResult:
     """Read the wire, merge its events into the timeline, and build the record once (it judges itself)."""
     d = o.death
     timeline = tuple(o.procedure_events())
     wire, pcap_data = wire_evidence(o, capture, capture_error, addresses, fault_ns, sent_ns)
+    connections = o.connections
     if wire.visible:
         timeline = merge_timeline(timeline, wire, o.prediction)
+        if capture is not None and connections:
+            connections = connections_on_the_wire(connections, wire, capture, other_addresses, fault_ns)
     return ScenarioResult(
         o.scenario, o.kernel, o.prediction, measured_s=d.measured_s, error=d.error, probes=d.probes,
         retransmits=d.retransmits, counters=o.counters, peer_error=d.peer_error, peer_lag_s=d.peer_lag_s,
         fault_at_s=o.fault_at_s, fault_deadline_s=o.fault_deadline_s, timeline=timeline, lab=o.lab,
-        wire=wire, pcap_data=pcap_data,
+        wire=wire, pcap_data=pcap_data, connections=connections,
     )
+
+
+def connections_on_the_wire(
+    connections: tuple[ConnectionDeath, ...], first: WireEvidence, capture: Capture,
+    other_addresses: Sequence[tuple[Address, Address]], fault_ns: int,
+) -> tuple[ConnectionDeath, ...]:
+    """Each connection's RST and unanswered probes from the tap: the kernel's moment of death, not the observer's.
+
+    Every frame is parsed once and filed under its port pair (unique per
+    connection inside one lab), so each connection's analysis reads only its
+    own few frames: this runs while other labs' observers still wait for
+    their deaths, and must not take the CPU from them.
+    """
+    by_ports: dict[tuple[int, int], list[Frame]] = {}
+    for frame in capture.frames:
+        seg = parse_frame(frame.data)
+        if seg is not None:
+            by_ports.setdefault((min(seg.sport, seg.dport), max(seg.sport, seg.dport)), []).append(frame)
+    wires = [first]
+    for tested, peer in other_addresses:
+        frames = by_ports.get((min(tested[1], peer[1]), max(tested[1], peer[1])), [])
+        wires.append(analyse(frames, tested, peer, fault_ns))
+    return tuple(replace(c, wire_rst_s=w.rst_s, wire_probes=w.unanswered_probes) for c, w in zip(connections, wires))
 
 
 def wire_evidence(

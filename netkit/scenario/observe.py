@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import errno
+import os
 import select
 import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 from ..enums import Clock, CountSource
 from ..errors import NetkitError, ScenarioCancelled
@@ -25,6 +27,9 @@ WARMUP_SAMPLE_S = 0.002
 WARMUP_LEAD_S = 0.1  # start sampling this long before the first probe is due
 PEER_GRACE_S = 0.5  # how long to wait for the peer's death after the tested side's
 FILL_TIMEOUT_S = 5.0
+FRESH_FRACTION = 0.25  # many connections: a reply older than this share of min(idle, intvl) waits for the next round
+OBSERVER_RT_PRIORITY = 1  # SCHED_FIFO's lowest: above every normal task, below the kernel's own threads
+ARMED_MARGIN_S = 0.05  # tcpi_last_ack_recv counts in jiffies: a segment this close to the arming is not a reply
 
 
 def wait_for_answered_probe(sock: socket.socket, k: KeepaliveSettings, armed_at: float, cancel: threading.Event) -> None:
@@ -50,6 +55,45 @@ def wait_for_answered_probe(sock: socket.socket, k: KeepaliveSettings, armed_at:
         wait_until(answered, limit - (time.monotonic() - start), WARMUP_SAMPLE_S, what="the first probe", cancel=cancel)
     except WaitTimeout:
         raise NetkitError(f"no keepalive probe was answered within {limit:.0f} s while the peer was up") from None
+
+
+def wait_for_answered_probes(
+    socks: Sequence[socket.socket], armed: Sequence[float], k: KeepaliveSettings, cancel: threading.Event,
+) -> None:
+    """Many connections: return right after the last of them received its probe's reply.
+
+    The fault must follow every connection's reply closely: a connection
+    whose probe was still unanswered would count its death from an older
+    segment.  No baseline sample is needed (one taken late, on a loaded
+    machine, would miss a reply and wait a whole interval for the next): an
+    idle connection receives nothing after its keepalive was armed
+    (``armed``, monotonic, per socket) but probe replies, so a connection is
+    answered once ``tcpi_last_ack_recv`` is younger than its arming and at
+    most ``FRESH_FRACTION`` of the shorter timer old -- a stale reply waits
+    for the next round, which all connections answer together.
+    """
+    fresh_s = FRESH_FRACTION * min(k.idle, k.intvl)
+    limit = max(k.idle, k.intvl) + 2.0
+    start = time.monotonic()
+    if cancel.wait(max(0.0, min(armed) + k.idle - WARMUP_LEAD_S - time.monotonic())):
+        raise ScenarioCancelled("cancelled while waiting for the first probe")
+    unanswered = [0]
+
+    def answered() -> bool:
+        now = time.monotonic()
+        for i, (s, armed_at) in enumerate(zip(socks, armed)):
+            since = tcp_info(s).last_ack_recv_ms / 1000
+            if not (since <= fresh_s and since < now - armed_at - ARMED_MARGIN_S):
+                unanswered[0] = len(socks) - i
+                return False
+        return True
+
+    try:
+        wait_until(answered, limit - (time.monotonic() - start), WARMUP_SAMPLE_S, what="the first probes",
+                   cancel=cancel)
+    except WaitTimeout:
+        raise NetkitError(f"up to {unanswered[0]} of {len(socks)} connections had no keepalive probe answered within "
+                          f"{limit:.0f} s while the peer was up") from None
 
 
 def fill_until_zero_window(sock: socket.socket, cancel: threading.Event) -> None:
@@ -91,6 +135,44 @@ class Death:
     peer_error: str | None = None
     peer_lag_s: float | None = None
     events: tuple[Event, ...] = ()
+    others: tuple[Ended | None, ...] = ()  # the other connections, in order (None: did not die)
+
+
+@dataclass(frozen=True)
+class Ended:
+    """Another connection's death, read when the observer woke: ``tcpi_last_ack_recv`` first, then the rest."""
+
+    measured_s: float
+    error: str
+    probes: int
+
+
+class _Others:
+    """The other connections of a many-connection scenario: each read at once when poll reports its death."""
+
+    def __init__(self, socks: Sequence[socket.socket], poller: select.poll) -> None:
+        self.socks = list(socks)
+        self.poller = poller
+        self.pending = {s.fileno(): i for i, s in enumerate(self.socks)}
+        self.ended: list[Ended | None] = [None] * len(self.socks)
+        for fd in self.pending:
+            poller.register(fd, select.POLLERR | select.POLLHUP | select.POLLIN)
+
+    def read(self, events: dict[int, int]) -> None:
+        ready = [fd for fd in events if fd in self.pending]
+        infos = [tcp_info(self.socks[self.pending[fd]]) for fd in ready]  # first: later syscalls add to it
+        for fd, info in zip(ready, infos):
+            i = self.pending.pop(fd)
+            self.poller.unregister(fd)
+            self.ended[i] = Ended(round(info.last_ack_recv_ms / 1000, 6), socket_error(self.socks[i]), info.probes)
+
+    def wait(self, until: Callable[[], bool], cancel: threading.Event) -> tuple[Ended | None, ...]:
+        """Poll until every other connection has died or ``until()`` says to give up."""
+        while self.pending and not until():
+            if cancel.is_set():
+                raise ScenarioCancelled("cancelled while waiting for the connections to die")
+            self.read(dict(self.poller.poll(SAMPLE_INTERVAL_S * 1000)))
+        return tuple(self.ended)
 
 
 class _Samples:
@@ -110,6 +192,36 @@ class _Samples:
         self.seen = (probes, retransmits)
 
 
+@contextmanager
+def prompt_observer(enabled: bool = True) -> Iterator[bool]:
+    """While waiting for many deaths, this thread runs SCHED_FIFO: it wakes when a socket dies, not when a CPU frees.
+
+    ``tcpi_last_ack_recv`` is read when the observer wakes, so its figure
+    grows with the observer's lateness.  With a hundred labs on two cores
+    the deaths coincide with other labs' setup, bookkeeping and teardown, and
+    a normal-priority observer was measured up to 60 ms late while the RSTs
+    on the wire were all inside the window (``scripts/bench-scale``).  A
+    real-time observer preempts them; it sleeps in poll() nearly all the
+    time and does microseconds of work per wake-up, and the previous policy
+    is restored before any bookkeeping.  Without CAP_SYS_NICE (or with no
+    real-time budget in this cgroup) it stays as it was; yields whether it
+    is real-time.
+    """
+    if not enabled:
+        yield False
+        return
+    try:
+        policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(OBSERVER_RT_PRIORITY))
+    except OSError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.sched_setscheduler(0, policy, param)
+
+
 def wait_for_death(
     sock: socket.socket,
     peer: socket.socket | None,
@@ -117,11 +229,15 @@ def wait_for_death(
     since_anchor: Callable[[], float],
     cancel: threading.Event,
     on_progress: Callable[[Progress], None] | None,
+    others: Sequence[socket.socket] = (),
 ) -> Death:
     """Poll the dying socket (and the peer's, if it should die too); read the kernel's figures at death.
 
     ``since_anchor`` reads the clock the prediction counts on (time since the
-    last segment received, or since the send).
+    last segment received, or since the send).  ``others``: the scenario's
+    other connections (idle), polled in the same loop and each read the
+    moment poll reports it; after the first connection's death the loop goes
+    on until every one has died or the same give-up time has passed.
     """
     expected = prediction.expected_s
     give_up_s = max(w[1] for w, _ in prediction.outcomes()) + max(2.0, 0.5 * expected)
@@ -130,6 +246,7 @@ def wait_for_death(
     for s in (sock, peer):
         if s is not None:
             poller.register(s, select.POLLERR | select.POLLHUP | select.POLLIN)
+    rest = _Others(others, poller)
     peer_died_at: float | None = None
     samples = _Samples()
     while True:
@@ -141,14 +258,23 @@ def wait_for_death(
             poller.unregister(peer)
         if sock.fileno() in events:
             break
+        rest.read(events)
         info = tcp_info(sock)
         elapsed = since_anchor()
         samples.add(info.probes, info.retransmits, elapsed)
         if on_progress:
             on_progress(Progress(elapsed, info.retransmits if retransmissions else info.probes, expected))
         if elapsed > give_up_s:
-            return Death(events=tuple(samples.events) + (Event(round(elapsed, 3), "still alive; gave up waiting"),))
-    return _read_death(sock, peer, poller, peer_died_at, prediction, since_anchor, samples.events)
+            gave_up = Event(round(elapsed, 3), "still alive; gave up waiting")
+            return Death(events=tuple(samples.events) + (gave_up,), others=tuple(rest.ended))
+    death = _read_death(sock, peer, poller, peer_died_at, prediction, since_anchor, samples.events)
+    if not others:
+        return death
+    rest.read(events)  # the first connection's poll batch: the others that died with it
+    poller.unregister(sock)
+    if peer is not None and peer_died_at is None:
+        poller.unregister(peer)
+    return replace(death, others=rest.wait(lambda: since_anchor() > give_up_s, cancel))
 
 
 def _read_death(

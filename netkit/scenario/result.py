@@ -16,7 +16,7 @@ from typing import Any
 from ..enums import CountSource, Verdict
 from ..evidence.events import Event
 from ..evidence.pcap import write_pcap
-from ..evidence.timecheck import Failure
+from ..evidence.timecheck import Failure, check_time, windows_text
 from ..evidence.verdict import judge
 from ..evidence.wire import WireEvidence
 from ..keepalive import KeepaliveSettings
@@ -35,6 +35,99 @@ def count_of(source: str, probes: int | None, retransmits: int | None, counters:
     if kind is CountSource.RETRANSMITS:
         return retransmits
     return counters.get(kind.counter or "")
+
+
+@dataclass(frozen=True)
+class ConnectionDeath:
+    """One connection of a many-connection scenario, as measured at its death (``measured_s`` None: it did not).
+
+    ``measured_s`` is what the first connection's is: ``tcpi_last_ack_recv``
+    read when the observer woke, so it includes the observer's lateness.
+    ``wire_rst_s`` is the kernel's own moment: the tap's timestamp of the RST
+    the tested side sent at death, since the same connection's last segment
+    received (None where the fault hides the wire).
+    """
+
+    index: int  # 0 is the first connection, the one measured in detail
+    measured_s: float | None
+    error: str | None
+    count: int | None  # the figure the prediction's count_source names (tcpi_probes for idle)
+    fault_at_s: float | None = None  # when the fault hit, since this connection's last segment received
+    wire_rst_s: float | None = None
+    wire_probes: int | None = None  # unanswered probes on the wire (None: not visible)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "measured_s": self.measured_s, "error": self.error, "count": self.count,
+                "fault_at_s": self.fault_at_s, "wire_rst_s": self.wire_rst_s, "wire_probes": self.wire_probes}
+
+
+MAX_LISTED = 10  # connections named in one failure sentence
+
+
+def _listed(items: list[str]) -> str:
+    more = len(items) - MAX_LISTED
+    return ", ".join(items[:MAX_LISTED]) + (f" and {more} more" if more > 0 else "")
+
+
+def judge_connections(
+    connections: tuple[ConnectionDeath, ...], prediction: DeathPrediction, fault_deadline_s: float | None,
+) -> tuple[Failure, ...]:
+    """Every connection of a many-connection scenario against the one prediction: which failed, and how many.
+
+    One failure per kind (time, count, error, fault too late), each naming
+    how many of the connections and which; empty when every connection died
+    inside its window with the right count and error.
+    """
+    if not connections:
+        return ()
+    p, total = prediction, len(connections)
+    windows = [w for w, _ in p.outcomes()]
+    counts = p.counts()
+    text = windows_text(windows, [n for _, n in p.outcomes()])
+    found: list[Failure] = []
+    alive = [c for c in connections if c.measured_s is None]
+    if alive:
+        found.append(Failure("connections: death", f"every connection dead within {text}",
+                             f"{len(alive)} of {total} alive", message=(
+            f"{len(alive)} of {total} connections did not die within {p.window_s[1]:.3f} s (+ grace): "
+            + _listed([f"#{c.index}" for c in alive]))))
+    outside: list[tuple[ConnectionDeath, Failure]] = []
+    for c in connections:
+        miss = None if c.measured_s is None else check_time(f"connection #{c.index}'s death", windows, c.measured_s)
+        if miss:
+            outside.append((c, miss))
+    if outside:
+        early = [c for c, f in outside if f.early]
+        shown = [f"#{c.index} at {c.measured_s:.3f} s" + (" (EARLY)" if f.early else "")
+                 + (f", RST on the wire at {c.wire_rst_s:.3f} s" if c.wire_rst_s is not None else "")
+                 for c, f in sorted(outside, key=lambda cf: -(cf[0].measured_s or 0))]
+        found.append(Failure("connections: death", f"every connection dead within {text}",
+                             f"{len(outside)} of {total} outside", message=(
+            f"{len(outside)} of {total} connections died outside {text}"
+            + (f" ({len(early)} EARLY)" if early else "") + ": " + _listed(shown)), early=bool(early)))
+    wrong_count = [c for c in connections if c.measured_s is not None and (
+        c.count not in counts or (p.contains(c.measured_s) and not p.matches(c.measured_s, c.count)))]
+    if wrong_count:
+        expected = " or ".join(map(str, counts))
+        found.append(Failure(f"connections: {p.count_source}", expected, f"{len(wrong_count)} of {total} wrong",
+                             message=(f"{len(wrong_count)} of {total} connections died with {p.count_source} other "
+                                      f"than {expected}" + (f" ({text})" if p.alternative_window_s else "") + ": "
+                                      + _listed([f"#{c.index} {c.count} at {c.measured_s:.3f} s"
+                                                 for c in wrong_count if c.measured_s is not None]))))
+    wrong_error = [c for c in connections if c.measured_s is not None and c.error != p.expected_error]
+    if wrong_error:
+        found.append(Failure("connections: error", str(p.expected_error), f"{len(wrong_error)} of {total} wrong",
+                             message=(f"{len(wrong_error)} of {total} connections died with an error other than "
+                                      f"{p.expected_error}: " + _listed([f"#{c.index} {c.error}" for c in wrong_error]))))
+    if fault_deadline_s is not None:
+        late = [c for c in connections if c.fault_at_s is not None and c.fault_at_s > fault_deadline_s]
+        if late:
+            found.append(Failure("connections: the fault", f"within {fault_deadline_s:.3f} s",
+                                 f"{len(late)} of {total} late", message=(
+                f"the fault hit {len(late)} of {total} connections more than {fault_deadline_s:.3f} s after their "
+                "last segment received, too close to the next timer run for the rule to apply (machine overloaded?): "
+                + _listed([f"#{c.index} at {c.fault_at_s:.3f} s" for c in late if c.fault_at_s is not None]))))
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -68,12 +161,15 @@ class ScenarioResult:
     wire: WireEvidence | None = None  # what the tested veth showed (None: no capture was made)
     pcap: str | None = None  # where the capture was written (always, for a failed scenario)
     pcap_data: bytes = field(default=b"", repr=False, compare=False)  # the capture as a pcap file
+    connections: tuple[ConnectionDeath, ...] = ()  # with Scenario.connections > 1: every connection, the first too
     failures: tuple[Failure, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "timeline", tuple(self.timeline))
         object.__setattr__(self, "kept_namespaces", tuple(self.kept_namespaces))
-        object.__setattr__(self, "failures", judge(self))  # once, at construction: the record is the verdict
+        object.__setattr__(self, "connections", tuple(self.connections))
+        failures = judge(self) + judge_connections(self.connections, self.prediction, self.fault_deadline_s)
+        object.__setattr__(self, "failures", failures)  # once, at construction: the record is the verdict
 
     # -- what the judging reads ------------------------------------------------
 

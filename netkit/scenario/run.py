@@ -19,6 +19,19 @@ The procedure (for the default, idle state):
    If the model says the peer dies too (one-way), its death is timed against
    the tested side's on the monotonic clock.
 
+With ``connections=N`` (idle only) the server accepts N clients on one
+listener, the tested side's keepalive is set on all N sockets in one go,
+the fault waits for every connection's answered probe and happens once, and
+every connection is followed until it dies, each read the moment poll
+reports it (:func:`.observe.wait_for_death`).  The first connection is the
+one measured in detail (wire, timeline, peer); the result's ``connections``
+lists every one, with each connection's RST from the capture where the wire
+shows it.  While it waits for the deaths the observer runs SCHED_FIFO
+(:func:`.observe.prompt_observer`): under a hundred concurrent labs a
+normal-priority observer woke up to 60 ms late, and ``tcpi_last_ack_recv``
+grows with that lateness.  A fault that silently closes the peer's end of the
+connection (peer-gone, peer-reboot) closes every connection's end alike.
+
 Throughout, a packet socket in the tested namespace captures the tested veth
 (:mod:`netkit.lab.capture`): the result's ``wire`` holds the probes, replies and
 RST with their kernel timestamps, and the judging asserts them where the fault
@@ -45,15 +58,22 @@ from ..evidence.pcap import write_pcap
 from ..kernel import KernelInfo, kernel_info
 from ..lab import counters
 from ..lab.capture import Capture
-from ..lab.faults import Fault, FaultContext
+from ..lab.faults import Fault, FaultContext, close_silently
 from ..lab.lab import Endpoint, Lab
 from ..lab.tcpinfo import tcp_info
 from ..model.predict import not_modelled_reason, predict
 from ..model.prediction import DeathPrediction
 from ..privileges import require_privileges
 from .build import Observed, result_from
-from .observe import fill_until_zero_window, wait_for_answered_probe, wait_for_death
-from .result import Progress, ScenarioResult
+from .observe import (
+    Death,
+    fill_until_zero_window,
+    prompt_observer,
+    wait_for_answered_probe,
+    wait_for_answered_probes,
+    wait_for_death,
+)
+from .result import ConnectionDeath, Progress, ScenarioResult
 from .spec import Scenario
 
 FAULT_DEADLINE_FRACTION = 0.5  # the fault must land well before the next keepalive timer run
@@ -153,9 +173,28 @@ class _Connection:
     peer_sock: socket.socket
     ctx: FaultContext
     fault: Fault
+    others: list[tuple[socket.socket, socket.socket]]  # the other connections: (tested, peer) sockets
+    armed: list[float]  # many connections: when each one's keepalive was armed (monotonic), the first's first
 
     def since_last_received(self) -> float:
         return tcp_info(self.sock).last_ack_recv_ms / 1000
+
+
+def _more_connections(scenario: Scenario, lab: Lab, server_side: bool) -> list[tuple[socket.socket, socket.socket]]:
+    """Connections 2..N to the first connection's listener, one at a time: (tested, peer) sockets."""
+    listener = lab.listeners[-1]
+    address = listener.getsockname()[:2]
+    pairs = []
+    for _ in range(scenario.connections - 1):
+        client = lab.client.socket(scenario.family)
+        lab.callback(client.close)
+        client.settimeout(listener.gettimeout())
+        client.connect(address)
+        client.settimeout(None)
+        server, _ = listener.accept()
+        lab.callback(server.close)
+        pairs.append((server, client) if server_side else (client, server))
+    return pairs
 
 
 def _connect(scenario: Scenario, lab: Lab) -> _Connection:
@@ -168,11 +207,16 @@ def _connect(scenario: Scenario, lab: Lab) -> _Connection:
     rcvbuf = {peer.role: ZERO_WINDOW_RCVBUF} if scenario.state == State.ZERO_WINDOW else None
     server_sock, client_sock = lab.connect(scenario.family, rcvbuf=rcvbuf)
     sock, peer_sock = (server_sock, client_sock) if server_side else (client_sock, server_sock)
+    others = _more_connections(scenario, lab, server_side)
     _enable_keepalive(scenario, sock)  # in the data states too: it must not interfere
+    armed = [time.monotonic()]
+    for other, _ in others:  # in one go: their timers land in the first connection's wheel slot or the next
+        _enable_keepalive(scenario, other)
+        armed.append(time.monotonic())
     fault = scenario.fault_object
     ctx = FaultContext(lab, scenario.family, tested, peer, peer_sock, lab.listeners if peer is lab.server else [])
     fault.prepare(ctx)
-    return _Connection(scenario, tested, peer, sock, peer_sock, ctx, fault)
+    return _Connection(scenario, tested, peer, sock, peer_sock, ctx, fault, others, armed)
 
 
 def _prove(
@@ -188,21 +232,36 @@ def _prove(
     prediction = predict(scenario, kernel, tcp_info(c.sock).rto_us / 1e6)  # the one prediction
     if on_prediction:
         on_prediction(prediction)
-    if scenario.state == State.IDLE:
+    if scenario.state == State.IDLE and c.others:
+        wait_for_answered_probes([c.sock] + [s for s, _ in c.others], c.armed, scenario.keepalive, cancel)
+    elif scenario.state == State.IDLE:
         wait_for_answered_probe(c.sock, scenario.keepalive, armed_at, cancel)
     addresses = (c.sock.getsockname()[:2], c.sock.getpeername()[:2])
+    other_addresses = [(s.getsockname()[:2], s.getpeername()[:2]) for s, _ in c.others]  # gone at death
     before = counters.tcpext_counts(c.tested.namespace, TCPEXT_COUNTERS)
     fault_ns = time.time_ns()  # the capture's clock (CLOCK_REALTIME): frames before it are the connection's past
     broken = _break(c)
-    death = wait_for_death(c.sock, c.peer_sock if prediction.peer_expected_error else None, prediction,
-                           broken.since_anchor, cancel, on_progress)
+    with prompt_observer(enabled=bool(c.others)):  # many connections: one process reads them all at their deaths
+        death = wait_for_death(c.sock, c.peer_sock if prediction.peer_expected_error else None, prediction,
+                               broken.since_anchor, cancel, on_progress, [s for s, _ in c.others])
     after = counters.tcpext_counts(c.tested.namespace, TCPEXT_COUNTERS)
     if capture is not None:
         capture.stop()  # the RST left in the timer run that killed the socket: it is queued already
     observed = Observed(scenario, kernel, prediction, death, counters.delta(before, after),
                         FIRST_EVENT[State(scenario.state)], broken.fault_at_s, broken.deadline_s,
-                        c.fault.description, lab.name)
-    return result_from(observed, capture, capture_error, addresses, fault_ns, broken.sent_ns)
+                        c.fault.description, lab.name, _connection_deaths(c, death, broken))
+    return result_from(observed, capture, capture_error, addresses, fault_ns, broken.sent_ns, other_addresses)
+
+
+def _connection_deaths(c: _Connection, death: Death, broken: _Broken) -> tuple[ConnectionDeath, ...]:
+    """Every connection's death (the first one's too), for a many-connection scenario; () for one."""
+    if not c.others:
+        return ()
+    first = ConnectionDeath(0, death.measured_s, death.error, death.probes, broken.fault_at_s)
+    rest = [ConnectionDeath(i, None, None, None, at) if e is None
+            else ConnectionDeath(i, e.measured_s, e.error, e.probes, at)
+            for i, (e, at) in enumerate(zip(death.others, broken.others_fault_at_s), 1)]
+    return (first, *rest)
 
 
 @dataclass(frozen=True)
@@ -211,6 +270,7 @@ class _Broken:
     fault_at_s: float | None = None  # since the last segment received
     deadline_s: float | None = None  # the fault had to land before it
     sent_ns: int | None = None  # the data's send (unacked), on the capture's clock
+    others_fault_at_s: tuple[float, ...] = ()  # the other connections' fault_at_s
 
 
 def _break(c: _Connection) -> _Broken:
@@ -229,8 +289,12 @@ def _break(c: _Connection) -> _Broken:
         k = c.scenario.keepalive
         deadline = FAULT_DEADLINE_FRACTION * min(k.idle, k.intvl)  # well before the next keepalive run
     fault_at = c.since_last_received()
+    others_at = tuple(tcp_info(s).last_ack_recv_ms / 1000 for s, _ in c.others)
+    if c.others and c.peer_sock.fileno() == -1:  # the fault made the peer forget the connection: all of them
+        for _, peer_sock in c.others:
+            close_silently(peer_sock)
     c.fault.settle(c.ctx)
-    return _Broken(c.since_last_received, fault_at, deadline)
+    return _Broken(c.since_last_received, fault_at, deadline, others_fault_at_s=others_at)
 
 
 def _enable_keepalive(scenario: Scenario, sock: socket.socket) -> None:

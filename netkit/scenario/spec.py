@@ -17,6 +17,7 @@ STATES = State.values()
 SIDES = Side.values()
 KEEPALIVE_SOURCES = KeepaliveVia.values()
 MAX_RETRIES2 = 15  # beyond the default the deadline is tens of minutes
+MAX_CONNECTIONS = 1000  # per scenario: one server, this many idle clients, one fault
 
 
 def _choice(scenario: Scenario, field_name: str, kind: type[StrEnum]) -> None:
@@ -37,6 +38,10 @@ class Scenario:
     ``keepalive_via``: "socket" (setsockopt) or "sysctl" (only SO_KEEPALIVE on
     the socket; idle/intvl/cnt written to the tested namespace's
     ``net.ipv4.tcp_keepalive_*`` before it).
+    ``connections``: how many connections between the same two namespaces
+    (idle state only): the server accepts them all, the tested side's
+    keepalive is set on every one, and one fault must kill each inside the
+    window; the first is the one measured in detail, as with one connection.
     """
 
     keepalive: KeepaliveSettings = KeepaliveSettings()
@@ -46,6 +51,7 @@ class Scenario:
     side: str = Side.SERVER
     keepalive_via: str = KeepaliveVia.SOCKET
     retries2: int | None = None  # net.ipv4.tcp_retries2 in the tested namespace (data in flight, no user timeout)
+    connections: int = 1  # idle connections that the one fault must kill (1..MAX_CONNECTIONS)
 
     def __post_init__(self) -> None:
         if self.family not in Family.values():
@@ -58,6 +64,12 @@ class Scenario:
         if self.retries2 is not None and not (isinstance(self.retries2, int) and 1 <= self.retries2 <= MAX_RETRIES2):
             raise SettingError("retries2 (net.ipv4.tcp_retries2)", self.retries2,
                                f"netkit uses whole numbers 1..{MAX_RETRIES2} (the default 15 already means ~15 minutes)")
+        n = self.connections
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CONNECTIONS:
+            raise SettingError("connections", n, f"use a whole number 1..{MAX_CONNECTIONS}")
+        if n > 1 and self.state != State.IDLE:
+            raise SettingError("connections", n, f"more than one connection is supported only for the idle state, "
+                                                 f"not {self.state}: use connections=1")
 
     @property
     def fault_object(self) -> Fault:
@@ -90,4 +102,6 @@ class Scenario:
             parts.append(f"via-{self.keepalive_via}")
         if self.retries2 is not None:
             parts.append(f"retries2={self.retries2}")
+        if self.connections > 1:
+            parts.append(f"x{self.connections}")
         return "-".join(parts)
