@@ -194,22 +194,18 @@ class _Samples:
 
 @contextmanager
 def prompt_observer(enabled: bool = True) -> Iterator[bool]:
-    """From the state's preparation to the death, this thread runs SCHED_FIFO: it acts when the kernel does, not when a CPU frees.
+    """While waiting for many deaths, this thread runs SCHED_FIFO: it wakes when a socket dies, not when a CPU frees.
 
-    Two figures depend on this thread being on time.  ``tcpi_last_ack_recv``
-    is read when the observer wakes, so the measured death grows with its
-    lateness; and the fault must land before the next timer run for the rule
-    to apply (for a zero window: within half an RTO, ~104 ms, of the
-    window-closing ACK).  With a hundred labs on two cores a normal-priority
-    observer was measured up to 60 ms late while the RSTs on the wire were all
-    inside the window (``scripts/bench-scale``), and with a QEMU guest busy on
-    the other core zero-window faults landed 108-128 ms after the ACK (the
-    kernel was on time; we were not).  A real-time thread preempts them; it
-    sleeps in poll() nearly all the time and does microseconds of work per
-    wake-up, and the previous policy is restored before any bookkeeping.
-    Threads it starts (netlink inside a namespace) inherit the policy.
-    Without CAP_SYS_NICE (or with no real-time budget in this cgroup) it stays
-    as it was; yields whether it is real-time.
+    ``tcpi_last_ack_recv`` is read when the observer wakes, so its figure
+    grows with the observer's lateness.  With a hundred labs on two cores
+    the deaths coincide with other labs' setup, bookkeeping and teardown, and
+    a normal-priority observer was measured up to 60 ms late while the RSTs
+    on the wire were all inside the window (``scripts/bench-scale``).  A
+    real-time observer preempts them; it sleeps in poll() nearly all the
+    time and does microseconds of work per wake-up, and the previous policy
+    is restored before any bookkeeping.  Without CAP_SYS_NICE (or with no
+    real-time budget in this cgroup) it stays as it was; yields whether it
+    is real-time.
     """
     if not enabled:
         yield False

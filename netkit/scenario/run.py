@@ -227,22 +227,21 @@ def _prove(
     """The procedure (module docstring), in a built lab whose tested veth is being captured."""
     c = _connect(scenario, lab)
     armed_at = time.monotonic()
-    # From the state's preparation to the death this thread must not wait for a CPU (prompt_observer).
-    with prompt_observer():
-        if scenario.state == State.ZERO_WINDOW:
-            fill_until_zero_window(c.sock, cancel)  # the bulk transfer moves the RTO: read it after
-        prediction = predict(scenario, kernel, tcp_info(c.sock).rto_us / 1e6)  # the one prediction
-        if on_prediction:
-            on_prediction(prediction)
-        if scenario.state == State.IDLE and c.others:
-            wait_for_answered_probes([c.sock] + [s for s, _ in c.others], c.armed, scenario.keepalive, cancel)
-        elif scenario.state == State.IDLE:
-            wait_for_answered_probe(c.sock, scenario.keepalive, armed_at, cancel)
-        addresses = (c.sock.getsockname()[:2], c.sock.getpeername()[:2])
-        other_addresses = [(s.getsockname()[:2], s.getpeername()[:2]) for s, _ in c.others]  # gone at death
-        before = counters.tcpext_counts(c.tested.namespace, TCPEXT_COUNTERS)
-        fault_ns = time.time_ns()  # the capture's clock (CLOCK_REALTIME): frames before it are the connection's past
-        broken = _break(c)
+    if scenario.state == State.ZERO_WINDOW:
+        fill_until_zero_window(c.sock, cancel)  # the bulk transfer moves the RTO: read it after
+    prediction = predict(scenario, kernel, tcp_info(c.sock).rto_us / 1e6)  # the one prediction
+    if on_prediction:
+        on_prediction(prediction)
+    if scenario.state == State.IDLE and c.others:
+        wait_for_answered_probes([c.sock] + [s for s, _ in c.others], c.armed, scenario.keepalive, cancel)
+    elif scenario.state == State.IDLE:
+        wait_for_answered_probe(c.sock, scenario.keepalive, armed_at, cancel)
+    addresses = (c.sock.getsockname()[:2], c.sock.getpeername()[:2])
+    other_addresses = [(s.getsockname()[:2], s.getpeername()[:2]) for s, _ in c.others]  # gone at death
+    before = counters.tcpext_counts(c.tested.namespace, TCPEXT_COUNTERS)
+    fault_ns = time.time_ns()  # the capture's clock (CLOCK_REALTIME): frames before it are the connection's past
+    broken = _break(c)
+    with prompt_observer(enabled=bool(c.others)):  # many connections: one process reads them all at their deaths
         death = wait_for_death(c.sock, c.peer_sock if prediction.peer_expected_error else None, prediction,
                                broken.since_anchor, cancel, on_progress, [s for s, _ in c.others])
     after = counters.tcpext_counts(c.tested.namespace, TCPEXT_COUNTERS)
