@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ..gate.command import add_parser as add_gate
 
     add_gate(sub)
+    from ..kernels.command import add_parser as add_kernels
+
+    add_kernels(sub)
     return parser
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..kernel import kernel_info
+from ..kernels.gate_option import HELP as KERNEL_HELP
 from ..privileges import missing_privileges
 from . import matrix
 from .diff import compare, format_diff
@@ -25,7 +26,7 @@ from .document import build, load, scenario_entry, utc_now
 from .matrix_file import load_matrix
 from .outcome import decide, find_known, load_known, slow_machine_from_environment
 from .progress import LiveProgress
-from .run import ScenarioRuns, run_gate
+from .run import MAX_WORKERS, ScenarioRuns, run_gate
 from .summary import format_summary
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_NOTHING_RAN = 0, 1, 2, 4
@@ -44,6 +45,7 @@ HELP = {
     "known": "TOML file of known differences (scenario glob, kernel glob, xfail|skip, reason, link)",
     "slow_machine": "a slow (emulated) machine: late-only misses become XFAIL (also KSFT_MACHINE_SLOW=yes)",
     "pcap_dir": "where failed scenarios write their packet captures (default: temporary files)",
+    "jobs": "run at most N scenarios at once (default: all; `--kernel` under emulation uses 2)",
 }
 
 
@@ -68,6 +70,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--known", metavar="FILE", help=HELP["known"])
     p.add_argument("--slow-machine", action="store_true", help=HELP["slow_machine"])
     p.add_argument("--pcap-dir", metavar="DIR", help=HELP["pcap_dir"])
+    p.add_argument("--jobs", type=int, metavar="N", help=HELP["jobs"])
+    p.add_argument("--kernel", action="append", default=[], metavar="IMAGE|SPEC|host", help=KERNEL_HELP)
     p.set_defaults(func=cmd_gate)
     inner = p.add_subparsers(dest="gate_command")
     d = inner.add_parser("diff", help="what changed between two gate documents (exit 1 on a regression)")
@@ -90,6 +94,12 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(s.id for s in scenarios))
         return EXIT_PASS
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError(f"--jobs {args.jobs}: give a whole number of scenarios at once, 1 or more")
+    if args.kernel:
+        from ..kernels.gate_option import gate_on_kernels
+
+        return gate_on_kernels(args, render=_render, summary=format_summary)
     known = load_known(args.known) if args.known else []
     baseline = load(args.baseline) if args.baseline else None
     reason = missing_privileges()
@@ -105,7 +115,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     progress = LiveProgress(sys.stderr, len(scenarios))
     try:
         ran = {r.scenario.id: r for r in run_gate(to_run, repeat=args.repeat, on_progress=progress,
-                                                  pcap_dir=args.pcap_dir)}
+                                                  pcap_dir=args.pcap_dir, max_workers=args.jobs or MAX_WORKERS)}
     finally:
         progress.finish()
     runs = [ran.get(s.id) or ScenarioRuns(s) for s in scenarios]  # a known skip never ran: decide() says why
