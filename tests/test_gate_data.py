@@ -218,3 +218,54 @@ def test_a_saved_document_loads_back(tmp_path):
     path = tmp_path / "doc.json"
     path.write_text(json.dumps(doc))
     assert load(str(path)) == doc
+
+
+def test_a_run_past_its_deadline_is_an_error_with_its_progress_so_far(tmp_path):
+    """One hung worker cannot hang the gate: past the run's give-up time its scenario is an error, with the journal."""
+    import concurrent.futures
+    import time
+
+    from netkit.gate.run import _collect, _Run
+
+    journal = tmp_path / "0-0.log"
+    journal.write_text(f"{time.monotonic() - 30:.3f} started\n1.024 s: count 1 (expected death at 4.000 s)\n")
+    runs = scenario_runs()
+    hung: concurrent.futures.Future = concurrent.futures.Future()  # never completes, like a hung worker's
+    started = time.monotonic()
+    _collect({hung: _Run(runs, str(journal), give_up_s=5.0)}, [runs], None)
+    assert time.monotonic() - started < 2
+    decided = decide(runs, slow_machine=False)
+    assert decided.outcome == "error"
+    assert "no result 5 s after it started (its worker hung)" in decided.reason
+    assert "progress so far: 1.024 s: count 1 (expected death at 4.000 s)" in decided.reason
+
+
+class _Terminal:
+    def __init__(self, tty):
+        self.text, self.tty = "", tty
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return self.tty
+
+
+def test_progress_is_one_line_per_scenario_in_a_log_and_one_updating_line_on_a_terminal():
+    from netkit.gate.progress import LiveProgress
+    from netkit.gate.run import GateProgress
+
+    finished = scenario_runs(run_record())
+    for tty in (False, True):
+        out = _Terminal(tty)
+        progress = LiveProgress(out, total=3)
+        progress(GateProgress(0, 2, 1, 0, 9.5))
+        progress(GateProgress(1, 1, 1, 0, 4.0, just_finished=finished))
+        progress.finish()
+        if tty:
+            assert "\r\x1b[K" in out.text and "longest due in" in out.text
+        else:
+            assert out.text == "gate: [1/3] pass  ipv4-idle-link-down-1/1/3 died at 4.096 s\n"  # no escape codes in a log
