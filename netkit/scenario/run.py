@@ -76,7 +76,7 @@ from .observe import (
 from .result import ConnectionDeath, Progress, ScenarioResult
 from .spec import Scenario
 
-FAULT_DEADLINE_FRACTION = 0.5  # the fault must land well before the next keepalive timer run
+FAULT_DEADLINE_FRACTION = 0.5  # idle: the fault must land well before the next keepalive timer run
 ZERO_WINDOW_RCVBUF = 4096  # the peer's receive buffer: the window closes after a few KB
 UNACKED_PAYLOAD = b"x" * 100
 TCPEXT_COUNTERS = ("TCPKeepAlive", "TCPWinProbe", "TCPTimeouts", "TCPAbortOnTimeout", "TCPLossProbes",
@@ -240,7 +240,7 @@ def _prove(
     other_addresses = [(s.getsockname()[:2], s.getpeername()[:2]) for s, _ in c.others]  # gone at death
     before = counters.tcpext_counts(c.tested.namespace, TCPEXT_COUNTERS)
     fault_ns = time.time_ns()  # the capture's clock (CLOCK_REALTIME): frames before it are the connection's past
-    broken = _break(c)
+    broken = _break(c, kernel)
     with prompt_observer(enabled=bool(c.others)):  # many connections: one process reads them all at their deaths
         death = wait_for_death(c.sock, c.peer_sock if prediction.peer_expected_error else None, prediction,
                                broken.since_anchor, cancel, on_progress, [s for s, _ in c.others])
@@ -273,7 +273,7 @@ class _Broken:
     others_fault_at_s: tuple[float, ...] = ()  # the other connections' fault_at_s
 
 
-def _break(c: _Connection) -> _Broken:
+def _break(c: _Connection, kernel: KernelInfo) -> _Broken:
     """Step 4: apply the fault; for unacked data, break the path completely, then send into it."""
     rto_s = tcp_info(c.sock).rto_us / 1e6
     c.fault.apply(c.ctx)
@@ -284,7 +284,13 @@ def _break(c: _Connection) -> _Broken:
         c.sock.send(UNACKED_PAYLOAD)
         return _Broken(lambda: time.monotonic() - sent_at, sent_ns=sent_ns)
     if c.scenario.state == State.ZERO_WINDOW:
-        deadline = FAULT_DEADLINE_FRACTION * rto_s  # well before the first window probe
+        # The rule needs the fault in place before the first window probe, and that probe never leaves before
+        # rto after the window-closing ACK: tcp_ack_probe() arms ICSK_TIME_PROBE0 for tcp_probe0_when(), which is
+        # rto << backoff with backoff 0, and the timer wheel only rounds up.  fault_at is read on the same jiffies
+        # clock once the fault took effect: two jiffies of margin.  (It was half the rto, a guess: in a quiet
+        # fresh-Debian container peer-gone's teardown took 132 ms, the first probe still left at 0.208 s,
+        # unanswered, and every figure matched the rule.)
+        deadline = rto_s - 2 / kernel.hz
     else:
         k = c.scenario.keepalive
         deadline = FAULT_DEADLINE_FRACTION * min(k.idle, k.intvl)  # well before the next keepalive run
