@@ -117,15 +117,18 @@ class _Run:
     runs: ScenarioRuns
     journal: str
     give_up_s: float
+    _started: float | None = None  # read from the journal once the worker wrote it; it never changes after
 
     def started_at(self) -> float | None:
         """The worker's time.monotonic() at the start (the journal's first line; CLOCK_MONOTONIC is system-wide)."""
-        try:
-            with open(self.journal) as f:
-                first = f.readline().split()
-            return float(first[0]) if first else None
-        except (OSError, ValueError):
-            return None
+        if self._started is None:
+            try:
+                with open(self.journal) as f:
+                    first = f.readline().split()
+                self._started = float(first[0]) if first else None
+            except (OSError, ValueError):
+                pass
+        return self._started
 
     def so_far(self) -> str:
         try:
