@@ -78,3 +78,7 @@ class WaitTimeout(NetkitError):
 # Outcomes, mapped once: these mean "this cannot be proved here", never "it failed" -- a pytest skip,
 # CLI exit 2 (with the reason on stderr), and later a TAP ``# SKIP`` / JUnit ``<skipped>``.
 CANNOT_RUN_HERE: tuple[type[NetkitError], ...] = (FeatureMissing, NotModelled)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception that unwinds like Ctrl-C: every lab is torn down and the workers end."""

@@ -18,8 +18,7 @@ from typing import TextIO
 from .. import __version__
 from ..cleanup import cleanup
 from ..doctor import as_dicts, run_checks, usable
-from ..errors import CANNOT_RUN_HERE, EnvironmentUnusable, InputError, NetkitError, SettingError
-from ..gate.command import Terminated
+from ..errors import CANNOT_RUN_HERE, EnvironmentUnusable, InputError, NetkitError, SettingError, Terminated
 from ..keepalive import KeepaliveSettings
 from ..kernel import kernel_info
 from ..lab.faults import FAULTS

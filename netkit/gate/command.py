@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, Terminated
 from ..kernel import kernel_info
 from ..kernels.gate_option import HELP as KERNEL_HELP
 from ..privileges import missing_privileges
@@ -47,10 +47,6 @@ HELP = {
     "pcap_dir": "where failed scenarios write their packet captures (default: temporary files)",
     "jobs": "run at most N scenarios at once (default: all; `--kernel` under emulation uses 2)",
 }
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM: unwind like Ctrl-C, so every lab is torn down and the workers end."""
 
 
 def add_parser(sub: Any) -> None:
