@@ -153,3 +153,10 @@ def test_sigterm_tears_everything_down(assert_no_leftovers):
              what="every process of the terminated gate to end")
     assert_no_leftovers()
 
+
+
+def test_an_unwritable_report_path_is_refused_before_any_scenario_runs(tmp_path):
+    done = gate("--json", str(tmp_path / "missing" / "gate.json"), "--only", "ipv4-idle-peer-reboot-1/1/3")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "missing does not exist: create it or choose another path" in done.stderr
+    assert "gate: [" not in done.stderr and not (tmp_path / "missing").exists()

@@ -133,3 +133,22 @@ def test_a_killed_run_leaves_nothing_behind(sig):
     while time.monotonic() < deadline and os.path.exists(f"/proc/{child}"):
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{child}"), "the program started in the lab outlived its netkit process"
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_the_zero_window_fill_ends_with_the_peers_window_at_0_and_nagle_as_it_was(family):
+    """The zero-window state is reached only when the peer advertises 0 (tcpi_snd_wnd), not merely when all is
+    acknowledged: on Debian 6.1 the fill used to stop at a 24-byte window that the persist timer then sent as data."""
+    import socket
+    import threading
+
+    from netkit.lab.tcpinfo import peer_window, tcp_info
+    from netkit.scenario.observe import fill_until_zero_window
+
+    with Lab() as lab:
+        server, _client = lab.connect(family, rcvbuf={"client": 4096})
+        assert peer_window(server) > 0
+        fill_until_zero_window(server, threading.Event())
+        assert peer_window(server) == 0 and tcp_info(server).unacked == 0
+        assert server.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+        assert server.getblocking()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import signal
 import sys
 import time
@@ -70,17 +71,51 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--kernel", action="append", default=[], metavar="IMAGE|SPEC|host", help=KERNEL_HELP)
     p.set_defaults(func=cmd_gate)
     inner = p.add_subparsers(dest="gate_command")
-    d = inner.add_parser("diff", help="what changed between two gate documents (exit 1 on a regression)")
-    d.add_argument("old", metavar="OLD.json")
-    d.add_argument("new", metavar="NEW.json")
-    d.add_argument("--json", action="store_true", help="print the differences as JSON")
+    d = inner.add_parser("diff", help="what changed between two gate documents, or N kernels side by side",
+                         description=DIFF_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("documents", nargs="+", metavar="DOC.json", help="gate documents (`netkit gate --json`)")
+    d.add_argument("--json", action="store_true", help="print the differences (or the table's rows) as JSON")
+    d.add_argument("--table", action="store_true", help="two documents: the side-by-side table, not old -> new")
+    d.add_argument("--markdown", action="store_true", help="print the side-by-side table as Markdown")
+    d.add_argument("--differences", action="store_true", help="the table: only the rows where the kernels disagree")
+    d.add_argument("--html", metavar="FILE", help="also write the side-by-side table as one self-contained HTML page")
     d.set_defaults(func=cmd_diff)
 
 
+DIFF_DESCRIPTION = """\
+Two documents (OLD.json NEW.json): what changed from the old run to the new
+one -- regressions, fixes, timing shifts -- exit 1 on a regression.
+
+Three or more (or --table, --markdown): one row per scenario, one column per
+run (kernel release, HZ, host or emulated), each cell the outcome and the
+measured median; rows where the runs disagree are marked.  Exit 1 when any
+row differs, else 0.  --html FILE writes that table as an HTML page.
+
+Exit 2: a document netkit cannot read, or fewer than two."""
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
-    diff = compare(load(args.old), load(args.new))
-    print(json.dumps(diff.to_dict(), indent=1) if args.json else format_diff(diff))
-    return EXIT_FAIL if diff.regressions else EXIT_PASS
+    if len(args.documents) < 2:
+        raise InputError(f"netkit gate diff: give two gate documents (OLD.json NEW.json) or more to set side by side, "
+                         f"not {len(args.documents)}")
+    docs = [load(path) for path in args.documents]
+    _check_writable(args.html)
+    if args.html:
+        from ..report.side_by_side import html_table
+
+        _write_file(args.html, html_table(docs, only_differences=args.differences))
+    if len(docs) == 2 and not (args.table or args.markdown or args.differences):
+        diff = compare(*docs)
+        print(json.dumps(diff.to_dict(), indent=1) if args.json else format_diff(diff))
+        return EXIT_FAIL if diff.regressions else EXIT_PASS
+    from ..report.side_by_side import compare_rows, format_table
+
+    rows = compare_rows(docs)
+    if args.json:
+        print(json.dumps([r for r in rows if r["differs"] or not args.differences], indent=1))
+    else:
+        print(format_table(docs, markdown=args.markdown, only_differences=args.differences))
+    return EXIT_FAIL if any(r["differs"] for r in rows) else EXIT_PASS
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
@@ -92,6 +127,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         return EXIT_PASS
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs {args.jobs}: give a whole number of scenarios at once, 1 or more")
+    _check_writable(args.json, args.junit, args.html)
     if args.kernel:
         from ..kernels.gate_option import gate_on_kernels
 
@@ -134,12 +170,29 @@ def _write_reports(args: argparse.Namespace, doc: dict[str, Any]) -> None:
     files = {"json": args.json, "junit": args.junit, "html": args.html}
     for name, path in files.items():
         if path:
-            with open(path, "w") as f:
-                f.write(json.dumps(doc, indent=1) + "\n" if name == "json" else _render(name, doc))
+            _write_file(path, json.dumps(doc, indent=1) + "\n" if name == "json" else _render(name, doc))
     for name in ("tap", "markdown"):
         if getattr(args, name):
             sys.stdout.write(_render(name, doc))
     sys.stdout.flush()
+
+
+def _check_writable(*paths: str | None) -> None:
+    """Refuse an output file that cannot be written *before* minutes of scenarios, not after."""
+    for path in filter(None, paths):
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise InputError(f"{path}: the folder {folder} does not exist: create it or choose another path")
+        if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+            raise InputError(f"{path}: not writable by this user: choose another path")
+
+
+def _write_file(path: str, text: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write it ({exc.strerror}): choose another path") from None
 
 
 def _render(name: str, doc: dict[str, Any]) -> str:

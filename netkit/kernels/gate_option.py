@@ -8,7 +8,7 @@ Its document goes to ``--json FILE`` (with several kernels: ``FILE`` with the
 kernel's label before the extension, ``gate.debian-6.1.json``), and so do
 ``--junit`` and ``--html``; ``--markdown`` prints each kernel's table;
 ``--tap`` takes exactly one kernel (one TAP stream).  Then the kernel x
-scenario table (:mod:`netkit.kernels.table`) goes to stdout.
+scenario table (:mod:`netkit.report.side_by_side`) goes to stdout.
 
 Exit status: 1 if any kernel's gate failed (as the gate's own), 2 if a kernel
 could not be fetched or booted or a tool is missing (the other kernels still
@@ -25,9 +25,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import EnvironmentUnusable, InputError
+from ..report.side_by_side import format_table
 from .cache import parse_spec
 from .guest import run_gate_on_kernel
-from .table import format_table
 
 HELP = ("run the gate inside this kernel (repeatable; then a kernel x scenario table): a spec such as "
         "debian:6.1, bookworm-6.12, debian:7.x, a kernel image path, or host; booted with virtme-ng, "

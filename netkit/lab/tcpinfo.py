@@ -14,6 +14,8 @@ import struct
 from dataclasses import dataclass
 
 _LAYOUT = struct.Struct("=8B 24I")  # 8 one-byte fields, then 24 u32 (up to tcpi_rcv_space)
+_SND_WND = struct.Struct("=I")
+_SND_WND_OFFSET = 228  # tcpi_snd_wnd, after tcpi_rcv_ooopack: Linux >= 5.4 ("tcp: Add snd_wnd to TCP_INFO")
 TCP_STATES = {
     1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
     6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
@@ -50,3 +52,10 @@ def tcp_info(sock: socket.socket) -> TcpInfo:
         last_ack_recv_ms=u32[12],
         rtt_us=u32[15],
     )
+
+
+def peer_window(sock: socket.socket) -> int | None:
+    """The peer's advertised receive window in bytes (``tcpi_snd_wnd``), None on a kernel older than 5.4."""
+    end = _SND_WND_OFFSET + _SND_WND.size
+    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, end)
+    return _SND_WND.unpack_from(raw, _SND_WND_OFFSET)[0] if len(raw) >= end else None

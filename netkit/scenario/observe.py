@@ -17,7 +17,7 @@ from ..errors import NetkitError, ScenarioCancelled
 from ..evidence.events import SAMPLED, Event
 from ..evidence.verdict import OBSERVER_SAMPLE_S
 from ..keepalive import KeepaliveSettings
-from ..lab.tcpinfo import tcp_info
+from ..lab.tcpinfo import peer_window, tcp_info
 from ..model.prediction import DeathPrediction
 from ..waiting import Drop, WaitTimeout, wait_until
 from .result import Progress
@@ -97,11 +97,23 @@ def wait_for_answered_probes(
 
 
 def fill_until_zero_window(sock: socket.socket, cancel: threading.Event) -> None:
-    """Send until the peer's receive window is closed and everything in flight is acknowledged.
+    """Send until the peer advertises a zero window and everything in flight is acknowledged.
 
     Then nothing is unacknowledged, the rest waits in the write queue, and the
     persist timer (not the RTO) owns the connection.
+
+    TCP_NODELAY is on while filling: when the peer's window ends less than an
+    MSS past what is in flight, Nagle (``tcp_nagle_check`` from
+    ``tcp_mss_split_point``) holds that sub-MSS remainder back, and once all is
+    acknowledged ``tcp_snd_wnd_test`` still wants a full MSS to fit.  The
+    window then never reaches 0: the persist timer sends the remainder as
+    *data* (``tcp_write_wakeup``) and the connection dies by the retransmission
+    rule.  Seen on Debian 6.1, whose receiver opens the window in smaller
+    steps (a 24-byte remainder); 6.12 and later opened it at once.  Where the
+    kernel reports the peer's window (``tcpi_snd_wnd``, Linux >= 5.4) the
+    state is reached only when it reads 0.
     """
+    window: list[int | None] = [None]
 
     def closed() -> bool:
         try:
@@ -109,14 +121,22 @@ def fill_until_zero_window(sock: socket.socket, cancel: threading.Event) -> None
                 sock.send(b"\0" * 65536)
         except BlockingIOError:
             pass
-        return tcp_info(sock).unacked == 0
+        window[0] = peer_window(sock)
+        return tcp_info(sock).unacked == 0 and window[0] in (0, None)
 
+    def not_closed() -> str:
+        left = "" if window[0] is None else f" (it still offers {window[0]} bytes)"
+        return f"the peer's window did not close within {FILL_TIMEOUT_S:.0f} s{left}"
+
+    nodelay = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setblocking(False)
     try:
         wait_until(closed, FILL_TIMEOUT_S, WARMUP_SAMPLE_S / 4, what="the window to close", cancel=cancel,
-                   on_timeout=lambda: "the peer's window did not close within 5 s")
+                   on_timeout=not_closed)
     finally:
         sock.setblocking(True)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, nodelay)
 
 
 def socket_error(sock: socket.socket) -> str:
