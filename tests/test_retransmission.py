@@ -19,6 +19,7 @@ from netkit.model import not_modelled_reason, predict
 
 HZ250 = KernelInfo("test", 250, "test")
 HZ1000 = KernelInfo("test", 1000, "test")
+HZ100 = KernelInfo("test", 100, "test")
 K = KeepaliveSettings(1, 1, 3)
 
 
@@ -93,6 +94,31 @@ def test_zero_window_at_hz_1000_uses_that_kernels_jiffies_and_wheel():
     assert p.expected_s == pytest.approx(1.201)
     assert p.expected_count == 2
     assert p.window_s == pytest.approx((1.2, 1.275))
+
+
+def test_at_hz_100_the_one_probe_less_window_rounds_the_long_clamped_arming():
+    # Measured on a 6.12 kernel built with CONFIG_HZ_100 (scripts/build-kernel --hz 100, under TCG): zero window,
+    # link down, UT 3 s, rto 0.21 s (20 jiffies + 1).  Probes (tcpi_probes) at 0.22, 0.65 and 1.55 s after the
+    # zero-window ACK, death 3.30 s with 3 probes.  The first probe stamps icsk_probes_tstamp (0.21 + 1 jiffy
+    # late); nominally the probes follow at +0.42, +1.26 and +2.94 s, but each backoff timer is late by up to its
+    # wheel granularity (0.42 s = 42 jiffies: level 0, 10 ms; 0.84 and 1.68 s: level 1, 80 ms), so +2.94 s can
+    # fall past UT (2.94 + 0.17 >= 3): then the run at +1.26 s arms the clamped timer itself,
+    # tcp_clamp_probe0_to_user_timeout(): "remaining = icsk->icsk_user_timeout - elapsed; ... when =
+    # min_t(u32, when, remaining)" = 3.0 - 1.26 = 1.74 s = 174 jiffies, level 1: up to 80 ms late, not the
+    # 30 ms of the short arming after a fourth probe.  One probe less: 3.21 + 10 ms (first probe) + 80 ms +
+    # 2 jiffies (20 ms) = 3.32; the measured 3.30 is inside.  With 4 probes the last arming is 0.06 s (level
+    # 0; the clamp's floor, 3 jiffies = 30 ms): 3.21 + 0.01 + 0.03 + 0.02 = 3.27.
+    p = predict(Scenario(ut(3000), "ipv4", "link-down", state="zero-window"), HZ100, rto_s=0.21)
+    assert p.expected_s == pytest.approx(3.21) and p.expected_count == 4
+    assert p.window_s == pytest.approx((3.2, 3.27))
+    assert p.alternative_count == 3 and p.alternative_window_s == pytest.approx((3.2, 3.32))
+    # The same clamp in tcp_retransmit_timer: unacked data into a blackhole, UT 3 s, measured 3.492-3.516 s
+    # with 3 retransmissions.  Clock at the first retransmission (2 x 0.21 = 0.42 s after the send), the same
+    # offsets; one less: 3.42 + TLP and first RTO (level 0: 10 ms each) + 80 ms + 20 ms = 3.54.
+    p = predict(Scenario(ut(3000), "ipv4", "blackhole", state="unacked"), HZ100, rto_s=0.21)
+    assert p.expected_s == pytest.approx(3.42) and p.expected_count == 4
+    assert p.window_s == pytest.approx((3.41, 3.49))
+    assert p.alternative_count == 3 and p.alternative_window_s == pytest.approx((3.41, 3.54))
 
 
 def test_zero_window_with_retries2_aborts_after_that_many_probes():

@@ -47,6 +47,8 @@ and IPv6 retransmits through TSQ, both changing the schedule and the error
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from ..enums import Clock, CountSource
 from ..errors import NotModelled
 from ..keepalive import KeepaliveSettings
@@ -77,20 +79,34 @@ def default_rto_s(kernel: KernelInfo) -> float:
 TCP_TIMEOUT_MIN_JIFFIES = 2  # include/net/tcp.h: the clamp never arms a timer shorter than this
 
 
-def _clamped_runs(rto_s: float, deadline_s: float, first_offset_s: float, hz: int) -> tuple[int, float, bool]:
+class ClampedRuns(NamedTuple):
+    """The timer runs from the clock's start to the one clamped to the deadline (TCP_USER_TIMEOUT)."""
+
+    runs: int  # runs that (re)transmit, when none is pushed past the deadline
+    last_s: float  # delay of the final, clamped arming after the last of them
+    one_less: bool  # lateness can push the last of them past the deadline: it aborts instead of sending
+    last_if_one_less_s: float  # then the clamped arming starts one run earlier: this long, rounded as such
+
+
+def _clamped_runs(rto_s: float, deadline_s: float, first_offset_s: float, hz: int) -> ClampedRuns:
     """Timer runs from the clock start until the one clamped to the deadline.
 
-    Returns (runs that (re)transmitted, delay of the last, clamped arming,
-    whether lateness can push the last of those runs past the deadline -- then
-    it aborts instead of sending: one transmission less).
     ``first_offset_s``: when the first counted run is, after the clock start.
+    The clamp (``tcp_clamp_rto_to_user_timeout``,
+    ``tcp_clamp_probe0_to_user_timeout``) arms ``min(rto, remaining)``.  When
+    accumulated lateness pushes the last nominal run past the deadline, the
+    run before it is the one whose arming gets clamped: a timer of nearly a
+    whole ``rto``, rounded up on a coarser wheel level (at HZ=100 a 1.7 s
+    timer is 80 ms late at most, not the 30 ms of the short final arming).
     """
-    offset, rto, runs, late = first_offset_s, rto_s, 0, 0.0
+    offset, rto, runs, late, previous = first_offset_s, rto_s, 0, 0.0, first_offset_s
     while True:
         runs += 1  # this run (re)transmits
         rto = min(rto * 2, TCP_RTO_MAX_S)
         if offset + rto >= deadline_s:
-            return runs, deadline_s - offset, runs > 1 and offset + late >= deadline_s
+            return ClampedRuns(runs, deadline_s - offset, runs > 1 and offset + late >= deadline_s,
+                               deadline_s - previous)
+        previous = offset
         offset += rto
         late += wheel_granularity_s(rto, hz)
 
@@ -99,6 +115,17 @@ def _last_arming_late(last_s: float, kernel: KernelInfo) -> float:
     """Lateness of the final, clamped arming: its wheel rounding, or -- when a
     late run landed just short of the deadline -- the clamp's floor plus a jiffy."""
     return max(wheel_granularity_s(last_s, kernel.hz), (TCP_TIMEOUT_MIN_JIFFIES + 1) * kernel.jiffy_s)
+
+
+def _clamped_windows(expected: float, fixed_late: float, clamped: ClampedRuns,
+                     kernel: KernelInfo) -> tuple[tuple[float, float], tuple[float, float] | None]:
+    """The death window with every nominal run, and (if lateness can drop the last) the one-run-less window."""
+    low = round(expected - kernel.jiffy_s, 6)
+    window = (low, latest_death_s(expected, fixed_late + _last_arming_late(clamped.last_s, kernel), kernel))
+    if not clamped.one_less:
+        return window, None
+    return window, (low, latest_death_s(expected, fixed_late + _last_arming_late(clamped.last_if_one_less_s, kernel),
+                                        kernel))
 
 
 def unacked_death(
@@ -140,15 +167,16 @@ def _failing_locally(ut: int | None, kernel: KernelInfo, rto_s: float) -> DeathP
         raise NotModelled(LINK_DOWN_UNMODELLED)
     jiffy = kernel.jiffy_s
     deadline = ut / 1000
-    runs, last, one_less = _clamped_runs(rto_s, deadline, rto_s, kernel.hz)  # attempts at rto, 3 rto, 7 rto...
-    window = (round(deadline - jiffy, 6), latest_death_s(deadline, jiffy + _last_arming_late(last, kernel), kernel))
+    clamped = _clamped_runs(rto_s, deadline, rto_s, kernel.hz)  # attempts at rto, 3 rto, 7 rto...
+    runs = clamped.runs
+    window, alternative = _clamped_windows(deadline, jiffy, clamped, kernel)
     return DeathPrediction(
         rule=(f"tcp_retransmit_timer with TCP_USER_TIMEOUT {ut} ms: every retransmission fails locally (-EBUSY, "
               "the segment still waits in the neighbour queue), so retrans_stamp is the send; the RTO is clamped "
               f"to retrans_stamp + UT: death {deadline:g} s after the send, {runs} attempted retransmissions"),
         expected_s=deadline, window_s=window,
         expected_count=runs, expected_error="ETIMEDOUT", count_source=CountSource.RETRANSMITS, measured_from=Clock.SEND,
-        alternative_window_s=window if one_less else None, alternative_count=runs - 1 if one_less else None,
+        alternative_window_s=alternative, alternative_count=runs - 1 if alternative else None,
     )
 
 
@@ -161,17 +189,17 @@ def _lost_until_user_timeout(ut: int, kernel: KernelInfo, rto_s: float) -> Death
     """Segments vanish; the first retransmission (after the TLP) starts the clock; UT clamps the RTO."""
     first_retransmission = 2 * rto_s  # the tail loss probe at rto, then the RTO restarted from it
     deadline = ut / 1000
-    runs, last, one_less = _clamped_runs(rto_s, deadline, 0.0, kernel.hz)
+    clamped = _clamped_runs(rto_s, deadline, 0.0, kernel.hz)
+    runs = clamped.runs
     expected = first_retransmission + deadline
-    late = _start_late(rto_s, kernel) + _last_arming_late(last, kernel)
-    window = (round(expected - kernel.jiffy_s, 6), latest_death_s(expected, late, kernel))
+    window, alternative = _clamped_windows(expected, _start_late(rto_s, kernel), clamped, kernel)
     return DeathPrediction(
         rule=(f"tcp_retransmit_timer with TCP_USER_TIMEOUT {ut} ms: the tail loss probe at rto and the first "
               f"retransmission at 2 x rto = {first_retransmission:.3f} s start the clock (retrans_stamp); the RTO "
               f"is clamped to retrans_stamp + UT: death {expected:.3f} s after the send, {runs} retransmissions"),
         expected_s=round(expected, 6), window_s=window,
         expected_count=runs, expected_error="ETIMEDOUT", count_source=CountSource.RETRANSMITS, measured_from=Clock.SEND,
-        alternative_window_s=window if one_less else None, alternative_count=runs - 1 if one_less else None,
+        alternative_window_s=alternative, alternative_count=runs - 1 if alternative else None,
     )
 
 
@@ -224,9 +252,10 @@ def _persist_death(
     since = measured_from.since
     if ut_ms:
         deadline = ut_ms / 1000
-        probes, last, one_less = _clamped_runs(rto_s, deadline, 0.0, kernel.hz)  # at 0, 2 rto, 6 rto... after the first
+        clamped = _clamped_runs(rto_s, deadline, 0.0, kernel.hz)  # at 0, 2 rto, 6 rto... after the first
+        probes = clamped.runs
         expected = rto_s + deadline
-        window = (round(expected - jiffy, 6), latest_death_s(expected, first_late + _last_arming_late(last, kernel), kernel))
+        window, alternative = _clamped_windows(expected, first_late, clamped, kernel)
         return DeathPrediction(
             rule=(f"tcp_probe_timer with TCP_USER_TIMEOUT {ut_ms} ms: {why}; the first probe leaves rto = "
                   f"{rto_s:.3f} s after {since} and stamps icsk_probes_tstamp; probes back off (rto << backoff), "
@@ -234,7 +263,7 @@ def _persist_death(
                   f"{probes} probes"),
             expected_s=round(expected, 6), window_s=window,
             expected_count=probes, expected_error=error, count_source=count_source, measured_from=measured_from,
-            alternative_window_s=window if one_less else None, alternative_count=probes - 1 if one_less else None,
+            alternative_window_s=alternative, alternative_count=probes - 1 if alternative else None,
         )
     if retries2 is None:
         raise NotModelled(PERSIST_NEEDS_RETRIES2)
