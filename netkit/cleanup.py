@@ -16,6 +16,8 @@ import socket
 from dataclasses import dataclass, field
 
 from .lab.namespaces import NETNS_RUN_DIR, PREFIX, owner_pid, remove_named
+from .lab.proc import process_alive
+from .rundir import remove_stale, stale_dirs
 
 
 @dataclass
@@ -24,16 +26,7 @@ class CleanupReport:
     kept_alive_owner: list[str] = field(default_factory=list)  # owner process still runs
     foreign: list[str] = field(default_factory=list)  # nk-prefixed, but not netkit's name format
     host_interfaces: list[str] = field(default_factory=list)  # reported, never touched
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    run_dirs: list[str] = field(default_factory=list)  # temporary directories of netkit processes that are gone
 
 
 def kept_namespaces() -> list[str]:
@@ -55,5 +48,6 @@ def cleanup(dry_run: bool = False) -> CleanupReport:
             if not dry_run:
                 remove_named(name)
             report.removed.append(name)
+    report.run_dirs = stale_dirs() if dry_run else remove_stale()
     report.host_interfaces = sorted(name for _, name in socket.if_nameindex() if name.startswith(PREFIX))
     return report

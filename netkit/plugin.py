@@ -75,8 +75,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # resolved once: a bad environment value fails at start-up, not mid-run
-    config.stash[_SETTINGS_KEY] = resolve(config)
+    # resolved once: a bad value fails at start-up, not mid-run -- as a usage error (exit 4), not a traceback
+    try:
+        config.stash[_SETTINGS_KEY] = resolve(config)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def settings(config: pytest.Config) -> Settings:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from .outputs import folder_problem
+
 KEEP_FAILED_HELP = (
     "keep the network namespaces of failing tests under /run/netns for `ip netns exec` "
     "(their names are printed in the failure report; remove them with `netkit cleanup`)"
@@ -60,7 +62,10 @@ def _flag(config: pytest.Config, name: str, env_name: str) -> bool:
         if env.lower() in ("0", "false", "no", "off", ""):
             return False
         raise ValueError(f"Invalid value {env!r} from {env_name}: use 1 or 0")
-    return bool(config.getini(name))
+    try:
+        return bool(config.getini(name))
+    except (ValueError, pytest.UsageError) as exc:  # pytest's own message does not name the option
+        raise ValueError(f"Invalid value for the ini option {name} ({exc}): use true or false") from None
 
 
 def keep_failed(config: pytest.Config) -> bool:
@@ -80,8 +85,9 @@ def pcap_dir(config: pytest.Config) -> str | None:
             continue
         if not value.strip():
             raise ValueError(f"Invalid pcap directory {value!r} from {source}: give a directory, or unset it")
-        if os.path.exists(value) and not os.path.isdir(value):
-            raise ValueError(f"Invalid pcap directory {value!r} from {source}: it exists and is not a directory")
+        problem = folder_problem(value)
+        if problem:
+            raise ValueError(f"Invalid pcap directory {value!r} from {source}: {problem}")
         return os.path.abspath(value)
     return None
 

@@ -5,8 +5,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from netkit.cleanup import kept_namespaces, process_alive
+from netkit.cleanup import kept_namespaces
 from netkit.lab.namespaces import owner_pid
+from netkit.lab.proc import process_alive
 from netkit.privileges import missing_privileges
 
 

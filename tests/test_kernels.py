@@ -494,3 +494,13 @@ def test_build_kernel_refuses_bad_arguments_with_exit_2_before_building(args, sa
                           text=True, stdin=subprocess.DEVNULL, env={**os.environ, "NETKIT_KERNEL_CACHE": str(tmp_path)})
     assert done.returncode == 2 and says in done.stderr, done.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_the_gate_on_a_kernel_without_qemu_says_what_to_install_exits_2_and_leaves_nothing(tmp_path):
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable), "TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "netkit.cli", "gate", "--kernel", "debian:6.1", "--only",
+                           "ipv4-idle-link-down-1/1/3", "--json", str(tmp_path / "gate.json")],
+                          env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "apt-get install qemu-system-x86" in done.stderr
+    assert os.listdir(tmp_path) == []

@@ -1,6 +1,5 @@
 """The lab: what it builds, that it never touches the host, and that nothing outlives it."""
 
-import json
 import os
 import signal
 import subprocess
@@ -9,6 +8,7 @@ import textwrap
 import time
 
 import pytest
+from hostsnapshot import host_network_state
 
 from netkit import Lab, NameCollision
 from netkit.cleanup import kept_namespaces
@@ -17,15 +17,6 @@ from netkit.lab.proc import holders
 from netkit.privileges import missing_privileges
 
 pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
-
-
-def host_network_state():
-    """Links, addresses and routes of the host namespace, as the kernel reports them."""
-    def ip(*args):
-        return json.loads(subprocess.run(["ip", "-j", *args], check=True, capture_output=True, text=True).stdout)
-
-    links = [{k: link.get(k) for k in ("ifindex", "ifname", "flags", "mtu", "address")} for link in ip("link", "show")]
-    return links, ip("addr", "show"), ip("-4", "route", "show", "table", "all"), ip("-6", "route", "show", "table", "all")
 
 
 def wait_until_gone(inodes, pids, timeout=3.0):

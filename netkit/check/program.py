@@ -12,7 +12,7 @@ from typing import IO
 from ..errors import ProgramProblem
 from ..lab.diag import TcpSocketDiag, accepts, listeners
 from ..lab.namespaces import Namespace
-from ..lab.proc import descendants
+from ..lab.proc import descendants, holders
 from ..waiting import WaitTimeout, wait_until
 
 STOP_GRACE_S = 5.0  # SIGTERM, then this long, then SIGKILL
@@ -40,6 +40,7 @@ class Program:
         if shutil.which(argv[0]) is None:
             raise ProgramProblem(f"program {argv[0]!r} not found (not executable, or not on PATH)")
         self.argv = list(argv)
+        self.namespace = namespace
         self.log: IO[bytes] = tempfile.TemporaryFile()
         self.proc = namespace.popen(argv, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
                                     start_new_session=True)
@@ -79,14 +80,15 @@ class Program:
             where = ", ".join(endpoint(*s.local) for s in seen)
             hint = (f"it listens on {where} only: bind it to {address} or to any address" if seen
                     else "nothing listens on that port in the lab's server namespace")
-            return (f"`{self.command}` did not listen on {address}:{port} within {timeout:g} s ({hint}); "
+            return (f"`{self.command}` did not listen on {endpoint(address, port)} within {timeout:g} s ({hint}); "
                     f"its output so far:\n{self.tail() or '(none)'}")
 
         try:
             return wait_until(usable, timeout, LISTEN_POLL_S, on_timeout=why)
         except ProgramProblem as exc:
+            daemonized = "before listening" in str(exc) and self.proc.returncode == 0  # a crash is no daemon
             raise ProgramProblem(f"{exc}\n(it must run in the foreground: no daemonizing)"
-                                 if "before listening" in str(exc) else str(exc)) from None
+                                 if daemonized else str(exc)) from None
         except WaitTimeout as exc:
             raise ProgramProblem(str(exc)) from None
 
@@ -94,9 +96,14 @@ class Program:
         """SIGTERM the program (and what it forked), SIGKILL whatever is left after STOP_GRACE_S.
 
         Only processes we started are signalled, by pid: the program itself and
-        its descendants, listed before the signal while the tree is still intact.
+        its descendants, listed before the signal while the tree is still intact,
+        and whatever else runs in the lab's namespace -- a daemon the program
+        forked before it exited has no parent left to find it by, and would keep
+        the namespace alive.
         """
+        ours = os.getpid()
         forked = descendants(self.proc.pid)
+        forked += [p for p in holders(self.namespace.inode) if p != ours and p != self.proc.pid and p not in forked]
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -50,6 +50,7 @@ itself, 2 errors (the program would not start or listen, bad input).
 
 from __future__ import annotations
 
+import math
 import shlex
 import socket
 import time
@@ -82,15 +83,17 @@ class _Stopped(Exception):
     """A verdict reached before a death (no keepalive, closed by the server, no death): the check ends."""
 
 
-def _validate(argv: list[str], port: int, family: str, expect_s: float | None) -> None:
+def _validate(argv: list[str], port: int, family: str, expect_s: float | None, listen_timeout: float,
+              timeout: float) -> None:
     if family not in Family.values():
         raise ValueError(f"unknown address family {family!r}: use 'ipv4' or 'ipv6'")
     if not argv:
         raise SettingError("COMMAND", "", "give the server program after `--`")
     if not 1 <= port <= 65535:
         raise SettingError("port", port, "a TCP port is 1..65535")
-    if expect_s is not None and not expect_s > 0:
-        raise SettingError("--expect-s", expect_s, "a time in seconds > 0")
+    for name, seconds in (("--expect-s", expect_s), ("--listen-timeout", listen_timeout), ("--timeout", timeout)):
+        if seconds is not None and not 0 < seconds < math.inf:  # also refuses nan
+            raise SettingError(name, seconds, "a time in seconds > 0")
 
 
 def check_server(
@@ -98,7 +101,7 @@ def check_server(
     listen_timeout: float = 10.0, timeout: float = 600.0, on_event: Say | None = None,
 ) -> CheckResult:
     """Run the whole check (module docstring); raises ProgramProblem for exit-2 problems."""
-    _validate(argv, port, family, expect_s)
+    _validate(argv, port, family, expect_s, listen_timeout, timeout)
     say = on_event or (lambda _line: None)
     require_privileges()
     kernel = kernel_info()

@@ -26,6 +26,7 @@ from ..model.prediction import DeathPrediction
 from ..privileges import require_privileges
 from ..report.text import COUNTED, demo_header, print_demo_result
 from ..scenario import KEEPALIVE_SOURCES, SIDES, STATES, Progress, Scenario, run_scenario
+from ..scenario.run import check_capture_paths
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -77,6 +78,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except SettingError as exc:
         print(f"netkit demo: {exc} (check --{exc.field.split()[0]})", file=sys.stderr)
         return EXIT_USAGE
+    check_capture_paths(args.pcap, None)  # bad input first, then the machine
     require_privileges()
     scenario.require_supported()
     out = sys.stdout
@@ -146,7 +148,10 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         print(f"left namespace {name}: not a netkit name (nk-<pid>-<id>-<role>)")
     for name in report.host_interfaces:
         print(f"left host interface {name}: netkit never creates host interfaces, so it is not netkit's")
-    if not (report.removed or report.kept_alive_owner or report.foreign or report.host_interfaces):
+    for path in report.run_dirs:
+        print(f"{verb} temporary directory {path} (its netkit process is gone)")
+    if not (report.removed or report.kept_alive_owner or report.foreign or report.host_interfaces
+            or report.run_dirs):
         print("nothing to clean up")
     return EXIT_PASS
 

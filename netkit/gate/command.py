@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import signal
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 from ..errors import InputError, Terminated
 from ..kernel import kernel_info
 from ..kernels.gate_option import HELP as KERNEL_HELP
+from ..outputs import file_problem, folder_problem
 from ..privileges import missing_privileges
 from . import matrix
 from .diff import compare, format_diff
@@ -31,12 +31,13 @@ from .run import MAX_WORKERS, ScenarioRuns, run_gate
 from .summary import format_summary
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_NOTHING_RAN = 0, 1, 2, 4
+MAX_REPEAT = 1000  # every run is queued at once: 10**9 would exhaust memory before the first result
 
 HELP = {
     "list": "print the selected scenarios' ids and exit",
     "only": "run only scenarios whose id matches this shell pattern (repeatable), e.g. 'ipv6-idle-*'",
     "matrix": "run the scenarios of this TOML file instead of netkit's built-in matrix (see the README)",
-    "repeat": "run each scenario N times (flake hunting); a scenario passes only if every run passed",
+    "repeat": f"run each scenario N times, 1..{MAX_REPEAT} (flake hunting); a scenario passes only if every run passed",
     "json": "write the gate document (every result, schema netkit-gate/1) to FILE",
     "junit": "write JUnit XML (xunit2, as pytest writes it) to FILE, for GitLab/Jenkins/GitHub",
     "html": "write one self-contained HTML report to FILE",
@@ -96,7 +97,7 @@ Exit 2: a document netkit cannot read, or fewer than two."""
 
 def cmd_diff(args: argparse.Namespace) -> int:
     if len(args.documents) < 2:
-        raise InputError(f"netkit gate diff: give two gate documents (OLD.json NEW.json) or more to set side by side, "
+        raise InputError(f"give two gate documents (OLD.json NEW.json) or more to set side by side, "
                          f"not {len(args.documents)}")
     docs = [load(path) for path in args.documents]
     _check_writable(args.html)
@@ -119,8 +120,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    if args.repeat < 1:
-        raise InputError(f"--repeat {args.repeat}: give a whole number of runs, 1 or more")
+    if not 1 <= args.repeat <= MAX_REPEAT:
+        raise InputError(f"--repeat {args.repeat}: give a whole number of runs, 1..{MAX_REPEAT}")
     scenarios = matrix.select(load_matrix(args.matrix) if args.matrix else matrix.BUILTIN, args.only)
     if args.list:
         print("\n".join(s.id for s in scenarios))
@@ -128,6 +129,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs {args.jobs}: give a whole number of scenarios at once, 1 or more")
     _check_writable(args.json, args.junit, args.html)
+    problem = None if args.pcap_dir is None else folder_problem(args.pcap_dir)
+    if problem:
+        raise InputError(f"--pcap-dir {args.pcap_dir}: {problem}")
     if args.kernel:
         from ..kernels.gate_option import gate_on_kernels
 
@@ -179,12 +183,10 @@ def _write_reports(args: argparse.Namespace, doc: dict[str, Any]) -> None:
 
 def _check_writable(*paths: str | None) -> None:
     """Refuse an output file that cannot be written *before* minutes of scenarios, not after."""
-    for path in filter(None, paths):
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise InputError(f"{path}: the folder {folder} does not exist: create it or choose another path")
-        if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-            raise InputError(f"{path}: not writable by this user: choose another path")
+    for path in paths:
+        problem = None if path is None else file_problem(path)
+        if problem:
+            raise InputError(f"{path}: {problem}")
 
 
 def _write_file(path: str, text: str) -> None:

@@ -111,12 +111,46 @@ def load(path: str) -> dict[str, Any]:
         raise GateDocumentError(f"{path}: cannot read it ({exc.strerror})") from None
     except json.JSONDecodeError as exc:
         raise GateDocumentError(f"{path}: not JSON (truncated?): {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise GateDocumentError(f"{path}: not JSON: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not isinstance(doc, dict) or "schema" not in doc:
         raise GateDocumentError(f"{path}: not a netkit gate document (no \"schema\" key; written by `netkit gate --json`?)")
     if doc["schema"] != GATE_SCHEMA:
         raise GateDocumentError(f"{path}: schema {doc['schema']!r}; this netkit reads {GATE_SCHEMA!r}")
     missing = [key for key in TOP_KEYS if key not in doc]
-    bad = [i for i, e in enumerate(doc.get("scenarios", [])) if not isinstance(e, dict) or "id" not in e]
-    if missing or bad:
-        raise GateDocumentError(f"{path}: incomplete gate document: missing {missing or f'scenario ids at {bad[:3]}'}")
+    if missing:
+        raise GateDocumentError(f"{path}: incomplete gate document: missing {missing}")
+    problem = _shape_problem(doc)
+    if problem:
+        raise GateDocumentError(f"{path}: not a gate document netkit can read: {problem}")
     return doc
+
+
+def _shape_problem(doc: dict[str, Any]) -> str | None:
+    """The first value a report or a diff would trip over (a doctored or foreign document), or None."""
+    kernel = doc["kernel"]
+    if not isinstance(kernel, dict) or not isinstance(kernel.get("release"), str):
+        return f"\"kernel\" is {kernel!r}, not {{\"release\": ..., \"hz\": ...}}"
+    if not isinstance(doc.get("guest") or {}, dict):
+        return f"\"guest\" is {doc['guest']!r}, not an object"
+    scenarios = doc["scenarios"]
+    if not isinstance(scenarios, list):
+        return f"\"scenarios\" is {scenarios!r}, not a list"
+    for i, entry in enumerate(scenarios):
+        where = f"scenarios[{i}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            return f"{where} has no \"id\""
+        if entry.get("outcome") not in OUTCOMES:
+            return f"{where} ({entry['id']}): outcome {entry.get('outcome')!r}, not one of {', '.join(OUTCOMES)}"
+        runs, measured, window = entry.get("runs", []), entry.get("measured_s"), entry.get("window_s")
+        if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
+            return f"{where} ({entry['id']}): \"runs\" is not a list of objects"
+        if measured is not None and not (isinstance(measured, dict) and _number(measured.get("median"))):
+            return f"{where} ({entry['id']}): \"measured_s\" is {measured!r}, not {{\"median\": seconds, ...}}"
+        if window is not None and not (isinstance(window, list) and len(window) == 2 and all(map(_number, window))):
+            return f"{where} ({entry['id']}): \"window_s\" is {window!r}, not [low, high]"
+    return None
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

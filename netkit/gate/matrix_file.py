@@ -56,7 +56,7 @@ def load_matrix(path: str) -> list[Scenario]:
         raise MatrixFileError(f"{path}: not valid TOML: {exc}") from None
     unknown = [key for key in data if key != "scenario"]
     if unknown:
-        raise MatrixFileError(f"{path}:{_line_of(text, None, unknown[0])}: unknown top-level key {unknown[0]!r}: "
+        raise MatrixFileError(f"{path}:{line_of(text, None, unknown[0])}: unknown top-level key {unknown[0]!r}: "
                               "write each cell as a [[scenario]] table")
     tables = data.get("scenario")
     if not isinstance(tables, list) or not tables:
@@ -69,15 +69,20 @@ def load_matrix(path: str) -> list[Scenario]:
 
 def _cells(path: str, text: str, number: int, table: dict[str, Any]) -> list[Scenario]:
     def fail(key: str | None, message: str) -> MatrixFileError:
-        where = f"{path}:{_line_of(text, number, key)}"
+        where = f"{path}:{line_of(text, number, key)}"
         return MatrixFileError(f"{where}: [[scenario]] #{number + 1}" + (f", key {key!r}" if key else "") + f": {message}")
 
+    if not isinstance(table, dict):
+        raise fail(None, f"{table!r} is not a table: write each cell as a [[scenario]] table")
     for key in table:
         if key not in KEYS:
             raise fail(key, f"unknown key; allowed: {', '.join(KEYS)}")
     if "keepalive" not in table:
         raise fail(None, "missing key 'keepalive' = [idle, intvl, cnt]")
     lists = {key: _as_list(table.get(key), key) for key in MULTIPLYING}
+    for key, values in lists.items():
+        if key in table and not values:
+            raise fail(key, "an empty list runs nothing: give one value or more, or leave the key out")
     cells = []
     for family, fault, state, keepalive in itertools.product(
         lists["family"] or ["ipv4"], lists["fault"] or ["link-down"], lists["state"] or ["idle"], lists["keepalive"]
@@ -114,12 +119,12 @@ def _key_named_in(message: str, table: dict[str, Any]) -> str | None:
     return None
 
 
-def _line_of(text: str, number: int | None, key: str | None) -> int:
-    """The 1-based line of ``key`` in the ``number``-th [[scenario]] table (or the table's header, or 1)."""
+def line_of(text: str, number: int | None, key: str | None, table: str = "scenario") -> int:
+    """The 1-based line of ``key`` in the ``number``-th [[table]] (or the table's header, or 1)."""
     lines = text.splitlines()
     start, end = 0, len(lines)
     if number is not None:
-        headers = [i for i, line in enumerate(lines) if re.match(r"\s*\[\[\s*scenario\s*\]\]", line)]
+        headers = [i for i, line in enumerate(lines) if re.match(rf"\s*\[\[\s*{re.escape(table)}\s*\]\]", line)]
         if number < len(headers):
             start = headers[number]
             end = headers[number + 1] if number + 1 < len(headers) else len(lines)

@@ -63,25 +63,50 @@ class KnownFileError(InputError):
 
 
 def load_known(path: str) -> list[Known]:
-    """``[[known]]`` tables with scenario, kernel (default "*"), outcome (xfail|skip), reason, link."""
+    """``[[known]]`` tables with scenario, kernel (default "*"), outcome (xfail|skip), reason, link.
+
+    A mistake is reported with the file, the line and the key, as in a matrix file.
+    """
+    from .matrix_file import line_of  # the matrix file's reader finds lines the same way
+
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            text = f.read().decode()
     except OSError as exc:
         raise KnownFileError(f"known-differences file {path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise KnownFileError(f"{path}: not valid TOML: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise KnownFileError(f"{path}: not valid TOML: {exc}") from None
+    unknown_top = [key for key in data if key != "known"]
+    if unknown_top:
+        raise KnownFileError(f"{path}:{line_of(text, None, unknown_top[0])}: unknown top-level key {unknown_top[0]!r}: "
+                             "write each known difference as a [[known]] table")
+    tables = data.get("known", [])
+    if not isinstance(tables, list):
+        raise KnownFileError(f"{path}:{line_of(text, None, 'known')}: 'known' = {tables!r}: "
+                             "write each known difference as a [[known]] table")
     entries = []
-    for number, table in enumerate(data.get("known", [])):
-        where = f"{path}: [[known]] #{number + 1}"
+    for number, table in enumerate(tables):
+        def where(key: str | None, number: int = number) -> str:
+            return f"{path}:{line_of(text, number, key, 'known')}: [[known]] #{number + 1}"
+
+        if not isinstance(table, dict):
+            raise KnownFileError(f"{where(None)}: {table!r} is not a table: write it as a [[known]] table")
         unknown = set(table) - {"scenario", "kernel", "outcome", "reason", "link"}
         if unknown:
-            raise KnownFileError(f"{where}: unknown key {sorted(unknown)[0]!r}; allowed: scenario, kernel, outcome, reason, link")
+            key = sorted(unknown)[0]
+            raise KnownFileError(f"{where(key)}: unknown key {key!r}; allowed: scenario, kernel, outcome, reason, link")
         for key in ("scenario", "outcome", "reason"):
             if not isinstance(table.get(key), str) or not table[key]:
-                raise KnownFileError(f"{where}: {key!r} is required (a non-empty string)")
+                raise KnownFileError(f"{where(key if key in table else None)}: {key!r} is required (a non-empty string)")
+        for key in ("kernel", "link"):
+            if key in table and not isinstance(table[key], str):
+                raise KnownFileError(f"{where(key)}: {key!r} = {table[key]!r}: give a string")
         if table["outcome"] not in ("xfail", "skip"):
-            raise KnownFileError(f"{where}: outcome {table['outcome']!r}: use \"xfail\" or \"skip\"")
+            raise KnownFileError(f"{where('outcome')}: outcome {table['outcome']!r}: use \"xfail\" or \"skip\"")
         entries.append(Known(table["scenario"], table.get("kernel", "*"), table["outcome"], table["reason"],
                              table.get("link", "")))
     if not entries:

@@ -24,6 +24,7 @@ from typing import Any
 from ..errors import FeatureMissing, NotModelled
 from ..kernel import KernelInfo, kernel_info
 from ..model.predict import predict
+from ..rundir import process_dir
 from ..scenario import Progress, Scenario, ScenarioResult, run_scenario
 from ..scenario.pool import ScenarioPool
 
@@ -86,7 +87,7 @@ def run_gate(
     total = len(runnable) * repeat
     if total == 0:
         return outcome
-    journals = tempfile.mkdtemp(prefix="netkit-gate-")
+    journals = tempfile.mkdtemp(prefix="gate-journals-", dir=process_dir())
     try:
         with ScenarioPool(max_workers=min(max_workers, total), pcap_dir=pcap_dir) as pool:
             pending = _start(pool, runnable, repeat, journals)

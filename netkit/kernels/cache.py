@@ -286,6 +286,8 @@ def list_cached(cache: str | None = None) -> list[CachedKernel]:
         names = os.listdir(cache)
     except FileNotFoundError:
         return []
+    except NotADirectoryError:
+        raise InputError(f"kernel cache {cache}: not a directory: set {CACHE_ENV} to a directory, or unset it") from None
     found = [k for n in names if not n.startswith(".") and n not in ("apt", "build")
              and (k := _read_cached(os.path.join(cache, n))) is not None]
     return sorted(found, key=lambda k: (_version_key(k.release), k.release))
@@ -539,6 +541,8 @@ def _depmod(root: str, release: str) -> None:
 
 
 def remove(release: str, cache: str | None = None) -> bool:
+    if not release or os.sep in release or release in (".", ".."):  # a release names an entry of the cache, no path
+        return False
     path = os.path.join(cache or cache_dir(), release)
     if _read_cached(path) is None:
         return False

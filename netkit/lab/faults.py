@@ -284,5 +284,5 @@ FAULTS: dict[str, Fault] = {
 def get_fault(name: str) -> Fault:
     try:
         return FAULTS[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: an unhashable value (a list from a TOML file)
         raise ValueError(f"unknown fault {name!r}: choose one of {', '.join(FAULTS)}") from None

@@ -10,6 +10,17 @@ import os
 from collections.abc import Iterable, Iterator
 
 
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (or exists under another user); False once it is gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def pids() -> Iterator[int]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():

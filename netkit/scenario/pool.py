@@ -32,21 +32,24 @@ import os
 import select
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from multiprocessing import forkserver, popen_forkserver, spawn, util
 from multiprocessing.reduction import dump
 from typing import TypeVar
 
 from ..privileges import require_privileges
+from ..rundir import process_dir, remove_stale
 from .result import ScenarioResult
-from .run import run_scenario
-from .spec import Scenario
+from .run import check_capture_paths, run_scenario
+from .spec import Scenario, require_scenario
 
 T = TypeVar("T")
 
 PR_SET_PDEATHSIG = 1
 WORKER_NICENESS = -10
+DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 DEFAULT_WORKERS = 96  # ~10 MB each (forked from a preloaded server); enough for a session's matrix at once
 
 
@@ -135,7 +138,52 @@ def _interruptible(function: Callable[..., T], *args: object, **kwargs: object) 
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+UNIX_PATH_MAX = 108  # sun_path, the terminating NUL included
+
+
+def _multiprocessing_dir_in_ours() -> None:
+    """multiprocessing's own temporary directory (the forkserver's socket) is this process's run directory.
+
+    multiprocessing names it ``pymp-<random>`` and removes it at exit, so a
+    SIGKILLed owner leaves it behind under a name no one can tie to netkit.
+    As :func:`netkit.rundir.process_dir` it carries our PID, and ``netkit
+    cleanup`` removes it.  Not nested deeper: the socket's path must stay
+    under AF_UNIX's 108 bytes.  Left alone if this process already made one.
+    """
+    config = multiprocessing.process.current_process()._config  # type: ignore[attr-defined]
+    if not config.get("tempdir") and len(process_dir()) + len("/listener-12345678") < UNIX_PATH_MAX:
+        config["tempdir"] = process_dir()
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block ends, then act with the caller's own handlers.
+
+    ``ProcessPoolExecutor.submit`` may spawn a worker.  A KeyboardInterrupt
+    raised in the middle of that leaves a worker the executor does not know:
+    it takes one of the exit sentinels meant for the known workers, and
+    ``shutdown`` then waits for a worker that never gets one (a gate
+    interrupted 0.9 s after its start hung, found by scripts/soak-kills).
+    Python runs signal handlers in the main thread only, so a signal mask
+    cannot keep the exception out: the handlers are swapped instead.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda number, frame: caught.append(number)) for sig in DEFERRED_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if caught:
+            signal.raise_signal(caught[0])
+
+
 def _context() -> multiprocessing.context.BaseContext:
+    _multiprocessing_dir_in_ours()
+    remove_stale()  # what killed netkit processes left: the next pool cleans it, as `netkit cleanup` does
     context = _NetkitOnlyContext()
     context.set_forkserver_preload(["netkit.scenario.run"])
     return context
@@ -151,6 +199,7 @@ class ScenarioPool:
     """
 
     def __init__(self, max_workers: int = DEFAULT_WORKERS, keep_failed: bool = False, pcap_dir: str | None = None) -> None:
+        check_capture_paths(None, pcap_dir)
         require_privileges()  # here, not once per worker: one clear message, no workers started
         self.keep_failed = keep_failed
         self.pcap_dir = pcap_dir  # where failed scenarios write their capture (None: temporary files)
@@ -166,19 +215,23 @@ class ScenarioPool:
 
     def submit(self, *scenarios: Scenario) -> None:
         for scenario in scenarios:
+            require_scenario(scenario, "ScenarioPool.submit()")
             if scenario not in self._futures:
                 self._futures[scenario] = self.start(scenario)
 
     def start(self, scenario: Scenario) -> Future[ScenarioResult]:
         """Start one more run of ``scenario`` (even if it ran already: a benchmark repeats one)."""
-        future = self._pool.submit(_interruptible, run_scenario, scenario, keep_failed=self.keep_failed,
-                                   pcap_dir=self.pcap_dir)
+        require_scenario(scenario, "ScenarioPool.start()")
+        with _signals_deferred():
+            future = self._pool.submit(_interruptible, run_scenario, scenario, keep_failed=self.keep_failed,
+                                       pcap_dir=self.pcap_dir)
         self._runs.append(future)
         return future
 
     def run_in_worker(self, function: Callable[..., T], *args: object) -> Future[T]:
         """Run ``function(*args)`` in a worker; it must live in netkit (workers import nothing of the caller)."""
-        future = self._pool.submit(_interruptible, function, *args)
+        with _signals_deferred():
+            future = self._pool.submit(_interruptible, function, *args)
         self._runs.append(future)  # type: ignore[arg-type]
         return future
 
@@ -221,7 +274,10 @@ def run_many(
 
     Every element runs, repeats included (``[s] * 20`` is 20 runs of ``s``).
     """
-    scenarios = list(scenarios)
+    if isinstance(scenarios, (Scenario, str)) or not isinstance(scenarios, Iterable):
+        raise TypeError(f"run_many(): {scenarios!r} is not a list of netkit.Scenario: give a list, e.g. "
+                        "run_many([Scenario(KeepaliveSettings(1, 1, 3))])")
+    scenarios = [require_scenario(s, f"run_many(), element {i}") for i, s in enumerate(scenarios)]
     outcomes: list[ScenarioResult | BaseException] = []
     workers = max(1, min(len(scenarios), DEFAULT_WORKERS))
     with ScenarioPool(max_workers=workers, keep_failed=keep_failed, pcap_dir=pcap_dir) as pool:

@@ -53,7 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ..enums import KeepaliveVia, Side, State
-from ..errors import FeatureMissing, NetkitError, NotModelled, ScenarioCancelled
+from ..errors import FeatureMissing, InputError, NetkitError, NotModelled, ScenarioCancelled
 from ..evidence.pcap import write_pcap
 from ..kernel import KernelInfo, kernel_info
 from ..lab import counters
@@ -63,6 +63,7 @@ from ..lab.lab import Endpoint, Lab
 from ..lab.tcpinfo import tcp_info
 from ..model.predict import not_modelled_reason, predict
 from ..model.prediction import DeathPrediction
+from ..outputs import file_problem, folder_problem
 from ..privileges import require_privileges
 from .build import Observed, result_from
 from .observe import (
@@ -74,7 +75,7 @@ from .observe import (
     wait_for_death,
 )
 from .result import ConnectionDeath, Progress, ScenarioResult
-from .spec import Scenario
+from .spec import Scenario, require_scenario
 
 FAULT_DEADLINE_FRACTION = 0.5  # idle: the fault must land well before the next keepalive timer run
 ZERO_WINDOW_RCVBUF = 4096  # the peer's receive buffer: the window closes after a few KB
@@ -101,6 +102,14 @@ def failure_pcap_path(scenario: Scenario, lab: str, directory: str | None = None
     return path
 
 
+def check_capture_paths(pcap: str | None, pcap_dir: str | None) -> None:
+    """Raise InputError (the CLI's exit 2) naming ``pcap`` or ``pcap_dir`` if a capture could not be written there."""
+    for name, path, problem in (("pcap", pcap, pcap and file_problem(pcap, create_folders=True)),
+                                ("pcap_dir", pcap_dir, pcap_dir and folder_problem(pcap_dir))):
+        if problem:
+            raise InputError(f"{name} {path!r}: {problem}")
+
+
 def run_scenario(
     scenario: Scenario,
     *,
@@ -122,6 +131,8 @@ def run_scenario(
     ``result.pcap`` says where.  A scenario that breaks off with a NetkitError
     writes it the same way and names it in the exception's notes.
     """
+    require_scenario(scenario, "run_scenario()")
+    check_capture_paths(pcap, pcap_dir)  # before the run, not after it: a bad path must cost nothing
     require_privileges()  # before anything else: the message names the command to run instead
     cancel = cancel or threading.Event()
     kernel = kernel_info()

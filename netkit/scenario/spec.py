@@ -20,6 +20,14 @@ MAX_RETRIES2 = 15  # beyond the default the deadline is tens of minutes
 MAX_CONNECTIONS = 1000  # per scenario: one server, this many idle clients, one fault
 
 
+def require_scenario(value: object, where: str) -> Scenario:
+    """``value`` if it is a Scenario; else a TypeError that names it, where it was given, and what to give."""
+    if not isinstance(value, Scenario):
+        raise TypeError(f"{where}: {value!r} is not a netkit.Scenario: give one, e.g. "
+                        "Scenario(KeepaliveSettings(1, 1, 3))")
+    return value
+
+
 def _choice(scenario: Scenario, field_name: str, kind: type[StrEnum]) -> None:
     """Check a field against its enum and store the member (still equal to, and hashing as, the string)."""
     value = getattr(scenario, field_name)
@@ -54,6 +62,8 @@ class Scenario:
     connections: int = 1  # idle connections that the one fault must kill (1..MAX_CONNECTIONS)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.keepalive, KeepaliveSettings):
+            raise SettingError("keepalive", self.keepalive, "give a KeepaliveSettings, e.g. KeepaliveSettings(1, 1, 3)")
         if self.family not in Family.values():
             raise ValueError(f"unknown address family {self.family!r}: use 'ipv4' or 'ipv6'")
         object.__setattr__(self, "family", Family(self.family))
@@ -61,9 +71,13 @@ class Scenario:
         _choice(self, "state", State)
         _choice(self, "side", Side)
         _choice(self, "keepalive_via", KeepaliveVia)
-        if self.retries2 is not None and not (isinstance(self.retries2, int) and 1 <= self.retries2 <= MAX_RETRIES2):
+        r2 = self.retries2
+        if r2 is not None and (isinstance(r2, bool) or not isinstance(r2, int) or not 1 <= r2 <= MAX_RETRIES2):
             raise SettingError("retries2 (net.ipv4.tcp_retries2)", self.retries2,
                                f"netkit uses whole numbers 1..{MAX_RETRIES2} (the default 15 already means ~15 minutes)")
+        if r2 is not None and self.state == State.IDLE:
+            raise SettingError("retries2 (net.ipv4.tcp_retries2)", r2, "it applies to data in flight (state unacked or "
+                                                                        "zero-window); keepalive decides an idle connection")
         n = self.connections
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CONNECTIONS:
             raise SettingError("connections", n, f"use a whole number 1..{MAX_CONNECTIONS}")
