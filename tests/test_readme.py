@@ -47,6 +47,7 @@ PROMISED = {
     "scripts/python scripts/bench-precision": r"target: \|median\| <= 2 ms: met",
     "scripts/python scripts/bench-lab": r"ip/netkit +[\d.]+x",
     "scripts/python scripts/bench-gate": r"target: wall <= 1.25 x the longest scenario: (met|MISSED)",
+    "scripts/python scripts/bench-resources": r"peak memory +\d+ MiB PSS .*; bound 2048 MiB",
     "netkit gate --json": r"totals: pass \d+, fail 0, xfail 0, xpass 0, skip \d+, error 0",
     "netkit gate diff": r"no changes",
     "netkit gate --tap": r"(?m)^# Totals: pass:\d+ fail:0 ",
