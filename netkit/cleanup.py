@@ -36,6 +36,11 @@ def kept_namespaces() -> list[str]:
         return []
 
 
+def host_interfaces() -> list[str]:
+    """Interfaces in this (the host's) namespace whose names look like netkit's: never netkit's, never touched."""
+    return sorted(name for _, name in socket.if_nameindex() if name.startswith(PREFIX))
+
+
 def cleanup(dry_run: bool = False) -> CleanupReport:
     report = CleanupReport()
     for name in kept_namespaces():
@@ -49,5 +54,5 @@ def cleanup(dry_run: bool = False) -> CleanupReport:
                 remove_named(name)
             report.removed.append(name)
     report.run_dirs = stale_dirs() if dry_run else remove_stale()
-    report.host_interfaces = sorted(name for _, name in socket.if_nameindex() if name.startswith(PREFIX))
+    report.host_interfaces = host_interfaces()
     return report

@@ -99,18 +99,16 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if len(args.documents) < 2:
         raise InputError(f"give two gate documents (OLD.json NEW.json) or more to set side by side, "
                          f"not {len(args.documents)}")
+    from ..report.side_by_side import compare_rows, format_table, html_table
+
     docs = [load(path) for path in args.documents]
     _check_writable(args.html)
     if args.html:
-        from ..report.side_by_side import html_table
-
         _write_file(args.html, html_table(docs, only_differences=args.differences))
     if len(docs) == 2 and not (args.table or args.markdown or args.differences):
         diff = compare(*docs)
         print(json.dumps(diff.to_dict(), indent=1) if args.json else format_diff(diff))
         return EXIT_FAIL if diff.regressions else EXIT_PASS
-    from ..report.side_by_side import compare_rows, format_table
-
     rows = compare_rows(docs)
     if args.json:
         print(json.dumps([r for r in rows if r["differs"] or not args.differences], indent=1))
