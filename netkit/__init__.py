@@ -22,6 +22,7 @@ from .errors import (
     NetkitError,
     NotModelled,
     SettingError,
+    UnknownChoice,
 )
 from .keepalive import KeepaliveSettings
 from .lab.lab import Lab
@@ -34,5 +35,5 @@ __version__ = "0.1.0"
 __all__ = [
     "DeathPrediction", "EnvironmentUnusable", "FeatureMissing", "KeepaliveSettings", "KernelRefused", "Lab",
     "NameCollision", "NetkitError", "NotModelled", "Scenario", "ScenarioPool", "ScenarioResult", "SettingError",
-    "keepalive_death", "run_many", "run_scenario",
+    "UnknownChoice", "keepalive_death", "run_many", "run_scenario",
 ]

@@ -26,6 +26,10 @@ class SettingError(NetkitError, ValueError):
         super().__init__(f"invalid {field} {value!r}{where}: {allowed}")
 
 
+class UnknownChoice(NetkitError, ValueError):
+    """A name that is not one of netkit's choices (a fault, an address family, a link state); the message lists them."""
+
+
 class EnvironmentUnusable(NetkitError):
     """This machine or user cannot run netkit labs (not root, no netns, no veth...)."""
 
@@ -82,3 +86,8 @@ CANNOT_RUN_HERE: tuple[type[NetkitError], ...] = (FeatureMissing, NotModelled)
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an exception that unwinds like Ctrl-C: every lab is torn down and the workers end."""
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    """The SIGTERM handler of netkit's commands (``signal.signal(SIGTERM, raise_terminated)``)."""
+    raise Terminated()

@@ -33,6 +33,9 @@ Options (each: command line, then environment, then ini -- one precedence):
   cannot pass having proven nothing.  Without it such tests are skipped, and
   the terminal summary says in one line how many and why.
 
+Under pytest-xdist (``-n N``) each xdist worker has its own pool, bounded to
+1/N of the usual size, and starts a scenario when its test asks for it.
+
 Use ``timeout_method = signal`` with pytest-timeout: its thread method calls
 ``os._exit`` and skips teardown.
 """
@@ -52,7 +55,7 @@ from .lab.lab import Lab
 from .plugin_options import REQUIRE_PRIVILEGES_ENV, Settings, add_options, resolve
 from .privileges import missing_privileges
 from .scenario import Scenario, ScenarioResult, failure_pcap_path
-from .scenario.pool import ScenarioPool
+from .scenario.pool import DEFAULT_WORKERS, ScenarioPool
 
 
 @dataclass
@@ -64,6 +67,7 @@ class TestRecord:
 
 
 _SETTINGS_KEY = pytest.StashKey[Settings]()
+MIN_WORKERS_PER_XDIST_WORKER = 4  # a test that submits a few scenarios itself still runs them at once
 _SCENARIOS_KEY = pytest.StashKey[list[Scenario]]()  # every Scenario the selected tests are parametrized with
 _RUNNING_KEY = pytest.StashKey[TestRecord]()  # config.stash: the record of the test being run
 _RECORD_KEY = pytest.StashKey[TestRecord]()  # item.stash: that test's record
@@ -198,8 +202,29 @@ class PoolForTests:
         return result
 
 
+def _xdist_workers(config: pytest.Config) -> int:
+    """How many pytest-xdist workers run this session (0 when this process is not one of them)."""
+    workerinput = getattr(config, "workerinput", None)  # set by xdist in each worker process
+    return int(workerinput.get("workercount", 1)) if workerinput is not None else 0
+
+
+def _pool_size(config: pytest.Config) -> int:
+    """The session pool's bound on worker processes; pytest-xdist's workers share one machine's bound."""
+    sharing = _xdist_workers(config)
+    return max(MIN_WORKERS_PER_XDIST_WORKER, DEFAULT_WORKERS // sharing) if sharing else DEFAULT_WORKERS
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Remember every Scenario a selected test is parametrized with, for netkit_pool to start at once."""
+    """Remember every Scenario a selected test is parametrized with, for netkit_pool to start at once.
+
+    Not under pytest-xdist: each worker collects every test but runs only the
+    ones the controller hands it, so starting them all would run each scenario
+    once per worker.  There a scenario starts when its test asks for it, and
+    xdist's workers are the concurrency.
+    """
+    if _xdist_workers(config):
+        config.stash[_SCENARIOS_KEY] = []
+        return
     found: dict[Scenario, None] = {}
     for item in items:
         callspec = getattr(item, "callspec", None)
@@ -231,7 +256,7 @@ def netkit_pool(pytestconfig: pytest.Config) -> Iterator[PoolForTests]:
     """
     _require_privileges(pytestconfig)
     chosen = settings(pytestconfig)
-    with ScenarioPool(keep_failed=chosen.keep_failed, pcap_dir=chosen.pcap_dir) as pool:
+    with ScenarioPool(max_workers=_pool_size(pytestconfig), keep_failed=chosen.keep_failed, pcap_dir=chosen.pcap_dir) as pool:
         pool.submit(*pytestconfig.stash.get(_SCENARIOS_KEY, []))
         yield PoolForTests(pool, pytestconfig)
 

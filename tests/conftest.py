@@ -10,6 +10,29 @@ from netkit.lab.namespaces import owner_pid
 from netkit.lab.proc import process_alive
 from netkit.privileges import missing_privileges
 
+KEPT_IN_ONE_WORKER = "tests/test_readme.py"  # runs the README's commands in order, from files written at the root
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Under pytest-xdist's default ``--dist load``: as ``load``, but test_readme.py's tests all go to one worker.
+
+    Two workers running the README's commands at once would collide on the
+    files they write.  (``xdist_group`` markers with ``--dist loadgroup`` would
+    say the same, but with pytest 9 and xdist 3.8 the group never reaches the
+    test ids, so grouped tests were spread: checked with a three-test file.)
+    Each other test is its own scope, which is what ``load`` does.
+    """
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ReadmeInOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return KEPT_IN_ONE_WORKER if nodeid.startswith(KEPT_IN_ONE_WORKER) else nodeid
+
+    return ReadmeInOneWorker(config, log)
+
 
 @pytest.fixture
 def assert_no_leftovers():
@@ -77,3 +100,4 @@ def process_group(pgid):
         if int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(pid))
     return members
+

@@ -31,7 +31,7 @@ import pytest
 from conftest import Unprivileged
 
 from netkit import EnvironmentUnusable, KeepaliveSettings, Scenario, ScenarioPool, SettingError, run_many, run_scenario
-from netkit.errors import InputError
+from netkit.errors import InputError, UnknownChoice
 from netkit.lab.namespaces import NETNS_RUN_DIR, PREFIX, owner_pid
 from netkit.lab.proc import descendants, pids, process_alive
 from netkit.privileges import missing_privileges
@@ -260,9 +260,8 @@ CHECK_SERVER = [
         "--listen-timeout -1.0", "> 0"),
     row("check-server-timeout-zero", "check-server --port 80 --timeout 0 -- sleep 1", 2, "--timeout 0.0", "> 0"),
     row("check-server-program-missing", "check-server --port 80 -- no-such-server-nk", 2, "'no-such-server-nk'",
-        "not found", root=True),
-    row("check-server-program-not-executable", "check-server --port 80 -- {in}/afile", 2, "'{in}/afile'", "not found",
-        root=True),
+        "not found"),  # said before any lab is built: no root needed to hear it
+    row("check-server-program-not-executable", "check-server --port 80 -- {in}/afile", 2, "'{in}/afile'", "not found"),
     row("check-server-program-exits-at-once", ["check-server", "--port", "80", "--", "/bin/true"], 2,
         "`/bin/true` exited with status 0 before listening on port 80", "foreground", root=True),
     row("check-server-program-fails", ["check-server", "--port", "80", "--", "/bin/false"], 2,
@@ -279,9 +278,13 @@ CHECK_SERVER = [
         "did not listen on [2001:2::1]:7777", "bind it to 2001:2::1", root=True),
     row("check-server-port-in-use",
         ["check-server", "--port", "7777", "--", SERVER, "-c",
-         "import socket, sys\na = socket.socket(); a.bind(('0.0.0.0', 7777)); a.listen(); b = socket.socket()\n"
+         "import socket, sys\na = socket.socket(); a.bind(('0.0.0.0', 7777)); b = socket.socket()\n"
          "try:\n    b.bind(('0.0.0.0', 7777))\nexcept OSError as e:\n    sys.exit(f'cannot bind: {e.strerror}')"], 2,
         "exited with status 1 before listening on port 7777", "cannot bind: Address already in use", root=True),
+    row("check-server-program-exits-after-listening",  # either side of netkit's look at the listener: the same cause
+        ["check-server", "--port", "7777", "--", SERVER, "-c",
+         "import os, socket; s = socket.socket(); s.bind(('0.0.0.0', 7777)); s.listen(); print('bye'); os._exit(3)"], 2,
+        "exited with status 3", "bye", root=True),
     row("check-server-program-daemonizes", ["check-server", "--port", "80", "--", "sh", "-c", "sleep 37 & exit 0"], 2,
         "exited with status 0 before listening", "no daemonizing", root=True),
 ]
@@ -337,6 +340,9 @@ GATE = [
     row("gate-baseline-a-demo-result", ["gate", "--baseline", "{in}/result.json", *ONLY], 2, "{in}/result.json",
         "schema 'netkit.scenario-result/1'", "'netkit-gate/1'"),
     row("gate-known-missing", ["gate", "--known", "{in}/known.toml", *ONLY], 2, "{in}/known.toml", "No such file"),
+    row("gate-list-checks-known-too", "gate --list --known {in}/known.toml", 2, "{in}/known.toml", "No such file"),
+    row("gate-list-checks-baseline-too", "gate --list --baseline {in}/truncated.json", 2, "{in}/truncated.json"),
+    row("gate-list-checks-jobs-too", "gate --list --jobs 0", 2, "--jobs 0", "1 or more"),
     row("gate-known-not-text", ["gate", "--known", "{in}/binary", *ONLY], 2, "{in}/binary", "not UTF-8"),
     row("gate-known-unknown-key", ["gate", "--known", "{in}/known-unknown-key.toml", *ONLY], 2,
         "{in}/known-unknown-key.toml:5", "unknown key 'ticket'"),
@@ -550,13 +556,13 @@ LIBRARY = [
         "user_timeout_ms (TCP_USER_TIMEOUT) False"),
     api("keepalive-user-timeout-seconds", lambda d: KeepaliveSettings(user_timeout_ms=2.5), SettingError,
         "user_timeout_ms (TCP_USER_TIMEOUT) 2.5"),
-    api("scenario-unknown-fault", lambda d: Scenario(K, fault="blakhole"), ValueError, "unknown fault 'blakhole'",
+    api("scenario-unknown-fault", lambda d: Scenario(K, fault="blakhole"), UnknownChoice, "unknown fault 'blakhole'",
         "link-down"),
-    api("scenario-fault-list", lambda d: Scenario(K, fault=["blackhole"]), ValueError, "unknown fault ['blackhole']"),
+    api("scenario-fault-list", lambda d: Scenario(K, fault=["blackhole"]), UnknownChoice, "unknown fault ['blackhole']"),
     api("scenario-unknown-state", lambda d: Scenario(K, state="sleepy"), SettingError, "state 'sleepy'", "zero-window"),
     api("scenario-state-list", lambda d: Scenario(K, state=["idle"]), SettingError, "state ['idle']"),
-    api("scenario-unknown-family", lambda d: Scenario(K, family="ipv5"), ValueError, "'ipv5'", "'ipv4' or 'ipv6'"),
-    api("scenario-family-upper-case", lambda d: Scenario(K, family="IPv4"), ValueError, "'IPv4'", "'ipv4' or 'ipv6'"),
+    api("scenario-unknown-family", lambda d: Scenario(K, family="ipv5"), UnknownChoice, "'ipv5'", "'ipv4' or 'ipv6'"),
+    api("scenario-family-upper-case", lambda d: Scenario(K, family="IPv4"), UnknownChoice, "'IPv4'", "'ipv4' or 'ipv6'"),
     api("scenario-unknown-side", lambda d: Scenario(K, side="middle"), SettingError, "side 'middle'", "client"),
     api("scenario-unknown-keepalive-via", lambda d: Scenario(K, keepalive_via="magic"), SettingError,
         "keepalive_via 'magic'", "sysctl"),

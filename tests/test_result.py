@@ -15,7 +15,8 @@ from netkit.scenario import SCHEMA
 # The --json keys, in order.  Changing one is a schema change: bump SCHEMA and say so in the README.
 RESULT_KEYS = [
     "schema", "kernel", "hz", "id", "family", "keepalive", "keepalive_via", "side", "fault", "state", "rule",
-    "expected_s", "window_s", "measured_s", "error", "expected_error", "probes", "retransmits", "count_source",
+    "expected_s", "window_s", "measured_s", "kernel_death_s", "observer_late_s", "error", "expected_error", "probes",
+    "retransmits", "count_source",
     "expected_count", "alternative_window_s", "alternative_count", "keepalive_counter", "counters",
     "measured_from", "retries2", "peer_error", "peer_expected_error", "peer_lag_s", "fault_at_s", "timeline",
     "wire", "pcap", "verdict", "failures", "kept_namespaces",
@@ -51,6 +52,44 @@ def test_json_keys_are_pinned_by_the_schema():
     assert list(data["wire"]) == WIRE_KEYS
     assert data["wire"]["events"] == [{"t_s": 0.5, "what": "x"}]  # wire events never had a source key
     json.dumps(data)  # serialisable as it is
+
+
+def _wire(rst_s, visible=True):
+    """A 1/1/3 death's wire, consistent with the rule but for the RST's moment."""
+    return WireEvidence(visible=visible, probes_s=[1.0, 2.0, 3.0], spacing_s=[1.0, 1.0], first_probe_s=1.0,
+                        unanswered_probes=3, rst_s=rst_s)
+
+
+def _dead(measured_s, wire):
+    return _result(250, measured_s=measured_s, error="ETIMEDOUT", probes=3, counters={"TCPKeepAlive": 3}, wire=wire)
+
+
+def test_an_observer_woken_late_does_not_fail_a_kernel_on_time_and_its_lateness_is_reported():
+    result = _dead(4.160, _wire(4.010))  # window [3.996, 4.136]: the observer is 24 ms past it, the kernel inside
+    assert result.verdict == "pass", result.explain()
+    assert (result.kernel_death_s, result.observer_late_s, result.death_s) == (4.010, 0.15, 4.010)
+    assert "the kernel's RST on the wire: 4.010 s, the time judged; the observer read it 150 ms later" in result.explain()
+    data = result.to_dict()
+    assert (data["measured_s"], data["kernel_death_s"], data["observer_late_s"]) == (4.160, 4.010, 0.15)
+
+
+def test_a_kernel_late_on_the_wire_fails_whatever_the_observer_read():
+    result = _dead(4.100, _wire(4.150))
+    assert result.verdict == "fail"
+    assert "died late: 4.150 s, outside [3.996, 4.136] s with 3 (the kernel's RST on the wire)" in result.explain()
+
+
+def test_an_observer_reading_before_the_window_fails_even_with_the_kernel_on_time():
+    result = _dead(3.900, _wire(4.010))
+    assert result.verdict == "fail"
+    assert "the observer saw the death EARLY: 3.900 s < window start 3.996 s" in result.explain()
+
+
+@pytest.mark.parametrize("wire", [None, _wire(None), _wire(4.010, visible=False)], ids=["no-capture", "no-rst", "hidden"])
+def test_without_the_kernel_s_timestamp_the_observer_s_reading_is_judged(wire):
+    result = _dead(4.160, wire)
+    assert result.kernel_death_s is None and result.observer_late_s is None and result.death_s == 4.160
+    assert "died late: 4.160 s, outside [3.996, 4.136] s with 3" in result.explain()
 
 
 @pytest.mark.parametrize("hz", sorted(WINDOWS_1_1_3))

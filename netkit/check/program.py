@@ -33,12 +33,17 @@ def _signal(pids: list[int], sig: int) -> None:
             pass
 
 
+def require_executable(argv: list[str]) -> None:
+    """ProgramProblem (exit 2) unless ``argv[0]`` can be run: checked before a lab is built for it."""
+    if shutil.which(argv[0]) is None:
+        raise ProgramProblem(f"program {argv[0]!r} not found (not executable, or not on PATH)")
+
+
 class Program:
     """A program running in a lab namespace (under pdeathsig, in its own session, output in a temp file)."""
 
     def __init__(self, argv: list[str], namespace: Namespace) -> None:
-        if shutil.which(argv[0]) is None:
-            raise ProgramProblem(f"program {argv[0]!r} not found (not executable, or not on PATH)")
+        require_executable(argv)
         self.argv = list(argv)
         self.namespace = namespace
         self.log: IO[bytes] = tempfile.TemporaryFile()

@@ -57,7 +57,7 @@ import time
 from collections.abc import Callable
 
 from ..enums import Family
-from ..errors import NetkitError, SettingError
+from ..errors import NetkitError, ProgramProblem, SettingError, UnknownChoice
 from ..evidence.events import SAMPLED, Event
 from ..kernel import kernel_info
 from ..lab import counters
@@ -68,7 +68,7 @@ from ..privileges import require_privileges
 from ..waiting import Drop
 from .follow import POLL_S, Sample, SocketFollower, every, near_expiry
 from .infer import infer_idle, infer_intvl
-from .program import Program, endpoint
+from .program import Program, endpoint, require_executable
 from .result import EXIT_ERROR, EXIT_MATCH, EXIT_MISMATCH, NO_KEEPALIVE, CheckResult
 from .verdict import conclude
 
@@ -86,7 +86,7 @@ class _Stopped(Exception):
 def _validate(argv: list[str], port: int, family: str, expect_s: float | None, listen_timeout: float,
               timeout: float) -> None:
     if family not in Family.values():
-        raise ValueError(f"unknown address family {family!r}: use 'ipv4' or 'ipv6'")
+        raise UnknownChoice(f"unknown address family {family!r}: use 'ipv4' or 'ipv6'")
     if not argv:
         raise SettingError("COMMAND", "", "give the server program after `--`")
     if not 1 <= port <= 65535:
@@ -102,6 +102,7 @@ def check_server(
 ) -> CheckResult:
     """Run the whole check (module docstring); raises ProgramProblem for exit-2 problems."""
     _validate(argv, port, family, expect_s, listen_timeout, timeout)
+    require_executable(argv)
     say = on_event or (lambda _line: None)
     require_privileges()
     kernel = kernel_info()
@@ -139,7 +140,12 @@ def _connect(lab: Lab, program: Program, result: CheckResult, listen_timeout: fl
     client = lab.client.socket(result.family)
     lab.callback(client.close)
     client.settimeout(CONNECT_TIMEOUT_S)
-    client.connect((address, result.port))
+    try:
+        client.connect((address, result.port))
+    except OSError as exc:  # seen listening, gone by the connect: name why, not just the errno
+        program.require_running(f"after listening on port {result.port}, before netkit's client could connect")
+        raise ProgramProblem(f"netkit's client could not connect to {endpoint(address, result.port)}, where "
+                             f"`{program.command}` was listening a moment before: {exc.strerror or exc}") from None
     client.settimeout(None)
     client_addr = client.getsockname()[:2]
     result.server, result.client = endpoint(address, result.port), endpoint(client_addr[0], client_addr[1])

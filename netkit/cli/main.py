@@ -18,7 +18,15 @@ from typing import TextIO
 from .. import __version__
 from ..cleanup import cleanup
 from ..doctor import as_dicts, run_checks, usable
-from ..errors import CANNOT_RUN_HERE, EnvironmentUnusable, InputError, NetkitError, SettingError, Terminated
+from ..errors import (
+    CANNOT_RUN_HERE,
+    EnvironmentUnusable,
+    InputError,
+    NetkitError,
+    SettingError,
+    Terminated,
+    raise_terminated,
+)
 from ..keepalive import KeepaliveSettings
 from ..kernel import kernel_info
 from ..lab.faults import FAULTS
@@ -205,12 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # A shell starts background jobs with SIGINT ignored; netkit must still tear down on Ctrl-C/kill -INT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, raise_terminated)  # `kill`, systemd, CI cancelling a job: tear down as for Ctrl-C
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
         return code
     except Terminated:
-        print("\nnetkit: terminated; the labs were torn down", file=sys.stderr)
+        print("\nnetkit: terminated (SIGTERM); its labs were torn down", file=sys.stderr)
         return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("\nnetkit: interrupted; the lab was torn down", file=sys.stderr)

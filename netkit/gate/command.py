@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import signal
 import sys
 import time
 from typing import Any
 
-from ..errors import InputError, Terminated
+from ..errors import InputError
 from ..kernel import kernel_info
 from ..kernels.gate_option import HELP as KERNEL_HELP
 from ..outputs import file_problem, folder_problem
@@ -121,11 +120,13 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if not 1 <= args.repeat <= MAX_REPEAT:
         raise InputError(f"--repeat {args.repeat}: give a whole number of runs, 1..{MAX_REPEAT}")
     scenarios = matrix.select(load_matrix(args.matrix) if args.matrix else matrix.BUILTIN, args.only)
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError(f"--jobs {args.jobs}: give a whole number of scenarios at once, 1 or more")
+    known = load_known(args.known) if args.known else []  # every input is checked, --list too
+    baseline = load(args.baseline) if args.baseline else None
     if args.list:
         print("\n".join(s.id for s in scenarios))
         return EXIT_PASS
-    if args.jobs is not None and args.jobs < 1:
-        raise InputError(f"--jobs {args.jobs}: give a whole number of scenarios at once, 1 or more")
     _check_writable(args.json, args.junit, args.html)
     problem = None if args.pcap_dir is None else folder_problem(args.pcap_dir)
     if problem:
@@ -134,12 +135,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
         from ..kernels.gate_option import gate_on_kernels
 
         return gate_on_kernels(args, render=_render, summary=format_summary)
-    known = load_known(args.known) if args.known else []
-    baseline = load(args.baseline) if args.baseline else None
     reason = missing_privileges()
     if reason:
         return _nothing_can_run(args, reason)
-    signal.signal(signal.SIGTERM, _terminate)
     slow = args.slow_machine or slow_machine_from_environment()
     kernel = kernel_info()
     known_for = {s.id: find_known(known, s.id, kernel.release) for s in scenarios}
@@ -208,7 +206,4 @@ def _nothing_can_run(args: argparse.Namespace, reason: str) -> int:
     print(f"netkit gate: nothing can run here: {reason}", file=sys.stderr)
     return EXIT_NOTHING_RAN
 
-
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated()
 

@@ -21,7 +21,7 @@ from typing import Any
 from .. import __version__
 from ..errors import InputError
 from ..kernel import KernelInfo
-from .outcome import OUTCOMES, Outcome
+from .outcome import OUTCOMES, Outcome, death_time_s
 from .run import ScenarioRuns
 
 GATE_SCHEMA = "netkit-gate/1"
@@ -55,7 +55,7 @@ def virtualization() -> str | None:
 
 def scenario_entry(runs: ScenarioRuns, decided: Outcome) -> dict[str, Any]:
     s = runs.scenario
-    measured = [r["measured_s"] for r in runs.results if r["measured_s"] is not None]
+    measured = [t for t in map(death_time_s, runs.results) if t is not None]  # the kernel's own moment where seen
     return {
         "id": s.id,
         "group": f"{s.state}/{s.fault}",

@@ -155,9 +155,18 @@ def _outcomes(run: dict[str, Any]) -> list[tuple[list[float], int | None]]:
     return found
 
 
+def death_time_s(run: dict[str, Any]) -> float | None:
+    """The death time a run was judged by: the kernel's RST on the wire where seen, else the observer's reading.
+
+    Runs written before ``kernel_death_s`` existed have only ``measured_s``.
+    """
+    kernel = run.get("kernel_death_s")
+    return run["measured_s"] if kernel is None else float(kernel)
+
+
 def late_only(run: dict[str, Any]) -> bool:
     """Did the run fail only by dying after every window, with the predicted error and count?"""
-    measured = run["measured_s"]
+    measured = death_time_s(run)
     if measured is None or run["error"] != run["expected_error"]:
         return False
     outcomes = _outcomes(run)
@@ -165,4 +174,4 @@ def late_only(run: dict[str, Any]) -> bool:
 
 
 def lateness_s(run: dict[str, Any]) -> float:
-    return float(run["measured_s"] or 0.0) - max(window[1] for window, _ in _outcomes(run))
+    return float(death_time_s(run) or 0.0) - max(window[1] for window, _ in _outcomes(run))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
+from .outcome import death_time_s
 from .run import GateProgress
 
 REDRAW_S = 0.2
@@ -40,7 +41,7 @@ class LiveProgress:
             what = "ERROR"
         else:
             what = "FAIL" if runs.failed else "pass"
-        measured = [r["measured_s"] for r in runs.results if r["measured_s"] is not None]
+        measured = [t for t in map(death_time_s, runs.results) if t is not None]
         took = f" died at {', '.join(f'{m:.3f}' for m in measured)} s" if measured else ""
         line = f"gate: [{p.done}/{self.total}] {what:<5} {runs.scenario.id}{took}"
         if self.tty:

@@ -25,7 +25,7 @@ from typing import Any
 
 from pyroute2.nftables.main import NFTables
 
-from ..errors import FeatureMissing
+from ..errors import FeatureMissing, UnknownChoice
 from ..model.fault_rule import DataPath, FaultRule
 from ..waiting import wait_until
 from .lab import Endpoint, Lab
@@ -285,4 +285,4 @@ def get_fault(name: str) -> Fault:
     try:
         return FAULTS[name]
     except (KeyError, TypeError):  # TypeError: an unhashable value (a list from a TOML file)
-        raise ValueError(f"unknown fault {name!r}: choose one of {', '.join(FAULTS)}") from None
+        raise UnknownChoice(f"unknown fault {name!r}: choose one of {', '.join(FAULTS)}") from None

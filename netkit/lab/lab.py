@@ -55,6 +55,7 @@ from pyroute2.netlink.rtnl import RTM_NEWADDR, RTM_NEWLINK
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
+from ..errors import UnknownChoice
 from ..privileges import require_privileges
 from .namespaces import PREFIX, Namespace, new_lab_name
 
@@ -78,7 +79,7 @@ def family_number(family: str) -> int:
     try:
         return FAMILIES[family]
     except KeyError:
-        raise ValueError(f"unknown address family {family!r}: use 'ipv4' or 'ipv6'") from None
+        raise UnknownChoice(f"unknown address family {family!r}: use 'ipv4' or 'ipv6'") from None
 
 
 @dataclass
@@ -100,7 +101,7 @@ class Endpoint:
     def set_link(self, state: str) -> None:
         """Set this side's veth end "up" or "down" (inside its own namespace)."""
         if state not in ("up", "down"):
-            raise ValueError(f"link state must be 'up' or 'down', not {state!r}")
+            raise UnknownChoice(f"link state must be 'up' or 'down', not {state!r}")
 
         def change() -> None:
             with self.namespace.iproute() as ipr:

@@ -17,7 +17,7 @@ from ..enums import CountSource, Verdict
 from ..evidence.events import Event
 from ..evidence.pcap import write_pcap
 from ..evidence.timecheck import Failure, check_time, windows_text
-from ..evidence.verdict import judge
+from ..evidence.verdict import death_s, judge, kernel_death_s, observer_late_s
 from ..evidence.wire import WireEvidence
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
@@ -56,6 +56,11 @@ class ConnectionDeath:
     wire_rst_s: float | None = None
     wire_probes: int | None = None  # unanswered probes on the wire (None: not visible)
 
+    @property
+    def death_s(self) -> float | None:
+        """The time judged: the kernel's RST on the wire where seen, else the observer's reading (as for one connection)."""
+        return self.measured_s if self.wire_rst_s is None else self.wire_rst_s
+
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "measured_s": self.measured_s, "error": self.error, "count": self.count,
                 "fault_at_s": self.fault_at_s, "wire_rst_s": self.wire_rst_s, "wire_probes": self.wire_probes}
@@ -85,7 +90,7 @@ def judge_connections(
     counts = p.counts()
     text = windows_text(windows, [n for _, n in p.outcomes()])
     found: list[Failure] = []
-    alive = [c for c in connections if c.measured_s is None]
+    alive = [c for c in connections if c.death_s is None]
     if alive:
         found.append(Failure("connections: death", f"every connection dead within {text}",
                              f"{len(alive)} of {total} alive", message=(
@@ -93,28 +98,28 @@ def judge_connections(
             + _listed([f"#{c.index}" for c in alive]))))
     outside: list[tuple[ConnectionDeath, Failure]] = []
     for c in connections:
-        miss = None if c.measured_s is None else check_time(f"connection #{c.index}'s death", windows, c.measured_s)
+        miss = None if c.death_s is None else check_time(f"connection #{c.index}'s death", windows, c.death_s)
         if miss:
             outside.append((c, miss))
     if outside:
         early = [c for c, f in outside if f.early]
-        shown = [f"#{c.index} at {c.measured_s:.3f} s" + (" (EARLY)" if f.early else "")
-                 + (f", RST on the wire at {c.wire_rst_s:.3f} s" if c.wire_rst_s is not None else "")
-                 for c, f in sorted(outside, key=lambda cf: -(cf[0].measured_s or 0))]
+        shown = [f"#{c.index} at {c.death_s:.3f} s" + (" (EARLY)" if f.early else "")
+                 + (" (the kernel's RST on the wire)" if c.wire_rst_s is not None else "")
+                 for c, f in sorted(outside, key=lambda cf: -(cf[0].death_s or 0))]
         found.append(Failure("connections: death", f"every connection dead within {text}",
                              f"{len(outside)} of {total} outside", message=(
             f"{len(outside)} of {total} connections died outside {text}"
             + (f" ({len(early)} EARLY)" if early else "") + ": " + _listed(shown)), early=bool(early)))
-    wrong_count = [c for c in connections if c.measured_s is not None and (
-        c.count not in counts or (p.contains(c.measured_s) and not p.matches(c.measured_s, c.count)))]
+    wrong_count = [c for c in connections if c.death_s is not None and (
+        c.count not in counts or (p.contains(c.death_s) and not p.matches(c.death_s, c.count)))]
     if wrong_count:
         expected = " or ".join(map(str, counts))
         found.append(Failure(f"connections: {p.count_source}", expected, f"{len(wrong_count)} of {total} wrong",
                              message=(f"{len(wrong_count)} of {total} connections died with {p.count_source} other "
                                       f"than {expected}" + (f" ({text})" if p.alternative_window_s else "") + ": "
-                                      + _listed([f"#{c.index} {c.count} at {c.measured_s:.3f} s"
-                                                 for c in wrong_count if c.measured_s is not None]))))
-    wrong_error = [c for c in connections if c.measured_s is not None and c.error != p.expected_error]
+                                      + _listed([f"#{c.index} {c.count} at {c.death_s:.3f} s"
+                                                 for c in wrong_count if c.death_s is not None]))))
+    wrong_error = [c for c in connections if c.death_s is not None and c.error != p.expected_error]
     if wrong_error:
         found.append(Failure("connections: error", str(p.expected_error), f"{len(wrong_error)} of {total} wrong",
                              message=(f"{len(wrong_error)} of {total} connections died with an error other than "
@@ -185,6 +190,28 @@ class ScenarioResult:
     def count(self) -> int | None:
         """The figure the prediction's ``count_source`` names."""
         return count_of(self.prediction.count_source, self.probes, self.retransmits, self.counters)
+
+    @property
+    def kernel_death_s(self) -> float | None:
+        """The death as the kernel timestamped it (the RST on the wire); None where no frame marks it."""
+        return kernel_death_s(self)
+
+    @property
+    def observer_late_s(self) -> float | None:
+        """How long after the kernel's death the observer read it: ``measured_s - kernel_death_s``."""
+        return observer_late_s(self)
+
+    @property
+    def death_s(self) -> float | None:
+        """The death time the verdict judged: the kernel's own timestamp where there is one, else ``measured_s``."""
+        return death_s(self)
+
+    @property
+    def connections_passed(self) -> int:
+        """Connections that died inside the window with the right count and error (many-connection scenarios)."""
+        p = self.prediction
+        return sum(1 for c in self.connections if c.death_s is not None and p.matches(c.death_s, c.count)
+                   and c.error == p.expected_error)
 
     @property
     def keepalive_counter(self) -> int | None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..enums import Family, KeepaliveVia, Side, State, StrEnum
-from ..errors import FeatureMissing, SettingError
+from ..errors import FeatureMissing, SettingError, UnknownChoice
 from ..keepalive import KeepaliveSettings
 from ..model.fault_rule import FaultRule
 
@@ -65,9 +65,9 @@ class Scenario:
         if not isinstance(self.keepalive, KeepaliveSettings):
             raise SettingError("keepalive", self.keepalive, "give a KeepaliveSettings, e.g. KeepaliveSettings(1, 1, 3)")
         if self.family not in Family.values():
-            raise ValueError(f"unknown address family {self.family!r}: use 'ipv4' or 'ipv6'")
+            raise UnknownChoice(f"unknown address family {self.family!r}: use 'ipv4' or 'ipv6'")
         object.__setattr__(self, "family", Family(self.family))
-        _ = self.fault_object  # an unknown fault is a ValueError naming the choices
+        _ = self.fault_object  # an unknown fault is an UnknownChoice naming the choices
         _choice(self, "state", State)
         _choice(self, "side", Side)
         _choice(self, "keepalive_via", KeepaliveVia)
