@@ -11,7 +11,14 @@ HZ250 = KernelInfo("test", 250, "test")
 
 @pytest.mark.parametrize("jiffies, level", [(0, 0), (62, 0), (63, 1), (503, 1), (504, 2), (4031, 2), (4032, 3)])
 def test_wheel_levels_follow_kernel_timer_c(jiffies, level):
-    assert wheel_level(jiffies) == level
+    assert wheel_level(jiffies, 250) == level
+
+
+@pytest.mark.parametrize("hz, last_level", [(100, 7), (250, 8), (300, 8), (1000, 8)])
+def test_the_wheel_has_8_levels_at_hz_100_and_9_above(hz, last_level):
+    beyond = 63 << 24  # LVL_START(9): past every level
+    assert wheel_level(beyond, hz) == last_level
+    assert wheel_level(63 << 18, hz) == 7  # LVL_START(7) + ... : level 7 exists at every HZ
 
 
 def test_granularity_at_hz250_matches_measured_steps():

@@ -31,19 +31,29 @@ PACKETDRILL_MIN_S = 0.004
 PACKETDRILL_FRACTION = 0.125
 
 
-def wheel_level(delay_jiffies: int) -> int:
-    """Timer-wheel level a timer armed ``delay_jiffies`` ahead is queued on."""
+def wheel_depth(hz: int) -> int:
+    """LVL_DEPTH: the wheel has 9 levels, 8 at HZ <= 100 (``#if HZ > 100`` in kernel/time/timer.c)."""
+    return 9 if hz > 100 else 8
+
+
+def wheel_level(delay_jiffies: int, hz: int) -> int:
+    """Timer-wheel level a timer armed ``delay_jiffies`` ahead is queued on (``calc_wheel_index``).
+
+    Level n holds delays from LVL_START(n) = (LVL_SIZE - 1) << ((n - 1) *
+    LVL_CLK_SHIFT); longer ones go on the last level (and beyond
+    WHEEL_TIMEOUT_CUTOFF are cut short -- days of jiffies, longer than any
+    timer TCP arms).
+    """
     level = 0
-    # LVL_START(n) = (LVL_SIZE - 1) << ((n - 1) * LVL_CLK_SHIFT)
-    while delay_jiffies >= (LVL_SIZE - 1) << (level * LVL_CLK_SHIFT):
+    while level < wheel_depth(hz) - 1 and delay_jiffies >= (LVL_SIZE - 1) << (level * LVL_CLK_SHIFT):
         level += 1
     return level
 
 
 def wheel_granularity_s(delay_s: float, hz: int) -> float:
-    """Worst-case lateness (s) of one timer armed ``delay_s`` ahead."""
+    """Worst-case lateness (s) of one timer armed ``delay_s`` ahead: LVL_GRAN of its level, in seconds."""
     delay_jiffies = max(0, math.ceil(delay_s * hz))
-    return (1 << (wheel_level(delay_jiffies) * LVL_CLK_SHIFT)) / hz
+    return (1 << (wheel_level(delay_jiffies, hz) * LVL_CLK_SHIFT)) / hz
 
 
 def packetdrill_bound_s(expected_s: float) -> float:
