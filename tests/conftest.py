@@ -10,28 +10,34 @@ from netkit.lab.namespaces import owner_pid
 from netkit.lab.proc import process_alive
 from netkit.privileges import missing_privileges
 
-KEPT_IN_ONE_WORKER = "tests/test_readme.py"  # runs the README's commands in order, from files written at the root
+# Modules whose module-scoped fixture does the expensive part once -- the whole gate (test_gate, test_host_untouched),
+# every check-server run (test_check_server), the README's commands in order, from files written at the root
+# (test_readme) -- and whose tests must therefore share one worker under pytest-xdist.
+MODULES_IN_ONE_WORKER = ("tests/test_check_server.py", "tests/test_gate.py", "tests/test_host_untouched.py",
+                         "tests/test_readme.py")
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """Under pytest-xdist's default ``--dist load``: as ``load``, but test_readme.py's tests all go to one worker.
+    """Under pytest-xdist's default ``--dist load``: as ``load``, but each of MODULES_IN_ONE_WORKER goes to one worker.
 
-    Two workers running the README's commands at once would collide on the
-    files they write.  (``xdist_group`` markers with ``--dist loadgroup`` would
-    say the same, but with pytest 9 and xdist 3.8 the group never reaches the
-    test ids, so grouped tests were spread: checked with a three-test file.)
-    Each other test is its own scope, which is what ``load`` does.
+    Split over workers, each worker would run the module's fixture again: the
+    whole gate several times at once, or -- for the README -- two workers
+    writing the same files.  (``xdist_group`` markers with ``--dist loadgroup``
+    would say the same, but with pytest 9 and xdist 3.8 the group never reaches
+    the test ids, so grouped tests were spread: checked with a three-test file.)
+    Every other test is its own scope, which is what ``load`` does.
     """
     if config.getoption("dist") != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class ReadmeInOneWorker(LoadScopeScheduling):
+    class ExpensiveModulesInOneWorker(LoadScopeScheduling):
         def _split_scope(self, nodeid):
-            return KEPT_IN_ONE_WORKER if nodeid.startswith(KEPT_IN_ONE_WORKER) else nodeid
+            module = nodeid.split("::", 1)[0]
+            return module if module in MODULES_IN_ONE_WORKER else nodeid
 
-    return ReadmeInOneWorker(config, log)
+    return ExpensiveModulesInOneWorker(config, log)
 
 
 @pytest.fixture

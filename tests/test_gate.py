@@ -31,6 +31,7 @@ def full_gate(tmp_path_factory):
     started = time.monotonic()
     done = gate("--json", str(out / "gate.json"), "--junit", str(out / "gate.xml"), "--html", str(out / "gate.html"),
                 "--tap", timeout=110)
+    assert (out / "gate.json").exists(), f"the gate wrote no document (exit {done.returncode}): {done.stderr[-3000:]}"
     return done, out, time.monotonic() - started
 
 

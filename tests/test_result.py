@@ -68,7 +68,8 @@ def test_an_observer_woken_late_does_not_fail_a_kernel_on_time_and_its_lateness_
     result = _dead(4.160, _wire(4.010))  # window [3.996, 4.136]: the observer is 24 ms past it, the kernel inside
     assert result.verdict == "pass", result.explain()
     assert (result.kernel_death_s, result.observer_late_s, result.death_s) == (4.010, 0.15, 4.010)
-    assert "the kernel's RST on the wire: 4.010 s, the time judged; the observer read it 150 ms later" in result.explain()
+    assert ("the kernel's RST on the wire at 4.010 s (the time judged); the observer read 4.160 s, 150.0 ms later"
+            in result.explain())
     data = result.to_dict()
     assert (data["measured_s"], data["kernel_death_s"], data["observer_late_s"]) == (4.160, 4.010, 0.15)
 

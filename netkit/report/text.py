@@ -70,18 +70,17 @@ def _timeline_lines(r: ScenarioResult) -> list[str]:
     return lines + [f"    {e.t_s:8.3f}  {e.what}" + (f"  [{e.source}]" if e.source else "") for e in r.timeline]
 
 
-def observer_note(r: ScenarioResult) -> str:
-    """`` (the kernel's RST on the wire: 6.045 s; the observer read it 3 ms later)``, or nothing without one."""
-    if r.kernel_death_s is None or r.observer_late_s is None:
-        return ""
-    return (f" (the kernel's RST on the wire: {r.kernel_death_s:.3f} s, the time judged; "
-            f"the observer read it {r.observer_late_s * 1000:.0f} ms later)")
+def death_sources(r: ScenarioResult) -> str:
+    """``the kernel's RST on the wire at 6.045 s (the time judged); the observer read 6.048 s, 3.0 ms later``."""
+    return (f"the kernel's RST on the wire at {r.kernel_death_s:.3f} s (the time judged); "
+            f"the observer read {r.measured_s:.3f} s, {1000 * (r.observer_late_s or 0.0):.1f} ms later")
 
 
 def explain(r: ScenarioResult) -> str:
     """The failure message for a person reading a CI log at 3 a.m."""
     p = r.prediction
-    measured = "no death" if r.measured_s is None else f"{r.measured_s:.3f} s" + observer_note(r)
+    measured = "no death" if r.measured_s is None else (
+        death_sources(r) if r.kernel_death_s is not None else f"{r.measured_s:.3f} s")
     lines = [
         f"{r.scenario.id} on {r.kernel.release} (HZ={r.kernel.hz}): {r.verdict.upper()}",
         f"  rule:     {p.rule}",
@@ -157,7 +156,7 @@ def print_demo_result(r: ScenarioResult, out: TextIO) -> None:
     if wire is not None:
         print(f"wire: {wire_summary(r)}", file=out)
     if r.kernel_death_s is not None:
-        print(f"death: the observer read {r.measured_s:.3f} s{observer_note(r)}", file=out)
+        print(f"death: {death_sources(r)}", file=out)
     since = Clock(p.measured_from).since
     measured = "did not die" if r.death_s is None else f"died {r.death_s:.3f} s after {since}"
     print(f"verdict: {r.verdict.upper()} - {measured} (window [{low:.3f}, {high:.3f}] s); "
