@@ -124,6 +124,9 @@ def test_cleanup_removes_only_namespaces_of_dead_netkit_processes():
         ns = Namespace.create(name)
         ns.keep()
         ns.close()
+    # an interface named like netkit's, in the namespace netkit did not create: it must stay too
+    foreign_veth = ["ip", "-n", names["foreign"], "link", "add", "nk-c0ffee-s", "type", "veth", "peer", "name", "nk-c0ffee-c"]
+    subprocess.run(foreign_veth, check=True)
     try:
         done = netkit("cleanup")
         assert done.returncode == 0, done.stderr
@@ -131,6 +134,8 @@ def test_cleanup_removes_only_namespaces_of_dead_netkit_processes():
         assert names["dead"] not in left
         assert names["alive"] in left and names["foreign"] in left
         assert f"removed namespace {names['dead']}" in done.stdout
+        links = subprocess.run(["ip", "-n", names["foreign"], "-o", "link"], capture_output=True, text=True).stdout
+        assert "nk-c0ffee-s" in links and "nk-c0ffee-c" in links
     finally:
         for name in names.values():
             remove_named(name)

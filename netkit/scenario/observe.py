@@ -213,8 +213,8 @@ class _Samples:
 
 
 @contextmanager
-def prompt_observer(enabled: bool = True) -> Iterator[bool]:
-    """While waiting for many deaths, this thread runs SCHED_FIFO: it wakes when a socket dies, not when a CPU frees.
+def prompt_observer() -> Iterator[bool]:
+    """While waiting for the death(s), this thread runs SCHED_FIFO: it wakes when a socket dies, not when a CPU frees.
 
     ``tcpi_last_ack_recv`` is read when the observer wakes, so its figure
     grows with the observer's lateness.  With a hundred labs on two cores
@@ -227,9 +227,6 @@ def prompt_observer(enabled: bool = True) -> Iterator[bool]:
     real-time budget in this cgroup) it stays as it was; yields whether it
     is real-time.
     """
-    if not enabled:
-        yield False
-        return
     try:
         policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(OBSERVER_RT_PRIORITY))
