@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from .errors import UnknownChoice
+
 
 class StrEnum(str, Enum):
     """A str that is also an enum member; prints as its value (``format``, ``str``, f-strings)."""
@@ -34,6 +36,13 @@ class StrEnum(str, Enum):
 class Family(StrEnum):
     IPV4 = "ipv4"
     IPV6 = "ipv6"
+
+
+def family_of(value: object) -> Family:
+    """``value`` as a Family; anything else (``"IPv4"`` too) is an UnknownChoice naming the two."""
+    if value not in Family.values():
+        raise UnknownChoice(f"unknown address family {value!r}: use 'ipv4' or 'ipv6'")
+    return Family(value)
 
 
 class State(StrEnum):

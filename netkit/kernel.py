@@ -70,15 +70,14 @@ def _jiffies(path: str) -> tuple[int, float]:
     raise OSError(f"{path} shows no jiffies")
 
 
-def measure_hz(timer_list: str | None = None, interval_s: float = MEASURE_S) -> int:
+def measure_hz() -> int:
     """HZ as the jiffies counter advances against CLOCK_MONOTONIC: the nearest of KNOWN_HZ within 5 %, else the rate.
 
-    Raises OSError where timer_list cannot be read (it is root's only).
+    Raises OSError where TIMER_LIST cannot be read (it is root's only).
     """
-    path = timer_list or TIMER_LIST
-    j0, t0 = _jiffies(path)
-    time.sleep(interval_s)
-    j1, t1 = _jiffies(path)
+    j0, t0 = _jiffies(TIMER_LIST)
+    time.sleep(MEASURE_S)
+    j1, t1 = _jiffies(TIMER_LIST)
     rate = (j1 - j0) / (t1 - t0)
     nearest = min(KNOWN_HZ, key=lambda hz: abs(hz - rate))
     return nearest if abs(nearest - rate) <= KNOWN_HZ_TOLERANCE * nearest else round(rate)

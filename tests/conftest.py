@@ -106,4 +106,3 @@ def process_group(pgid):
         if int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(pid))
     return members
-

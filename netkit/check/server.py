@@ -56,8 +56,8 @@ import socket
 import time
 from collections.abc import Callable
 
-from ..enums import Family
-from ..errors import NetkitError, ProgramProblem, SettingError, UnknownChoice
+from ..enums import family_of
+from ..errors import NetkitError, ProgramProblem, SettingError
 from ..evidence.events import SAMPLED, Event
 from ..kernel import kernel_info
 from ..lab import counters
@@ -85,8 +85,7 @@ class _Stopped(Exception):
 
 def _validate(argv: list[str], port: int, family: str, expect_s: float | None, listen_timeout: float,
               timeout: float) -> None:
-    if family not in Family.values():
-        raise UnknownChoice(f"unknown address family {family!r}: use 'ipv4' or 'ipv6'")
+    family_of(family)
     if not argv:
         raise SettingError("COMMAND", "", "give the server program after `--`")
     if not 1 <= port <= 65535:

@@ -55,6 +55,7 @@ from pyroute2.netlink.rtnl import RTM_NEWADDR, RTM_NEWLINK
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
+from ..enums import family_of
 from ..errors import UnknownChoice
 from ..privileges import require_privileges
 from .namespaces import PREFIX, Namespace, new_lab_name
@@ -76,10 +77,7 @@ ADDRESSES = {
 
 
 def family_number(family: str) -> int:
-    try:
-        return FAMILIES[family]
-    except KeyError:
-        raise UnknownChoice(f"unknown address family {family!r}: use 'ipv4' or 'ipv6'") from None
+    return FAMILIES[family_of(family)]
 
 
 @dataclass

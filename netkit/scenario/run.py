@@ -29,10 +29,11 @@ lists every one, with each connection's RST from the capture where the wire
 shows it.  While it waits for the death(s) the observer runs SCHED_FIFO
 (:func:`.observe.prompt_observer`): under a hundred concurrent labs a
 normal-priority observer woke up to 60 ms late, and ``tcpi_last_ack_recv``
-grows with that lateness; a gate's single-connection scenarios, judged where
-no frame marks the death (retransmission and persist timeouts), once read
-one 3 ms past its window while the other labs were being set up and torn
-down at the same priority (scripts/soak-gate, plain run 6 of 20).  A fault that silently closes the peer's end of the
+grows with that lateness.  That holds for one connection too: where no frame
+marks the death (retransmission and persist timeouts) only the observer's
+reading exists, and a normal-priority one once read a gate's scenario 3 ms
+past its window while other labs were set up and torn down beside it
+(scripts/soak-gate).  A fault that silently closes the peer's end of the
 connection (peer-gone, peer-reboot) closes every connection's end alike.
 
 Throughout, a packet socket in the tested namespace captures the tested veth

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..enums import Family, KeepaliveVia, Side, State, StrEnum
-from ..errors import FeatureMissing, SettingError, UnknownChoice
+from ..enums import Family, KeepaliveVia, Side, State, StrEnum, family_of
+from ..errors import FeatureMissing, SettingError
 from ..keepalive import KeepaliveSettings
 from ..model.fault_rule import FaultRule
 
@@ -64,9 +64,7 @@ class Scenario:
     def __post_init__(self) -> None:
         if not isinstance(self.keepalive, KeepaliveSettings):
             raise SettingError("keepalive", self.keepalive, "give a KeepaliveSettings, e.g. KeepaliveSettings(1, 1, 3)")
-        if self.family not in Family.values():
-            raise UnknownChoice(f"unknown address family {self.family!r}: use 'ipv4' or 'ipv6'")
-        object.__setattr__(self, "family", Family(self.family))
+        object.__setattr__(self, "family", family_of(self.family))
         _ = self.fault_object  # an unknown fault is an UnknownChoice naming the choices
         _choice(self, "state", State)
         _choice(self, "side", Side)
