@@ -51,6 +51,18 @@ class State(StrEnum):
     IDLE = "idle"
     UNACKED = "unacked"
     ZERO_WINDOW = "zero-window"
+    SYN_SENT = "syn-sent"  # connect() to a peer that is gone: the tested side is the client
+    SYN_RECV = "syn-recv"  # a client that vanishes mid-handshake: the tested side is the server's listener
+
+    @property
+    def handshake(self) -> bool:
+        """The connection never got established: no keepalive, its own timers (SYN, SYN-ACK)."""
+        return self in (State.SYN_SENT, State.SYN_RECV)
+
+    @property
+    def tested_side(self) -> Side | None:
+        """The side a handshake state fixes (None: the scenario chooses)."""
+        return {State.SYN_SENT: Side.CLIENT, State.SYN_RECV: Side.SERVER}.get(self)
 
 
 class Side(StrEnum):
@@ -72,10 +84,13 @@ class Clock(StrEnum):
 
     LAST_RECEIVED = "last-received"  # the last segment received (tcpi_last_ack_recv)
     SEND = "send"  # the data sent into the broken path
+    SYN = "syn"  # the first SYN (connect())
+    SYN_ACK = "syn-ack"  # the listener's first SYN-ACK
 
     @property
     def since(self) -> str:
-        return "the send" if self is Clock.SEND else "the last segment received"
+        return {Clock.SEND: "the send", Clock.SYN: "the first SYN",
+                Clock.SYN_ACK: "the first SYN-ACK"}.get(self, "the last segment received")
 
 
 class CountSource(StrEnum):
@@ -84,6 +99,7 @@ class CountSource(StrEnum):
     PROBES = "tcpi_probes"
     RETRANSMITS = "tcpi_retransmits"
     WIN_PROBES = "TcpExt.TCPWinProbe"
+    SYN_RETRANS = "TcpExt.TCPSynRetrans"  # SYN and SYN-ACK retransmissions (tcp_retransmit_skb, tcp_rtx_synack)
 
     @property
     def counter(self) -> str | None:

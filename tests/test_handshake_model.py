@@ -1,9 +1,22 @@
-"""The SYN-SENT rule (netkit.model.handshake), as arithmetic worked out from net/ipv4/tcp_timer.c."""
+"""The handshake rules (netkit.model.handshake), as arithmetic worked out from net/ipv4/tcp_timer.c and friends."""
 
 import pytest
 
+from netkit.errors import NotModelled
 from netkit.kernel import KernelInfo
-from netkit.model.handshake import syn_schedule, syn_sent_death, syn_time_budget_s
+from netkit.model.handshake import (
+    HandshakeFacts,
+    syn_recv_death,
+    syn_schedule,
+    syn_sent_death,
+    syn_sent_link_down,
+    syn_sent_no_route,
+    syn_sent_refused,
+    syn_time_budget_s,
+    syn_user_timeout_schedule,
+    synack_schedule,
+)
+from netkit.model.neighbour import NeighbourTimers, neighbour_failure
 
 HZ250 = KernelInfo("hand", 250, "test")
 
@@ -21,7 +34,7 @@ def test_the_syn_schedule_follows_tcp_retransmit_timer(syn_retries, linear, dela
     assert syn_schedule(syn_retries, linear) == delays
     p = syn_sent_death(syn_retries, linear, HZ250)
     assert p.expected_s == sum(delays) and p.expected_count == len(delays) - 1
-    assert p.expected_error == "ETIMEDOUT" and p.measured_from == "send"
+    assert p.expected_error == "ETIMEDOUT" and p.measured_from == "syn"
 
 
 def test_the_rto_never_exceeds_tcp_rto_max():
@@ -36,3 +49,87 @@ def test_the_window_adds_each_arming_s_wheel_rounding():
     assert syn_sent_death(1, 4, HZ250).window_s == pytest.approx((2.996, 3.104))  # measured 3.050-3.071 s
     # 4 s (1000 jiffies) is on level 2: 64 jiffies; 1 + 2 + 4 s -> 8 + 8 + 64 + 2 = 82 jiffies = 328 ms
     assert syn_sent_death(2, 0, HZ250).window_s == pytest.approx((6.996, 7.328))
+
+
+# -- TCP_USER_TIMEOUT in SYN-SENT: retransmits_timed_out compares it with the time since the SYN --------------------
+
+
+@pytest.mark.parametrize(("syn_retries", "ut_ms", "delays", "by_user_timeout"), [
+    # 1 s run retransmits; tcp_clamp_rto_to_user_timeout arms min(1 s, 1.5 - 1) = 0.5 s; that run has 1 out and
+    # 1.5 s >= UT: ETIMEDOUT at 1.5 s (measured 1.51-1.53 s, IPv4 and IPv6)
+    (2, 1500, (1, 0.5), True),
+    (2, 2500, (1, 1, 0.5), True),
+    # UT below the first run: the 1 s run has nothing out yet, retransmits, and the time is up: one jiffy later
+    (2, 500, (1, 0.004), True),
+    # UT longer than the budget (3 s for one retry) replaces it: the count ends connect() at 7 s, not 3 s
+    # (measured 7.12-7.13 s with 5 SYN retransmissions)
+    (1, 10000, (1, 1, 1, 1, 1, 2), False),
+    (2, 10000, (1, 1, 1, 1, 1, 2, 3), False),  # the 4 s RTO clamped to the 3 s left; the count (6) ends it there
+])
+def test_a_user_timeout_replaces_the_time_budget(syn_retries, ut_ms, delays, by_user_timeout):
+    schedule = syn_user_timeout_schedule(syn_retries, 4, ut_ms, 250)
+    assert schedule.delays == pytest.approx(delays)
+    assert schedule.by_user_timeout is by_user_timeout
+    p = syn_sent_death(syn_retries, 4, HZ250, ut_ms)
+    assert p.expected_s == pytest.approx(sum(delays)) and p.expected_count == len(delays) - 1
+
+
+def test_the_clamped_arming_absorbs_the_lateness_before_it():
+    # UT 1500: the 0.5 s arming (125 jiffies, level 1: 8 jiffies) is UT - elapsed, so the first run's 32 ms of
+    # lateness is absorbed: 32 ms + 2 measurement jiffies = 40 ms, not 72 ms
+    assert syn_sent_death(2, 4, HZ250, 1500).window_s == pytest.approx((1.496, 1.54))
+    # UT 500: no arming is clamped to a remainder (the second is one jiffy), so the first run's lateness stays
+    assert syn_sent_death(2, 4, HZ250, 500).window_s == pytest.approx((1.0, 1.004 + 0.032 + 0.004 + 0.008))
+
+
+# -- the other faults ------------------------------------------------------------------------------------------------
+
+
+def test_refused_and_no_route_end_connect_at_once():
+    refused, no_route = syn_sent_refused(HZ250), syn_sent_no_route(HZ250, "ipv6")
+    assert (refused.expected_error, refused.window_s, refused.expected_count) == ("ECONNREFUSED", (0.0, 0.008), 0)
+    assert (no_route.expected_error, no_route.window_s) == ("ENETUNREACH", (0.0, 0.008))
+    assert "ip6_dst_lookup_flow" in no_route.rule
+
+
+def test_link_down_ends_connect_when_the_neighbour_entry_fails():
+    # 3 solicitations 1 s apart, each arming on level 1 (32 ms): EHOSTUNREACH at 3 s, window [2.996, 3.104];
+    # the SYN timer's runs at 1 and 2 s are sure to come first, the one at 3 s is due in the same jiffies:
+    # 2 or 3 attempted retransmissions (measured: 3 both times, 3.05-3.08 s)
+    p = syn_sent_link_down(2, 4, NeighbourTimers(), HZ250)
+    assert (p.expected_s, p.window_s, p.expected_error) == (3.0, (2.996, 3.104), "EHOSTUNREACH")
+    assert p.counts() == [2, 3] and p.count_source == "tcpi_retransmits"
+
+
+def test_link_down_with_a_short_user_timeout_is_the_syn_timer_s():
+    p = syn_sent_link_down(2, 4, NeighbourTimers(), HZ250, 1500)
+    assert (p.expected_s, p.expected_error) == (1.5, "ETIMEDOUT")
+
+
+def test_link_down_refuses_a_race_it_cannot_call():
+    with pytest.raises(NotModelled, match="overlap"):  # the 3 s budget and the 3 s neighbour failure
+        syn_sent_link_down(1, 4, NeighbourTimers(), HZ250)
+
+
+def test_the_neighbour_timers_set_the_moment():
+    failure = neighbour_failure(NeighbourTimers(mcast_solicit=2, retrans_time_ms=500), HZ250)
+    assert failure.expected_s == 1.0 and failure.expected_count == 2
+
+
+# -- SYN-RECV: the request socket's timer -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("retries", "delays", "window"), [
+    (1, (1, 2), (2.996, 3.072)),  # SYN-ACK at 0, again at 1 s, dropped at 3 s: 8 + 8 + 2 jiffies late at most
+    (2, (1, 2, 4), (6.996, 7.328)),  # the 4 s arming is on level 2: 64 jiffies
+])
+def test_the_request_is_dropped_after_the_synack_retries(retries, delays, window):
+    assert synack_schedule(retries) == delays
+    p = syn_recv_death(retries, HZ250)
+    assert (p.expected_s, p.window_s, p.expected_count, p.expected_error) == (sum(delays), window, retries, "none")
+    assert p.measured_from == "syn-ack" and p.count_source == "TcpExt.TCPSynRetrans"
+
+
+def test_linear_timeouts_are_assumed_only_from_6_5():
+    assert HandshakeFacts.defaults(KernelInfo("6.1.0-18-amd64", 250, "t")).linear_timeouts == 0
+    assert HandshakeFacts.defaults(KernelInfo("6.18.44", 250, "t")).linear_timeouts == 4

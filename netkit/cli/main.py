@@ -18,6 +18,7 @@ from typing import TextIO
 from .. import __version__
 from ..cleanup import cleanup
 from ..doctor import as_dicts, run_checks, usable
+from ..enums import State
 from ..errors import (
     CANNOT_RUN_HERE,
     EnvironmentUnusable,
@@ -35,6 +36,9 @@ from ..privileges import require_privileges
 from ..report.text import COUNTED, demo_header, print_demo_result
 from ..scenario import KEEPALIVE_SOURCES, SIDES, STATES, Progress, Scenario, run_scenario
 from ..scenario.run import check_capture_paths
+from ..scenario.spec import MAX_SYN_RETRIES
+
+DEMO_SYN_RETRIES = 2  # a handshake demo's default: connect() gives up after about 7 s, a request after 7 s
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -77,14 +81,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         settings = KeepaliveSettings(idle=args.idle, intvl=args.intvl, cnt=args.cnt, user_timeout_ms=args.user_timeout)
     except SettingError as exc:
-        option = "--" + exc.field.split()[0].replace("_ms", "").replace("_", "-")
-        print(f"netkit demo: {exc} (check {option})", file=sys.stderr)
+        print(f"netkit demo: {exc} (check {_option(exc)})", file=sys.stderr)
         return EXIT_USAGE
     try:
         scenario = Scenario(settings, "ipv6" if args.ipv6 else "ipv4", args.fault, args.state, args.side,
-                            args.keepalive_via, args.retries2)
+                            args.keepalive_via, args.retries2,
+                            syn_retries=_syn_retries(args))
     except SettingError as exc:
-        print(f"netkit demo: {exc} (check --{exc.field.split()[0]})", file=sys.stderr)
+        print(f"netkit demo: {exc} (check {_option(exc)})", file=sys.stderr)
         return EXIT_USAGE
     check_capture_paths(args.pcap, None)  # bad input first, then the machine
     require_privileges()
@@ -102,6 +106,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         print_demo_result(result, out)
     return EXIT_PASS if result.verdict == "pass" else EXIT_FAIL
+
+
+def _option(exc: SettingError) -> str:
+    """The demo's option for a setting's field: "user_timeout_ms (TCP_USER_TIMEOUT)" -> "--user-timeout"."""
+    return "--" + exc.field.split()[0].replace("_ms", "").replace("_", "-")
+
+
+def _syn_retries(args: argparse.Namespace) -> int | None:
+    """--syn-retries as given; for a handshake state without it, DEMO_SYN_RETRIES (seconds, not minutes)."""
+    if args.syn_retries is None and State(args.state).handshake:
+        return DEMO_SYN_RETRIES
+    return int(args.syn_retries) if args.syn_retries is not None else None
 
 
 class _DemoLive:
@@ -182,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="per-socket options, or the namespace's net.ipv4.tcp_keepalive_* sysctls")
     demo.add_argument("--retries2", type=int, metavar="N",
                       help="net.ipv4.tcp_retries2 in the tested namespace (data states without --user-timeout)")
+    demo.add_argument("--syn-retries", type=int, metavar="N",
+                      help=f"handshake states: TCP_SYNCNT (or with --keepalive-via sysctl net.ipv4.tcp_syn_retries / "
+                           f"tcp_synack_retries), 1..{MAX_SYN_RETRIES} (default {DEMO_SYN_RETRIES})")
     demo.add_argument("--ipv6", action="store_true", help="use IPv6 (2001:2::/48) instead of IPv4 (198.18.0.0/15)")
     demo.add_argument("--json", action="store_true", help="print exactly one JSON object (the result) on stdout")
     demo.add_argument("--keep-failed", action="store_true", help="on failure keep the lab's namespaces for `ip netns exec`")

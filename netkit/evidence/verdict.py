@@ -79,7 +79,7 @@ def kernel_death_s(r: Judged) -> float | None:
     w = r.wire
     if w is None or not w.visible or r.measured_s is None:
         return None
-    if r.prediction.expected_error == "ECONNRESET":
+    if r.prediction.expected_error in ("ECONNRESET", "ECONNREFUSED"):  # the peer's RST ends it on arrival
         return w.peer_rst_s
     return w.rst_s if r.state == State.IDLE else None
 
@@ -181,6 +181,8 @@ def judge_wire(r: Judged) -> list[Failure]:
         return []
     if r.state == State.IDLE:
         problems = _idle_counts(r, w) + _idle_timing(r, w)
+    elif State(r.state).handshake:
+        problems = _handshake_wire(r, w)
     else:
         problems = _data_wire(r, w)
     return [Failure(f"wire: {p.rule}", p.expected, p.measured, p.evidence, f"wire: {p}") for p in problems]
@@ -227,6 +229,17 @@ def _idle_timing(r: Judged, w: WireEvidence) -> list[Failure]:
     found.append(check_time("the first probe", first, w.first_probe_s, rule="max(idle, intvl)",
                             early=sentence, late=sentence, missing=sentence))
     return [f for f in found if f]
+
+
+def _handshake_wire(r: Judged, w: WireEvidence) -> list[Failure]:
+    """The SYN (or SYN-ACK) retransmissions on the wire are the ones the kernel counted; the tested side sends no RST."""
+    problems = _data_wire(r, w)
+    if len(w.retransmissions_s) != r.count:
+        what = "SYN-ACK" if r.state == State.SYN_RECV else "SYN"
+        problems.append(Failure(f"{what} retransmissions", str(r.count), str(len(w.retransmissions_s)), message=(
+            f"{len(w.retransmissions_s)} {what} retransmissions on the wire, the kernel counted {r.count} "
+            f"({r.prediction.count_source})")))
+    return problems
 
 
 def _data_wire(r: Judged, w: WireEvidence) -> list[Failure]:

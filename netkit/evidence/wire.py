@@ -13,7 +13,7 @@ from typing import Any
 
 from .classify import Classified, classify
 from .events import WIRE, Event
-from .frames import Frame
+from .frames import TCP_ACK, Frame
 
 MAX_EVENTS = 200  # the timeline keeps the first ones; a bulk transfer would drown it
 
@@ -67,12 +67,14 @@ def _describe(item: Classified, number: int | None, anchor: bool) -> str:
             "zero-window-probe": f"zero-window probe{nth} sent (seq snd_una-1), {answered}",
             "retransmission": f"retransmission{nth} sent ({seg.payload} bytes at seq {seg.seq})",
             "rst": "RST sent by the tested side: the kernel gave up on the connection",
+            "syn": "SYN-ACK sent" if seg.has(TCP_ACK) else "SYN sent",
             "data": f"data sent ({seg.payload} bytes)",
         }.get(item.kind, f"{item.kind} sent [{seg.flag_text}]")
     else:
         text = {
             "probe-reply": "reply to the probe received",
             "rst": "RST received from the peer",
+            "syn": "SYN-ACK received" if seg.has(TCP_ACK) else "SYN received",
             "data": f"data received ({seg.payload} bytes)",
             "ack": f"ACK received (window {seg.window})",
         }.get(item.kind, f"{item.kind} received [{seg.flag_text}]")

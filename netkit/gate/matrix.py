@@ -18,6 +18,11 @@ The groups, and why each cell is there:
 - ``CLIENT_VIEW``: the client's own keepalive, the server taken away.
 - ``UNACKED``, ``ZERO_WINDOW``: data in flight (retransmission timer) and a
   closed window (persist timer); keepalive stays on and must not interfere.
+- ``HANDSHAKE``: ``connect()`` to a dead peer (SYN-SENT) for every fault --
+  the count and the time budget of the SYN timer, TCP_SYNCNT and the
+  namespace's sysctl, TCP_USER_TIMEOUT shorter than the budget and longer
+  (it replaces the budget: connect() takes longer) -- and a client that
+  vanishes mid-handshake (SYN-RECV: the listener's SYN-ACK retries).
 """
 
 from __future__ import annotations
@@ -70,12 +75,28 @@ ZERO_WINDOW = [
 ]
 
 
+HANDSHAKE = [
+    Scenario(KeepaliveSettings(user_timeout_ms=ut), family, fault, state=state, keepalive_via=via, syn_retries=retries)
+    for family in FAMILIES
+    for state, fault, retries, ut, via in [
+        ("syn-sent", "blackhole", 1, None, "socket"), ("syn-sent", "blackhole", 2, None, "socket"),
+        ("syn-sent", "blackhole", 1, None, "sysctl"), ("syn-sent", "blackhole", 2, 1500, "socket"),
+        ("syn-sent", "blackhole", 1, 10000, "socket"), ("syn-sent", "one-way", 1, None, "socket"),
+        ("syn-sent", "link-down", 2, None, "socket"), ("syn-sent", "link-down", 2, 1500, "socket"),
+        ("syn-sent", "peer-reboot", 2, None, "socket"), ("syn-sent", "peer-gone", 2, None, "socket"),
+        ("syn-sent", "netem-loss", 1, None, "socket"),
+        ("syn-recv", "blackhole", 1, None, "socket"), ("syn-recv", "blackhole", 2, None, "socket"),
+        ("syn-recv", "blackhole", 1, None, "sysctl"),
+    ]
+]
+
+
 def unique(scenarios: Iterable[Scenario]) -> list[Scenario]:
     """In order, each scenario once (CORE and FAULTS share the link-down 1/1/3 and 2/1/2 cells)."""
     return list(dict.fromkeys(scenarios))
 
 
-BUILTIN = unique(CORE + FAULTS + USER_TIMEOUT + SYSCTL + CLIENT_VIEW + UNACKED + ZERO_WINDOW)
+BUILTIN = unique(CORE + FAULTS + USER_TIMEOUT + SYSCTL + CLIENT_VIEW + UNACKED + ZERO_WINDOW + HANDSHAKE)
 
 
 def select(scenarios: Sequence[Scenario], patterns: Sequence[str]) -> list[Scenario]:

@@ -9,10 +9,11 @@ a fleet's whole policy::
     user_timeout_ms = 30000                    # optional TCP_USER_TIMEOUT
     family = ["ipv4", "ipv6"]                  # default "ipv4"
     fault = ["link-down", "blackhole"]         # default "link-down"
-    state = "idle"                             # idle | unacked | zero-window
+    state = "idle"                             # idle | unacked | zero-window | syn-sent | syn-recv
     side = "server"                            # server | client
     keepalive_via = "socket"                   # socket | sysctl
     retries2 = 3                               # net.ipv4.tcp_retries2, data states
+    syn_retries = 2                            # TCP_SYNCNT (or the sysctl), handshake states
 
 A mistake is reported with the file, the line and the key, and what is
 allowed: the person editing the file should not have to guess.
@@ -35,7 +36,7 @@ else:  # pragma: no cover - Python 3.9/3.10
     import tomli as tomllib
 
 MULTIPLYING = ("family", "fault", "state", "keepalive")
-KEYS = (*MULTIPLYING, "user_timeout_ms", "side", "keepalive_via", "retries2")
+KEYS = (*MULTIPLYING, "user_timeout_ms", "side", "keepalive_via", "retries2", "syn_retries")
 
 
 class MatrixFileError(InputError):
@@ -93,7 +94,8 @@ def _cells(path: str, text: str, number: int, table: dict[str, Any]) -> list[Sce
         try:
             settings = KeepaliveSettings(idle, intvl, cnt, user_timeout_ms=table.get("user_timeout_ms"))
             cells.append(Scenario(settings, family, fault, state, table.get("side", "server"),
-                                  table.get("keepalive_via", "socket"), table.get("retries2")))
+                                  table.get("keepalive_via", "socket"), table.get("retries2"),
+                                  syn_retries=table.get("syn_retries")))
         except (ValueError, KeyError) as exc:  # SettingError is a ValueError; an unknown fault a KeyError
             raise fail(_key_named_in(str(exc), table), str(exc).strip("'\"")) from None
     return cells

@@ -30,6 +30,7 @@ from ..model.fault_rule import DataPath, FaultRule
 from ..waiting import wait_until
 from .lab import Endpoint, Lab
 from .proc import holders
+from .tcpinfo import tcp_info
 
 TCP_REPAIR = 19  # include/uapi/linux/tcp.h
 NFT_TABLE = "nk_fault"
@@ -76,11 +77,18 @@ class Fault:
 
 
 def close_silently(sock: socket.socket) -> None:
-    """Close a connected TCP socket without sending FIN or RST.
+    """Close a TCP socket without sending FIN or RST.
 
-    In repair mode (TCP_REPAIR, CAP_NET_ADMIN) close() just drops the socket:
-    to the other side the peer simply stops existing, as after a crash.
+    In repair mode (TCP_REPAIR, CAP_NET_ADMIN) close() just drops a
+    connected socket: to the other side the peer simply stops existing, as
+    after a crash.  A listener (which TCP_REPAIR refuses) and a socket still
+    connecting have no peer to tell anything: a plain close() sends nothing
+    (``tcp_disconnect`` resets only synchronised states).
     """
+    if sock.fileno() != -1 and (sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+                                or tcp_info(sock).state == "SYN_SENT"):
+        sock.close()
+        return
     sock.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 1)
     sock.close()
 

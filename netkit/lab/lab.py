@@ -61,6 +61,7 @@ from ..privileges import require_privileges
 from .namespaces import PREFIX, Namespace, new_lab_name
 
 IFA_F_NODAD = 0x02
+NUD_PERMANENT = 0x80  # include/uapi/linux/neighbour.h
 IFF_UP = 0x01
 SERVER_PORT = 4242
 CONNECT_TIMEOUT_S = 5
@@ -137,6 +138,25 @@ class Endpoint:
                 return f.read().strip()
 
         return self.namespace.run(access)
+
+    def mac_address(self) -> str:
+        """This side's veth end's link-layer address."""
+
+        def get() -> str:
+            with self.namespace.iproute() as ipr:
+                return str(next(iter(ipr.link("get", index=self.ifindex))).get("IFLA_ADDRESS"))
+
+        return self.namespace.run(get)
+
+    def pin_neighbour(self, family: str, address: str, mac: str) -> None:
+        """A permanent neighbour entry on this side's veth end: ``address`` is ``mac``, never solicited."""
+
+        def add() -> None:
+            with self.namespace.iproute() as ipr:
+                ipr.neigh("add", dst=address, lladdr=mac, ifindex=self.ifindex, state=NUD_PERMANENT,
+                          family=family_number(family))
+
+        self.namespace.run(add)
 
     def refresh_link(self) -> None:
         """Ask the kernel for this side's link (RTM_GETLINK).
@@ -270,6 +290,19 @@ class Lab:
     def callback(self, fn: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         """Register an undo step that runs before the namespaces are released."""
         self._stack.callback(fn, *args, **kwargs)
+
+    def pin_neighbours(self, family: str) -> None:
+        """Each side knows the other's link-layer address for good (permanent entries, both ways).
+
+        For a rule that must be TCP's alone: a blackhole drops IPv6's
+        neighbour solicitations with everything else (ND is ICMPv6), and a
+        failing entry would end a connect() with EHOSTUNREACH instead.  A
+        permanent entry also survives a carrier loss (``neigh_carrier_down``
+        spares it).
+        """
+        server_mac, client_mac = self.server.mac_address(), self.client.mac_address()
+        self.client.pin_neighbour(family, self.server.address(family), server_mac)
+        self.server.pin_neighbour(family, self.client.address(family), client_mac)
 
     def keep(self) -> list[str]:
         """Give both namespaces names under /run/netns so they survive teardown."""

@@ -59,3 +59,4 @@ def peer_window(sock: socket.socket) -> int | None:
     end = _SND_WND_OFFSET + _SND_WND.size
     raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, end)
     return _SND_WND.unpack_from(raw, _SND_WND_OFFSET)[0] if len(raw) >= end else None
+

@@ -14,6 +14,7 @@ from ..enums import Family, State
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
 from .fault_rule import DataPath, FaultRule
+from .handshake import HandshakeFacts, handshake_death, handshake_not_modelled_reason
 from .keepalive import keepalive_death, reset_at_first_probe
 from .prediction import DeathPrediction
 from .retransmission import (
@@ -40,14 +41,21 @@ class Predictable(Protocol):
     def retries2(self) -> int | None: ...
     @property
     def fault_rule(self) -> FaultRule: ...
+    @property
+    def syn_retries(self) -> int | None: ...
 
 
-def predict(scenario: Predictable, kernel: KernelInfo, rto_s: float | None = None) -> DeathPrediction:
+def predict(scenario: Predictable, kernel: KernelInfo, rto_s: float | None = None,
+            handshake: HandshakeFacts | None = None) -> DeathPrediction:
     """The rule for a scenario on this kernel: window, error, counts.
 
     ``rto_s`` is the connection's RTO (``tcpi_rto``; by default TCP_RTO_MIN
-    plus a jiffy, what a veth gives).  Raises NotModelled where netkit has no
-    defensible rule.
+    plus a jiffy, what a veth gives).  ``handshake``: what the handshake
+    states' rules read from the tested namespace (by default a new
+    namespace's values).  Raises NotModelled where netkit has no defensible
+    rule.
+
+    The handshake states follow :mod:`netkit.model.handshake`.
 
     Idle connections follow :func:`netkit.model.keepalive.keepalive_death`,
     with the fault's twists, each measured and explained:
@@ -63,6 +71,9 @@ def predict(scenario: Predictable, kernel: KernelInfo, rto_s: float | None = Non
       sends (``tcp_send_active_reset``) reaches it: it dies too, ECONNRESET.
     """
     fault, settings = scenario.fault_rule, scenario.keepalive
+    if State(scenario.state).handshake:
+        return handshake_death(scenario.state, fault, scenario.family, scenario.syn_retries or 0,
+                               settings.user_timeout_ms, kernel, handshake or HandshakeFacts.defaults(kernel))
     rto_s = rto_s or default_rto_s(kernel)
     if scenario.state == State.UNACKED:
         return unacked_death(settings, kernel, fault, scenario.family, rto_s, scenario.retries2)
@@ -89,6 +100,8 @@ def not_modelled_reason(scenario: Predictable) -> str | None:
     same reason.
     """
     fault, ut = scenario.fault_rule, scenario.keepalive.user_timeout_ms
+    if State(scenario.state).handshake:
+        return handshake_not_modelled_reason(scenario.state, fault)
     if scenario.state == State.IDLE or fault.data_path is DataPath.RESET:
         return None
     if scenario.state == State.UNACKED and fault.data_path is DataPath.LOCAL:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TextIO
 
-from ..enums import Clock, CountSource
+from ..enums import Clock, CountSource, State
 
 if TYPE_CHECKING:
     from ..kernel import KernelInfo
@@ -16,9 +16,11 @@ PREPARATION = {
     "idle": "waiting for a keepalive probe to be answered, then breaking the path",
     "unacked": "breaking the path, then sending 100 bytes into it",
     "zero-window": "filling the peer's receive window until it closes, then breaking the path",
+    "syn-sent": "breaking the path, then connecting through it",
+    "syn-recv": "the client sends its SYN and vanishes",
 }
 COUNTED = {CountSource.PROBES: "unanswered probe", CountSource.RETRANSMITS: "retransmission",
-           CountSource.WIN_PROBES: "window probe"}
+           CountSource.WIN_PROBES: "window probe", CountSource.SYN_RETRANS: "SYN retransmission"}
 
 
 def plural(n: int, noun: str) -> str:
@@ -33,6 +35,11 @@ def wire_summary(r: ScenarioResult) -> str:
     if not w.visible:
         kernel = ", ".join(f"{name} {value}" for name, value in w.kernel.items() if value is not None)
         return f"{w.note}; the evidence is the kernel's counters: {kernel}"
+    if State(r.state).handshake:
+        what = "SYN-ACK" if r.state == State.SYN_RECV else "SYN"
+        parts = [plural(len(w.retransmissions_s), f"{what} retransmission")]
+        parts.append(f"RST from the peer at {w.peer_rst_s:.3f} s" if w.peer_rst_s is not None else "no RST")
+        return f"{'; '.join(parts)} (on {w.interface}, {w.frames} frames; t = 0 is {w.anchor})"
     parts = [plural(len(w.probes_s), "keepalive probe") + f" ({w.unanswered_probes} unanswered)"]
     if w.spacing_s:
         parts.append("spacing " + ", ".join(f"{g:.3f}" for g in w.spacing_s) + " s")
@@ -130,9 +137,13 @@ def demo_header(scenario: Scenario, kernel: KernelInfo, p: DeathPrediction) -> l
     """What the demo prints before the lab is built: settings, the rule, the window it will judge by."""
     k = scenario.keepalive
     ut = f" user_timeout={k.user_timeout_ms}ms" if k.user_timeout_ms is not None else ""
+    if State(scenario.state).handshake:
+        what = "connect()" if scenario.state == State.SYN_SENT else "listener"
+        tested = f"{scenario.side} {what} syn_retries={scenario.syn_retries}{ut} (via {scenario.keepalive_via})"
+    else:
+        tested = f"{scenario.side} keepalive idle={k.idle}s intvl={k.intvl}s cnt={k.cnt}{ut} (via {scenario.keepalive_via})"
     return [
-        f"netkit demo: {scenario.side} keepalive idle={k.idle}s intvl={k.intvl}s cnt={k.cnt}{ut} "
-        f"(via {scenario.keepalive_via}) over {scenario.family}, {scenario.state} connection; fault: {scenario.fault}; "
+        f"netkit demo: {tested} over {scenario.family}, {scenario.state} connection; fault: {scenario.fault}; "
         f"kernel {kernel.release} (HZ={kernel.hz})",
         f"rule: {p.rule}",
         f"expect death at {p.expected_s:.3f} s, window [{p.window_s[0]:.3f}, {p.window_s[1]:.3f}] s, "

@@ -19,6 +19,10 @@ The procedure (for the default, idle state):
    If the model says the peer dies too (one-way), its death is timed against
    the tested side's on the monotonic clock.
 
+The handshake states (``syn-sent``, ``syn-recv``) never establish a
+connection: their procedure is :mod:`.handshake`'s, in the same lab,
+capture and judging.
+
 With ``connections=N`` (idle only) the server accepts N clients on one
 listener, the tested side's keepalive is set on all N sockets in one go,
 the fault waits for every connection's answered probe and happens once, and
@@ -70,6 +74,7 @@ from ..model.prediction import DeathPrediction
 from ..outputs import file_problem, folder_problem
 from ..privileges import require_privileges
 from .build import Observed, result_from
+from .handshake import prove_handshake
 from .observe import (
     Death,
     fill_until_zero_window,
@@ -240,6 +245,8 @@ def _prove(
     on_prediction: Callable[[DeathPrediction], None] | None,
 ) -> ScenarioResult:
     """The procedure (module docstring), in a built lab whose tested veth is being captured."""
+    if State(scenario.state).handshake:
+        return prove_handshake(scenario, kernel, lab, capture, capture_error, cancel, on_progress, on_prediction)
     c = _connect(scenario, lab)
     armed_at = time.monotonic()
     if scenario.state == State.ZERO_WINDOW:

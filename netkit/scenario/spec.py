@@ -18,6 +18,7 @@ SIDES = Side.values()
 KEEPALIVE_SOURCES = KeepaliveVia.values()
 MAX_RETRIES2 = 15  # beyond the default the deadline is tens of minutes
 MAX_CONNECTIONS = 1000  # per scenario: one server, this many idle clients, one fault
+MAX_SYN_RETRIES = 6  # the kernel's default tcp_syn_retries: 127 s; more is minutes per scenario
 
 
 def require_scenario(value: object, where: str) -> Scenario:
@@ -60,6 +61,7 @@ class Scenario:
     keepalive_via: str = KeepaliveVia.SOCKET
     retries2: int | None = None  # net.ipv4.tcp_retries2 in the tested namespace (data in flight, no user timeout)
     connections: int = 1  # idle connections that the one fault must kill (1..MAX_CONNECTIONS)
+    syn_retries: int | None = None  # handshake states: SYN (syn-sent) or SYN-ACK (syn-recv) retries
 
     def __post_init__(self) -> None:
         if not isinstance(self.keepalive, KeepaliveSettings):
@@ -68,12 +70,15 @@ class Scenario:
         _ = self.fault_object  # an unknown fault is an UnknownChoice naming the choices
         _choice(self, "state", State)
         _choice(self, "side", Side)
+        state = State(self.state)
+        if state.tested_side is not None:
+            object.__setattr__(self, "side", state.tested_side)  # the handshake state decides who is tested
         _choice(self, "keepalive_via", KeepaliveVia)
         r2 = self.retries2
         if r2 is not None and (isinstance(r2, bool) or not isinstance(r2, int) or not 1 <= r2 <= MAX_RETRIES2):
             raise SettingError("retries2 (net.ipv4.tcp_retries2)", self.retries2,
                                f"netkit uses whole numbers 1..{MAX_RETRIES2} (the default 15 already means ~15 minutes)")
-        if r2 is not None and self.state == State.IDLE:
+        if r2 is not None and (self.state == State.IDLE or state.handshake):
             raise SettingError("retries2 (net.ipv4.tcp_retries2)", r2, "it applies to data in flight (state unacked or "
                                                                         "zero-window); keepalive decides an idle connection")
         n = self.connections
@@ -82,6 +87,26 @@ class Scenario:
         if n > 1 and self.state != State.IDLE:
             raise SettingError("connections", n, f"more than one connection is supported only for the idle state, "
                                                  f"not {self.state}: use connections=1")
+        self._check_handshake(state)
+
+    def _check_handshake(self, state: State) -> None:
+        """``syn_retries`` belongs to the handshake states, and they need it; TCP_USER_TIMEOUT only to SYN-SENT."""
+        n = self.syn_retries
+        if not state.handshake:
+            if n is not None:
+                raise SettingError("syn_retries", n, "it applies to the handshake states (syn-sent, syn-recv), "
+                                                     f"not {self.state}")
+            return
+        if n is None:
+            raise SettingError("syn_retries", n, f"the {self.state} state needs it: give 1..{MAX_SYN_RETRIES} (the "
+                                                 "kernel's defaults, 6 SYN and 5 SYN-ACK retries, take 127 s and 63 s)")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SYN_RETRIES:
+            raise SettingError("syn_retries", n, f"use a whole number 1..{MAX_SYN_RETRIES} (6 SYN retries, the "
+                                                 "kernel's default, take 127 s)")
+        if state == State.SYN_RECV and self.keepalive.user_timeout_ms is not None:
+            raise SettingError("user_timeout_ms (TCP_USER_TIMEOUT)", self.keepalive.user_timeout_ms,
+                               "a half-open handshake's request socket ignores it (reqsk_timer_handler counts "
+                               "SYN-ACKs only): leave it unset for syn-recv")
 
     @property
     def fault_object(self) -> Fault:
@@ -105,10 +130,12 @@ class Scenario:
     @property
     def id(self) -> str:
         k = self.keepalive
-        parts = [self.family, self.state, self.fault, f"{k.idle}/{k.intvl}/{k.cnt}"]
+        handshake = State(self.state).handshake
+        settings = f"syn{self.syn_retries}" if handshake else f"{k.idle}/{k.intvl}/{k.cnt}"
+        parts = [self.family, self.state, self.fault, settings]
         if k.user_timeout_ms is not None:
             parts.append(f"ut{k.user_timeout_ms}")
-        if self.side != Side.SERVER:
+        if self.side != Side.SERVER and not handshake:
             parts.append(f"{self.side}-side")
         if self.keepalive_via != KeepaliveVia.SOCKET:
             parts.append(f"via-{self.keepalive_via}")
