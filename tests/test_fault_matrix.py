@@ -72,3 +72,35 @@ def test_namespace_sysctls_never_reach_the_host(netkit_lab):
     for sysctl in SYSCTLS.values():
         assert netkit_lab.server.sysctl(sysctl, 5) == "5"
     assert {n: open("/proc/sys/" + s.replace(".", "/")).read() for n, s in SYSCTLS.items()} == host
+
+
+def _handshake(state, fault, retries, ut=None, via="socket"):
+    return [s for s in matrix.HANDSHAKE if (s.state, s.fault, s.syn_retries, s.keepalive.user_timeout_ms,
+                                              s.keepalive_via) == (state, fault, retries, ut, via)]
+
+
+@pytest.mark.parametrize("pair", list(zip(_handshake("syn-sent", "blackhole", 1),
+                                          _handshake("syn-sent", "blackhole", 1, 10000))), ids=lambda p: p[0].family)
+def test_a_user_timeout_longer_than_the_syn_budget_makes_connect_wait_longer(netkit_pool, pair):
+    """TCP_USER_TIMEOUT replaces tcp_model_timeout's budget (3 s for one retry): the count (1 + 4 linear) ends it."""
+    plain, long_ut = (netkit_pool.result(s) for s in pair)
+    assert plain.error == long_ut.error == "ETIMEDOUT", plain.explain() + long_ut.explain()
+    assert long_ut.death_s > plain.prediction.window_s[1] + 3, long_ut.explain()
+    assert (plain.count, long_ut.count) == (2, 5), plain.explain() + long_ut.explain()
+
+
+@pytest.mark.parametrize("scenario", _handshake("syn-sent", "peer-reboot", 2), ids=lambda s: s.id)
+def test_a_refused_connect_is_timed_by_the_peer_s_rst(netkit_pool, scenario):
+    result = netkit_pool.result(scenario)
+    assert result.error == "ECONNREFUSED" and result.wire.peer_rst_s is not None, result.explain()
+    assert result.kernel_death_s == result.wire.peer_rst_s < 0.008, result.explain()
+
+
+@pytest.mark.parametrize("scenario", [s for s in matrix.HANDSHAKE if s.state == "syn-recv"], ids=lambda s: s.id)
+def test_a_vanished_client_s_request_is_dropped_silently(netkit_pool, scenario):
+    """Only SYN-ACKs leave the listener, one more than the retries' retransmissions; nothing answers them."""
+    result = netkit_pool.result(scenario)
+    w = result.wire
+    assert w.visible and w.peer_rst_s is None and w.rst_s is None, result.explain()
+    assert len(w.retransmissions_s) == scenario.syn_retries == result.count, result.explain()
+    assert result.error == "none" and result.verdict == "pass", result.explain()

@@ -133,3 +133,8 @@ def test_the_request_is_dropped_after_the_synack_retries(retries, delays, window
 def test_linear_timeouts_are_assumed_only_from_6_5():
     assert HandshakeFacts.defaults(KernelInfo("6.1.0-18-amd64", 250, "t")).linear_timeouts == 0
     assert HandshakeFacts.defaults(KernelInfo("6.18.44", 250, "t")).linear_timeouts == 4
+
+
+def test_over_a_dead_link_the_count_is_the_attempts():
+    # every SYN retransmission fails locally (-EBUSY): TCPSynRetrans stays 0, icsk_retransmits counts the attempts
+    assert syn_sent_link_down(2, 4, NeighbourTimers(), HZ250, 1500).count_source == "tcpi_retransmits"

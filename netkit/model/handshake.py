@@ -183,6 +183,10 @@ def syn_sent_no_route(kernel: KernelInfo, family: str) -> DeathPrediction:
         0.0, (0.0, round(MEASUREMENT_JIFFIES * kernel.jiffy_s, 6)), 0, "ENETUNREACH")
 
 
+LOCAL_RETRANSMISSION = ("the SYN still waits in the neighbour queue: skb_still_in_host_queue, -EBUSY, "
+                        "TcpExt.TCPSpuriousRtxHostQueues; nothing reaches TCPSynRetrans")
+
+
 def syn_sent_link_down(syn_retries: int, linear_timeouts: int, neighbour: NeighbourTimers,
                        kernel: KernelInfo, user_timeout_ms: int | None = None) -> DeathPrediction:
     """No carrier: the SYNs wait in the neighbour queue, and the failed resolution ends connect() (EHOSTUNREACH).
@@ -201,7 +205,9 @@ def syn_sent_link_down(syn_retries: int, linear_timeouts: int, neighbour: Neighb
     failure = neighbour_failure(neighbour, kernel)
     syn = syn_sent_death(syn_retries, linear_timeouts, kernel, user_timeout_ms)
     if syn.window_s[1] < failure.window_s[0]:
-        return replace(syn, rule=syn.rule + f"; it comes before the neighbour entry fails ({failure.expected_s:g} s)")
+        return replace(syn, count_source=CountSource.RETRANSMITS, rule=syn.rule + (
+            f"; it comes before the neighbour entry fails ({failure.expected_s:g} s), each retransmission failing "
+            f"locally but counted in icsk_retransmits ({LOCAL_RETRANSMISSION})"))
     if failure.window_s[1] >= syn.window_s[0]:
         raise NotModelled(
             f"connect() over a link without carrier: the SYN timer's end ({syn.window_s[0]:.3f}..{syn.window_s[1]:.3f} s"
@@ -214,8 +220,7 @@ def syn_sent_link_down(syn_retries: int, linear_timeouts: int, neighbour: Neighb
     rule = (f"neigh_timer_handler: {failure.rule}; the queued SYNs' error report (arp_error_report/ndisc_error_report"
             f" -> ICMP unreachable to ourselves) reaches tcp_v4_err/tcp_v6_err, which ends a SYN-SENT socket at once: "
             f"EHOSTUNREACH at {failure.expected_s:g} s; until then the SYN timer runs at {_offsets(syn.timer_runs_s)} s, "
-            "each retransmission failing locally (the SYN still waits in the neighbour queue: skb_still_in_host_queue, "
-            "-EBUSY, TcpExt.TCPSpuriousRtxHostQueues) but counted in icsk_retransmits")
+            f"each retransmission failing locally but counted in icsk_retransmits ({LOCAL_RETRANSMISSION})")
     extra: dict[str, object] = {}
     if maybe != surely:
         rule += (f"; its run at {offsets[surely]:g} s and the neighbour failure are due in the same jiffies: either "
