@@ -56,6 +56,8 @@ PROMISED = {
     "netkit demo --idle 1 --intvl 1 --cnt 3 --fault blackhole": r"wire: 3 keepalive probes \(3 unanswered\)",
     "netkit demo --idle 1 --intvl 1 --cnt 3 --json": r'"verdict": "pass"',
     "netkit demo --idle 2 --intvl 1 --cnt 2 --ipv6": r"verdict: PASS",
+    "netkit demo --state syn-sent --fault blackhole --syn-retries 1 --user-timeout 10000":
+        r"wire: 5 SYN retransmissions; no RST .*\nverdict: PASS - died 7\.\d{3} s after the first SYN",
     "netkit cleanup --dry-run": r"nothing to clean up|would remove|left namespace",
 }
 
