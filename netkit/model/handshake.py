@@ -121,14 +121,19 @@ def syn_sent_death(syn_retries: int, linear_timeouts: int, kernel: KernelInfo,
         return _syn_sent_user_timeout(syn_retries, linear_timeouts, user_timeout_ms, kernel)
     delays = syn_schedule(syn_retries, linear_timeouts)
     expected = sum(delays)
-    retransmissions = len(delays) - 1
     late = sum(wheel_granularity_s(d, kernel.hz) for d in delays)
     rule = (f"tcp_write_timeout (SYN-SENT): icsk_retransmits >= syn_retries {syn_retries} + tcp_syn_linear_timeouts "
             f"{linear_timeouts}, or {syn_time_budget_s(syn_retries):g} s since the SYN (tcp_model_timeout); SYN "
             f"retransmitted at {_offsets(delays)} s (RTO 1 s, doubling after {linear_timeouts} retransmissions); "
             f"the next run, {expected:g} s after the SYN, ends connect() with ETIMEDOUT")
+    return _timed_out(rule, delays, late, kernel)
+
+
+def _timed_out(rule: str, delays: tuple[float, ...], late: float, kernel: KernelInfo) -> DeathPrediction:
+    """ETIMEDOUT on the last of the timer runs ``delays`` (each one a retransmission but the last), ``late`` at most."""
+    expected = sum(delays)
     return _syn_prediction(rule, expected, window(expected, expected - kernel.jiffy_s, late, kernel),
-                           retransmissions, "ETIMEDOUT", delays)
+                           len(delays) - 1, "ETIMEDOUT", delays)
 
 
 def _offsets(delays: tuple[float, ...]) -> str:
@@ -162,8 +167,7 @@ def _syn_sent_user_timeout(syn_retries: int, linear_timeouts: int, user_timeout_
             f"the time since the SYN with the user timeout instead of tcp_model_timeout's budget (\"tcp: better handle "
             f"TCP_USER_TIMEOUT in SYN_SENT state\", 2019); SYN retransmitted at {_offsets(delays)} s; ended by {how}, "
             f"{expected:.3f} s after the SYN: ETIMEDOUT")
-    return _syn_prediction(rule, expected, window(expected, expected - kernel.jiffy_s, late, kernel),
-                           retransmissions, "ETIMEDOUT", delays)
+    return _timed_out(rule, delays, late, kernel)
 
 
 def syn_sent_refused(kernel: KernelInfo) -> DeathPrediction:

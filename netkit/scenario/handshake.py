@@ -46,6 +46,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..enums import Family, KeepaliveVia, State
 from ..errors import NetkitError, ScenarioCancelled
@@ -89,15 +90,35 @@ def handshake_facts(endpoint: Endpoint, family: str) -> HandshakeFacts:
     return HandshakeFacts(linear, neighbour)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """One handshake scenario's run: what to prove, where, and who listens."""
+
+    scenario: Scenario
+    kernel: KernelInfo
+    lab: Lab
+    capture: Capture | None
+    capture_error: str | None
+    cancel: threading.Event
+    on_progress: Callable[[Progress], None] | None
+    on_prediction: Callable[[DeathPrediction], None] | None
+
+    def predict(self, facts: HandshakeFacts) -> DeathPrediction:
+        """The one prediction, with the tested namespace's facts; announced before the connect."""
+        prediction = predict(self.scenario, self.kernel, handshake=facts)
+        if self.on_prediction:
+            self.on_prediction(prediction)
+        return prediction
+
+
 def prove_handshake(
     scenario: Scenario, kernel: KernelInfo, lab: Lab, capture: Capture | None, capture_error: str | None,
     cancel: threading.Event, on_progress: Callable[[Progress], None] | None,
     on_prediction: Callable[[DeathPrediction], None] | None,
 ) -> ScenarioResult:
     """The procedure (module docstring) for a handshake state, in a built lab whose tested veth is being captured."""
-    if scenario.state == State.SYN_SENT:
-        return _syn_sent(scenario, kernel, lab, capture, capture_error, cancel, on_progress, on_prediction)
-    return _syn_recv(scenario, kernel, lab, capture, capture_error, cancel, on_progress, on_prediction)
+    run = _Run(scenario, kernel, lab, capture, capture_error, cancel, on_progress, on_prediction)
+    return _syn_sent(run) if scenario.state == State.SYN_SENT else _syn_recv(run)
 
 
 def _listen(lab: Lab, family: str) -> socket.socket:
@@ -120,11 +141,8 @@ def _set_retries(scenario: Scenario, tested: Endpoint, sock: socket.socket) -> N
         raise NetkitError(f"{name} in {tested.namespace.name} did not keep {retries}")
 
 
-def _syn_sent(
-    scenario: Scenario, kernel: KernelInfo, lab: Lab, capture: Capture | None, capture_error: str | None,
-    cancel: threading.Event, on_progress: Callable[[Progress], None] | None,
-    on_prediction: Callable[[DeathPrediction], None] | None,
-) -> ScenarioResult:
+def _syn_sent(run: _Run) -> ScenarioResult:
+    scenario, lab, capture = run.scenario, run.lab, run.capture
     family, tested, peer = scenario.family, lab.client, lab.server
     fault = scenario.fault_object
     listener = _listen(lab, family)
@@ -135,14 +153,12 @@ def _syn_sent(
     _set_retries(scenario, tested, sock)
     if scenario.keepalive.user_timeout_ms is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, scenario.keepalive.user_timeout_ms)
-    facts = handshake_facts(tested, family)
+    facts = handshake_facts(tested, family)  # before the fault: peer-gone takes the tested veth away
     ctx = FaultContext(lab, family, tested, peer, listener)
     fault.prepare(ctx)
     fault.apply(ctx)
     fault.settle(ctx)
-    prediction = predict(scenario, kernel, handshake=facts)
-    if on_prediction:
-        on_prediction(prediction)
+    prediction = run.predict(facts)
     address = (peer.address(family), SERVER_PORT)
     sock.setblocking(False)
     before = counters.tcpext_counts(tested.namespace, HANDSHAKE_COUNTERS)
@@ -152,7 +168,7 @@ def _syn_sent(
     samples: list[Event] = []
     if code == errno.EINPROGRESS:
         with prompt_observer():
-            measured, error = _wait_for_connect(sock, started, prediction, cancel, on_progress, samples)
+            measured, error = _wait_for_connect(sock, started, prediction, run.cancel, run.on_progress, samples)
     else:
         measured, error = round(time.monotonic() - started, 6), errno.errorcode.get(code, str(code))
     retransmits = tcp_info(sock).retransmits  # icsk_retransmits: every RTO run's attempt, sent or not
@@ -165,9 +181,9 @@ def _syn_sent(
         timeline.append(Event(measured, f"connect() failed: {error}" if error != "none" else "connect() succeeded"))
     else:
         timeline.append(Event(round(time.monotonic() - started, 3), "still connecting; gave up waiting"))
-    wire, pcap_data = _wire(scenario, capture, capture_error, local, address, connect_ns, "syn", counted, prediction,
-                            retransmits)
-    return _result(scenario, kernel, prediction, measured, error, counted, timeline, lab, wire, pcap_data, retransmits)
+    wire, pcap_data = _wire(scenario, capture, run.capture_error, local, address, connect_ns, "syn", counted,
+                            prediction, retransmits)
+    return _result(run, prediction, measured, error, counted, timeline, wire, pcap_data, retransmits)
 
 
 def _wait_for_connect(
@@ -196,11 +212,8 @@ def _wait_for_connect(
             return None, "none"
 
 
-def _syn_recv(
-    scenario: Scenario, kernel: KernelInfo, lab: Lab, capture: Capture | None, capture_error: str | None,
-    cancel: threading.Event, on_progress: Callable[[Progress], None] | None,
-    on_prediction: Callable[[DeathPrediction], None] | None,
-) -> ScenarioResult:
+def _syn_recv(run: _Run) -> ScenarioResult:
+    scenario, lab, capture, cancel = run.scenario, run.lab, run.capture, run.cancel
     family, tested, peer = scenario.family, lab.server, lab.client
     fault = scenario.fault_object
     listener = _listen(lab, family)
@@ -208,13 +221,12 @@ def _syn_recv(
     lab.pin_neighbours(family)
     client = peer.socket(family)
     lab.callback(client.close)
+    facts = handshake_facts(tested, family)
     ctx = FaultContext(lab, family, tested, peer, client)
     fault.prepare(ctx)
     fault.apply(ctx)
     fault.settle(ctx)
-    prediction = predict(scenario, kernel, handshake=handshake_facts(tested, family))
-    if on_prediction:
-        on_prediction(prediction)
+    prediction = run.predict(facts)
     before = counters.tcpext_counts(tested.namespace, HANDSHAKE_COUNTERS)
     connect_ns = time.time_ns()
     client.setblocking(False)
@@ -224,20 +236,20 @@ def _syn_recv(
     client.close()  # SYN-SENT: closing sends nothing; no SYN retransmission will restart the request's timer
     samples: list[Event] = []
     with prompt_observer():
-        gone_ns = _wait_for_drop(tested, family, client_address, seen_at, prediction, cancel, on_progress, samples)
+        gone_ns = _wait_for_drop(tested, family, client_address, seen_at, prediction, cancel, run.on_progress, samples)
     counted = counters.delta(before, counters.tcpext_counts(tested.namespace, HANDSHAKE_COUNTERS))
     if capture is not None:
         capture.stop()
     server_address = (tested.address(family), SERVER_PORT)
-    wire, pcap_data = _wire(scenario, capture, capture_error, server_address, client_address, connect_ns, "syn-ack",
-                            counted, prediction)
+    wire, pcap_data = _wire(scenario, capture, run.capture_error, server_address, client_address, connect_ns,
+                            "syn-ack", counted, prediction)
     anchor_ns = wire.anchor_ns if wire.anchor_ns else connect_ns
     measured = None if gone_ns is None else round((gone_ns - anchor_ns) / 1e9, 6)
     timeline = [Event(0.0, "the listener's first SYN-ACK (the client has vanished)")] + samples
     timeline.append(Event(measured, "the request socket is gone (sock_diag)") if measured is not None
                     else Event(round((time.time_ns() - anchor_ns) / 1e9, 3), "the request is still there; gave up"))
-    return _result(scenario, kernel, prediction, measured, "none" if measured is not None else "alive", counted,
-                   timeline, lab, wire, pcap_data)
+    return _result(run, prediction, measured, "none" if measured is not None else "alive", counted, timeline, wire,
+                   pcap_data)
 
 
 def _request(tested: Endpoint, family: str, client_address: tuple[str, int]) -> int | None:
@@ -320,13 +332,12 @@ def _wire(
 
 
 def _result(
-    scenario: Scenario, kernel: KernelInfo, prediction: DeathPrediction, measured: float | None, error: str,
-    counted: dict[str, int], timeline: list[Event], lab: Lab, wire: WireEvidence, pcap_data: bytes,
-    retransmits: int | None = None,
+    run: _Run, prediction: DeathPrediction, measured: float | None, error: str, counted: dict[str, int],
+    timeline: list[Event], wire: WireEvidence, pcap_data: bytes, retransmits: int | None = None,
 ) -> ScenarioResult:
     events = tuple(sorted(timeline, key=lambda e: e.t_s))
     if wire.visible:
         events = merge_timeline(events, wire, prediction)
-    return ScenarioResult(scenario, kernel, prediction, measured_s=measured, error=error, probes=0,
-                          retransmits=retransmits, counters=counted, timeline=events, lab=lab.name, wire=wire,
+    return ScenarioResult(run.scenario, run.kernel, prediction, measured_s=measured, error=error, probes=0,
+                          retransmits=retransmits, counters=counted, timeline=events, lab=run.lab.name, wire=wire,
                           pcap_data=pcap_data)
