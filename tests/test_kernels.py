@@ -264,12 +264,14 @@ def test_the_cli_refuses_a_bad_spec_with_exit_2_and_creates_nothing(tmp_path):
 def test_missing_tools_are_named_with_what_to_install(monkeypatch):
     monkeypatch.setattr(guest.shutil, "which", lambda *a, **k: None)
     monkeypatch.setattr(guest, "is_static_elf", lambda path: False)
+    monkeypatch.setattr(guest.os.path, "exists", lambda path: False)
     with pytest.raises(EnvironmentUnusable) as caught:
         guest.find_tools()
     message = str(caught.value)
     assert "pip install virtme-ng" in message
     assert "apt-get install qemu-system-x86" in message
     assert "apt-get install busybox-static" in message
+    assert "apt-get install kmod" in message  # virtme-ng runs depmod: without it, its traceback, not ours
 
 
 def test_static_elf_detection(tmp_path):

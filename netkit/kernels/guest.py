@@ -77,7 +77,7 @@ def _venv_bin() -> str:
 
 
 def find_tools() -> dict[str, str]:
-    """virtme-ng's vng, qemu and a static busybox, or EnvironmentUnusable saying what to install."""
+    """virtme-ng's vng, qemu, a static busybox and depmod, or EnvironmentUnusable saying what to install."""
     missing = []
     vng = shutil.which("vng", path=f"{_venv_bin()}:{os.environ.get('PATH', '')}")
     if vng is None:
@@ -88,6 +88,8 @@ def find_tools() -> dict[str, str]:
     busybox = next((p for p in ("/bin/busybox", "/usr/bin/busybox", "/usr/sbin/busybox") if os.path.isfile(p)), None)
     if busybox is None or not is_static_elf(busybox):
         missing.append("a static busybox for the guest's initramfs and its 9p root (apt-get install busybox-static)")
+    if shutil.which("depmod") is None and not os.path.exists("/sbin/depmod"):
+        missing.append("depmod, which virtme-ng runs for the guest's modules (apt-get install kmod)")
     if missing:
         raise EnvironmentUnusable(f"running the gate in another kernel needs {'; '.join(missing)}")
     assert vng and qemu and busybox
