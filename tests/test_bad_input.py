@@ -240,7 +240,7 @@ DEMO = [
     row("demo-unknown-state", "demo --state sleepy", 2, "--state", "'sleepy'", "zero-window"),
     row("demo-unknown-side", "demo --side middle", 2, "--side", "'middle'", "client"),
     row("demo-unknown-keepalive-via", "demo --keepalive-via magic", 2, "--keepalive-via", "'magic'", "sysctl"),
-    row("demo-not-modelled", "demo --state unacked", 2, "link-down with data in flight", root=True),
+    row("demo-not-modelled", "demo --state unacked", 2, "needs tcp_retries2 set low", root=True),
     row("demo-pcap-is-a-directory", "demo --pcap {in}", 2, "pcap '{in}'", "is a directory"),
     row("demo-pcap-under-a-file", "demo --pcap {in}/afile/x.pcap", 2, "{in}/afile/x.pcap", "{in}/afile is not a directory"),
     row("demo-unknown-option", "demo --idel 3", 2, "--idel"),
