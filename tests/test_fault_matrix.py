@@ -7,6 +7,8 @@ All scenarios here are parametrized, so the plugin's pool starts them all at
 once with the rest of the session's (see netkit_pool).
 """
 
+import os
+
 import pytest
 
 from netkit.gate import matrix
@@ -72,3 +74,21 @@ def test_namespace_sysctls_never_reach_the_host(netkit_lab):
     for sysctl in SYSCTLS.values():
         assert netkit_lab.server.sysctl(sysctl, 5) == "5"
     assert {n: open("/proc/sys/" + s.replace(".", "/")).read() for n, s in SYSCTLS.items()} == host
+
+
+def test_link_down_pins_the_tested_interfaces_neighbour_timers_in_its_namespace_only(netkit_lab):
+    """The data-in-flight rule counts on 3 x 1 s to the neighbour failure (netkit.model.neighbour.PINNED)."""
+    from netkit.lab.faults import FaultContext, LinkDown
+    from netkit.model.neighbour import PINNED, neighbour_sysctls
+
+    tested = netkit_lab.server
+    host = {name: open(f"/proc/sys/net/{table}/neigh/default/{name}").read()
+            for table in ("ipv4", "ipv6") for name in PINNED}
+    tested.sysctl(f"net.ipv4.neigh.{tested.ifname}.mcast_solicit", 9)  # as if copied from a tuned host
+    LinkDown().prepare(FaultContext(netkit_lab, "ipv4", tested, netkit_lab.client, None))  # no peer socket: prepare() needs none
+    for family in ("ipv4", "ipv6"):
+        for sysctl, value in neighbour_sysctls(family, tested.ifname).items():
+            assert tested.sysctl(sysctl) == str(value), sysctl
+    assert {name: open(f"/proc/sys/net/{table}/neigh/default/{name}").read()
+            for table in ("ipv4", "ipv6") for name in PINNED} == host
+    assert not os.path.exists(f"/proc/sys/net/ipv4/neigh/{tested.ifname}")  # the host never sees the lab's device
