@@ -8,12 +8,18 @@ once with the rest of the session's (see netkit_pool).
 """
 
 import os
+import socket
+import time
 
 import pytest
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from netkit.gate import matrix
 from netkit.keepalive import KERNEL_DEFAULTS
+from netkit.kernel import kernel_info
+from netkit.lab.faults import FaultContext, LinkDown
 from netkit.lab.namespaces import Namespace
+from netkit.model.neighbour import PINNED, neighbour_failure_jiffies, neighbour_sysctls
 from netkit.scenario import SYSCTLS
 
 ALL = matrix.unique(matrix.FAULTS + matrix.USER_TIMEOUT + matrix.SYSCTL + matrix.CLIENT_VIEW + matrix.UNACKED
@@ -78,9 +84,6 @@ def test_namespace_sysctls_never_reach_the_host(netkit_lab):
 
 def test_link_down_pins_the_tested_interfaces_neighbour_timers_in_its_namespace_only(netkit_lab):
     """The data-in-flight rule counts on 3 x 1 s to the neighbour failure (netkit.model.neighbour.PINNED)."""
-    from netkit.lab.faults import FaultContext, LinkDown
-    from netkit.model.neighbour import PINNED, neighbour_sysctls
-
     tested = netkit_lab.server
     host = {name: open(f"/proc/sys/net/{table}/neigh/default/{name}").read()
             for table in ("ipv4", "ipv6") for name in PINNED}
@@ -92,3 +95,37 @@ def test_link_down_pins_the_tested_interfaces_neighbour_timers_in_its_namespace_
     assert {name: open(f"/proc/sys/net/{table}/neigh/default/{name}").read()
             for table in ("ipv4", "ipv6") for name in PINNED} == host
     assert not os.path.exists(f"/proc/sys/net/ipv4/neigh/{tested.ifname}")  # the host never sees the lab's device
+
+
+RTMGRP_NEIGH = 0x4
+NUD_FAILED = 0x20
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_data_into_a_dead_link_fails_the_neighbour_entry_when_the_model_says(netkit_lab, family):
+    """The premise of netkit.model.neighbour: the entry the send creates fails 3 x 1 s later, on the wheel's grid.
+
+    Watched as the kernel announces it (RTM_NEWNEIGH, state NUD_FAILED, on a
+    netlink socket in the tested namespace), timed from the send.
+    """
+    hz = kernel_info().hz
+    earliest, latest = neighbour_failure_jiffies(hz)
+    tested = netkit_lab.server
+    server, client = netkit_lab.connect(family)
+    fault, ctx = LinkDown(), FaultContext(netkit_lab, family, tested, netkit_lab.client, client)
+    fault.prepare(ctx)
+    events = tested.namespace.run(socket.socket, socket.AF_NETLINK, socket.SOCK_RAW, 0)  # NETLINK_ROUTE
+    events.bind((0, RTMGRP_NEIGH))
+    events.settimeout(latest / hz + 2)
+    fault.apply(ctx)
+    sent = time.monotonic()
+    server.send(b"x" * 100)
+    peer = netkit_lab.client.address(family)
+    failed_at, seen = None, []
+    while failed_at is None:
+        for msg in MarshalRtnl().parse(events.recv(65536)):
+            seen.append((round(time.monotonic() - sent, 3), msg.get_attr("NDA_DST"), msg.get("state")))
+            if msg.get_attr("NDA_DST") == peer and msg.get("state") == NUD_FAILED:
+                failed_at = time.monotonic() - sent
+    events.close()
+    assert earliest / hz - 1 / hz <= failed_at <= latest / hz + 2 / hz, (failed_at, earliest / hz, latest / hz, seen)

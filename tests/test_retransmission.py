@@ -16,6 +16,8 @@ import pytest
 from netkit import KeepaliveSettings, NotModelled, Scenario
 from netkit.kernel import KernelInfo
 from netkit.model import not_modelled_reason, predict
+from netkit.model.neighbour import neighbour_failure_jiffies
+from netkit.model.wheel import runs_at_jiffy
 
 HZ250 = KernelInfo("test", 250, "test")
 HZ1000 = KernelInfo("test", 1000, "test")
@@ -158,6 +160,17 @@ def test_peer_gone_over_ipv6_reports_the_soft_error():
 # and each re-arm from a run on that grid lands exactly 256 later: failure at send + 763..770 jiffies = 3.052..3.080 s.
 # RTO attempts (all -EBUSY, the skb still queued) at ~0.216, ~0.640, ~1.472 s; the 4th would come at least 16 jiffies
 # after the failure (both chains sit on the same 8-jiffy grid).
+
+def test_the_neighbour_entry_fails_three_grid_rounded_seconds_after_the_send():
+    # calc_index(): a 51-jiffy timer (level 0) runs one jiffy late; a 250-jiffy one (level 1) on the next multiple of
+    # 8 strictly after its expiry, so re-armed from a run on that grid it runs exactly 256 jiffies later.
+    assert runs_at_jiffy(0, 51, 250) == 52
+    assert (runs_at_jiffy(0, 250, 250), runs_at_jiffy(256, 250, 250), runs_at_jiffy(5, 250, 250)) == (256, 512, 256)
+    # First run at send + 251..258, then +256 twice: 763..770 jiffies (3.052..3.080 s); at HZ=1000 the 1000-jiffy
+    # timer is level 2 (64-jiffy grid): 1001..1064, then +1024 twice: 3049..3112.
+    assert neighbour_failure_jiffies(250) == (763, 770)
+    assert neighbour_failure_jiffies(1000) == (3049, 3112)
+
 
 def test_link_down_ipv4_retries2_dies_at_the_neighbour_failure_with_etimedout():
     # tcp_v4_err() -> tcp_ld_RTO_revert(): backoff 3 -> 2, icsk_rto 0.816 s; "remaining = icsk->icsk_rto -

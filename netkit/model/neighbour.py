@@ -135,11 +135,6 @@ def neighbour_sysctls(family: str, ifname: str) -> dict[str, int]:
     return {f"net.{table}.neigh.{ifname}.{name}": value for name, value in PINNED.items()}
 
 
-def neighbour_failure_s() -> float:
-    """Nominal time from the send to the entry's failure: (MCAST_PROBES + APP_PROBES) x RETRANS_TIME."""
-    return (MCAST_SOLICIT + APP_SOLICIT) * RETRANS_TIME_MS / 1000
-
-
 @dataclass(frozen=True)
 class Death:
     """One replayed outcome: when (jiffies after the send), ``tcpi_retransmits`` then, the error, and why."""
@@ -188,6 +183,18 @@ def _neighbour_cycle(start: int, r: _Rules) -> int:
     for _ in range(r.neighbour_runs):
         at = runs_at_jiffy(at, r.neighbour_delay, r.hz)
     return at
+
+
+def neighbour_failure_jiffies(hz: int) -> tuple[int, int]:
+    """Earliest and latest jiffy, after the send, at which the pinned neighbour entry fails (every send phase).
+
+    (MCAST_PROBES + APP_PROBES) x RETRANS_TIME on the wheel: at HZ=250 (763, 770), i.e. 3.052-3.080 s.
+    """
+    delay = RETRANS_TIME_MS * hz // 1000
+    r = _Rules("ipv4", hz, 0, 0, False, delay, MCAST_SOLICIT + APP_SOLICIT)
+    period = 1 << (max(1, wheel_level(delay, hz)) * LVL_CLK_SHIFT)
+    failures = [_neighbour_cycle(sent, r) - sent for sent in range(period)]
+    return min(failures), max(failures)
 
 
 def _rto_run(s: _Socket, now: int, r: _Rules) -> Death | None:
