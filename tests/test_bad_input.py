@@ -240,7 +240,7 @@ DEMO = [
     row("demo-unknown-state", "demo --state sleepy", 2, "--state", "'sleepy'", "zero-window"),
     row("demo-unknown-side", "demo --side middle", 2, "--side", "'middle'", "client"),
     row("demo-unknown-keepalive-via", "demo --keepalive-via magic", 2, "--keepalive-via", "'magic'", "sysctl"),
-    row("demo-not-modelled", "demo --state unacked", 2, "link-down with data in flight", root=True),
+    row("demo-not-modelled", "demo --state unacked", 2, "needs tcp_retries2 set low", root=True),
     row("demo-syn-recv-not-modelled", "demo --state syn-recv --fault link-down", 2,
         "a half-open handshake needs a client that vanishes", root=True),
     row("demo-syn-retries-zero", "demo --state syn-sent --syn-retries 0", 2, "syn_retries 0", "1..6", "--syn-retries"),

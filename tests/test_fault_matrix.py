@@ -7,12 +7,21 @@ All scenarios here are parametrized, so the plugin's pool starts them all at
 once with the rest of the session's (see netkit_pool).
 """
 
+import os
+import socket
+import time
+
 import pytest
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from netkit.gate import matrix
 from netkit.keepalive import KERNEL_DEFAULTS
+from netkit.kernel import kernel_info
+from netkit.lab.faults import FaultContext, LinkDown
 from netkit.lab.namespaces import Namespace
+from netkit.model.neighbour import PINNED, neighbour_failure_jiffies, neighbour_sysctls
 from netkit.scenario import SYSCTLS
+from netkit.scenario.observe import prompt_observer
 
 ALL = matrix.unique(matrix.FAULTS + matrix.USER_TIMEOUT + matrix.SYSCTL + matrix.CLIENT_VIEW + matrix.UNACKED
                    + matrix.ZERO_WINDOW + matrix.HANDSHAKE)  # the gate's cells: one definition, two users
@@ -104,3 +113,55 @@ def test_a_vanished_client_s_request_is_dropped_silently(netkit_pool, scenario):
     assert w.visible and w.peer_rst_s is None and w.rst_s is None, result.explain()
     assert len(w.retransmissions_s) == scenario.syn_retries == result.count, result.explain()
     assert result.error == "none" and result.verdict == "pass", result.explain()
+
+
+def test_link_down_pins_the_tested_interfaces_neighbour_timers_in_its_namespace_only(netkit_lab):
+    """The data-in-flight rule counts on 3 x 1 s to the neighbour failure (netkit.model.neighbour.PINNED)."""
+    tested = netkit_lab.server
+    host = {name: open(f"/proc/sys/net/{table}/neigh/default/{name}").read()
+            for table in ("ipv4", "ipv6") for name in PINNED}
+    tested.sysctl(f"net.ipv4.neigh.{tested.ifname}.mcast_solicit", 9)  # as if copied from a tuned host
+    LinkDown().prepare(FaultContext(netkit_lab, "ipv4", tested, netkit_lab.client, None))  # no peer socket: prepare() needs none
+    for family in ("ipv4", "ipv6"):
+        for sysctl, value in neighbour_sysctls(family, tested.ifname).items():
+            assert tested.sysctl(sysctl) == str(value), sysctl
+    assert {name: open(f"/proc/sys/net/{table}/neigh/default/{name}").read()
+            for table in ("ipv4", "ipv6") for name in PINNED} == host
+    assert not os.path.exists(f"/proc/sys/net/ipv4/neigh/{tested.ifname}")  # the host never sees the lab's device
+
+
+RTMGRP_NEIGH = 0x4
+NUD_FAILED = 0x20
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_data_into_a_dead_link_fails_the_neighbour_entry_when_the_model_says(netkit_lab, family):
+    """The premise of netkit.model.neighbour: the entry the send creates fails 3 x 1 s later, on the wheel's grid.
+
+    Watched as the kernel announces it (RTM_NEWNEIGH, state NUD_FAILED, on a
+    netlink socket in the tested namespace), timed from the send.
+    """
+    hz = kernel_info().hz
+    earliest, latest = neighbour_failure_jiffies(hz)
+    tested = netkit_lab.server
+    server, client = netkit_lab.connect(family)
+    fault, ctx = LinkDown(), FaultContext(netkit_lab, family, tested, netkit_lab.client, client)
+    fault.prepare(ctx)
+    events = tested.namespace.run(socket.socket, socket.AF_NETLINK, socket.SOCK_RAW, 0)  # NETLINK_ROUTE
+    events.bind((0, RTMGRP_NEIGH))
+    events.settimeout(latest / hz + 2)
+    fault.apply(ctx)
+    sent = time.monotonic()
+    server.send(b"x" * 100)
+    peer = netkit_lab.client.address(family)
+    failed_at, seen = None, []
+    with prompt_observer():  # SCHED_FIFO, as a scenario's observer: the time read is the announcement's
+        while failed_at is None:
+            data = events.recv(65536)
+            at = time.monotonic() - sent
+            for msg in MarshalRtnl().parse(data):
+                seen.append((round(at, 3), msg.get_attr("NDA_DST"), msg.get("state")))
+                if msg.get_attr("NDA_DST") == peer and msg.get("state") == NUD_FAILED:
+                    failed_at = at
+    events.close()
+    assert earliest / hz - 1 / hz <= failed_at <= latest / hz + 2 / hz, (failed_at, earliest / hz, latest / hz, seen)

@@ -6,6 +6,7 @@ from netkit.errors import NotModelled
 from netkit.kernel import KernelInfo
 from netkit.model.handshake import (
     HandshakeFacts,
+    neighbour_failure,
     syn_recv_death,
     syn_schedule,
     syn_sent_death,
@@ -16,7 +17,6 @@ from netkit.model.handshake import (
     syn_user_timeout_schedule,
     synack_schedule,
 )
-from netkit.model.neighbour import NeighbourTimers, neighbour_failure
 
 HZ250 = KernelInfo("hand", 250, "test")
 
@@ -93,27 +93,28 @@ def test_refused_and_no_route_end_connect_at_once():
 
 
 def test_link_down_ends_connect_when_the_neighbour_entry_fails():
-    # 3 solicitations 1 s apart, each arming on level 1 (32 ms): EHOSTUNREACH at 3 s, window [2.996, 3.104];
+    # 3 solicitations 1 s apart on the wheel: EHOSTUNREACH at 3.052..3.080 s (+ 2 measurement jiffies);
     # the SYN timer's runs at 1 and 2 s are sure to come first, the one at 3 s is due in the same jiffies:
     # 2 or 3 attempted retransmissions (measured: 3 both times, 3.05-3.08 s)
-    p = syn_sent_link_down(2, 4, NeighbourTimers(), HZ250)
-    assert (p.expected_s, p.window_s, p.expected_error) == (3.0, (2.996, 3.104), "EHOSTUNREACH")
+    p = syn_sent_link_down(2, 4, HZ250)
+    assert (p.expected_s, p.window_s, p.expected_error) == (3.052, (3.048, 3.088), "EHOSTUNREACH")
     assert p.counts() == [2, 3] and p.count_source == "tcpi_retransmits"
 
 
 def test_link_down_with_a_short_user_timeout_is_the_syn_timer_s():
-    p = syn_sent_link_down(2, 4, NeighbourTimers(), HZ250, 1500)
+    p = syn_sent_link_down(2, 4, HZ250, 1500)
     assert (p.expected_s, p.expected_error) == (1.5, "ETIMEDOUT")
 
 
 def test_link_down_refuses_a_race_it_cannot_call():
     with pytest.raises(NotModelled, match="overlap"):  # the 3 s budget and the 3 s neighbour failure
-        syn_sent_link_down(1, 4, NeighbourTimers(), HZ250)
+        syn_sent_link_down(1, 4, HZ250)
 
 
-def test_the_neighbour_timers_set_the_moment():
-    failure = neighbour_failure(NeighbourTimers(mcast_solicit=2, retrans_time_ms=500), HZ250)
-    assert failure.expected_s == 1.0 and failure.expected_count == 2
+def test_the_neighbour_failure_is_the_wheel_s_replay():
+    # netkit.model.neighbour: 3 solicitations 1 s apart fail 763..770 jiffies after the first packet at HZ=250
+    failure = neighbour_failure(HZ250)
+    assert failure.expected_s == 3.052 and failure.window_s == (3.048, 3.088) and failure.expected_count == 3
 
 
 # -- SYN-RECV: the request socket's timer -----------------------------------------------------------------------------
@@ -137,4 +138,4 @@ def test_linear_timeouts_are_assumed_only_from_6_5():
 
 def test_over_a_dead_link_the_count_is_the_attempts():
     # every SYN retransmission fails locally (-EBUSY): TCPSynRetrans stays 0, icsk_retransmits counts the attempts
-    assert syn_sent_link_down(2, 4, NeighbourTimers(), HZ250, 1500).count_source == "tcpi_retransmits"
+    assert syn_sent_link_down(2, 4, HZ250, 1500).count_source == "tcpi_retransmits"

@@ -16,6 +16,8 @@ import pytest
 from netkit import KeepaliveSettings, NotModelled, Scenario
 from netkit.kernel import KernelInfo
 from netkit.model import not_modelled_reason, predict
+from netkit.model.neighbour import neighbour_failure_jiffies
+from netkit.model.wheel import runs_at_jiffy
 
 HZ250 = KernelInfo("test", 250, "test")
 HZ1000 = KernelInfo("test", 1000, "test")
@@ -149,9 +151,86 @@ def test_peer_gone_over_ipv6_reports_the_soft_error():
     assert v6.count_source == "tcpi_probes"  # nothing leaves: the persist timer probes (and counts)
 
 
+# Link down, no UT or UT past the neighbour failure (netkit.model.neighbour).  The neighbour entry is created at the
+# send (the carrier loss flushed the table) and goes INCOMPLETE: __neigh_event_send() "next = now +
+# max(NEIGH_VAR(neigh->parms, RETRANS_TIME), HZ / 100)", probes start at UCAST_PROBES (3) and the immediate probe
+# makes 4; neigh_timer_handler() fails it once "atomic_read(&neigh->probes) >= neigh_max_probes(neigh)" = 3 + 0 + 3,
+# i.e. on its 3rd run.  At HZ=250 the 250-jiffy timer is level 1: calc_index() "expires = (expires >>
+# LVL_SHIFT(lvl)) + 1" puts the first run on the next multiple of 8 jiffies strictly after send + 250 (send + 251..258),
+# and each re-arm from a run on that grid lands exactly 256 later: failure at send + 763..770 jiffies = 3.052..3.080 s.
+# RTO attempts (all -EBUSY, the skb still queued) at ~0.216, ~0.640, ~1.472 s; the 4th would come at least 16 jiffies
+# after the failure (both chains sit on the same 8-jiffy grid).
+
+def test_the_neighbour_entry_fails_three_grid_rounded_seconds_after_the_send():
+    # calc_index(): a 51-jiffy timer (level 0) runs one jiffy late; a 250-jiffy one (level 1) on the next multiple of
+    # 8 strictly after its expiry, so re-armed from a run on that grid it runs exactly 256 jiffies later.
+    assert runs_at_jiffy(0, 51, 250) == 52
+    assert (runs_at_jiffy(0, 250, 250), runs_at_jiffy(256, 250, 250), runs_at_jiffy(5, 250, 250)) == (256, 512, 256)
+    # First run at send + 251..258, then +256 twice: 763..770 jiffies (3.052..3.080 s); at HZ=1000 the 1000-jiffy
+    # timer is level 2 (64-jiffy grid): 1001..1064, then +1024 twice: 3049..3112.
+    assert neighbour_failure_jiffies(250) == (763, 770)
+    assert neighbour_failure_jiffies(1000) == (3049, 3112)
+
+
+def test_link_down_ipv4_retries2_dies_at_the_neighbour_failure_with_etimedout():
+    # tcp_v4_err() -> tcp_ld_RTO_revert(): backoff 3 -> 2, icsk_rto 0.816 s; "remaining = icsk->icsk_rto -
+    # usecs_to_jiffies(delta_us)" with the queued original sent ~3.06 s ago: < 0 -> tcp_retransmit_timer(sk) at once,
+    # whose tcp_write_timeout() sees tcp_model_timeout(3) = 15 x 0.2 = 3.0 s passed: tcp_write_err(), "sk_err_soft ? :
+    # ETIMEDOUT" -- tcp_v4_err() stores EHOSTUNREACH only after the revert.  3 attempts.  Window: one jiffy before the
+    # earliest failure, 2 measurement jiffies after the latest: [3.048, 3.088].
+    p = predict(Scenario(K, "ipv4", "link-down", state="unacked", retries2=3), HZ250, rto_s=0.204)
+    assert (p.expected_s, p.expected_count, p.expected_error) == (pytest.approx(3.052), 3, "ETIMEDOUT")
+    assert p.window_s == pytest.approx((3.048, 3.088))
+    assert p.alternative_window_s is None and p.measured_from == "send" and p.count_source == "tcpi_retransmits"
+
+
+def test_link_down_ipv6_retries2_dies_one_backed_off_rto_after_the_tsq_retransmission():
+    # tcp_v6_err() reverts only for ICMPV6_NOROUTE; ip6_link_failure() sends ICMPV6_ADDR_UNREACH: sk_err_soft =
+    # EHOSTUNREACH, no revert.  Freeing the queued skb runs tcp_wfree(); the -EBUSY attempts left TSQ_THROTTLED, so
+    # tcp_tsq_write() -> tcp_xmit_retransmit_queue() retransmits and re-arms the RTO for icsk_rto = 0.204 << 3 =
+    # 1.632 s = 408 jiffies (level 1) from the failure, which sits on the 8-jiffy grid: +416 jiffies.  Death at
+    # 763..770 + 416 = 1179..1186 jiffies = 4.716..4.744 s, EHOSTUNREACH, still 3 (icsk_retransmits unchanged).
+    p = predict(Scenario(K, "ipv6", "link-down", state="unacked", retries2=3), HZ250, rto_s=0.204)
+    assert (p.expected_s, p.expected_count, p.expected_error) == (pytest.approx(4.716), 3, "EHOSTUNREACH")
+    assert p.window_s == pytest.approx((4.712, 4.752))
+
+
+def test_link_down_user_timeout_past_the_neighbour_failure():
+    # IPv4, UT 4 s: the revert's timer run at the failure is not yet past UT, so it retransmits for real (the 4th)
+    # and re-arms tcp_clamp_rto_to_user_timeout() = min(1.632 s, 4.0 - ~3.06 s): a level-1 timer ending on the next
+    # multiple of 8 jiffies after send + 1000 = 1001..1008 jiffies = 4.004..4.032 s, EHOSTUNREACH (stored by then).
+    v4 = predict(Scenario(ut(4000), "ipv4", "link-down", state="unacked"), HZ250, rto_s=0.204)
+    assert (v4.expected_s, v4.expected_count, v4.expected_error) == (pytest.approx(4.004), 4, "EHOSTUNREACH")
+    assert v4.window_s == pytest.approx((4.0, 4.04))
+    # IPv6: TSQ's re-arm is tcp_reset_xmit_timer(sk, ICSK_TIME_RETRANS, icsk_rto, ...), not clamped to UT: the same
+    # 4.716..4.744 s as with tcp_retries2 (measured 4.733 s), not 4 s.
+    v6 = predict(Scenario(ut(4000), "ipv6", "link-down", state="unacked"), HZ250, rto_s=0.204)
+    assert (v6.expected_count, v6.expected_error) == (3, "EHOSTUNREACH")
+    assert v6.window_s == pytest.approx((4.712, 4.752))
+    # UT 3 s kills before the earliest failure (3.052 s): the plain clamp, as for 1.5 s above.  Attempts at 0.204,
+    # 0.612, 1.428 s; the next (+1.632) is clamped to 3.0 s.  Late: one jiffy, the clamped 1.572 s arming (level 1,
+    # 32 ms), 2 measurement jiffies: 3.044.
+    p = predict(Scenario(ut(3000), "ipv6", "link-down", state="unacked"), HZ250, rto_s=0.204)
+    assert (p.expected_s, p.expected_count, p.expected_error) == (3.0, 3, "ETIMEDOUT")
+    assert p.window_s == pytest.approx((2.996, 3.044))
+
+
+def test_link_down_at_hz_1000():
+    # The 1000-jiffy neighbour timer is level 2 (504..4031 jiffies, 64-jiffy grid): first run send + 1001..1064, then
+    # +1024 twice: failure at 3.049..3.112 s.  IPv4: whether that failure (revert -> timer run past the 3.0 s
+    # deadline) or the 4th RTO run comes first, the death is ETIMEDOUT after 3 attempts, at 3.049..3.112 s:
+    # window [3.048, 3.114].
+    p = predict(Scenario(K, "ipv4", "link-down", state="unacked", retries2=3), HZ1000, rto_s=0.201)
+    assert (p.expected_s, p.expected_count, p.expected_error) == (pytest.approx(3.049), 3, "ETIMEDOUT")
+    assert p.window_s == pytest.approx((3.048, 3.114))
+    # IPv6: if the 4th RTO run (0.201 x 15 = 3.015 s nominal, plus its rounding) beats the failure, it dies there
+    # with ETIMEDOUT; otherwise TSQ re-arms and it dies ~4.7 s with EHOSTUNREACH.  The send's phase decides: refused.
+    with pytest.raises(NotModelled, match="phase on the timer wheel"):
+        predict(Scenario(K, "ipv6", "link-down", state="unacked", retries2=3), HZ1000, rto_s=0.201)
+
+
 @pytest.mark.parametrize("scenario", [
-    Scenario(K, "ipv4", "link-down", state="unacked"),  # the neighbour entry fails after ~3 s
-    Scenario(ut(3000), "ipv4", "link-down", state="unacked"),
+    Scenario(K, "ipv4", "link-down", state="unacked"),  # the default tcp_retries2 = 15: ~15 minutes
     Scenario(K, "ipv4", "blackhole", state="unacked"),  # the default tcp_retries2 = 15: ~15 minutes
     Scenario(K, "ipv4", "blackhole", state="zero-window"),
 ], ids=lambda s: s.id)

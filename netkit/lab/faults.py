@@ -25,8 +25,9 @@ from typing import Any
 
 from pyroute2.nftables.main import NFTables
 
-from ..errors import FeatureMissing, UnknownChoice
+from ..errors import FeatureMissing, NetkitError, UnknownChoice
 from ..model.fault_rule import DataPath, FaultRule
+from ..model.neighbour import neighbour_sysctls
 from ..waiting import wait_until
 from .lab import Endpoint, Lab
 from .proc import holders
@@ -100,13 +101,23 @@ class LinkDown(Fault):
     but discarded by the local qdisc before any packet tap (KERNEL-NOTES,
     trap 4).  Right after the break we ask for the tested side's own link so
     the kernel processes the carrier change now, not up to a second later
-    (trap 1).
+    (trap 1).  ``prepare`` pins the tested interface's neighbour timers
+    (:data:`netkit.model.neighbour.PINNED`, the kernel's defaults) in its
+    namespace: with data in flight the neighbour entry's failure, 3 x 1 s
+    after the send, shapes the death, and a new device copies the host's
+    table defaults, which may have been tuned.
     """
 
     name = "link-down"
     description = "the peer's veth end is set down (no carrier on the tested end)"
     rule = FaultRule(DataPath.LOCAL)
     wire_blind = "with no carrier on the tested veth the local qdisc discards every probe before any packet tap"
+
+    def prepare(self, ctx: FaultContext) -> None:
+        settings = {**neighbour_sysctls("ipv4", ctx.tested.ifname), **neighbour_sysctls("ipv6", ctx.tested.ifname)}
+        for name, value in settings.items():
+            if ctx.tested.sysctl(name, value) != str(value):
+                raise NetkitError(f"{name} in {ctx.tested.namespace.name} did not keep {value}")
 
     def apply(self, ctx: FaultContext) -> None:
         ctx.peer.set_link("down")

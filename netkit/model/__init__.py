@@ -4,6 +4,7 @@
 - :mod:`.prediction` -- :class:`DeathPrediction`, what the kernel should do
 - :mod:`.keepalive` -- idle connections: ``tcp_keepalive_timer``
 - :mod:`.retransmission` -- data outstanding: ``tcp_retransmit_timer``, ``tcp_probe_timer``
+- :mod:`.neighbour` -- data into a dead link: the neighbour entry's failure, replayed with the RTO timer
 - :mod:`.fault_rule` -- a fault's twist to the rule, as data
 - :mod:`.predict` -- the dispatch: a scenario in, its one prediction out
 """

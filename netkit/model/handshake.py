@@ -43,9 +43,9 @@ from ..enums import Clock, CountSource, State
 from ..errors import NotModelled
 from ..kernel import KernelInfo
 from .fault_rule import DataPath, FaultRule
-from .neighbour import NeighbourTimers, neighbour_failure
+from .neighbour import MCAST_SOLICIT, RETRANS_TIME_MS, neighbour_failure_jiffies
 from .prediction import DeathPrediction
-from .wheel import MEASUREMENT_JIFFIES, wheel_granularity_s, window
+from .wheel import MEASUREMENT_JIFFIES, latest_death_s, wheel_granularity_s, window
 
 TCP_TIMEOUT_INIT_S = 1.0
 TCP_RTO_MAX_S = 120.0
@@ -191,26 +191,44 @@ LOCAL_RETRANSMISSION = ("the SYN still waits in the neighbour queue: skb_still_i
                         "TcpExt.TCPSpuriousRtxHostQueues; nothing reaches TCPSynRetrans")
 
 
-def syn_sent_link_down(syn_retries: int, linear_timeouts: int, neighbour: NeighbourTimers,
-                       kernel: KernelInfo, user_timeout_ms: int | None = None) -> DeathPrediction:
+def neighbour_failure(kernel: KernelInfo) -> DeathPrediction:
+    """When the entry the first SYN creates fails: :func:`.neighbour.neighbour_failure_jiffies`, every send phase.
+
+    The lab pins the tested interface's neighbour timers (link-down's
+    ``prepare``): ``mcast_solicit`` solicitations ``retrans_time_ms`` apart,
+    each dropped with the carrier.
+    """
+    earliest, latest = neighbour_failure_jiffies(kernel.hz)
+    expected = earliest / kernel.hz
+    return DeathPrediction(
+        rule=(f"the neighbour entry fails after {MCAST_SOLICIT} solicitations {RETRANS_TIME_MS} ms apart, all "
+              f"dropped with the carrier: {expected:.3f}-{latest / kernel.hz:.3f} s after the first packet"),
+        expected_s=round(expected, 6),
+        window_s=(round(expected - kernel.jiffy_s, 6), latest_death_s(expected, (latest - earliest) / kernel.hz, kernel)),
+        expected_count=MCAST_SOLICIT, expected_error="EHOSTUNREACH")
+
+
+def syn_sent_link_down(syn_retries: int, linear_timeouts: int, kernel: KernelInfo,
+                       user_timeout_ms: int | None = None) -> DeathPrediction:
     """No carrier: the SYNs wait in the neighbour queue, and the failed resolution ends connect() (EHOSTUNREACH).
 
     The carrier loss flushed the tested side's neighbour entries
     (``neigh_carrier_down``); the SYN creates an INCOMPLETE entry whose
-    solicitations the qdisc drops.  When it fails, ``neigh_invalidate`` hands
-    each queued SYN to the error report (``arp_error_report`` ->
-    ``ipv4_link_failure``, ``ndisc_error_report`` -> ``ip6_link_failure``),
-    which sends the socket's own host an ICMP host / address unreachable;
-    ``tcp_v4_err`` / ``tcp_v6_err`` end a SYN-SENT socket on it at once
-    (``tcp_done``, sk_err EHOSTUNREACH).  The SYN's own timer goes on
-    meanwhile: its retransmissions are counted, and if its budget ends first
-    the death is the plain ETIMEDOUT.
+    solicitations the qdisc drops (:mod:`.neighbour`).  When it fails,
+    ``neigh_invalidate`` hands each queued SYN to the error report
+    (``arp_error_report`` -> ``ipv4_link_failure``, ``ndisc_error_report`` ->
+    ``ip6_link_failure``), which sends the socket's own host an ICMP host /
+    address unreachable; ``tcp_v4_err`` / ``tcp_v6_err`` end a SYN-SENT
+    socket on it at once (``tcp_done``, sk_err EHOSTUNREACH) -- unlike an
+    established one, which only keeps it as a soft error.  The SYN's own
+    timer goes on meanwhile: its retransmissions are attempted and counted,
+    and if its end comes first the death is the plain ETIMEDOUT.
     """
-    failure = neighbour_failure(neighbour, kernel)
+    failure = neighbour_failure(kernel)
     syn = syn_sent_death(syn_retries, linear_timeouts, kernel, user_timeout_ms)
     if syn.window_s[1] < failure.window_s[0]:
         return replace(syn, count_source=CountSource.RETRANSMITS, rule=syn.rule + (
-            f"; it comes before the neighbour entry fails ({failure.expected_s:g} s), each retransmission failing "
+            f"; it comes before the neighbour entry fails ({failure.expected_s:.3f} s), each retransmission failing "
             f"locally but counted in icsk_retransmits ({LOCAL_RETRANSMISSION})"))
     if failure.window_s[1] >= syn.window_s[0]:
         raise NotModelled(
@@ -223,15 +241,17 @@ def syn_sent_link_down(syn_retries: int, linear_timeouts: int, neighbour: Neighb
     maybe = sum(1 for o in offsets if o - kernel.jiffy_s <= failure.window_s[1])
     rule = (f"neigh_timer_handler: {failure.rule}; the queued SYNs' error report (arp_error_report/ndisc_error_report"
             f" -> ICMP unreachable to ourselves) reaches tcp_v4_err/tcp_v6_err, which ends a SYN-SENT socket at once: "
-            f"EHOSTUNREACH at {failure.expected_s:g} s; until then the SYN timer runs at {_offsets(syn.timer_runs_s)} s, "
+            f"EHOSTUNREACH; until then the SYN timer runs at {_offsets(syn.timer_runs_s)} s, "
             f"each retransmission failing locally but counted in icsk_retransmits ({LOCAL_RETRANSMISSION})")
     extra: dict[str, object] = {}
     if maybe != surely:
+        # The SYN timer and the neighbour timer are both armed at the first SYN, 1 s ahead, and re-armed 1 s from
+        # each run: the same wheel buckets, so either runs first (measured: the SYN timer's, 3 retransmissions).
         rule += (f"; its run at {offsets[surely]:g} s and the neighbour failure are due in the same jiffies: either "
                  f"runs first ({surely} or {maybe} retransmissions)")
         extra = {"alternative_window_s": failure.window_s, "alternative_count": maybe}
-    return replace(_syn_prediction(rule, failure.expected_s, failure.window_s, surely, "EHOSTUNREACH",
-                                   failure.timer_runs_s, **extra), count_source=CountSource.RETRANSMITS)
+    return replace(_syn_prediction(rule, failure.expected_s, failure.window_s, surely, "EHOSTUNREACH", (), **extra),
+                   count_source=CountSource.RETRANSMITS)
 
 
 def synack_schedule(synack_retries: int) -> tuple[float, ...]:
@@ -277,7 +297,6 @@ class HandshakeFacts:
     """What the handshake rules read from the tested namespace (a run reads them; these are a new namespace's)."""
 
     linear_timeouts: int = DEFAULT_LINEAR_TIMEOUTS  # net.ipv4.tcp_syn_linear_timeouts (absent before 6.5: 0)
-    neighbour: NeighbourTimers = NeighbourTimers()
 
     @classmethod
     def defaults(cls, kernel: KernelInfo) -> HandshakeFacts:
@@ -290,7 +309,7 @@ class HandshakeFacts:
 def handshake_death(state: str, fault: FaultRule, family: str, syn_retries: int, user_timeout_ms: int | None,
                     kernel: KernelInfo, facts: HandshakeFacts) -> DeathPrediction:
     """The handshake states' dispatch over what the fault does to a segment (the fault's :class:`FaultRule`)."""
-    linear_timeouts, neighbour = facts.linear_timeouts, facts.neighbour
+    linear_timeouts = facts.linear_timeouts
     if state == State.SYN_RECV:
         if not _syn_recv_modelled(fault):
             raise NotModelled(handshake_not_modelled_reason(state, fault) or "")
@@ -300,7 +319,7 @@ def handshake_death(state: str, fault: FaultRule, family: str, syn_retries: int,
     if fault.data_path is DataPath.NO_ROUTE:
         return syn_sent_no_route(kernel, family)
     if fault.data_path is DataPath.LOCAL:
-        return syn_sent_link_down(syn_retries, linear_timeouts, neighbour, kernel, user_timeout_ms)
+        return syn_sent_link_down(syn_retries, linear_timeouts, kernel, user_timeout_ms)
     return syn_sent_death(syn_retries, linear_timeouts, kernel, user_timeout_ms)
 
 

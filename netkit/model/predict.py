@@ -18,8 +18,6 @@ from .handshake import HandshakeFacts, handshake_death, handshake_not_modelled_r
 from .keepalive import keepalive_death, reset_at_first_probe
 from .prediction import DeathPrediction
 from .retransmission import (
-    LINK_DOWN_UNMODELLED,
-    NEIGHBOUR_FAILURE_S,
     PERSIST_NEEDS_RETRIES2,
     RTO_NEEDS_RETRIES2,
     default_rto_s,
@@ -97,17 +95,19 @@ def not_modelled_reason(scenario: Predictable) -> str | None:
 
     Decided from the scenario alone -- no RTO needed -- so a run can refuse
     before it builds a lab, and :func:`predict` raises NotModelled with the
-    same reason.
+    same reason.  One refusal needs the kernel and the connection: with the
+    link down, :func:`netkit.model.neighbour.link_down_prediction` refuses a
+    race between the neighbour failure and an RTO run that the send's phase
+    on the timer wheel decides (e.g. IPv6, tcp_retries2 = 3 at HZ=1000);
+    only :func:`predict`, which has the HZ and the RTO, can see it.
     """
     fault, ut = scenario.fault_rule, scenario.keepalive.user_timeout_ms
     if State(scenario.state).handshake:
         return handshake_not_modelled_reason(scenario.state, fault)
     if scenario.state == State.IDLE or fault.data_path is DataPath.RESET:
         return None
-    if scenario.state == State.UNACKED and fault.data_path is DataPath.LOCAL:
-        return LINK_DOWN_UNMODELLED if not ut or ut / 1000 >= NEIGHBOUR_FAILURE_S else None
     if ut or scenario.retries2 is not None:
         return None
-    if scenario.state == State.UNACKED and fault.data_path is DataPath.LOST:
+    if scenario.state == State.UNACKED and fault.data_path in (DataPath.LOST, DataPath.LOCAL):
         return RTO_NEEDS_RETRIES2
     return PERSIST_NEEDS_RETRIES2

@@ -38,15 +38,22 @@ leaves ``rto`` after the zero-window ACK (``tcp_probe0_when``: ``rto <<
 backoff``), so counted from that last received segment the death comes at
 ``rto + UT``.
 
-Link-down with data in flight is modelled only with a user timeout below
-2.8 s: the neighbour entry fails after 3 solicitations (~3 s) and then IPv4
-reverts the RTO backoff on the ICMP host-unreachable (``tcp_ld_RTO_revert``)
-and IPv6 retransmits through TSQ, both changing the schedule and the error
-(EHOSTUNREACH).  Measured, not modelled: see the README.
+Link-down (the tested end has no carrier) with data in flight: the segment
+waits in the neighbour queue, so every retransmission fails locally
+(``-EBUSY``) and the clock is the send -- until the neighbour entry fails,
+(MCAST_PROBES + APP_PROBES) x RETRANS_TIME = 3 x 1 s after the send
+(3.052-3.080 s on the HZ=250 wheel).  A TCP_USER_TIMEOUT that kills before
+that follows the clamp above.  Anything later -- tcp_retries2 without UT, or
+a UT past the failure -- is replayed timer by timer in
+:mod:`netkit.model.neighbour`: IPv4's ICMP host-unreachable runs
+``tcp_ld_RTO_revert`` (death at the failure, ETIMEDOUT, when the deadline has
+passed), IPv6's skb free retransmits through TSQ and re-arms the unclamped
+RTO (EHOSTUNREACH one backed-off RTO later).
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from ..enums import Clock, CountSource
@@ -54,17 +61,14 @@ from ..errors import NotModelled
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
 from .fault_rule import DataPath, FaultRule
+from .neighbour import link_down_deaths, link_down_prediction
 from .prediction import DeathPrediction
 from .wheel import MEASUREMENT_JIFFIES, latest_death_s, wheel_granularity_s
 
 TCP_RTO_MIN_S = 0.2
 TCP_RTO_MAX_S = 120.0
-NEIGHBOUR_FAILURE_S = 2.8  # 3 solicitations x 1 s, minus a margin for the race
+TCP_RTO_MIN_HZ_DIVISOR = 5  # include/net/tcp.h: TCP_RTO_MIN ((unsigned)(HZ / 5))
 
-
-LINK_DOWN_UNMODELLED = (
-    "link-down with data in flight and no TCP_USER_TIMEOUT below 2.8 s: the neighbour entry fails after "
-    "~3 s and IPv4's RTO revert / IPv6's TSQ retransmit change the schedule and the error")
 RTO_NEEDS_RETRIES2 = ("data in flight without TCP_USER_TIMEOUT needs tcp_retries2 set low (the default 15 "
                       "takes ~15 minutes)")
 PERSIST_NEEDS_RETRIES2 = ("zero-window probing without TCP_USER_TIMEOUT needs tcp_retries2 set low "
@@ -146,7 +150,7 @@ def unacked_death(
             expected_count=0, expected_error="ECONNRESET", count_source=CountSource.RETRANSMITS, measured_from=Clock.SEND,
         )
     if fault.data_path is DataPath.LOCAL:
-        return _failing_locally(ut, kernel, rto_s)
+        return _failing_locally(ut, retries2, kernel, rto_s, family)
     if fault.data_path is DataPath.NO_ROUTE:
         # No route: the segment is never sent, packets_out stays 0, and tcp_check_probe_timer hands the
         # connection to the persist timer; its probes fail locally but count (tcp_write_wakeup <= 0).
@@ -161,10 +165,41 @@ def unacked_death(
     return _lost_until_retries2(retries2, kernel, rto_s)
 
 
-def _failing_locally(ut: int | None, kernel: KernelInfo, rto_s: float) -> DeathPrediction:
-    """Link down: every retransmission fails in the neighbour queue; the clock is the send."""
-    if not ut or ut / 1000 >= NEIGHBOUR_FAILURE_S:
-        raise NotModelled(LINK_DOWN_UNMODELLED)
+def tcp_model_timeout_jiffies(retries2: int, hz: int) -> int:
+    """``tcp_model_timeout(sk, boundary, TCP_RTO_MIN)`` in jiffies (net/ipv4/tcp_timer.c).
+
+    ``linear_backoff_thresh = ilog2(TCP_RTO_MAX / rto_base)`` = 9; below it
+    ``((2 << boundary) - 1) * rto_base``, above it 120 s per further retry.
+    """
+    rto_base = hz // TCP_RTO_MIN_HZ_DIVISOR
+    thresh = int(TCP_RTO_MAX_S / TCP_RTO_MIN_S).bit_length() - 1
+    if retries2 <= thresh:
+        return ((2 << retries2) - 1) * rto_base
+    return ((2 << thresh) - 1) * rto_base + (retries2 - thresh) * int(TCP_RTO_MAX_S) * hz
+
+
+def _failing_locally(ut: int | None, retries2: int | None, kernel: KernelInfo, rto_s: float,
+                     family: str) -> DeathPrediction:
+    """Link down: every retransmission fails in the neighbour queue; the clock is the send.
+
+    Until the neighbour entry fails this is the plain clamp (with UT); the
+    replay of :mod:`.neighbour` decides whether the failure comes first.
+    """
+    if not ut and retries2 is None:
+        raise NotModelled(RTO_NEEDS_RETRIES2)
+    hz = kernel.hz
+    deadline_j = math.ceil(ut * hz / 1000) if ut else tcp_model_timeout_jiffies(retries2 or 0, hz)
+    deaths = link_down_deaths(family, hz, round(rto_s * hz), deadline_j, user_timeout=bool(ut))
+    if ut and not any(d.neighbour_failures for d in deaths):
+        return _clamped_locally(ut, kernel, rto_s)
+    what = (f"link down, data in flight, TCP_USER_TIMEOUT {ut} ms" if ut else
+            f"link down, data in flight, tcp_retries2 = {retries2} (tcp_model_timeout "
+            f"{deadline_j / hz:g} s after the send)")
+    return link_down_prediction(deaths, kernel, what)
+
+
+def _clamped_locally(ut: int, kernel: KernelInfo, rto_s: float) -> DeathPrediction:
+    """UT kills before the neighbour entry fails: the RTO clamped to the send + UT."""
     jiffy = kernel.jiffy_s
     deadline = ut / 1000
     clamped = _clamped_runs(rto_s, deadline, rto_s, kernel.hz)  # attempts at rto, 3 rto, 7 rto...

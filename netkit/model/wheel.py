@@ -70,3 +70,19 @@ def latest_death_s(expected: float, late_s: float, kernel: KernelInfo) -> float:
 def window(expected: float, low: float, late_s: float, kernel: KernelInfo) -> tuple[float, float]:
     """[low, latest_death_s(...)]."""
     return round(low, 6), latest_death_s(expected, late_s, kernel)
+
+
+def runs_at_jiffy(now: int, delay_jiffies: int, hz: int) -> int:
+    """The jiffy a timer armed at jiffy ``now`` for ``delay_jiffies`` runs (``calc_index``'s bucket expiry).
+
+    ``expires = (expires >> LVL_SHIFT(lvl)) + 1; *bucket_expiry = expires <<
+    LVL_SHIFT(lvl)``: the expiry rounded up to the *next* multiple of the
+    level's granularity (so a level-0 timer runs one jiffy late, a level-1
+    timer 1..8 jiffies late).  A timer re-armed from a run that itself landed
+    on that level's grid therefore lands exactly ``gran * (delay // gran + 1)``
+    later: a 1 s timer re-armed from its own run at HZ=250 runs every 256
+    jiffies (1.024 s), with no spread.  Assumes the timer softirq runs at the
+    bucket's jiffy (base->clk == jiffies); a late softirq only adds lateness.
+    """
+    shift = wheel_level(delay_jiffies, hz) * LVL_CLK_SHIFT
+    return (((now + delay_jiffies) >> shift) + 1) << shift

@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..enums import Family, KeepaliveVia, State
+from ..enums import KeepaliveVia, State
 from ..errors import NetkitError, ScenarioCancelled
 from ..evidence.classify import classify
 from ..evidence.events import SAMPLED, Event
@@ -62,7 +62,6 @@ from ..lab.lab import SERVER_PORT, Endpoint, Lab
 from ..lab.tcpinfo import tcp_info
 from ..model.fault_rule import DataPath
 from ..model.handshake import HandshakeFacts
-from ..model.neighbour import NeighbourTimers
 from ..model.predict import predict
 from ..model.prediction import DeathPrediction
 from .build import merge_timeline
@@ -78,16 +77,12 @@ REQUEST_STATES = ("SYN_RECV", "12")  # sock_diag shows a request socket as SYN_R
 SYN_SYSCTL = {State.SYN_SENT: "net.ipv4.tcp_syn_retries", State.SYN_RECV: "net.ipv4.tcp_synack_retries"}
 
 
-def handshake_facts(endpoint: Endpoint, family: str) -> HandshakeFacts:
-    """What the handshake rules read from the tested namespace: linear SYN timeouts, the veth's neighbour timers."""
+def handshake_facts(endpoint: Endpoint) -> HandshakeFacts:
+    """What the handshake rules read from the tested namespace: its linear SYN timeouts."""
     try:
-        linear = int(endpoint.sysctl("net.ipv4.tcp_syn_linear_timeouts"))
+        return HandshakeFacts(int(endpoint.sysctl("net.ipv4.tcp_syn_linear_timeouts")))
     except FileNotFoundError:  # before 6.5: no linear timeouts
-        linear = 0
-    prefix = f"net.{'ipv6' if family == Family.IPV6 else 'ipv4'}.neigh.{endpoint.ifname}."
-    neighbour = NeighbourTimers(*(int(endpoint.sysctl(prefix + name))
-                                  for name in ("mcast_solicit", "app_solicit", "retrans_time_ms")))
-    return HandshakeFacts(linear, neighbour)
+        return HandshakeFacts(0)
 
 
 @dataclass(frozen=True)
@@ -153,7 +148,7 @@ def _syn_sent(run: _Run) -> ScenarioResult:
     _set_retries(scenario, tested, sock)
     if scenario.keepalive.user_timeout_ms is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, scenario.keepalive.user_timeout_ms)
-    facts = handshake_facts(tested, family)  # before the fault: peer-gone takes the tested veth away
+    facts = handshake_facts(tested)  # before the fault: peer-gone takes the tested veth away
     ctx = FaultContext(lab, family, tested, peer, listener)
     fault.prepare(ctx)
     fault.apply(ctx)
@@ -221,7 +216,7 @@ def _syn_recv(run: _Run) -> ScenarioResult:
     lab.pin_neighbours(family)
     client = peer.socket(family)
     lab.callback(client.close)
-    facts = handshake_facts(tested, family)
+    facts = handshake_facts(tested)
     ctx = FaultContext(lab, family, tested, peer, client)
     fault.prepare(ctx)
     fault.apply(ctx)

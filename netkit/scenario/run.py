@@ -161,7 +161,7 @@ def run_scenario(
         try:
             result = _prove(scenario, kernel, lab, capture, capture_error, cancel, on_progress, on_prediction)
         except NetkitError as exc:
-            if capture is not None and not isinstance(exc, (ScenarioCancelled, FeatureMissing)):
+            if capture is not None and not isinstance(exc, (ScenarioCancelled, FeatureMissing, NotModelled)):
                 _note_broken_off(exc, scenario, lab, capture, pcap, pcap_dir)
             raise
         if pcap:
