@@ -15,6 +15,7 @@ from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
 from .fault_rule import DataPath, FaultRule
 from .keepalive import keepalive_death, reset_at_first_probe
+from .middlebox import middlebox_prediction
 from .prediction import DeathPrediction
 from .retransmission import (
     LINK_DOWN_UNMODELLED,
@@ -40,6 +41,10 @@ class Predictable(Protocol):
     def retries2(self) -> int | None: ...
     @property
     def fault_rule(self) -> FaultRule: ...
+    @property
+    def middlebox_timeout_s(self) -> int | None: ...
+    @property
+    def middlebox(self) -> str: ...
 
 
 def predict(scenario: Predictable, kernel: KernelInfo, rto_s: float | None = None) -> DeathPrediction:
@@ -63,6 +68,8 @@ def predict(scenario: Predictable, kernel: KernelInfo, rto_s: float | None = Non
       sends (``tcp_send_active_reset``) reaches it: it dies too, ECONNRESET.
     """
     fault, settings = scenario.fault_rule, scenario.keepalive
+    if scenario.middlebox_timeout_s is not None:  # the routed topology: the router forgets (netkit.model.middlebox)
+        return middlebox_prediction(settings, scenario.middlebox_timeout_s, scenario.middlebox, kernel)
     rto_s = rto_s or default_rto_s(kernel)
     if scenario.state == State.UNACKED:
         return unacked_death(settings, kernel, fault, scenario.family, rto_s, scenario.retries2)
@@ -89,6 +96,8 @@ def not_modelled_reason(scenario: Predictable) -> str | None:
     same reason.
     """
     fault, ut = scenario.fault_rule, scenario.keepalive.user_timeout_ms
+    if scenario.middlebox_timeout_s is not None:  # a routed Scenario refuses what netkit.model.middlebox cannot tell
+        return None
     if scenario.state == State.IDLE or fault.data_path is DataPath.RESET:
         return None
     if scenario.state == State.UNACKED and fault.data_path is DataPath.LOCAL:
