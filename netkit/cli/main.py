@@ -37,6 +37,9 @@ from ..scenario import KEEPALIVE_SOURCES, SIDES, STATES, Progress, Scenario, run
 from ..scenario.run import check_capture_paths
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+MIDDLEBOX_FAULT = "middlebox-forgets"  # the routed topology's fault (netkit.lab.routed)
+ROUTED_OPTIONS = {"middlebox_timeout_s": "--middlebox-timeout", "middlebox": "--middlebox", "masquerade": "--masquerade",
+                  "topology": "--topology", "keepalive": "--idle/--intvl against --middlebox-timeout"}
 
 
 class LiveTimeline:
@@ -80,11 +83,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         option = "--" + exc.field.split()[0].replace("_ms", "").replace("_", "-")
         print(f"netkit demo: {exc} (check {option})", file=sys.stderr)
         return EXIT_USAGE
+    routed = args.topology == "routed"
+    fault = args.fault or (MIDDLEBOX_FAULT if routed else "link-down")
     try:
-        scenario = Scenario(settings, "ipv6" if args.ipv6 else "ipv4", args.fault, args.state, args.side,
-                            args.keepalive_via, args.retries2)
+        scenario = Scenario(settings, "ipv6" if args.ipv6 else "ipv4", fault, args.state, args.side,
+                            args.keepalive_via, args.retries2, topology=args.topology,
+                            middlebox_timeout_s=args.middlebox_timeout, middlebox=args.middlebox or "drop",
+                            masquerade=args.masquerade)
     except SettingError as exc:
-        print(f"netkit demo: {exc} (check --{exc.field.split()[0]})", file=sys.stderr)
+        field = exc.field.split()[0]
+        print(f"netkit demo: {exc} (check {ROUTED_OPTIONS.get(field, '--' + field)})", file=sys.stderr)
         return EXIT_USAGE
     check_capture_paths(args.pcap, None)  # bad input first, then the machine
     require_privileges()
@@ -174,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--intvl", type=int, default=1, help="TCP_KEEPINTVL, seconds (1..32767, default 1)")
     demo.add_argument("--cnt", type=int, default=10, help="TCP_KEEPCNT, probes (1..127, default 10)")
     demo.add_argument("--user-timeout", type=int, metavar="MS", help="TCP_USER_TIMEOUT in ms (default: not set)")
-    demo.add_argument("--fault", default="link-down", choices=list(FAULTS), help="how the peer goes away (default link-down)")
+    demo.add_argument("--fault", choices=[*FAULTS, MIDDLEBOX_FAULT],
+                      help="how the peer goes away (default link-down; with --topology routed: middlebox-forgets)")
     demo.add_argument("--state", default="idle", choices=list(STATES), help="the connection's state when the peer goes away")
     demo.add_argument("--side", default="server", choices=list(SIDES),
                       help="whose keepalive is tested; the other side is the peer that goes away (default server)")
@@ -182,6 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="per-socket options, or the namespace's net.ipv4.tcp_keepalive_* sysctls")
     demo.add_argument("--retries2", type=int, metavar="N",
                       help="net.ipv4.tcp_retries2 in the tested namespace (data states without --user-timeout)")
+    demo.add_argument("--topology", default="direct", choices=["direct", "routed"],
+                      help="direct: one veth pair (default); routed: client - router - server, the router a stateful "
+                           "middlebox that forgets idle flows (needs --middlebox-timeout)")
+    demo.add_argument("--middlebox-timeout", type=int, metavar="S",
+                      help="routed: the router's conntrack established timeout, seconds (idle above it: the flow is "
+                           "forgotten; idle and intvl below it: the probes keep it)")
+    demo.add_argument("--middlebox", choices=["drop", "reject"],
+                      help="routed: what the router does with a forgotten flow's packets (default drop; reject: a TCP RST)")
+    demo.add_argument("--masquerade", action="store_true", help="routed: the router also SNATs the client to its address")
     demo.add_argument("--ipv6", action="store_true", help="use IPv6 (2001:2::/48) instead of IPv4 (198.18.0.0/15)")
     demo.add_argument("--json", action="store_true", help="print exactly one JSON object (the result) on stdout")
     demo.add_argument("--keep-failed", action="store_true", help="on failure keep the lab's namespaces for `ip netns exec`")

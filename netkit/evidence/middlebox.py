@@ -55,7 +55,7 @@ class MiddleboxEvidence:
     entry_at_connect: str | None  # "ESTABLISHED, 2 s left, id N"; None: the router did not track the flow
     samples: tuple[Sample, ...] = ()  # the entry, sampled from the router every SAMPLE_S
     sample_s: float = 0.01
-    clock: str = "the last segment received (wire)"  # what t = 0 of the samples is
+    clock: str = "the handshake's last segment"  # what t = 0 of the samples is, and how it was read
     entry_after: str | None = None  # expiry: an entry for the flow after the death (must be None: no pick-up)
     invalid: int | None = None  # the router's conntrack "invalid" statistic, from the connect to the end
     peer_state: str | None = None  # the peer's TCP state at the tested side's death (survival: at the end)

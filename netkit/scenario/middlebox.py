@@ -195,9 +195,9 @@ def prove_routed(
     result = result_from(observed, capture, capture_error, addresses, fault_ns, None)
     wire = result.wire
     if wire is not None and wire.anchor_ns:  # the handshake's last segment on the tap: the samples' t = 0
-        anchor_ns, clock = wire.anchor_ns, "the last segment received (its frame on the tested veth)"
+        anchor_ns, clock = wire.anchor_ns, "the handshake's last segment, its frame on the tested veth"
     else:
-        clock = "the last segment received (tcpi_last_ack_recv, to a jiffy)"
+        clock = "the handshake's last segment, from tcpi_last_ack_recv (to a jiffy)"
     return replace(result, middlebox=replace(evidence, samples=sampler.relative_to(anchor_ns), clock=clock))
 
 
