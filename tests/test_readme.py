@@ -56,6 +56,8 @@ PROMISED = {
     "netkit demo --idle 1 --intvl 1 --cnt 3 --fault blackhole": r"wire: 3 keepalive probes \(3 unanswered\)",
     "netkit demo --idle 1 --intvl 1 --cnt 3 --json": r'"verdict": "pass"',
     "netkit demo --idle 2 --intvl 1 --cnt 2 --ipv6": r"verdict: PASS",
+    "netkit demo --topology routed --middlebox-timeout 2 --idle 3 --intvl 1 --cnt 2":
+        r"verdict: PASS - died 5\.\d{3} s after the last segment received",
     "netkit cleanup --dry-run": r"nothing to clean up|would remove|left namespace",
 }
 
