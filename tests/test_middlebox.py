@@ -272,3 +272,48 @@ def test_every_routed_cell_is_in_the_gate_with_both_families():
     assert not [s for s in matrix.MIDDLEBOX if isinstance(middlebox_case(s.keepalive, s.middlebox_timeout_s), str)]
     with pytest.raises(SettingError, match="intvl 2 s is not|equals"):
         routed((2, 2, 3), 2)
+
+
+def test_a_matrix_file_can_describe_a_fleets_nat(tmp_path):
+    from netkit.gate.matrix_file import MatrixFileError, load_matrix
+
+    path = tmp_path / "nat.toml"
+    path.write_text('[[scenario]]\nkeepalive = [[300, 60, 5], [400, 60, 5]]\ntopology = "routed"\n'
+                    'middlebox_timeout_s = 350\nmiddlebox = "reject"\nmasquerade = true\n')
+    assert [s.id for s in load_matrix(str(path))] == [
+        "ipv4-idle-middlebox-forgets-300/60/5-routed-ct350s-reject-masq",
+        "ipv4-idle-middlebox-forgets-400/60/5-routed-ct350s-reject-masq",
+    ]
+    path.write_text('[[scenario]]\nkeepalive = [350, 60, 5]\ntopology = "routed"\nmiddlebox_timeout_s = 350\n')
+    with pytest.raises(MatrixFileError, match="idle 350 s equals the middlebox timeout"):
+        load_matrix(str(path))
+
+
+HOLD_A_ROUTED_LAB = textwrap.dedent("""
+    import time
+    from netkit.lab.routed import MiddleboxConfig, RoutedLab
+    with RoutedLab(MiddleboxConfig(2)) as lab:
+        lab.connect("ipv4")
+        print(*(ep.namespace.inode for ep in (lab.server, lab.client, lab.router)), flush=True)
+        time.sleep(60)
+""")
+
+
+@needs_root
+@needs_nft
+def test_a_killed_routed_run_leaves_nothing_behind():
+    """SIGKILL skips all teardown: the three fd-held namespaces, the router's table with them, must vanish."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_A_ROUTED_LAB], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        inodes = list(map(int, proc.stdout.readline().split()))  # type: ignore[union-attr]
+        assert len(inodes) == 3 and all(holders(i) for i in inodes)
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and any(proc.pid in holders(i) for i in inodes):
+        time.sleep(0.05)
+    assert not any(proc.pid in holders(i) for i in inodes)
+    assert not [n for n in kept_namespaces() if n.startswith(f"nk-{proc.pid}-")]

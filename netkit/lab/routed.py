@@ -253,6 +253,11 @@ class RoutedLab(Lab):
         if proc.returncode != 0:
             raise FeatureMissing(f"the middlebox's nftables table would not load in {self.router.namespace.name} "
                                  f"(nft exit {proc.returncode}): {(err or out).strip()}")
+        try:
+            self.router.namespace.run(_dump_conntrack, socket.AF_INET)
+        except Exception as exc:  # any netlink error here means no ctnetlink (CONFIG_NF_CT_NETLINK)
+            raise FeatureMissing(f"the router's conntrack table cannot be read through ctnetlink ({exc}): this "
+                                 "kernel lacks CONFIG_NF_CT_NETLINK") from None
 
     def keep(self) -> list[str]:
         """Name all three namespaces under /run/netns so they survive teardown."""
