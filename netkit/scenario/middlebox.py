@@ -56,6 +56,7 @@ SAMPLE_S = 0.01  # the router's entry, sampled this often
 PEER_SEND = b"are you there?"
 PEER_ANSWER_S = 0.5  # the peer's next send: how long the router's RST (reject) may take, or silence (drop) must last
 DATA_TIMEOUT_S = 2.0
+ANCHOR_SLACK_S = 0.02  # the survival watch's extra length: a few jiffies, for the anchor's rounding
 TCPEXT_COUNTERS = ("TCPKeepAlive", "TCPAbortOnTimeout")
 
 
@@ -147,7 +148,7 @@ def prove_routed(
     sock, peer_sock = (server_sock, client_sock) if server_side else (client_sock, server_sock)
     _enable_keepalive(scenario, sock)
     anchor = time.monotonic() - tcp_info(sock).last_ack_recv_ms / 1000
-    anchor_ns = time.time_ns() - tcp_info(sock).last_ack_recv_ms * 1_000_000  # without a capture: a jiffy coarse
+    anchor_ns = time.time_ns() - tcp_info(sock).last_ack_recv_ms * 1_000_000  # replaced by the wire's, if any
     ports = (SERVER_PORT, client_sock.getsockname()[1])
     entry = lab.conntrack_entry(scenario.family, ports)
     sampler = EntrySampler(lab, scenario.family, ports).start()
@@ -164,8 +165,10 @@ def prove_routed(
         since = lambda: tcp_info(sock).last_ack_recv_ms / 1000  # noqa: E731 -- the prediction's clock
         if prediction.alive_until_s is not None:
             death = _watch_alive(sock, prediction, anchor, cancel, on_progress)
-            # anchor_ns is the handshake to a jiffy, never earlier than the frame: past it, the samples cover the watch
-            sampler.wait_past(anchor_ns + int((prediction.alive_until_s or 0.0) * 1e9))
+            # anchor_ns is the handshake from tcpi_last_ack_recv, a jiffy coarse either way (jiffies_to_msecs of
+            # two tick-aligned stamps): watch ANCHOR_SLACK_S longer, so the samples cover alive_until_s on the
+            # wire's clock too (measured once without it: the last dump started 0.5 ms short of 9 s)
+            sampler.wait_past(anchor_ns + int(((prediction.alive_until_s or 0.0) + ANCHOR_SLACK_S) * 1e9))
             sampler.stop()
             evidence = MiddleboxEvidence(
                 scenario.middlebox_timeout_s or 0, str(scenario.middlebox), bool(scenario.masquerade), describe(entry),
