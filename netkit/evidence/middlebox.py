@@ -14,8 +14,8 @@ from ..enums import MiddleboxAction
 from ..model.prediction import DeathPrediction
 from .timecheck import Failure
 
-# One ctnetlink dump of the router: (t before it, t after it, whole seconds left or None: no entry, entry id).
-# The kernel's state lies somewhere in between: an entry seen was there at the dump's start at the latest
+# One ctnetlink read of the router's entry: (t before it, t after it, whole seconds left or None: no entry, entry id).
+# The kernel's state lies somewhere in between: an entry seen was there at the read's start at the latest
 # reading; one missing was gone by its end.
 Sample = tuple[float, float, "int | None", "int | None"]
 
@@ -32,9 +32,9 @@ def jumps_back(samples: tuple[Sample, ...]) -> tuple[float, ...]:
 def forgotten_s(samples: tuple[Sample, ...]) -> tuple[float | None, float | None]:
     """(last seen, first missing) around the entry's disappearance; None where the samples do not show it.
 
-    "Last seen" is the start of the last dump that listed the entry, "first
+    "Last seen" is the start of the last read that found the entry, "first
     missing" the end of the first that did not: the entry vanished in between,
-    whatever the dumps' own duration.
+    whatever the reads' own duration.
     """
     last_seen = None
     for start, end, left, _ in samples:
