@@ -99,7 +99,7 @@ def test_refreshes_are_the_remaining_timeout_going_up_for_one_entry():
 def _forgot(**changes: object) -> MiddleboxEvidence:
     fields: dict[str, object] = dict(timeout_s=2, action="drop", masquerade=False, entry_at_connect=ENTRY,
                                      samples=((1.9, 1.91, 0, 7), (1.995, 2.01, None, None)), peer_state="ESTABLISHED",
-                                     peer_error="none", peer_send="unanswered")
+                                     peer_error="none", peer_send="unanswered", invalid=6)
     return MiddleboxEvidence(**{**fields, **changes})  # type: ignore[arg-type]
 
 
@@ -119,6 +119,9 @@ def test_a_picked_up_flow_or_a_peer_that_learnt_fails():
                                p, HZ250.jiffy_s)
     text = " | ".join(map(str, failures))
     assert "nf_conntrack_tcp_loose" in text and "peer was CLOSE" in text and "expected ECONNRESET" in text
+    assert "counted 6 invalid packets, expected 4" in text
+    p = predict(routed((3, 1, 2), 2), HZ250)
+    assert "expected at least 4" in str(judge_middlebox(_forgot(invalid=3), p, HZ250.jiffy_s)[0])
 
 
 def test_a_survival_needs_the_same_entry_throughout_a_refresh_and_data_both_ways():

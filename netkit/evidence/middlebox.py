@@ -184,6 +184,20 @@ def _forgot(m: MiddleboxEvidence, p: DeathPrediction, jiffy_s: float) -> list[Fa
                              f"{m.peer_state}, {m.peer_error}", message=(
             f"the peer was {m.peer_state} with error {m.peer_error} at the tested side's death; behind a router that "
             "forgot the flow it cannot learn of it (the RST or the probes never reach it)")))
+    # The router's own count of what it found invalid (no entry, none started: tcp_new with tcp_loose 0).  Drop:
+    # every probe, the tested side's final RST and the peer's data, at least (the peer's retransmissions add to
+    # it: measured cnt + 4 within the 0.5 s watched).  Reject: the probe and the peer's data, each with the RST
+    # the router answers it with -- nf_send_reset's RST leaves through the router's own OUTPUT hook, where
+    # conntrack finds it invalid too (a RST starts nothing: tcp_conntracks[0][RST][sNO] = sIV): exactly 4.
+    if m.action == MiddleboxAction.REJECT:
+        if m.invalid is not None and m.invalid != 4:
+            found.append(Failure("middlebox: invalid", "4", str(m.invalid), message=(
+                f"the router counted {m.invalid} invalid packets, expected 4: the probe and the peer's data, "
+                "each with the RST it answered it with")))
+    elif m.invalid is not None and m.invalid < p.expected_count + 2:
+        found.append(Failure("middlebox: invalid", f">= {p.expected_count + 2}", str(m.invalid), message=(
+            f"the router counted {m.invalid} invalid packets, expected at least {p.expected_count + 2}: "
+            f"{p.expected_count} probes, the tested side's RST and the peer's data")))
     expected_send = "ECONNRESET" if m.action == MiddleboxAction.REJECT else "unanswered"
     if m.peer_send != expected_send:
         found.append(Failure("middlebox: peer's next send", expected_send, str(m.peer_send), message=(
