@@ -20,7 +20,7 @@ from hostsnapshot import host_network_state
 
 from netkit import KeepaliveSettings, Scenario
 from netkit.cleanup import cleanup, kept_namespaces
-from netkit.errors import SettingError
+from netkit.errors import NotModelled, SettingError
 from netkit.evidence.middlebox import MiddleboxEvidence, forgotten_s, judge_middlebox, jumps_back
 from netkit.gate import matrix
 from netkit.kernel import KernelInfo
@@ -75,6 +75,8 @@ def test_a_survival_the_timer_wheel_could_spoil_is_not_modelled():
     assert middlebox_case(k, 3000).survives  # type: ignore[union-attr]
     assert survival_too_close(k, 3000, HZ250) is not None  # a 2900 s timer may run ~12 % late
     assert survival_too_close(KeepaliveSettings(2, 2, 3), 3, HZ250) is None
+    with pytest.raises(NotModelled, match="choose a longer timeout"):
+        predict(routed((2900, 2900, 3), 3000), HZ250)  # the gate skips it, with the reason
     with pytest.raises(ValueError):
         middlebox_prediction(KeepaliveSettings(2, 2, 3), 2, "drop", HZ250)
 

@@ -64,6 +64,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..enums import MiddleboxAction
+from ..errors import NotModelled
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
 from .keepalive import keepalive_death, keepalive_schedule
@@ -142,11 +143,20 @@ def expiry(k: KeepaliveSettings, timeout_s: int, action: str, kernel: KernelInfo
 
 
 def middlebox_prediction(k: KeepaliveSettings, timeout_s: int, action: str, kernel: KernelInfo) -> DeathPrediction:
-    """The one prediction of a routed scenario (the case must be one netkit has a rule for)."""
+    """The one prediction of a routed scenario.
+
+    Raises ValueError for a case no rule covers (a Scenario refuses those
+    already), NotModelled for a survival this kernel's timer wheel could spoil.
+    """
     case = middlebox_case(k, timeout_s)
     if isinstance(case, str):
         raise ValueError(case)
-    return survival(k, timeout_s, kernel) if case.survives else expiry(k, timeout_s, action, kernel)
+    if not case.survives:
+        return expiry(k, timeout_s, action, kernel)
+    reason = survival_too_close(k, timeout_s, kernel)
+    if reason:
+        raise NotModelled(reason)
+    return survival(k, timeout_s, kernel)
 
 
 def survival_too_close(k: KeepaliveSettings, timeout_s: int, kernel: KernelInfo) -> str | None:

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ..enums import MiddleboxAction, Side, Topology
-from ..errors import NotModelled, ScenarioCancelled
+from ..errors import ScenarioCancelled
 from ..evidence.middlebox import MiddleboxEvidence, Sample
 from ..kernel import KernelInfo
 from ..lab import counters
@@ -44,7 +44,6 @@ from ..lab.capture import Capture
 from ..lab.lab import SERVER_PORT, Lab
 from ..lab.routed import ConntrackEntry, MiddleboxConfig, RoutedLab, get_entry, open_conntrack
 from ..lab.tcpinfo import tcp_info
-from ..model.middlebox import survival_too_close
 from ..model.predict import predict
 from ..model.prediction import DeathPrediction
 from .build import Observed, result_from
@@ -153,10 +152,7 @@ def prove_routed(
     original = (client_sock.getsockname()[0], ports[1], lab.server.address(scenario.family), SERVER_PORT)  # pre-NAT
     sampler = EntrySampler(lab, scenario.family, original).start()
     try:
-        prediction = predict(scenario, kernel)
-        reason = survival_too_close(scenario.keepalive, scenario.middlebox_timeout_s or 0, kernel)
-        if prediction.alive_until_s is not None and reason:
-            raise NotModelled(reason)
+        prediction = predict(scenario, kernel)  # NotModelled for a survival the timer wheel could spoil
         if on_prediction:
             on_prediction(prediction)
         invalid_before = lab.invalid_count()
