@@ -117,3 +117,17 @@ class LastSegment(StrEnum):
 
     PROBE_REPLY = "probe-reply"  # a keepalive probe had just been answered
     IDLE = "idle"  # nothing since the handshake or the last data
+
+
+class Topology(StrEnum):
+    """How the two ends are joined: one veth pair, or through a router namespace (a stateful middlebox)."""
+
+    DIRECT = "direct"
+    ROUTED = "routed"
+
+
+class MiddleboxAction(StrEnum):
+    """What the routed lab's router does with a packet of a flow it has forgotten (conntrack: invalid)."""
+
+    DROP = "drop"  # ct state invalid drop
+    REJECT = "reject"  # ct state invalid reject with tcp reset

@@ -9,6 +9,11 @@ pytest-httpserver):
 - ``netkit_family`` -- "ipv4" (default) or "ipv6"; parametrize it to cover both.
 - ``netkit_lab`` -- a fresh :class:`netkit.Lab` per test, torn down afterwards.
 - ``netkit_connection`` -- a connected TCP pair in that lab (server side accepted).
+- ``netkit_middlebox`` -- the router of ``netkit_routed_lab``: a
+  :class:`netkit.lab.routed.MiddleboxConfig` (by default: conntrack
+  established timeout 2 s, forgotten flows dropped, no NAT); override it.
+- ``netkit_routed_lab`` -- client, router and server namespaces, the router a
+  stateful middlebox (:class:`netkit.lab.routed.RoutedLab`), torn down afterwards.
 - ``netkit_pool`` -- session-wide :class:`netkit.ScenarioPool`: submit many
   scenarios up front, assert each result in its own test; they run concurrently.
 
@@ -49,9 +54,10 @@ from typing import Any
 
 import pytest
 
-from .errors import CANNOT_RUN_HERE
+from .errors import CANNOT_RUN_HERE, FeatureMissing
 from .kernel import kernel_info
 from .lab.lab import Lab
+from .lab.routed import MiddleboxConfig, RoutedLab
 from .plugin_options import REQUIRE_PRIVILEGES_ENV, Settings, add_options, resolve
 from .privileges import missing_privileges
 from .scenario import Scenario, ScenarioResult, failure_pcap_path
@@ -155,6 +161,54 @@ def netkit_lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     with Lab() as lab:
         request.node.stash[_RECORD_KEY].labs.append(lab)
         yield lab
+
+
+@pytest.fixture
+def netkit_middlebox() -> MiddleboxConfig:
+    """Name: netkit_middlebox. Scope: function. Depends: nothing.
+
+    The router of ``netkit_routed_lab``: conntrack established timeout 2 s,
+    a forgotten flow's packets dropped, no masquerade, no mid-stream pick-up.
+    Override it (or parametrize it indirectly) for another router::
+
+        @pytest.fixture
+        def netkit_middlebox():
+            return MiddleboxConfig(timeout_s=5, action="reject", masquerade=True)
+    """
+    return MiddleboxConfig(timeout_s=2)
+
+
+@pytest.fixture
+def netkit_routed_lab(request: pytest.FixtureRequest, netkit_middlebox: MiddleboxConfig) -> Iterator[RoutedLab]:
+    """Name: netkit_routed_lab. Scope: function. Depends: netkit_middlebox, root, the nft program.
+
+    Three namespaces -- client, router, server -- the router forwarding
+    between two veth pairs and tracking connections with the
+    ``netkit_middlebox`` settings, all inside its own namespace (nftables
+    table ``inet nk_middlebox``); the same API as ``netkit_lab`` (``server``,
+    ``client``, ``connect``) plus ``router``, ``conntrack(family)`` and
+    ``conntrack_entry(family, ports)``; torn down after the test, whatever
+    happened.  Skipped with the reason where the machine lacks nft or conntrack::
+
+        def test_nat_forgets(netkit_routed_lab):
+            server, client = netkit_routed_lab.connect("ipv4")
+            assert netkit_routed_lab.conntrack("ipv4")[0].state == "ESTABLISHED"
+    """
+    _require_privileges(request.config)
+    from .lab.routed import MIDDLEBOX_FORGETS
+
+    reason = MIDDLEBOX_FORGETS.unsupported_reason()
+    if reason:
+        pytest.skip(reason)
+    try:
+        lab = RoutedLab(netkit_middlebox).__enter__()
+    except FeatureMissing as exc:
+        pytest.skip(str(exc))
+    try:
+        request.node.stash[_RECORD_KEY].labs.append(lab)
+        yield lab
+    finally:
+        lab.close()
 
 
 @dataclass

@@ -252,6 +252,31 @@ DEMO = [
     row("demo-unknown-option", "demo --idel 3", 2, "--idel"),
 ]
 
+DEMO_ROUTED = [  # the routed topology (netkit.lab.routed): every refusal comes before a lab is built
+    row("demo-routed-no-timeout", "demo --topology routed --idle 3", 2, "middlebox_timeout_s None", "1..432000",
+        "--middlebox-timeout"),
+    row("demo-routed-timeout-zero", "demo --topology routed --idle 3 --middlebox-timeout 0", 2,
+        "middlebox_timeout_s 0", "1..432000"),
+    row("demo-routed-timeout-not-a-number", "demo --topology routed --middlebox-timeout 2m", 2, "--middlebox-timeout",
+        "'2m'"),
+    row("demo-timeout-without-routed", "demo --middlebox-timeout 2", 2, "middlebox_timeout_s 2", "routed topology only"),
+    row("demo-masquerade-without-routed", "demo --masquerade", 2, "masquerade True", "routed topology only"),
+    row("demo-routed-idle-equals-timeout", "demo --topology routed --idle 2 --middlebox-timeout 2", 2,
+        "idle 2 s equals the middlebox timeout", "--idle/--intvl"),
+    row("demo-routed-intvl-above-timeout", "demo --topology routed --idle 1 --intvl 3 --middlebox-timeout 2", 2,
+        "intvl 3 s is not", "idle above"),
+    row("demo-routed-other-fault", "demo --topology routed --idle 3 --middlebox-timeout 2 --fault blackhole", 2,
+        "fault 'blackhole'", "middlebox-forgets"),
+    row("demo-middlebox-forgets-direct", "demo --fault middlebox-forgets", 2, "fault 'middlebox-forgets'",
+        "topology='routed'"),
+    row("demo-routed-unacked", "demo --topology routed --idle 3 --middlebox-timeout 2 --state unacked", 2,
+        "state 'unacked'", "idle"),
+    row("demo-routed-user-timeout", "demo --topology routed --idle 3 --middlebox-timeout 2 --user-timeout 3000", 2,
+        "TCP_USER_TIMEOUT) 3000", "keepalive alone"),
+    row("demo-unknown-middlebox", "demo --topology routed --middlebox forget", 2, "--middlebox", "'forget'", "reject"),
+    row("demo-unknown-topology", "demo --topology star", 2, "--topology", "'star'", "routed"),
+]
+
 CHECK_SERVER = [
     row("check-server-no-command", "check-server --port 6379", 2, "COMMAND", "after `--`"),
     row("check-server-port-missing", "check-server -- sleep 1", 2, "--port"),
@@ -413,7 +438,7 @@ KERNELS_AND_THE_REST = [
 ]
 
 
-@pytest.mark.parametrize("r", DEMO + CHECK_SERVER + GATE + GATE_DIFF + KERNELS_AND_THE_REST)
+@pytest.mark.parametrize("r", DEMO + DEMO_ROUTED + CHECK_SERVER + GATE + GATE_DIFF + KERNELS_AND_THE_REST)
 def test_the_command_refuses_bad_input(r: Row, untouched: Untouched, bad_files: Path) -> None:
     done = netkit(r, untouched, bad_files)
     expect_one_message(done, r, bad_files)
@@ -618,7 +643,31 @@ LIBRARY = [
 ]
 
 
-@pytest.mark.parametrize("call, error, says", LIBRARY)
+def routed(**kwargs: object) -> Scenario:
+    fields: dict[str, object] = {"fault": "middlebox-forgets", "topology": "routed", "middlebox_timeout_s": 2, **kwargs}
+    return Scenario(KeepaliveSettings(3, 1, 2), **fields)  # type: ignore[arg-type]
+
+
+LIBRARY_ROUTED = [
+    api("scenario-routed-timeout-bool", lambda d: routed(middlebox_timeout_s=True), SettingError,
+        "middlebox_timeout_s True", "1..432000"),
+    api("scenario-routed-timeout-float", lambda d: routed(middlebox_timeout_s=2.5), SettingError,
+        "middlebox_timeout_s 2.5", "whole seconds"),
+    api("scenario-routed-timeout-too-long", lambda d: routed(middlebox_timeout_s=432001), SettingError,
+        "middlebox_timeout_s 432001", "5 days"),
+    api("scenario-routed-unknown-middlebox", lambda d: routed(middlebox="forget"), SettingError, "middlebox 'forget'",
+        "reject"),
+    api("scenario-routed-masquerade-string", lambda d: routed(masquerade="yes"), SettingError, "masquerade 'yes'",
+        "True or False"),
+    api("scenario-routed-unknown-topology", lambda d: routed(topology="star"), SettingError, "topology 'star'",
+        "routed"),
+    api("scenario-routed-two-connections", lambda d: routed(connections=2), SettingError, "connections 2", "use 1"),
+    api("scenario-reject-without-routed", lambda d: Scenario(K, middlebox="reject"), SettingError,
+        "middlebox 'reject'", "routed topology only"),
+]
+
+
+@pytest.mark.parametrize("call, error, says", LIBRARY + LIBRARY_ROUTED)
 def test_the_library_refuses_bad_arguments(call: Callable[[Path], object], error: type[BaseException], says: tuple[str, ...],
                                            untouched: Untouched, bad_files: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:

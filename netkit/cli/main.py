@@ -35,12 +35,15 @@ from ..model.prediction import DeathPrediction
 from ..privileges import require_privileges
 from ..report.text import COUNTED, demo_header, print_demo_result
 from ..scenario import KEEPALIVE_SOURCES, SIDES, STATES, Progress, Scenario, run_scenario
+from ..scenario.middlebox_spec import MIDDLEBOX_FAULT
 from ..scenario.run import check_capture_paths
 from ..scenario.spec import MAX_SYN_RETRIES
 
 DEMO_SYN_RETRIES = 2  # a handshake demo's default: connect() gives up after about 7 s, a request after 7 s
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+ROUTED_OPTIONS = {"middlebox_timeout_s": "--middlebox-timeout", "middlebox": "--middlebox", "masquerade": "--masquerade",
+                  "topology": "--topology", "keepalive": "--idle/--intvl against --middlebox-timeout"}
 
 
 class LiveTimeline:
@@ -83,10 +86,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except SettingError as exc:
         print(f"netkit demo: {exc} (check {_option(exc)})", file=sys.stderr)
         return EXIT_USAGE
+    routed = args.topology == "routed"
+    fault = args.fault or (MIDDLEBOX_FAULT if routed else "link-down")
     try:
-        scenario = Scenario(settings, "ipv6" if args.ipv6 else "ipv4", args.fault, args.state, args.side,
-                            args.keepalive_via, args.retries2,
-                            syn_retries=_syn_retries(args))
+        scenario = Scenario(settings, "ipv6" if args.ipv6 else "ipv4", fault, args.state, args.side,
+                            args.keepalive_via, args.retries2, topology=args.topology,
+                            middlebox_timeout_s=args.middlebox_timeout, middlebox=args.middlebox or "drop",
+                            masquerade=args.masquerade, syn_retries=_syn_retries(args))
     except SettingError as exc:
         print(f"netkit demo: {exc} (check {_option(exc)})", file=sys.stderr)
         return EXIT_USAGE
@@ -110,7 +116,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _option(exc: SettingError) -> str:
     """The demo's option for a setting's field: "user_timeout_ms (TCP_USER_TIMEOUT)" -> "--user-timeout"."""
-    return "--" + exc.field.split()[0].replace("_ms", "").replace("_", "-")
+    field = exc.field.split()[0]
+    return ROUTED_OPTIONS.get(field) or "--" + field.replace("_ms", "").replace("_", "-")
 
 
 def _syn_retries(args: argparse.Namespace) -> int | None:
@@ -190,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--intvl", type=int, default=1, help="TCP_KEEPINTVL, seconds (1..32767, default 1)")
     demo.add_argument("--cnt", type=int, default=10, help="TCP_KEEPCNT, probes (1..127, default 10)")
     demo.add_argument("--user-timeout", type=int, metavar="MS", help="TCP_USER_TIMEOUT in ms (default: not set)")
-    demo.add_argument("--fault", default="link-down", choices=list(FAULTS), help="how the peer goes away (default link-down)")
+    demo.add_argument("--fault", choices=[*FAULTS, MIDDLEBOX_FAULT],
+                      help="how the peer goes away (default link-down; with --topology routed: middlebox-forgets)")
     demo.add_argument("--state", default="idle", choices=list(STATES), help="the connection's state when the peer goes away")
     demo.add_argument("--side", default="server", choices=list(SIDES),
                       help="whose keepalive is tested; the other side is the peer that goes away (default server)")
@@ -201,6 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--syn-retries", type=int, metavar="N",
                       help=f"handshake states: TCP_SYNCNT (or with --keepalive-via sysctl net.ipv4.tcp_syn_retries / "
                            f"tcp_synack_retries), 1..{MAX_SYN_RETRIES} (default {DEMO_SYN_RETRIES})")
+    demo.add_argument("--topology", default="direct", choices=["direct", "routed"],
+                      help="direct: one veth pair (default); routed: client - router - server, the router a stateful "
+                           "middlebox that forgets idle flows (needs --middlebox-timeout)")
+    demo.add_argument("--middlebox-timeout", type=int, metavar="S",
+                      help="routed: the router's conntrack established timeout, seconds (idle above it: the flow is "
+                           "forgotten; idle and intvl below it: the probes keep it)")
+    demo.add_argument("--middlebox", choices=["drop", "reject"],
+                      help="routed: what the router does with a forgotten flow's packets (default drop; reject: a TCP RST)")
+    demo.add_argument("--masquerade", action="store_true", help="routed: the router also SNATs the client to its address")
     demo.add_argument("--ipv6", action="store_true", help="use IPv6 (2001:2::/48) instead of IPv4 (198.18.0.0/15)")
     demo.add_argument("--json", action="store_true", help="print exactly one JSON object (the result) on stdout")
     demo.add_argument("--keep-failed", action="store_true", help="on failure keep the lab's namespaces for `ip netns exec`")

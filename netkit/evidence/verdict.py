@@ -107,6 +107,9 @@ def judge(r: Judged) -> tuple[Failure, ...]:
     """
     found: list[Failure | None] = [_fault_in_time(r)]
     p = r.prediction
+    if p.alive_until_s is not None:  # survival (netkit.model.middlebox): no death, the rest is the router's evidence
+        found.append(_survived(r, p.alive_until_s))
+        return tuple(f for f in found if f)
     judged_s = death_s(r)
     if r.measured_s is None or judged_s is None:
         found.append(Failure("death", f"death within {windows_text([p.window_s])}", "no death",
@@ -129,6 +132,18 @@ def judge(r: Judged) -> tuple[Failure, ...]:
     found.append(_peer(r))
     found += judge_wire(r)
     return tuple(f for f in found if f)
+
+
+def _survived(r: Judged, alive_until_s: float) -> Failure | None:
+    """A connection the rule says survives: any death, or an unanswered probe outstanding, fails."""
+    if r.measured_s is not None or r.error not in (None, "none"):
+        return Failure("death", f"alive through {alive_until_s:g} s", f"died at {r.measured_s} s, {r.error}",
+                       message=f"the connection died at {r.measured_s} s with {r.error}; the rule says it lives "
+                               f"through {alive_until_s:g} s")
+    if r.probes:
+        return Failure("tcpi_probes", "0", str(r.probes), message=(
+            f"{r.probes} keepalive probes unanswered at the end of the watch: the flow was not kept alive"))
+    return None
 
 
 def _fault_in_time(r: Judged) -> Failure | None:
@@ -221,12 +236,13 @@ def _idle_timing(r: Judged, w: WireEvidence) -> list[Failure]:
         apart = (f"probes {n} and {n + 1} are {{actual:.3f}} s apart, expected TCP_KEEPINTVL {intvl} s within "
                  "[{low:.3f}, {high:.3f}] s")
         found.append(check_time(f"probes {n} and {n + 1}", spacing, gap, rule="TCP_KEEPINTVL", early=apart, late=apart))
-    schedule = keepalive_schedule(r.keepalive)
+    schedule = keepalive_schedule(r.keepalive, r.prediction.last_segment)
     first = (schedule.first_probe - jiffy, schedule.first_probe + schedule.max_lateness(1, hz) + 2 * jiffy)
     shown = "none" if w.first_probe_s is None else f"{w.first_probe_s:.3f} s"
-    sentence = (f"first probe at {shown} after the last segment received, expected max(idle, intvl) = "
+    term = "idle" if r.prediction.last_segment == "idle" else "max(idle, intvl)"  # nothing answered before: idle
+    sentence = (f"first probe at {shown} after the last segment received, expected {term} = "
                 f"{schedule.first_probe} s within [{{low:.3f}}, {{high:.3f}}] s")
-    found.append(check_time("the first probe", first, w.first_probe_s, rule="max(idle, intvl)",
+    found.append(check_time("the first probe", first, w.first_probe_s, rule=term,
                             early=sentence, late=sentence, missing=sentence))
     return [f for f in found if f]
 

@@ -23,6 +23,12 @@ The groups, and why each cell is there:
   namespace's sysctl, TCP_USER_TIMEOUT shorter than the budget and longer
   (it replaces the budget: connect() takes longer) -- and a client that
   vanishes mid-handshake (SYN-RECV: the listener's SYN-ACK retries).
+- ``MIDDLEBOX``: the routed topology, a router that forgets idle flows
+  (:mod:`netkit.model.middlebox`): keepalive 2/2/3 under a 3 s timeout
+  survives three timeouts; 3/1/2 over a 2 s timeout dies by the keepalive
+  rule when the router drops (ETIMEDOUT, 2 probes) and at the first probe when
+  it rejects (ECONNRESET); each plain and masqueraded, and the NATed client's
+  own keepalive (client side) for both verdicts.
 """
 
 from __future__ import annotations
@@ -91,12 +97,25 @@ HANDSHAKE = [
 ]
 
 
+MIDDLEBOX = [
+    Scenario(KeepaliveSettings(*k), family, "middlebox-forgets", side=side, topology="routed", middlebox_timeout_s=timeout,
+             middlebox=action, masquerade=masquerade)
+    for family in FAMILIES
+    for k, timeout, action, masquerade, side in [
+        ((2, 2, 3), 3, "drop", False, "server"), ((3, 1, 2), 2, "drop", False, "server"),
+        ((3, 1, 2), 2, "reject", False, "server"), ((2, 2, 3), 3, "drop", True, "server"),
+        ((3, 1, 2), 2, "drop", True, "server"), ((3, 1, 2), 2, "reject", True, "server"),
+        ((3, 1, 2), 2, "drop", True, "client"), ((3, 1, 2), 2, "reject", True, "client"),
+    ]
+]
+
+
 def unique(scenarios: Iterable[Scenario]) -> list[Scenario]:
     """In order, each scenario once (CORE and FAULTS share the link-down 1/1/3 and 2/1/2 cells)."""
     return list(dict.fromkeys(scenarios))
 
 
-BUILTIN = unique(CORE + FAULTS + USER_TIMEOUT + SYSCTL + CLIENT_VIEW + UNACKED + ZERO_WINDOW + HANDSHAKE)
+BUILTIN = unique(CORE + FAULTS + USER_TIMEOUT + SYSCTL + CLIENT_VIEW + UNACKED + ZERO_WINDOW + HANDSHAKE + MIDDLEBOX)
 
 
 def select(scenarios: Sequence[Scenario], patterns: Sequence[str]) -> list[Scenario]:

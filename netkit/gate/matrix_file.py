@@ -15,6 +15,16 @@ a fleet's whole policy::
     retries2 = 3                               # net.ipv4.tcp_retries2, data states
     syn_retries = 2                            # TCP_SYNCNT (or the sysctl), handshake states
 
+A router that forgets idle flows (``topology = "routed"``; the fault is then
+``middlebox-forgets`` unless given)::
+
+    [[scenario]]
+    keepalive = [[300, 60, 5], [400, 60, 5]]   # below and above AWS NAT's 350 s
+    topology = "routed"
+    middlebox_timeout_s = 350
+    middlebox = "reject"                       # drop (default) | reject
+    masquerade = true
+
 A mistake is reported with the file, the line and the key, and what is
 allowed: the person editing the file should not have to guess.
 """
@@ -36,7 +46,8 @@ else:  # pragma: no cover - Python 3.9/3.10
     import tomli as tomllib
 
 MULTIPLYING = ("family", "fault", "state", "keepalive")
-KEYS = (*MULTIPLYING, "user_timeout_ms", "side", "keepalive_via", "retries2", "syn_retries")
+ROUTED_KEYS = ("topology", "middlebox_timeout_s", "middlebox", "masquerade")  # netkit.scenario.middlebox_spec
+KEYS = (*MULTIPLYING, "user_timeout_ms", "side", "keepalive_via", "retries2", "syn_retries", *ROUTED_KEYS)
 
 
 class MatrixFileError(InputError):
@@ -85,8 +96,10 @@ def _cells(path: str, text: str, number: int, table: dict[str, Any]) -> list[Sce
         if key in table and not values:
             raise fail(key, "an empty list runs nothing: give one value or more, or leave the key out")
     cells = []
+    default_fault = "middlebox-forgets" if table.get("topology") == "routed" else "link-down"
+    routed = {key: table[key] for key in ROUTED_KEYS if key in table}
     for family, fault, state, keepalive in itertools.product(
-        lists["family"] or ["ipv4"], lists["fault"] or ["link-down"], lists["state"] or ["idle"], lists["keepalive"]
+        lists["family"] or ["ipv4"], lists["fault"] or [default_fault], lists["state"] or ["idle"], lists["keepalive"]
     ):
         if not (isinstance(keepalive, list) and len(keepalive) == 3):
             raise fail("keepalive", f"{keepalive!r} is not [idle, intvl, cnt]")
@@ -95,7 +108,7 @@ def _cells(path: str, text: str, number: int, table: dict[str, Any]) -> list[Sce
             settings = KeepaliveSettings(idle, intvl, cnt, user_timeout_ms=table.get("user_timeout_ms"))
             cells.append(Scenario(settings, family, fault, state, table.get("side", "server"),
                                   table.get("keepalive_via", "socket"), table.get("retries2"),
-                                  syn_retries=table.get("syn_retries")))
+                                  syn_retries=table.get("syn_retries"), **routed))
         except (ValueError, KeyError) as exc:  # SettingError is a ValueError; an unknown fault a KeyError
             raise fail(_key_named_in(str(exc), table), str(exc).strip("'\"")) from None
     return cells

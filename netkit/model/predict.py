@@ -16,6 +16,7 @@ from ..kernel import KernelInfo
 from .fault_rule import DataPath, FaultRule
 from .handshake import HandshakeFacts, handshake_death, handshake_not_modelled_reason
 from .keepalive import keepalive_death, reset_at_first_probe
+from .middlebox import middlebox_prediction
 from .prediction import DeathPrediction
 from .retransmission import (
     PERSIST_NEEDS_RETRIES2,
@@ -41,6 +42,10 @@ class Predictable(Protocol):
     def fault_rule(self) -> FaultRule: ...
     @property
     def syn_retries(self) -> int | None: ...
+    @property
+    def middlebox_timeout_s(self) -> int | None: ...
+    @property
+    def middlebox(self) -> str: ...
 
 
 def predict(scenario: Predictable, kernel: KernelInfo, rto_s: float | None = None,
@@ -69,6 +74,8 @@ def predict(scenario: Predictable, kernel: KernelInfo, rto_s: float | None = Non
       sends (``tcp_send_active_reset``) reaches it: it dies too, ECONNRESET.
     """
     fault, settings = scenario.fault_rule, scenario.keepalive
+    if scenario.middlebox_timeout_s is not None:  # the routed topology: the router forgets (netkit.model.middlebox)
+        return middlebox_prediction(settings, scenario.middlebox_timeout_s, scenario.middlebox, kernel)
     if State(scenario.state).handshake:
         return handshake_death(scenario.state, fault, scenario.family, scenario.syn_retries or 0,
                                settings.user_timeout_ms, kernel, handshake or HandshakeFacts.defaults(kernel))
@@ -102,6 +109,8 @@ def not_modelled_reason(scenario: Predictable) -> str | None:
     only :func:`predict`, which has the HZ and the RTO, can see it.
     """
     fault, ut = scenario.fault_rule, scenario.keepalive.user_timeout_ms
+    if scenario.middlebox_timeout_s is not None:  # a routed Scenario refuses what netkit.model.middlebox cannot tell
+        return None
     if State(scenario.state).handshake:
         return handshake_not_modelled_reason(scenario.state, fault)
     if scenario.state == State.IDLE or fault.data_path is DataPath.RESET:

@@ -33,6 +33,8 @@ class DeathPrediction:
     peer_expected_error: str | None = None  # the peer's socket dies too (one-way: the final RST reaches it)
     measured_from: Clock = Clock.LAST_RECEIVED  # the clock the times count on
     timer_runs_s: tuple[float, ...] = ()  # arm delays of the timer runs whose lateness adds up
+    alive_until_s: float | None = None  # not a death: the connection must still be alive (and carry data) this long
+    last_segment: str = "probe-reply"  # what armed the keepalive timer before the fault (keepalive_schedule's kinds)
 
     def outcomes(self) -> list[tuple[Window, int]]:
         found = [(self.window_s, self.expected_count)]

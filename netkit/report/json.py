@@ -59,6 +59,8 @@ def result_dict(r: ScenarioResult) -> dict[str, Any]:
     }
     if r.connections:  # only with Scenario.connections > 1: one connection's JSON is what it always was
         data["connections"] = connections_dict(r)
+    if r.middlebox is not None:  # only for the routed topology: the router's conntrack entry and both ends
+        data["middlebox"] = {**r.middlebox.to_dict(), "alive_until_s": p.alive_until_s}  # None: a death predicted
     return data
 
 

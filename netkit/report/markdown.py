@@ -182,6 +182,10 @@ def table_row(scenario: Scenario) -> str:
         measured_text = " / ".join(format_s(measured.get(k)) for k in ("min", "median", "max"))
     else:
         measured_text = "no death"
+    alive = (first.get("middlebox") or {}).get("alive_until_s")  # a routed cell that must survive (no window)
+    if alive is not None:
+        lived = [float((run.get("middlebox") or {}).get("lived_s") or 0.0) for run in runs]
+        measured_text = f"alive, router entry kept {format_s(min(lived))}..{format_s(max(lived))} s"
     errors = ", ".join(str(e) for e in distinct(run.get("error") for run in runs) if e is not None) or "—"
     counts = sorted(distinct(c for c in (run_count(run) for run in runs) if c is not None))
     count_text = f"{first.get('count_source') or 'count'}: [{', '.join(map(str, counts))}] (exp {expected_count(first)})"
@@ -195,8 +199,8 @@ def table_row(scenario: Scenario) -> str:
     window = scenario.get("window_s") or first.get("window_s")
     cells = [
         sid,
-        format_s(expected),
-        format_windows(window, first.get("alternative_window_s")),
+        format_s(expected) if alive is None else f"alive {format_s(alive)}",
+        format_windows(window, first.get("alternative_window_s")) if alive is None else "— (survives)",
         measured_text,
         errors,
         count_text,

@@ -100,6 +100,8 @@ def explain(r: ScenarioResult) -> str:
         lines.append(f"  wire:     {wire_summary(r)}")
     if r.connections:
         lines.append(f"  connections: {connections_summary(r)}")
+    if r.middlebox is not None:
+        lines.append(f"  middlebox: {r.middlebox.summary()}")
     lines += [f"  problem:  {f}" for f in r.failures]
     lines += _timeline_lines(r)
     if r.pcap:
@@ -135,6 +137,10 @@ def connections_summary(r: ScenarioResult) -> str:
 
 def demo_header(scenario: Scenario, kernel: KernelInfo, p: DeathPrediction) -> list[str]:
     """What the demo prints before the lab is built: settings, the rule, the window it will judge by."""
+    if scenario.topology == "routed":
+        from .middlebox import middlebox_header
+
+        return middlebox_header(scenario, kernel, p)
     k = scenario.keepalive
     ut = f" user_timeout={k.user_timeout_ms}ms" if k.user_timeout_ms is not None else ""
     if State(scenario.state).handshake:
@@ -170,9 +176,16 @@ def print_demo_result(r: ScenarioResult, out: TextIO) -> None:
         print(f"death: {death_sources(r)}", file=out)
     since = Clock(p.measured_from).since
     measured = "did not die" if r.death_s is None else f"died {r.death_s:.3f} s after {since}"
-    print(f"verdict: {r.verdict.upper()} - {measured} (window [{low:.3f}, {high:.3f}] s); "
-          f"{p.count_source} {r.count} (expected {p.expected_count}); error {r.error} (expected {p.expected_error})",
-          file=out)
+    if r.middlebox is not None:
+        print(f"middlebox: {r.middlebox.summary()} (t = 0: {r.middlebox.clock})", file=out)
+    if p.alive_until_s is not None:
+        from .middlebox import survival_verdict
+
+        print(survival_verdict(r), file=out)
+    else:
+        print(f"verdict: {r.verdict.upper()} - {measured} (window [{low:.3f}, {high:.3f}] s); "
+              f"{p.count_source} {r.count} (expected {p.expected_count}); error {r.error} (expected {p.expected_error})",
+              file=out)
     for failure in r.failures:
         print(f"  problem: {failure}", file=out)
     for name in r.kept_namespaces:

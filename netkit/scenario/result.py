@@ -15,6 +15,7 @@ from typing import Any
 
 from ..enums import CountSource, Verdict
 from ..evidence.events import Event
+from ..evidence.middlebox import MiddleboxEvidence, judge_middlebox
 from ..evidence.pcap import write_pcap
 from ..evidence.timecheck import Failure, check_time, windows_text
 from ..evidence.verdict import death_s, judge, kernel_death_s, observer_late_s
@@ -167,6 +168,7 @@ class ScenarioResult:
     pcap: str | None = None  # where the capture was written (always, for a failed scenario)
     pcap_data: bytes = field(default=b"", repr=False, compare=False)  # the capture as a pcap file
     connections: tuple[ConnectionDeath, ...] = ()  # with Scenario.connections > 1: every connection, the first too
+    middlebox: MiddleboxEvidence | None = None  # the routed topology: the router's conntrack entry and both ends
     failures: tuple[Failure, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -174,6 +176,7 @@ class ScenarioResult:
         object.__setattr__(self, "kept_namespaces", tuple(self.kept_namespaces))
         object.__setattr__(self, "connections", tuple(self.connections))
         failures = judge(self) + judge_connections(self.connections, self.prediction, self.fault_deadline_s)
+        failures += judge_middlebox(self.middlebox, self.prediction, self.kernel.jiffy_s)
         object.__setattr__(self, "failures", failures)  # once, at construction: the record is the verdict
 
     # -- what the judging reads ------------------------------------------------

@@ -60,7 +60,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ..enums import KeepaliveVia, Side, State
+from ..enums import KeepaliveVia, Side, State, Topology
 from ..errors import FeatureMissing, InputError, NetkitError, NotModelled, ScenarioCancelled
 from ..evidence.pcap import write_pcap
 from ..kernel import KernelInfo, kernel_info
@@ -75,6 +75,7 @@ from ..outputs import file_problem, folder_problem
 from ..privileges import require_privileges
 from .build import Observed, result_from
 from .handshake import prove_handshake
+from .middlebox import lab_for, prove_routed
 from .observe import (
     Death,
     fill_until_zero_window,
@@ -149,7 +150,7 @@ def run_scenario(
     reason = not_modelled_reason(scenario)
     if reason:
         raise NotModelled(reason)
-    with Lab() as lab:
+    with lab_for(scenario) as lab:  # the routed topology: a router between them (netkit.scenario.middlebox)
         tested = lab.server if scenario.side == Side.SERVER else lab.client
         capture: Capture | None = None
         capture_error = None
@@ -159,7 +160,8 @@ def run_scenario(
         except OSError as exc:
             capture_error = f"no packet capture ({exc}; needs CONFIG_PACKET)"
         try:
-            result = _prove(scenario, kernel, lab, capture, capture_error, cancel, on_progress, on_prediction)
+            prove = prove_routed if scenario.topology == Topology.ROUTED else _prove
+            result = prove(scenario, kernel, lab, capture, capture_error, cancel, on_progress, on_prediction)
         except NetkitError as exc:
             if capture is not None and not isinstance(exc, (ScenarioCancelled, FeatureMissing, NotModelled)):
                 _note_broken_off(exc, scenario, lab, capture, pcap, pcap_dir)

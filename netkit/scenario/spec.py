@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..enums import Family, KeepaliveVia, Side, State, StrEnum, family_of
+from ..enums import Family, KeepaliveVia, MiddleboxAction, Side, State, StrEnum, Topology, family_of
 from ..errors import FeatureMissing, SettingError
 from ..keepalive import KeepaliveSettings
 from ..model.fault_rule import FaultRule
@@ -51,6 +51,15 @@ class Scenario:
     (idle state only): the server accepts them all, the tested side's
     keepalive is set on every one, and one fault must kill each inside the
     window; the first is the one measured in detail, as with one connection.
+    ``topology``: "direct" (one veth pair, the default) or "routed": client
+    and server joined through a router namespace that tracks connections
+    (:mod:`netkit.lab.routed`); its fault is always "middlebox-forgets", the
+    router forgetting the idle flow ``middlebox_timeout_s`` after its last
+    packet (its namespace's ``nf_conntrack_tcp_timeout_established``).
+    ``middlebox``: what the router does with a forgotten flow's packets,
+    "drop" or "reject" (a TCP RST); ``masquerade``: the router also SNATs the
+    client to its own address.  Whether the flow survives or dies follows from
+    keepalive idle/intvl against the timeout (:mod:`netkit.model.middlebox`).
     """
 
     keepalive: KeepaliveSettings = KeepaliveSettings()
@@ -61,6 +70,10 @@ class Scenario:
     keepalive_via: str = KeepaliveVia.SOCKET
     retries2: int | None = None  # net.ipv4.tcp_retries2 in the tested namespace (data in flight, no user timeout)
     connections: int = 1  # idle connections that the one fault must kill (1..MAX_CONNECTIONS)
+    topology: str = Topology.DIRECT
+    middlebox_timeout_s: int | None = None  # routed: the router's conntrack established timeout, seconds
+    middlebox: str = MiddleboxAction.DROP  # routed: "drop" or "reject" a forgotten flow's packets
+    masquerade: bool = False  # routed: the router SNATs the client to its server-side address
     syn_retries: int | None = None  # handshake states: SYN (syn-sent) or SYN-ACK (syn-recv) retries
 
     def __post_init__(self) -> None:
@@ -87,6 +100,11 @@ class Scenario:
         if n > 1 and self.state != State.IDLE:
             raise SettingError("connections", n, f"more than one connection is supported only for the idle state, "
                                                  f"not {self.state}: use connections=1")
+        _choice(self, "topology", Topology)
+        _choice(self, "middlebox", MiddleboxAction)
+        from .middlebox_spec import check_middlebox  # the routed topology's rules, in its own module
+
+        check_middlebox(self)
         self._check_handshake(state)
 
     def _check_handshake(self, state: State) -> None:
@@ -113,6 +131,10 @@ class Scenario:
         """The fault, which owns what it means (:mod:`netkit.lab.faults`)."""
         from ..lab.faults import get_fault  # the faults drive the lab: imported only when a scenario needs one
 
+        if self.fault == "middlebox-forgets":  # the routed topology's fault, not a way to break the direct lab
+            from ..lab.routed import MIDDLEBOX_FORGETS
+
+            return MIDDLEBOX_FORGETS
         return get_fault(self.fault)
 
     @property
@@ -143,4 +165,8 @@ class Scenario:
             parts.append(f"retries2={self.retries2}")
         if self.connections > 1:
             parts.append(f"x{self.connections}")
+        if self.topology == Topology.ROUTED:
+            parts += ["routed", f"ct{self.middlebox_timeout_s}s", str(self.middlebox)]
+            if self.masquerade:
+                parts.append("masq")
         return "-".join(parts)

@@ -1,0 +1,266 @@
+"""Proving a routed scenario: the middlebox that forgets (:mod:`netkit.model.middlebox` has the rules).
+
+The procedure, in a :class:`netkit.lab.routed.RoutedLab` whose router forgets
+an idle flow ``middlebox_timeout_s`` after its last packet:
+
+1. the client connects to the server through the router; the tested side
+   enables keepalive; the router's conntrack entry for the flow is read
+   (it must be there, ESTABLISHED);
+2. the one prediction is made (:func:`netkit.model.predict`) and handed to
+   ``on_prediction``; nothing else crosses the idle connection, so t = 0
+   is the handshake (the tested socket's last segment received);
+3. a thread inside the router's namespace samples the flow's entry every
+   10 ms through ctnetlink (whole seconds left, entry id);
+4. *survives* (max(idle, intvl) below the timeout): the connection is
+   watched for ``SURVIVE_TIMEOUTS`` middlebox timeouts -- it must not die,
+   and the same entry must be there in every sample, its remaining timeout
+   jumping back at the probes -- then data must cross both ways;
+   *expires* (idle above it): the entry must vanish at the timeout; the
+   tested socket's death is awaited as in the direct lab
+   (:func:`.observe.wait_for_death`); then the peer, which the router never
+   let learn anything, must still be ESTABLISHED without error, and its own
+   next send must meet the router's verdict: a RST (reject: ECONNRESET) or
+   silence (drop: unanswered, the router's conntrack ``invalid`` counter
+   rising);
+5. the tested veth's capture, the kernel's counters and the router's
+   evidence make one :class:`ScenarioResult` (its ``middlebox`` field).
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from ..enums import MiddleboxAction, Side, Topology
+from ..errors import ScenarioCancelled
+from ..evidence.middlebox import MiddleboxEvidence, Sample
+from ..kernel import KernelInfo
+from ..lab import counters
+from ..lab.capture import Capture
+from ..lab.lab import SERVER_PORT, Lab
+from ..lab.routed import ConntrackEntry, MiddleboxConfig, RoutedLab, get_entry, open_conntrack
+from ..lab.tcpinfo import tcp_info
+from ..model.predict import predict
+from ..model.prediction import DeathPrediction
+from .build import Observed, result_from
+from .observe import Death, prompt_observer, socket_error, wait_for_death
+from .result import Progress, ScenarioResult
+from .spec import Scenario
+
+SAMPLE_S = 0.005  # the router's entry, read this often (a lookup takes ~0.5 ms)
+PEER_SEND = b"are you there?"
+PEER_ANSWER_S = 0.5  # the peer's next send: how long the router's RST (reject) may take, or silence (drop) must last
+DATA_TIMEOUT_S = 2.0
+ANCHOR_SLACK_S = 0.02  # the survival watch's extra length: a few jiffies, for the anchor's rounding
+TCPEXT_COUNTERS = ("TCPKeepAlive", "TCPAbortOnTimeout")
+
+
+def lab_for(scenario: Scenario) -> Lab:
+    """The lab a scenario runs in: the two-namespace lab, or the routed one with the scenario's middlebox."""
+    if scenario.topology != Topology.ROUTED:
+        return Lab()
+    return RoutedLab(middlebox_config(scenario))
+
+
+def middlebox_config(scenario: Scenario) -> MiddleboxConfig:
+    assert scenario.middlebox_timeout_s is not None  # a routed Scenario has one (its __post_init__)
+    return MiddleboxConfig(scenario.middlebox_timeout_s, str(scenario.middlebox), bool(scenario.masquerade))
+
+
+def describe(entry: ConntrackEntry | None) -> str | None:
+    return None if entry is None else f"{entry.state}, {entry.timeout_s} s left, id {entry.id}"
+
+
+class EntrySampler:
+    """A thread inside the router's namespace reading the flow's conntrack entry every SAMPLE_S until stopped.
+
+    Each read is one ctnetlink lookup by the flow's original tuple, stamped
+    on CLOCK_REALTIME before and after it -- the packet capture's clock -- so
+    the samples can be put on the wire's t = 0 (the handshake's last segment,
+    to the nanosecond) instead of the jiffy-rounded ``tcpi_last_ack_recv``.
+    """
+
+    def __init__(self, lab: RoutedLab, family: str, original: tuple[str, int, str, int]) -> None:
+        self.lab, self.family, self.original = lab, family, original
+        self.samples: list[tuple[int, int, int | None, int | None]] = []
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="netkit-conntrack", daemon=True)
+
+    def start(self) -> EntrySampler:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self.lab.router.namespace.enter_current_thread()  # a throwaway thread: it dies inside the router
+            number = socket.AF_INET6 if self.family == "ipv6" else socket.AF_INET
+            with open_conntrack(number) as ct:  # one socket for every lookup
+                while not self.stop_event.is_set():
+                    start = time.time_ns()
+                    entry = get_entry(ct, self.original)  # a hash lookup (0.5 ms), not a dump (12 ms)
+                    self.samples.append((start, time.time_ns(), None if entry is None else entry.timeout_s,
+                                         None if entry is None else entry.id))
+                    self.stop_event.wait(SAMPLE_S)
+        except BaseException as exc:  # reported by stop()
+            self.error = exc
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def wait_past(self, t_ns: int, timeout_s: float = 2.0) -> None:
+        """Return once a dump has started at or after ``t_ns`` (CLOCK_REALTIME), so the samples cover it."""
+        deadline = time.monotonic() + timeout_s
+        while not (self.samples and self.samples[-1][0] >= t_ns) and time.monotonic() < deadline:
+            if self.error is not None or not self.thread.is_alive():
+                return
+            time.sleep(SAMPLE_S / 2)
+
+    def relative_to(self, anchor_ns: int) -> tuple[Sample, ...]:
+        """The samples in seconds since ``anchor_ns`` (CLOCK_REALTIME)."""
+        return tuple((round((a - anchor_ns) / 1e9, 4), round((b - anchor_ns) / 1e9, 4), left, i)
+                     for a, b, left, i in self.samples)
+
+
+def prove_routed(
+    scenario: Scenario, kernel: KernelInfo, lab: Lab, capture: Capture | None, capture_error: str | None,
+    cancel: threading.Event, on_progress: Callable[[Progress], None] | None,
+    on_prediction: Callable[[DeathPrediction], None] | None,
+) -> ScenarioResult:
+    """The procedure (module docstring), in a built routed lab whose tested veth is being captured."""
+    from .run import _enable_keepalive, _write_keepalive_sysctls  # the direct procedure's own steps, shared
+
+    assert isinstance(lab, RoutedLab)
+    server_side = scenario.side == Side.SERVER
+    tested, peer = (lab.server, lab.client) if server_side else (lab.client, lab.server)
+    _write_keepalive_sysctls(scenario, tested)
+    server_sock, client_sock = lab.connect(scenario.family)
+    fault_ns = time.time_ns()  # the capture's clock: the handshake is the connection's past
+    sock, peer_sock = (server_sock, client_sock) if server_side else (client_sock, server_sock)
+    _enable_keepalive(scenario, sock)
+    anchor = time.monotonic() - tcp_info(sock).last_ack_recv_ms / 1000
+    anchor_ns = time.time_ns() - tcp_info(sock).last_ack_recv_ms * 1_000_000  # replaced by the wire's, if any
+    ports = (SERVER_PORT, client_sock.getsockname()[1])
+    entry = lab.conntrack_entry(scenario.family, ports)
+    original = (client_sock.getsockname()[0], ports[1], lab.server.address(scenario.family), SERVER_PORT)  # pre-NAT
+    sampler = EntrySampler(lab, scenario.family, original).start()
+    try:
+        prediction = predict(scenario, kernel)  # NotModelled for a survival the timer wheel could spoil
+        if on_prediction:
+            on_prediction(prediction)
+        invalid_before = lab.invalid_count()
+        before = counters.tcpext_counts(tested.namespace, TCPEXT_COUNTERS)
+        addresses = (sock.getsockname()[:2], sock.getpeername()[:2])
+        since = lambda: tcp_info(sock).last_ack_recv_ms / 1000  # noqa: E731 -- the prediction's clock
+        if prediction.alive_until_s is not None:
+            death = _watch_alive(sock, prediction, anchor, cancel, on_progress)
+            # anchor_ns is the handshake from tcpi_last_ack_recv, a jiffy coarse either way (jiffies_to_msecs of
+            # two tick-aligned stamps): watch ANCHOR_SLACK_S longer, so the samples cover alive_until_s on the
+            # wire's clock too (measured once without it: the last dump started 0.5 ms short of 9 s)
+            sampler.wait_past(anchor_ns + int(((prediction.alive_until_s or 0.0) + ANCHOR_SLACK_S) * 1e9))
+            sampler.stop()
+            evidence = MiddleboxEvidence(
+                scenario.middlebox_timeout_s or 0, str(scenario.middlebox), bool(scenario.masquerade), describe(entry),
+                (), SAMPLE_S, peer_state=tcp_info(peer_sock).state, peer_error=socket_error(peer_sock),
+                data_after=None if death.measured_s is not None else _data_both_ways(sock, peer_sock))
+        else:
+            with prompt_observer():
+                death = wait_for_death(sock, None, prediction, since, cancel, on_progress)
+            peer_state, peer_error = tcp_info(peer_sock).state, socket_error(peer_sock)
+            sampler.stop()
+            after = lab.conntrack_entry(scenario.family, ports)
+            evidence = MiddleboxEvidence(
+                scenario.middlebox_timeout_s or 0, str(scenario.middlebox), bool(scenario.masquerade), describe(entry),
+                (), SAMPLE_S, entry_after=describe(after), peer_state=peer_state, peer_error=peer_error,
+                peer_send=_peer_send(peer_sock, str(scenario.middlebox)))
+    finally:
+        if sampler.thread.is_alive():
+            sampler.stop_event.set()
+            sampler.thread.join()
+    evidence = replace(evidence, invalid=lab.invalid_count() - invalid_before)
+    after_counts = counters.tcpext_counts(tested.namespace, TCPEXT_COUNTERS)
+    if capture is not None:
+        capture.stop()
+    observed = Observed(scenario, kernel, prediction, death, counters.delta(before, after_counts),
+                        "last segment received (the handshake)", None, None, scenario.fault_object.description,
+                        lab.name)
+    result = result_from(observed, capture, capture_error, addresses, fault_ns, None)
+    wire = result.wire
+    if wire is not None and wire.anchor_ns:  # the handshake's last segment on the tap: the samples' t = 0
+        anchor_ns, clock = wire.anchor_ns, "the handshake's last segment, its frame on the tested veth"
+    else:
+        clock = "the handshake's last segment, from tcpi_last_ack_recv (to a jiffy)"
+    return replace(result, middlebox=replace(evidence, samples=sampler.relative_to(anchor_ns), clock=clock))
+
+
+def _watch_alive(sock: socket.socket, p: DeathPrediction, anchor: float, cancel: threading.Event,
+                 on_progress: Callable[[Progress], None] | None) -> Death:
+    """Survival: poll the socket until ``alive_until_s`` after the anchor; a death is read as in the direct lab."""
+    until = anchor + (p.alive_until_s or 0.0)
+    poller = select.poll()
+    poller.register(sock, select.POLLERR | select.POLLHUP)
+    while time.monotonic() < until:
+        if cancel.is_set():
+            raise ScenarioCancelled("cancelled while watching the connection live")
+        if poller.poll(20):
+            info = tcp_info(sock)
+            return Death(round(time.monotonic() - anchor, 6), socket_error(sock), info.probes, info.retransmits)
+        if on_progress:
+            on_progress(Progress(time.monotonic() - anchor, tcp_info(sock).probes, p.expected_s))
+    info = tcp_info(sock)
+    return Death(None, socket_error(sock), info.probes, info.retransmits)
+
+
+def _data_both_ways(sock: socket.socket, peer_sock: socket.socket) -> str:
+    """Send a few bytes each way; "both ways" when both arrive, else what went wrong."""
+    for name, sender, receiver in (("tested -> peer", sock, peer_sock), ("peer -> tested", peer_sock, sock)):
+        payload = f"netkit {name}".encode()
+        sender.sendall(payload)
+        receiver.settimeout(DATA_TIMEOUT_S)
+        try:
+            got = b""
+            while len(got) < len(payload):
+                chunk = receiver.recv(len(payload) - len(got))
+                if not chunk:
+                    return f"{name}: the connection closed"
+                got += chunk
+        except OSError as exc:
+            return f"{name}: {type(exc).__name__} {exc}"
+        finally:
+            receiver.settimeout(None)
+    return "both ways"
+
+
+def _peer_send(peer_sock: socket.socket, action: str) -> str:
+    """The peer's next send after the tested side's death: the router's RST (ECONNRESET) or nothing ("unanswered")."""
+    try:
+        peer_sock.send(PEER_SEND)
+    except OSError as exc:
+        return f"send failed: {exc}"
+    poller = select.poll()
+    poller.register(peer_sock, select.POLLERR | select.POLLHUP | select.POLLIN)
+    deadline = time.monotonic() + PEER_ANSWER_S
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(left * 1000):
+            info = tcp_info(peer_sock)
+            return "unanswered" if info.unacked and socket_error(peer_sock) == "none" else (
+                f"no error, {info.unacked} segments unacked")
+        error = socket_error(peer_sock)
+        if error != "none":
+            return error
+        try:
+            data = peer_sock.recv(64, socket.MSG_DONTWAIT)
+        except OSError as exc:
+            return type(exc).__name__
+        if not data:
+            return "closed (FIN)"
+        if action == MiddleboxAction.REJECT:
+            return f"data: {data!r}"
