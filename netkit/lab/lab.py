@@ -181,16 +181,13 @@ def _request(msg: Any, msg_type: int, create: bool = False) -> Any:
     return msg
 
 
-def _new_veth(ifname: str, index: int, peer: Endpoint) -> Any:
-    """RTM_NEWLINK: a veth pair, this end here, the other end created straight in ``peer``'s namespace.
+def new_veth(ifname: str, index: int, peer_ifname: str, peer_index: int, peer_ns: Namespace) -> Any:
+    """RTM_NEWLINK: a veth pair, this end here, the other end created straight in ``peer_ns``.
 
     The peer is a whole ifinfomsg: its header carries the peer's ifindex.
     """
 
-    peer_msg = {
-        "index": IFINDEXES[peer.role],
-        "attrs": [("IFLA_IFNAME", peer.ifname), ("IFLA_NET_NS_FD", peer.namespace.fd)],
-    }
+    peer_msg = {"index": peer_index, "attrs": [("IFLA_IFNAME", peer_ifname), ("IFLA_NET_NS_FD", peer_ns.fd)]}
     msg = ifinfmsg()
     msg["index"] = index
     msg["attrs"] = [
@@ -235,7 +232,8 @@ def _configure(endpoint: Endpoint, create_veth_to: Endpoint | None) -> None:
     index = IFINDEXES[endpoint.role]
     requests = []
     if create_veth_to is not None:
-        requests.append(_new_veth(endpoint.ifname, index, create_veth_to))
+        requests.append(new_veth(endpoint.ifname, index, create_veth_to.ifname, IFINDEXES[create_veth_to.role],
+                                  create_veth_to.namespace))
     requests.append(_link_up(LOOPBACK_IFINDEX))
     for family in ("ipv4", "ipv6"):
         address, prefixlen = ADDRESSES[endpoint.role][family]

@@ -50,15 +50,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
-from pyroute2.netlink.rtnl import RTM_NEWLINK, RTM_NEWROUTE
-from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl import RTM_NEWROUTE
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from ..errors import FeatureMissing, NetkitError
 from ..model.fault_rule import DataPath, FaultRule
 from ..privileges import require_privileges
 from .faults import Fault, FaultContext
-from .lab import LOOPBACK_IFINDEX, Endpoint, Lab, _link_up, _new_address, _request, family_number
+from .lab import LOOPBACK_IFINDEX, Endpoint, Lab, _link_up, _new_address, family_number, new_veth
 from .namespaces import PREFIX, Namespace
 
 NFT_TABLE = "nk_middlebox"
@@ -208,22 +207,6 @@ def _route_via(family: str, gateway: str) -> Any:
     return msg
 
 
-def _new_veth(ifname: str, index: int, peer_ifname: str, peer_index: int, peer_ns: Namespace) -> Any:
-    """RTM_NEWLINK: a veth pair, this end here, the other end created straight in ``peer_ns``."""
-    peer_msg = {"index": peer_index, "attrs": [("IFLA_IFNAME", peer_ifname), ("IFLA_NET_NS_FD", peer_ns.fd)]}
-    msg = ifinfmsg()
-    msg["index"] = index
-    msg["attrs"] = [
-        ("IFLA_IFNAME", ifname),
-        ("IFLA_LINKINFO", {"attrs": [
-            ("IFLA_INFO_KIND", "veth"),
-            ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer_msg)]}),
-        ]}),
-    ]
-    return _request(msg, RTM_NEWLINK, create=True)
-
-
-
 def _addresses(index: int, role: str) -> list[Any]:
     return [_new_address(index, family, *ROUTED_ADDRESSES[role][family]) for family in ("ipv4", "ipv6")]
 
@@ -262,9 +245,9 @@ class RoutedLab(Lab):
             # with an RTT estimate of 2 s and an RTO of 6 s ever after.
             self.router.sysctl("net.ipv6.conf.default.accept_dad", 0)
             self.router.namespace.run(self.router.namespace.rtnl_batch, [
-                _new_veth(self.router_client_ifname, ROUTER_CLIENT_IFINDEX, self.client.ifname, self.client.ifindex,
+                new_veth(self.router_client_ifname, ROUTER_CLIENT_IFINDEX, self.client.ifname, self.client.ifindex,
                           self.client.namespace),
-                _new_veth(self.router.ifname, ROUTER_SERVER_IFINDEX, self.server.ifname, self.server.ifindex,
+                new_veth(self.router.ifname, ROUTER_SERVER_IFINDEX, self.server.ifname, self.server.ifindex,
                           self.server.namespace),
                 _link_up(LOOPBACK_IFINDEX),
                 *_addresses(ROUTER_CLIENT_IFINDEX, "router-c"), *_addresses(ROUTER_SERVER_IFINDEX, "router-s"),
