@@ -14,13 +14,18 @@ import sys
 from typing import Any
 
 from ..errors import InputError
-from ..inspect.assess import assess
+from ..inspect.assess import ProcessAssessment, assess
 from ..inspect.gather import gather, pids_on_port
 from ..kernel import kernel_info
+from ..privileges import effective_capabilities
 from ..report.inspect import process_lines
 
 EXIT_OK, EXIT_USAGE = 0, 2
 SCHEMA = "netkit.inspect/1"
+DESCRIPTION = ("For each TCP socket of a live process, in whatever network namespace it lives: SO_KEEPALIVE, "
+               "TCP_KEEPIDLE/INTVL/CNT and TCP_USER_TIMEOUT as set on the socket (borrowed with pidfd_getfd; needs "
+               "CAP_SYS_PTRACE), else its namespace's sysctls, and the worst-case time to notice a dead peer while "
+               "idle and with data in flight. Read-only; exit 0 report printed, 2 bad input.")
 HELP = {
     "pid": "the process to inspect (any network namespace)",
     "port": "instead of PID: every process with a TCP socket whose local or remote port is PORT, in any network "
@@ -29,7 +34,14 @@ HELP = {
 }
 
 
-def inspect(pid: int | None, port: int | None) -> list[Any]:
+CAP_SYS_PTRACE = 19
+
+
+def has_sys_ptrace() -> bool:
+    return bool(effective_capabilities() >> CAP_SYS_PTRACE & 1)
+
+
+def inspect(pid: int | None, port: int | None) -> list[ProcessAssessment]:
     """The assessments, or InputError (exit 2) naming what is wrong with the input."""
     if (pid is None) == (port is None):
         raise InputError("give a PID or --port PORT (one of them)")
@@ -39,10 +51,12 @@ def inspect(pid: int | None, port: int | None) -> list[Any]:
         raise InputError(f"invalid pid {pid}: a process id is a whole number > 0")
     kernel = kernel_info()
     if port is not None:
-        found = pids_on_port(port)
+        found, hidden = pids_on_port(port)
         if not found:
+            fix = "" if has_sys_ptrace() else ": run it as root with CAP_SYS_PTRACE to see them"
+            unseen = f"; the network namespaces of {hidden} processes were hidden from netkit{fix}" if hidden else ""
             raise InputError(f"no process has a TCP socket on port {port} (listening or connected, in any network "
-                             "namespace netkit can see)")
+                             f"namespace netkit can see){unseen}")
         return [assess(gather(p, port), kernel) for p in found]
     assert pid is not None
     facts = gather(pid)
@@ -74,7 +88,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("inspect", help="what dead-peer detection a live process's TCP sockets get (read-only)",
-                       description=(__doc__ or "").split("\n\n")[0])
+                       description=DESCRIPTION)
     p.add_argument("pid", type=int, nargs="?", metavar="PID", help=HELP["pid"])
     p.add_argument("--port", type=int, help=HELP["port"])
     p.add_argument("--json", action="store_true", help=HELP["json"])

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 from ..lab.diag import TcpSocketDiag
 
@@ -72,6 +71,3 @@ class ProcessFacts:
     @property
     def foreign_namespace(self) -> bool:
         return self.netns is not None and self.netns != self.host_netns
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)

@@ -14,6 +14,7 @@ processes holding them (``/proc/*/fd``).  Namespaces only bind-mounted
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 
@@ -21,6 +22,7 @@ from ..errors import InputError
 from ..lab.diag import TcpSocketDiag, tcp_sockets
 from ..lab.namespaces import Namespace
 from ..lab.proc import owners, pids
+from .assess import NO_PTRACE
 from .borrow import Borrower, NotPermitted
 from .facts import SYSCTLS, NamespaceSysctls, ProcessFacts, SocketFacts
 from .procnet import parse_proc_net_tcp
@@ -163,8 +165,6 @@ def _elsewhere(fds: dict[int, int], home: int | None) -> list[SocketFacts]:
 
 
 def _borrow(facts: ProcessFacts) -> None:
-    from .assess import NO_PTRACE
-
     wanted = [s for s in facts.sockets if s.fd is not None]
     if not facts.attributed:
         facts.notes.append(NO_PTRACE)
@@ -185,6 +185,12 @@ def _borrow(facts: ProcessFacts) -> None:
         facts.notes.append(NO_PTRACE)
     except ProcessLookupError:
         raise InputError(f"process {facts.pid} ended while netkit read it") from None
+    except OSError as exc:
+        if exc.errno != errno.ENOSYS:
+            raise
+        for s in wanted:
+            s.borrow_error = "no pidfd_getfd in this kernel"
+        facts.notes.append(f"this kernel has no pidfd_open/pidfd_getfd (Linux >= 5.6 has): {NO_PTRACE.split(': ', 1)[1]}")
 
 
 def _namespace_paths() -> dict[str, str]:
@@ -206,9 +212,11 @@ def _namespace_paths() -> dict[str, str]:
     return found
 
 
-def pids_on_port(port: int) -> list[int]:
-    """Processes with a TCP socket whose local or remote port is ``port``, in any network namespace netkit can see."""
+def pids_on_port(port: int) -> tuple[list[int], int]:
+    """Processes with a TCP socket whose local or remote port is ``port``, in any network namespace netkit can see,
+    and how many processes' namespaces netkit could not look into (no ptrace access, or setns refused)."""
     inodes: set[int] = set()
+    hidden = _hidden_namespaces()
     for path in _namespace_paths().values():
         try:
             namespace = Namespace(f"the network namespace at {path}", os.open(path, os.O_RDONLY | os.O_CLOEXEC))
@@ -217,9 +225,23 @@ def pids_on_port(port: int) -> list[int]:
         try:
             table = tcp_sockets(namespace, info=False)
         except OSError:
-            continue  # setns refused (no CAP_SYS_ADMIN)
+            hidden += 1  # setns refused (no CAP_SYS_ADMIN)
+            continue
         finally:
             namespace.close()
         inodes |= {s.inode for s in table if s.inode and port in (s.local[1], s.remote[1])}
     me = os.getpid()
-    return sorted({p for holders in owners(inodes).values() for p in holders if p != me})
+    return sorted({p for holders in owners(inodes).values() for p in holders if p != me}), hidden
+
+
+def _hidden_namespaces() -> int:
+    """Processes whose /proc/PID/ns/net netkit may not read."""
+    hidden = 0
+    for pid in pids():
+        try:
+            os.readlink(f"/proc/{pid}/ns/net")
+        except PermissionError:
+            hidden += 1
+        except OSError:
+            continue
+    return hidden
