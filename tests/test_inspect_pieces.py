@@ -93,3 +93,31 @@ def test_text_starts_with_the_verdict_and_marks_where_values_come_from():
     assert "7s*" in row and "2s*" in row and "13 s" in row
     listener = next(line for line in lines if line.lstrip().startswith("7 "))
     assert "7200s=" in listener and "accepted: never" in listener
+
+
+def test_listeners_only_are_judged_by_what_accepted_connections_inherit():
+    a = assess(_process([SocketFacts(_diag("LISTEN", "none", 10), 7, Borrowed(True, 60, 10, 5, 0))]), HZ250)
+    assert a.verdict == ("pid 1234 redis-server: 1 TCP socket (1 listening); dead peer noticed within 110 s idle "
+                         "(keepalive 60/10/5), 928.896 s with data in flight (tcp_retries2 15) for connections it "
+                         "accepts, if it keeps the listener's options")
+    (s,) = a.sockets
+    assert s.idle_death == "110 s" and not s.connected
+
+
+def test_one_connection_without_keepalive_makes_the_process_never_notice():
+    a = assess(_process([SocketFacts(_diag(inode=1), 5, Borrowed(True, 7, 2, 3, 0)),
+                         SocketFacts(_diag(timer="none", inode=2), 6, Borrowed(False, 7200, 75, 9, 0))]), HZ250)
+    assert "dead peer never noticed while idle (1 of 2 without SO_KEEPALIVE)" in a.verdict
+
+
+INSPECT_KEYS = ["pid", "comm", "uid", "verdict", "netns", "host_netns", "foreign_namespace", "sysctls", "host_sysctls",
+                "read_via", "table", "attributed", "warnings", "notes", "sockets"]
+SOCKET_KEYS = ["fd", "netns", "family", "state", "local", "remote", "inode", "timer", "read_via", "keepalive", "idle",
+               "intvl", "cnt", "user_timeout_ms", "rto_s", "idle_death_s", "idle_death", "idle_rule", "idle_window_s",
+               "flight_death_s", "flight_death", "flight_by", "flight_rule", "flight_window_s", "notes"]
+
+
+def test_inspect_json_keys_are_pinned():
+    data = assess(_process([SocketFacts(_diag(), 8, Borrowed(True, 7, 2, 3, 0))]), HZ250).to_dict()
+    assert list(data) == INSPECT_KEYS and list(data["sockets"][0]) == SOCKET_KEYS
+    assert data["sockets"][0]["idle"] == {"value": 7, "source": "socket"}

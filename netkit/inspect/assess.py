@@ -246,43 +246,50 @@ def _worst(values: list[SocketAssessment], attr: str) -> SocketAssessment | None
     return max(known, key=lambda s: getattr(s, attr)) if known else None
 
 
+def _count(sockets: list[SocketAssessment], connected: int, listening: int) -> str:
+    count = f"{len(sockets)} TCP socket{'s' if len(sockets) != 1 else ''}"
+    parts = [f"{connected} connected"] * bool(connected) + [f"{listening} listening"] * bool(listening)
+    return count + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _idle_verdict(judged: list[SocketAssessment]) -> str:
+    never = [s for s in judged if s.idle_death == NEVER]
+    if never:
+        why = f"{len(never)} of {len(judged)} without SO_KEEPALIVE" if len(judged) > 1 else "no SO_KEEPALIVE"
+        return f"dead peer never noticed while idle ({why})"
+    worst = _worst(judged, "idle_death_s")
+    if worst is None or any(s.idle_death_s is None for s in judged):
+        on = "keepalive on, " if any(s.keepalive for s in judged) else ""
+        return f"{on}time to notice a dead peer while idle unknown"
+    ut = f", TCP_USER_TIMEOUT {worst.user_timeout_ms.value} ms" if worst.user_timeout_ms.value else ""
+    return f"dead peer noticed within {worst.idle_death_s:g} s idle (keepalive {worst.keepalive_text()}{ut})"
+
+
+def _flight_verdict(judged: list[SocketAssessment]) -> str:
+    worst = _worst(judged, "flight_death_s")
+    if worst is None:
+        return "unknown with data in flight"
+    unless = ", unless TCP_USER_TIMEOUT" if worst.user_timeout_ms.source == UNKNOWN else ""
+    at_least = "at least " if any(s.flight_death_s is None for s in judged) else ""
+    return f"{at_least}{worst.flight_death_s:g} s with data in flight ({worst.flight_by}{unless})"
+
+
 def verdict(f: ProcessFacts, sockets: list[SocketAssessment]) -> str:
-    """One line: the process, its sockets, the worst idle and in-flight detection times over its connections."""
-    head = f"pid {f.pid} {f.comm}:"
+    """One line: the process, its sockets, the worst idle and in-flight detection times over its connections.
+
+    Connections are judged; a process with only listeners is judged by what its listeners pass on to the
+    connections they accept (SO_KEEPALIVE and the TCP_KEEP* values are inherited, unless the program sets
+    them after accept(), as Redis does).
+    """
     connected = [s for s in sockets if s.connected]
     listening = [s for s in sockets if s.state == "LISTEN"]
-    count = f"{len(sockets)} TCP socket{'s' if len(sockets) != 1 else ''}"
-    parts = [p for p in (f"{len(connected)} connected" if connected else "", f"{len(listening)} listening" if listening
-                         else "") if p]
-    count += f" ({', '.join(parts)})" if parts else ""
+    head = f"pid {f.pid} {f.comm}: {_count(sockets, len(connected), len(listening))}"
     judged = connected or listening
     if not judged:
-        return f"{head} {count}; no connection to judge"
+        return f"{head}; no connection to judge"
     what = "" if connected else " for connections it accepts, if it keeps the listener's options"
-    never = [s for s in judged if s.idle_death == NEVER]
-    unknown = [s for s in judged if s.idle_death_s is None and s.idle_death != NEVER]
-    worst = _worst(judged, "idle_death_s")
-    if never:
-        idle = (f"never while idle ({len(never)} of {len(judged)} without SO_KEEPALIVE)" if len(judged) > 1
-                else "never while idle (no SO_KEEPALIVE)")
-    elif unknown or worst is None:
-        idle = ("keepalive on, time to notice a dead peer while idle unknown" if any(s.keepalive for s in judged)
-                else "time to notice a dead peer while idle unknown")
-    else:
-        idle = f"dead peer noticed within {worst.idle_death_s:g} s idle (keepalive {worst.keepalive_text()}" + (
-            f", TCP_USER_TIMEOUT {worst.user_timeout_ms.value} ms)" if worst.user_timeout_ms.value else ")")
-    flight = _worst(judged, "flight_death_s")
-    if flight is None or any(s.flight_death_s is None for s in judged):
-        in_flight = "unknown with data in flight"
-        if any(s.flight_death_s is not None for s in judged) and flight is not None:
-            in_flight = f"at least {flight.flight_death_s:g} s with data in flight ({flight.flight_by})"
-    else:
-        in_flight = f"{flight.flight_death_s:g} s with data in flight ({flight.flight_by}" + (
-            ", unless TCP_USER_TIMEOUT)" if flight.user_timeout_ms.source == UNKNOWN else ")")
-    if idle.startswith("never"):
-        idle = "dead peer " + idle.replace("never while idle", "never noticed while idle")
-    degraded = "" if f.borrowed else "; socket options unreadable without CAP_SYS_PTRACE (sock_diag's timers only)"
-    return f"{head} {count}; {idle}, {in_flight}{what}{degraded}"
+    degraded = "" if f.borrowed else f"; socket options unreadable {f.unreadable_why} (sock_diag's timers only)"
+    return f"{head}; {_idle_verdict(judged)}, {_flight_verdict(judged)}{what}{degraded}"
 
 
 def assess(f: ProcessFacts, kernel: KernelInfo) -> ProcessAssessment:

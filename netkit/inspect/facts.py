@@ -66,6 +66,7 @@ class ProcessFacts:
     attributed: bool = True  # the sockets are the process's own fds (False: its uid's in its namespace)
     table: str = "sock_diag"  # or "/proc/PID/net/tcp"
     borrowed: bool = False  # the options were read with pidfd_getfd
+    unreadable_why: str = "without CAP_SYS_PTRACE"  # why not, when not
     notes: list[str] = field(default_factory=list)
 
     @property

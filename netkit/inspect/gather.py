@@ -190,6 +190,7 @@ def _borrow(facts: ProcessFacts) -> None:
             raise
         for s in wanted:
             s.borrow_error = "no pidfd_getfd in this kernel"
+        facts.unreadable_why = "on this kernel (no pidfd_getfd before Linux 5.6)"
         facts.notes.append(f"this kernel has no pidfd_open/pidfd_getfd (Linux >= 5.6 has): {NO_PTRACE.split(': ', 1)[1]}")
 
 
