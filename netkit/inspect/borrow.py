@@ -16,9 +16,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 import socket
 
+from ..lab.namespaces import SIOCGSKNS
 from .facts import Borrowed
 
 SYS_PIDFD_GETFD = 438
@@ -51,8 +53,8 @@ class Borrower:
     def __exit__(self, *exc: object) -> None:
         os.close(self.pidfd)
 
-    def options(self, fd: int, inode: int) -> Borrowed | None:
-        """The options of the socket behind the process's ``fd``, or None if that fd is no longer socket ``inode``."""
+    def _borrow(self, fd: int, inode: int) -> int | None:
+        """A duplicate of the process's ``fd`` if it is still socket ``inode`` (the caller closes it), else None."""
         borrowed = _libc.syscall(SYS_PIDFD_GETFD, self.pidfd, fd, 0)
         if borrowed < 0:
             err = ctypes.get_errno()
@@ -61,13 +63,36 @@ class Borrower:
             if err == errno.EBADF:  # closed since /proc was read
                 return None
             raise OSError(err, f"pidfd_getfd(pid {self.pid}, fd {fd}): {os.strerror(err)}")
-        try:
-            if os.fstat(borrowed).st_ino != inode:
-                return None
-            sock = socket.socket(fileno=os.dup(borrowed))
-            try:
-                return read_options(sock)
-            finally:
-                sock.close()
-        finally:
+        if os.fstat(borrowed).st_ino != inode:
             os.close(borrowed)
+            return None
+        return int(borrowed)
+
+    def tcp_namespace(self, fd: int, inode: int) -> int | None:
+        """An fd of the network namespace of the TCP socket behind ``fd`` (SIOCGSKNS); None if it is no TCP socket."""
+        borrowed = self._borrow(fd, inode)
+        if borrowed is None:
+            return None
+        try:
+            sock = socket.socket(fileno=os.dup(borrowed))
+        except OSError:
+            os.close(borrowed)
+            return None
+        try:
+            tcp = sock.family in (socket.AF_INET, socket.AF_INET6) and \
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL) == socket.IPPROTO_TCP
+            return int(fcntl.ioctl(sock.fileno(), SIOCGSKNS)) if tcp else None
+        finally:
+            sock.close()
+            os.close(borrowed)
+
+    def options(self, fd: int, inode: int) -> Borrowed | None:
+        """The options of the socket behind the process's ``fd``, or None if that fd is no longer socket ``inode``."""
+        borrowed = self._borrow(fd, inode)
+        if borrowed is None:
+            return None
+        sock = socket.socket(fileno=borrowed)
+        try:
+            return read_options(sock)
+        finally:
+            sock.close()

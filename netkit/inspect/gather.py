@@ -130,7 +130,8 @@ def gather(pid: int, port: int | None = None) -> ProcessFacts:
     else:
         facts.sockets = [SocketFacts(s, fds[s.inode]) for s in table if s.inode in fds]
         seen = {s.inode for s in table}
-        facts.sockets += _elsewhere({i: fd for i, fd in fds.items() if i not in seen}, facts.netns)
+        missing = {i: fd for i, fd in fds.items() if i not in seen}
+        facts.sockets += _elsewhere(pid, missing, facts.netns) if missing else []
     if port is not None:
         facts.sockets = [s for s in facts.sockets if port in (s.diag.local[1], s.diag.remote[1])]
     facts.sockets.sort(key=lambda s: (s.fd if s.fd is not None else -1, s.diag.inode))
@@ -138,29 +139,48 @@ def gather(pid: int, port: int | None = None) -> ProcessFacts:
     return facts
 
 
-def _elsewhere(fds: dict[int, int], home: int | None) -> list[SocketFacts]:
-    """The process's TCP sockets in namespaces other than its own (a socket keeps the namespace it was made in)."""
-    found: list[SocketFacts] = []
-    if not fds:
-        return found
-    for path in _namespace_paths().values():
-        try:
-            namespace = Namespace(f"the network namespace at {path}", os.open(path, os.O_RDONLY | os.O_CLOEXEC))
-        except OSError:
-            continue
-        try:
-            if namespace.inode == home:
+def _elsewhere(pid: int, fds: dict[int, int], home: int | None) -> list[SocketFacts]:
+    """The process's TCP sockets in namespaces other than its own (a socket keeps the namespace it was made in).
+
+    Each socket fd not found in the process's namespace is borrowed and asked for its protocol and, if TCP,
+    its namespace (SIOCGSKNS).  Where borrowing is not permitted, every namespace netkit can see is searched.
+    """
+    namespaces: dict[int, Namespace] = {}
+    try:
+        with Borrower(pid) as borrower:
+            for inode, fd in fds.items():
+                ns_fd = borrower.tcp_namespace(fd, inode)
+                if ns_fd is None:
+                    continue
+                namespace = Namespace(f"the network namespace of pid {pid}'s fd {fd}", ns_fd)
+                if namespace.inode in namespaces or namespace.inode == home:
+                    namespace.close()
+                else:
+                    namespaces[namespace.inode] = namespace
+    except (NotPermitted, OSError):  # no ptrace access, or no pidfd_getfd: search what we can see
+        for namespace in namespaces.values():
+            namespace.close()
+        namespaces = {}
+        for path in _namespace_paths().values():
+            try:
+                namespace = Namespace(f"the network namespace at {path}", os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+            except OSError:
                 continue
+            if namespace.inode in namespaces or namespace.inode == home:
+                namespace.close()
+            else:
+                namespaces[namespace.inode] = namespace
+    found: list[SocketFacts] = []
+    for namespace in namespaces.values():
+        try:
             hits = [s for s in tcp_sockets(namespace) if s.inode in fds]
             if hits:
                 sysctls = namespace.run(_read_sysctls)
-                found += [SocketFacts(s, fds.pop(s.inode), netns=namespace.inode, sysctls=sysctls) for s in hits]
+                found += [SocketFacts(s, fds[s.inode], netns=namespace.inode, sysctls=sysctls) for s in hits]
         except OSError:
             continue  # setns refused
         finally:
             namespace.close()
-        if not fds:
-            break
     return found
 
 
