@@ -56,6 +56,9 @@ command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
 # tests; they run it in the foreground inside a lab namespace, never as a
 # service (see below).
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# socat, a second real program with its own keepalive options (keepidle=...,
+# keepintvl=..., keepcnt=...), for the `netkit inspect` tests.
+command -v socat >/dev/null 2>&1 || missing+=(socat)
 case "$(dpkg-query -W -f='${Status}' ca-certificates 2>/dev/null || true)" in
 *" installed") ;;
 *) missing+=(ca-certificates) ;;

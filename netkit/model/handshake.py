@@ -45,20 +45,15 @@ from ..kernel import KernelInfo
 from .fault_rule import DataPath, FaultRule
 from .neighbour import MCAST_SOLICIT, RETRANS_TIME_MS, neighbour_failure_jiffies
 from .prediction import DeathPrediction
+from .retransmission import TCP_RTO_MAX_S, tcp_model_timeout_s
 from .wheel import MEASUREMENT_JIFFIES, latest_death_s, wheel_granularity_s, window
 
 TCP_TIMEOUT_INIT_S = 1.0
-TCP_RTO_MAX_S = 120.0
-
-
-LINEAR_BACKOFF_THRESH = 6  # tcp_model_timeout: ilog2(TCP_RTO_MAX / rto_base) with rto_base 1 s
 
 
 def syn_time_budget_s(syn_retries: int) -> float:
     """``tcp_model_timeout(syn_retries, 1 s)``: how long after the SYN ``retransmits_timed_out`` expires the connect."""
-    if syn_retries <= LINEAR_BACKOFF_THRESH:
-        return float((2 << syn_retries) - 1)
-    return float((2 << LINEAR_BACKOFF_THRESH) - 1 + (syn_retries - LINEAR_BACKOFF_THRESH) * TCP_RTO_MAX_S)
+    return tcp_model_timeout_s(syn_retries, TCP_TIMEOUT_INIT_S)
 
 
 def syn_schedule(syn_retries: int, linear_timeouts: int) -> tuple[float, ...]:

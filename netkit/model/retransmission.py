@@ -25,7 +25,8 @@ Retransmission (``tcp_retransmit_timer`` -> ``tcp_write_timeout`` ->
   remaining)``), so the death lands at the deadline plus the rounding of that
   last, short arming;
 * without it the deadline is ``tcp_model_timeout(tcp_retries2, TCP_RTO_MIN)``
-  = ``((2 << retries2) - 1) x 200 ms`` (below the linear-backoff threshold),
+  (:func:`tcp_model_timeout_s`) = ``((2 << retries2) - 1) x 200 ms`` up to
+  ``tcp_retries2`` 9, plus 120 s for each one beyond (15: 924.6 s),
   checked at RTO runs whose offsets from the first retransmission are
   ``rto x (2^k - 2)``; their lateness accumulates and can make an earlier run
   qualify (two outcomes, as with keepalive + user timeout).
@@ -67,7 +68,6 @@ from .wheel import MEASUREMENT_JIFFIES, latest_death_s, wheel_granularity_s
 
 TCP_RTO_MIN_S = 0.2
 TCP_RTO_MAX_S = 120.0
-TCP_RTO_MIN_HZ_DIVISOR = 5  # include/net/tcp.h: TCP_RTO_MIN ((unsigned)(HZ / 5))
 
 RTO_NEEDS_RETRIES2 = ("data in flight without TCP_USER_TIMEOUT needs tcp_retries2 set low (the default 15 "
                       "takes ~15 minutes)")
@@ -81,6 +81,27 @@ def default_rto_s(kernel: KernelInfo) -> float:
 
 
 TCP_TIMEOUT_MIN_JIFFIES = 2  # include/net/tcp.h: the clamp never arms a timer shorter than this
+
+
+def tcp_model_timeout_s(boundary: int, rto_base_s: float = TCP_RTO_MIN_S) -> float:
+    """``tcp_model_timeout(sk, boundary, rto_base)`` (net/ipv4/tcp_timer.c), in seconds.
+
+    How long after ``retrans_stamp`` ``retransmits_timed_out`` gives up without
+    TCP_USER_TIMEOUT: the time ``boundary`` retransmissions take when the RTO
+    starts at ``rto_base`` and doubles, up to ``linear_backoff_thresh =
+    ilog2(TCP_RTO_MAX / rto_base)`` doublings; beyond that each one adds
+    TCP_RTO_MAX::
+
+        boundary <= thresh:  ((2 << boundary) - 1) x rto_base
+        else:                ((2 << thresh) - 1) x rto_base + (boundary - thresh) x TCP_RTO_MAX
+
+    ``tcp_retries2`` 15 with TCP_RTO_MIN (200 ms, thresh 9): 204.6 + 6 x 120 = 924.6 s;
+    a SYN's budget uses ``rto_base`` = TCP_TIMEOUT_INIT (1 s, thresh 6).
+    """
+    thresh = int(TCP_RTO_MAX_S / rto_base_s + 1e-9).bit_length() - 1  # ilog2
+    if boundary <= thresh:
+        return round(((2 << boundary) - 1) * rto_base_s, 6)
+    return round(((2 << thresh) - 1) * rto_base_s + (boundary - thresh) * TCP_RTO_MAX_S, 6)
 
 
 class ClampedRuns(NamedTuple):
@@ -166,16 +187,8 @@ def unacked_death(
 
 
 def tcp_model_timeout_jiffies(retries2: int, hz: int) -> int:
-    """``tcp_model_timeout(sk, boundary, TCP_RTO_MIN)`` in jiffies (net/ipv4/tcp_timer.c).
-
-    ``linear_backoff_thresh = ilog2(TCP_RTO_MAX / rto_base)`` = 9; below it
-    ``((2 << boundary) - 1) * rto_base``, above it 120 s per further retry.
-    """
-    rto_base = hz // TCP_RTO_MIN_HZ_DIVISOR
-    thresh = int(TCP_RTO_MAX_S / TCP_RTO_MIN_S).bit_length() - 1
-    if retries2 <= thresh:
-        return ((2 << retries2) - 1) * rto_base
-    return ((2 << thresh) - 1) * rto_base + (retries2 - thresh) * int(TCP_RTO_MAX_S) * hz
+    """:func:`tcp_model_timeout_s` for ``tcp_retries2`` in jiffies (its ``rto_base``, TCP_RTO_MIN, is HZ / 5 jiffies)."""
+    return round(tcp_model_timeout_s(retries2) * hz)
 
 
 def _failing_locally(ut: int | None, retries2: int | None, kernel: KernelInfo, rto_s: float,
@@ -243,7 +256,7 @@ def _lost_until_retries2(retries2: int, kernel: KernelInfo, rto_s: float) -> Dea
     jiffy = kernel.jiffy_s
     first_retransmission = 2 * rto_s
     start_late = _start_late(rto_s, kernel)
-    timeout = ((2 << retries2) - 1) * TCP_RTO_MIN_S  # tcp_model_timeout(), below the linear threshold
+    timeout = tcp_model_timeout_s(retries2)
     offsets, late, rto = [0.0], [start_late], rto_s  # run k (1-based): offset from the first retransmission
     while offsets[-1] < timeout:
         rto = min(rto * 2, TCP_RTO_MAX_S)
@@ -256,8 +269,10 @@ def _lost_until_retries2(retries2: int, kernel: KernelInfo, rto_s: float) -> Dea
     def at(run: int) -> float:
         return round(first_retransmission + offsets[run - 1], 6)
 
+    formula = (f"((2 << {retries2}) - 1) x 200 ms" if timeout == round(((2 << retries2) - 1) * TCP_RTO_MIN_S, 6)
+               else "((2 << 9) - 1) x 200 ms + " + f"({retries2} - 9) x 120 s")
     rule = (f"tcp_retransmit_timer with tcp_retries2 = {retries2}: deadline tcp_model_timeout = "
-            f"((2 << {retries2}) - 1) x 200 ms = {timeout:g} s after the first retransmission (at 2 x rto = "
+            f"{formula} = {timeout:g} s after the first retransmission (at 2 x rto = "
             f"{first_retransmission:.3f} s, after the tail loss probe); RTO runs every rto x 2^k: death on run "
             f"{nominal} at {at(nominal):.3f} s after the send, {nominal - 1} retransmissions"
             + (f"; timer lateness can make run {early} qualify ({early - 1} retransmissions)" if early_qualifies else ""))
