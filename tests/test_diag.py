@@ -1,6 +1,7 @@
 """sock_diag in a lab namespace: every timer kind, and never the host's sockets."""
 
 import socket
+import threading
 
 import pytest
 from conftest import wait_for
@@ -57,3 +58,25 @@ def test_retransmit_and_time_wait_timers():
         found = wait_for(lambda: (s := diag.find_connection(diag.tcp_sockets(lab.client.namespace), local, remote))
                          and s.state == "TIME_WAIT" and s, timeout=2, what="TIME_WAIT")
         assert found.state == "TIME_WAIT" and found.timer == "time-wait" and found.info is None
+
+
+def test_a_diag_watch_looks_up_in_its_lab_namespace_from_any_thread(netkit_lab):
+    """The SYN-RECV observer's lookups: exact (request sockets too), in the lab's namespace whatever thread asks.
+
+    (pyroute2's DiagSocket, made inside the namespace but used from another thread, asked the host.)
+    """
+    server, client = netkit_lab.connect("ipv4")
+    local, remote = server.getsockname()[:2], client.getsockname()[:2]
+    watch = diag.DiagWatch(netkit_lab.server.namespace)
+    try:
+        found = []
+        thread = threading.Thread(target=lambda: found.append(watch.find(local, remote)))
+        thread.start()
+        thread.join()
+        assert found == [("ESTABLISHED", 0)] == [watch.find(local, remote)]
+        assert watch.find(local, (remote[0], remote[1] ^ 1)) in (None, ("LISTEN", 0))  # no such connection
+        server.close()
+        client.close()
+        assert watch.find(local, remote) in (None, ("TIME_WAIT", 0))
+    finally:
+        watch.close()

@@ -56,7 +56,7 @@ from ..evidence.wire import WireEvidence, evidence
 from ..kernel import KernelInfo
 from ..lab import counters
 from ..lab.capture import Capture
-from ..lab.diag import tcp_sockets
+from ..lab.diag import DiagWatch
 from ..lab.faults import FaultContext
 from ..lab.lab import SERVER_PORT, Endpoint, Lab
 from ..lab.tcpinfo import tcp_info
@@ -72,7 +72,7 @@ from .spec import Scenario
 TCP_SYNCNT = getattr(socket, "TCP_SYNCNT", 7)
 HANDSHAKE_COUNTERS = ("TCPSynRetrans", "TCPTimeouts", "TCPSpuriousRtxHostQueues")
 REQUEST_SEEN_TIMEOUT_S = 0.5  # the SYN reaches the listener within microseconds on a veth
-DIAG_POLL_S = 0.003  # near the predicted drop: each dump itself takes about 1.5 ms
+DIAG_POLL_S = 0.002  # near the predicted drop; one dump on an open raw socket takes a fraction of a millisecond
 REQUEST_STATES = ("SYN_RECV", "12")  # sock_diag shows a request socket as SYN_RECV (or its own state, 12)
 SYN_SYSCTL = {State.SYN_SENT: "net.ipv4.tcp_syn_retries", State.SYN_RECV: "net.ipv4.tcp_synack_retries"}
 
@@ -225,17 +225,20 @@ def _syn_recv(run: _Run) -> ScenarioResult:
     before = counters.tcpext_counts(tested.namespace, HANDSHAKE_COUNTERS)
     connect_ns = time.time_ns()
     client.setblocking(False)
+    watch = DiagWatch(tested.namespace)  # one socket for every poll: no thread, no new socket per dump
+    lab.callback(watch.close)
     client.connect_ex((tested.address(family), SERVER_PORT))
     client_address = client.getsockname()[:2]
-    seen_at = _wait_for_request(tested, family, client_address, cancel)
+    server_address = (tested.address(family), SERVER_PORT)
+    seen_at = _wait_for_request(watch, server_address, client_address, cancel)
     client.close()  # SYN-SENT: closing sends nothing; no SYN retransmission will restart the request's timer
     samples: list[Event] = []
     with prompt_observer():
-        gone_ns = _wait_for_drop(tested, family, client_address, seen_at, prediction, cancel, run.on_progress, samples)
+        gone_ns = _wait_for_drop(watch, server_address, client_address, seen_at, prediction, cancel, run.on_progress,
+                                 samples)
     counted = counters.delta(before, counters.tcpext_counts(tested.namespace, HANDSHAKE_COUNTERS))
     if capture is not None:
         capture.stop()
-    server_address = (tested.address(family), SERVER_PORT)
     wire, pcap_data = _wire(scenario, capture, run.capture_error, server_address, client_address, connect_ns,
                             "syn-ack", counted, prediction)
     anchor_ns = wire.anchor_ns if wire.anchor_ns else connect_ns
@@ -247,18 +250,17 @@ def _syn_recv(run: _Run) -> ScenarioResult:
                    pcap_data)
 
 
-def _request(tested: Endpoint, family: str, client_address: tuple[str, int]) -> int | None:
+def _request(watch: DiagWatch, server_address: tuple[str, int], client_address: tuple[str, int]) -> int | None:
     """The listener's request socket for the client: its SYN-ACK retransmissions so far (None: no such request)."""
-    for s in tcp_sockets(tested.namespace, (family,), info=False):
-        if s.state in REQUEST_STATES and s.local[1] == SERVER_PORT and s.remote[1] == client_address[1]:
-            return s.retrans
-    return None
+    found = watch.find(server_address, client_address)
+    return found[1] if found is not None and found[0] in REQUEST_STATES else None
 
 
-def _wait_for_request(tested: Endpoint, family: str, client_address: tuple[str, int], cancel: threading.Event) -> float:
+def _wait_for_request(watch: DiagWatch, server_address: tuple[str, int], client_address: tuple[str, int],
+                      cancel: threading.Event) -> float:
     """Until sock_diag shows the listener's request for the client; returns when (monotonic)."""
     deadline = time.monotonic() + REQUEST_SEEN_TIMEOUT_S
-    while _request(tested, family, client_address) is None:
+    while _request(watch, server_address, client_address) is None:
         if cancel.is_set():
             raise ScenarioCancelled("cancelled while waiting for the client's SYN")
         if time.monotonic() > deadline:
@@ -269,8 +271,9 @@ def _wait_for_request(tested: Endpoint, family: str, client_address: tuple[str, 
 
 
 def _wait_for_drop(
-    tested: Endpoint, family: str, client_address: tuple[str, int], seen_at: float, prediction: DeathPrediction,
-    cancel: threading.Event, on_progress: Callable[[Progress], None] | None, samples: list[Event],
+    watch: DiagWatch, server_address: tuple[str, int], client_address: tuple[str, int], seen_at: float,
+    prediction: DeathPrediction, cancel: threading.Event, on_progress: Callable[[Progress], None] | None,
+    samples: list[Event],
 ) -> int | None:
     """The end of the first dump (CLOCK_REALTIME ns) that no longer shows the request; None if it outlived the wait."""
     low = min(w[0] for w, _ in prediction.outcomes())
@@ -281,7 +284,7 @@ def _wait_for_drop(
         near = elapsed >= low - WARMUP_LEAD_S
         if cancel.wait(DIAG_POLL_S if near else min(0.2, low - WARMUP_LEAD_S - elapsed)):
             raise ScenarioCancelled("cancelled while waiting for the request to be dropped")
-        retrans = _request(tested, family, client_address)
+        retrans = _request(watch, server_address, client_address)
         if retrans is None:
             return time.time_ns()
         if retrans > seen:

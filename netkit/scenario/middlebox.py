@@ -51,7 +51,8 @@ from .observe import Death, prompt_observer, socket_error, wait_for_death
 from .result import Progress, ScenarioResult
 from .spec import Scenario
 
-SAMPLE_S = 0.005  # the router's entry, read this often (a lookup takes ~0.5 ms)
+SAMPLE_S = 0.005  # the router's entry, read this often in its last second (a lookup takes ~0.5 ms)
+COARSE_SAMPLE_S = 0.05  # and this often before: enough to see every refresh (probes are >= 1 s apart)
 PEER_SEND = b"are you there?"
 PEER_ANSWER_S = 0.5  # the peer's next send: how long the router's RST (reject) may take, or silence (drop) must last
 DATA_TIMEOUT_S = 2.0
@@ -76,8 +77,14 @@ def describe(entry: ConntrackEntry | None) -> str | None:
 
 
 class EntrySampler:
-    """A thread inside the router's namespace reading the flow's conntrack entry every SAMPLE_S until stopped.
+    """A thread inside the router's namespace reading the flow's conntrack entry until stopped.
 
+    Every SAMPLE_S while the entry is in its last second (ctnetlink's
+    timeout, whole seconds rounded down, reads 0) or has just vanished --
+    the moments that bracket its expiry -- and every COARSE_SAMPLE_S
+    otherwise: a gate runs dozens of routed labs at once beside other
+    scenarios' observers, and sampling every 5 ms throughout cost each a
+    tenth of a core (the gate's zero-window faults then landed late).
     Each read is one ctnetlink lookup by the flow's original tuple, stamped
     on CLOCK_REALTIME before and after it -- the packet capture's clock -- so
     the samples can be put on the wire's t = 0 (the handshake's last segment,
@@ -100,12 +107,15 @@ class EntrySampler:
             self.lab.router.namespace.enter_current_thread()  # a throwaway thread: it dies inside the router
             number = socket.AF_INET6 if self.family == "ipv6" else socket.AF_INET
             with open_conntrack(number) as ct:  # one socket for every lookup
+                had_entry = False
                 while not self.stop_event.is_set():
                     start = time.time_ns()
                     entry = get_entry(ct, self.original)  # a hash lookup (0.5 ms), not a dump (12 ms)
                     self.samples.append((start, time.time_ns(), None if entry is None else entry.timeout_s,
                                          None if entry is None else entry.id))
-                    self.stop_event.wait(SAMPLE_S)
+                    near_expiry = entry.timeout_s == 0 if entry is not None else had_entry
+                    had_entry = entry is not None
+                    self.stop_event.wait(SAMPLE_S if near_expiry else COARSE_SAMPLE_S)
         except BaseException as exc:  # reported by stop()
             self.error = exc
 
