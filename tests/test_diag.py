@@ -38,7 +38,7 @@ def test_each_namespace_shows_only_its_own_sockets():
         assert {s.state for s in diag.tcp_sockets(lab.server.namespace)} == {"LISTEN", "ESTABLISHED"}
         assert {s.state for s in diag.tcp_sockets(lab.client.namespace)} == {"ESTABLISHED"}
         with pytest.raises(diag.WrongNamespace):  # the host's thread: refused, never read
-            diag._dump_here(lab.server.namespace, (socket.AF_INET,), diag.SS_ALL, True)
+            diag._open_here(lab.server.namespace)
 
 
 def test_retransmit_and_time_wait_timers():
