@@ -150,9 +150,12 @@ def _syn_sent_user_timeout(syn_retries: int, linear_timeouts: int, user_timeout_
     expected = sum(delays)
     retransmissions = len(delays) - 1
     # A clamped re-arm is computed as UT - elapsed: it absorbs every earlier run's lateness (as keepalive's
-    # idle - elapsed does), so only its own rounding is late.  Without one (UT below the first 1 s run: the
-    # runs after the time is up are one jiffy each) every arming's lateness adds up.
-    late = (wheel_granularity_s(delays[-1], kernel.hz) if schedule.last_clamped
+    # idle - elapsed does), so only its own is late: its wheel rounding, and one jiffy more, since
+    # tcp_clamp_rto_to_user_timeout arms msecs_to_jiffies(remaining), rounded up from milliseconds measured on
+    # another clock than the jiffy the timer counts from (measured once: 1.542 s for UT 1500 over a dead link).
+    # Without one (UT below the first 1 s run: the runs after the time is up are one jiffy each) every arming's
+    # lateness adds up.
+    late = (wheel_granularity_s(delays[-1], kernel.hz) + kernel.jiffy_s if schedule.last_clamped
             else sum(wheel_granularity_s(d, kernel.hz) for d in delays))
     if schedule.by_user_timeout:
         how = f"the user timeout: {user_timeout_ms} ms since the SYN, {retransmissions} retransmission(s) out"
