@@ -1,6 +1,5 @@
 """sock_diag in a lab namespace: every timer kind, and never the host's sockets."""
 
-import socket
 import threading
 
 import pytest
