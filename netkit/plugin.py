@@ -245,6 +245,11 @@ class PoolForTests:
     def submit(self, *scenarios: Scenario) -> None:
         self.pool.submit(*scenarios)
 
+    def wait_idle(self) -> None:
+        """Wait until the session's scenarios have all ended: for a test that loads the machine itself
+        (several gates at once, a timing benchmark) and must not spoil their timing, nor they its own."""
+        self.pool.wait_idle()
+
     def result(self, scenario: Scenario) -> ScenarioResult:
         try:
             result = self.pool.result(scenario)

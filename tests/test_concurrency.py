@@ -19,7 +19,9 @@ import pytest
 from netkit.privileges import missing_privileges
 
 needs_root = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
-GATE = [sys.executable, "-m", "netkit.cli", "gate", "--only", "ipv*-idle-*"]  # idle cells: the wire and counters agree
+GATE = [sys.executable, "-m", "netkit.cli", "gate", *(arg for fault in ("link-down", "blackhole", "one-way", "peer-*")
+                                                       for arg in ("--only", f"ipv*-idle-{fault}-*"))]
+# idle cells of the two-namespace lab: the wire and the counters agree
 TIMEOUT_S = 100
 
 
@@ -43,6 +45,13 @@ def assert_own_lab(runs: list[dict]) -> None:
 
 @needs_root
 @pytest.mark.slow
+@pytest.fixture(autouse=True)
+def _session_scenarios_ended(request):
+    """These runs load the machine on purpose; the session's own scenarios must not share it with them."""
+    if missing_privileges() is None:
+        request.getfixturevalue("netkit_pool").wait_idle()
+
+
 def test_two_gates_started_together_both_pass_each_with_its_own_labs(tmp_path, assert_no_leftovers):
     procs = [subprocess.Popen([*GATE, "--json", str(tmp_path / f"{n}.json")], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True) for n in (1, 2)]

@@ -23,10 +23,15 @@ def gate(*args, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def full_gate(tmp_path_factory):
-    """The whole built-in matrix once, with every report, as a CI job would run it."""
+def full_gate(tmp_path_factory, request):
+    """The whole built-in matrix once, with every report, as a CI job would run it.
+
+    After the session's own scenarios have ended: a gate beside a hundred other runs on two CPUs measures
+    the machine's overload, not the kernel (test_concurrency proves gates beside gates and pytest runs).
+    """
     if missing_privileges():
         pytest.skip(missing_privileges())
+    request.getfixturevalue("netkit_pool").wait_idle()
     out = tmp_path_factory.mktemp("gate")
     started = time.monotonic()
     done = gate("--json", str(out / "gate.json"), "--junit", str(out / "gate.xml"), "--html", str(out / "gate.html"),

@@ -33,6 +33,7 @@ import select
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent import futures
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing import forkserver, popen_forkserver, spawn, util
@@ -243,6 +244,10 @@ class ScenarioPool:
             if not self._futures[scenario].done():  # we were interrupted while waiting
                 self.close()
             raise
+
+    def wait_idle(self) -> None:
+        """Wait until every run started so far has ended (whatever each ended with)."""
+        futures.wait(list(self._runs))
 
     def close(self) -> None:
         """Cancel what has not started, interrupt what runs (SIGINT: teardown runs), wait. Idempotent."""
