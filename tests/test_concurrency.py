@@ -43,8 +43,6 @@ def assert_own_lab(runs: list[dict]) -> None:
             assert len(set(seen)) == 1, f"{run['id']}: wire, tcpi_probes and TCPKeepAlive disagree: {seen}"
 
 
-@needs_root
-@pytest.mark.slow
 @pytest.fixture(autouse=True)
 def _session_scenarios_ended(request):
     """These runs load the machine on purpose; the session's own scenarios must not share it with them."""
@@ -52,6 +50,8 @@ def _session_scenarios_ended(request):
         request.getfixturevalue("netkit_pool").wait_idle()
 
 
+@needs_root
+@pytest.mark.slow
 def test_two_gates_started_together_both_pass_each_with_its_own_labs(tmp_path, assert_no_leftovers):
     procs = [subprocess.Popen([*GATE, "--json", str(tmp_path / f"{n}.json")], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True) for n in (1, 2)]
