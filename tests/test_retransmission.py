@@ -116,11 +116,12 @@ def test_at_hz_100_the_one_probe_less_window_rounds_the_long_clamped_arming():
     assert p.alternative_count == 3 and p.alternative_window_s == pytest.approx((3.2, 3.32))
     # The same clamp in tcp_retransmit_timer: unacked data into a blackhole, UT 3 s, measured 3.492-3.516 s
     # with 3 retransmissions.  Clock at the first retransmission (2 x 0.21 = 0.42 s after the send), the same
-    # offsets; one less: 3.42 + TLP and first RTO (level 0: 10 ms each) + 80 ms + 20 ms = 3.54.
+    # offsets; one less: 3.42 + TLP and first RTO (level 0: 10 ms each) + 80 ms + the RTO clamp's
+    # msecs_to_jiffies rounding (1 jiffy, 10 ms) + 20 ms = 3.55.
     p = predict(Scenario(ut(3000), "ipv4", "blackhole", state="unacked"), HZ100, rto_s=0.21)
     assert p.expected_s == pytest.approx(3.42) and p.expected_count == 4
     assert p.window_s == pytest.approx((3.41, 3.49))
-    assert p.alternative_count == 3 and p.alternative_window_s == pytest.approx((3.41, 3.54))
+    assert p.alternative_count == 3 and p.alternative_window_s == pytest.approx((3.41, 3.55))
 
 
 def test_zero_window_with_retries2_aborts_after_that_many_probes():
@@ -209,10 +210,10 @@ def test_link_down_user_timeout_past_the_neighbour_failure():
     assert v6.window_s == pytest.approx((4.712, 4.752))
     # UT 3 s kills before the earliest failure (3.052 s): the plain clamp, as for 1.5 s above.  Attempts at 0.204,
     # 0.612, 1.428 s; the next (+1.632) is clamped to 3.0 s.  Late: one jiffy, the clamped 1.572 s arming (level 1,
-    # 32 ms), 2 measurement jiffies: 3.044.
+    # 32 ms, and msecs_to_jiffies' rounding up of the remaining milliseconds: 1 jiffy), 2 measurement jiffies: 3.048.
     p = predict(Scenario(ut(3000), "ipv6", "link-down", state="unacked"), HZ250, rto_s=0.204)
     assert (p.expected_s, p.expected_count, p.expected_error) == (3.0, 3, "ETIMEDOUT")
-    assert p.window_s == pytest.approx((2.996, 3.044))
+    assert p.window_s == pytest.approx((2.996, 3.048))
 
 
 def test_link_down_at_hz_1000():

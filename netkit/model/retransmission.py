@@ -136,21 +136,35 @@ def _clamped_runs(rto_s: float, deadline_s: float, first_offset_s: float, hz: in
         late += wheel_granularity_s(rto, hz)
 
 
-def _last_arming_late(last_s: float, kernel: KernelInfo) -> float:
+def _last_arming_late(last_s: float, kernel: KernelInfo, in_ms: bool) -> float:
     """Lateness of the final, clamped arming: its wheel rounding, or -- when a
-    late run landed just short of the deadline -- the clamp's floor plus a jiffy."""
-    return max(wheel_granularity_s(last_s, kernel.hz), (TCP_TIMEOUT_MIN_JIFFIES + 1) * kernel.jiffy_s)
+    late run landed just short of the deadline -- the clamp's floor plus a jiffy.
+
+    ``in_ms``: the RTO's clamp (``tcp_clamp_rto_to_user_timeout``) arms
+    ``msecs_to_jiffies(UT - elapsed)`` with ``elapsed`` in milliseconds of
+    ``tcp_time_stamp_ts`` (the TCP clock, not jiffies): rounded up into
+    jiffies, the arming can end up to one jiffy past ``retrans_stamp + UT``.
+    Measured twice for 100 bytes into a blackhole with UT 1500: 1.959 and
+    1.956 s, past 1.956 s, each with its last retransmission on time.  The
+    persist timer's clamp counts in jiffies throughout (``tcp_jiffies32 -
+    icsk_probes_tstamp`` against ``msecs_to_jiffies(UT)``): no such jiffy.
+    """
+    rounding = kernel.jiffy_s if in_ms else 0.0
+    return max(wheel_granularity_s(last_s, kernel.hz) + rounding, (TCP_TIMEOUT_MIN_JIFFIES + 1) * kernel.jiffy_s)
 
 
-def _clamped_windows(expected: float, fixed_late: float, clamped: ClampedRuns,
-                     kernel: KernelInfo) -> tuple[tuple[float, float], tuple[float, float] | None]:
-    """The death window with every nominal run, and (if lateness can drop the last) the one-run-less window."""
+def _clamped_windows(expected: float, fixed_late: float, clamped: ClampedRuns, kernel: KernelInfo,
+                     in_ms: bool = True) -> tuple[tuple[float, float], tuple[float, float] | None]:
+    """The death window with every nominal run, and (if lateness can drop the last) the one-run-less window.
+
+    ``in_ms``: the clamp computes the remaining time in milliseconds (the RTO's, not the persist timer's).
+    """
     low = round(expected - kernel.jiffy_s, 6)
-    window = (low, latest_death_s(expected, fixed_late + _last_arming_late(clamped.last_s, kernel), kernel))
+    window = (low, latest_death_s(expected, fixed_late + _last_arming_late(clamped.last_s, kernel, in_ms), kernel))
     if not clamped.one_less:
         return window, None
-    return window, (low, latest_death_s(expected, fixed_late + _last_arming_late(clamped.last_if_one_less_s, kernel),
-                                        kernel))
+    late = fixed_late + _last_arming_late(clamped.last_if_one_less_s, kernel, in_ms)
+    return window, (low, latest_death_s(expected, late, kernel))
 
 
 def unacked_death(
@@ -305,7 +319,7 @@ def _persist_death(
         clamped = _clamped_runs(rto_s, deadline, 0.0, kernel.hz)  # at 0, 2 rto, 6 rto... after the first
         probes = clamped.runs
         expected = rto_s + deadline
-        window, alternative = _clamped_windows(expected, first_late, clamped, kernel)
+        window, alternative = _clamped_windows(expected, first_late, clamped, kernel, in_ms=False)
         return DeathPrediction(
             rule=(f"tcp_probe_timer with TCP_USER_TIMEOUT {ut_ms} ms: {why}; the first probe leaves rto = "
                   f"{rto_s:.3f} s after {since} and stamps icsk_probes_tstamp; probes back off (rto << backoff), "
