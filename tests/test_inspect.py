@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from netkit.check.program import Program
+from netkit.inspect.borrow import refused_here
 from netkit.inspect.facts import SYSCTLS
 from netkit.keepalive import KeepaliveSettings
 from netkit.kernel import kernel_info
@@ -35,6 +36,9 @@ REDIS_PORT, SINK_PORT = 6379, 7000
 # the namespace of the "container" case: keepalive 30/5/4 and tcp_retries2 5 there, the host keeps its own
 CONTAINER_SYSCTLS = {"keepalive_time": 30, "keepalive_intvl": 5, "keepalive_probes": 4, "retries2": 5}
 NO_PTRACE = ["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace"]
+BORROW_REFUSED = refused_here() if missing_privileges() is None else None
+needs_borrowing = pytest.mark.skipif(BORROW_REFUSED is not None, reason=f"{BORROW_REFUSED} (the degradation tests "
+                                     "cover what inspect says then)")
 # ... and another real uid: /proc/PID/fd stays readable (PTRACE_MODE_READ_FSCREDS: fsuid 0, no capability the
 # target lacks) but pidfd_getfd is refused (PTRACE_MODE_ATTACH_REALCREDS: real uid 65534 is not the target's) --
 # what Yama's ptrace_scope 1 (Ubuntu's default) does to a user inspecting a process it did not start
@@ -149,6 +153,7 @@ def _by_state(process, state):
 
 
 @pytest.mark.skipif(REDIS is None, reason=REDIS_MISSING)
+@needs_borrowing
 def test_redis_tcp_keepalive_7(targets):
     pid = targets.programs["redis"].pid
     run = inspect(pid)
@@ -185,6 +190,7 @@ def test_port_finds_the_server_and_its_client_in_any_namespace(targets):
 
 
 @pytest.mark.skipif(SOCAT is None, reason=SOCAT_MISSING)
+@needs_borrowing
 def test_socat_with_explicit_keepalive_options(targets):
     pid = targets.programs["socat"].pid
     run = inspect(pid)
@@ -198,6 +204,7 @@ def test_socat_with_explicit_keepalive_options(targets):
 
 
 @pytest.mark.skipif(SOCAT is None, reason=SOCAT_MISSING)
+@needs_borrowing
 def test_process_without_keepalive_is_never_noticed_while_idle(targets):
     pid = targets.programs["socat-plain"].pid
     run = inspect(pid)
@@ -209,6 +216,7 @@ def test_process_without_keepalive_is_never_noticed_while_idle(targets):
     assert sock["keepalive"] is False and sock["idle_death"] == "never" and sock["idle_death_s"] is None
 
 
+@needs_borrowing
 def test_namespace_sysctls_not_the_hosts(targets):
     """The container pitfall: values not set on the socket come from its own namespace, and netkit says so."""
     pid = targets.programs["container"].pid

@@ -26,9 +26,9 @@ from ..kernel import KernelInfo, kernel_info
 from ..model.predict import predict
 from ..rundir import process_dir
 from ..scenario import Progress, Scenario, ScenarioResult, run_scenario
-from ..scenario.pool import ScenarioPool
+from ..scenario.pool import ScenarioPool, workers_for_this_machine
 
-MAX_WORKERS = 128  # runs beyond this wait for a free worker (bounded processes and memory)
+MAX_WORKERS = workers_for_this_machine()  # runs beyond this wait for a free worker: the longest start first
 SETUP_ALLOWANCE_S = 20.0  # building the lab and, before the fault, waiting for an answered probe
 POLL_S = 0.2
 
@@ -142,7 +142,10 @@ class _Run:
 
 def _start(pool: ScenarioPool, runnable: list[ScenarioRuns], repeat: int, journals: str) -> dict[Future[ScenarioResult], _Run]:
     pending = {}
-    for index, runs in enumerate(runnable):
+    # The longest first: with fewer workers than runs, the short ones fill in behind them, and the gate still
+    # takes about as long as its longest scenario.
+    longest_first = sorted(enumerate(runnable), key=lambda item: -max(item[1].window_s or (0.0, 0.0)))
+    for index, runs in longest_first:
         k = runs.scenario.keepalive
         high = max(runs.window_s or (0.0, 0.0))
         # The scenario's own give-up (window end + max(2 s, half the expected time)) after the lab and the

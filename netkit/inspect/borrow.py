@@ -28,7 +28,38 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
 class NotPermitted(Exception):
-    """pidfd_getfd said EPERM: no ptrace access to the process."""
+    """pidfd_getfd said EPERM: no ptrace access to the process, or a seccomp filter forbids the call."""
+
+
+CAP_SYS_PTRACE = 19  # include/uapi/linux/capability.h
+
+
+def has_cap_sys_ptrace() -> bool:
+    """Whether this process holds CAP_SYS_PTRACE in its effective set (/proc/self/status, CapEff)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> CAP_SYS_PTRACE & 1)
+    return False
+
+
+def refused_here() -> str | None:
+    """Why pidfd_getfd is refused even on this process's own fd (a seccomp filter: systemd-nspawn's, docker's), or None.
+
+    A process may always borrow from itself, whatever its capabilities, so
+    EPERM here is a filter on the system call, not missing ptrace access.
+    """
+    try:
+        with Borrower(os.getpid()) as borrower:
+            fd = borrower._borrow(0, os.fstat(0).st_ino)  # stdin: any open fd will do
+            if fd is not None:
+                os.close(fd)
+    except NotPermitted:
+        return ("pidfd_getfd is refused even on netkit's own fds: a seccomp filter forbids it here (systemd-nspawn's "
+                "or a container runtime's default profile)")
+    except OSError:
+        return None  # ENOSYS and the like: the callers say so themselves
+    return None
 
 
 def read_options(sock: socket.socket) -> Borrowed:

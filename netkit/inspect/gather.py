@@ -23,7 +23,7 @@ from ..lab.diag import TcpSocketDiag, tcp_sockets
 from ..lab.namespaces import Namespace
 from ..lab.proc import owners, pids
 from .assess import NO_PTRACE
-from .borrow import Borrower, NotPermitted
+from .borrow import Borrower, NotPermitted, has_cap_sys_ptrace, refused_here
 from .facts import SYSCTLS, NamespaceSysctls, ProcessFacts, SocketFacts
 from .procnet import parse_proc_net_tcp
 
@@ -202,7 +202,12 @@ def _borrow(facts: ProcessFacts) -> None:
     except NotPermitted:
         for s in wanted:
             s.borrowed, s.borrow_error = None, "pidfd_getfd: not permitted"
-        facts.notes.append(NO_PTRACE)
+        filtered = refused_here() if has_cap_sys_ptrace() else None
+        if filtered:
+            facts.unreadable_why = "here (pidfd_getfd is filtered)"
+            facts.notes.append(f"{filtered}: {NO_PTRACE.split(': ', 1)[1]}")
+        else:
+            facts.notes.append(NO_PTRACE)
     except ProcessLookupError:
         raise InputError(f"process {facts.pid} ended while netkit read it") from None
     except OSError as exc:
