@@ -155,11 +155,14 @@ def prove_routed(
     fault_ns = time.time_ns()  # the capture's clock: the handshake is the connection's past
     sock, peer_sock = (server_sock, client_sock) if server_side else (client_sock, server_sock)
     _enable_keepalive(scenario, sock)
-    anchor = time.monotonic() - tcp_info(sock).last_ack_recv_ms / 1000
-    anchor_ns = time.time_ns() - tcp_info(sock).last_ack_recv_ms * 1_000_000  # replaced by the wire's, if any
+    since_handshake_ms = tcp_info(sock).last_ack_recv_ms  # one reading for both clocks
+    anchor = time.monotonic() - since_handshake_ms / 1000
+    anchor_ns = time.time_ns() - since_handshake_ms * 1_000_000  # replaced by the wire's, if any
     ports = (SERVER_PORT, client_sock.getsockname()[1])
     entry = lab.conntrack_entry(scenario.family, ports)
     original = (client_sock.getsockname()[0], ports[1], lab.server.address(scenario.family), SERVER_PORT)  # pre-NAT
+    router = (scenario.middlebox_timeout_s or 0, str(scenario.middlebox), bool(scenario.masquerade), describe(entry),
+              (), SAMPLE_S)  # what both outcomes' evidence starts with: the router's settings, its entry at connect
     sampler = EntrySampler(lab, scenario.family, original).start()
     try:
         prediction = predict(scenario, kernel)  # NotModelled for a survival the timer wheel could spoil
@@ -177,8 +180,7 @@ def prove_routed(
             sampler.wait_past(anchor_ns + int(((prediction.alive_until_s or 0.0) + ANCHOR_SLACK_S) * 1e9))
             sampler.stop()
             evidence = MiddleboxEvidence(
-                scenario.middlebox_timeout_s or 0, str(scenario.middlebox), bool(scenario.masquerade), describe(entry),
-                (), SAMPLE_S, peer_state=tcp_info(peer_sock).state, peer_error=socket_error(peer_sock),
+                *router, peer_state=tcp_info(peer_sock).state, peer_error=socket_error(peer_sock),
                 data_after=None if death.measured_s is not None else _data_both_ways(sock, peer_sock))
         else:
             with prompt_observer():
@@ -187,8 +189,7 @@ def prove_routed(
             sampler.stop()
             after = lab.conntrack_entry(scenario.family, ports)
             evidence = MiddleboxEvidence(
-                scenario.middlebox_timeout_s or 0, str(scenario.middlebox), bool(scenario.masquerade), describe(entry),
-                (), SAMPLE_S, entry_after=describe(after), peer_state=peer_state, peer_error=peer_error,
+                *router, entry_after=describe(after), peer_state=peer_state, peer_error=peer_error,
                 peer_send=_peer_send(peer_sock, str(scenario.middlebox)))
     finally:
         if sampler.thread.is_alive():
