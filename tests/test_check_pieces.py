@@ -12,6 +12,7 @@ from netkit.keepalive import KeepaliveSettings
 from netkit.kernel import KernelInfo
 from netkit.lab.diag import TcpSocketDiag
 from netkit.lab.tcpinfo import TcpInfo
+from netkit.model.keepalive import keepalive_death
 from netkit.waiting import wait_until
 
 HZ250 = KernelInfo("test", 250, "test")
@@ -33,7 +34,7 @@ def test_settings_are_read_off_the_timers_period():
 
 def test_expectation_window_uses_the_model_for_inferred_settings_else_packetdrills_bound():
     # 1/1/3 at HZ=250: late by 4 runs x 32 ms + 2 jiffies = 136 ms, early by one jiffy
-    window, how = window_for_expectation(4.0, KeepaliveSettings(1, 1, 3), HZ250)
+    window, how = window_for_expectation(4.0, keepalive_death(KeepaliveSettings(1, 1, 3), HZ250), HZ250)
     assert window == pytest.approx((3.996, 4.136)) and "136 ms" in how
     # nothing inferred: max(4 ms, 12.5 % of 4 s) = 500 ms
     window, how = window_for_expectation(4.0, None, HZ250)

@@ -50,10 +50,12 @@ class SocketFollower:
 
     def until(
         self, check: Callable[[Sample], T | None], timeout_s: float, pause: Callable[[Sample], float],
+        sleep: Callable[[float], None] = time.sleep,
     ) -> tuple[T | None, Sample]:
         """Sample until ``check`` returns something (or raises); (None, last sample) after ``timeout_s``.
 
-        ``pause(sample)`` says how long to sleep before the next look.
+        ``pause(sample)`` says how long to sleep before the next look;
+        ``sleep`` may wake earlier (a program's exit, :meth:`Program.sleep`).
         """
         deadline = time.monotonic() + timeout_s
         while True:
@@ -63,7 +65,7 @@ class SocketFollower:
                 return found, sample
             if time.monotonic() > deadline:
                 return None, sample
-            time.sleep(pause(sample))
+            sleep(pause(sample))
 
 
 def near_expiry(sample: Sample) -> float:

@@ -10,11 +10,9 @@ at the last sight of the socket before the kernel killed it.
 
 from __future__ import annotations
 
-from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
 from ..lab.diag import TcpSocketDiag
-from ..model.keepalive import keepalive_death
-from ..model.prediction import Window
+from ..model.prediction import DeathPrediction, Window
 from ..model.wheel import packetdrill_bound_s
 
 
@@ -46,17 +44,36 @@ def infer_cnt(probes: int, sent: int | None) -> str:
             f"TcpExt TCPKeepAlive counted {sent} sent")
 
 
-def window_for_expectation(expect_s: float, settings: KeepaliveSettings | None, kernel: KernelInfo) -> tuple[Window, str]:
-    """[S - 1 jiffy, S + lateness]: the model's lateness for the inferred settings, else packetdrill's bound."""
+def infer_first_probe_idle(requested_s: float) -> tuple[int, str]:
+    """``idle`` from the requested expiry (sock_diag) of the timer run that sent the first unanswered probe.
+
+    The run that probes is the one at ``idle`` after the last segment
+    received, so its *requested* time is ``idle`` exactly (the wheel may run it
+    later; sock_diag shows what was asked for).  An earlier arming, at the
+    connect, can only be early by the time from the connect to the last
+    segment received, which the whole-second rounding absorbs below 0.5 s.
+    """
+    return max(1, round(requested_s)), (
+        f"the timer run that sent probe 1 was requested {requested_s:.3f} s after the last segment received")
+
+
+def infer_rearmed_intvl(rearmed_after_s: float, spacing_s: list[float]) -> tuple[int, str]:
+    """``intvl`` from the timer probe 1 re-armed: its requested expiry minus the probe's time; the spacing confirms."""
+    spacing = f"; the probes' spacing: {', '.join(f'{s:.3f}' for s in spacing_s)} s" if spacing_s else ""
+    return max(1, round(rearmed_after_s)), (
+        f"probe 1 re-armed the timer for {rearmed_after_s:.3f} s (sock_diag's requested expiry){spacing}")
+
+
+def window_for_expectation(expect_s: float, p: DeathPrediction | None, kernel: KernelInfo) -> tuple[Window, str]:
+    """[S - 1 jiffy, S + lateness]: the lateness of the model's prediction for the settings, else packetdrill's bound."""
     low = round(expect_s - kernel.jiffy_s, 6)
-    if settings is None:
+    if p is None:
         late = packetdrill_bound_s(expect_s)
         how = (f"no keepalive settings could be inferred, so late by packetdrill's bound max(4 ms, 12.5 %) = "
                f"{late * 1000:.0f} ms, early by one jiffy ({kernel.jiffy_s * 1000:g} ms)")
     else:
-        p = keepalive_death(settings, kernel)
         late = min(p.window_s[1] - p.expected_s, packetdrill_bound_s(expect_s))
         how = (f"early by one jiffy ({kernel.jiffy_s * 1000:g} ms); late by the timer wheel's rounding of the "
-               f"{len(p.timer_runs_s)} timer runs of the inferred settings plus 2 jiffies, capped at 12.5 %: "
+               f"{len(p.timer_runs_s)} timer runs of the settings plus 2 jiffies, capped at 12.5 %: "
                f"{late * 1000:.0f} ms")
     return (low, round(expect_s + late, 6)), how

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from typing import IO
 
 from ..errors import ProgramProblem
@@ -51,6 +53,8 @@ class Program:
                                     start_new_session=True)
         self.exit_status: int | None = None
         self.output_tail = ""
+        self.exited_at: float | None = None  # monotonic time of the exit, once :meth:`sleep` saw it
+        self._pidfd = os.pidfd_open(self.proc.pid)  # readable once the process has exited
 
     @property
     def pid(self) -> int:
@@ -65,6 +69,13 @@ class Program:
         self.log.flush()
         self.log.seek(0)
         return self.log.read().decode(errors="replace")[-OUTPUT_TAIL_CHARS:].strip()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep up to ``seconds``; wake at once when the program exits, and keep that moment in ``exited_at``."""
+        if self.exited_at is not None or self._pidfd < 0:
+            time.sleep(max(0.0, seconds))
+        elif select.select([self._pidfd], [], [], max(0.0, seconds))[0]:
+            self.exited_at = time.monotonic()
 
     def require_running(self, when: str) -> None:
         """Raise ProgramProblem (exit 2) if the program has exited, with its output."""
@@ -125,4 +136,7 @@ class Program:
         self.exit_status = self.proc.returncode
         self.output_tail = self.tail()
         self.log.close()
+        if self._pidfd >= 0:
+            os.close(self._pidfd)
+            self._pidfd = -1
         return self.exit_status

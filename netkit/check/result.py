@@ -1,4 +1,4 @@
-"""A program audit's result (check-server today; check-client tomorrow), as data."""
+"""A program audit's result, as data: check-server's and check-client's."""
 
 from __future__ import annotations
 
@@ -11,10 +11,36 @@ from ..kernel import KernelInfo
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
 NO_KEEPALIVE = "no keepalive timer on the socket; a dead client would stay forever"
+NO_KEEPALIVE_CLIENT = "no keepalive timer on the client's socket: this client would wait forever for a dead server"
+
+
+class _AuditData:
+    """What both audits' results share: the exit status and the JSON form (one object, kernel as release + hz)."""
+
+    kernel: KernelInfo
+    timeline: list[Event]
+    verdict: str
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_MATCH if self.verdict in ("match", "measured") else EXIT_MISMATCH
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)  # type: ignore[call-overload]
+        data["kernel"] = self.kernel.release
+        data["hz"] = self.kernel.hz
+        data["timeline"] = [e.to_dict(with_source=False) for e in self.timeline]
+        data["exit_code"] = self.exit_code
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
 
 
 @dataclass
-class CheckResult:
+class CheckResult(_AuditData):
+    """``check-server``: when the kernel dropped the server's socket for a dead client."""
+
     command: list[str]
     kernel: KernelInfo
     family: str
@@ -44,17 +70,65 @@ class CheckResult:
     program_exit: int | None = None
     program_output_tail: str = ""
 
-    @property
-    def exit_code(self) -> int:
-        return EXIT_MATCH if self.verdict in ("match", "measured") else EXIT_MISMATCH
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["kernel"] = self.kernel.release
-        data["hz"] = self.kernel.hz
-        data["timeline"] = [e.to_dict(with_source=False) for e in self.timeline]
-        data["exit_code"] = self.exit_code
-        return data
+# How a client found out that its server was dead (ClientCheckResult.cause).
+CAUSES = {
+    "keepalive": "the kernel's keepalive",
+    "user-timeout": "TCP_USER_TIMEOUT, on the keepalive probes",
+    "retransmission": "the retransmission timeout (tcp_retries2 or TCP_USER_TIMEOUT: data was in flight)",
+    "peer-reset": "a RST from the server's side",
+    "application-fin": "the client itself: it closed the socket (FIN sent) and kept running",
+    "application-exit": "the client itself: the process exited, which closed the socket",
+    "application-reset": "the client itself: it closed the socket with a RST (unread data or SO_LINGER 0)",
+    "none": "it did not",
+}
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
+
+@dataclass
+class ClientCheckResult(_AuditData):
+    """``check-client``: how, and when, a real client noticed that its server had gone.
+
+    Times are seconds after the last segment the client received before the
+    break (the keepalive timer's own origin); events before it are negative.
+    """
+
+    command: list[str]  # as given, with {host} and {port}
+    kernel: KernelInfo
+    family: str
+    port: int
+    fault: str = "link-down"
+    expect_s: float | None = None
+    max_wait_s: float = 0.0
+    started: list[str] = field(default_factory=list)  # the command as run: {host} and {port} replaced
+    pid: int | None = None
+    server: str = ""  # the silent server's address:port
+    client: str = ""  # the client's end of the tested connection
+    connections: int = 0  # the client's connections to the silent server at the break
+    timer_at_break: dict[str, Any] | None = None  # sock_diag of the client's socket, last look before the break
+    options: dict[str, Any] | None = None  # read off the socket (pidfd_getfd + getsockopt): keepalive, idle, ...
+    options_from: dict[str, str] = field(default_factory=dict)  # idle/intvl/cnt: "socket" or the sysctl it follows
+    options_unread: str = ""  # why the socket's options could not be read
+    namespace_sysctls: dict[str, int] = field(default_factory=dict)  # of the client's namespace
+    keepalive: bool = False  # a keepalive timer ran on the socket at the break
+    inferred: dict[str, int] = field(default_factory=dict)  # idle, intvl, cnt from the probes' timers
+    inferred_from: dict[str, str] = field(default_factory=dict)
+    last_segment: str = "idle"  # what the client last received before the break: "idle" or "probe-reply"
+    rule: str | None = None
+    model_expected_s: float | None = None
+    model_window_s: tuple[float, float] | None = None
+    fault_at_s: float | None = None
+    cause: str = "none"  # one of CAUSES
+    measured_s: float | None = None  # when the client found out: first look that saw the socket dead or closed
+    dead_between_s: tuple[float, float] | None = None  # last look that saw it alive .. first that did not
+    probes: int | None = None  # keepalive probes outstanding at the last sight (idiag_retrans)
+    retransmissions: int | None = None  # or retransmissions, under a retransmit timer
+    state_after: str | None = None  # the socket's state once the client closed it (FIN_WAIT1, ...)
+    counters: dict[str, int] = field(default_factory=dict)  # TcpExt deltas of the client's namespace, break to end
+    window_s: tuple[float, float] | None = None  # for --expect-s
+    tolerance: str = ""
+    timeline: list[Event] = field(default_factory=list)
+    verdict: str = "error"  # match | mismatch | measured | no-keepalive | no-death
+    problems: list[str] = field(default_factory=list)
+    program_exited_s: float | None = None  # when the client's process exited, if it did while watched
+    program_exit: int | None = None
+    program_output_tail: str = ""

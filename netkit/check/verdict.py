@@ -1,13 +1,17 @@
-"""What a program audit's measurement means: settings inferred, the model's window, the verdict. Pure."""
+"""What a program audit's measurement means: settings inferred, the model's window, the verdict. Pure.
+
+:func:`conclude` judges check-server's measurement; :func:`classify` and :func:`conclude_client`, check-client's.
+"""
 
 from __future__ import annotations
 
 from ..evidence.timecheck import check_time
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
-from ..model.keepalive import keepalive_death
+from ..model.keepalive import keepalive_death, reset_at_first_probe
+from ..model.prediction import DeathPrediction
 from .infer import infer_cnt, window_for_expectation
-from .result import CheckResult
+from .result import NO_KEEPALIVE_CLIENT, CheckResult, ClientCheckResult
 
 OUTSIDE_MODEL = ("the death ({first:.3f}..{last:.3f} s) is outside netkit's window [{low:.3f}, {high:.3f}] s "
                  "for the inferred settings (TCP_USER_TIMEOUT set?)")
@@ -17,14 +21,13 @@ def conclude(r: CheckResult, kernel: KernelInfo) -> CheckResult:
     """Fill in ``cnt``, the model's rule and window, the expectation's window and the verdict (a death was seen)."""
     assert r.dead_between_s is not None
     sent = r.counters.get("TCPKeepAlive")
-    settings = None
+    p = None
     if r.probes:
         r.inferred["cnt"] = r.probes
         r.inferred_from["cnt"] = infer_cnt(r.probes, sent)
         if sent != r.probes:
             r.problems.append(f"sock_diag saw {r.probes} probes out but TcpExt TCPKeepAlive counted {sent}")
-        settings = KeepaliveSettings(r.inferred["idle"], r.inferred["intvl"], r.probes)
-        p = keepalive_death(settings, kernel)
+        p = keepalive_death(KeepaliveSettings(r.inferred["idle"], r.inferred["intvl"], r.probes), kernel)
         r.rule, r.model_expected_s, r.model_window_s = p.rule, p.expected_s, p.window_s
         outside = check_time("the death", p.window_s, r.dead_between_s, rule=p.rule,
                              early=OUTSIDE_MODEL, late=OUTSIDE_MODEL)
@@ -33,6 +36,105 @@ def conclude(r: CheckResult, kernel: KernelInfo) -> CheckResult:
     if r.expect_s is None:
         r.verdict = "measured"
         return r
-    r.window_s, r.tolerance = window_for_expectation(r.expect_s, settings, kernel)
+    r.window_s, r.tolerance = window_for_expectation(r.expect_s, p, kernel)
     r.verdict = "mismatch" if check_time("the death", r.window_s, r.dead_between_s) else "match"
     return r
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# check-client
+
+KERNEL_NOTICED = ("keepalive", "user-timeout", "peer-reset")  # the causes the keepalive model predicts
+CLIENT_OUTSIDE_MODEL = ("the client's socket died {first:.3f}..{last:.3f} s after the last segment received, outside "
+                        "netkit's window [{low:.3f}, {high:.3f}] s for its settings")
+
+
+def classify(end: str, last_timer: str, counters: dict[str, int], exited: bool, user_timeout_ms: int) -> str:
+    """How the client found out (one of ``CAUSES``), from what the follow saw. Pure.
+
+    ``end``: "gone" (the socket vanished from sock_diag), "closed" (still
+    there, but no longer ESTABLISHED: the client closed it, FIN queued) or
+    "none" (still established at the end of the wait).  A socket the kernel
+    killed on a timer went through ``tcp_write_err``, which counts
+    ``TCPAbortOnTimeout``; one the client closed with a RST counts
+    ``TCPAbortOnClose`` (unread data) or ``TCPAbortOnData`` (SO_LINGER 0);
+    what vanished with neither was reset by the other side (``tcp_reset``).
+    ``exited``: the process had exited by the first look that saw the end.
+    """
+    if end == "none":
+        return "none"
+    if end == "closed":
+        return "application-exit" if exited else "application-fin"
+    if counters.get("TCPAbortOnTimeout"):
+        if last_timer == "keepalive":
+            return "user-timeout" if user_timeout_ms else "keepalive"
+        return "retransmission"
+    if counters.get("TCPAbortOnClose") or counters.get("TCPAbortOnData"):
+        return "application-exit" if exited else "application-reset"
+    return "peer-reset"
+
+
+def client_settings(r: ClientCheckResult) -> KeepaliveSettings | None:
+    """The keepalive settings to judge by: read off the socket if netkit could, else inferred (all three), else None."""
+    o = r.options
+    if o is not None:
+        if not o["keepalive"]:
+            return None
+        return KeepaliveSettings(o["idle"], o["intvl"], o["cnt"], o["user_timeout_ms"] or None)
+    if all(k in r.inferred for k in ("idle", "intvl", "cnt")):
+        return KeepaliveSettings(r.inferred["idle"], r.inferred["intvl"], r.inferred["cnt"])
+    return None
+
+
+def client_prediction(settings: KeepaliveSettings, fault: str, last_segment: str, kernel: KernelInfo) -> DeathPrediction:
+    """The keepalive model for the client's settings: the peer's RST at the first probe (peer-reboot), else the rule."""
+    if fault == "peer-reboot":
+        return reset_at_first_probe(settings, kernel, last_segment)
+    return keepalive_death(settings, kernel, last_segment)
+
+
+def conclude_client(r: ClientCheckResult, kernel: KernelInfo) -> ClientCheckResult:
+    """Fill in the model's rule and window, check the settings and the death against them, and the verdict."""
+    settings = client_settings(r)
+    p = client_prediction(settings, r.fault, r.last_segment, kernel) if settings and r.keepalive else None
+    if p is not None:
+        r.rule, r.model_expected_s, r.model_window_s = p.rule, p.expected_s, p.window_s
+    if r.options is not None:
+        _compare_inferred(r)
+    if r.cause == "none":
+        if not r.keepalive:
+            r.verdict = "no-keepalive"
+            r.problems.insert(0, f"{NO_KEEPALIVE_CLIENT} (still connected {r.max_wait_s:g} s after the break)")
+        else:
+            r.verdict = "no-death"
+            beyond = (f"; its keepalive would notice at {p.expected_s:g} s after the last segment received"
+                      if p is not None else "")
+            r.problems.insert(0, f"still connected {r.max_wait_s:g} s after the break (--max-wait){beyond}")
+        return r
+    assert r.dead_between_s is not None
+    if r.cause in KERNEL_NOTICED and p is not None:
+        windows = [p.window_s] + ([p.alternative_window_s] if p.alternative_window_s else [])
+        outside = check_time("the death", windows, r.dead_between_s, rule=p.rule,
+                             early=CLIENT_OUTSIDE_MODEL, late=CLIENT_OUTSIDE_MODEL)
+        if outside:
+            r.problems.append(str(outside))
+    elif r.cause.startswith("application") and p is not None and r.measured_s is not None and \
+            r.measured_s < p.expected_s:
+        r.problems.append(f"the client gave up by itself before its keepalive would have noticed "
+                          f"({p.expected_s:g} s after the last segment received)")
+    if r.expect_s is None:
+        r.verdict = "measured"
+        return r
+    r.window_s, r.tolerance = window_for_expectation(r.expect_s, p if r.cause in KERNEL_NOTICED else None, kernel)
+    r.verdict = "mismatch" if check_time("the death", r.window_s, r.dead_between_s) else "match"
+    return r
+
+
+def _compare_inferred(r: ClientCheckResult) -> None:
+    """A value inferred from the timers that differs from the one read off the socket is a problem worth naming."""
+    assert r.options is not None
+    for name, inferred in r.inferred.items():
+        if name == "cnt" and (r.cause != "keepalive" or r.options["user_timeout_ms"]):
+            continue  # probes at death are the count only when keepalive's count ended it
+        if r.options["keepalive"] and r.options[name] != inferred:
+            r.problems.append(f"{name} inferred from the timers is {inferred}, but the socket holds {r.options[name]}")

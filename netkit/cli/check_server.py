@@ -26,10 +26,23 @@ HELP = {
 }
 
 
+def command_after_dashes(words: list[str]) -> list[str]:
+    """The program's argv from argparse's REMAINDER (which keeps a leading ``--``)."""
+    return list(words[1:] if words and words[0] == "--" else words)
+
+
+def report_error(command: str, exc: Exception, argv: list[str], as_json: bool) -> int:
+    """An audit's exit-2 problem on stderr (and as the one JSON object with ``--json``); re-raise what is not ours."""
+    if not isinstance(exc, (NetkitError, OSError)):  # ProgramProblem, SettingError, EnvironmentUnusable, a connect...
+        raise exc
+    if as_json:
+        print(json.dumps({"verdict": "error", "error": str(exc), "command": argv, "exit_code": EXIT_ERROR}))
+    print(f"netkit {command}: {exc}", file=sys.stderr)
+    return EXIT_ERROR
+
+
 def cmd_check_server(args: argparse.Namespace) -> int:
-    argv = list(args.command)
-    if argv and argv[0] == "--":
-        argv = argv[1:]
+    argv = command_after_dashes(args.command)
     out = sys.stdout
     family = "ipv6" if args.ipv6 else "ipv4"
 
@@ -39,11 +52,8 @@ def cmd_check_server(args: argparse.Namespace) -> int:
     try:
         result = check_server(argv, args.port, family, args.expect_s, args.listen_timeout, args.timeout,
                               on_event=None if args.json else say)
-    except (NetkitError, OSError) as exc:  # ServerProblem, SettingError, EnvironmentUnusable, a failed connect...
-        if args.json:
-            print(json.dumps({"verdict": "error", "error": str(exc), "command": argv, "exit_code": EXIT_ERROR}), file=out)
-        print(f"netkit check-server: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - report_error decides what is netkit's to report (exit 2)
+        return report_error("check-server", exc, argv, args.json)
     if args.json:
         print(result.to_json(), file=out)
     else:

@@ -237,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .check_server import add_parser as add_check_server  # its own module: argparse setup and command
 
     add_check_server(sub)
+    from .check_client import add_parser as add_check_client
+
+    add_check_client(sub)
     from .inspect import add_parser as add_inspect
 
     add_inspect(sub)

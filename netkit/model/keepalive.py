@@ -141,9 +141,10 @@ def keepalive_death(
     )
 
 
-def reset_at_first_probe(settings: KeepaliveSettings, kernel: KernelInfo) -> DeathPrediction:
+def reset_at_first_probe(settings: KeepaliveSettings, kernel: KernelInfo,
+                         last_segment: str = "probe-reply") -> DeathPrediction:
     """The peer forgot the connection: its RST answers the first probe (``tcp_reset``: ECONNRESET)."""
-    schedule = keepalive_schedule(settings)
+    schedule = keepalive_schedule(settings, last_segment)
     expected = schedule.first_probe
     return DeathPrediction(
         rule=(f"tcp_keepalive_timer: {schedule.how}; the peer has no socket for it and answers with a RST, "

@@ -1,10 +1,13 @@
-"""A program audit's result as text (check-server's closing lines)."""
+"""A program audit's result as text: check-server's closing lines, check-client's report (verdict first)."""
 
 from __future__ import annotations
 
+import shlex
 from typing import TextIO
 
-from ..check.result import NO_KEEPALIVE, CheckResult
+from ..check.options import SET_ON_SOCKET, SYSCTL_OF
+from ..check.result import NO_KEEPALIVE, CheckResult, ClientCheckResult
+from ..check.verdict import client_settings
 
 
 def print_check(result: CheckResult, out: TextIO) -> None:
@@ -41,3 +44,98 @@ def print_check(result: CheckResult, out: TextIO) -> None:
         print(f"  tolerance: {result.tolerance}", file=out)
     for problem in result.problems:
         print(f"  note: {problem}", file=out)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# check-client: the verdict first, then the evidence
+
+
+def _settings_text(r: ClientCheckResult) -> str:
+    """``idle 1 s, intvl 1 s, cnt 9 from net.ipv4.tcp_keepalive_probes``: the settings judged by, and their source."""
+    s = client_settings(r)
+    if s is None:
+        return ""
+    parts = []
+    for name, value, unit in (("idle", s.idle, " s"), ("intvl", s.intvl, " s"), ("cnt", s.cnt, "")):
+        source = r.options_from.get(name, "")
+        if r.options is None:  # inferred: the namespace's value may be where it came from, unproved
+            inherited = f" = the client namespace's {SYSCTL_OF[name]}" if r.namespace_sysctls.get(name) == value else ""
+        elif source and source != SET_ON_SOCKET:
+            inherited = f" from the client namespace's {source.rstrip('?')}"
+        else:
+            inherited = ""
+        parts.append(f"{name} {value}{unit}{inherited}")
+    if s.user_timeout_ms:
+        parts.append(f"TCP_USER_TIMEOUT {s.user_timeout_ms} ms")
+    how = "read off the socket" if r.options is not None else "inferred from its timers"
+    return f"{', '.join(parts)}; {how}"
+
+
+def found_out(r: ClientCheckResult) -> str:
+    """How the client noticed, in words: the middle of the verdict line."""
+    settings = _settings_text(r)
+    if r.cause == "keepalive":
+        return f"by the kernel's keepalive: {r.probes} unanswered probes ({settings})"
+    if r.cause == "user-timeout":
+        return f"by TCP_USER_TIMEOUT on the keepalive probes: {r.probes} unanswered ({settings})"
+    if r.cause == "retransmission":
+        return f"by the retransmission timeout: {r.retransmissions} retransmissions (data was in flight)"
+    if r.cause == "peer-reset":
+        return (f"by the RST with which the server's side answered its first keepalive probe (ECONNRESET; {settings})"
+                if r.keepalive and settings else "by a RST from the server's side (ECONNRESET)")
+    if r.cause == "application-exit":
+        return f"by itself: its process exited (status {r.program_exit})"
+    if r.cause == "application-fin":
+        return f"by itself: it closed the socket (FIN queued; {r.state_after}) and kept running"
+    if r.cause == "application-reset":
+        return "by itself: it closed the socket with a RST (unread data or SO_LINGER 0)"
+    return "not at all"
+
+
+def client_verdict_line(r: ClientCheckResult) -> str:
+    """The one-line verdict (the first line of check-client's report)."""
+    if r.verdict in ("no-keepalive", "no-death"):
+        return f"verdict: {r.verdict.upper().replace('-', ' ')} - {r.problems[0]}"
+    line = (f"verdict: {r.verdict.upper()} - the client noticed the dead server {r.measured_s:.3f} s after the last "
+            f"segment it received, {found_out(r)}")
+    if r.window_s is not None:
+        line += f"; expected {r.expect_s:g} s, window [{r.window_s[0]:.3f}, {r.window_s[1]:.3f}] s"
+    return line
+
+
+def _options_line(r: ClientCheckResult) -> str:
+    if r.options is None:
+        return f"socket options: not read: {r.options_unread}"
+    o, names = r.options, {"idle": "TCP_KEEPIDLE", "intvl": "TCP_KEEPINTVL", "cnt": "TCP_KEEPCNT"}
+    parts = [f"SO_KEEPALIVE {'on' if o['keepalive'] else 'off'}"]
+    for name, option in names.items():
+        source = r.options_from.get(name, "")
+        origin = ("set on the socket" if source == SET_ON_SOCKET
+                  else f"= {source.rstrip('?')}, not proved" if source.endswith("?")
+                  else f"inherited from {source}")
+        parts.append(f"{option} {o[name]}{' s' if name != 'cnt' else ''} ({origin})")
+    parts.append(f"TCP_USER_TIMEOUT {o['user_timeout_ms']} ms" if o["user_timeout_ms"] else "TCP_USER_TIMEOUT not set")
+    return "socket options (borrowed with pidfd_getfd, read with getsockopt): " + ", ".join(parts)
+
+
+def print_client_check(r: ClientCheckResult, out: TextIO) -> None:
+    """The verdict line, then the client, its socket's options, the inferred settings, the rule and the timeline."""
+    lines = [client_verdict_line(r),
+             f"client: `{shlex.join(r.started)}` (pid {r.pid}), {r.client} -> silent server {r.server} over {r.family}",
+             _options_line(r)]
+    if r.inferred:
+        lines.append("inferred from the kernel's timers: " + " ".join(
+            f"{k}={r.inferred[k]}{'s' if k != 'cnt' else ''}" for k in ("idle", "intvl", "cnt") if k in r.inferred))
+        lines += [f"  {k}: {r.inferred_from[k]}" for k in ("idle", "intvl", "cnt") if k in r.inferred_from]
+    if r.rule:
+        low, high = r.model_window_s or (0, 0)
+        lines.append(f"rule: {r.rule}; netkit's window [{low:.3f}, {high:.3f}] s")
+    lines.append("timeline (s since the last segment the client received):")
+    lines += [f"  {e.t_s:8.3f} s  {e.what}" for e in r.timeline]
+    if r.tolerance:
+        lines.append(f"tolerance: {r.tolerance}")
+    lines += [f"note: {p}" for p in r.problems[1 if r.verdict in ('no-keepalive', 'no-death') else 0:]]
+    if r.program_output_tail:
+        lines.append("the client's output (its end):")
+        lines += [f"  {line}" for line in r.program_output_tail.splitlines()[-5:]]
+    print("\n".join(lines), file=out)

@@ -1,0 +1,372 @@
+"""``netkit check-client``: how, and when, does *your* client notice that its server has died?
+
+::
+
+    netkit check-client [--expect-s S] [--ipv6] [--json] [--fault F] [--max-wait S] -- COMMAND [ARGS...]
+
+check-server's mirror image, composed of the same pieces (:mod:`.program`,
+:mod:`.follow`, :mod:`.infer`, :mod:`.verdict`):
+
+1. A *silent* server listens in the lab's server namespace: netkit's own
+   socket, which accepts; the kernel acknowledges whatever arrives and nothing
+   is ever read or answered -- a hung or dead server as a client sees it.
+2. COMMAND runs in the client namespace, ``{host}`` and ``{port}`` in its
+   arguments replaced by the silent server's address and port.  It must
+   connect there within ``--connect-timeout``; a command that exits first, or
+   connects elsewhere, is an error (exit 2) that says so, with its output.
+3. The client's socket (found through sock_diag by the accepted connection's
+   addresses) is followed until the client is idle: nothing unacknowledged or
+   queued, and no segment either way for ``QUIET_S``.  Its options are read
+   off the socket and each keepalive value's source proved (:mod:`.options`).
+4. The fault breaks the path; by default the server's veth end goes down
+   (:class:`netkit.lab.faults.LinkDown`, the server being the peer).  Times
+   count from the last segment the client received: the keepalive timer's own
+   origin (``keepalive_time_elapsed``, the later of the last data and the last
+   ACK received).
+5. The socket is followed until the client finds out (:func:`.verdict.classify`):
+   the kernel kills it (it vanishes from sock_diag: keepalive, TCP_USER_TIMEOUT,
+   retransmissions, or the peer's RST), the client closes it (no longer
+   ESTABLISHED, its FIN queued) or its process exits (a pidfd wakes netkit at
+   that moment), or ``--max-wait`` passes.  Each probe is timed as it goes; the
+   settings are inferred from the timers the probes run on
+   (:func:`.infer.infer_first_probe_idle`, :func:`.infer.infer_rearmed_intvl`)
+   and the count from the probes outstanding at death.
+
+The death is judged against netkit's keepalive model for the settings read
+off the socket (else the inferred ones), and ``--expect-s`` like check-server's.
+Exit status: 0 match (or, without ``--expect-s``, measured), 1 mismatch / no
+keepalive / still connected after ``--max-wait``, 2 errors (the command would
+not start, exited or never connected; bad input).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import select
+import shlex
+import socket
+import time
+from collections.abc import Callable
+
+from ..enums import family_of
+from ..errors import FeatureMissing, ProgramProblem, SettingError
+from ..evidence.events import SAMPLED, Event
+from ..kernel import kernel_info
+from ..lab import counters
+from ..lab.diag import tcp_sockets
+from ..lab.faults import FaultContext, get_fault
+from ..lab.lab import Lab
+from ..privileges import require_privileges
+from .follow import Sample, SocketFollower, every, near_expiry
+from .infer import infer_first_probe_idle, infer_rearmed_intvl
+from .options import read_options
+from .program import Program, endpoint, require_executable
+from .result import ClientCheckResult
+from .verdict import classify, conclude_client
+
+DEFAULT_MAX_WAIT_S = 300.0  # five minutes: more than any keepalive a test would configure, less than the defaults'
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+QUIET_S = 0.2  # no segment either way for this long before the break
+QUIET_TIMEOUT_S = 10.0  # a client never that quiet is broken while it talks (and the notes say so)
+ACCEPT_POLL_S = 0.02
+LOOK_EVERY_S = 0.1  # the longest pause between two looks at the client's socket
+AFTERMATH_S = 2.0  # how long to wait for the client to exit once its socket has died
+COUNTED = ("TCPKeepAlive", "TCPAbortOnTimeout", "TCPAbortOnClose", "TCPAbortOnData", "TCPTimeouts")
+PLACEHOLDERS = ("{host}", "{port}")
+Say = Callable[[str], None]
+
+
+def substitute(argv: list[str], host: str, port: int) -> list[str]:
+    """``{host}`` and ``{port}`` replaced in every argument (nothing else: other braces stay as they are)."""
+    return [a.replace("{host}", host).replace("{port}", str(port)) for a in argv]
+
+
+def _validate(argv: list[str], family: str, expect_s: float | None, max_wait: float, connect_timeout: float,
+              port: int) -> None:
+    family_of(family)
+    if not argv:
+        raise SettingError("COMMAND", "", "give the client program after `--`, with {host} and {port} where the "
+                                          "server's address and port go")
+    if not 0 <= port <= 65535:
+        raise SettingError("--port", port, "a TCP port is 1..65535 (0: any free port)")
+    for name, seconds in (("--expect-s", expect_s), ("--max-wait", max_wait), ("--connect-timeout", connect_timeout)):
+        if seconds is not None and not 0 < seconds < math.inf:  # also refuses nan
+            raise SettingError(name, seconds, "a time in seconds > 0")
+
+
+def check_client(
+    argv: list[str], family: str = "ipv4", expect_s: float | None = None, fault: str = "link-down",
+    max_wait: float = DEFAULT_MAX_WAIT_S, port: int = 0, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+    on_event: Say | None = None,
+) -> ClientCheckResult:
+    """Run the whole check (module docstring); raises ProgramProblem and other NetkitErrors for exit-2 problems."""
+    _validate(argv, family, expect_s, max_wait, connect_timeout, port)
+    breaker = get_fault(fault)
+    missing = breaker.unsupported_reason()
+    if missing:
+        raise FeatureMissing(f"fault {fault!r} cannot run here: {missing}")
+    require_executable(argv)
+    say = on_event or (lambda _line: None)
+    require_privileges()
+    kernel = kernel_info()
+    r = ClientCheckResult(list(argv), kernel, family, port, fault, expect_s, max_wait)
+    with Lab() as lab:
+        listener = _silent_server(lab, r)
+        r.started = substitute(argv, lab.server.address(family), r.port)
+        say(f"running `{shlex.join(r.started)}` in the lab's client namespace against a silent server at "
+            f"{r.server} over {family} (fault {fault}; kernel {kernel.release}, HZ={kernel.hz})")
+        program = Program(r.started, lab.client.namespace)
+        r.pid = program.pid
+
+        def stop() -> None:
+            r.program_exit = program.stop()
+            r.program_output_tail = program.output_tail
+
+        lab.callback(stop)  # before the namespaces go, whatever happens
+        accepted, follower, connected_at = _accept(lab, listener, program, r, connect_timeout, say)
+        ctx = FaultContext(lab, family, lab.client, lab.server, accepted, [listener])
+        breaker.prepare(ctx)
+        quiet = _wait_quiet(follower, program, r, connected_at, say)
+        _read_options(program, quiet, lab, r, say)
+        anchor, before, counted = _break(lab, follower, ctx, r, connected_at, say)
+        _follow(lab, follower, program, anchor, before, counted, r, say)
+    return conclude_client(r, kernel)
+
+
+def _silent_server(lab: Lab, r: ClientCheckResult) -> socket.socket:
+    """1. netkit's listener in the server namespace: it accepts, and never reads or writes."""
+    listener = lab.server.socket(r.family)
+    lab.callback(listener.close)
+    address = lab.server.address(r.family)
+    listener.bind((address, r.port))
+    listener.listen(16)
+    r.port = listener.getsockname()[1]
+    r.server = endpoint(address, r.port)
+    return listener
+
+
+def _accept(lab: Lab, listener: socket.socket, program: Program, r: ClientCheckResult, timeout: float,
+            say: Say) -> tuple[socket.socket, SocketFollower, float]:
+    """2. the client connects to the silent server, or the error says what it did instead (exit 2)."""
+    address = lab.server.address(r.family)
+    elsewhere: dict[str, str] = {}  # the client's other connections seen meanwhile: endpoint -> state
+    deadline = time.monotonic() + timeout
+    while not select.select([listener], [], [], ACCEPT_POLL_S)[0]:
+        for s in tcp_sockets(lab.client.namespace, info=False):
+            if s.state != "LISTEN" and s.remote != (address, r.port):
+                elsewhere[endpoint(*s.remote)] = s.state
+        tried = (f" (it tried {', '.join(f'{where} ({state})' for where, state in elsewhere.items())} instead)"
+                 if elsewhere else "")
+        if program.proc.poll() is not None:
+            raise ProgramProblem(f"`{shlex.join(r.started)}` exited with status {program.proc.returncode} before it "
+                                 f"connected to the silent server at {r.server}{tried}; its output:\n"
+                                 f"{program.tail() or '(none)'}")
+        if time.monotonic() > deadline:
+            raise ProgramProblem(f"`{shlex.join(r.started)}` did not connect to the silent server at {r.server} within "
+                                 f"{timeout:g} s{tried or ' (it made no TCP connection in the lab)'}: put {{host}} and "
+                                 f"{{port}} where the client takes its server's address; its output so far:\n"
+                                 f"{program.tail() or '(none)'}")
+    accepted, peer = listener.accept()
+    connected_at = time.monotonic()
+    lab.callback(accepted.close)
+    r.client = endpoint(peer[0], peer[1])
+    say(f"connected: client {r.client} (pid {program.pid}) -> silent server {r.server}")
+    return accepted, SocketFollower(lab.client.namespace, (peer[0], peer[1]), (address, r.port)), connected_at
+
+
+def _wait_quiet(follower: SocketFollower, program: Program, r: ClientCheckResult, connected_at: float,
+                say: Say) -> Sample:
+    """3. until the client is idle: nothing unacknowledged or queued, no segment either way for QUIET_S."""
+    quiet_ms = QUIET_S * 1000
+
+    def quiet(sample: Sample) -> Sample | None:
+        sock = sample.sock
+        if sock is None or sock.state != "ESTABLISHED":
+            raise ProgramProblem(
+                f"the client closed its connection {sample.start - connected_at:.3f} s after connecting, before "
+                f"netkit could break the path ({sock.state if sock else 'socket gone'}): check-client needs a client "
+                f"that stays connected while it waits for the server's answer; its output:\n"
+                f"{program.tail() or '(none)'}")
+        info = sock.info
+        assert info is not None
+        idle = min(info.last_data_sent_ms, info.last_data_recv_ms, info.last_ack_recv_ms) >= quiet_ms
+        settled = info.unacked == 0 and sock.wqueue == 0 and sock.timer in ("keepalive", "none")
+        return sample if idle and settled else None
+
+    found, last = follower.until(quiet, QUIET_TIMEOUT_S, every(ACCEPT_POLL_S), program.sleep)
+    if found is None:
+        assert last.sock is not None
+        r.problems.append(f"the client never fell quiet for {QUIET_S:g} s within {QUIET_TIMEOUT_S:g} s "
+                          f"(sock_diag: {last.sock.describe_timer()}, {last.sock.wqueue} bytes queued): netkit "
+                          "broke the path while it was talking")
+        return last
+    assert found.sock is not None
+    say(f"client idle (sock_diag: {found.sock.state}, {found.sock.describe_timer()})")
+    return found
+
+
+def _read_options(program: Program, quiet: Sample, lab: Lab, r: ClientCheckResult, say: Say) -> None:
+    """The socket's options, read off it, and each keepalive value's source (:mod:`.options`)."""
+    sock = quiet.sock
+    assert sock is not None
+    due = sock.expires_ms / 1000 - (time.monotonic() - quiet.start) if sock.timer == "keepalive" else None
+    found = read_options(program.pid, sock.inode, lab.client, due)
+    r.namespace_sysctls = found.sysctls
+    if found.borrowed is None:
+        r.options_unread = found.unread
+        say(f"socket options: not read ({found.unread})")
+        return
+    r.options = dataclasses.asdict(found.borrowed)
+    r.options_from = found.source
+    say(f"socket options (pidfd_getfd + getsockopt): {r.options}")
+
+
+def _break(lab: Lab, follower: SocketFollower, ctx: FaultContext, r: ClientCheckResult, connected_at: float,
+           say: Say) -> tuple[float, Sample, dict[str, int]]:
+    """4. the last look, then the break; returns the anchor (monotonic time of the last segment received)."""
+    counted = counters.tcpext_counts(lab.client.namespace, COUNTED)
+    r.last_segment = "probe-reply" if counted["TCPKeepAlive"] else "idle"  # a probe answered before the break
+    before = follower.sample()
+    sock = before.sock
+    if sock is None or sock.state != "ESTABLISHED":
+        raise ProgramProblem(f"the client closed its connection before netkit could break the path "
+                             f"({sock.state if sock else 'socket gone'})")
+    assert sock.info is not None
+    anchor = before.mid - min(sock.info.last_ack_recv_ms, sock.info.last_data_recv_ms) / 1000
+    r.timer_at_break = sock.to_dict()
+    r.keepalive = sock.timer == "keepalive"
+    address = lab.server.address(r.family)
+    r.connections = sum(1 for s in tcp_sockets(lab.client.namespace, info=False)
+                        if s.state == "ESTABLISHED" and s.remote == (address, r.port))
+    if r.connections > 1:
+        r.problems.append(f"the client had {r.connections} connections to the silent server; netkit followed the "
+                          "first (its namespace's counters count them all)")
+    breaker = get_fault(r.fault)
+    breaker.apply(ctx)
+    r.fault_at_s = round(time.monotonic() - anchor, 3)
+    breaker.settle(ctx)
+    r.timeline += [Event(round(connected_at - anchor, 3), f"connected to the silent server at {r.server}"),
+                   Event(0.0, "last segment received from the server (t = 0)", SAMPLED),
+                   Event(r.fault_at_s, f"{r.fault}: {breaker.description}")]
+    say(f"client's socket: {sock.describe_timer()}; {r.fault} at {r.fault_at_s:.3f} s after the last segment "
+        f"received; following the client's socket:")
+    if not r.keepalive:
+        say(f"  no keepalive timer: the kernel will not notice while the client is idle; waiting up to --max-wait "
+            f"{r.max_wait_s:g} s for the client itself")
+    return anchor, before, counted
+
+
+class _Probes:
+    """Keepalive probes as the looks see them: their times, and the timers that say idle and intvl."""
+
+    def __init__(self, anchor: float) -> None:
+        self.anchor = anchor
+        self.at_s: list[float] = []  # probe k went out between two looks: the middle of them
+        self.first_requested_s: float | None = None  # the requested expiry of the run that sent probe 1
+        self.rearmed_s: float | None = None  # what probe 1 re-armed the timer for
+
+    def saw(self, before: Sample, now: Sample) -> list[int]:
+        """The probes sent between two looks (their numbers), recorded."""
+        old, new = before.sock, now.sock
+        assert old is not None and new is not None
+        out_before = old.retrans if old.timer == "keepalive" else 0
+        if new.timer != "keepalive" or new.retrans <= out_before:
+            return []
+        went_at = (before.end + now.start) / 2
+        if out_before == 0 and new.retrans == 1:
+            if old.timer == "keepalive":
+                self.first_requested_s = before.start + old.expires_ms / 1000 - self.anchor
+            self.rearmed_s = now.start + new.expires_ms / 1000 - went_at
+        numbers = list(range(out_before + 1, new.retrans + 1))
+        self.at_s += [round(went_at - self.anchor, 3)] * len(numbers)
+        return numbers
+
+
+def _pause(sample: Sample) -> float:
+    """Look again just before the socket's timer is due, and at least every LOOK_EVERY_S (a close has no timer)."""
+    if sample.sock is not None and sample.sock.timer != "none":
+        return min(near_expiry(sample), LOOK_EVERY_S)
+    return LOOK_EVERY_S
+
+
+def _follow(lab: Lab, follower: SocketFollower, program: Program, anchor: float, before: Sample,
+            counted: dict[str, int], r: ClientCheckResult, say: Say) -> None:
+    """5. follow the client's socket until the client finds out, or --max-wait."""
+    alive = [before]
+    probes = _Probes(anchor)
+
+    def note(t: float, what: str, source: str = SAMPLED) -> None:
+        event = Event(round(t - anchor, 3), what, source)
+        r.timeline.append(event)
+        say(f"  {event.t_s:8.3f} s  {event.what}")
+
+    def exited() -> None:
+        if program.exited_at is not None and r.program_exited_s is None:
+            r.program_exited_s = round(program.exited_at - anchor, 3)
+            note(program.exited_at, f"the client's process exited (status {program.proc.poll()})", "")
+
+    def ended(sample: Sample) -> str | None:
+        exited()
+        if sample.sock is None:
+            return "gone"
+        if sample.sock.state != "ESTABLISHED":
+            return "closed"
+        previous = alive[0].sock
+        assert previous is not None
+        for k in probes.saw(alive[0], sample):
+            note((alive[0].end + sample.start) / 2, f"probe {k} sent, unanswered (sock_diag: next run in "
+                                                     f"{sample.sock.expires_ms / 1000:.3f} s)")
+        if sample.sock.timer != "keepalive" and (sample.sock.timer, sample.sock.retrans) != (previous.timer,
+                                                                                             previous.retrans):
+            note(sample.start, sample.sock.describe_timer())
+        alive[0] = sample
+        return None
+
+    end, last = follower.until(ended, r.max_wait_s, _pause, program.sleep)
+    r.counters = counters.delta(counted, counters.tcpext_counts(lab.client.namespace, COUNTED))
+    seen = alive[0].sock
+    assert seen is not None
+    ut = (r.options or {}).get("user_timeout_ms", 0)
+    r.cause = classify(end or "none", seen.timer, r.counters, program.exited_at is not None, ut)
+    r.probes = seen.retrans if seen.timer == "keepalive" else None
+    r.retransmissions = seen.retrans if seen.timer == "retransmit" else None
+    _inferred(probes, r)
+    if end is None:
+        note(last.start, f"still connected after --max-wait {r.max_wait_s:g} s ({seen.describe_timer()})", "")
+        return
+    if end == "closed":
+        assert last.sock is not None
+        r.state_after = last.sock.state
+    r.dead_between_s = (round(alive[0].start - anchor, 3), round(last.end - anchor, 3))
+    r.measured_s = r.dead_between_s[1]
+    if r.cause == "application-exit" and r.program_exited_s is not None:
+        r.measured_s = r.program_exited_s  # the exit closed the socket: the pidfd timed it exactly
+        r.dead_between_s = (r.measured_s, r.measured_s)
+    seen_at = f"last seen established at {r.dead_between_s[0]:.3f} s"
+    what = (f"socket gone from sock_diag ({seen_at}): the kernel killed it"
+            if r.cause in ("keepalive", "user-timeout", "retransmission")
+            else f"socket gone from sock_diag ({seen_at}): reset" if end == "gone"
+            else f"the client closed its socket ({r.state_after}; {seen_at})")
+    note(last.end, what)
+    deadline = time.monotonic() + AFTERMATH_S  # does the client exit once it knows (and when)?
+    while program.exited_at is None and time.monotonic() < deadline:
+        program.sleep(deadline - time.monotonic())
+    exited()
+    r.timeline.sort(key=lambda e: e.t_s)
+
+
+def _inferred(probes: _Probes, r: ClientCheckResult) -> None:
+    """idle, intvl and (when keepalive's count ended it) cnt, read off the probes' timers."""
+    if probes.first_requested_s is not None:
+        r.inferred["idle"], r.inferred_from["idle"] = infer_first_probe_idle(probes.first_requested_s)
+    if probes.rearmed_s is not None:
+        spacing = [round(b - a, 3) for a, b in zip(probes.at_s, probes.at_s[1:])]
+        r.inferred["intvl"], r.inferred_from["intvl"] = infer_rearmed_intvl(probes.rearmed_s, spacing)
+    if r.cause == "keepalive" and r.probes:
+        r.inferred["cnt"] = r.probes
+        r.inferred_from["cnt"] = (f"probes outstanding at the last sight of the socket (idiag_retrans); TcpExt "
+                                  f"TCPKeepAlive counted {r.counters.get('TCPKeepAlive')} sent")
+
+
+__all__ = ["DEFAULT_MAX_WAIT_S", "check_client", "substitute"]

@@ -1,0 +1,106 @@
+"""A program's socket options, read off its socket, and where each keepalive value comes from.
+
+The socket is borrowed like ``netkit inspect`` does (:mod:`netkit.inspect.borrow`:
+``pidfd_getfd`` + ``getsockopt`` on the copy, closed at once).  ``getsockopt``
+returns the *effective* values -- ``tp->keepalive_time ?: the namespace's
+sysctl`` (``keepalive_time_when()``, likewise ``keepalive_intvl_when()`` and
+``keepalive_probes()``) -- so ``inspect`` cannot tell "inherited" from "set to
+the same number".  Here the namespace is the lab's own, so netkit asks the
+kernel instead: it moves each sysctl by one for a moment and reads the socket
+again.  A value that follows the sysctl is inherited; one that does not was
+set on the socket.  That is safe because the keepalive timer reads these
+sysctls only when it runs (``tcp_keepalive_timer``), and the flip happens only
+while sock_diag says the timer is at least ``FLIP_MARGIN_S`` away; each sysctl
+is put back and read back before the next.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..errors import NetkitError
+from ..inspect.borrow import Borrower, NotPermitted, refused_here
+from ..inspect.facts import Borrowed
+from ..inspect.gather import socket_fds
+from ..lab.lab import Endpoint
+from ..lab.proc import owners
+
+FLIP_MARGIN_S = 0.1  # the keepalive timer must be at least this far away for the sysctl flip
+SYSCTL_OF = {"idle": "net.ipv4.tcp_keepalive_time", "intvl": "net.ipv4.tcp_keepalive_intvl",
+             "cnt": "net.ipv4.tcp_keepalive_probes"}
+SET_ON_SOCKET = "socket"
+
+
+@dataclass
+class SocketOptions:
+    """What the socket holds (None: unreadable, ``unread`` says why) and where idle/intvl/cnt come from."""
+
+    borrowed: Borrowed | None = None
+    source: dict[str, str] = field(default_factory=dict)  # field -> SET_ON_SOCKET or the sysctl it follows
+    unread: str = ""
+    sysctls: dict[str, int] = field(default_factory=dict)  # the namespace's keepalive sysctls, by field
+
+
+def namespace_keepalive(endpoint: Endpoint) -> dict[str, int]:
+    """The keepalive sysctls of ``endpoint``'s namespace, by field (idle, intvl, cnt)."""
+    return {f: int(endpoint.sysctl(name)) for f, name in SYSCTL_OF.items()}
+
+
+def read_options(pid: int, inode: int, endpoint: Endpoint, timer_due_s: float | None) -> SocketOptions:
+    """Borrow socket ``inode`` from ``pid`` (or a process it runs in); read it; prove each value's source.
+
+    ``timer_due_s``: how far away the socket's keepalive timer is (None: no
+    keepalive timer); the sources are proved only when it is far enough.
+    """
+    found = SocketOptions(sysctls=namespace_keepalive(endpoint))
+    holders = owners([inode])[inode]
+    holder = pid if pid in holders else (holders[0] if holders else None)
+    fd = (socket_fds(holder) or {}).get(inode) if holder is not None else None
+    if holder is None or fd is None:
+        found.unread = "no process holds the socket any more"
+        return found
+    try:
+        with Borrower(holder) as borrower:
+            def read() -> Borrowed:
+                options = borrower.options(fd, inode)
+                if options is None:
+                    raise NetkitError(f"fd {fd} of pid {holder} is no longer the client's socket")
+                return options
+
+            found.borrowed = read()
+            found.source = _sources(found.borrowed, found.sysctls, endpoint, read, timer_due_s)
+    except NotPermitted as exc:
+        found.unread = (f"pidfd_getfd was refused ({exc}): {refused_here() or 'netkit needs CAP_SYS_PTRACE'}; "
+                        "the settings below are inferred from the kernel's timers alone")
+    except (ProcessLookupError, NetkitError) as exc:
+        found.unread = f"the client's socket went away while netkit read it ({exc or 'process gone'})"
+    except OSError as exc:
+        if exc.errno != errno.ENOSYS:
+            raise
+        found.unread = "this kernel has no pidfd_getfd (Linux >= 5.6 has): the settings are inferred from the timers"
+    return found
+
+
+def _sources(options: Borrowed, sysctls: dict[str, int], endpoint: Endpoint, read: Callable[[], Borrowed],
+             timer_due_s: float | None) -> dict[str, str]:
+    """field -> SET_ON_SOCKET, or the sysctl it follows (proved by the flip, or "=sysctl?" if not provable)."""
+    sources = {}
+    can_flip = timer_due_s is None or timer_due_s >= FLIP_MARGIN_S
+    for name, sysctl in SYSCTL_OF.items():
+        value = getattr(options, name)
+        if value != sysctls[name]:
+            sources[name] = SET_ON_SOCKET  # differs from the sysctl: it can only have been set
+        elif not can_flip:
+            sources[name] = f"{sysctl}?"  # equal, and no time to prove which
+        else:
+            original = sysctls[name]
+            endpoint.sysctl(sysctl, original - 1 if original > 1 else original + 1)  # always in range
+            try:
+                follows = getattr(read(), name) != original
+            finally:
+                if endpoint.sysctl(sysctl, original) != str(original):
+                    raise NetkitError(f"{sysctl} in the client's namespace did not take back {original}")
+            sources[name] = sysctl if follows else SET_ON_SOCKET
+    return sources
