@@ -57,8 +57,13 @@ command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
 # service (see below).
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # socat, a second real program with its own keepalive options (keepidle=...,
-# keepintvl=..., keepcnt=...), for the `netkit inspect` tests.
+# keepintvl=..., keepcnt=...), for the `netkit inspect` and `check-client` tests.
 command -v socat >/dev/null 2>&1 || missing+=(socat)
+# Real clients for the `netkit check-client` tests and the README: psql
+# (libpq's keepalives_* and tcp_user_timeout; the client only, no database
+# server) and curl (--keepalive-time).
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 case "$(dpkg-query -W -f='${Status}' ca-certificates 2>/dev/null || true)" in
 *" installed") ;;
 *) missing+=(ca-certificates) ;;

@@ -11,10 +11,10 @@ from netkit.lab.proc import process_alive
 from netkit.privileges import missing_privileges
 
 # Modules whose module-scoped fixture does the expensive part once -- the whole gate (test_gate, test_host_untouched),
-# every check-server and check-client run (test_check_server, test_check_client), the README's commands in order, from files written at the root
-# (test_readme) -- and whose tests must therefore share one worker under pytest-xdist.
-MODULES_IN_ONE_WORKER = ("tests/test_check_client.py", "tests/test_check_server.py", "tests/test_gate.py", "tests/test_host_untouched.py",
-                         "tests/test_readme.py")
+# every check-server and check-client run (test_check_server, test_check_client), the README's commands in order,
+# from files written at the root (test_readme) -- and whose tests must therefore share one worker under pytest-xdist.
+MODULES_IN_ONE_WORKER = ("tests/test_check_client.py", "tests/test_check_server.py", "tests/test_gate.py",
+                         "tests/test_host_untouched.py", "tests/test_readme.py")
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -320,6 +320,31 @@ CHECK_SERVER = [
         "exited with status 0 before listening", "no daemonizing", root=True),
 ]
 
+CHECK_CLIENT = [
+    row("check-client-no-command", "check-client", 2, "COMMAND", "after `--`"),
+    row("check-client-only-dashes", "check-client --", 2, "COMMAND", "{host} and {port}"),
+    row("check-client-max-wait-zero", "check-client --max-wait 0 -- true", 2, "--max-wait 0.0", "> 0"),
+    row("check-client-max-wait-nan", "check-client --max-wait nan -- true", 2, "--max-wait nan", "> 0"),
+    row("check-client-expect-infinite", "check-client --expect-s inf -- true", 2, "--expect-s inf", "> 0"),
+    row("check-client-connect-timeout-negative", "check-client --connect-timeout -1 -- true", 2,
+        "--connect-timeout -1.0", "> 0"),
+    row("check-client-port-too-big", "check-client --port 70000 -- true", 2, "--port 70000", "1..65535"),
+    row("check-client-unknown-fault", "check-client --fault meteor -- true", 2, "--fault", "'meteor'", "link-down"),
+    row("check-client-program-missing", "check-client -- no-such-client-nk", 2, "'no-such-client-nk'", "not found"),
+    row("check-client-exits-at-once", "check-client -- /bin/true", 2,
+        "`/bin/true` exited with status 0 before it connected to the silent server at 198.18.0.1:", root=True),
+    row("check-client-never-connects", "check-client --connect-timeout 0.5 -- sleep 30", 2,
+        "`sleep 30` did not connect to the silent server at 198.18.0.1:", "within 0.5 s",
+        "it made no TCP connection in the lab", "put {host} and {port}", root=True),
+    row("check-client-connects-elsewhere",
+        ["check-client", "--connect-timeout", "1", "--", "bash", "-c", "exec 3<>/dev/tcp/198.18.0.7/{port}; sleep 30"], 2,
+        "did not connect to the silent server", "it tried 198.18.0.7:", "(SYN_SENT) instead", root=True),
+    row("check-client-refused-elsewhere", ["check-client", "--", "bash", "-c", "exec 3<>/dev/tcp/{host}/9"], 2,
+        "exited with status 1 before it connected to the silent server", "Connection refused", root=True),
+    row("check-client-closes-at-once", ["check-client", "--", "bash", "-c", "exec 3<>/dev/tcp/{host}/{port}; exit 0"],
+        2, "the client closed its connection", "before netkit could break the path", "stays connected", root=True),
+]
+
 GATE = [
     row("gate-repeat-zero", "gate --repeat 0", 2, "--repeat 0", "1..1000"),
     row("gate-repeat-absurd", "gate --repeat 1000000000", 2, "--repeat 1000000000", "1..1000"),
@@ -438,7 +463,7 @@ KERNELS_AND_THE_REST = [
 ]
 
 
-@pytest.mark.parametrize("r", DEMO + DEMO_ROUTED + CHECK_SERVER + GATE + GATE_DIFF + KERNELS_AND_THE_REST)
+@pytest.mark.parametrize("r", DEMO + DEMO_ROUTED + CHECK_SERVER + CHECK_CLIENT + GATE + GATE_DIFF + KERNELS_AND_THE_REST)
 def test_the_command_refuses_bad_input(r: Row, untouched: Untouched, bad_files: Path) -> None:
     done = netkit(r, untouched, bad_files)
     expect_one_message(done, r, bad_files)
@@ -452,6 +477,7 @@ def test_the_command_refuses_bad_input(r: Row, untouched: Untouched, bad_files: 
 UNPRIVILEGED = [
     row("demo", "demo --cnt 1", 2, "CAP_SYS_ADMIN", "run it"),
     row("check-server", "check-server --port 80 -- sleep 30", 2, "CAP_SYS_ADMIN", "run it"),
+    row("check-client", "check-client -- sleep 30", 2, "CAP_SYS_ADMIN", "run it"),
     row("gate", ["gate", *ONLY], 4, "nothing can run here", "CAP_SYS_ADMIN", "run it"),
     row("gate-tap", ["gate", "--tap", *ONLY], 4, "1..0 # SKIP", "CAP_SYS_ADMIN"),
     row("cleanup", "cleanup", 2, "CAP_SYS_ADMIN", "run it"),

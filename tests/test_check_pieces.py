@@ -1,18 +1,29 @@
-"""check-server's pure pieces -- inference from timers, the verdict, the poll helper -- without root or a lab."""
+"""check-server's and check-client's pure pieces -- inference from timers, the verdicts, the poll helper -- without
+root or a lab."""
 
 import threading
 
 import pytest
 
-from netkit.check.infer import infer_idle, infer_intvl, window_for_expectation
-from netkit.check.result import CheckResult
-from netkit.check.verdict import conclude
+from netkit.check.client import substitute
+from netkit.check.follow import Sample
+from netkit.check.infer import (
+    ProbeTimes,
+    infer_first_probe_idle,
+    infer_idle,
+    infer_intvl,
+    infer_rearmed_intvl,
+    window_for_expectation,
+)
+from netkit.check.result import CAUSES, NO_KEEPALIVE_CLIENT, CheckResult, ClientCheckResult
+from netkit.check.verdict import classify, conclude, conclude_client
 from netkit.errors import ScenarioCancelled, WaitTimeout
 from netkit.keepalive import KeepaliveSettings
 from netkit.kernel import KernelInfo
 from netkit.lab.diag import TcpSocketDiag
 from netkit.lab.tcpinfo import TcpInfo
 from netkit.model.keepalive import keepalive_death
+from netkit.report.check import client_verdict_line, found_out
 from netkit.waiting import wait_until
 
 HZ250 = KernelInfo("test", 250, "test")
@@ -87,3 +98,112 @@ def test_check_server_json_keys_are_pinned():
     assert list(data) == CHECK_KEYS
     assert data["timeline"] == [{"t_s": 0.0, "what": "last segment received"}]  # no source key, as before
     assert (data["kernel"], data["hz"], data["exit_code"]) == ("test", 250, 0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# check-client's pure pieces
+
+
+def test_client_probe_times_read_idle_and_intvl_off_the_requested_expiries():
+    probes = ProbeTimes(anchor=100.0)
+    before = Sample(100.900, 100.901, keepalive_socket(100, 900))  # the run due at 101.000 s
+    after = Sample(101.010, 101.011, keepalive_socket(995, 1010, probes=1))  # probe 1 went out; next in 995 ms
+    assert probes.saw(before, after) == [1]
+    assert probes.first_requested_s == pytest.approx(1.0) and probes.at_s == [0.956]
+    assert probes.rearmed_s == pytest.approx(1.0495)  # 101.010 + 0.995 - the probe's time (the looks' middle)
+    assert infer_first_probe_idle(probes.first_requested_s)[0] == 1
+    assert infer_rearmed_intvl(probes.rearmed_s, [])[0] == 1
+    later = Sample(102.050, 102.051, keepalive_socket(990, 2050, probes=3))  # two probes between two looks
+    assert probes.saw(after, later) == [2, 3] and len(probes.at_s) == 3
+    assert probes.saw(later, later) == []
+
+
+@pytest.mark.parametrize("end, timer, counters, exited, ut, cause", [
+    ("gone", "keepalive", {"TCPAbortOnTimeout": 1}, True, 0, "keepalive"),
+    ("gone", "keepalive", {"TCPAbortOnTimeout": 1}, False, 2500, "user-timeout"),
+    ("gone", "retransmit", {"TCPAbortOnTimeout": 1}, False, 0, "retransmission"),
+    ("gone", "keepalive", {"TCPAbortOnTimeout": 0}, False, 0, "peer-reset"),  # tcp_reset counts no abort
+    ("gone", "none", {"TCPAbortOnClose": 1}, True, 0, "application-exit"),  # exited with unread data: RST
+    ("gone", "none", {"TCPAbortOnData": 1}, False, 0, "application-reset"),  # SO_LINGER 0
+    ("closed", "keepalive", {}, True, 0, "application-exit"),
+    ("closed", "none", {}, False, 0, "application-fin"),
+    ("none", "none", {}, False, 0, "none"),
+])
+def test_client_cause_is_classified_from_what_the_follow_saw(end, timer, counters, exited, ut, cause):
+    assert classify(end, timer, counters, exited, ut) == cause
+
+
+def _client(cause="keepalive", dead=(4.05, 4.10), expect_s=None, options=None, keepalive=True, **fields):
+    r = ClientCheckResult(["psql", "host={host}"], HZ250, "ipv4", 5432, expect_s=expect_s, max_wait_s=300.0,
+                          started=["psql", "host=198.18.0.1"], keepalive=keepalive, cause=cause, options=options,
+                          last_segment="idle", inferred={"idle": 1, "intvl": 1, "cnt": 3}, probes=3, **fields)
+    if dead:
+        r.dead_between_s, r.measured_s = dead, dead[1]
+    return r
+
+
+ON_SOCKET = {"keepalive": True, "idle": 1, "intvl": 1, "cnt": 3, "user_timeout_ms": 0}
+
+
+def test_client_verdict_against_the_model_of_the_settings_read_off_the_socket():
+    r = conclude_client(_client(expect_s=4.0, options=ON_SOCKET), HZ250)
+    assert (r.verdict, r.model_expected_s, r.problems) == ("match", 4.0, [])
+    assert r.window_s == pytest.approx((3.996, 4.136))
+    late = conclude_client(_client(dead=(4.30, 4.35), options=ON_SOCKET), HZ250)
+    assert late.verdict == "measured" and "outside netkit's window [3.996, 4.136] s" in late.problems[0]
+    differs = conclude_client(_client(options={**ON_SOCKET, "idle": 2}), HZ250)
+    assert "idle inferred from the timers is 1, but the socket holds 2" in differs.problems
+    with_ut = conclude_client(_client("user-timeout", dead=(3.02, 3.06), options={**ON_SOCKET, "cnt": 5,
+                                                                                  "user_timeout_ms": 2500}), HZ250)
+    assert with_ut.model_expected_s == 3.0 and with_ut.problems == []  # cnt is not judged: the timeout ended it
+
+
+def test_client_verdict_without_a_death():
+    silent = conclude_client(_client("none", dead=None, keepalive=False, options={**ON_SOCKET, "keepalive": False}),
+                             HZ250)
+    assert silent.verdict == "no-keepalive" and silent.exit_code == 1
+    assert silent.problems[0] == f"{NO_KEEPALIVE_CLIENT} (still connected 300 s after the break)"
+    assert client_verdict_line(silent).startswith("verdict: NO KEEPALIVE - no keepalive timer on the client's socket")
+    slow = conclude_client(_client("none", dead=None, options={**ON_SOCKET, "idle": 7200, "intvl": 75, "cnt": 9}),
+                           HZ250)
+    assert slow.verdict == "no-death" and "its keepalive would notice at 7875 s" in slow.problems[0]
+
+
+def test_client_that_gives_up_itself_is_judged_by_packetdrills_bound():
+    r = conclude_client(_client("application-exit", dead=(2.0, 2.0), expect_s=2.0, program_exit=28), HZ250)
+    assert r.verdict == "match" and r.window_s == pytest.approx((1.996, 2.25)) and "packetdrill" in r.tolerance
+    assert "gave up by itself before its keepalive would have noticed (4 s" in r.problems[0]
+    assert found_out(r) == "by itself: its process exited (status 28)"
+
+
+def test_client_verdict_line_says_where_each_value_came_from():
+    r = conclude_client(_client(expect_s=4.0, options=ON_SOCKET,
+                                options_from={"idle": "socket", "intvl": "socket",
+                                              "cnt": "net.ipv4.tcp_keepalive_probes"}), HZ250)
+    assert client_verdict_line(r) == (
+        "verdict: MATCH - the client noticed the dead server 4.100 s after the last segment it received, by the "
+        "kernel's keepalive: 3 unanswered probes (idle 1 s, intvl 1 s, cnt 3 from the client namespace's "
+        "net.ipv4.tcp_keepalive_probes; read off the socket); expected 4 s, window [3.996, 4.136] s")
+    inferred = conclude_client(_client(namespace_sysctls={"idle": 7200, "intvl": 75, "cnt": 3}), HZ250)
+    assert "cnt 3 = the client namespace's net.ipv4.tcp_keepalive_probes; inferred from its timers" in \
+        client_verdict_line(inferred)
+
+
+def test_placeholders_are_replaced_and_nothing_else():
+    assert substitute(["curl", "http://[{host}]:{port}/", '{"json": 1}'], "2001:2::1", 5432) == [
+        "curl", "http://[2001:2::1]:5432/", '{"json": 1}']
+
+
+CLIENT_KEYS = [
+    "command", "kernel", "family", "port", "fault", "expect_s", "max_wait_s", "started", "pid", "server", "client",
+    "connections", "timer_at_break", "options", "options_from", "options_unread", "namespace_sysctls", "keepalive",
+    "inferred", "inferred_from", "last_segment", "rule", "model_expected_s", "model_window_s", "fault_at_s", "cause",
+    "measured_s", "dead_between_s", "probes", "retransmissions", "state_after", "counters", "window_s", "tolerance",
+    "timeline", "verdict", "problems", "program_exited_s", "program_exit", "program_output_tail", "hz", "exit_code",
+]
+
+
+def test_check_client_json_keys_are_pinned():
+    data = conclude_client(_client(expect_s=4.0, options=ON_SOCKET), HZ250).to_dict()
+    assert list(data) == CLIENT_KEYS
+    assert data["cause"] in CAUSES and (data["hz"], data["exit_code"]) == (250, 0)

@@ -40,6 +40,8 @@ PROVEN_ELSEWHERE = {
 PROMISED = {
     "scripts/demo": r"verdict: PASS - died 11\.\d{3} s after the last segment received",
     "netkit check-server": r"verdict: MATCH - died 6\.\d{3} s",
+    "netkit check-client": r"(?m)^verdict: MATCH - the client noticed the dead server 4\.\d{3} s after the last segment "
+                           r"it received, by the kernel's keepalive: 3 unanswered probes",
     "scripts/python -m pytest test_my_keepalive.py": r"\b6 passed\b",
     "scripts/python example.py": r"(?s)ipv6-idle-blackhole-1/1/3-ut2500 pass .*ETIMEDOUT\n"
                                  r"ipv4-idle-link-down-1/1/1 pass .*\nipv4-idle-link-down-1/1/2 pass .*\n"

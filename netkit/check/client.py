@@ -59,7 +59,7 @@ from ..lab.faults import FaultContext, get_fault
 from ..lab.lab import Lab
 from ..privileges import require_privileges
 from .follow import Sample, SocketFollower, every, near_expiry
-from .infer import infer_first_probe_idle, infer_rearmed_intvl
+from .infer import ProbeTimes, infer_first_probe_idle, infer_rearmed_intvl
 from .options import read_options
 from .program import Program, endpoint, require_executable
 from .result import ClientCheckResult
@@ -217,9 +217,11 @@ def _read_options(program: Program, quiet: Sample, lab: Lab, r: ClientCheckResul
         r.options_unread = found.unread
         say(f"socket options: not read ({found.unread})")
         return
-    r.options = dataclasses.asdict(found.borrowed)
+    b = found.borrowed
+    r.options = dataclasses.asdict(b)
     r.options_from = found.source
-    say(f"socket options (pidfd_getfd + getsockopt): {r.options}")
+    say(f"socket options (pidfd_getfd + getsockopt): SO_KEEPALIVE {'on' if b.keepalive else 'off'}, idle/intvl/cnt "
+        f"{b.idle}/{b.intvl}/{b.cnt}, TCP_USER_TIMEOUT {b.user_timeout_ms or 'not set'}")
 
 
 def _break(lab: Lab, follower: SocketFollower, ctx: FaultContext, r: ClientCheckResult, connected_at: float,
@@ -257,32 +259,6 @@ def _break(lab: Lab, follower: SocketFollower, ctx: FaultContext, r: ClientCheck
     return anchor, before, counted
 
 
-class _Probes:
-    """Keepalive probes as the looks see them: their times, and the timers that say idle and intvl."""
-
-    def __init__(self, anchor: float) -> None:
-        self.anchor = anchor
-        self.at_s: list[float] = []  # probe k went out between two looks: the middle of them
-        self.first_requested_s: float | None = None  # the requested expiry of the run that sent probe 1
-        self.rearmed_s: float | None = None  # what probe 1 re-armed the timer for
-
-    def saw(self, before: Sample, now: Sample) -> list[int]:
-        """The probes sent between two looks (their numbers), recorded."""
-        old, new = before.sock, now.sock
-        assert old is not None and new is not None
-        out_before = old.retrans if old.timer == "keepalive" else 0
-        if new.timer != "keepalive" or new.retrans <= out_before:
-            return []
-        went_at = (before.end + now.start) / 2
-        if out_before == 0 and new.retrans == 1:
-            if old.timer == "keepalive":
-                self.first_requested_s = before.start + old.expires_ms / 1000 - self.anchor
-            self.rearmed_s = now.start + new.expires_ms / 1000 - went_at
-        numbers = list(range(out_before + 1, new.retrans + 1))
-        self.at_s += [round(went_at - self.anchor, 3)] * len(numbers)
-        return numbers
-
-
 def _pause(sample: Sample) -> float:
     """Look again just before the socket's timer is due, and at least every LOOK_EVERY_S (a close has no timer)."""
     if sample.sock is not None and sample.sock.timer != "none":
@@ -294,7 +270,7 @@ def _follow(lab: Lab, follower: SocketFollower, program: Program, anchor: float,
             counted: dict[str, int], r: ClientCheckResult, say: Say) -> None:
     """5. follow the client's socket until the client finds out, or --max-wait."""
     alive = [before]
-    probes = _Probes(anchor)
+    probes = ProbeTimes(anchor)
 
     def note(t: float, what: str, source: str = SAMPLED) -> None:
         event = Event(round(t - anchor, 3), what, source)
@@ -356,7 +332,7 @@ def _follow(lab: Lab, follower: SocketFollower, program: Program, anchor: float,
     r.timeline.sort(key=lambda e: e.t_s)
 
 
-def _inferred(probes: _Probes, r: ClientCheckResult) -> None:
+def _inferred(probes: ProbeTimes, r: ClientCheckResult) -> None:
     """idle, intvl and (when keepalive's count ended it) cnt, read off the probes' timers."""
     if probes.first_requested_s is not None:
         r.inferred["idle"], r.inferred_from["idle"] = infer_first_probe_idle(probes.first_requested_s)

@@ -1,5 +1,9 @@
 """Inferring a program's keepalive settings from what sock_diag shows of its socket. Pure.
 
+check-server reads them off an answered probe (below); check-client off its
+unanswered probes (:class:`ProbeTimes`), where each timer's *requested*
+expiry says the setting exactly and the probes' spacing shows the wheel's lateness.
+
 A keepalive timer's period is its expiry plus the time since the last
 segment received (both in the same sock_diag dump): right after the connect
 that is ``idle``; right after an answered probe (which re-armed the timer
@@ -14,6 +18,7 @@ from ..kernel import KernelInfo
 from ..lab.diag import TcpSocketDiag
 from ..model.prediction import DeathPrediction, Window
 from ..model.wheel import packetdrill_bound_s
+from .follow import Sample
 
 
 def timer_period_s(sock: TcpSocketDiag) -> int:
@@ -77,3 +82,35 @@ def window_for_expectation(expect_s: float, p: DeathPrediction | None, kernel: K
                f"{len(p.timer_runs_s)} timer runs of the settings plus 2 jiffies, capped at 12.5 %: "
                f"{late * 1000:.0f} ms")
     return (low, round(expect_s + late, 6)), how
+
+
+class ProbeTimes:
+    """Keepalive probes as successive sock_diag looks see them: their times, and the timers that say idle and intvl.
+
+    A probe went out between the last look that saw ``k - 1`` outstanding and
+    the first that saw ``k``: its time is the middle of the two.  The look
+    before probe 1 holds the requested expiry of the run that sent it; the
+    look after, the expiry probe 1 re-armed (``intvl`` after the run).
+    """
+
+    def __init__(self, anchor: float) -> None:
+        self.anchor = anchor
+        self.at_s: list[float] = []  # probe k went out between two looks: the middle of them
+        self.first_requested_s: float | None = None  # the requested expiry of the run that sent probe 1
+        self.rearmed_s: float | None = None  # what probe 1 re-armed the timer for
+
+    def saw(self, before: Sample, now: Sample) -> list[int]:
+        """The probes sent between two looks (their numbers), recorded."""
+        old, new = before.sock, now.sock
+        assert old is not None and new is not None
+        out_before = old.retrans if old.timer == "keepalive" else 0
+        if new.timer != "keepalive" or new.retrans <= out_before:
+            return []
+        went_at = (before.end + now.start) / 2
+        if out_before == 0 and new.retrans == 1:
+            if old.timer == "keepalive":
+                self.first_requested_s = before.start + old.expires_ms / 1000 - self.anchor
+            self.rearmed_s = now.start + new.expires_ms / 1000 - went_at
+        numbers = list(range(out_before + 1, new.retrans + 1))
+        self.at_s += [round(went_at - self.anchor, 3)] * len(numbers)
+        return numbers

@@ -26,7 +26,7 @@ class _AuditData:
         return EXIT_MATCH if self.verdict in ("match", "measured") else EXIT_MISMATCH
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)  # type: ignore[call-overload]
+        data: dict[str, Any] = asdict(self)  # type: ignore[call-overload]
         data["kernel"] = self.kernel.release
         data["hz"] = self.kernel.hz
         data["timeline"] = [e.to_dict(with_source=False) for e in self.timeline]
