@@ -1,6 +1,9 @@
 """Shared test helpers."""
 
 import os
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import pytest
@@ -106,3 +109,26 @@ def process_group(pgid):
         if int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(pid))
     return members
+
+
+def netkit_runs_at_once(command: str, runs: dict[str, list[str]], timeout: float = 90) -> dict:
+    """{name: CompletedProcess (plus .pid)} of ``netkit COMMAND ARGS`` for every run, all started at once.
+
+    A run still going at the timeout gets SIGINT, which makes netkit tear its
+    lab down, before the fixture fails.
+    """
+    procs = {name: subprocess.Popen([sys.executable, "-m", "netkit.cli", command, *args],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name, args in runs.items()}
+    done = {}
+    try:
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=timeout)
+            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+            done[name].pid = proc.pid  # the netkit process: netkit names kept namespaces after it
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                proc.communicate(timeout=30)
+    return done

@@ -13,11 +13,9 @@ not exist, never connects, exits at once, connects elsewhere) is in test_bad_inp
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 
 import pytest
+from conftest import netkit_runs_at_once
 
 from netkit.check.result import NO_KEEPALIVE_CLIENT
 from netkit.inspect.borrow import refused_here
@@ -52,22 +50,8 @@ CHECKS = {  # name: (the tool it needs, check-client's arguments)
 @pytest.fixture(scope="module")
 def runs():
     """{name: finished CompletedProcess}, all started at once; checks whose tool is missing are not run."""
-    procs = {
-        name: subprocess.Popen([sys.executable, "-m", "netkit.cli", "check-client", *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for name, (tool, args) in CHECKS.items() if tool not in MISSING
-    }
-    done = {}
-    try:
-        for name, proc in procs.items():
-            out, err = proc.communicate(timeout=90)
-            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:  # a hung check: Ctrl-C makes it tear its lab down
-                proc.send_signal(signal.SIGINT)
-                proc.communicate(timeout=30)
-    return done
+    return netkit_runs_at_once("check-client", {name: args for name, (tool, args) in CHECKS.items()
+                                                if tool not in MISSING})
 
 
 def result_of(runs, name, exit_code=0):

@@ -8,12 +8,11 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import netkit_runs_at_once
 
 from netkit.check.result import NO_KEEPALIVE
 from netkit.privileges import missing_privileges
@@ -69,23 +68,7 @@ def _checks(tmp: Path) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """{name: finished CompletedProcess-like (returncode, stdout, stderr)}, all started at once."""
-    procs = {
-        name: subprocess.Popen([sys.executable, "-m", "netkit.cli", "check-server", *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for name, args in _checks(tmp_path_factory.mktemp("check-server")).items()
-    }
-    done = {}
-    try:
-        for name, proc in procs.items():
-            out, err = proc.communicate(timeout=90)
-            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-            done[name].pid = proc.pid  # the check-server process: netkit names kept namespaces after it
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:  # a hung check: Ctrl-C makes it tear its lab down
-                proc.send_signal(signal.SIGINT)
-                proc.communicate(timeout=30)
-    return done
+    return netkit_runs_at_once("check-server", _checks(tmp_path_factory.mktemp("check-server")))
 
 
 def _alive(pid: int) -> bool:

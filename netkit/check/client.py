@@ -42,7 +42,6 @@ not start, exited or never connected; bad input).
 from __future__ import annotations
 
 import dataclasses
-import math
 import select
 import shlex
 import socket
@@ -61,7 +60,7 @@ from ..privileges import require_privileges
 from .follow import Sample, SocketFollower, every, near_expiry
 from .infer import ProbeTimes, infer_first_probe_idle, infer_rearmed_intvl
 from .options import read_options
-from .program import Program, endpoint, require_executable
+from .program import Program, endpoint, require_executable, require_seconds
 from .result import ClientCheckResult
 from .verdict import classify, conclude_client
 
@@ -90,9 +89,7 @@ def _validate(argv: list[str], family: str, expect_s: float | None, max_wait: fl
                                           "server's address and port go")
     if not 0 <= port <= 65535:
         raise SettingError("--port", port, "a TCP port is 1..65535 (0: any free port)")
-    for name, seconds in (("--expect-s", expect_s), ("--max-wait", max_wait), ("--connect-timeout", connect_timeout)):
-        if seconds is not None and not 0 < seconds < math.inf:  # also refuses nan
-            raise SettingError(name, seconds, "a time in seconds > 0")
+    require_seconds(("--expect-s", expect_s), ("--max-wait", max_wait), ("--connect-timeout", connect_timeout))
 
 
 def check_client(

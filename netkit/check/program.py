@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import select
 import shutil
@@ -11,7 +12,7 @@ import tempfile
 import time
 from typing import IO
 
-from ..errors import ProgramProblem
+from ..errors import ProgramProblem, SettingError
 from ..lab.diag import TcpSocketDiag, accepts, listeners
 from ..lab.namespaces import Namespace
 from ..lab.proc import descendants, holders
@@ -33,6 +34,13 @@ def _signal(pids: list[int], sig: int) -> None:
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
+
+
+def require_seconds(*named: tuple[str, float | None]) -> None:
+    """SettingError (exit 2) for any (option, value) whose value is set but not a time in seconds > 0 (nan refused)."""
+    for name, seconds in named:
+        if seconds is not None and not 0 < seconds < math.inf:
+            raise SettingError(name, seconds, "a time in seconds > 0")
 
 
 def require_executable(argv: list[str]) -> None:

@@ -50,7 +50,6 @@ itself, 2 errors (the program would not start or listen, bad input).
 
 from __future__ import annotations
 
-import math
 import shlex
 import socket
 import time
@@ -68,7 +67,7 @@ from ..privileges import require_privileges
 from ..waiting import Drop
 from .follow import POLL_S, Sample, SocketFollower, every, near_expiry
 from .infer import infer_idle, infer_intvl
-from .program import Program, endpoint, require_executable
+from .program import Program, endpoint, require_executable, require_seconds
 from .result import EXIT_ERROR, EXIT_MATCH, EXIT_MISMATCH, NO_KEEPALIVE, CheckResult
 from .verdict import conclude
 
@@ -90,9 +89,7 @@ def _validate(argv: list[str], port: int, family: str, expect_s: float | None, l
         raise SettingError("COMMAND", "", "give the server program after `--`")
     if not 1 <= port <= 65535:
         raise SettingError("port", port, "a TCP port is 1..65535")
-    for name, seconds in (("--expect-s", expect_s), ("--listen-timeout", listen_timeout), ("--timeout", timeout)):
-        if seconds is not None and not 0 < seconds < math.inf:  # also refuses nan
-            raise SettingError(name, seconds, "a time in seconds > 0")
+    require_seconds(("--expect-s", expect_s), ("--listen-timeout", listen_timeout), ("--timeout", timeout))
 
 
 def check_server(
