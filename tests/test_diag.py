@@ -69,13 +69,33 @@ def test_a_diag_watch_looks_up_in_its_lab_namespace_from_any_thread(netkit_lab):
     watch = diag.DiagWatch(netkit_lab.server.namespace)
     try:
         found = []
-        thread = threading.Thread(target=lambda: found.append(watch.find(local, remote)))
+        thread = threading.Thread(target=lambda: found.append(watch.lookup(local, remote)))
         thread.start()
         thread.join()
-        assert found == [("ESTABLISHED", 0)] == [watch.find(local, remote)]
-        assert watch.find(local, (remote[0], remote[1] ^ 1)) in (None, ("LISTEN", 0))  # no such connection
+        assert found[0].state == "ESTABLISHED" and (found[0].local, found[0].remote) == (local, remote)
+        assert watch.lookup(local, (remote[0], remote[1] ^ 1)) is None  # no such connection (the listener is none)
         server.close()
         client.close()
-        assert watch.find(local, remote) in (None, ("TIME_WAIT", 0))
+        gone = watch.lookup(local, remote)
+        assert gone is None or gone.state == "TIME_WAIT"
     finally:
         watch.close()
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_a_diag_watch_lookup_reads_what_a_dump_reads(netkit_lab, family):
+    """The exact lookup's own parser (struct inet_diag_msg + INET_DIAG_INFO) against pyroute2's parse of a dump."""
+    server, client = netkit_lab.connect(family)
+    KeepaliveSettings(5, 2, 4).apply(client)
+    local, remote = client.getsockname()[:2], client.getpeername()[:2]
+    watch = diag.DiagWatch(netkit_lab.client.namespace)
+    try:
+        looked_up = watch.lookup(local, remote)
+        dumped = _connection(netkit_lab, client, side="client")
+    finally:
+        watch.close()
+    assert looked_up is not None and dumped is not None
+    same = ("family", "state", "local", "remote", "timer", "retrans", "inode", "uid", "rqueue", "wqueue")
+    assert {f: getattr(looked_up, f) for f in same} == {f: getattr(dumped, f) for f in same}
+    assert looked_up.timer == "keepalive" and abs(looked_up.expires_ms - dumped.expires_ms) <= 20
+    assert looked_up.info.state == dumped.info.state == "ESTABLISHED" and looked_up.info.rto_us == dumped.info.rto_us

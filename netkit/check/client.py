@@ -169,7 +169,9 @@ def _accept(lab: Lab, listener: socket.socket, program: Program, r: ClientCheckR
     lab.callback(accepted.close)
     r.client = endpoint(peer[0], peer[1])
     say(f"connected: client {r.client} (pid {program.pid}) -> silent server {r.server}")
-    return accepted, SocketFollower(lab.client.namespace, (peer[0], peer[1]), (address, r.port)), connected_at
+    follower = SocketFollower(lab.client.namespace, (peer[0], peer[1]), (address, r.port))
+    lab.callback(follower.close)
+    return accepted, follower, connected_at
 
 
 def _wait_quiet(follower: SocketFollower, program: Program, r: ClientCheckResult, connected_at: float,
@@ -280,6 +282,7 @@ def _follow(lab: Lab, follower: SocketFollower, program: Program, anchor: float,
             note(program.exited_at, f"the client's process exited (status {program.proc.poll()})", "")
 
     def ended(sample: Sample) -> str | None:
+        program.sleep(0)  # an exit during the dump: seen now, not only by the next pause
         exited()
         if sample.sock is None:
             return "gone"

@@ -146,7 +146,9 @@ def _connect(lab: Lab, program: Program, result: CheckResult, listen_timeout: fl
     client_addr = client.getsockname()[:2]
     result.server, result.client = endpoint(address, result.port), endpoint(client_addr[0], client_addr[1])
     say(f"connected: silent client {result.client} -> server {result.server}")
-    return SocketFollower(lab.server.namespace, (address, result.port), (client_addr[0], client_addr[1])), client
+    follower = SocketFollower(lab.server.namespace, (address, result.port), (client_addr[0], client_addr[1]))
+    lab.callback(follower.close)
+    return follower, client
 
 
 def _keepalive_timer(follower: SocketFollower, result: CheckResult, say: Say) -> Sample:

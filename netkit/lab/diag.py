@@ -46,7 +46,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from ..errors import FeatureMissing, WrongNamespace
 from .lab import FAMILIES
 from .namespaces import Namespace, socket_namespace_inode
-from .tcpinfo import TCP_STATES, TcpInfo
+from .tcpinfo import TCP_STATES, TcpInfo, parse_tcp_info
 
 INET_DIAG_INFO = 2  # include/uapi/linux/inet_diag.h; request it with bit (INET_DIAG_INFO - 1)
 TIMERS = {0: "none", 1: "retransmit", 2: "keepalive", 3: "time-wait", 4: "zero-window-probe"}
@@ -198,8 +198,9 @@ class DiagWatch:
     :meth:`Namespace.socket`, checked with SIOCGSKNS), and an exact lookup
     (``SOCK_DIAG_BY_FAMILY`` without NLM_F_DUMP: ``inet_diag_find_one_icsk``,
     which finds request sockets too) is one hash lookup -- a dump walks the
-    host-wide TCP hash tables, 1.6 ms here.  The request and the few fields
-    read are packed and parsed with ``struct``.
+    host-wide TCP hash tables, 1.6 ms here.  The request and the answer
+    (``struct inet_diag_msg`` and, if asked, its ``struct tcp_info``) are
+    packed and parsed with ``struct``.
     """
 
     def __init__(self, namespace: Namespace) -> None:
@@ -209,13 +210,18 @@ class DiagWatch:
             raise WrongNamespace(f"sock_diag socket is not in {namespace.name}")
         self.seq = 0
 
-    def find(self, local: tuple[str, int], remote: tuple[str, int]) -> tuple[str, int] | None:
-        """The TCP socket ``local`` <-> ``remote``: (state name, idiag_retrans), or None if there is none."""
+    def lookup(self, local: tuple[str, int], remote: tuple[str, int], info: bool = True) -> TcpSocketDiag | None:
+        """The TCP socket ``local`` <-> ``remote`` as sock_diag reports it (with TCP_INFO if asked), or None.
+
+        None also where the kernel's lookup found only the listener on the
+        local port (``inet_lookup`` tries the listeners after the connections).
+        """
         family = socket.AF_INET6 if ":" in local[0] else socket.AF_INET
         self.seq += 1
         sockid = (struct.pack("!HH", local[1], remote[1]) + _address(family, local[0]) + _address(family, remote[0])
                   + struct.pack("=III", 0, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE))
-        body = struct.pack("=BBBxI", family, socket.IPPROTO_TCP, 0, SS_ALL) + sockid
+        extensions = 1 << (INET_DIAG_INFO - 1) if info else 0
+        body = struct.pack("=BBBxI", family, socket.IPPROTO_TCP, extensions, SS_ALL) + sockid
         self.sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, self.seq, 0)
                        + body)
         while True:
@@ -229,11 +235,45 @@ class DiagWatch:
                     return None
                 raise FeatureMissing(f"sock_diag refused a TCP lookup ({os.strerror(error)}): the kernel needs "
                                      "CONFIG_INET_DIAG and CONFIG_INET_TCP_DIAG (see netkit/kernel.config)")
-            _, state, _, retrans = struct.unpack_from("=BBBB", data, _NLMSGHDR.size)
-            return TCP_STATES.get(state, str(state)), retrans
+            found = _parse_diag_msg(data[:length])
+            # inet_lookup() falls back to the listener on the local port: not the connection asked for
+            return found if found.state != "LISTEN" else None
 
     def close(self) -> None:
         self.sock.close()
+
+
+# struct inet_diag_msg (include/uapi/linux/inet_diag.h): family, state, timer, retrans; the sockid (ports in
+# network order, 16-byte addresses, interface, cookie); expires, rqueue, wqueue, uid, inode. Then rtattrs.
+_DIAG_HEAD = struct.Struct("=BBBB")
+_DIAG_PORTS = struct.Struct("!HH")
+_DIAG_TAIL = struct.Struct("=5I")
+_DIAG_MSG_SIZE = 72
+_RTATTR = struct.Struct("=HH")
+
+
+def _parse_diag_msg(data: bytes) -> TcpSocketDiag:
+    """One SOCK_DIAG_BY_FAMILY answer (netlink header included) as a TcpSocketDiag, parsed with ``struct``."""
+    at = _NLMSGHDR.size
+    family, state, timer, retrans = _DIAG_HEAD.unpack_from(data, at)
+    sport, dport = _DIAG_PORTS.unpack_from(data, at + 4)
+    width = 16 if family == socket.AF_INET6 else 4
+    src, dst = data[at + 8:at + 8 + width], data[at + 24:at + 24 + width]
+    expires, rqueue, wqueue, uid, inode = _DIAG_TAIL.unpack_from(data, at + 52)
+    info, offset = None, at + _DIAG_MSG_SIZE
+    while offset + _RTATTR.size <= len(data):
+        size, kind = _RTATTR.unpack_from(data, offset)
+        if size < _RTATTR.size:
+            break
+        if kind == INET_DIAG_INFO:
+            info = parse_tcp_info(data[offset + _RTATTR.size:offset + size])
+        offset += (size + 3) & ~3
+    return TcpSocketDiag(
+        family=FAMILY_NAMES.get(family, str(family)), state=_state(state),
+        local=(socket.inet_ntop(family, src), sport), remote=(socket.inet_ntop(family, dst), dport),
+        timer=TIMERS.get(timer, str(timer)), retrans=retrans, expires_ms=expires, inode=inode, uid=uid,
+        rqueue=rqueue, wqueue=wqueue, info=info,
+    )
 
 
 def _address(family: int, text: str) -> bytes:

@@ -37,7 +37,11 @@ class TcpInfo:
 
 
 def tcp_info(sock: socket.socket) -> TcpInfo:
-    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _LAYOUT.size)
+    return parse_tcp_info(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _LAYOUT.size))
+
+
+def parse_tcp_info(raw: bytes) -> TcpInfo:
+    """``struct tcp_info``'s leading part, from getsockopt or from sock_diag's INET_DIAG_INFO attribute."""
     f = _LAYOUT.unpack(raw[: _LAYOUT.size])
     u32 = f[8:]
     return TcpInfo(

@@ -252,8 +252,8 @@ def _syn_recv(run: _Run) -> ScenarioResult:
 
 def _request(watch: DiagWatch, server_address: tuple[str, int], client_address: tuple[str, int]) -> int | None:
     """The listener's request socket for the client: its SYN-ACK retransmissions so far (None: no such request)."""
-    found = watch.find(server_address, client_address)
-    return found[1] if found is not None and found[0] in REQUEST_STATES else None
+    found = watch.lookup(server_address, client_address, info=False)
+    return found.retrans if found is not None and found.state in REQUEST_STATES else None
 
 
 def _wait_for_request(watch: DiagWatch, server_address: tuple[str, int], client_address: tuple[str, int],
