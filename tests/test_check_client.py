@@ -42,6 +42,10 @@ CHECKS = {  # name: (the tool it needs, check-client's arguments)
                                     "http://{host}:{port}/"]),
     "closes-and-stays": ("bash", ["--json", "--", "bash", "-c",
                                   "exec 3<>/dev/tcp/{host}/{port}; sleep 1.5; exec 3<&-; sleep 30"]),
+    "sends-after-the-break": ("python3", ["--json", "--", "python3", "-c",
+                                          "import socket, time; s = socket.create_connection(('{host}', {port})); "
+                                          "s.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 1500); "
+                                          "time.sleep(1); s.send(b'ping'); time.sleep(30)"]),
     "peer-reboot": ("socat", ["--fault", "peer-reboot", "--json", "--", "socat", "-u",
                               "TCP:{host}:{port},keepalive,keepidle=2,keepintvl=1,keepcnt=3", "-"]),
 }
@@ -161,6 +165,16 @@ def test_client_that_closes_its_socket_and_stays_is_an_application_timeout(runs)
     assert result["cause"] == "application-fin" and result["state_after"] == "FIN_WAIT1"
     assert result["program_exited_s"] is None  # it kept running until netkit stopped it
     assert 1.4 < result["measured_s"] < 1.8  # `sleep 1.5` after the connect, then the close
+
+
+def test_data_sent_into_the_broken_path_dies_by_the_retransmission_timeout(runs):
+    result = result_of(runs, "sends-after-the-break")
+    assert result["cause"] == "retransmission" and result["retransmissions"] >= 1
+    assert result["counters"]["TCPAbortOnTimeout"] == 1 and result["counters"]["TCPKeepAlive"] == 0
+    if not BORROW_REFUSED:
+        assert result["options"]["user_timeout_ms"] == 1500 and result["options"]["keepalive"] is False
+    # sent 1 s after the connect (the client's own sleep), then the user timeout: about 2.5 s after t = 0
+    assert 2.4 < result["measured_s"] < 2.8
 
 
 def test_peer_reboot_resets_the_client_at_its_first_probe(runs):

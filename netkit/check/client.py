@@ -282,7 +282,7 @@ def _follow(lab: Lab, follower: SocketFollower, program: Program, anchor: float,
             note(program.exited_at, f"the client's process exited (status {program.proc.poll()})", "")
 
     def ended(sample: Sample) -> str | None:
-        program.sleep(0)  # an exit during the dump: seen now, not only by the next pause
+        program.sleep(0)  # an exit during the look: seen now, not only by the next pause
         exited()
         if sample.sock is None:
             return "gone"

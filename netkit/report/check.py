@@ -79,7 +79,10 @@ def found_out(r: ClientCheckResult) -> str:
     if r.cause == "user-timeout":
         return f"by TCP_USER_TIMEOUT on the keepalive probes: {r.probes} unanswered ({settings})"
     if r.cause == "retransmission":
-        return f"by the retransmission timeout: {r.retransmissions} retransmissions (data was in flight)"
+        ut = (r.options or {}).get("user_timeout_ms")
+        ended_by = f"TCP_USER_TIMEOUT {ut} ms" if ut else "tcp_retries2 or TCP_USER_TIMEOUT"
+        return (f"by the retransmission timeout ({ended_by}; it counts from the send, not from t = 0): "
+                f"{r.retransmissions} retransmissions of data it sent after the break")
     if r.cause == "peer-reset":
         return (f"by the RST with which the server's side answered its first keepalive probe (ECONNRESET; {settings})"
                 if r.keepalive and settings else "by a RST from the server's side (ECONNRESET)")
