@@ -1,7 +1,7 @@
 """`netkit check-client` against real clients from Debian's packages: psql (libpq's keepalives_* and
 tcp_user_timeout), socat's keepalive options, curl --keepalive-time, a client with no keepalive, and
-clients that give up by themselves.  The checks run concurrently (each in its own lab), so the module
-takes about as long as its longest check (curl, whose count comes from the namespace: ~11 s).
+clients that give up by themselves.  The checks run CPUs + 1 at a time (each in its own lab; conftest's
+netkit_runs_at_once), about 20 s on two CPUs; the longest is curl, whose count comes from the namespace (~11 s).
 
 Each death is asserted against netkit's keepalive model for the settings the client really set (read
 off its socket), which the report must also have inferred from the kernel's timers.  Where a seccomp
@@ -53,7 +53,7 @@ CHECKS = {  # name: (the tool it needs, check-client's arguments)
 
 @pytest.fixture(scope="module")
 def runs():
-    """{name: finished CompletedProcess}, all started at once; checks whose tool is missing are not run."""
+    """{name: finished CompletedProcess}; checks whose tool is missing are not run."""
     return netkit_runs_at_once("check-client", {name: args for name, (tool, args) in CHECKS.items()
                                                 if tool not in MISSING})
 

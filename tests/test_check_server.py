@@ -1,7 +1,7 @@
 """`netkit check-server` against real programs: a small server of our own, one
 that never enables keepalive, and Debian's redis-server configured through its
-own redis.conf.  The checks run concurrently (each in its own lab), so the
-module takes about as long as its longest check (redis, ~7.5 s).
+own redis.conf.  The checks run CPUs + 1 at a time (each in its own lab;
+conftest's netkit_runs_at_once); the longest is redis, ~7.5 s.
 """
 
 import json
@@ -67,7 +67,7 @@ def _checks(tmp: Path) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """{name: finished CompletedProcess-like (returncode, stdout, stderr)}, all started at once."""
+    """{name: finished CompletedProcess-like (returncode, stdout, stderr)}."""
     return netkit_runs_at_once("check-server", _checks(tmp_path_factory.mktemp("check-server")))
 
 
