@@ -207,3 +207,10 @@ def test_check_client_json_keys_are_pinned():
     data = conclude_client(_client(expect_s=4.0, options=ON_SOCKET), HZ250).to_dict()
     assert list(data) == CLIENT_KEYS
     assert data["cause"] in CAUSES and (data["hz"], data["exit_code"]) == (250, 0)
+
+
+def test_peer_reset_is_judged_from_the_inferred_idle_alone_when_the_options_are_unread():
+    r = _client("peer-reset", dead=(2.02, 2.03))
+    r.inferred, r.probes = {"idle": 2}, 0  # the RST answered probe 1 between two looks: no intvl, no cnt
+    r = conclude_client(r, HZ250)
+    assert r.model_expected_s == 2.0 and "RST" in r.rule and r.problems == []

@@ -97,6 +97,9 @@ def conclude_client(r: ClientCheckResult, kernel: KernelInfo) -> ClientCheckResu
     """Fill in the model's rule and window, check the settings and the death against them, and the verdict."""
     settings = client_settings(r)
     p = client_prediction(settings, r.fault, r.last_segment, kernel) if settings and r.keepalive else None
+    if p is None and r.cause == "peer-reset" and r.keepalive and "idle" in r.inferred and r.last_segment == "idle":
+        # options unread, and the RST ended it at probe 1, which leaves at idle: intvl and cnt play no part
+        p = reset_at_first_probe(KeepaliveSettings(r.inferred["idle"]), kernel, "idle")
     if p is not None:
         r.rule, r.model_expected_s, r.model_window_s = p.rule, p.expected_s, p.window_s
     if r.options is not None:
