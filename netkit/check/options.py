@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 
 from ..errors import NetkitError
 from ..inspect.borrow import Borrower, NotPermitted, refused_here
-from ..inspect.facts import Borrowed
+from ..inspect.facts import SYSCTLS, Borrowed
 from ..inspect.gather import socket_fds
 from ..lab.lab import Endpoint
 from ..lab.proc import owners
 
 FLIP_MARGIN_S = 0.1  # the keepalive timer must be at least this far away for the sysctl flip
-SYSCTL_OF = {"idle": "net.ipv4.tcp_keepalive_time", "intvl": "net.ipv4.tcp_keepalive_intvl",
-             "cnt": "net.ipv4.tcp_keepalive_probes"}
+SYSCTL_OF = {"idle": SYSCTLS["keepalive_time"], "intvl": SYSCTLS["keepalive_intvl"],  # inspect's names
+             "cnt": SYSCTLS["keepalive_probes"]}
 SET_ON_SOCKET = "socket"
 
 
