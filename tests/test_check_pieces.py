@@ -118,6 +118,17 @@ def test_client_probe_times_read_idle_and_intvl_off_the_requested_expiries():
     assert probes.saw(later, later) == []
 
 
+def test_client_probe_times_read_idle_off_the_last_look_when_a_reset_answered_probe_1_between_looks():
+    probes = ProbeTimes(anchor=100.0)
+    last = Sample(101.900, 101.901, keepalive_socket(100, 1900))  # the run due at 102.000 s; then gone
+    probes.vanished(last)
+    assert probes.first_requested_s == pytest.approx(2.0) and probes.at_s == [] and probes.rearmed_s is None
+    assert infer_first_probe_idle(probes.first_requested_s)[0] == 2
+    dying = ProbeTimes(anchor=100.0)  # gone with probes outstanding: the run that killed it says nothing of idle
+    dying.vanished(Sample(103.900, 103.901, keepalive_socket(100, 3900, probes=2)))
+    assert dying.first_requested_s is None
+
+
 @pytest.mark.parametrize("end, timer, counters, exited, ut, cause", [
     ("gone", "keepalive", {"TCPAbortOnTimeout": 1}, True, 0, "keepalive"),
     ("gone", "keepalive", {"TCPAbortOnTimeout": 1}, False, 2500, "user-timeout"),

@@ -285,6 +285,7 @@ def _follow(lab: Lab, follower: SocketFollower, program: Program, anchor: float,
         program.sleep(0)  # an exit during the look: seen now, not only by the next pause
         exited()
         if sample.sock is None:
+            probes.vanished(alive[0])
             return "gone"
         if sample.sock.state != "ESTABLISHED":
             return "closed"

@@ -109,8 +109,25 @@ class ProbeTimes:
         went_at = (before.end + now.start) / 2
         if out_before == 0 and new.retrans == 1:
             if old.timer == "keepalive":
-                self.first_requested_s = before.start + old.expires_ms / 1000 - self.anchor
+                self.first_requested_s = self._requested(before)
             self.rearmed_s = now.start + new.expires_ms / 1000 - went_at
         numbers = list(range(out_before + 1, new.retrans + 1))
         self.at_s += [round(went_at - self.anchor, 3)] * len(numbers)
         return numbers
+
+    def vanished(self, before: Sample) -> None:
+        """The socket was gone at the look after ``before``: if no probe had been seen, note the run it waited for.
+
+        A peer that answers probe 1 with a RST (a rebooted peer) kills the
+        socket tens of microseconds after the probe, between two looks, so no
+        look sees probe 1 outstanding.  The last look still holds the
+        requested expiry of the run that sent it, which is what says ``idle``.
+        """
+        old = before.sock
+        if self.first_requested_s is None and old is not None and old.timer == "keepalive" and old.retrans == 0:
+            self.first_requested_s = self._requested(before)
+
+    def _requested(self, look: Sample) -> float:
+        """The requested expiry of the timer ``look`` saw, from the anchor."""
+        assert look.sock is not None
+        return look.start + look.sock.expires_ms / 1000 - self.anchor
