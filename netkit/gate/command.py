@@ -46,7 +46,7 @@ HELP = {
     "known": "TOML file of known differences (scenario glob, kernel glob, xfail|skip, reason, link)",
     "slow_machine": "a slow (emulated) machine: late-only misses become XFAIL (also KSFT_MACHINE_SLOW=yes)",
     "pcap_dir": "where failed scenarios write their packet captures (default: temporary files)",
-    "jobs": ("run at most N scenarios at once (default: 32 per CPU, 16..128, the longest first; `--kernel` under "
+    "jobs": ("run at most N scenarios at once (default: 24 per CPU, 16..128, the longest first; `--kernel` under "
              "emulation uses 2)"),
 }
 
