@@ -52,6 +52,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pytest
+from conftest import one_whole_gate_at_a_time
 from hostsnapshot import differences, host_snapshot, ip
 
 from netkit.cleanup import kept_namespaces
@@ -319,13 +320,13 @@ def gate_run(tmp_path_factory):
     document = tmp_path_factory.mktemp("host-untouched") / "gate.json"
     namespaces_before = set(kept_namespaces())
     before = host_snapshot()
-    started = time.monotonic()
-    with HostWatch() as watch:
+    with one_whole_gate_at_a_time(), HostWatch() as watch:
+        started = time.monotonic()
         watch.send_controls("start")
         done = subprocess.run([sys.executable, "-m", "netkit.cli", "gate", "--json", str(document)],
                               capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=GATE_TIMEOUT_S)
         watch.send_controls("end")
-    wall = time.monotonic() - started
+        wall = time.monotonic() - started
     after = host_snapshot()
     return GateRun(done, json.loads(document.read_text()) if document.exists() else None, wall, before, after,
                    namespaces_before, set(kept_namespaces()), watch)

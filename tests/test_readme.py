@@ -22,8 +22,10 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from contextlib import nullcontext
 
 import pytest
+from conftest import one_whole_gate_at_a_time
 
 from netkit.privileges import missing_privileges
 
@@ -31,6 +33,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 LISTER = ROOT / "scripts" / "readme-commands"
 COMMAND_TIMEOUT_S = 240
+# The commands that run the whole matrix (or, bench-resources, 240 runs): one at a time across the suite's workers
+WHOLE_GATE = re.compile(r"netkit gate (?!diff)(?!.*--only)|scripts/python scripts/bench-(gate|resources)")
 
 # Commands that cannot run inside the suite, and where they are proven instead.
 PROVEN_ELSEWHERE = {
@@ -196,7 +200,8 @@ class Run:
         self.proc: subprocess.Popen[str] | None = None
 
     def run(self) -> None:
-        with tempfile.TemporaryFile("w+") as log:
+        whole_gate = WHOLE_GATE.match(self.command) is not None
+        with tempfile.TemporaryFile("w+") as log, one_whole_gate_at_a_time() if whole_gate else nullcontext():
             self.proc = subprocess.Popen(["bash", "-eo", "pipefail", "-c", self.command], cwd=ROOT, stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
             try:
