@@ -120,14 +120,16 @@ WHOLE_GATE_LOCK = "/tmp/netkit-tests-whole-gate.lock"
 
 @contextmanager
 def one_whole_gate_at_a_time() -> Iterator[None]:
-    """Hold the suite's machine-wide lock (flock) while a whole gate runs: the others wait for it.
+    """Hold the suite's machine-wide lock (flock) while a whole gate or a README command runs: the others wait.
 
-    The full gate, the README's gate and gate benchmarks, and the host check
-    each run the whole matrix, 48 labs at once on two CPUs; under
-    pytest-xdist they ran side by side, and two at once made the kernel's
-    timers late (keepalive probes 1.037 s apart where the wheel allows 1.036,
-    a RST 5 ms past its window, in the fresh-Debian proof).  The lock goes
-    with the file, so a killed holder releases it.
+    The full gate and the host check each run the whole matrix, 48 labs at
+    once on two CPUs, and the README's commands include two more whole gates
+    and the benchmarks; under pytest-xdist they ran side by side, and a
+    whole gate beside another gate made the kernel's timers late in the
+    fresh-Debian proof (keepalive probes 1.036-1.037 s apart where the wheel
+    allows 1.036, a RST 5 ms past its window).  The README's commands take it
+    one by one (they run in order anyway), so a gate waits at most for one
+    of them.  The lock goes with the file, so a killed holder releases it.
     """
     with open(WHOLE_GATE_LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

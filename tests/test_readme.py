@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from contextlib import nullcontext
 
 import pytest
 from conftest import one_whole_gate_at_a_time
@@ -33,8 +32,6 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 LISTER = ROOT / "scripts" / "readme-commands"
 COMMAND_TIMEOUT_S = 240
-# The commands that run the whole matrix (or, bench-resources, 240 runs): one at a time across the suite's workers
-WHOLE_GATE = re.compile(r"netkit gate (?!diff)(?!.*--only)|scripts/python scripts/bench-(gate|resources)")
 
 # Commands that cannot run inside the suite, and where they are proven instead.
 PROVEN_ELSEWHERE = {
@@ -200,8 +197,7 @@ class Run:
         self.proc: subprocess.Popen[str] | None = None
 
     def run(self) -> None:
-        whole_gate = WHOLE_GATE.match(self.command) is not None
-        with tempfile.TemporaryFile("w+") as log, one_whole_gate_at_a_time() if whole_gate else nullcontext():
+        with tempfile.TemporaryFile("w+") as log, one_whole_gate_at_a_time():  # no whole gate of another test beside it
             self.proc = subprocess.Popen(["bash", "-eo", "pipefail", "-c", self.command], cwd=ROOT, stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
             try:
