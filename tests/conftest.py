@@ -139,6 +139,7 @@ def one_whole_gate_at_a_time() -> Iterator[None]:
 def netkit_runs_at_once(command: str, runs: dict[str, list[str]], timeout: float = 90) -> dict:
     """{name: CompletedProcess (plus .pid)} of ``netkit COMMAND ARGS`` for every run, CPUs + 1 of them at a time.
 
+    CPUs: those this process may use, as the scenario pool counts them.
     Not all at once: ten audits starting together (Python, a lab, the
     program) are a burst of several CPU-seconds, which made the timers of a
     gate running beside them in the suite late.  A run still going at the
@@ -149,7 +150,7 @@ def netkit_runs_at_once(command: str, runs: dict[str, list[str]], timeout: float
     started: dict = {}
     try:
         while waiting or running:
-            while waiting and len(running) < (os.cpu_count() or 1) + 1:
+            while waiting and len(running) < len(os.sched_getaffinity(0)) + 1:
                 name, args = waiting.pop(0)
                 running[name] = subprocess.Popen([sys.executable, "-m", "netkit.cli", command, *args],
                                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
