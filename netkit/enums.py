@@ -131,3 +131,27 @@ class MiddleboxAction(StrEnum):
 
     DROP = "drop"  # ct state invalid drop
     REJECT = "reject"  # ct state invalid reject with tcp reset
+
+
+class EventKind(StrEnum):
+    """What a timeline event is, decided where the event is made (never guessed back from its wording).
+
+    The wire's frames get theirs from :mod:`netkit.evidence.classify`; the
+    observer's and the procedures' events are given theirs where they are
+    created.  Reports choose markers, colours and the lines they print by it.
+    """
+
+    LAST_SEGMENT = "last segment received"  # t = 0 of most clocks: the last segment the tested side received
+    FAULT = "fault"  # the path broken
+    PROBE = "probe"  # a keepalive probe left the tested side (unanswered, as far as is known)
+    ANSWERED_PROBE = "answered probe"  # a keepalive probe the peer answered
+    PROBE_REPLY = "probe reply"  # the peer's answer to a probe
+    ZERO_WINDOW_PROBE = "zero-window probe"  # the persist timer's window probe
+    RETRANSMISSION = "retransmission"  # data, SYN or SYN-ACK sent again (the tail loss probe too)
+    RST = "rst"  # a reset, either side's
+    DEATH = "death"  # the tested connection is dead (its error read)
+    PEER_DEATH = "peer death"  # the peer's connection is dead too
+    GAVE_UP = "gave up"  # the watch ended with the connection still alive
+    CONNECT = "connect"  # a connection made or attempted (SYN, connect())
+    DATA = "data"  # payload, an ACK or a FIN: traffic that is none of the above
+    OTHER = "other"

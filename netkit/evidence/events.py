@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..enums import EventKind
+
 WIRE, SAMPLED, PROCEDURE = "wire", "sampled", ""
 
 
@@ -14,11 +16,13 @@ class Event:
 
     ``source``: "wire" (a frame's kernel timestamp on the tested veth),
     "sampled" (``tcp_info`` or sock_diag polled) or "" (the procedure itself).
+    ``kind`` says what it is (:class:`netkit.enums.EventKind`), set by whoever made it.
     """
 
     t_s: float
     what: str
     source: str = PROCEDURE
+    kind: EventKind = EventKind.OTHER
 
     def to_dict(self, with_source: bool = True) -> dict[str, Any]:
         """As JSON: ``{"t_s", "what", "source"}``; without the source where a format never had it."""
