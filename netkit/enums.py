@@ -155,3 +155,30 @@ class EventKind(StrEnum):
     CONNECT = "connect"  # a connection made or attempted (SYN, connect())
     DATA = "data"  # payload, an ACK or a FIN: traffic that is none of the above
     OTHER = "other"
+
+
+class DeathSource(StrEnum):
+    """Whose clock the judged death time is read from."""
+
+    WIRE = "wire"  # the kernel's own timestamp: the frame on the tested veth that marks the death (a RST)
+    OBSERVER = "observer"  # tcpi_last_ack_recv (or the send's clock) read when netkit's observer woke
+
+
+class Timing(StrEnum):
+    """Where a judged time fell against its window(s), decided once by ``check_time``."""
+
+    INSIDE = "inside"
+    EARLY = "early"  # before every window: always a real failure
+    LATE = "late"  # after every window (or between two, past the first)
+    NONE = "none"  # nothing to judge: no death was seen
+
+
+class GateOutcome(StrEnum):
+    """A gate scenario's one outcome, in the order every report lists them."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    XFAIL = "xfail"
+    XPASS = "xpass"
+    SKIP = "skip"
+    ERROR = "error"
