@@ -22,14 +22,15 @@ from dataclasses import dataclass, field
 
 from ..errors import NetkitError
 from ..inspect.borrow import Borrower, NotPermitted, refused_here
-from ..inspect.facts import SYSCTLS, Borrowed
+from ..inspect.facts import Borrowed
 from ..inspect.gather import socket_fds
+from ..keepalive import SYSCTLS
 from ..lab.lab import Endpoint
 from ..lab.proc import owners
+from ..lab.sysctl import set_sysctl
 
 FLIP_MARGIN_S = 0.1  # the keepalive timer must be at least this far away for the sysctl flip
-SYSCTL_OF = {"idle": SYSCTLS["keepalive_time"], "intvl": SYSCTLS["keepalive_intvl"],  # inspect's names
-             "cnt": SYSCTLS["keepalive_probes"]}
+SYSCTL_OF = SYSCTLS  # field -> sysctl (netkit.keepalive's); the name netkit.report.check reads
 SET_ON_SOCKET = "socket"
 
 
@@ -45,7 +46,7 @@ class SocketOptions:
 
 def namespace_keepalive(endpoint: Endpoint) -> dict[str, int]:
     """The keepalive sysctls of ``endpoint``'s namespace, by field (idle, intvl, cnt)."""
-    return {f: int(endpoint.sysctl(name)) for f, name in SYSCTL_OF.items()}
+    return {f: int(endpoint.sysctl(name)) for f, name in SYSCTLS.items()}
 
 
 def read_options(pid: int, inode: int, endpoint: Endpoint, timer_due_s: float | None) -> SocketOptions:
@@ -88,7 +89,7 @@ def _sources(options: Borrowed, sysctls: dict[str, int], endpoint: Endpoint, rea
     """field -> SET_ON_SOCKET, or the sysctl it follows (proved by the flip, or "=sysctl?" if not provable)."""
     sources = {}
     can_flip = timer_due_s is None or timer_due_s >= FLIP_MARGIN_S
-    for name, sysctl in SYSCTL_OF.items():
+    for name, sysctl in SYSCTLS.items():
         value = getattr(options, name)
         if value != sysctls[name]:
             sources[name] = SET_ON_SOCKET  # differs from the sysctl: it can only have been set
@@ -100,7 +101,6 @@ def _sources(options: Borrowed, sysctls: dict[str, int], endpoint: Endpoint, rea
             try:
                 follows = getattr(read(), name) != original
             finally:
-                if endpoint.sysctl(sysctl, original) != str(original):
-                    raise NetkitError(f"{sysctl} in the client's namespace did not take back {original}")
+                set_sysctl(endpoint, sysctl, original)
             sources[name] = sysctl if follows else SET_ON_SOCKET
     return sources

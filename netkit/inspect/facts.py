@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..keepalive import RETRIES2_SYSCTL
+from ..keepalive import SYSCTLS as KEEPALIVE_SYSCTLS
 from ..lab.diag import TcpSocketDiag
 
-SYSCTLS = {  # field -> sysctl, all per network namespace
-    "keepalive_time": "net.ipv4.tcp_keepalive_time",
-    "keepalive_intvl": "net.ipv4.tcp_keepalive_intvl",
-    "keepalive_probes": "net.ipv4.tcp_keepalive_probes",
-    "retries2": "net.ipv4.tcp_retries2",
+SYSCTLS = {  # field -> sysctl, all per network namespace (the names are netkit.keepalive's)
+    "keepalive_time": KEEPALIVE_SYSCTLS["idle"],
+    "keepalive_intvl": KEEPALIVE_SYSCTLS["intvl"],
+    "keepalive_probes": KEEPALIVE_SYSCTLS["cnt"],
+    "retries2": RETRIES2_SYSCTL,
 }
 
 

@@ -25,12 +25,13 @@ from typing import Any
 
 from pyroute2.nftables.main import NFTables
 
-from ..errors import FeatureMissing, NetkitError, UnknownChoice
+from ..errors import FeatureMissing, UnknownChoice
 from ..model.fault_rule import DataPath, FaultRule
 from ..model.neighbour import neighbour_sysctls
 from ..waiting import wait_until
 from .lab import Endpoint, Lab
 from .proc import holders
+from .sysctl import set_sysctl
 from .tcpinfo import tcp_info
 
 TCP_REPAIR = 19  # include/uapi/linux/tcp.h
@@ -116,8 +117,7 @@ class LinkDown(Fault):
     def prepare(self, ctx: FaultContext) -> None:
         settings = {**neighbour_sysctls("ipv4", ctx.tested.ifname), **neighbour_sysctls("ipv6", ctx.tested.ifname)}
         for name, value in settings.items():
-            if ctx.tested.sysctl(name, value) != str(value):
-                raise NetkitError(f"{name} in {ctx.tested.namespace.name} did not keep {value}")
+            set_sysctl(ctx.tested, name, value)
 
     def apply(self, ctx: FaultContext) -> None:
         ctx.peer.set_link("down")

@@ -53,12 +53,13 @@ from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
 from pyroute2.netlink.rtnl import RTM_NEWROUTE
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-from ..errors import FeatureMissing, NetkitError
+from ..errors import FeatureMissing
 from ..model.fault_rule import DataPath, FaultRule
 from ..privileges import require_privileges
 from .faults import Fault, FaultContext
 from .lab import LOOPBACK_IFINDEX, Endpoint, Lab, _link_up, _new_address, family_number, new_veth
 from .namespaces import PREFIX, Namespace
+from .sysctl import set_sysctl
 
 NFT_TABLE = "nk_middlebox"
 ROUTER_CLIENT_IFINDEX = 9
@@ -270,9 +271,7 @@ class RoutedLab(Lab):
             self.router.sysctl(name, value)
         try:
             for name, value in ((TIMEOUT_SYSCTL, m.timeout_s), (LOOSE_SYSCTL, int(m.loose))):
-                held = self.router.sysctl(name, value)
-                if held != str(value):
-                    raise NetkitError(f"{name} in {self.router.namespace.name} holds {held} after writing {value}")
+                set_sysctl(self.router, name, value)
         except FileNotFoundError as exc:
             raise FeatureMissing(f"no per-namespace conntrack sysctls ({exc.filename}): this kernel lacks "
                                  "CONFIG_NF_CONNTRACK") from None
