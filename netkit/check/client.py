@@ -48,7 +48,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from ..enums import family_of
+from ..enums import EventKind, family_of
 from ..errors import FeatureMissing, ProgramProblem, SettingError
 from ..evidence.events import SAMPLED, Event
 from ..kernel import kernel_info
@@ -57,7 +57,7 @@ from ..lab.diag import tcp_sockets
 from ..lab.faults import FaultContext, get_fault
 from ..lab.lab import Lab
 from ..privileges import require_privileges
-from .follow import Sample, SocketFollower, every, near_expiry
+from .follow import Sample, SocketFollower, every, near_expiry, timer_event
 from .infer import ProbeTimes, infer_first_probe_idle, infer_rearmed_intvl
 from .options import read_options
 from .program import Program, endpoint, require_executable, require_seconds
@@ -247,9 +247,10 @@ def _break(lab: Lab, follower: SocketFollower, ctx: FaultContext, r: ClientCheck
     breaker.apply(ctx)
     r.fault_at_s = round(time.monotonic() - anchor, 3)
     breaker.settle(ctx)
-    r.timeline += [Event(round(connected_at - anchor, 3), f"connected to the silent server at {r.server}"),
-                   Event(0.0, "last segment received from the server (t = 0)", SAMPLED),
-                   Event(r.fault_at_s, f"{r.fault}: {breaker.description}")]
+    r.timeline += [Event(round(connected_at - anchor, 3), f"connected to the silent server at {r.server}",
+                         kind=EventKind.CONNECT),
+                   Event(0.0, "last segment received from the server (t = 0)", SAMPLED, EventKind.LAST_SEGMENT),
+                   Event(r.fault_at_s, f"{r.fault}: {breaker.description}", kind=EventKind.FAULT)]
     say(f"client's socket: {sock.describe_timer()}; {r.fault} at {r.fault_at_s:.3f} s after the last segment "
         f"received; following the client's socket:")
     if not r.keepalive:
@@ -271,15 +272,15 @@ def _follow(lab: Lab, follower: SocketFollower, program: Program, anchor: float,
     alive = [before]
     probes = ProbeTimes(anchor)
 
-    def note(t: float, what: str, source: str = SAMPLED) -> None:
-        event = Event(round(t - anchor, 3), what, source)
+    def note(t: float, what: str, kind: EventKind, source: str = SAMPLED) -> None:
+        event = Event(round(t - anchor, 3), what, source, kind)
         r.timeline.append(event)
         say(f"  {event.t_s:8.3f} s  {event.what}")
 
     def exited() -> None:
         if program.exited_at is not None and r.program_exited_s is None:
             r.program_exited_s = round(program.exited_at - anchor, 3)
-            note(program.exited_at, f"the client's process exited (status {program.proc.poll()})", "")
+            note(program.exited_at, f"the client's process exited (status {program.proc.poll()})", EventKind.OTHER, "")
 
     def ended(sample: Sample) -> str | None:
         program.sleep(0)  # an exit during the look: seen now, not only by the next pause
@@ -293,10 +294,10 @@ def _follow(lab: Lab, follower: SocketFollower, program: Program, anchor: float,
         assert previous is not None
         for k in probes.saw(alive[0], sample):
             note((alive[0].end + sample.start) / 2, f"probe {k} sent, unanswered (sock_diag: next run in "
-                                                     f"{sample.sock.expires_ms / 1000:.3f} s)")
+                                                     f"{sample.sock.expires_ms / 1000:.3f} s)", EventKind.PROBE)
         if sample.sock.timer != "keepalive" and (sample.sock.timer, sample.sock.retrans) != (previous.timer,
                                                                                              previous.retrans):
-            note(sample.start, sample.sock.describe_timer())
+            note(sample.start, sample.sock.describe_timer(), timer_event(sample.sock.timer))
         alive[0] = sample
         return None
 
@@ -310,7 +311,8 @@ def _follow(lab: Lab, follower: SocketFollower, program: Program, anchor: float,
     r.retransmissions = seen.retrans if seen.timer == "retransmit" else None
     _inferred(probes, r)
     if end is None:
-        note(last.start, f"still connected after --max-wait {r.max_wait_s:g} s ({seen.describe_timer()})", "")
+        note(last.start, f"still connected after --max-wait {r.max_wait_s:g} s ({seen.describe_timer()})",
+             EventKind.GAVE_UP, "")
         return
     if end == "closed":
         assert last.sock is not None
@@ -325,7 +327,7 @@ def _follow(lab: Lab, follower: SocketFollower, program: Program, anchor: float,
             if r.cause in ("keepalive", "user-timeout", "retransmission")
             else f"socket gone from sock_diag ({seen_at}): reset" if end == "gone"
             else f"the client closed its socket ({r.state_after}; {seen_at})")
-    note(last.end, what)
+    note(last.end, what, EventKind.DEATH)
     deadline = time.monotonic() + AFTERMATH_S  # does the client exit once it knows (and when)?
     while program.exited_at is None and time.monotonic() < deadline:
         program.sleep(deadline - time.monotonic())

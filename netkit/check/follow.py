@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ..enums import EventKind
 from ..lab.diag import DiagWatch, TcpSocketDiag
 from ..lab.namespaces import Namespace
 
@@ -23,6 +24,13 @@ POLL_S = 0.005  # sampling step near a timer's expiry
 WAKE_EARLY_S = 0.05  # wake this long before a timer's requested expiry
 
 T = TypeVar("T")
+TIMER_EVENTS = {"keepalive": EventKind.PROBE, "retransmit": EventKind.RETRANSMISSION,  # what a timer's run sent
+                "zero-window-probe": EventKind.ZERO_WINDOW_PROBE}
+
+
+def timer_event(timer: str) -> EventKind:
+    """The kind of timeline event a run of sock_diag's ``timer`` is (its probe or retransmission)."""
+    return TIMER_EVENTS.get(timer, EventKind.OTHER)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from ..enums import family_of
+from ..enums import EventKind, family_of
 from ..errors import NetkitError, ProgramProblem, SettingError
 from ..evidence.events import SAMPLED, Event
 from ..kernel import kernel_info
@@ -65,7 +65,7 @@ from ..lab.lab import CONNECT_TIMEOUT_S, Lab
 from ..lab.proc import owners
 from ..privileges import require_privileges
 from ..waiting import Drop
-from .follow import POLL_S, Sample, SocketFollower, every, near_expiry
+from .follow import POLL_S, Sample, SocketFollower, every, near_expiry, timer_event
 from .infer import infer_idle, infer_intvl
 from .program import Program, endpoint, require_executable, require_seconds
 from .result import EXIT_ERROR, EXIT_MATCH, EXIT_MISMATCH, NO_KEEPALIVE, CheckResult
@@ -211,7 +211,7 @@ def _answered_probe(follower: SocketFollower, program: Program, first: Sample, r
     last_rcv = found.mid - found.sock.info.last_ack_recv_ms / 1000  # monotonic time of the probe's reply
     result.inferred["intvl"], result.inferred_from["intvl"] = infer_intvl(found.sock)
     result.timeline.append(Event(0.0, f"last segment received (reply to a keepalive probe); next timer run in "
-                                      f"{found.sock.expires_ms / 1000:.3f} s"))
+                                      f"{found.sock.expires_ms / 1000:.3f} s", kind=EventKind.LAST_SEGMENT))
     return found, last_rcv
 
 
@@ -222,7 +222,7 @@ def _follow_to_death(lab: Lab, follower: SocketFollower, program: Program, clien
     fault = get_fault("link-down")
     fault.apply(FaultContext(lab, result.family, lab.server, lab.client, client))
     result.fault_at_s = round(time.monotonic() - last_rcv, 3)
-    result.timeline.append(Event(result.fault_at_s, f"link down: {fault.description}"))
+    result.timeline.append(Event(result.fault_at_s, f"link down: {fault.description}", kind=EventKind.FAULT))
     say(f"  {result.fault_at_s:7.3f} s  link down (client's veth end); time since the last segment received:")
     alive = [answered]  # the last sample that still saw the socket
 
@@ -235,7 +235,8 @@ def _follow_to_death(lab: Lab, follower: SocketFollower, program: Program, clien
             what = (f"probe {sample.sock.retrans} sent, unanswered" if sample.sock.timer == "keepalive"
                     else sample.sock.describe_timer())
             event = Event(round(sample.start - last_rcv, 3),
-                          f"{what} (sock_diag: next run in {sample.sock.expires_ms / 1000:.3f} s)", SAMPLED)
+                          f"{what} (sock_diag: next run in {sample.sock.expires_ms / 1000:.3f} s)", SAMPLED,
+                          timer_event(sample.sock.timer))
             result.timeline.append(event)
             say(f"  {event.t_s:7.3f} s  {event.what}")
         alive[0] = sample
@@ -256,7 +257,8 @@ def _follow_to_death(lab: Lab, follower: SocketFollower, program: Program, clien
     result.measured_s = round(dead.end - last_rcv, 3)
     result.dead_between_s = (round(seen.start - last_rcv, 3), result.measured_s)
     result.probes = final.retrans if final.timer == "keepalive" else None
-    result.timeline.append(Event(result.measured_s, "socket gone from sock_diag: the kernel killed it"))
+    result.timeline.append(Event(result.measured_s, "socket gone from sock_diag: the kernel killed it",
+                                 kind=EventKind.DEATH))
     say(f"  {result.measured_s:7.3f} s  socket gone (killed by the kernel; last seen at "
         f"{result.dead_between_s[0]:.3f} s)")
 

@@ -11,8 +11,9 @@ written as JSON.  :mod:`netkit.scenario.pool` runs any number of them at once.
 from ..errors import ScenarioCancelled
 from ..evidence.events import Event, TimelineEvent
 from ..evidence.verdict import PEER_SAME_MOMENT_S
+from ..keepalive import SYSCTLS
 from .result import SCHEMA, ConnectionDeath, Progress, ScenarioResult
-from .run import SYSCTLS, failure_pcap_path, run_scenario
+from .run import failure_pcap_path, run_scenario
 from .spec import KEEPALIVE_SOURCES, SIDES, STATES, Scenario
 
 __all__ = [

@@ -45,29 +45,31 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
-from ..enums import KeepaliveVia, State
+from ..enums import EventKind, KeepaliveVia, State
 from ..errors import NetkitError, ScenarioCancelled
 from ..evidence.classify import classify
+from ..evidence.death import count_of
 from ..evidence.events import SAMPLED, Event
+from ..evidence.frames import Frame
+from ..evidence.verdict import OBSERVER_SAMPLE_S
 from ..evidence.wire import WireEvidence, evidence
-from ..kernel import KernelInfo
-from ..lab import counters
-from ..lab.capture import Capture
 from ..lab.diag import DiagWatch
 from ..lab.faults import FaultContext
 from ..lab.lab import SERVER_PORT, Endpoint, Lab
+from ..lab.sysctl import set_sysctl
 from ..lab.tcpinfo import tcp_info
 from ..model.fault_rule import DataPath
 from ..model.handshake import HandshakeFacts
-from ..model.predict import predict
 from ..model.prediction import DeathPrediction
-from .build import merge_timeline
-from .observe import SAMPLE_INTERVAL_S, WARMUP_LEAD_S, prompt_observer, socket_error
-from .result import Progress, ScenarioResult, count_of
+from .build import Observed, WireView, result_from, wire_evidence
+from .context import RunContext
+from .observe import WARMUP_LEAD_S, Death, give_up_after_s, prompt_observer, socket_error
+from .result import Progress, ScenarioResult
 from .spec import Scenario
+from .steps import Counted
 
 TCP_SYNCNT = getattr(socket, "TCP_SYNCNT", 7)
 HANDSHAKE_COUNTERS = ("TCPSynRetrans", "TCPTimeouts", "TCPSpuriousRtxHostQueues")
@@ -75,6 +77,7 @@ REQUEST_SEEN_TIMEOUT_S = 0.5  # the SYN reaches the listener within microseconds
 DIAG_POLL_S = 0.002  # near the predicted drop; one dump on an open raw socket takes a fraction of a millisecond
 REQUEST_STATES = ("SYN_RECV", "12")  # sock_diag shows a request socket as SYN_RECV (or its own state, 12)
 SYN_SYSCTL = {State.SYN_SENT: "net.ipv4.tcp_syn_retries", State.SYN_RECV: "net.ipv4.tcp_synack_retries"}
+Address = tuple[str, int]
 
 
 def handshake_facts(endpoint: Endpoint) -> HandshakeFacts:
@@ -85,35 +88,9 @@ def handshake_facts(endpoint: Endpoint) -> HandshakeFacts:
         return HandshakeFacts(0)
 
 
-@dataclass(frozen=True)
-class _Run:
-    """One handshake scenario's run: what to prove, where, and who listens."""
-
-    scenario: Scenario
-    kernel: KernelInfo
-    lab: Lab
-    capture: Capture | None
-    capture_error: str | None
-    cancel: threading.Event
-    on_progress: Callable[[Progress], None] | None
-    on_prediction: Callable[[DeathPrediction], None] | None
-
-    def predict(self, facts: HandshakeFacts) -> DeathPrediction:
-        """The one prediction, with the tested namespace's facts; announced before the connect."""
-        prediction = predict(self.scenario, self.kernel, handshake=facts)
-        if self.on_prediction:
-            self.on_prediction(prediction)
-        return prediction
-
-
-def prove_handshake(
-    scenario: Scenario, kernel: KernelInfo, lab: Lab, capture: Capture | None, capture_error: str | None,
-    cancel: threading.Event, on_progress: Callable[[Progress], None] | None,
-    on_prediction: Callable[[DeathPrediction], None] | None,
-) -> ScenarioResult:
+def prove_handshake(run: RunContext) -> ScenarioResult:
     """The procedure (module docstring) for a handshake state, in a built lab whose tested veth is being captured."""
-    run = _Run(scenario, kernel, lab, capture, capture_error, cancel, on_progress, on_prediction)
-    return _syn_sent(run) if scenario.state == State.SYN_SENT else _syn_recv(run)
+    return _syn_sent(run) if run.scenario.state == State.SYN_SENT else _syn_recv(run)
 
 
 def _listen(lab: Lab, family: str) -> socket.socket:
@@ -131,13 +108,11 @@ def _set_retries(scenario: Scenario, tested: Endpoint, sock: socket.socket) -> N
     if scenario.keepalive_via == KeepaliveVia.SOCKET:
         sock.setsockopt(socket.IPPROTO_TCP, TCP_SYNCNT, retries)
         return
-    name = SYN_SYSCTL[State(scenario.state)]
-    if tested.sysctl(name, retries) != str(retries):
-        raise NetkitError(f"{name} in {tested.namespace.name} did not keep {retries}")
+    set_sysctl(tested, SYN_SYSCTL[State(scenario.state)], retries)
 
 
-def _syn_sent(run: _Run) -> ScenarioResult:
-    scenario, lab, capture = run.scenario, run.lab, run.capture
+def _syn_sent(run: RunContext) -> ScenarioResult:
+    scenario, lab = run.scenario, run.lab
     family, tested, peer = scenario.family, lab.client, lab.server
     fault = scenario.fault_object
     listener = _listen(lab, family)
@@ -153,10 +128,10 @@ def _syn_sent(run: _Run) -> ScenarioResult:
     fault.prepare(ctx)
     fault.apply(ctx)
     fault.settle(ctx)
-    prediction = run.predict(facts)
+    prediction = run.predict(handshake=facts)
     address = (peer.address(family), SERVER_PORT)
     sock.setblocking(False)
-    before = counters.tcpext_counts(tested.namespace, HANDSHAKE_COUNTERS)
+    counted = Counted.start(tested.namespace, HANDSHAKE_COUNTERS)
     connect_ns = time.time_ns()
     started = time.monotonic()
     code = sock.connect_ex(address)
@@ -167,18 +142,25 @@ def _syn_sent(run: _Run) -> ScenarioResult:
     else:
         measured, error = round(time.monotonic() - started, 6), errno.errorcode.get(code, str(code))
     retransmits = tcp_info(sock).retransmits  # icsk_retransmits: every RTO run's attempt, sent or not
-    counted = counters.delta(before, counters.tcpext_counts(tested.namespace, HANDSHAKE_COUNTERS))
+    counts = counted.since()
     local = sock.getsockname()[:2]
-    if capture is not None:
-        capture.stop()
-    timeline = [Event(0.0, "connect(): the first SYN")] + samples
-    if measured is not None:
-        timeline.append(Event(measured, f"connect() failed: {error}" if error != "none" else "connect() succeeded"))
+    run.stop_capture()
+    timeline = [Event(0.0, "connect(): the first SYN", kind=EventKind.CONNECT)] + samples
+    if measured is None:
+        timeline.append(Event(round(time.monotonic() - started, 3), "still connecting; gave up waiting",
+                              kind=EventKind.GAVE_UP))
+    elif error != "none":
+        timeline.append(Event(measured, f"connect() failed: {error}", kind=EventKind.DEATH))
     else:
-        timeline.append(Event(round(time.monotonic() - started, 3), "still connecting; gave up waiting"))
-    wire, pcap_data = _wire(scenario, capture, run.capture_error, local, address, connect_ns, "syn", counted,
-                            prediction, retransmits)
-    return _result(run, prediction, measured, error, counted, timeline, wire, pcap_data, retransmits)
+        timeline.append(Event(measured, "connect() succeeded", kind=EventKind.CONNECT))
+    observed = Observed(scenario, run.kernel, prediction, Death(measured, error, 0, retransmits), counts,
+                        _in_time_order(timeline), lab.name)
+    view = _wire_view(prediction, observed.count, local, address, connect_ns, "SYN")
+    return result_from(observed, *wire_evidence(scenario, run.capture, run.capture_error, view))
+
+
+def _in_time_order(timeline: list[Event]) -> tuple[Event, ...]:
+    return tuple(sorted(timeline, key=lambda e: e.t_s))
 
 
 def _wait_for_connect(
@@ -186,29 +168,30 @@ def _wait_for_connect(
     on_progress: Callable[[Progress], None] | None, samples: list[Event],
 ) -> tuple[float | None, str]:
     """Poll the connecting socket until connect() ends: (time since the connect() call, its error)."""
-    give_up_s = max(w[1] for w, _ in prediction.outcomes()) + max(2.0, 0.5 * prediction.expected_s)
+    give_up_s = give_up_after_s(prediction)
     poller = select.poll()
     poller.register(sock, select.POLLOUT | select.POLLERR | select.POLLHUP)
     seen = 0
     while True:
         if cancel.is_set():
             raise ScenarioCancelled("cancelled while waiting for connect() to end")
-        if poller.poll(SAMPLE_INTERVAL_S * 1000):
+        if poller.poll(OBSERVER_SAMPLE_S * 1000):
             measured = round(time.monotonic() - started, 6)  # first: every later syscall adds to it
             return measured, socket_error(sock)
         elapsed = time.monotonic() - started
         retransmits = tcp_info(sock).retransmits
         if retransmits > seen:
             seen = retransmits
-            samples.append(Event(round(elapsed, 3), f"SYN retransmission {retransmits} (tcpi_retransmits)", SAMPLED))
+            samples.append(Event(round(elapsed, 3), f"SYN retransmission {retransmits} (tcpi_retransmits)", SAMPLED,
+                                 EventKind.RETRANSMISSION))
         if on_progress:
             on_progress(Progress(elapsed, retransmits, prediction.expected_s))
         if elapsed > give_up_s:
             return None, "none"
 
 
-def _syn_recv(run: _Run) -> ScenarioResult:
-    scenario, lab, capture, cancel = run.scenario, run.lab, run.capture, run.cancel
+def _syn_recv(run: RunContext) -> ScenarioResult:
+    scenario, lab, cancel = run.scenario, run.lab, run.cancel
     family, tested, peer = scenario.family, lab.server, lab.client
     fault = scenario.fault_object
     listener = _listen(lab, family)
@@ -221,8 +204,8 @@ def _syn_recv(run: _Run) -> ScenarioResult:
     fault.prepare(ctx)
     fault.apply(ctx)
     fault.settle(ctx)
-    prediction = run.predict(facts)
-    before = counters.tcpext_counts(tested.namespace, HANDSHAKE_COUNTERS)
+    prediction = run.predict(handshake=facts)
+    counted = Counted.start(tested.namespace, HANDSHAKE_COUNTERS)
     connect_ns = time.time_ns()
     client.setblocking(False)
     watch = DiagWatch(tested.namespace)  # one socket for every poll: no thread, no new socket per dump
@@ -236,18 +219,22 @@ def _syn_recv(run: _Run) -> ScenarioResult:
     with prompt_observer():
         gone_ns = _wait_for_drop(watch, server_address, client_address, seen_at, prediction, cancel, run.on_progress,
                                  samples)
-    counted = counters.delta(before, counters.tcpext_counts(tested.namespace, HANDSHAKE_COUNTERS))
-    if capture is not None:
-        capture.stop()
-    wire, pcap_data = _wire(scenario, capture, run.capture_error, server_address, client_address, connect_ns,
-                            "syn-ack", counted, prediction)
-    anchor_ns = wire.anchor_ns if wire.anchor_ns else connect_ns
+    counts = counted.since()
+    run.stop_capture()
+    count = count_of(prediction.count_source, 0, None, counts)
+    wire, pcap_data = wire_evidence(scenario, run.capture, run.capture_error,
+                                    _wire_view(prediction, count, server_address, client_address, connect_ns,
+                                               "SYN-ACK"))
+    anchor_ns = wire.anchor_ns if wire.anchor_ns else connect_ns  # the measurement's t = 0 is the wire's
     measured = None if gone_ns is None else round((gone_ns - anchor_ns) / 1e9, 6)
-    timeline = [Event(0.0, "the listener's first SYN-ACK (the client has vanished)")] + samples
-    timeline.append(Event(measured, "the request socket is gone (sock_diag)") if measured is not None
-                    else Event(round((time.time_ns() - anchor_ns) / 1e9, 3), "the request is still there; gave up"))
-    return _result(run, prediction, measured, "none" if measured is not None else "alive", counted, timeline, wire,
-                   pcap_data)
+    timeline = [Event(0.0, "the listener's first SYN-ACK (the client has vanished)", kind=EventKind.CONNECT)] + samples
+    timeline.append(Event(measured, "the request socket is gone (sock_diag)", kind=EventKind.DEATH)
+                    if measured is not None
+                    else Event(round((time.time_ns() - anchor_ns) / 1e9, 3), "the request is still there; gave up",
+                               kind=EventKind.GAVE_UP))
+    death = Death(measured, "none" if measured is not None else "alive", 0)
+    observed = Observed(scenario, run.kernel, prediction, death, counts, _in_time_order(timeline), lab.name)
+    return result_from(observed, wire, pcap_data)
 
 
 def _request(watch: DiagWatch, server_address: tuple[str, int], client_address: tuple[str, int]) -> int | None:
@@ -277,7 +264,7 @@ def _wait_for_drop(
 ) -> int | None:
     """The end of the first dump (CLOCK_REALTIME ns) that no longer shows the request; None if it outlived the wait."""
     low = min(w[0] for w, _ in prediction.outcomes())
-    give_up_s = max(w[1] for w, _ in prediction.outcomes()) + max(2.0, 0.5 * prediction.expected_s)
+    give_up_s = give_up_after_s(prediction)
     seen = 0
     while True:
         elapsed = time.monotonic() - seen_at
@@ -290,52 +277,26 @@ def _wait_for_drop(
         if retrans > seen:
             seen = retrans
             samples.append(Event(round(time.monotonic() - seen_at, 3), f"SYN-ACK retransmission {retrans} "
-                                                                       "(sock_diag idiag_retrans)", SAMPLED))
+                                 "(sock_diag idiag_retrans)", SAMPLED, EventKind.RETRANSMISSION))
         if on_progress:
             on_progress(Progress(time.monotonic() - seen_at, retrans, prediction.expected_s))
         if time.monotonic() - seen_at > give_up_s:
             return None
 
 
-def _wire(
-    scenario: Scenario, capture: Capture | None, capture_error: str | None, tested: tuple[str, int],
-    peer: tuple[str, int], start_ns: int, first: str, counted: dict[str, int], prediction: DeathPrediction,
-    retransmits: int | None = None,
-) -> tuple[WireEvidence, bytes]:
+def _wire_view(prediction: DeathPrediction, count: int | None, tested: Address, peer: Address, start_ns: int,
+               name: str) -> WireView:
     """The handshake on the tested veth: t = 0 is the tested side's first SYN (or SYN-ACK); the rest retransmit it."""
-    count = count_of(prediction.count_source, 0, retransmits, counted)
-    if capture is None:
-        return WireEvidence(visible=False, note=capture_error or "no capture", error=capture_error,
-                            kernel={str(prediction.count_source): count}), b""
-    items = classify(capture.frames, tested, peer)
-    syns = [i for i, item in enumerate(items) if item.sent and item.kind == "syn" and item.ts_ns >= start_ns]
-    name = "SYN" if first == "syn" else "SYN-ACK"
-    if syns:
-        anchor_ns, anchor, index = items[syns[0]].ts_ns, f"the first {name}", syns[0]
-    else:
-        anchor_ns, anchor, index = start_ns, f"the connect() call (no {name} reached the tap)", len(items)
-    wire = evidence(items, anchor_ns - 1, anchor, index)
-    wire.anchor_ns = anchor_ns if syns else 0
-    wire.retransmissions_s = [round((items[i].ts_ns - anchor_ns) / 1e9, 6) for i in syns[1:]]
-    wire.frames, wire.interface, wire.drops, wire.error = len(capture.frames), capture.label, capture.drops, capture.error
-    wire.kernel = {str(prediction.count_source): count}
-    blind = scenario.fault_object.wire_blind
-    if blind or capture.error:
-        wire.visible = False
-        wire.note = (f"the wire cannot show the {name}s: {blind or capture.error} ({len(syns)} captured, the kernel "
-                     f"retransmitted {count if count is not None else '?'})")
-    else:
-        wire.note = f"every {name} passed the tested veth's tap"
-    return wire, capture.pcap()
 
+    def read(frames: Sequence[Frame]) -> tuple[WireEvidence, int]:
+        items = classify(frames, tested, peer)
+        syns = [i for i, item in enumerate(items) if item.sent and item.kind == "syn" and item.ts_ns >= start_ns]
+        if syns:
+            anchor_ns, anchor, index = items[syns[0]].ts_ns, f"the first {name}", syns[0]
+        else:
+            anchor_ns, anchor, index = start_ns, f"the connect() call (no {name} reached the tap)", len(items)
+        wire = replace(evidence(items, anchor_ns - 1, anchor, index), anchor_ns=anchor_ns if syns else 0,
+                       retransmissions_s=[round((items[i].ts_ns - anchor_ns) / 1e9, 6) for i in syns[1:]])
+        return wire, len(syns)
 
-def _result(
-    run: _Run, prediction: DeathPrediction, measured: float | None, error: str, counted: dict[str, int],
-    timeline: list[Event], wire: WireEvidence, pcap_data: bytes, retransmits: int | None = None,
-) -> ScenarioResult:
-    events = tuple(sorted(timeline, key=lambda e: e.t_s))
-    if wire.visible:
-        events = merge_timeline(events, wire, prediction)
-    return ScenarioResult(run.scenario, run.kernel, prediction, measured_s=measured, error=error, probes=0,
-                          retransmits=retransmits, counters=counted, timeline=events, lab=run.lab.name, wire=wire,
-                          pcap_data=pcap_data)
+    return WireView(read, {str(prediction.count_source): count}, count, f"{name}s", name, counted="retransmitted")

@@ -33,23 +33,21 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
-from ..enums import MiddleboxAction, Side, Topology
+from ..enums import EventKind, MiddleboxAction, Topology
 from ..errors import ScenarioCancelled
+from ..evidence.events import Event
 from ..evidence.middlebox import MiddleboxEvidence, Sample
-from ..kernel import KernelInfo
-from ..lab import counters
-from ..lab.capture import Capture
 from ..lab.lab import SERVER_PORT, Lab
 from ..lab.routed import ConntrackEntry, MiddleboxConfig, RoutedLab, get_entry, open_conntrack
 from ..lab.tcpinfo import tcp_info
-from ..model.predict import predict
 from ..model.prediction import DeathPrediction
-from .build import Observed, result_from
+from .build import Observed, established_view, result_from, wire_evidence
+from .context import RunContext
 from .observe import Death, prompt_observer, socket_error, wait_for_death
 from .result import Progress, ScenarioResult
 from .spec import Scenario
+from .steps import Counted, enable_keepalive, write_keepalive_sysctls
 
 SAMPLE_S = 0.005  # the router's entry, read this often in its last second (a lookup takes ~0.5 ms)
 COARSE_SAMPLE_S = 0.05  # and this often before: enough to see every refresh (probes are >= 1 s apart)
@@ -139,76 +137,67 @@ class EntrySampler:
                      for a, b, left, i in self.samples)
 
 
-def prove_routed(
-    scenario: Scenario, kernel: KernelInfo, lab: Lab, capture: Capture | None, capture_error: str | None,
-    cancel: threading.Event, on_progress: Callable[[Progress], None] | None,
-    on_prediction: Callable[[DeathPrediction], None] | None,
-) -> ScenarioResult:
+def prove_routed(run: RunContext) -> ScenarioResult:
     """The procedure (module docstring), in a built routed lab whose tested veth is being captured."""
-    from .run import _enable_keepalive, _write_keepalive_sysctls  # the direct procedure's own steps, shared
-
+    scenario, lab, cancel = run.scenario, run.lab, run.cancel
     assert isinstance(lab, RoutedLab)
-    server_side = scenario.side == Side.SERVER
-    tested, peer = (lab.server, lab.client) if server_side else (lab.client, lab.server)
-    _write_keepalive_sysctls(scenario, tested)
+    tested, peer = run.sides
+    write_keepalive_sysctls(scenario, tested)
     server_sock, client_sock = lab.connect(scenario.family)
     fault_ns = time.time_ns()  # the capture's clock: the handshake is the connection's past
-    sock, peer_sock = (server_sock, client_sock) if server_side else (client_sock, server_sock)
-    _enable_keepalive(scenario, sock)
+    sock, peer_sock = run.tested_first(server_sock, client_sock)
+    enable_keepalive(scenario, sock)
     since_handshake_ms = tcp_info(sock).last_ack_recv_ms  # one reading for both clocks
     anchor = time.monotonic() - since_handshake_ms / 1000
     anchor_ns = time.time_ns() - since_handshake_ms * 1_000_000  # replaced by the wire's, if any
     ports = (SERVER_PORT, client_sock.getsockname()[1])
     entry = lab.conntrack_entry(scenario.family, ports)
     original = (client_sock.getsockname()[0], ports[1], lab.server.address(scenario.family), SERVER_PORT)  # pre-NAT
-    router = (scenario.middlebox_timeout_s or 0, str(scenario.middlebox), bool(scenario.masquerade), describe(entry),
-              (), SAMPLE_S)  # what both outcomes' evidence starts with: the router's settings, its entry at connect
     sampler = EntrySampler(lab, scenario.family, original).start()
+    entry_after: str | None = None
+    peer_send = data_after = None
     try:
-        prediction = predict(scenario, kernel)  # NotModelled for a survival the timer wheel could spoil
-        if on_prediction:
-            on_prediction(prediction)
+        prediction = run.predict()  # NotModelled for a survival the timer wheel could spoil
         invalid_before = lab.invalid_count()
-        before = counters.tcpext_counts(tested.namespace, TCPEXT_COUNTERS)
+        counted = Counted.start(tested.namespace, TCPEXT_COUNTERS)
         addresses = (sock.getsockname()[:2], sock.getpeername()[:2])
         since = lambda: tcp_info(sock).last_ack_recv_ms / 1000  # noqa: E731 -- the prediction's clock
         if prediction.alive_until_s is not None:
-            death = _watch_alive(sock, prediction, anchor, cancel, on_progress)
+            death = _watch_alive(sock, prediction, anchor, cancel, run.on_progress)
             # anchor_ns is the handshake from tcpi_last_ack_recv, a jiffy coarse either way (jiffies_to_msecs of
             # two tick-aligned stamps): watch ANCHOR_SLACK_S longer, so the samples cover alive_until_s on the
             # wire's clock too (measured once without it: the last dump started 0.5 ms short of 9 s)
             sampler.wait_past(anchor_ns + int(((prediction.alive_until_s or 0.0) + ANCHOR_SLACK_S) * 1e9))
             sampler.stop()
-            evidence = MiddleboxEvidence(
-                *router, peer_state=tcp_info(peer_sock).state, peer_error=socket_error(peer_sock),
-                data_after=None if death.measured_s is not None else _data_both_ways(sock, peer_sock))
+            peer_state, peer_error = tcp_info(peer_sock).state, socket_error(peer_sock)
+            data_after = None if death.measured_s is not None else _data_both_ways(sock, peer_sock)
         else:
             with prompt_observer():
-                death = wait_for_death(sock, None, prediction, since, cancel, on_progress)
+                death = wait_for_death(sock, None, prediction, since, cancel, run.on_progress)
             peer_state, peer_error = tcp_info(peer_sock).state, socket_error(peer_sock)
             sampler.stop()
-            after = lab.conntrack_entry(scenario.family, ports)
-            evidence = MiddleboxEvidence(
-                *router, entry_after=describe(after), peer_state=peer_state, peer_error=peer_error,
-                peer_send=_peer_send(peer_sock, str(scenario.middlebox)))
+            entry_after = describe(lab.conntrack_entry(scenario.family, ports))
+            peer_send = _peer_send(peer_sock, str(scenario.middlebox))
     finally:
         if sampler.thread.is_alive():
             sampler.stop_event.set()
             sampler.thread.join()
-    evidence = replace(evidence, invalid=lab.invalid_count() - invalid_before)
-    after_counts = counters.tcpext_counts(tested.namespace, TCPEXT_COUNTERS)
-    if capture is not None:
-        capture.stop()
-    observed = Observed(scenario, kernel, prediction, death, counters.delta(before, after_counts),
-                        "last segment received (the handshake)", None, None, scenario.fault_object.description,
-                        lab.name)
-    result = result_from(observed, capture, capture_error, addresses, fault_ns, None)
-    wire = result.wire
-    if wire is not None and wire.anchor_ns:  # the handshake's last segment on the tap: the samples' t = 0
+    invalid = lab.invalid_count() - invalid_before
+    counts = counted.since()
+    run.stop_capture()
+    events = (Event(0.0, "last segment received (the handshake)", kind=EventKind.LAST_SEGMENT), *death.events)
+    observed = Observed(scenario, run.kernel, prediction, death, counts, events, lab.name)
+    wire, pcap_data = wire_evidence(scenario, run.capture, run.capture_error,
+                                    established_view(observed, addresses, fault_ns, None))
+    if wire.anchor_ns:  # the handshake's last segment on the tap: the samples' t = 0
         anchor_ns, clock = wire.anchor_ns, "the handshake's last segment, its frame on the tested veth"
     else:
         clock = "the handshake's last segment, from tcpi_last_ack_recv (to a jiffy)"
-    return replace(result, middlebox=replace(evidence, samples=sampler.relative_to(anchor_ns), clock=clock))
+    evidence = MiddleboxEvidence(
+        scenario.middlebox_timeout_s or 0, str(scenario.middlebox), bool(scenario.masquerade), describe(entry),
+        sampler.relative_to(anchor_ns), SAMPLE_S, clock, entry_after=entry_after, invalid=invalid,
+        peer_state=peer_state, peer_error=peer_error, peer_send=peer_send, data_after=data_after)
+    return result_from(observed, wire, pcap_data, evidence)
 
 
 def _watch_alive(sock: socket.socket, p: DeathPrediction, anchor: float, cancel: threading.Event,

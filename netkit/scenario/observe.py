@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from ..enums import Clock, CountSource
+from ..enums import Clock, CountSource, EventKind
 from ..errors import NetkitError, ScenarioCancelled
 from ..evidence.events import SAMPLED, Event
 from ..evidence.verdict import OBSERVER_SAMPLE_S
@@ -22,7 +22,6 @@ from ..model.prediction import DeathPrediction
 from ..waiting import Drop, WaitTimeout, wait_until
 from .result import Progress
 
-SAMPLE_INTERVAL_S = OBSERVER_SAMPLE_S  # the judging's observer tolerance is this interval
 WARMUP_SAMPLE_S = 0.002
 WARMUP_LEAD_S = 0.1  # start sampling this long before the first probe is due
 PEER_GRACE_S = 0.5  # how long to wait for the peer's death after the tested side's
@@ -191,7 +190,7 @@ class _Others:
         while self.pending and not until():
             if cancel.is_set():
                 raise ScenarioCancelled("cancelled while waiting for the connections to die")
-            self.read(dict(self.poller.poll(SAMPLE_INTERVAL_S * 1000)))
+            self.read(dict(self.poller.poll(OBSERVER_SAMPLE_S * 1000)))
         return tuple(self.ended)
 
 
@@ -206,9 +205,11 @@ class _Samples:
         if (probes, retransmits) == self.seen:
             return
         if probes > self.seen[0]:
-            self.events.append(Event(round(elapsed, 3), f"probe {probes} sent, unanswered (tcpi_probes)", SAMPLED))
+            self.events.append(Event(round(elapsed, 3), f"probe {probes} sent, unanswered (tcpi_probes)", SAMPLED,
+                                     EventKind.PROBE))
         if retransmits > self.seen[1]:
-            self.events.append(Event(round(elapsed, 3), f"retransmission {retransmits} (tcpi_retransmits)", SAMPLED))
+            self.events.append(Event(round(elapsed, 3), f"retransmission {retransmits} (tcpi_retransmits)", SAMPLED,
+                                     EventKind.RETRANSMISSION))
         self.seen = (probes, retransmits)
 
 
@@ -239,6 +240,11 @@ def prompt_observer() -> Iterator[bool]:
         os.sched_setscheduler(0, policy, param)
 
 
+def give_up_after_s(prediction: DeathPrediction) -> float:
+    """How long a watch waits for a death before it gives up: past the last window by half the expected time, >= 2 s."""
+    return max(w[1] for w, _ in prediction.outcomes()) + max(2.0, 0.5 * prediction.expected_s)
+
+
 def wait_for_death(
     sock: socket.socket,
     peer: socket.socket | None,
@@ -257,7 +263,7 @@ def wait_for_death(
     on until every one has died or the same give-up time has passed.
     """
     expected = prediction.expected_s
-    give_up_s = max(w[1] for w, _ in prediction.outcomes()) + max(2.0, 0.5 * expected)
+    give_up_s = give_up_after_s(prediction)
     retransmissions = prediction.count_source == CountSource.RETRANSMITS
     poller = select.poll()
     for s in (sock, peer):
@@ -269,7 +275,7 @@ def wait_for_death(
     while True:
         if cancel.is_set():
             raise ScenarioCancelled("cancelled while waiting for the connection to die")
-        events = dict(poller.poll(SAMPLE_INTERVAL_S * 1000))
+        events = dict(poller.poll(OBSERVER_SAMPLE_S * 1000))
         if peer is not None and peer_died_at is None and peer.fileno() in events:
             peer_died_at = time.monotonic()
             poller.unregister(peer)
@@ -282,7 +288,7 @@ def wait_for_death(
         if on_progress:
             on_progress(Progress(elapsed, info.retransmits if retransmissions else info.probes, expected))
         if elapsed > give_up_s:
-            gave_up = Event(round(elapsed, 3), "still alive; gave up waiting")
+            gave_up = Event(round(elapsed, 3), "still alive; gave up waiting", kind=EventKind.GAVE_UP)
             return Death(events=tuple(samples.events) + (gave_up,), others=tuple(rest.ended))
     death = _read_death(sock, peer, peer_died_at, prediction, since_anchor, samples.events)
     if not others:
@@ -302,7 +308,7 @@ def _read_death(
     info = tcp_info(sock)  # read first: every later syscall adds to the measurement
     measured = round(since_anchor() if prediction.measured_from == Clock.SEND else info.last_ack_recv_ms / 1000, 6)
     error = socket_error(sock)
-    events = events + [Event(measured, f"connection dead: {error}, state {info.state}")]
+    events = events + [Event(measured, f"connection dead: {error}, state {info.state}", kind=EventKind.DEATH)]
     peer_error = peer_lag = None
     if peer is not None:
         if peer_died_at is None and _peer_dies_within(peer, PEER_GRACE_S):
@@ -310,7 +316,8 @@ def _read_death(
         if peer_died_at is not None:
             peer_error = socket_error(peer)
             peer_lag = round(peer_died_at - died_at, 6)
-            events.append(Event(round(measured + peer_lag, 3), f"peer's connection dead: {peer_error}"))
+            events.append(Event(round(measured + peer_lag, 3), f"peer's connection dead: {peer_error}",
+                                kind=EventKind.PEER_DEATH))
     return Death(measured, error, info.probes, info.retransmits, peer_error, peer_lag, tuple(events))
 
 

@@ -60,20 +60,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ..enums import KeepaliveVia, Side, State, Topology
+from ..enums import EventKind, Side, State, Topology
 from ..errors import FeatureMissing, InputError, NetkitError, NotModelled, ScenarioCancelled
+from ..evidence.events import Event
 from ..evidence.pcap import write_pcap
-from ..kernel import KernelInfo, kernel_info
-from ..lab import counters
+from ..kernel import kernel_info
 from ..lab.capture import Capture
 from ..lab.faults import Fault, FaultContext, close_silently
 from ..lab.lab import Endpoint, Lab
 from ..lab.tcpinfo import tcp_info
-from ..model.predict import not_modelled_reason, predict
+from ..model.predict import not_modelled_reason
 from ..model.prediction import DeathPrediction
 from ..outputs import file_problem, folder_problem
 from ..privileges import require_privileges
-from .build import Observed, result_from
+from .build import Observed, connections_on_the_wire, established_view, result_from, wire_evidence
+from .context import RunContext
 from .handshake import prove_handshake
 from .middlebox import lab_for, prove_routed
 from .observe import (
@@ -86,18 +87,17 @@ from .observe import (
 )
 from .result import ConnectionDeath, Progress, ScenarioResult
 from .spec import Scenario, require_scenario
+from .steps import Counted, enable_keepalive, write_keepalive_sysctls, write_retries2
 
 FAULT_DEADLINE_FRACTION = 0.5  # idle: the fault must land well before the next keepalive timer run
 ZERO_WINDOW_RCVBUF = 4096  # the peer's receive buffer: the window closes after a few KB
 UNACKED_PAYLOAD = b"x" * 100
 TCPEXT_COUNTERS = ("TCPKeepAlive", "TCPWinProbe", "TCPTimeouts", "TCPAbortOnTimeout", "TCPLossProbes",
                    "TCPSpuriousRtxHostQueues")
-SYSCTLS = {"idle": "net.ipv4.tcp_keepalive_time", "intvl": "net.ipv4.tcp_keepalive_intvl",
-           "cnt": "net.ipv4.tcp_keepalive_probes"}
 FIRST_EVENT = {
-    State.IDLE: "last segment received (reply to a keepalive probe)",
-    State.ZERO_WINDOW: "last segment received (the ACK that closed the window)",
-    State.UNACKED: f"{len(UNACKED_PAYLOAD)} bytes sent into the broken path",
+    State.IDLE: ("last segment received (reply to a keepalive probe)", EventKind.LAST_SEGMENT),
+    State.ZERO_WINDOW: ("last segment received (the ACK that closed the window)", EventKind.LAST_SEGMENT),
+    State.UNACKED: (f"{len(UNACKED_PAYLOAD)} bytes sent into the broken path", EventKind.DATA),
 }
 
 
@@ -159,9 +159,9 @@ def run_scenario(
             lab.callback(capture.stop)  # before the namespaces are released
         except OSError as exc:
             capture_error = f"no packet capture ({exc}; needs CONFIG_PACKET)"
+        run = RunContext(scenario, kernel, lab, capture, capture_error, cancel, on_progress, on_prediction)
         try:
-            prove = prove_routed if scenario.topology == Topology.ROUTED else _prove
-            result = prove(scenario, kernel, lab, capture, capture_error, cancel, on_progress, on_prediction)
+            result = procedure(scenario)(run)
         except NetkitError as exc:
             if capture is not None and not isinstance(exc, (ScenarioCancelled, FeatureMissing, NotModelled)):
                 _note_broken_off(exc, scenario, lab, capture, pcap, pcap_dir)
@@ -173,6 +173,15 @@ def run_scenario(
         if keep_failed and result.failures:
             result = replace(result, kept_namespaces=tuple(lab.keep()))
     return result
+
+
+def procedure(scenario: Scenario) -> Callable[[RunContext], ScenarioResult]:
+    """The procedure that proves ``scenario``: routed (:mod:`.middlebox`), a handshake (:mod:`.handshake`), or this one's."""
+    if scenario.topology == Topology.ROUTED:
+        return prove_routed
+    if State(scenario.state).handshake:
+        return prove_handshake
+    return prove_established
 
 
 def _note_broken_off(exc: NetkitError, scenario: Scenario, lab: Lab, capture: Capture, pcap: str | None,
@@ -188,7 +197,6 @@ def _note_broken_off(exc: NetkitError, scenario: Scenario, lab: Lab, capture: Ca
 class _Connection:
     """The tested connection in its lab, and who is who."""
 
-    scenario: Scenario
     tested: Endpoint
     peer: Endpoint
     sock: socket.socket
@@ -196,85 +204,84 @@ class _Connection:
     ctx: FaultContext
     fault: Fault
     others: list[tuple[socket.socket, socket.socket]]  # the other connections: (tested, peer) sockets
-    armed: list[float]  # many connections: when each one's keepalive was armed (monotonic), the first's first
+    armed: list[float]  # when each connection's keepalive was armed (monotonic), the first's first
 
     def since_last_received(self) -> float:
         return tcp_info(self.sock).last_ack_recv_ms / 1000
 
 
-def _more_connections(scenario: Scenario, lab: Lab, server_side: bool) -> list[tuple[socket.socket, socket.socket]]:
+def _more_connections(run: RunContext) -> list[tuple[socket.socket, socket.socket]]:
     """Connections 2..N to the first connection's listener, one at a time: (tested, peer) sockets."""
+    lab = run.lab
     listener = lab.listeners[-1]
     address = listener.getsockname()[:2]
     pairs = []
-    for _ in range(scenario.connections - 1):
-        client = lab.client.socket(scenario.family)
+    for _ in range(run.scenario.connections - 1):
+        client = lab.client.socket(run.scenario.family)
         lab.callback(client.close)
         client.settimeout(listener.gettimeout())
         client.connect(address)
         client.settimeout(None)
         server, _ = listener.accept()
         lab.callback(server.close)
-        pairs.append((server, client) if server_side else (client, server))
+        pairs.append(run.tested_first(server, client))
     return pairs
 
 
-def _connect(scenario: Scenario, lab: Lab) -> _Connection:
+def _connect(run: RunContext) -> _Connection:
     """Steps 1: the connection, keepalive on the tested side, the fault's slow part done ahead."""
-    server_side = scenario.side == Side.SERVER
-    tested, peer = (lab.server, lab.client) if server_side else (lab.client, lab.server)
-    _write_keepalive_sysctls(scenario, tested)
-    if scenario.retries2 is not None:
-        tested.sysctl("net.ipv4.tcp_retries2", scenario.retries2)
+    scenario, lab = run.scenario, run.lab
+    tested, peer = run.sides
+    write_keepalive_sysctls(scenario, tested)
+    write_retries2(scenario, tested)
     rcvbuf = {peer.role: ZERO_WINDOW_RCVBUF} if scenario.state == State.ZERO_WINDOW else None
-    server_sock, client_sock = lab.connect(scenario.family, rcvbuf=rcvbuf)
-    sock, peer_sock = (server_sock, client_sock) if server_side else (client_sock, server_sock)
-    others = _more_connections(scenario, lab, server_side)
-    _enable_keepalive(scenario, sock)  # in the data states too: it must not interfere
+    sock, peer_sock = run.tested_first(*lab.connect(scenario.family, rcvbuf=rcvbuf))
+    others = _more_connections(run)
+    enable_keepalive(scenario, sock)  # in the data states too: it must not interfere
     armed = [time.monotonic()]
     for other, _ in others:  # in one go: their timers land in the first connection's wheel slot or the next
-        _enable_keepalive(scenario, other)
+        enable_keepalive(scenario, other)
         armed.append(time.monotonic())
     fault = scenario.fault_object
     ctx = FaultContext(lab, scenario.family, tested, peer, peer_sock, lab.listeners if peer is lab.server else [])
     fault.prepare(ctx)
-    return _Connection(scenario, tested, peer, sock, peer_sock, ctx, fault, others, armed)
+    return _Connection(tested, peer, sock, peer_sock, ctx, fault, others, armed)
 
 
-def _prove(
-    scenario: Scenario, kernel: KernelInfo, lab: Lab, capture: Capture | None, capture_error: str | None,
-    cancel: threading.Event, on_progress: Callable[[Progress], None] | None,
-    on_prediction: Callable[[DeathPrediction], None] | None,
-) -> ScenarioResult:
-    """The procedure (module docstring), in a built lab whose tested veth is being captured."""
-    if State(scenario.state).handshake:
-        return prove_handshake(scenario, kernel, lab, capture, capture_error, cancel, on_progress, on_prediction)
-    c = _connect(scenario, lab)
+def prove_established(run: RunContext) -> ScenarioResult:
+    """The procedure (module docstring) for an established state, in a built lab whose tested veth is being captured."""
+    scenario, cancel = run.scenario, run.cancel
+    c = _connect(run)
     armed_at = time.monotonic()
     if scenario.state == State.ZERO_WINDOW:
         fill_until_zero_window(c.sock, cancel)  # the bulk transfer moves the RTO: read it after
-    prediction = predict(scenario, kernel, tcp_info(c.sock).rto_us / 1e6)  # the one prediction
-    if on_prediction:
-        on_prediction(prediction)
+    prediction = run.predict(tcp_info(c.sock).rto_us / 1e6)  # the one prediction
     if scenario.state == State.IDLE and c.others:
         wait_for_answered_probes([c.sock] + [s for s, _ in c.others], c.armed, scenario.keepalive, cancel)
     elif scenario.state == State.IDLE:
         wait_for_answered_probe(c.sock, scenario.keepalive, armed_at, cancel)
     addresses = (c.sock.getsockname()[:2], c.sock.getpeername()[:2])
     other_addresses = [(s.getsockname()[:2], s.getpeername()[:2]) for s, _ in c.others]  # gone at death
-    before = counters.tcpext_counts(c.tested.namespace, TCPEXT_COUNTERS)
+    counted = Counted.start(c.tested.namespace, TCPEXT_COUNTERS)
     fault_ns = time.time_ns()  # the capture's clock (CLOCK_REALTIME): frames before it are the connection's past
-    broken = _break(c, kernel)
+    broken = _break(run, c)
     with prompt_observer():
         death = wait_for_death(c.sock, c.peer_sock if prediction.peer_expected_error else None, prediction,
-                               broken.since_anchor, cancel, on_progress, [s for s, _ in c.others])
-    after = counters.tcpext_counts(c.tested.namespace, TCPEXT_COUNTERS)
-    if capture is not None:
-        capture.stop()  # the RST left in the timer run that killed the socket: it is queued already
-    observed = Observed(scenario, kernel, prediction, death, counters.delta(before, after),
-                        FIRST_EVENT[State(scenario.state)], broken.fault_at_s, broken.deadline_s,
-                        c.fault.description, lab.name, _connection_deaths(c, death, broken))
-    return result_from(observed, capture, capture_error, addresses, fault_ns, broken.sent_ns, other_addresses)
+                               broken.since_anchor, cancel, run.on_progress, [s for s, _ in c.others])
+    counts = counted.since()
+    run.stop_capture()
+    first, first_kind = FIRST_EVENT[State(scenario.state)]
+    events = [Event(0.0, first, kind=first_kind)]
+    if broken.fault_at_s is not None:
+        events.append(Event(broken.fault_at_s, f"fault: {c.fault.description}", kind=EventKind.FAULT))
+    observed = Observed(scenario, run.kernel, prediction, death, counts, (*events, *death.events), run.lab.name,
+                        broken.fault_at_s, broken.deadline_s, _connection_deaths(c, death, broken))
+    wire, pcap_data = wire_evidence(scenario, run.capture, run.capture_error,
+                                    established_view(observed, addresses, fault_ns, broken.sent_ns))
+    if wire.visible and run.capture is not None and observed.connections:
+        observed = replace(observed, connections=connections_on_the_wire(observed.connections, wire, run.capture,
+                                                                         other_addresses, fault_ns))
+    return result_from(observed, wire, pcap_data)
 
 
 def _connection_deaths(c: _Connection, death: Death, broken: _Broken) -> tuple[ConnectionDeath, ...]:
@@ -297,26 +304,26 @@ class _Broken:
     others_fault_at_s: tuple[float, ...] = ()  # the other connections' fault_at_s
 
 
-def _break(c: _Connection, kernel: KernelInfo) -> _Broken:
+def _break(run: RunContext, c: _Connection) -> _Broken:
     """Step 4: apply the fault; for unacked data, break the path completely, then send into it."""
     rto_s = tcp_info(c.sock).rto_us / 1e6
     c.fault.apply(c.ctx)
-    if c.scenario.state == State.UNACKED:
+    if run.scenario.state == State.UNACKED:
         c.fault.settle(c.ctx)
         sent_at = time.monotonic()
         sent_ns = time.time_ns()
         c.sock.send(UNACKED_PAYLOAD)
         return _Broken(lambda: time.monotonic() - sent_at, sent_ns=sent_ns)
-    if c.scenario.state == State.ZERO_WINDOW:
+    if run.scenario.state == State.ZERO_WINDOW:
         # The rule needs the fault in place before the first window probe, and that probe never leaves before
         # rto after the window-closing ACK: tcp_ack_probe() arms ICSK_TIME_PROBE0 for tcp_probe0_when(), which is
         # rto << backoff with backoff 0, and the timer wheel only rounds up.  fault_at is read on the same jiffies
         # clock once the fault took effect: two jiffies of margin.  (It was half the rto, a guess: in a quiet
         # fresh-Debian container peer-gone's teardown took 132 ms, the first probe still left at 0.208 s,
         # unanswered, and every figure matched the rule.)
-        deadline = rto_s - 2 / kernel.hz
+        deadline = rto_s - 2 / run.kernel.hz
     else:
-        k = c.scenario.keepalive
+        k = run.scenario.keepalive  # idle and intvl read from the settings, after the prediction exists
         deadline = FAULT_DEADLINE_FRACTION * min(k.idle, k.intvl)  # well before the next keepalive run
     fault_at = c.since_last_received()
     others_at = tuple(tcp_info(s).last_ack_recv_ms / 1000 for s, _ in c.others)
@@ -325,24 +332,3 @@ def _break(c: _Connection, kernel: KernelInfo) -> _Broken:
             close_silently(peer_sock)
     c.fault.settle(c.ctx)
     return _Broken(c.since_last_received, fault_at, deadline, others_fault_at_s=others_at)
-
-
-def _enable_keepalive(scenario: Scenario, sock: socket.socket) -> None:
-    """Per socket, or from the namespace's sysctls (already written before the connection)."""
-    k = scenario.keepalive
-    if scenario.keepalive_via == KeepaliveVia.SOCKET:
-        k.apply(sock)
-        return
-    # The sysctls were read when SO_KEEPALIVE armed the timer: it must come after them.
-    if k.user_timeout_ms is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, k.user_timeout_ms)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-
-
-def _write_keepalive_sysctls(scenario: Scenario, endpoint: Endpoint) -> None:
-    if scenario.keepalive_via != KeepaliveVia.SYSCTL:
-        return
-    for name, sysctl in SYSCTLS.items():
-        value = getattr(scenario.keepalive, name)
-        if endpoint.sysctl(sysctl, value) != str(value):
-            raise NetkitError(f"{sysctl} in {endpoint.namespace.name} did not keep {value}")

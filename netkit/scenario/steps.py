@@ -1,0 +1,77 @@
+"""The steps every scenario procedure takes the same way: settings written and read back, counters counted.
+
+A procedure proves a rule under the settings it made, so each setting is
+checked where it is made: the keepalive options on the tested socket (per
+socket, or inherited from the namespace's sysctls) and every sysctl written
+into a lab namespace (:func:`netkit.lab.sysctl.set_sysctl`).  A value the
+kernel did not keep raises :class:`netkit.errors.KernelRefused`.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+
+from ..enums import KeepaliveVia
+from ..errors import KernelRefused
+from ..keepalive import RETRIES2_SYSCTL, SYSCTLS, read_keepalive
+from ..lab import counters
+from ..lab.lab import Endpoint
+from ..lab.namespaces import Namespace
+from ..lab.sysctl import set_sysctl
+from .spec import Scenario
+
+
+def write_keepalive_sysctls(scenario: Scenario, endpoint: Endpoint) -> None:
+    """Keepalive from the namespace (``keepalive_via="sysctl"``): its three sysctls, before the connection."""
+    if scenario.keepalive_via != KeepaliveVia.SYSCTL:
+        return
+    for name, sysctl in SYSCTLS.items():
+        set_sysctl(endpoint, sysctl, getattr(scenario.keepalive, name))
+
+
+def write_retries2(scenario: Scenario, endpoint: Endpoint) -> None:
+    """The scenario's ``tcp_retries2`` in the tested namespace, if it sets one."""
+    if scenario.retries2 is not None:
+        set_sysctl(endpoint, RETRIES2_SYSCTL, scenario.retries2)
+
+
+def enable_keepalive(scenario: Scenario, sock: socket.socket) -> None:
+    """Keepalive on the tested socket, per socket or from the namespace's sysctls, read back either way.
+
+    From the sysctls, SO_KEEPALIVE must come after them: the timer is armed
+    with the values they hold at that moment (written before the connection).
+    """
+    k = scenario.keepalive
+    if scenario.keepalive_via == KeepaliveVia.SOCKET:
+        k.apply(sock)  # sets, reads back, raises KernelRefused
+        return
+    if k.user_timeout_ms is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, k.user_timeout_ms)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    held = read_keepalive(sock)
+    wanted = (k.idle, k.intvl, k.cnt, held.user_timeout_ms if k.user_timeout_ms is None else k.user_timeout_ms)
+    if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) or (
+            held.idle, held.intvl, held.cnt, held.user_timeout_ms) != wanted:
+        raise KernelRefused(f"the tested socket holds {held} after SO_KEEPALIVE under the namespace's sysctls "
+                            f"{k}: the kernel did not apply them to the socket; run with keepalive_via='socket' "
+                            "to set them on the socket instead")
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A namespace's TcpExt counters from one moment on (:meth:`since` gives what each grew by)."""
+
+    namespace: Namespace
+    names: tuple[str, ...]
+    before: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, namespace: Namespace, names: tuple[str, ...]) -> Counted:
+        return cls(namespace, names, counters.tcpext_counts(namespace, names))
+
+    def since(self) -> dict[str, int]:
+        return counters.delta(self.before, counters.tcpext_counts(self.namespace, self.names))
+
+
+__all__ = ["Counted", "enable_keepalive", "write_keepalive_sysctls", "write_retries2"]
