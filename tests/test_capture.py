@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-import netkit.scenario.run
+import netkit.scenario.context
 from netkit import KeepaliveSettings, Scenario, run_scenario
 from netkit.evidence.classify import classify
 from netkit.evidence.frames import (
@@ -254,13 +254,13 @@ def test_capture_refuses_a_socket_outside_the_lab(netkit_lab, monkeypatch):
 @needs_tcpdump
 def test_a_failed_scenario_writes_a_pcap_and_a_timeline(monkeypatch):
     """A wrong expectation (one probe more than the kernel sends): the result fails, with its evidence."""
-    real_predict = netkit.scenario.run.predict
+    real_predict = netkit.scenario.context.predict
 
     def off_by_one(scenario, *args, **kwargs):
         k = scenario.keepalive
         return real_predict(replace(scenario, keepalive=KeepaliveSettings(k.idle, k.intvl, k.cnt + 1)), *args, **kwargs)
 
-    monkeypatch.setattr(netkit.scenario.run, "predict", off_by_one)
+    monkeypatch.setattr(netkit.scenario.context, "predict", off_by_one)
     result = run_scenario(Scenario(KeepaliveSettings(1, 1, 1), "ipv4", "blackhole"))
     try:
         message = result.explain()
