@@ -45,7 +45,7 @@ from ..kernel import KernelInfo
 from .fault_rule import DataPath, FaultRule
 from .neighbour import MCAST_SOLICIT, RETRANS_TIME_MS, neighbour_failure_jiffies
 from .prediction import DeathPrediction
-from .retransmission import TCP_RTO_MAX_S, tcp_model_timeout_s
+from .rto import TCP_RTO_MAX_S, tcp_model_timeout_s
 from .wheel import MEASUREMENT_JIFFIES, latest_death_s, wheel_granularity_s, window
 
 TCP_TIMEOUT_INIT_S = 1.0
