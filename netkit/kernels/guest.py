@@ -48,7 +48,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 GUEST_MEMORY = "4G"  # the gate forks a worker per scenario
 GUEST_TIMEOUT_S = 1200.0  # boot + the whole gate under emulation; past this the guest is killed
 BOOT_TIMEOUT_S = 300.0  # from start to the gate's first line of shell, under TCG
-KVM_BOOT_TIMEOUT_S = 90.0  # under KVM a boot takes seconds; a KVM that hangs (seen here) falls back to TCG
+KVM_BOOT_TIMEOUT_S = 90.0  # under KVM a boot takes seconds; a KVM that hangs falls back to TCG
 WORKDIR = "@WORKDIR@"  # in python_args: the directory shared with the guest
 # netkit's CLI entry point, whichever module holds it (``netkit.cli`` as a module or a package), without relying
 # on ``python -m`` or a console script.
