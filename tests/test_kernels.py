@@ -495,3 +495,12 @@ def test_the_gate_on_a_kernel_without_qemu_says_what_to_install_exits_2_and_leav
     assert done.returncode == 2, done.stdout + done.stderr
     assert "apt-get install qemu-system-x86" in done.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_the_kernels_package_imports_nothing_of_the_gate():
+    """netkit.kernels fetches and boots kernels; the gate's --kernel option (netkit.gate.kernels) is built on it."""
+    code = ("import pkgutil, importlib, sys, netkit.kernels as k\n"
+            "for m in pkgutil.iter_modules(k.__path__): importlib.import_module(f'netkit.kernels.{m.name}')\n"
+            "print(sorted(n for n in sys.modules if n.startswith('netkit.gate')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
