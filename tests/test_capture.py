@@ -217,7 +217,7 @@ def test_link_down_says_the_wire_is_blind_and_names_the_counters(netkit_pool, sc
     result = netkit_pool.result(scenario)
     wire = result.wire
     assert wire is not None and not wire.visible
-    assert wire.probes_s == [] and wire.rst_s is None  # discarded before the tap, as KERNEL-NOTES trap 4 says
+    assert wire.probes_s == [] and wire.rst_s is None  # discarded before the tap (docs/rules.md)
     assert wire.kernel["tcpi_probes"] == wire.kernel["TcpExt.TCPKeepAlive"] == 3
     assert wire.kernel["TcpExt.TCPAbortOnTimeout"] == 1
     assert "qdisc" in result.wire_summary() and "TcpExt.TCPKeepAlive 3" in result.wire_summary()

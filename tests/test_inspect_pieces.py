@@ -11,7 +11,7 @@ from netkit.inspect.procnet import parse_proc_net_tcp
 from netkit.kernel import KernelInfo
 from netkit.lab.diag import TcpSocketDiag
 from netkit.lab.tcpinfo import TcpInfo
-from netkit.model.retransmission import tcp_model_timeout_s
+from netkit.model.rto import tcp_model_timeout_s
 from netkit.report.inspect import process_lines
 
 HZ250 = KernelInfo("test", 250, "test")

@@ -18,18 +18,11 @@ import time
 import pytest
 
 from netkit.errors import EnvironmentUnusable, InputError
-from netkit.kernels import cache, guest
-from netkit.kernels.cache import (
-    Candidate,
-    KernelSpecError,
-    choose,
-    find_cached,
-    hz_of_config,
-    list_cached,
-    packages_for,
-    parse_candidates,
-    parse_spec,
-)
+from netkit.gate import kernels as gate_kernels
+from netkit.kernels import apt, cache, fetch, guest, tools
+from netkit.kernels.cache import find_cached, hz_of_config, list_cached
+from netkit.kernels.candidates import Candidate, choose, packages_for, parse_candidates
+from netkit.kernels.spec import KernelSpecError, parse_spec
 
 DUMPAVAIL = """\
 Package: linux-image-6.1.0-55-amd64
@@ -211,7 +204,7 @@ def test_the_7x_layout_is_normalised(tmp_path):
     (mods / "vmlinuz").write_bytes(b"image")
     (mods / "config").write_text("CONFIG_HZ=250\n")
     (mods / "kernel" / "net" / "sched" / "sch_netem.ko.xz").write_bytes(b"mod")
-    cache._normalise(str(tmp_path), release, ["linux-binary-x"])
+    fetch._normalise(str(tmp_path), release, ["linux-binary-x"])
     assert (tmp_path / "boot" / f"vmlinuz-{release}").read_bytes() == b"image"
     assert (tmp_path / "boot" / f"config-{release}").exists()
     assert (tmp_path / "lib" / "modules" / release / "kernel" / "net" / "sched" / "sch_netem.ko.xz").exists()
@@ -221,24 +214,24 @@ def test_the_7x_layout_is_normalised(tmp_path):
 def test_a_package_without_an_image_is_refused(tmp_path):
     (tmp_path / "usr" / "share" / "doc").mkdir(parents=True)
     with pytest.raises(EnvironmentUnusable, match="no kernel image"):
-        cache._normalise(str(tmp_path), "7.3.4+deb13-amd64", ["linux-image-7.3.4+deb13-amd64"])
+        fetch._normalise(str(tmp_path), "7.3.4+deb13-amd64", ["linux-image-7.3.4+deb13-amd64"])
 
 
 def test_a_failed_fetch_leaves_no_cache_behind(tmp_path, monkeypatch):
     """A spec no build matches (the lists are simulated): the cache this call created is gone again."""
     where = tmp_path / "kernels"
     monkeypatch.setenv(cache.CACHE_ENV, str(where))
-    monkeypatch.setattr(cache.PrivateApt, "update", lambda self: os.makedirs(self.dir, exist_ok=True))
-    monkeypatch.setattr(cache.PrivateApt, "lists_age_s", lambda self: 1.0)
-    monkeypatch.setattr(cache.PrivateApt, "candidates", lambda self: parse_candidates(DUMPAVAIL))
+    monkeypatch.setattr(apt.PrivateApt, "update", lambda self: os.makedirs(self.dir, exist_ok=True))
+    monkeypatch.setattr(apt.PrivateApt, "lists_age_s", lambda self: 1.0)
+    monkeypatch.setattr(apt.PrivateApt, "candidates", lambda self: parse_candidates(DUMPAVAIL))
     with pytest.raises(KernelSpecError, match="no Debian amd64 kernel matches 'debian:5.10'"):
-        cache.get("debian:5.10")
+        fetch.get("debian:5.10")
     assert not where.exists()
 
 
 def test_the_private_apt_configuration_never_names_the_hosts_state(tmp_path):
-    apt = cache.PrivateApt(str(tmp_path))
-    apt._write_config()
+    private = apt.PrivateApt(str(tmp_path))
+    private._write_config()
     conf = (tmp_path / "apt" / "apt.conf").read_text()
     for key in ("Dir::State ", "Dir::State::status", "Dir::Cache ", "Dir::Etc::SourceList", "Dir::Etc::SourceParts"):
         line = next(line for line in conf.splitlines() if line.startswith(key))
@@ -262,11 +255,11 @@ def test_the_cli_refuses_a_bad_spec_with_exit_2_and_creates_nothing(tmp_path):
 
 
 def test_missing_tools_are_named_with_what_to_install(monkeypatch):
-    monkeypatch.setattr(guest.shutil, "which", lambda *a, **k: None)
-    monkeypatch.setattr(guest, "is_static_elf", lambda path: False)
-    monkeypatch.setattr(guest.os.path, "exists", lambda path: False)
+    monkeypatch.setattr(tools.shutil, "which", lambda *a, **k: None)
+    monkeypatch.setattr(tools, "is_static_elf", lambda path: False)
+    monkeypatch.setattr(tools.os.path, "exists", lambda path: False)
     with pytest.raises(EnvironmentUnusable) as caught:
-        guest.find_tools()
+        tools.find_tools()
     message = str(caught.value)
     assert "pip install virtme-ng" in message
     assert "apt-get install qemu-system-x86" in message
@@ -275,22 +268,22 @@ def test_missing_tools_are_named_with_what_to_install(monkeypatch):
 
 
 def test_static_elf_detection(tmp_path):
-    assert not guest.is_static_elf(sys.executable)  # dynamically linked
+    assert not tools.is_static_elf(sys.executable)  # dynamically linked
     header = bytearray(64)
     header[:6] = b"\x7fELF\x02\x01"
     header[54:56] = (56).to_bytes(2, "little")  # phentsize, and no program header at all
     (tmp_path / "static").write_bytes(bytes(header))
-    assert guest.is_static_elf(str(tmp_path / "static"))
+    assert tools.is_static_elf(str(tmp_path / "static"))
     (tmp_path / "text").write_text("#!/bin/sh\n")
-    assert not guest.is_static_elf(str(tmp_path / "text"))
+    assert not tools.is_static_elf(str(tmp_path / "text"))
 
 
 def test_acceleration_can_be_forced(monkeypatch):
-    monkeypatch.setenv(guest.ACCEL_ENV, "tcg")
-    assert guest.accelerations() == ["tcg"]
-    monkeypatch.setenv(guest.ACCEL_ENV, "hvf")
+    monkeypatch.setenv(tools.ACCEL_ENV, "tcg")
+    assert tools.accelerations() == ["tcg"]
+    monkeypatch.setenv(tools.ACCEL_ENV, "hvf")
     with pytest.raises(EnvironmentUnusable, match="use kvm, tcg or auto"):
-        guest.accelerations()
+        tools.accelerations()
 
 
 def test_the_guest_script_marks_the_start_and_keeps_the_exit_status():
@@ -305,11 +298,11 @@ def test_the_guest_script_marks_the_start_and_keeps_the_exit_status():
 def test_the_vng_command(tmp_path):
     k = cache.CachedKernel("6.1.0-56-amd64", "/c/6.1.0-56-amd64", "/c/6.1.0-56-amd64/boot/vmlinuz-6.1.0-56-amd64",
                            "/c/6.1.0-56-amd64/boot/config-6.1.0-56-amd64", 250)
-    tools = {"vng": "vng"}
-    tcg = guest.vng_command(tools, k, "/tmp/w", "tcg", cpus=2)
+    vng = {"vng": "vng"}
+    tcg = guest.vng_command(vng, k, "/tmp/w", "tcg", cpus=2)
     assert "--disable-kvm" in tcg and tcg[tcg.index("--rodir") + 1] == "/boot=/c/6.1.0-56-amd64/boot"
     assert tcg[tcg.index("--rwdir") + 1] == "/tmp/w" and tcg[-2:] == ["--exec", "sh /tmp/w/run.sh"]
-    assert "--disable-kvm" not in guest.vng_command(tools, k, "/tmp/w", "kvm", cpus=2)
+    assert "--disable-kvm" not in guest.vng_command(vng, k, "/tmp/w", "kvm", cpus=2)
 
 
 # --- the real thing (slow) -----------------------------------------------------------------------------------
@@ -317,7 +310,7 @@ def test_the_vng_command(tmp_path):
 
 def _tools_or_skip():
     try:
-        return guest.find_tools()
+        return tools.find_tools()
     except EnvironmentUnusable as exc:
         pytest.skip(str(exc))
 
@@ -331,7 +324,7 @@ def _debian_61_or_skip():
                         "or `netkit kernels get debian:6.1`")
         return cached
     try:
-        return cache.get("debian:6.1", prefer_cached=True).kernel  # fetched once, then the cache answers
+        return fetch.get("debian:6.1", prefer_cached=True).kernel  # fetched once, then the cache answers
     except (EnvironmentUnusable, KernelSpecError) as exc:
         pytest.skip(f"cannot fetch Debian's 6.1 kernel here: {exc}")
 
@@ -371,7 +364,7 @@ def test_the_gate_runs_in_debian_61_and_netem_loss_passes_there(tmp_path, monkey
     _debian_61_or_skip()
     out = tmp_path / "gate-6.1.json"
     monkeypatch.setattr(guest.tempfile, "tempdir", str(tmp_path))  # the guest's shared directory: ours to check
-    doc = guest.run_gate_on_kernel("debian:6.1", ["--only", "ipv4-idle-link-down-1/1/3",
+    doc = gate_kernels.run_gate_on_kernel("debian:6.1", ["--only", "ipv4-idle-link-down-1/1/3",
                                                   "--only", "ipv4-idle-netem-loss-1/1/3"], str(out), echo=None)
     assert doc["kernel"]["release"].startswith("6.1.") and doc["kernel"]["hz"] == 250
     assert doc["guest"]["accel"] in ("kvm", "tcg") and doc["guest"]["boot_s"] > 0
@@ -387,13 +380,13 @@ def test_the_gate_runs_in_debian_61_and_netem_loss_passes_there(tmp_path, monkey
 @pytest.mark.timeout(300)
 def test_a_kernel_that_does_not_boot_fails_clearly_and_leaves_nothing(tmp_path, monkeypatch):
     _tools_or_skip()
-    monkeypatch.setenv(guest.ACCEL_ENV, "tcg")
+    monkeypatch.setenv(tools.ACCEL_ENV, "tcg")
     image = tmp_path / "vmlinuz-broken"
     image.write_bytes(b"not a kernel\n" * 100)
     monkeypatch.setattr(guest.tempfile, "tempdir", str(tmp_path))  # the guest's shared directory: ours to check
     started = time.monotonic()
     with pytest.raises(EnvironmentUnusable, match="did not boot"):
-        guest.run_gate_on_kernel(str(image), ["--only", "ipv4-idle-link-down-1/1/3"], str(tmp_path / "g.json"),
+        gate_kernels.run_gate_on_kernel(str(image), ["--only", "ipv4-idle-link-down-1/1/3"], str(tmp_path / "g.json"),
                                  echo=None)
     assert time.monotonic() - started < 240
     assert not _guests_of(str(tmp_path))  # no qemu left running
@@ -423,8 +416,6 @@ def _gate_args(tmp_path, **over):
 
 
 def test_the_kernel_option_runs_each_kernel_and_names_files_per_kernel(tmp_path, monkeypatch, capsys):
-    from netkit.kernels import gate_option
-
     calls = []
 
     def fake(spec, gate_args, out_json):
@@ -433,9 +424,9 @@ def test_the_kernel_option_runs_each_kernel_and_names_files_per_kernel(tmp_path,
             return _doc("6.18.44", 250, "none", [("a", "pass", 4.096)])
         return _doc("6.1.0-56-amd64", 250, "tcg", [("a", "fail", 4.5)])
 
-    monkeypatch.setattr(gate_option, "run_gate_on_kernel", fake)
+    monkeypatch.setattr(gate_kernels, "run_gate_on_kernel", fake)
     args = _gate_args(tmp_path)
-    status = gate_option.gate_on_kernels(args, render=lambda name, doc: f"<{name} {doc['kernel']['release']}>")
+    status = gate_kernels.gate_on_kernels(args, render=lambda name, doc: f"<{name} {doc['kernel']['release']}>")
     assert status == 1  # 6.1 failed
     assert [c[2] for c in calls] == [str(tmp_path / "gate.debian-6.1.json"), str(tmp_path / "gate.host.json")]
     assert calls[0][1] == ["--only", "ipv4-*", "--known", os.path.abspath("known.toml"), "--repeat", "2"]
@@ -444,21 +435,19 @@ def test_the_kernel_option_runs_each_kernel_and_names_files_per_kernel(tmp_path,
 
 
 def test_a_kernel_that_cannot_run_is_exit_2_and_the_others_still_run(tmp_path, monkeypatch, capsys):
-    from netkit.kernels import gate_option
-
     def fake(spec, gate_args, out_json):
         if spec != "host":
             raise EnvironmentUnusable("kernel x did not boot")
         return _doc("6.18.44", 250, "none", [("a", "pass", 4.096)])
 
-    monkeypatch.setattr(gate_option, "run_gate_on_kernel", fake)
-    assert gate_option.gate_on_kernels(_gate_args(tmp_path, html=None), render=lambda n, d: "") == 2
+    monkeypatch.setattr(gate_kernels, "run_gate_on_kernel", fake)
+    assert gate_kernels.gate_on_kernels(_gate_args(tmp_path, html=None), render=lambda n, d: "") == 2
     captured = capsys.readouterr()
     assert "--kernel debian:6.1: kernel x did not boot" in captured.err and "(host)" in captured.out
     with pytest.raises(InputError, match="unknown kernel spec 'debian:bogus'"):  # before anything runs
-        gate_option.gate_on_kernels(_gate_args(tmp_path, kernel=["host", "debian:bogus"]), render=lambda n, d: "")
+        gate_kernels.gate_on_kernels(_gate_args(tmp_path, kernel=["host", "debian:bogus"]), render=lambda n, d: "")
     with pytest.raises(InputError, match="--tap with several --kernel"):
-        gate_option.gate_on_kernels(_gate_args(tmp_path, tap=True), render=lambda n, d: "")
+        gate_kernels.gate_on_kernels(_gate_args(tmp_path, tap=True), render=lambda n, d: "")
 
 
 def test_check_other_kernel_refuses_an_unknown_spec_with_exit_2(tmp_path):
@@ -476,11 +465,11 @@ def test_check_other_kernel_refuses_an_unknown_spec_with_exit_2(tmp_path):
 
 
 def test_a_guest_runs_two_scenarios_at_once(monkeypatch):
-    assert guest.gate_command(["--only", "x"], "/w/g.json", 2) == ["-c", guest.CLI, "gate", "--json", "/w/g.json",
+    assert gate_kernels.gate_command(["--only", "x"], "/w/g.json", 2) == ["-c", guest.CLI, "gate", "--json", "/w/g.json",
                                                                    "--only", "x", "--jobs", "2"]
-    assert guest.gate_command(["--jobs", "1"], "/w/g.json", 2)[-2:] == ["--jobs", "1"]  # the caller's choice wins
-    assert guest.gate_command([], "/w/g.json", 2)[-2:] == ["--jobs", "2"]
-    assert guest.gate_command([], "/w/g.json", None) == ["-c", guest.CLI, "gate", "--json", "/w/g.json"]
+    assert gate_kernels.gate_command(["--jobs", "1"], "/w/g.json", 2)[-2:] == ["--jobs", "1"]  # the caller's choice wins
+    assert gate_kernels.gate_command([], "/w/g.json", 2)[-2:] == ["--jobs", "2"]
+    assert gate_kernels.gate_command([], "/w/g.json", None) == ["-c", guest.CLI, "gate", "--json", "/w/g.json"]
 
 
 @pytest.mark.parametrize("args, says", [
@@ -506,3 +495,12 @@ def test_the_gate_on_a_kernel_without_qemu_says_what_to_install_exits_2_and_leav
     assert done.returncode == 2, done.stdout + done.stderr
     assert "apt-get install qemu-system-x86" in done.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_the_kernels_package_imports_nothing_of_the_gate():
+    """netkit.kernels fetches and boots kernels; the gate's --kernel option (netkit.gate.kernels) is built on it."""
+    code = ("import pkgutil, importlib, sys, netkit.kernels as k\n"
+            "for m in pkgutil.iter_modules(k.__path__): importlib.import_module(f'netkit.kernels.{m.name}')\n"
+            "print(sorted(n for n in sys.modules if n.startswith('netkit.gate')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

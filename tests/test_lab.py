@@ -44,7 +44,7 @@ def test_lab_connects_server_and_client(family):
 
 def test_veth_ends_get_distinct_ifindexes_and_nk_names():
     with Lab() as lab:
-        assert lab.server.ifindex != lab.client.ifindex  # KERNEL-NOTES trap 1
+        assert lab.server.ifindex != lab.client.ifindex  # docs/rules.md, "Linkwatch and the ifindex trap"
         for name in (lab.server.ifname, lab.client.ifname, lab.server.namespace.name, lab.client.namespace.name):
             assert name.startswith("nk")
         assert len(lab.server.ifname) <= 15

@@ -160,7 +160,7 @@ def test_the_routed_lab_forwards_and_tracks_the_flow(netkit_routed_lab, family):
     for ifname in (lab.server.ifname, lab.client.ifname, lab.router.ifname, lab.router_client_ifname):
         assert ifname.startswith("nk-") and len(ifname) <= 15
     assert lab.router.namespace.name == f"{lab.name}-router" and lab.name.startswith("nk-")
-    assert len({lab.server.ifindex, lab.client.ifindex, 9, 10}) == 4  # KERNEL-NOTES trap 1: distinct indexes
+    assert len({lab.server.ifindex, lab.client.ifindex, 9, 10}) == 4  # docs/rules.md, "Linkwatch and the ifindex trap"
 
 
 @needs_root

@@ -1,8 +1,8 @@
 """Wire evidence: what the tested veth showed after the fault, as data (probes, spacing, RST, events).
 
 Where a capture cannot see the probes at all, the fault says why (its
-``wire_blind``, KERNEL-NOTES trap 4): the evidence is then the kernel's
-counters.
+``wire_blind``; docs/rules.md, "Link-down probes are not on the wire"): the
+evidence is then the kernel's counters.
 """
 
 from __future__ import annotations

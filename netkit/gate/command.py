@@ -17,12 +17,13 @@ from typing import Any
 
 from ..errors import InputError
 from ..kernel import kernel_info
-from ..kernels.gate_option import HELP as KERNEL_HELP
 from ..outputs import file_problem, folder_problem
 from ..privileges import missing_privileges
 from . import matrix
 from .diff import compare, format_diff
 from .document import build, load, scenario_entry, utc_now
+from .kernels import HELP as KERNEL_HELP
+from .kernels import gate_on_kernels
 from .matrix_file import load_matrix
 from .outcome import decide, find_known, load_known, slow_machine_from_environment
 from .progress import LiveProgress
@@ -133,8 +134,6 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if problem:
         raise InputError(f"--pcap-dir {args.pcap_dir}: {problem}")
     if args.kernel:
-        from ..kernels.gate_option import gate_on_kernels
-
         return gate_on_kernels(args, render=_render, summary=format_summary)
     reason = missing_privileges()
     if reason:

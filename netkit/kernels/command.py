@@ -12,7 +12,9 @@ import sys
 from typing import Any
 
 from . import __doc__ as SPECS_DOC
-from .cache import CACHE_ENV, SPEC_HELP, cache_dir, get, list_cached, parse_spec, remove
+from .cache import CACHE_ENV, cache_dir, list_cached, remove
+from .fetch import get
+from .spec import SPEC_HELP, parse_spec
 
 HELP = {
     "get": "fetch kernels into the cache (apt-get download + dpkg-deb -x, with a private apt state)",

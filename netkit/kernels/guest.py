@@ -1,34 +1,32 @@
-"""Run netkit's gate inside another kernel: virtme-ng boots it with the host's root as the guest's root.
+"""Boot another kernel with virtme-ng and run netkit's Python inside it, the host's root as the guest's root.
 
-:func:`run_gate_on_kernel` is what ``netkit gate --kernel IMAGE|SPEC|host``
-calls once per kernel.  The guest sees the host's file system read-only (with
-writable tmpfs overlays on /etc, /tmp, /var ...), so the repository and its
-``.venv`` are there unchanged; a temporary directory is shared read-write for
-the gate document and the guest's output, and the kernel's own ``boot/`` is
-mounted on the guest's ``/boot`` so that netkit reads the guest kernel's
-CONFIG_HZ.  virtme-ng links the kernel's modules (from the cache) into the
-guest's ``/lib/modules``: Debian's netem is a module, loaded on first use.
+:func:`run_in_kernel` boots a kernel (a spec or an image path, fetched into
+the cache when needed) and runs ``python <args>`` in it; the gate's
+``--kernel`` option (:mod:`netkit.gate.kernels`) is built on it.  The guest
+sees the host's file system read-only (with writable tmpfs overlays on /etc,
+/tmp, /var ...), so the repository and its ``.venv`` are there unchanged; a
+temporary directory is shared read-write for the guest's output, and the
+kernel's own ``boot/`` is mounted on the guest's ``/boot`` so that netkit
+reads the guest kernel's CONFIG_HZ.  virtme-ng links the kernel's modules
+(from the cache) into the guest's ``/lib/modules``: Debian's netem is a
+module, loaded on first use.
 
-Acceleration: KVM is tried first when ``/dev/kvm`` is usable, and the run is
+Acceleration (:mod:`.tools`): KVM first when it can be used, and the run is
 repeated under QEMU's software emulation (TCG, ``--disable-kvm``) if the guest
-never reached the gate; the document's ``guest.accel`` says which ran.  A
-presence check is not enough: on some hosts ``/dev/kvm`` exists but cannot run
-a stock kernel (a PVM backend: qemu fails with "failed to set MSR").
-``NETKIT_GUEST_ACCEL=kvm|tcg`` forces one.  Under TCG the guest is slow, so
-the gate runs with ``KSFT_MACHINE_SLOW=yes`` (late-only misses become XFAIL).
+never reached its command; the result's ``accel`` says which ran.  Under TCG
+the guest is slow, so its command runs with ``KSFT_MACHINE_SLOW=yes``.
 
 The guest's output does not depend on virtio-serial ports (virtme-ng's init
-needs udev to find them, which a host without udev lacks): the gate writes
-its document, output and exit status into the shared directory, and the
-host follows its progress from there.  Every failure -- a missing tool, a
-kernel that does not boot, a gate that does not finish in time -- raises
-with the reason, after the virtual machine's whole process group is killed
-and the temporary directory removed.
+needs udev to find them, which a host without udev lacks): the command writes
+its output and exit status into the shared directory, and the host follows
+its progress from there.  Every failure -- a missing tool, a kernel that does
+not boot, a command that does not finish in time -- raises with the reason,
+after the virtual machine's whole process group is killed and the temporary
+directory removed.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -39,28 +37,21 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 from ..errors import EnvironmentUnusable
-from .cache import CachedKernel, get
+from .cache import CachedKernel
+from .fetch import get
+from .tools import accelerations, find_tools, note_kvm_failure, venv_bin
 
-ACCEL_ENV = "NETKIT_GUEST_ACCEL"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GUEST_MEMORY = "4G"  # the gate forks a worker per scenario
 GUEST_TIMEOUT_S = 1200.0  # boot + the whole gate under emulation; past this the guest is killed
-# What emulation does to the deaths, measured (scripts/kernel-matrix's note; README): no window is widened for it.
-TCG_PERTURBATION = ("measured 2026-11-29, the same 20 scenarios x3 runs, 2 at a time, host 6.18 vs Debian 6.1 under "
-                    "TCG: keepalive deaths' median lateness equal within 16 ms (the timer wheel's step for 1 s "
-                    "timers is 32 ms), retransmission (TCP_USER_TIMEOUT) deaths 4-9 ms later; the guest's timers "
-                    "run on its own jiffies. Emulation slows the guest's user space instead (applying a fault, "
-                    "building labs): hence at most GUEST_JOBS scenarios at once, and KSFT_MACHINE_SLOW=yes, which "
-                    "only turns late-only misses into XFAIL; windows are not widened")
-GUEST_JOBS = 2  # scenarios at once in a guest: measured to keep every verdict valid under TCG on 2 vCPUs
 BOOT_TIMEOUT_S = 300.0  # from start to the gate's first line of shell, under TCG
-KVM_BOOT_TIMEOUT_S = 90.0  # under KVM a boot takes seconds; a KVM that hangs (seen here) falls back to TCG
-# The command the guest runs: netkit's CLI entry point, whichever module holds it (``netkit.cli`` as a module
-# or a package), without relying on ``python -m`` or a console script.
-WORKDIR = "@WORKDIR@"  # in cli_args: the directory shared with the guest
+KVM_BOOT_TIMEOUT_S = 90.0  # under KVM a boot takes seconds; a KVM that hangs falls back to TCG
+WORKDIR = "@WORKDIR@"  # in python_args: the directory shared with the guest
+# netkit's CLI entry point, whichever module holds it (``netkit.cli`` as a module or a package), without relying
+# on ``python -m`` or a console script.
 CLI = "import sys; from netkit.cli import main; sys.exit(main())"
 
 
@@ -70,70 +61,6 @@ class GuestFailed(EnvironmentUnusable):
 
 class _BootTimeout(Exception):
     """The guest did not reach the gate in time (the virtual machine is already killed)."""
-
-
-def _venv_bin() -> str:
-    return os.path.dirname(sys.executable)
-
-
-def find_tools() -> dict[str, str]:
-    """virtme-ng's vng, qemu, a static busybox and depmod, or EnvironmentUnusable saying what to install."""
-    missing = []
-    vng = shutil.which("vng", path=f"{_venv_bin()}:{os.environ.get('PATH', '')}")
-    if vng is None:
-        missing.append(f"virtme-ng ({_venv_bin()}/pip install virtme-ng)")
-    qemu = shutil.which("qemu-system-x86_64")
-    if qemu is None:
-        missing.append("qemu (apt-get install qemu-system-x86)")
-    busybox = next((p for p in ("/bin/busybox", "/usr/bin/busybox", "/usr/sbin/busybox") if os.path.isfile(p)), None)
-    if busybox is None or not is_static_elf(busybox):
-        missing.append("a static busybox for the guest's initramfs and its 9p root (apt-get install busybox-static)")
-    if shutil.which("depmod") is None and not os.path.exists("/sbin/depmod"):
-        missing.append("depmod, which virtme-ng runs for the guest's modules (apt-get install kmod)")
-    if missing:
-        raise EnvironmentUnusable(f"running the gate in another kernel needs {'; '.join(missing)}")
-    assert vng and qemu and busybox
-    return {"vng": vng, "qemu": qemu, "busybox": busybox}
-
-
-def is_static_elf(path: str) -> bool:
-    """True for an ELF executable without a program interpreter (PT_INTERP), i.e. statically linked."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-            if head[:4] != b"\x7fELF" or head[4] != 2:  # 64-bit only (amd64)
-                return False
-            order: Literal["little", "big"] = "little" if head[5] == 1 else "big"
-            phoff = int.from_bytes(head[32:40], order)
-            phentsize = int.from_bytes(head[54:56], order)
-            phnum = int.from_bytes(head[56:58], order)
-            f.seek(phoff)
-            table = f.read(phentsize * phnum)
-    except OSError:
-        return False
-    return all(int.from_bytes(table[i:i + 4], order) != 3 for i in range(0, len(table), phentsize))
-
-
-def kvm_usable() -> bool:
-    """/dev/kvm can be opened: worth trying (it may still fail to run the kernel; see the module docstring)."""
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR)
-    except OSError:
-        return False
-    os.close(fd)
-    return True
-
-
-_kvm_failed: list[str] = []  # this process saw qemu itself fail under KVM: do not try it for every kernel
-
-
-def accelerations() -> list[str]:
-    forced = os.environ.get(ACCEL_ENV, "").strip().lower()
-    if forced in ("kvm", "tcg"):
-        return [forced]
-    if forced not in ("", "auto"):
-        raise EnvironmentUnusable(f"{ACCEL_ENV}={forced!r}: use kvm, tcg or auto")
-    return ["kvm", "tcg"] if kvm_usable() and not _kvm_failed else ["tcg"]
 
 
 def resolve(kernel: str, say: Callable[[str], None] | None = None) -> CachedKernel:
@@ -196,7 +123,7 @@ def _boot(tools: dict[str, str], kernel: CachedKernel, workdir: str, accel: str,
           timeout_s: float, echo: Any) -> tuple[int | None, float | None, float]:
     """One attempt: (the guest command's exit status or None, boot seconds or None, wall seconds)."""
     console = os.path.join(workdir, "console.log")
-    env = dict(os.environ, PATH=f"{_venv_bin()}:{os.environ.get('PATH', '')}")
+    env = dict(os.environ, PATH=f"{venv_bin()}:{os.environ.get('PATH', '')}")
     started = time.monotonic()
     with open(console, "wb") as log:
         proc = subprocess.Popen(vng_command(tools, kernel, workdir, accel, cpus=cpus), stdin=subprocess.DEVNULL,
@@ -296,7 +223,7 @@ def run_in_kernel(kernel: str, python_args: list[str], *, echo: Any = sys.stderr
             if boot_s is None:
                 tried.append(f"{accel}: the guest never reached the gate:\n{why}")
                 if accel == "kvm" and "qemu-system" in why and "kvm" in why.lower():
-                    _kvm_failed.append(why)  # qemu's own KVM error, not this kernel's: the same for every kernel
+                    note_kvm_failure(why)  # qemu's own KVM error, not this kernel's: the same for every kernel
                 if echo and accel == "kvm" and "tcg" in plan:
                     echo.write(f"[{found.release}] KVM cannot run this kernel here; falling back to TCG "
                                f"(software emulation, slow):\n{why}\n")
@@ -317,71 +244,3 @@ def run_in_kernel(kernel: str, python_args: list[str], *, echo: Any = sys.stderr
                           + "; ".join(tried))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def gate_command(gate_args: list[str], json_path: str, jobs: int | None) -> list[str]:
-    """Python arguments running ``netkit gate --json json_path gate_args``, at most ``jobs`` scenarios at once."""
-    gate = ["gate", "--json", json_path, *gate_args]
-    if jobs is None or "--jobs" in gate_args:
-        return ["-c", CLI, *gate]
-    return ["-c", CLI, *gate, "--jobs", str(jobs)]
-
-
-def run_gate_on_kernel(kernel: str, gate_args: list[str], out_json: str, *, echo: Any = sys.stderr,
-                       timeout_s: float = GUEST_TIMEOUT_S, jobs: int | None = GUEST_JOBS) -> dict[str, Any]:
-    """Run ``netkit gate --json <out_json> <gate_args>`` in ``kernel`` (a spec, an image path, or "host").
-
-    In a guest at most ``jobs`` scenarios run at once (``gate --jobs``): under emulation the guest's user
-    space is 4-5x slower, and with every scenario at once half the cells missed their fault deadline (the
-    kernel's timers, on the guest's own jiffies, were on time); on the host the gate runs as it always does.
-
-    Returns the loaded gate document with a ``guest`` entry added (also written to ``out_json``):
-    {kernel, release, image, accel ("kvm" | "tcg" | "none" for the host), boot_s, wall_s, slow, exit_status}.
-    Raises EnvironmentUnusable (a tool is missing, the kernel did not boot) or InputError (unknown spec).
-    """
-    from ..gate.document import load  # the public loader; imported late (netkit's modules are moving)
-
-    out_json = os.path.abspath(out_json)
-    if kernel == "host":
-        started = time.monotonic()
-        done = subprocess.run([sys.executable, "-c", CLI, "gate", "--json", out_json, *gate_args],
-                              stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
-        if not os.path.exists(out_json):
-            raise GuestFailed(f"the gate on the host wrote no document (exit {done.returncode})")
-        doc = load(out_json)
-        doc["guest"] = {"kernel": "host", "release": os.uname().release, "image": None, "accel": "none",
-                        "boot_s": 0.0, "wall_s": round(time.monotonic() - started, 2),
-                        "slow": bool(doc.get("machine", {}).get("slow")), "exit_status": done.returncode}
-        _write(out_json, doc)
-        return doc
-
-    copied: dict[str, bool] = {}
-
-    def collect(workdir: str) -> None:
-        src = os.path.join(workdir, "gate.json")
-        if os.path.exists(src):
-            shutil.copyfile(src, out_json)
-            copied["json"] = True
-
-    info = run_in_kernel(kernel, gate_command(gate_args, f"{WORKDIR}/gate.json", jobs), echo=echo,
-                         timeout_s=timeout_s, collect=collect)
-    if not copied:
-        raise GuestFailed(f"the gate in kernel {info['release']} ({info['accel']}) wrote no document "
-                          f"(exit {info['exit_status']}); its output:\n{info['stdout'][-2000:]}")
-    doc = load(out_json)
-    doc["guest"] = {k: info[k] for k in ("kernel", "release", "image", "hz", "accel", "boot_s", "wall_s", "slow",
-                                         "exit_status")}
-    doc["guest"]["jobs"] = jobs
-    doc["guest"]["kvm_failure"] = info["tried"][0] if info["tried"] else (
-        f"not tried: KVM failed earlier in this process ({_kvm_failed[0].strip()})" if _kvm_failed and
-        info["accel"] == "tcg" else None)
-    doc["guest"]["perturbation"] = TCG_PERTURBATION.replace("GUEST_JOBS", str(jobs)) if info["slow"] else None
-    _write(out_json, doc)
-    return doc
-
-
-def _write(path: str, doc: dict[str, Any]) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, path)

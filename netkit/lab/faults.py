@@ -99,10 +99,10 @@ class LinkDown(Fault):
     """Set the peer's veth end down, inside the peer's namespace.
 
     The tested side's end loses carrier; its probes are counted by the kernel
-    but discarded by the local qdisc before any packet tap (KERNEL-NOTES,
-    trap 4).  Right after the break we ask for the tested side's own link so
-    the kernel processes the carrier change now, not up to a second later
-    (trap 1).  ``prepare`` pins the tested interface's neighbour timers
+    but discarded by the local qdisc before any packet tap (docs/rules.md,
+    "Link-down probes are not on the wire").  Right after the break we ask for
+    the tested side's own link so the kernel processes the carrier change now,
+    not up to a second later ("Linkwatch and the ifindex trap").  ``prepare`` pins the tested interface's neighbour timers
     (:data:`netkit.model.neighbour.PINNED`, the kernel's defaults) in its
     namespace: with data in flight the neighbour entry's failure, 3 x 1 s
     after the send, shapes the death, and a new device copies the host's
@@ -128,7 +128,8 @@ class PeerGone(Fault):
     """Destroy the peer's namespace (a crashed VM, a deleted container).
 
     A namespace lives while anything pins it: an open socket in it keeps it,
-    its veth and its answers alive (KERNEL-NOTES, trap 3).  So the peer's
+    its veth and its answers alive (docs/rules.md, "A namespace lives while
+    anything pins it").  So the peer's
     link goes down first -- the kernel frees a namespace asynchronously
     (cleanup_net, 10-300 ms under load), and until then a socket-less peer
     would answer with RSTs -- then its sockets are closed (the connection

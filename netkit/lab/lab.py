@@ -20,7 +20,8 @@ IPv6 addresses are added with IFA_F_NODAD so they are usable at once.
 The two veth ends get *different* ifindexes on purpose: with the default
 (both ends ifindex 2 in fresh namespaces) the kernel processes the peer's
 carrier loss late and a keepalive probe sent in that window is refused by the
-local qdisc, not counted, and retried 500 ms later (KERNEL-NOTES, trap 1).
+local qdisc, not counted, and retried 500 ms later (docs/rules.md, "Linkwatch
+and the ifindex trap").
 Both indexes are set, not looked up: the server end is 7, the client end 8
 (lo is always 1).  The kernel refuses the veth (EEXIST) rather than pick
 another index, so the numbers always hold.  Indexes 2-6 stay free for the
@@ -29,11 +30,9 @@ modules are loaded.
 
 Each namespace is configured in *one* round trip: its requests (veth, lo up,
 addresses, link up) are pyroute2 messages sent in one netlink datagram
-(:meth:`Namespace.rtnl_batch`), each acknowledged, the first error raised.
-With one IPRoute call per step and two link lookups per side the lab took
-8 ms to build and tear down against 19 ms for the same steps as ``ip``
-commands; batched it takes about 3 ms, close to the kernel's own cost of
-two namespaces (measured on a 2-core VM with ``scripts/bench-lab``).
+(:meth:`Namespace.rtnl_batch`), each acknowledged, the first error raised:
+a few times cheaper than a call per step, close to the kernel's own cost of
+two namespaces (docs/rules.md, "Lab cost").
 
 Teardown runs in reverse order of creation from one ExitStack per lab, on
 success, failure, Ctrl-C and pytest-timeout.  Because the namespaces are held
@@ -163,7 +162,7 @@ class Endpoint:
 
         Done right after breaking the *other* end: it makes the kernel process
         the pending carrier change now (linkwatch), instead of up to a second
-        later (KERNEL-NOTES, trap 1).
+        later (docs/rules.md, "Linkwatch and the ifindex trap").
         """
 
         def get() -> None:

@@ -3,7 +3,9 @@
 - :mod:`.wheel` -- how late a timer runs; the window built from it
 - :mod:`.prediction` -- :class:`DeathPrediction`, what the kernel should do
 - :mod:`.keepalive` -- idle connections: ``tcp_keepalive_timer``
-- :mod:`.retransmission` -- data outstanding: ``tcp_retransmit_timer``, ``tcp_probe_timer``
+- :mod:`.rto` -- the retransmission timer's backoff, deadline and clamp (shared)
+- :mod:`.retransmission` -- data outstanding: ``tcp_retransmit_timer``
+- :mod:`.persist` -- a closed window or no route: ``tcp_probe_timer``
 - :mod:`.neighbour` -- data into a dead link: the neighbour entry's failure, replayed with the RTO timer
 - :mod:`.fault_rule` -- a fault's twist to the rule, as data
 - :mod:`.predict` -- the dispatch: a scenario in, its one prediction out
@@ -11,9 +13,11 @@
 
 from .fault_rule import DataPath, FaultRule
 from .keepalive import KeepaliveSchedule, keepalive_death, keepalive_schedule, reset_at_first_probe
+from .persist import zero_window_death
 from .predict import not_modelled_reason, predict
 from .prediction import DeathPrediction
-from .retransmission import default_rto_s, unacked_death, zero_window_death
+from .retransmission import unacked_death
+from .rto import default_rto_s
 from .wheel import (
     MEASUREMENT_JIFFIES,
     latest_death_s,

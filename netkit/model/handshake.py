@@ -25,8 +25,9 @@ So, with ``L`` linear timeouts and ``R`` SYN retries, the SYN leaves at 0,
 is retransmitted at 1, 2, ..., L + 1 s, then at gaps of 2, 4, 8 ... s, and
 the first run that has sent ``R + L`` retransmissions, or that comes
 ``2^(R+1) - 1`` s after the SYN, kills: the linear timeouts add SYNs within
-the same time budget (measured here with TCP_SYNCNT 1: death at 3.06 s after
-2 retransmissions, not at 7 s after 5, which counting alone would give).
+the same time budget (with TCP_SYNCNT 1: death at 3 s after 2
+retransmissions, not at 7 s after 5, which counting alone would give;
+docs/rules.md, "Handshake timers").
 Kernels before 6.5 have no linear timeouts (``L`` = 0: 1, 3, 7, 15 ... s).
 Every run re-arms from "now", so the wheel's lateness of each arming adds up
 (:mod:`.wheel`); a run that lateness alone would push past the time budget
@@ -45,7 +46,7 @@ from ..kernel import KernelInfo
 from .fault_rule import DataPath, FaultRule
 from .neighbour import MCAST_SOLICIT, RETRANS_TIME_MS, neighbour_failure_jiffies
 from .prediction import DeathPrediction
-from .retransmission import TCP_RTO_MAX_S, tcp_model_timeout_s
+from .rto import TCP_RTO_MAX_S, tcp_model_timeout_s
 from .wheel import MEASUREMENT_JIFFIES, latest_death_s, wheel_granularity_s, window
 
 TCP_TIMEOUT_INIT_S = 1.0

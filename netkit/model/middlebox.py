@@ -31,11 +31,9 @@ last packet, then forgets it.  The rules, from net/netfilter/nf_conntrack_proto_
   reply to a keepalive"): the flow survives the router's forgetting.  netkit's
   middlebox therefore sets ``nf_conntrack_tcp_loose = 0`` in the router's
   namespace (as a cloud NAT, which cannot pick up a flow it has no mapping
-  for, behaves).  Measured with 1 (tests/test_middlebox.py), 3/1/2 keepalive,
-  a 2 s router dropping invalid packets: the server's probe at 3.1 s
-  re-creates the entry (a new id, ESTABLISHED, 2 s), the reply passes, the
-  connection lives on -- forgotten again at 5.1 s, re-created at 6.2 s, and
-  so on.  Masquerading, the NATed client's probe is picked up the same way
+  for, behaves); with 1 each probe re-creates the forgotten entry and the
+  connection lives on (docs/rules.md, "The middlebox that forgets
+  (conntrack)").  Masquerading, the NATed client's probe is picked up the same way
   and ``get_unique_tuple`` gives it back its old source port (free again), so
   the server sees the same flow and answers.  The server's probe, though, is
   addressed to the router's own address: picked up, it matches no NAT

@@ -19,8 +19,8 @@ values (:data:`PINNED`: ``mcast_solicit`` 3, ``app_solicit`` 0,
 ``retrans_time_ms`` 1000) 3 x 1 s after the send.  On the timer wheel the
 first 1 s timer (250 jiffies at HZ=250, level 1) runs 1..8 jiffies late and
 every re-arm from a run on the 8-jiffy grid lands exactly 256 jiffies later:
-the entry fails 3.052..3.080 s after the send (measured: 3.056-3.080 s, and
-the second cycle's failure exactly 3.072 s after the first).
+the entry fails 3.052..3.080 s after the send (docs/rules.md, "Link down with
+data in flight", has the measurements behind this docstring).
 
 Until then every retransmission the RTO timer attempts fails: the original
 skb is still in the neighbour queue (``skb_still_in_host_queue`` -> -EBUSY,
@@ -68,29 +68,15 @@ comes 16 or 24 jiffies before that RTO run, for every send phase.  So
 the wheel's exact rounding) for every send phase on the coarsest grid in use
 and each way the first RTO run can land (the tail loss probe finds the skb
 still queued and ``tcp_rearm_rto`` arms the rest of the RTO, one jiffy: the
-first attempt comes 2 jiffies after the RTO's own expiry; measured 0.213-0.217
-s), and :func:`link_down_prediction` turns each (count, error) outcome into a
-window from its earliest to its latest jiffy.  The replay assumes each timer
+first attempt comes 2 jiffies after the RTO's own expiry), and
+:func:`link_down_prediction` turns each (count, error) outcome into a window
+from its earliest to its latest jiffy.  The replay assumes each timer
 runs in the softirq of its bucket's jiffy; load only makes runs later, which
 the two measurement jiffies and, beyond them, a failing verdict show.
 
-Where the kernel disagreed with the first rule written here (each measured,
-then explained from the source):
-
-* IPv4's error.  Expected EHOSTUNREACH (the ICMP sets ``sk_err_soft``);
-  measured ETIMEDOUT at 3.050-3.082 s: the revert runs the timer, and kills,
-  *inside* ``tcp_v4_err``'s switch, before the ``WRITE_ONCE(sk->sk_err_soft,
-  err)`` after it.  With ``tcp_retries2`` 4 (6.2 s) the death comes at the
-  third failure, 9.20-9.22 s, EHOSTUNREACH, 6 retransmissions.
-* IPv6's schedule.  Expected the 4th RTO run (~3.1 s, ETIMEDOUT) or a revert
-  as in IPv4 (``tcp_v6_err`` has one); measured 4.713-4.741 s, EHOSTUNREACH:
-  ``ip6_link_failure`` sends code ICMPV6_ADDR_UNREACH, not NOROUTE, and the
-  TSQ retransmission re-arms the RTO at the failure, cancelling that run.
-* IPv6 with TCP_USER_TIMEOUT 4000 ms.  Expected 4.0 s; measured 4.714-4.733 s:
-  ``tcp_xmit_retransmit_queue`` re-arms ``icsk_rto`` unclamped.
-* The old refusal of UT >= 2.8 s was too wide: a UT of 3000 ms dies by the
-  clamp at 3.004-3.032 s, before the earliest failure (3.052 s); such a UT
-  keeps the plain clamp rule (``retransmission._clamped_locally``).
+A TCP_USER_TIMEOUT that kills by the clamp before the earliest failure
+(3.052 s at HZ=250) keeps the plain clamp rule
+(``retransmission._clamped_locally``).
 
 What stays refused (NotModelled): the default ``tcp_retries2`` (15: ~15
 minutes), and, on other kernels, a race the send's phase decides -- e.g. at

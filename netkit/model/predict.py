@@ -17,14 +17,10 @@ from .fault_rule import DataPath, FaultRule
 from .handshake import HandshakeFacts, handshake_death, handshake_not_modelled_reason
 from .keepalive import keepalive_death, reset_at_first_probe
 from .middlebox import middlebox_prediction
+from .persist import PERSIST_NEEDS_RETRIES2, zero_window_death
 from .prediction import DeathPrediction
-from .retransmission import (
-    PERSIST_NEEDS_RETRIES2,
-    RTO_NEEDS_RETRIES2,
-    default_rto_s,
-    unacked_death,
-    zero_window_death,
-)
+from .retransmission import RTO_NEEDS_RETRIES2, unacked_death
+from .rto import default_rto_s
 
 
 class Predictable(Protocol):

@@ -1,7 +1,7 @@
 """Gate documents of several kernels side by side: one row per scenario, one column per kernel.
 
 Pure: reads documents (as ``netkit gate --json`` wrote them, with the
-``guest`` entry :func:`netkit.kernels.guest.run_gate_on_kernel` adds) and
+``guest`` entry :func:`netkit.gate.kernels.run_gate_on_kernel` adds) and
 returns text, Markdown or one self-contained HTML page (``netkit gate diff``
 with three or more documents, ``--table``, ``--markdown`` or ``--html``;
 ``scripts/kernel-matrix``).  Each cell is the outcome and the measured

@@ -4,8 +4,9 @@ A scenario spends nearly all its time waiting for kernel timers, so dozens
 overlap and a matrix takes about as long as its longest scenario.  They run in
 *processes*, not threads: the moment of death is read by the Python code that
 wakes up when the socket dies, and with dozens of scenarios sharing one
-interpreter lock that wake-up was seen 10-20 ms late under load -- more than
-the timer rounding we assert.  A process per scenario only waits for a CPU.
+interpreter lock that wake-up comes late under load, by more than the timer
+rounding netkit asserts (docs/rules.md, "The observer").  A process per
+scenario only waits for a CPU.
 
 Workers come from a ``forkserver`` (a clean, single-threaded process that
 imported netkit once): forking the test process itself, with its threads,

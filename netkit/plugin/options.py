@@ -2,7 +2,9 @@
 
 Help texts are constants shared by the command-line option and the ini key, so
 the two never drift; a bad value fails at start-up naming the value and where
-it came from.
+it came from.  The resolved :class:`Settings` live in the config's stash
+(:func:`settings`); :func:`skip_unless_privileged` is what every lab fixture
+does first, a skip or (``--netkit-require-privileges``) an error.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from .outputs import folder_problem
+from ..outputs import folder_problem
+from ..privileges import missing_privileges
 
 KEEP_FAILED_HELP = (
     "keep the network namespaces of failing tests under /run/netns for `ip netns exec` "
@@ -94,3 +97,21 @@ def pcap_dir(config: pytest.Config) -> str | None:
 
 def resolve(config: pytest.Config) -> Settings:
     return Settings(keep_failed(config), pcap_dir(config), require_privileges(config))
+
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+
+
+def settings(config: pytest.Config) -> Settings:
+    """The options in effect, resolved at ``pytest_configure``."""
+    return config.stash[SETTINGS_KEY]
+
+
+def skip_unless_privileged(config: pytest.Config) -> None:
+    """Skip the test (or, with --netkit-require-privileges, make it an error) when labs cannot be built."""
+    reason = missing_privileges()
+    if reason is None:
+        return
+    if settings(config).require_privileges:
+        pytest.fail(f"{reason} (--netkit-require-privileges makes this an error instead of a skip)", pytrace=False)
+    pytest.skip(reason)

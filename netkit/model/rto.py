@@ -1,0 +1,117 @@
+"""The retransmission timer's arithmetic, shared by the RTO and the persist timer: backoff, deadline, clamp.
+
+Both timers back off by doubling (``min(rto << 1, TCP_RTO_MAX)``) and, with
+TCP_USER_TIMEOUT, arm their last run for what remains until the deadline
+(``tcp_clamp_rto_to_user_timeout``, ``tcp_clamp_probe0_to_user_timeout``),
+never shorter than ``TCP_TIMEOUT_MIN`` jiffies.  Without a user timeout the
+RTO gives up after ``tcp_model_timeout(tcp_retries2, TCP_RTO_MIN)``
+(:func:`tcp_model_timeout_s`).  The rules are in docs/rules.md ("The RTO
+clamp", "tcp_retries2 without a user timeout"); what each timer makes of
+them is in :mod:`.retransmission` and :mod:`.persist`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ..kernel import KernelInfo
+from .wheel import latest_death_s, wheel_granularity_s
+
+TCP_RTO_MIN_S = 0.2
+TCP_RTO_MAX_S = 120.0
+
+
+def default_rto_s(kernel: KernelInfo) -> float:
+    """The RTO of a fresh connection on a veth: TCP_RTO_MIN plus one jiffy of RTT rounding."""
+    return round(TCP_RTO_MIN_S + kernel.jiffy_s, 6)
+
+
+TCP_TIMEOUT_MIN_JIFFIES = 2  # include/net/tcp.h: the clamp never arms a timer shorter than this
+
+
+def tcp_model_timeout_s(boundary: int, rto_base_s: float = TCP_RTO_MIN_S) -> float:
+    """``tcp_model_timeout(sk, boundary, rto_base)`` (net/ipv4/tcp_timer.c), in seconds.
+
+    How long after ``retrans_stamp`` ``retransmits_timed_out`` gives up without
+    TCP_USER_TIMEOUT: the time ``boundary`` retransmissions take when the RTO
+    starts at ``rto_base`` and doubles, up to ``linear_backoff_thresh =
+    ilog2(TCP_RTO_MAX / rto_base)`` doublings; beyond that each one adds
+    TCP_RTO_MAX::
+
+        boundary <= thresh:  ((2 << boundary) - 1) x rto_base
+        else:                ((2 << thresh) - 1) x rto_base + (boundary - thresh) x TCP_RTO_MAX
+
+    ``tcp_retries2`` 15 with TCP_RTO_MIN (200 ms, thresh 9): 204.6 + 6 x 120 = 924.6 s;
+    a SYN's budget uses ``rto_base`` = TCP_TIMEOUT_INIT (1 s, thresh 6).
+    """
+    thresh = int(TCP_RTO_MAX_S / rto_base_s + 1e-9).bit_length() - 1  # ilog2
+    if boundary <= thresh:
+        return round(((2 << boundary) - 1) * rto_base_s, 6)
+    return round(((2 << thresh) - 1) * rto_base_s + (boundary - thresh) * TCP_RTO_MAX_S, 6)
+
+
+class ClampedRuns(NamedTuple):
+    """The timer runs from the clock's start to the one clamped to the deadline (TCP_USER_TIMEOUT)."""
+
+    runs: int  # runs that (re)transmit, when none is pushed past the deadline
+    last_s: float  # delay of the final, clamped arming after the last of them
+    one_less: bool  # lateness can push the last of them past the deadline: it aborts instead of sending
+    last_if_one_less_s: float  # then the clamped arming starts one run earlier: this long, rounded as such
+
+
+def clamped_runs(rto_s: float, deadline_s: float, first_offset_s: float, hz: int) -> ClampedRuns:
+    """Timer runs from the clock start until the one clamped to the deadline.
+
+    ``first_offset_s``: when the first counted run is, after the clock start.
+    The clamp (``tcp_clamp_rto_to_user_timeout``,
+    ``tcp_clamp_probe0_to_user_timeout``) arms ``min(rto, remaining)``.  When
+    accumulated lateness pushes the last nominal run past the deadline, the
+    run before it is the one whose arming gets clamped: a timer of nearly a
+    whole ``rto``, rounded up on a coarser wheel level (at HZ=100 a 1.7 s
+    timer is 80 ms late at most, not the 30 ms of the short final arming).
+    """
+    offset, rto, runs, late, previous = first_offset_s, rto_s, 0, 0.0, first_offset_s
+    while True:
+        runs += 1  # this run (re)transmits
+        rto = min(rto * 2, TCP_RTO_MAX_S)
+        if offset + rto >= deadline_s:
+            return ClampedRuns(runs, deadline_s - offset, runs > 1 and offset + late >= deadline_s,
+                               deadline_s - previous)
+        previous = offset
+        offset += rto
+        late += wheel_granularity_s(rto, hz)
+
+
+def _last_arming_late(last_s: float, kernel: KernelInfo, in_ms: bool) -> float:
+    """Lateness of the final, clamped arming: its wheel rounding, or -- when a
+    late run landed just short of the deadline -- the clamp's floor plus a jiffy.
+
+    ``in_ms``: the RTO's clamp (``tcp_clamp_rto_to_user_timeout``) arms
+    ``msecs_to_jiffies(UT - elapsed)`` with ``elapsed`` in milliseconds of
+    ``tcp_time_stamp_ts`` (the TCP clock, not jiffies): rounded up into
+    jiffies, the arming can end up to one jiffy past ``retrans_stamp + UT``
+    (docs/rules.md, "The RTO clamp").  The persist timer's clamp counts in
+    jiffies throughout (``tcp_jiffies32 - icsk_probes_tstamp`` against
+    ``msecs_to_jiffies(UT)``): no such jiffy.
+    """
+    rounding = kernel.jiffy_s if in_ms else 0.0
+    return max(wheel_granularity_s(last_s, kernel.hz) + rounding, (TCP_TIMEOUT_MIN_JIFFIES + 1) * kernel.jiffy_s)
+
+
+def clamped_windows(expected: float, fixed_late: float, clamped: ClampedRuns, kernel: KernelInfo,
+                     in_ms: bool = True) -> tuple[tuple[float, float], tuple[float, float] | None]:
+    """The death window with every nominal run, and (if lateness can drop the last) the one-run-less window.
+
+    ``in_ms``: the clamp computes the remaining time in milliseconds (the RTO's, not the persist timer's).
+    """
+    low = round(expected - kernel.jiffy_s, 6)
+    window = (low, latest_death_s(expected, fixed_late + _last_arming_late(clamped.last_s, kernel, in_ms), kernel))
+    if not clamped.one_less:
+        return window, None
+    late = fixed_late + _last_arming_late(clamped.last_if_one_less_s, kernel, in_ms)
+    return window, (low, latest_death_s(expected, late, kernel))
+
+
+def tcp_model_timeout_jiffies(retries2: int, hz: int) -> int:
+    """:func:`tcp_model_timeout_s` for ``tcp_retries2`` in jiffies (its ``rto_base``, TCP_RTO_MIN, is HZ / 5 jiffies)."""
+    return round(tcp_model_timeout_s(retries2) * hz)

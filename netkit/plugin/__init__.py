@@ -1,0 +1,136 @@
+"""netkit's pytest plugin: labs, connected socket pairs and concurrent scenarios as fixtures.
+
+Installed through the ``pytest11`` entry point, so any project that installs
+netkit has the fixtures without a conftest.py.
+
+Fixtures (override the small ones to change the big ones, as with
+pytest-httpserver):
+
+- ``netkit_family`` -- "ipv4" (default) or "ipv6"; parametrize it to cover both.
+- ``netkit_lab`` -- a fresh :class:`netkit.Lab` per test, torn down afterwards.
+- ``netkit_connection`` -- a connected TCP pair in that lab (server side accepted).
+- ``netkit_middlebox`` -- the router of ``netkit_routed_lab``: a
+  :class:`netkit.lab.routed.MiddleboxConfig` (by default: conntrack
+  established timeout 2 s, forgotten flows dropped, no NAT); override it.
+- ``netkit_routed_lab`` -- client, router and server namespaces, the router a
+  stateful middlebox (:class:`netkit.lab.routed.RoutedLab`), torn down afterwards.
+- ``netkit_pool`` -- session-wide :class:`netkit.ScenarioPool`: submit many
+  scenarios up front, assert each result in its own test; they run concurrently.
+
+Every netkit fixture skips the test, with the reason and the command to use,
+when the process lacks root / CAP_NET_ADMIN + CAP_SYS_ADMIN.
+
+Options (each: command line, then environment, then ini -- one precedence):
+
+- ``--netkit-keep-failed`` / ``NETKIT_KEEP_FAILED=1`` / ``netkit_keep_failed = true``
+  keeps the namespaces of a failing test under /run/netns (for ``ip netns
+  exec``) and names them in the failure report; ``netkit cleanup`` removes
+  them later.
+- ``--netkit-pcap-dir DIR`` / ``NETKIT_PCAP_DIR=DIR`` / ``netkit_pcap_dir = DIR``:
+  every failed scenario writes its capture of the tested veth there as pcap
+  (``<scenario id>-<lab>.pcap``), and so does every scenario a failing test
+  asked the pool for; the failure report names the files.  Unset, they go to
+  temporary files, named the same way in the report.
+
+- ``--netkit-require-privileges`` / ``NETKIT_REQUIRE_PRIVILEGES=1`` /
+  ``netkit_require_privileges = true``: a netkit test that cannot run for lack
+  of privileges is an *error*, not a skip, so a CI job that lost its root
+  cannot pass having proven nothing.  Without it such tests are skipped, and
+  the terminal summary says in one line how many and why.
+
+Under pytest-xdist (``-n N``) each xdist worker has its own pool, bounded to
+1/N of the usual size, and starts a scenario when its test asks for it.
+
+Use ``timeout_method = signal`` with pytest-timeout: its thread method calls
+``os._exit`` and skips teardown.
+
+This module holds the hooks; the fixtures are defined in :mod:`.labs` and
+:mod:`.pool` and imported here, where pytest finds them (the plugin is this
+module); the options in :mod:`.options`, a test's record and its failure
+report in :mod:`.record`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from ..kernel import kernel_info
+from ..privileges import missing_privileges
+from . import record
+from .labs import Connection, netkit_connection, netkit_family, netkit_lab, netkit_middlebox, netkit_routed_lab
+from .options import REQUIRE_PRIVILEGES_ENV, SETTINGS_KEY, add_options, resolve, settings
+from .pool import PoolForTests, netkit_pool, remember_scenarios
+
+__all__ = [  # the fixtures, here so that pytest finds them in the plugin module
+    "Connection", "PoolForTests", "netkit_connection", "netkit_family", "netkit_lab", "netkit_middlebox", "netkit_pool",
+    "netkit_routed_lab",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # resolved once: a bad value fails at start-up, not mid-run -- as a usage error (exit 4), not a traceback
+    try:
+        config.stash[SETTINGS_KEY] = resolve(config)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    k = kernel_info()
+    privileges = missing_privileges()
+    chosen = settings(config)
+    if privileges is None:
+        state = "labs enabled"
+    else:
+        state = "labs ERROR (not privileged)" if chosen.require_privileges else "labs SKIPPED (not privileged)"
+    return (f"netkit: kernel {k.release}, HZ={k.hz} (from {k.hz_source}); {state}; keep-failed={chosen.keep_failed}; "
+            f"failed scenarios' pcap: {chosen.pcap_dir or 'temporary files'}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """One line a CI log cannot hide: how many tests proved nothing because the run lacked privileges."""
+    reason = missing_privileges()
+    if reason is None:
+        return
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if reason in str(getattr(r, "longrepr", ""))]
+    if not skipped:
+        return
+    terminalreporter.write_sep(
+        "=", f"netkit: {len(skipped)} test(s) SKIPPED for lack of privileges: nothing they check was tested",
+        yellow=True, bold=True,
+    )
+    terminalreporter.write_line(reason)
+    terminalreporter.write_line(
+        f"netkit: to make this an error instead of a skip: --netkit-require-privileges, "
+        f"{REQUIRE_PRIVILEGES_ENV}=1 or ini netkit_require_privileges = true"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    remember_scenarios(config, items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    record.start(item)
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    record.finish(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """On a failing test: name the packet captures of its scenarios; keep its labs (if asked) and say where."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    report.sections.extend(record.failure_sections(item))

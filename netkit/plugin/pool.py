@@ -1,0 +1,108 @@
+"""The plugin's session-wide scenario pool: every parametrized scenario started at once, each result asserted alone.
+
+``netkit_pool`` wraps one :class:`netkit.scenario.pool.ScenarioPool` per
+session (per xdist worker, bounded to 1/N of the usual size).  At collection
+(:func:`remember_scenarios`) the plugin notes every :class:`netkit.Scenario` a
+selected test is parametrized with, so that the pool starts them all on first
+use and a whole matrix takes about as long as its longest scenario.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ..errors import CANNOT_RUN_HERE
+from ..scenario import Scenario, ScenarioResult
+from ..scenario.pool import DEFAULT_WORKERS, ScenarioPool
+from .options import settings, skip_unless_privileged
+from .record import RUNNING_KEY
+
+MIN_WORKERS_PER_XDIST_WORKER = 4  # a test that submits a few scenarios itself still runs them at once
+SCENARIOS_KEY = pytest.StashKey[list[Scenario]]()  # every Scenario the selected tests are parametrized with
+
+
+class PoolForTests:
+    """The session's ScenarioPool, turning "cannot run here" into a skip."""
+
+    def __init__(self, pool: ScenarioPool, config: pytest.Config) -> None:
+        self.pool = pool
+        self.config = config
+
+    def submit(self, *scenarios: Scenario) -> None:
+        self.pool.submit(*scenarios)
+
+    def wait_idle(self) -> None:
+        """Wait until the session's scenarios have all ended: for a test that loads the machine itself
+        (several gates at once, a timing benchmark) and must not spoil their timing, nor they its own."""
+        self.pool.wait_idle()
+
+    def result(self, scenario: Scenario) -> ScenarioResult:
+        try:
+            result = self.pool.result(scenario)
+        except CANNOT_RUN_HERE as exc:
+            pytest.skip(str(exc))
+        running = self.config.stash.get(RUNNING_KEY, None)
+        if running is not None:  # so that a failing test's report can name this scenario's capture
+            running.results.append(result)
+        return result
+
+
+def xdist_workers(config: pytest.Config) -> int:
+    """How many pytest-xdist workers run this session (0 when this process is not one of them)."""
+    workerinput = getattr(config, "workerinput", None)  # set by xdist in each worker process
+    return int(workerinput.get("workercount", 1)) if workerinput is not None else 0
+
+
+def _pool_size(config: pytest.Config) -> int:
+    """The session pool's bound on worker processes; pytest-xdist's workers share one machine's bound."""
+    sharing = xdist_workers(config)
+    return max(MIN_WORKERS_PER_XDIST_WORKER, DEFAULT_WORKERS // sharing) if sharing else DEFAULT_WORKERS
+
+
+def remember_scenarios(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Remember every Scenario a selected test is parametrized with, for netkit_pool to start at once.
+
+    Not under pytest-xdist: each worker collects every test but runs only the
+    ones the controller hands it, so starting them all would run each scenario
+    once per worker.  There a scenario starts when its test asks for it, and
+    xdist's workers are the concurrency.
+    """
+    if xdist_workers(config):
+        config.stash[SCENARIOS_KEY] = []
+        return
+    found: dict[Scenario, None] = {}
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        for value in (callspec.params.values() if callspec else ()):
+            if isinstance(value, Scenario):
+                found[value] = None
+    config.stash[SCENARIOS_KEY] = list(found)
+
+
+@pytest.fixture(scope="session")
+def netkit_pool(pytestconfig: pytest.Config) -> Iterator[PoolForTests]:
+    """Name: netkit_pool. Scope: session. Depends: root.
+
+    Every :class:`netkit.Scenario` that a selected test is parametrized with
+    is started when the pool is first used, all at once, so a whole session's
+    matrix takes about as long as its longest scenario.  Others can be
+    submitted up front explicitly; then assert each result in its own test::
+
+        MATRIX = [Scenario(KeepaliveSettings(1, 1, c)) for c in (3, 5)]
+
+        @pytest.fixture(scope="module", autouse=True)
+        def _start(netkit_pool):
+            netkit_pool.submit(*MATRIX)
+
+        @pytest.mark.parametrize("scenario", MATRIX, ids=lambda s: s.id)
+        def test_dies_on_time(netkit_pool, scenario):
+            result = netkit_pool.result(scenario)
+            assert result.verdict == "pass", result.explain()
+    """
+    skip_unless_privileged(pytestconfig)
+    chosen = settings(pytestconfig)
+    with ScenarioPool(max_workers=_pool_size(pytestconfig), keep_failed=chosen.keep_failed, pcap_dir=chosen.pcap_dir) as pool:
+        pool.submit(*pytestconfig.stash.get(SCENARIOS_KEY, []))
+        yield PoolForTests(pool, pytestconfig)
