@@ -161,3 +161,14 @@ def test_a_built_document_round_trips():
 def test_every_event_kind_loads(kind):
     run = run_from_dict({"timeline": [{"t_s": 0.0, "what": "x", "kind": kind.value}]})
     assert run.timeline[0].kind is kind
+
+
+def test_the_timeline_draws_the_judged_death_and_its_stored_timing():
+    doc = json.loads(EXAMPLE.read_text())
+    scenario = doc["scenarios"][2]
+    scenario["runs"][0].update(measured_s=4.300, kernel_death_s=4.296, death_s=4.296, death_source="wire",
+                               death_timing="late", late_by_s=0.16, late_only=True, count=3)
+    html = to_html({**doc, "scenarios": [scenario]})
+    assert "connection dead at 4.296 s" in html and "(0.160 s LATE)" in html
+    scenario["runs"][0].update(death_timing="inside", late_by_s=None)  # the run's judgement, not the picture's
+    assert "LATE)" not in to_html({**doc, "scenarios": [scenario]})

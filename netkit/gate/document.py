@@ -2,9 +2,10 @@
 
 Reports are functions of this document alone (never of live objects), so a
 document saved on one machine -- or inside a virtual machine on another
-kernel -- renders and compares exactly like a fresh one.  Its keys are part
-of netkit's interface: ``GATE_SCHEMA`` changes when they do, and a test pins
-them.
+kernel -- renders and compares exactly like a fresh one.  The document is a
+:class:`~netkit.gate.records.GateDocument`; its JSON keys are part of
+netkit's interface, read and written only by :mod:`netkit.gate.records`:
+``GATE_SCHEMA`` changes when they do, and a test pins them.
 """
 
 from __future__ import annotations

@@ -22,7 +22,9 @@ The page, top to bottom:
   band, the alternative window as a second band), the rule, the failures,
   and the explain text in a ``<details>``.
 
-Every piece of document text goes through ``html.escape`` (and loses any
+This module writes the page and its header; :mod:`.html_matrix` the matrix,
+:mod:`.html_scenario` the sections, :mod:`.timeline` the SVG.  Every piece
+of document text goes through ``html.escape`` (and loses any
 ``scheme://``, so the page holds no URL whatever the document quotes).
 """
 
@@ -38,7 +40,8 @@ from .htmlkit import STYLE, _e, badge
 from .markdown import Doc
 
 # Failures and errors first, then what needs a look (xpass: a known failure went away), then the rest.
-SECTION_ORDER = ("fail", "error", "xpass", "xfail", "pass", "skip")
+SECTION_ORDER = (GateOutcome.FAIL, GateOutcome.ERROR, GateOutcome.XPASS, GateOutcome.XFAIL, GateOutcome.PASS,
+                 GateOutcome.SKIP)
 
 CSS = """
 :root { color-scheme: light; }
@@ -135,7 +138,7 @@ def _header(doc: GateDocument) -> str:
 
 def ordered(scenarios: Sequence[ScenarioEntry]) -> list[tuple[int, ScenarioEntry]]:
     """(document number, scenario), failures and errors first; the document order within an outcome."""
-    rank = {o: i for i, o in enumerate(SECTION_ORDER)}
+    rank: dict[str, int] = {o: i for i, o in enumerate(SECTION_ORDER)}
     numbered = list(enumerate(scenarios, 1))
     return sorted(numbered, key=lambda item: (rank.get(item[1].outcome, 0), item[0]))
 

@@ -2,7 +2,10 @@
 
 One lane per run (``--repeat``), on a shared time axis in seconds since the
 last segment received (or the send); wire events are solid, sampled ones
-hollow, and the expected window a shaded band.
+hollow, and the expected window a shaded band.  Each event is drawn by the
+kind its run stored (an event without one is a plain tick), and the death
+at the judged time, called early or late as the run's ``death_timing``
+says: nothing is judged again here.
 """
 
 from __future__ import annotations
