@@ -1,4 +1,4 @@
-"""The gate's typed records: one loader and dumper, a round trip, documents of the old schema, stored facts read as stored.
+"""The gate's typed records and their codec: one loader and dumper, a round trip, old documents, stored facts as stored.
 
 Pure, no root: ``gate-document-v1-full.json`` is a whole ``netkit gate --json``
 document written by netkit-gate/1 (before the judged facts and event kinds
@@ -17,20 +17,11 @@ import pytest
 from netkit.enums import DeathSource, EventKind, GateOutcome, Timing
 from netkit.evidence.death import check_death, count_of, judged_death
 from netkit.gate import matrix
+from netkit.gate.codec import dump, from_dict, load, run_from_dict, run_to_dict, to_dict
 from netkit.gate.diff import compare
 from netkit.gate.document import build, scenario_entry
 from netkit.gate.outcome import decide
-from netkit.gate.records import (
-    GATE_SCHEMA,
-    GateDocument,
-    GateRun,
-    dump,
-    from_dict,
-    load,
-    run_from_dict,
-    run_to_dict,
-    to_dict,
-)
+from netkit.gate.records import GATE_SCHEMA, GateDocument, GateRun
 from netkit.gate.run import ScenarioRuns
 from netkit.gate.summary import format_summary
 from netkit.kernel import KernelInfo

@@ -23,12 +23,13 @@ from ..kernels.gate_option import HELP as KERNEL_HELP
 from ..outputs import file_problem, folder_problem
 from ..privileges import missing_privileges
 from . import matrix
+from .codec import dump
 from .diff import compare, format_diff
 from .document import build, load, scenario_entry, utc_now
 from .matrix_file import load_matrix
 from .outcome import decide, find_known, load_known, slow_machine_from_environment
 from .progress import LiveProgress
-from .records import GATE_SCHEMA, GateDocument, dump
+from .records import GATE_SCHEMA, GateDocument
 from .run import MAX_WORKERS, ScenarioRuns, run_gate
 from .summary import format_summary
 

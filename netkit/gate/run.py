@@ -26,7 +26,8 @@ from ..model.predict import predict
 from ..rundir import process_dir
 from ..scenario import Progress, Scenario, ScenarioResult, run_scenario
 from ..scenario.pool import ScenarioPool, workers_for_this_machine
-from .records import GateRun, run_from_dict
+from .codec import run_from_dict
+from .records import GateRun
 
 MAX_WORKERS = workers_for_this_machine()  # runs beyond this wait for a free worker: the longest start first
 SETUP_ALLOWANCE_S = 20.0  # building the lab and, before the fault, waiting for an answered probe

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..enums import GateOutcome
-from .records import GateDocument, ScenarioEntry, document
+from .codec import document
+from .records import GateDocument, ScenarioEntry
 
 
 def format_summary(doc: GateDocument | Mapping[str, Any]) -> str:

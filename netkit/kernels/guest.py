@@ -339,7 +339,7 @@ def run_gate_on_kernel(kernel: str, gate_args: list[str], out_json: str, *, echo
     {kernel, release, image, accel ("kvm" | "tcg" | "none" for the host), boot_s, wall_s, slow, exit_status}.
     Raises EnvironmentUnusable (a tool is missing, the kernel did not boot) or InputError (unknown spec).
     """
-    from ..gate.records import read as load  # the document's checked JSON; imported late (netkit's modules are moving)
+    from ..gate.codec import read as load  # the document's checked JSON; imported late (netkit's modules are moving)
 
     out_json = os.path.abspath(out_json)
     if kernel == "host":

@@ -33,7 +33,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..enums import GateOutcome
-from ..gate.records import GateDocument, ScenarioEntry, document
+from ..gate.codec import document
+from ..gate.records import GateDocument, ScenarioEntry
 from .html_matrix import matrix
 from .html_scenario import legend, section
 from .htmlkit import STYLE, _e, badge

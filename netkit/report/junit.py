@@ -29,7 +29,8 @@ import xml.etree.ElementTree as ET
 from typing import Any, Optional
 
 from ..enums import GateOutcome
-from ..gate.records import GateDocument, ScenarioEntry, document, entry
+from ..gate.codec import document, entry
+from ..gate.records import GateDocument, ScenarioEntry
 from .markdown import Doc, Scenario, failure_details, failure_message, format_s, known_text
 
 SUITE_NAME = "netkit.gate"

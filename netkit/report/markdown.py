@@ -22,9 +22,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Optional, Union
 
 from ..enums import GateOutcome
-from ..gate.records import GateDocument, GateRun, KnownRecord, ScenarioEntry, document, entry
+from ..gate.codec import document, entry
+from ..gate.records import GateDocument, GateRun, KnownRecord, ScenarioEntry
 
-Doc = Union[GateDocument, Mapping[str, Any]]  # a typed document, or its JSON (read through netkit.gate.records)
+Doc = Union[GateDocument, Mapping[str, Any]]  # a typed document, or its JSON (read through netkit.gate.codec)
 Scenario = Union[ScenarioEntry, Mapping[str, Any]]
 
 HEADER = "| cell | expected (s) | window (s) | measured min/median/max (s) | error | count | verdict |"

@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Union
 
 from ..enums import GateOutcome
-from ..gate.records import GateDocument, ScenarioEntry, document
+from ..gate.codec import document
+from ..gate.records import GateDocument, ScenarioEntry
 from .htmlkit import _e, _style
 
 SHORT = {"pass": "pass", "fail": "FAIL", "xfail": "xfail", "xpass": "XPASS", "skip": "skip", "error": "ERROR"}

@@ -29,7 +29,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..enums import GateOutcome
-from ..gate.records import ScenarioEntry, document
+from ..gate.codec import document
+from ..gate.records import ScenarioEntry
 from .markdown import Doc, failure_details, known_text
 
 PREFIX = "netkit."
