@@ -93,7 +93,7 @@ def test_a_doctored_baseline_fails_naming_both_changes_and_the_true_one_passes(f
     doctored = json.loads(json.dumps(doc))
     by_id = {e["id"]: e for e in doctored["scenarios"]}
     by_id["ipv4-idle-blackhole-1/1/3"]["runs"][0]["error"] = "ECONNRESET"
-    by_id["ipv6-idle-link-down-2/1/2"]["runs"][0]["probes"] = 5
+    by_id["ipv6-idle-link-down-2/1/2"]["runs"][0]["count"] = 5  # the count the run stored
     (tmp_path / "doctored.json").write_text(json.dumps(doctored))
     same = gate("diff", str(out / "gate.json"), str(out / "gate.json"))
     assert same.returncode == 0 and "no changes" in same.stdout, same.stdout + same.stderr

@@ -13,6 +13,7 @@ import pytest
 
 from netkit.errors import InputError
 from netkit.gate import matrix
+from netkit.gate.codec import from_dict, run_from_dict, to_dict
 from netkit.gate.diff import compare, format_diff
 from netkit.gate.document import GATE_SCHEMA, SCENARIO_KEYS, TOP_KEYS, GateDocumentError, build, load, scenario_entry
 from netkit.gate.matrix_file import MatrixFileError, load_matrix
@@ -97,7 +98,7 @@ def run_record(measured=4.096, error="ETIMEDOUT", probes=3, window=(3.996, 4.136
 
 def scenario_runs(*records, skipped=None, errors=()):
     runs = ScenarioRuns(matrix.CORE[0], repeat=max(1, len(records)), window_s=(3.996, 4.136), expected_s=4.0)
-    runs.results.extend(records)
+    runs.results.extend(run_from_dict(r) for r in records)
     runs.skipped = skipped
     runs.errors.extend(errors)
     return runs
@@ -148,8 +149,9 @@ def test_known_differences_file(tmp_path):
 
 
 def document(*entries, hz=250, release="6.18.0-test"):
-    return build(list(entries), kernel=KernelInfo(release, hz, "pinned"), started="2026-11-29T00:00:00Z", wall_s=5.0,
-                 options={"repeat": 1}, slow_machine=False)
+    """A gate document as its JSON (what a file holds), to doctor; ``from_dict`` reads it back."""
+    return to_dict(build(list(entries), kernel=KernelInfo(release, hz, "pinned"), started="2026-11-29T00:00:00Z", wall_s=5.0,
+                 options={"repeat": 1}, slow_machine=False))
 
 
 def entry(runs):
@@ -158,7 +160,7 @@ def entry(runs):
 
 def test_the_document_keys_are_pinned():
     doc = document(entry(scenario_runs(run_record())))
-    assert tuple(doc) == TOP_KEYS and doc["schema"] == GATE_SCHEMA == "netkit-gate/1"
+    assert tuple(doc) == TOP_KEYS and doc["schema"] == GATE_SCHEMA == "netkit-gate/2"
     assert tuple(doc["scenarios"][0]) == SCENARIO_KEYS
     assert doc["totals"] == {"pass": 1, "fail": 0, "xfail": 0, "xpass": 0, "skip": 0, "error": 0}
     assert doc["scenarios"][0]["measured_s"] == {"min": 4.096, "median": 4.096, "max": 4.096}
@@ -168,8 +170,8 @@ def test_a_doctored_baseline_is_a_regression_naming_error_and_count():
     baseline = document(entry(scenario_runs(run_record())))
     new = copy.deepcopy(baseline)
     new["scenarios"][0]["runs"][0]["error"] = "ECONNRESET"
-    new["scenarios"][0]["runs"][0]["probes"] = 4
-    diff = compare(baseline, new)
+    new["scenarios"][0]["runs"][0]["count"] = 4  # the count as the run stored it (netkit.evidence.death.count_of)
+    diff = compare(from_dict(baseline), from_dict(new))
     assert {(c.what, c.old, c.new) for c in diff.regressions} == {("error", "ETIMEDOUT", "ECONNRESET"), ("count", 3, 4)}
     text = format_diff(diff)
     assert "ETIMEDOUT -> ECONNRESET" in " ".join(text.split()) and "REGRESSION" in text
@@ -178,14 +180,14 @@ def test_a_doctored_baseline_is_a_regression_naming_error_and_count():
 def test_an_unchanged_run_and_a_shift_inside_the_window_are_no_change():
     baseline = document(entry(scenario_runs(run_record(measured=4.096))))
     inside = document(entry(scenario_runs(run_record(measured=4.000))))  # 96 ms: less than the window's 140 ms
-    assert compare(baseline, baseline).changes == []
-    assert compare(baseline, inside).changes == []
+    assert compare(from_dict(baseline), from_dict(baseline)).changes == []
+    assert compare(from_dict(baseline), from_dict(inside)).changes == []
 
 
 def test_a_shift_wider_than_the_window_is_reported_but_is_no_regression():
     baseline = document(entry(scenario_runs(run_record(measured=4.000))))
     moved = document(entry(scenario_runs(run_record(measured=4.200, failures=["died late"]))), hz=1000)
-    diff = compare(baseline, moved)
+    diff = compare(from_dict(baseline), from_dict(moved))
     kinds = {c.what: c for c in diff.changes}
     assert kinds["timing"].note.startswith("moved +200 ms") and "HZ changed" in kinds["timing"].note
     assert kinds["outcome"].regression and not kinds["timing"].regression
@@ -196,7 +198,7 @@ def test_added_and_removed_scenarios_are_listed():
     a = document(entry(scenario_runs(run_record())))
     b = copy.deepcopy(a)
     b["scenarios"][0]["id"] = "ipv6-idle-link-down-1/1/3"
-    assert {(c.what, c.scenario) for c in compare(a, b).changes} == {
+    assert {(c.what, c.scenario) for c in compare(from_dict(a), from_dict(b)).changes} == {
         ("removed", "ipv4-idle-link-down-1/1/3"), ("added", "ipv6-idle-link-down-1/1/3")}
 
 
@@ -219,7 +221,7 @@ def test_a_saved_document_loads_back(tmp_path):
     doc = document(entry(scenario_runs(run_record())))
     path = tmp_path / "doc.json"
     path.write_text(json.dumps(doc))
-    assert load(str(path)) == doc
+    assert load(str(path)) == from_dict(doc)
 
 
 def test_a_run_past_its_deadline_is_an_error_with_its_progress_so_far(tmp_path):

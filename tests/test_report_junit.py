@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from netkit.gate.codec import run_from_dict
 from netkit.report.junit import classname, to_junit
-from netkit.report.markdown import failure_message, run_count
+from netkit.report.markdown import failure_message
 
 junitparser = pytest.importorskip("junitparser")
 
@@ -141,7 +142,7 @@ def test_several_runs_name_how_many_failed():
 def test_alternative_window_and_count_and_tcpext_source():
     doc = load()
     scenario = copy.deepcopy(doc["scenarios"][7])
-    assert run_count(scenario["runs"][0]) == 4  # TcpExt.TCPWinProbe -> counters["TCPWinProbe"]
+    assert run_from_dict(scenario["runs"][0]).count == 4  # TcpExt.TCPWinProbe -> counters["TCPWinProbe"]
     scenario["outcome"] = "fail"
     scenario["runs"][0]["verdict"] = "fail"
     assert failure_message(scenario) == (

@@ -25,9 +25,9 @@ FAST = _doc("6.12.117-netkit-hz1000", 1000, "tcg", [("a", "pass", 4.099), ("b", 
 
 
 def test_the_table_marks_rows_where_kernels_disagree():
-    rows = {r["id"]: r for r in compare_rows([HOST, OLD])}
-    assert not rows["a"]["differs"]  # 16 ms apart: inside the window's width
-    assert rows["b"]["differs"] and rows["c"]["differs"] and rows["c"]["marks"] == [False, True]
+    rows = {r.id: r for r in compare_rows([HOST, OLD])}
+    assert not rows["a"].differs  # 16 ms apart: inside the window's width
+    assert rows["b"].differs and rows["c"].differs and rows["c"].marks == [False, True]
     text = format_table([HOST, OLD])
     assert "6.18.44 HZ=250 (host)" in text and "6.1.0-56-amd64 HZ=250 (tcg)" in text
     assert "xfail 3.440*" in text and text.count("<<") == 2
@@ -39,7 +39,7 @@ def test_the_table_marks_rows_where_kernels_disagree():
 
 def test_a_timing_shift_wider_than_the_window_is_a_difference():
     rows = compare_rows([_doc("x", 250, "none", [("a", "pass", 4.0)]), _doc("y", 1000, "tcg", [("a", "pass", 4.3)])])
-    assert rows[0]["differs"] and rows[0]["timing"]
+    assert rows[0].differs and rows[0].timing
 
 
 def test_the_html_page_outlines_differing_cells_and_lists_known_reasons_escaped():

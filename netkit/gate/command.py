@@ -9,17 +9,20 @@ baseline; 2 bad usage or a file netkit cannot read; 4 nothing could run here
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import sys
 import time
 from typing import Any
 
+from ..enums import GateOutcome
 from ..errors import InputError
 from ..kernel import kernel_info
 from ..outputs import file_problem, folder_problem
 from ..privileges import missing_privileges
 from . import matrix
+from .codec import dump
 from .diff import compare, format_diff
 from .document import build, load, scenario_entry, utc_now
 from .kernels import HELP as KERNEL_HELP
@@ -27,6 +30,7 @@ from .kernels import gate_on_kernels
 from .matrix_file import load_matrix
 from .outcome import decide, find_known, load_known, slow_machine_from_environment
 from .progress import LiveProgress
+from .records import GATE_SCHEMA, GateDocument
 from .run import MAX_WORKERS, ScenarioRuns, run_gate
 from .summary import format_summary
 
@@ -38,7 +42,7 @@ HELP = {
     "only": "run only scenarios whose id matches this shell pattern (repeatable), e.g. 'ipv6-idle-*'",
     "matrix": "run the scenarios of this TOML file instead of netkit's built-in matrix (see the README)",
     "repeat": f"run each scenario N times, 1..{MAX_REPEAT} (flake hunting); a scenario passes only if every run passed",
-    "json": "write the gate document (every result, schema netkit-gate/1) to FILE",
+    "json": f"write the gate document (every result, schema {GATE_SCHEMA}) to FILE",
     "junit": "write JUnit XML (xunit2, as pytest writes it) to FILE, for GitLab/Jenkins/GitHub",
     "html": "write one self-contained HTML report to FILE",
     "tap": "print kselftest-style TAP on stdout (the summary goes to stderr)",
@@ -112,10 +116,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
         return EXIT_FAIL if diff.regressions else EXIT_PASS
     rows = compare_rows(docs)
     if args.json:
-        print(json.dumps([r for r in rows if r["differs"] or not args.differences], indent=1))
+        print(json.dumps([r.to_dict() for r in rows if r.differs or not args.differences], indent=1))
     else:
         print(format_table(docs, markdown=args.markdown, only_differences=args.differences))
-    return EXIT_FAIL if any(r["differs"] for r in rows) else EXIT_PASS
+    return EXIT_FAIL if any(r.differs for r in rows) else EXIT_PASS
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
@@ -157,20 +161,20 @@ def cmd_gate(args: argparse.Namespace) -> int:
     doc = build(entries, kernel=kernel, started=started, wall_s=time.monotonic() - clock, options=options,
                 slow_machine=slow)
     diff = compare(baseline, doc) if baseline else None
-    doc["diff"] = diff.to_dict() if diff else None
+    doc = dataclasses.replace(doc, diff=diff.to_dict() if diff else None)
     _write_reports(args, doc)
     summary = format_summary(doc) + (f"\n\n{format_diff(diff)}" if diff else "")
     print(summary, file=sys.stderr if args.tap or args.markdown else sys.stdout)
-    failed = any(e["outcome"] in ("fail", "error") for e in entries) or bool(diff and diff.regressions)
+    failed = any(e.outcome in (GateOutcome.FAIL, GateOutcome.ERROR) for e in entries) or bool(diff and diff.regressions)
     return EXIT_FAIL if failed else EXIT_PASS
 
 
-def _write_reports(args: argparse.Namespace, doc: dict[str, Any]) -> None:
+def _write_reports(args: argparse.Namespace, doc: GateDocument) -> None:
     """Each report asked for, rendered from the document alone (modules of netkit.report, imported on demand)."""
     files = {"json": args.json, "junit": args.junit, "html": args.html}
     for name, path in files.items():
         if path:
-            _write_file(path, json.dumps(doc, indent=1) + "\n" if name == "json" else _render(name, doc))
+            _write_file(path, dump(doc) if name == "json" else _render(name, doc))
     for name in ("tap", "markdown"):
         if getattr(args, name):
             sys.stdout.write(_render(name, doc))
@@ -193,7 +197,8 @@ def _write_file(path: str, text: str) -> None:
         raise InputError(f"{path}: cannot write it ({exc.strerror}): choose another path") from None
 
 
-def _render(name: str, doc: dict[str, Any]) -> str:
+def _render(name: str, doc: GateDocument | dict[str, Any]) -> str:
+    """Report ``name`` of a document (typed, or as JSON data: every renderer takes either)."""
     module = importlib.import_module(f"netkit.report.{name}")
     return str(getattr(module, f"to_{name}")(doc))
 

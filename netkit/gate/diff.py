@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..report.markdown import run_count
+from ..enums import GateOutcome
+from .records import GateDocument, ScenarioEntry
 
-PASSING = ("pass", "xpass")
+PASSING = (GateOutcome.PASS, GateOutcome.XPASS)
 
 
 @dataclass(frozen=True)
@@ -48,55 +49,55 @@ class GateDiff:
                 "regressions": len(self.regressions), "changes": [asdict(c) for c in self.changes]}
 
 
-def _facts(entry: dict[str, Any], key: str) -> list[Any]:
+def _facts(entry: ScenarioEntry, key: str) -> list[Any]:
     """The distinct values of ``key`` over an entry's runs (an error, or a count)."""
-    values = [run_count(r) if key == "count" else r.get(key) for r in entry.get("runs", [])]
+    values = [r.count if key == "count" else r.error for r in entry.runs]
     return sorted(set(values), key=str)
 
 
-def compare(old: dict[str, Any], new: dict[str, Any]) -> GateDiff:
-    diff = GateDiff(old["kernel"]["release"], new["kernel"]["release"])
-    old_hz, new_hz = old["kernel"].get("hz"), new["kernel"].get("hz")
+def compare(old: GateDocument, new: GateDocument) -> GateDiff:
+    diff = GateDiff(old.kernel.release or "?", new.kernel.release or "?")
+    old_hz, new_hz = old.kernel.hz, new.kernel.hz
     if old_hz != new_hz:
         diff.notes.append(f"HZ differs ({old_hz} -> {new_hz}): timer runs round to other steps, so times may shift "
                           "by the wheel's granularity; the windows follow the HZ of each run")
-    before = {e["id"]: e for e in old["scenarios"]}
-    after = {e["id"]: e for e in new["scenarios"]}
+    before = {e.id: e for e in old.scenarios}
+    after = {e.id: e for e in new.scenarios}
     for sid in before.keys() - after.keys():
-        diff.changes.append(Change(sid, "removed", before[sid]["outcome"], None, False))
+        diff.changes.append(Change(sid, "removed", before[sid].outcome, None, False))
     for sid in after.keys() - before.keys():
-        diff.changes.append(Change(sid, "added", None, after[sid]["outcome"], False))
+        diff.changes.append(Change(sid, "added", None, after[sid].outcome, False))
     for sid in [s for s in after if s in before]:
         diff.changes.extend(_changes(sid, before[sid], after[sid], hz_changed=old_hz != new_hz))
     diff.changes.sort(key=lambda c: (not c.regression, c.scenario, c.what))
     return diff
 
 
-def _changes(sid: str, old: dict[str, Any], new: dict[str, Any], hz_changed: bool) -> list[Change]:
+def _changes(sid: str, old: ScenarioEntry, new: ScenarioEntry, hz_changed: bool) -> list[Change]:
     found = []
-    was_passing = old["outcome"] in PASSING
-    if old["outcome"] != new["outcome"]:
-        broke = was_passing and new["outcome"] in ("fail", "error")
-        found.append(Change(sid, "outcome", old["outcome"], new["outcome"], broke, new.get("reason") or ""))
+    was_passing = old.outcome in PASSING
+    if old.outcome != new.outcome:
+        broke = was_passing and new.outcome in (GateOutcome.FAIL, GateOutcome.ERROR)
+        found.append(Change(sid, "outcome", old.outcome, new.outcome, broke, new.reason or ""))
     for key in ("error", "count"):
         a, b = _facts(old, key), _facts(new, key)
         if a and b and a != b:
             found.append(Change(sid, key, a if len(a) > 1 else a[0], b if len(b) > 1 else b[0], was_passing))
     shift = _timing_shift(old, new)
-    if shift is not None:
+    if shift is not None and old.measured_s and new.measured_s:
         note = f"moved {shift * 1000:+.0f} ms, more than the window's width"
         if hz_changed:
             note += " (HZ changed: the likely cause)"
-        found.append(Change(sid, "timing", old["measured_s"]["median"], new["measured_s"]["median"], False, note))
+        found.append(Change(sid, "timing", old.measured_s.median, new.measured_s.median, False, note))
     return found
 
 
-def _timing_shift(old: dict[str, Any], new: dict[str, Any]) -> float | None:
+def _timing_shift(old: ScenarioEntry, new: ScenarioEntry) -> float | None:
     """The median's move, if larger than the window's width (the model's own rounding); else None."""
-    if not (old.get("measured_s") and new.get("measured_s") and new.get("window_s")):
+    if not (old.measured_s and new.measured_s and new.window_s):
         return None
-    low, high = new["window_s"]
-    shift = new["measured_s"]["median"] - old["measured_s"]["median"]
+    low, high = new.window_s
+    shift = new.measured_s.median - old.measured_s.median
     return round(shift, 6) if abs(shift) > high - low else None
 
 

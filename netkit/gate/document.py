@@ -2,15 +2,15 @@
 
 Reports are functions of this document alone (never of live objects), so a
 document saved on one machine -- or inside a virtual machine on another
-kernel -- renders and compares exactly like a fresh one.  Its keys are part
-of netkit's interface: ``GATE_SCHEMA`` changes when they do, and a test pins
-them.
+kernel -- renders and compares exactly like a fresh one.  The document is a
+:class:`~netkit.gate.records.GateDocument`; its JSON keys are part of
+netkit's interface, read and written only by :mod:`netkit.gate.codec`:
+``GATE_SCHEMA`` changes when they do, and a test pins them.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import shutil
 import socket
@@ -19,20 +19,16 @@ import subprocess
 from typing import Any
 
 from .. import __version__
-from ..errors import InputError
+from ..enums import GateOutcome
 from ..kernel import KernelInfo
-from .outcome import OUTCOMES, Outcome, death_time_s
+from .codec import GateDocumentError as GateDocumentError
+from .codec import load as load
+from .outcome import Outcome
+from .records import GATE_SCHEMA as GATE_SCHEMA  # the document's schema and loader, where callers found them
+from .records import SCENARIO_KEYS as SCENARIO_KEYS
+from .records import TOP_KEYS as TOP_KEYS
+from .records import GateDocument, GateOptions, KernelRecord, KnownRecord, MachineRecord, Measured, ScenarioEntry
 from .run import ScenarioRuns
-
-GATE_SCHEMA = "netkit-gate/1"
-SCENARIO_KEYS = ("id", "group", "state", "fault", "family", "outcome", "reason", "expected_s", "window_s",
-                 "measured_s", "duration_s", "known", "runs")
-TOP_KEYS = ("schema", "netkit", "kernel", "machine", "started", "ended", "wall_s", "options", "totals", "scenarios",
-            "diff")
-
-
-class GateDocumentError(InputError):
-    """A file that is not a gate document netkit can read (another tool's JSON, truncated, another schema)."""
 
 
 def utc_now() -> str:
@@ -53,104 +49,53 @@ def virtualization() -> str | None:
         return None
 
 
-def scenario_entry(runs: ScenarioRuns, decided: Outcome) -> dict[str, Any]:
+def scenario_entry(runs: ScenarioRuns, decided: Outcome) -> ScenarioEntry:
     s = runs.scenario
-    measured = [t for t in map(death_time_s, runs.results) if t is not None]  # the kernel's own moment where seen
-    return {
-        "id": s.id,
-        "group": f"{s.state}/{s.fault}",
-        "state": s.state,
-        "fault": s.fault,
-        "family": s.family,
-        "outcome": decided.outcome,
-        "reason": decided.reason,
+    measured = [r.death_s for r in runs.results if r.death_s is not None]  # the judged death time of each run
+    first = runs.results[0] if runs.results else None
+    return ScenarioEntry(
+        id=s.id,
+        group=f"{s.state}/{s.fault}",
+        state=s.state,
+        fault=s.fault,
+        family=s.family,
+        outcome=decided.outcome,
+        reason=decided.reason,
         # the prediction each run was judged by (data states read the connection's RTO); before any run, the gate's own
-        "expected_s": runs.results[0]["expected_s"] if runs.results else runs.expected_s,
-        "window_s": runs.results[0]["window_s"] if runs.results else (list(runs.window_s) if runs.window_s else None),
-        "measured_s": {"min": min(measured), "median": statistics.median(measured), "max": max(measured)}
-        if measured else None,
-        "duration_s": runs.duration_s,
-        "known": {"reason": decided.known.reason, "link": decided.known.link} if decided.known else None,
-        "runs": runs.results,
-    }
+        expected_s=first.expected_s if first else runs.expected_s,
+        window_s=first.window_s if first else runs.window_s,
+        measured_s=Measured(min(measured), statistics.median(measured), max(measured)) if measured else None,
+        duration_s=runs.duration_s,
+        known=KnownRecord(decided.known.reason, decided.known.link) if decided.known else None,
+        runs=tuple(runs.results),
+    )
 
 
 def build(
-    entries: list[dict[str, Any]],
+    entries: list[ScenarioEntry],
     *,
     kernel: KernelInfo,
     started: str,
     wall_s: float,
     options: dict[str, Any],
     slow_machine: bool,
-) -> dict[str, Any]:
-    totals = {name: sum(1 for e in entries if e["outcome"] == name) for name in OUTCOMES}
-    return {
-        "schema": GATE_SCHEMA,
-        "netkit": __version__,
-        "kernel": {"release": kernel.release, "version": os.uname().version, "hz": kernel.hz,
-                   "hz_source": kernel.hz_source},
-        "machine": {"hostname": socket.gethostname(), "cpus": os.cpu_count(), "virtualization": virtualization(),
-                    "slow": slow_machine},
-        "started": started,
-        "ended": utc_now(),
-        "wall_s": round(wall_s, 3),
-        "options": options,
-        "totals": totals,
-        "scenarios": entries,
-        "diff": None,  # with --baseline: what changed since (netkit.gate.diff)
-    }
+) -> GateDocument:
+    return GateDocument(
+        schema=GATE_SCHEMA,
+        netkit=__version__,
+        kernel=KernelRecord(kernel.release, os.uname().version, kernel.hz, kernel.hz_source),
+        machine=MachineRecord(socket.gethostname(), os.cpu_count(), virtualization(), slow_machine),
+        started=started,
+        ended=utc_now(),
+        wall_s=round(wall_s, 3),
+        options=options_record(**options),
+        totals={name: sum(1 for e in entries if e.outcome == name) for name in GateOutcome},
+        scenarios=tuple(entries),
+        diff=None,  # with --baseline: what changed since (netkit.gate.diff)
+    )
 
 
-def load(path: str) -> dict[str, Any]:
-    """A gate document from a file, refused with a clear message if it is anything else."""
-    try:
-        with open(path) as f:
-            doc = json.load(f)
-    except OSError as exc:
-        raise GateDocumentError(f"{path}: cannot read it ({exc.strerror})") from None
-    except json.JSONDecodeError as exc:
-        raise GateDocumentError(f"{path}: not JSON (truncated?): {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise GateDocumentError(f"{path}: not JSON: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    if not isinstance(doc, dict) or "schema" not in doc:
-        raise GateDocumentError(f"{path}: not a netkit gate document (no \"schema\" key; written by `netkit gate --json`?)")
-    if doc["schema"] != GATE_SCHEMA:
-        raise GateDocumentError(f"{path}: schema {doc['schema']!r}; this netkit reads {GATE_SCHEMA!r}")
-    missing = [key for key in TOP_KEYS if key not in doc]
-    if missing:
-        raise GateDocumentError(f"{path}: incomplete gate document: missing {missing}")
-    problem = _shape_problem(doc)
-    if problem:
-        raise GateDocumentError(f"{path}: not a gate document netkit can read: {problem}")
-    return doc
-
-
-def _shape_problem(doc: dict[str, Any]) -> str | None:
-    """The first value a report or a diff would trip over (a doctored or foreign document), or None."""
-    kernel = doc["kernel"]
-    if not isinstance(kernel, dict) or not isinstance(kernel.get("release"), str):
-        return f"\"kernel\" is {kernel!r}, not {{\"release\": ..., \"hz\": ...}}"
-    if not isinstance(doc.get("guest") or {}, dict):
-        return f"\"guest\" is {doc['guest']!r}, not an object"
-    scenarios = doc["scenarios"]
-    if not isinstance(scenarios, list):
-        return f"\"scenarios\" is {scenarios!r}, not a list"
-    for i, entry in enumerate(scenarios):
-        where = f"scenarios[{i}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-            return f"{where} has no \"id\""
-        if entry.get("outcome") not in OUTCOMES:
-            return f"{where} ({entry['id']}): outcome {entry.get('outcome')!r}, not one of {', '.join(OUTCOMES)}"
-        runs, measured, window = entry.get("runs", []), entry.get("measured_s"), entry.get("window_s")
-        if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
-            return f"{where} ({entry['id']}): \"runs\" is not a list of objects"
-        if measured is not None and not (isinstance(measured, dict) and _number(measured.get("median"))):
-            return f"{where} ({entry['id']}): \"measured_s\" is {measured!r}, not {{\"median\": seconds, ...}}"
-        if window is not None and not (isinstance(window, list) and len(window) == 2 and all(map(_number, window))):
-            return f"{where} ({entry['id']}): \"window_s\" is {window!r}, not [low, high]"
-    return None
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def options_record(repeat: int | None = None, only: list[str] | tuple[str, ...] = (), matrix: str | None = None,
+                   slow_machine: bool = False, baseline: str | None = None, known: str | None = None) -> GateOptions:
+    """The gate's options, as keywords (the command's names)."""
+    return GateOptions(repeat, tuple(only), matrix, slow_machine, baseline, known)

@@ -22,7 +22,7 @@ run; the message names it), else 0.
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import os
 import re
 import shutil
@@ -37,7 +37,8 @@ from ..kernels.guest import CLI, GUEST_TIMEOUT_S, REPO_ROOT, WORKDIR, GuestFaile
 from ..kernels.spec import parse_spec
 from ..kernels.tools import kvm_failed_earlier
 from ..report.side_by_side import format_table
-from .document import load
+from .codec import dump, load
+from .records import GateDocument, GuestRecord
 
 GUEST_JOBS = 2  # scenarios at once in a guest: under emulation more made scenarios miss their fault deadline
 # What emulation does to the deaths, written into a guest's document (docs/rules.md, "Other kernels under
@@ -84,8 +85,8 @@ def inner_gate_args(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def gate_on_kernels(args: argparse.Namespace, *, render: Callable[[str, dict[str, Any]], str],
-                    summary: Callable[[dict[str, Any]], str] | None = None) -> int:
+def gate_on_kernels(args: argparse.Namespace, *, render: Callable[[str, GateDocument], str],
+                    summary: Callable[[GateDocument], str] | None = None) -> int:
     """Run the gate in every ``args.kernel``; ``render(name, doc)`` is the gate's report renderer."""
     kernels: list[str] = args.kernel
     if args.tap and len(kernels) > 1:
@@ -119,7 +120,7 @@ def gate_on_kernels(args: argparse.Namespace, *, render: Callable[[str, dict[str
     if problems:
         print("netkit gate: not run: " + "; ".join(problems), file=sys.stderr)
         return 2
-    failed = any(d["totals"].get("fail") or d["totals"].get("error") or (d.get("guest") or {}).get("exit_status") == 1
+    failed = any(d.totals.get("fail") or d.totals.get("error") or (d.guest is not None and d.guest.exit_status == 1)
                  for d in docs)
     return 1 if failed else 0
 
@@ -133,7 +134,7 @@ def gate_command(gate_args: list[str], json_path: str, jobs: int | None) -> list
 
 
 def run_gate_on_kernel(kernel: str, gate_args: list[str], out_json: str, *, echo: Any = sys.stderr,
-                       timeout_s: float = GUEST_TIMEOUT_S, jobs: int | None = GUEST_JOBS) -> dict[str, Any]:
+                       timeout_s: float = GUEST_TIMEOUT_S, jobs: int | None = GUEST_JOBS) -> GateDocument:
     """Run ``netkit gate --json <out_json> <gate_args>`` in ``kernel`` (a spec, an image path, or "host").
 
     In a guest at most ``jobs`` scenarios run at once (``gate --jobs``): emulation slows the guest's user space,
@@ -151,10 +152,9 @@ def run_gate_on_kernel(kernel: str, gate_args: list[str], out_json: str, *, echo
                               stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
         if not os.path.exists(out_json):
             raise GuestFailed(f"the gate on the host wrote no document (exit {done.returncode})")
-        return _with_guest(out_json, lambda doc: {
-            "kernel": "host", "release": os.uname().release, "image": None, "accel": "none", "boot_s": 0.0,
-            "wall_s": round(time.monotonic() - started, 2), "slow": bool(doc.get("machine", {}).get("slow")),
-            "exit_status": done.returncode})
+        return _with_guest(out_json, lambda doc: GuestRecord(
+            kernel="host", release=os.uname().release, image=None, accel="none", boot_s=0.0,
+            wall_s=round(time.monotonic() - started, 2), slow=bool(doc.machine.slow), exit_status=done.returncode))
 
     copied: dict[str, bool] = {}
 
@@ -169,25 +169,26 @@ def run_gate_on_kernel(kernel: str, gate_args: list[str], out_json: str, *, echo
     if not copied:
         raise GuestFailed(f"the gate in kernel {info['release']} ({info['accel']}) wrote no document "
                           f"(exit {info['exit_status']}); its output:\n{info['stdout'][-2000:]}")
-    guest = {k: info[k] for k in ("kernel", "release", "image", "hz", "accel", "boot_s", "wall_s", "slow",
-                                  "exit_status")}
-    guest["jobs"] = jobs
     earlier = kvm_failed_earlier()
-    guest["kvm_failure"] = info["tried"][0] if info["tried"] else (
-        f"not tried: KVM failed earlier in this process ({earlier.strip()})" if earlier and
-        info["accel"] == "tcg" else None)
-    guest["perturbation"] = TCG_PERTURBATION.replace("GUEST_JOBS", str(jobs)) if info["slow"] else None
+    guest = GuestRecord(
+        kernel=info["kernel"], release=info["release"], image=info["image"], hz=info["hz"], accel=info["accel"],
+        boot_s=info["boot_s"], wall_s=info["wall_s"], slow=bool(info["slow"]), exit_status=info["exit_status"],
+        jobs=jobs,
+        kvm_failure=info["tried"][0] if info["tried"] else (
+            f"not tried: KVM failed earlier in this process ({earlier.strip()})" if earlier and
+            info["accel"] == "tcg" else None),
+        perturbation=TCG_PERTURBATION.replace("GUEST_JOBS", str(jobs)) if info["slow"] else None)
     return _with_guest(out_json, lambda doc: guest)
 
 
-def _with_guest(path: str, guest: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+def _with_guest(path: str, guest: Callable[[GateDocument], GuestRecord]) -> GateDocument:
     """The gate document at ``path`` with its ``guest`` entry (made from the document) added, written back.
 
-    The one place this module reads and writes a gate document (:mod:`netkit.gate.document`)."""
+    The one place this module reads and writes a gate document (through :mod:`netkit.gate.codec`)."""
     doc = load(path)
-    doc["guest"] = guest(doc)
+    doc = dataclasses.replace(doc, guest=guest(doc))
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
-        f.write(json.dumps(doc, indent=1) + "\n")
+        f.write(dump(doc))
     os.replace(tmp, path)
     return doc

@@ -24,10 +24,9 @@ import fnmatch
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any
 
+from ..enums import GateOutcome
 from ..errors import InputError
-from ..report.markdown import run_count
 from .run import ScenarioRuns
 
 if sys.version_info >= (3, 11):
@@ -35,7 +34,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.9/3.10
     import tomli as tomllib
 
-OUTCOMES = ("pass", "fail", "xfail", "xpass", "skip", "error")
 SLOW_MACHINE_ENV = "KSFT_MACHINE_SLOW"
 
 
@@ -120,7 +118,7 @@ def find_known(known: list[Known], scenario_id: str, release: str) -> Known | No
 
 @dataclass(frozen=True)
 class Outcome:
-    outcome: str
+    outcome: GateOutcome
     reason: str | None = None
     known: Known | None = None
 
@@ -128,50 +126,20 @@ class Outcome:
 def decide(runs: ScenarioRuns, *, slow_machine: bool, known: Known | None = None) -> Outcome:
     """The scenario's one outcome; see the module docstring for the rules."""
     if known is not None and known.outcome == "skip":
-        return Outcome("skip", f"known difference: {known.reason}", known)
+        return Outcome(GateOutcome.SKIP, f"known difference: {known.reason}", known)
     if runs.skipped is not None:
-        return Outcome("skip", runs.skipped)
+        return Outcome(GateOutcome.SKIP, runs.skipped)
     if runs.errors:
-        return Outcome("error", runs.errors[0])
-    failing = [r for r in runs.results if r["verdict"] != "pass"]
+        return Outcome(GateOutcome.ERROR, runs.errors[0])
+    failing = [r for r in runs.results if not r.passed]
     if not failing:
         if known is not None:
-            return Outcome("xpass", f"known difference no longer seen: {known.reason}", known)
-        return Outcome("pass")
+            return Outcome(GateOutcome.XPASS, f"known difference no longer seen: {known.reason}", known)
+        return Outcome(GateOutcome.PASS)
     if known is not None:
-        return Outcome("xfail", f"known difference: {known.reason}", known)
-    if slow_machine and all(late_only(r) for r in failing):
-        worst = max(lateness_s(r) for r in failing)
-        return Outcome("xfail", f"late by {worst * 1000:.0f} ms past the window's end, on a slow machine "
+        return Outcome(GateOutcome.XFAIL, f"known difference: {known.reason}", known)
+    if slow_machine and all(r.late_only for r in failing):
+        worst = max(r.late_by_s or 0.0 for r in failing)
+        return Outcome(GateOutcome.XFAIL, f"late by {worst * 1000:.0f} ms past the window's end, on a slow machine "
                                 f"({SLOW_MACHINE_ENV}=yes); the error and the count matched the rule")
-    return Outcome("fail", "; ".join(failing[0]["failures"]) or "failed")
-
-
-def _outcomes(run: dict[str, Any]) -> list[tuple[list[float], int | None]]:
-    """The prediction's outcomes as the run's data states them: (window, count), the alternative if any."""
-    found = [(run["window_s"], run["expected_count"])]
-    if run.get("alternative_window_s") is not None:
-        found.append((run["alternative_window_s"], run.get("alternative_count")))
-    return found
-
-
-def death_time_s(run: dict[str, Any]) -> float | None:
-    """The death time a run was judged by: the kernel's RST on the wire where seen, else the observer's reading.
-
-    Runs written before ``kernel_death_s`` existed have only ``measured_s``.
-    """
-    kernel = run.get("kernel_death_s")
-    return run["measured_s"] if kernel is None else float(kernel)
-
-
-def late_only(run: dict[str, Any]) -> bool:
-    """Did the run fail only by dying after every window, with the predicted error and count?"""
-    measured = death_time_s(run)
-    if measured is None or run["error"] != run["expected_error"]:
-        return False
-    outcomes = _outcomes(run)
-    return run_count(run) in [n for _, n in outcomes] and all(measured > window[1] for window, _ in outcomes)
-
-
-def lateness_s(run: dict[str, Any]) -> float:
-    return float(death_time_s(run) or 0.0) - max(window[1] for window, _ in _outcomes(run))
+    return Outcome(GateOutcome.FAIL, "; ".join(failing[0].failures) or "failed")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
-from .outcome import death_time_s
 from .run import GateProgress
 
 REDRAW_S = 0.2
@@ -41,7 +40,7 @@ class LiveProgress:
             what = "ERROR"
         else:
             what = "FAIL" if runs.failed else "pass"
-        measured = [t for t in map(death_time_s, runs.results) if t is not None]
+        measured = [r.death_s for r in runs.results if r.death_s is not None]
         took = f" died at {', '.join(f'{m:.3f}' for m in measured)} s" if measured else ""
         line = f"gate: [{p.done}/{self.total}] {what:<5} {runs.scenario.id}{took}"
         if self.tty:

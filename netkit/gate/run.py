@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..errors import FeatureMissing, NotModelled
 from ..kernel import KernelInfo, kernel_info
@@ -27,6 +26,8 @@ from ..model.predict import predict
 from ..rundir import process_dir
 from ..scenario import Progress, Scenario, ScenarioResult, run_scenario
 from ..scenario.pool import ScenarioPool, workers_for_this_machine
+from .codec import run_from_dict
+from .records import GateRun
 
 MAX_WORKERS = workers_for_this_machine()  # runs beyond this wait for a free worker: the longest start first
 SETUP_ALLOWANCE_S = 20.0  # building the lab and, before the fault, waiting for an answered probe
@@ -41,7 +42,7 @@ class ScenarioRuns:
     repeat: int = 1
     window_s: tuple[float, float] | None = None  # the prediction's, for the deadline and the reports
     expected_s: float | None = None
-    results: list[dict[str, Any]] = field(default_factory=list)  # each run's result as data, with its "explain"
+    results: list[GateRun] = field(default_factory=list)  # each run as judged, with its explain text
     skipped: str | None = None  # FeatureMissing / NotModelled: why it cannot run here
     errors: list[str] = field(default_factory=list)  # a run that broke off or missed its deadline
     started: float | None = None  # time.monotonic() of the first run's start, the last run's end
@@ -53,7 +54,7 @@ class ScenarioRuns:
 
     @property
     def failed(self) -> bool:
-        return bool(self.errors) or any(r["verdict"] != "pass" for r in self.results)
+        return bool(self.errors) or any(not r.passed for r in self.results)
 
     @property
     def duration_s(self) -> float:
@@ -192,7 +193,7 @@ def _timed(run: _Run, now: float) -> ScenarioRuns:
 def _record(run: _Run, future: Future[ScenarioResult]) -> None:
     try:
         result = future.result()
-        run.runs.results.append({**result.to_dict(), "explain": result.explain()})
+        run.runs.results.append(run_from_dict({**result.to_dict(), "explain": result.explain()}))
     except (FeatureMissing, NotModelled) as exc:
         run.runs.skipped = str(exc)
     except Exception as exc:  # a NetkitError, a bug or a kernel surprise: an error of this scenario, not of the gate

@@ -1,13 +1,10 @@
-"""What the HTML report and its SVG timelines share: escaping, tolerant readers of the document, outcome colours."""
+"""What the HTML pages and their SVG timelines share: escaping (no URL survives) and the outcome colours."""
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping
 from typing import Any, Optional
-
-from .markdown import as_number
 
 STYLE = {
     "pass": ("#1e7b34", "#d7f0dc", "PASS"),
@@ -19,8 +16,6 @@ STYLE = {
 }
 _UNKNOWN_STYLE = ("#444444", "#eeeeee", "?")
 
-# SVG geometry (px)
-
 
 def _e(value: Any) -> str:
     """Escape any document value for HTML text or an attribute (quotes included).
@@ -31,17 +26,6 @@ def _e(value: Any) -> str:
     return html.escape(_without_scheme("" if value is None else str(value)), quote=True)
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _pair(window: Any) -> tuple[Optional[float], Optional[float]]:
-    """``[low, high]`` as two floats, (None, None) when it is null or malformed."""
-    if isinstance(window, (list, tuple)) and len(window) == 2:
-        return as_number(window[0]), as_number(window[1])
-    return None, None
-
-
 def _style(outcome: Optional[str]) -> tuple[str, str, str]:
     return STYLE.get(outcome or "", _UNKNOWN_STYLE)
 
@@ -49,3 +33,10 @@ def _style(outcome: Optional[str]) -> tuple[str, str, str]:
 def _without_scheme(text: str) -> str:
     """``https://host/path`` -> ``host/path``: still readable and pasteable, but no URL in the page."""
     return re.sub(r"\b[A-Za-z][A-Za-z0-9+.-]*://", "", text)
+
+
+def badge(outcome: str, text: Optional[str] = None, zero: bool = False) -> str:
+    """An outcome as a coloured pill (the header's totals, each section's title)."""
+    colour, _, label = _style(outcome)
+    classes = "badge" + (" zero" if zero else "")
+    return f'<span class="{classes}" style="background:{colour}">{_e(text or label)}</span>'

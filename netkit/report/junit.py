@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
 from typing import Any, Optional
 
-from .markdown import Doc, Scenario, as_number, failure_details, failure_message, format_s, known_text
+from ..enums import GateOutcome
+from ..gate.codec import document, entry
+from ..gate.records import GateDocument, ScenarioEntry
+from .markdown import Doc, Scenario, failure_details, failure_message, format_s, known_text
 
 SUITE_NAME = "netkit.gate"
 
@@ -44,72 +46,71 @@ def xml_text(value: Any) -> str:
 
 def classname(scenario: Scenario) -> str:
     """``netkit.gate.<state>.<fault>``: CI tools group test cases by the dotted prefix."""
-    state, fault = scenario.get("state"), scenario.get("fault")
+    scenario = entry(scenario)
+    state, fault = scenario.state, scenario.fault
     if not (state and fault):
-        state, _, fault = str(scenario.get("group") or "unknown/unknown").partition("/")
+        state, _, fault = (scenario.group or "unknown/unknown").partition("/")
     return f"{SUITE_NAME}.{state}.{fault or 'unknown'}"
 
 
 def timeline_text(scenario: Scenario) -> str:
     """Every run's timeline, one event per line: ``  1.024 s  [sampled]  probe 1 sent ...``."""
-    runs = scenario.get("runs") or []
+    scenario = entry(scenario)
+    runs = scenario.runs
     lines: list[str] = []
     for n, run in enumerate(runs, 1):
         if len(runs) > 1:
-            lines.append(f"run {n}/{len(runs)}: {run.get('verdict', '?')}")
-        for event in run.get("timeline") or []:
-            if not isinstance(event, Mapping):
-                continue
-            source = event.get("source") or ""
-            tag = f"[{source}]" if source else ""
-            lines.append(f"{format_s(event.get('t_s')):>9} s  {tag:9} {event.get('what', '')}".rstrip())
-    if scenario.get("outcome") == "xpass":
-        lines.append(f"XPASS: the known failure did not occur: {known_text(scenario.get('known')) or scenario.get('reason')}")
+            lines.append(f"run {n}/{len(runs)}: {run.verdict or '?'}")
+        for event in run.timeline:
+            tag = f"[{event.source}]" if event.source else ""
+            lines.append(f"{format_s(event.t_s):>9} s  {tag:9} {event.what}".rstrip())
+    if scenario.outcome == GateOutcome.XPASS:
+        lines.append(f"XPASS: the known failure did not occur: {known_text(scenario.known) or scenario.reason}")
     return "\n".join(lines)
 
 
-def _testcase(suite: ET.Element, scenario: Scenario) -> None:
+def _testcase(suite: ET.Element, scenario: ScenarioEntry) -> None:
     case = ET.SubElement(
         suite,
         "testcase",
         classname=xml_text(classname(scenario)),
-        name=xml_text(scenario.get("id", "?")),
-        time=f"{as_number(scenario.get('duration_s')) or 0.0:.3f}",
+        name=xml_text(scenario.id),
+        time=f"{scenario.duration_s or 0.0:.3f}",
     )
-    outcome = scenario.get("outcome")
-    reason = scenario.get("reason") or ""
-    if outcome == "fail":
+    outcome = scenario.outcome
+    reason = scenario.reason or ""
+    if outcome == GateOutcome.FAIL:
         failure = ET.SubElement(case, "failure", message=xml_text(failure_message(scenario)))
         failure.text = xml_text(failure_details(scenario))
-    elif outcome == "error":
+    elif outcome == GateOutcome.ERROR:
         error = ET.SubElement(case, "error", message=xml_text(reason or "error"))
         error.text = xml_text(reason)
-    elif outcome == "skip":
+    elif outcome == GateOutcome.SKIP:
         skipped = ET.SubElement(case, "skipped", type="pytest.skip", message=xml_text(reason or "skipped"))
         skipped.text = xml_text(reason)
-    elif outcome == "xfail":
-        why = known_text(scenario.get("known")) or reason or "known failure"
+    elif outcome == GateOutcome.XFAIL:
+        why = known_text(scenario.known) or reason or "known failure"
         ET.SubElement(case, "skipped", type="pytest.xfail", message=xml_text(why))
     timeline = timeline_text(scenario)
     if timeline:
         ET.SubElement(case, "system-out").text = xml_text(timeline)
 
 
-def _properties(suite: ET.Element, doc: Doc) -> None:
+def _properties(suite: ET.Element, doc: GateDocument) -> None:
     """Where the gate ran, as pytest's ``record_testsuite_property`` would record it."""
-    kernel, machine = doc.get("kernel") or {}, doc.get("machine") or {}
+    kernel, machine = doc.kernel, doc.machine
     values: list[tuple[str, Any]] = [
-        ("schema", doc.get("schema")),
-        ("netkit", doc.get("netkit")),
-        ("kernel.release", kernel.get("release")),
-        ("kernel.version", kernel.get("version")),
-        ("kernel.hz", kernel.get("hz")),
-        ("kernel.hz_source", kernel.get("hz_source")),
-        ("machine.cpus", machine.get("cpus")),
-        ("machine.virtualization", machine.get("virtualization")),
-        ("machine.slow", machine.get("slow")),
-        ("started", doc.get("started")),
-        ("ended", doc.get("ended")),
+        ("schema", doc.schema),
+        ("netkit", doc.netkit),
+        ("kernel.release", kernel.release),
+        ("kernel.version", kernel.version),
+        ("kernel.hz", kernel.hz),
+        ("kernel.hz_source", kernel.hz_source),
+        ("machine.cpus", machine.cpus),
+        ("machine.virtualization", machine.virtualization),
+        ("machine.slow", machine.slow),
+        ("started", doc.started),
+        ("ended", doc.ended),
     ]
     properties = ET.SubElement(suite, "properties")
     for name, value in values:
@@ -126,9 +127,9 @@ def to_junit(doc: Doc, hostname: Optional[str] = None) -> str:
     (the gate document does not promise it), else the empty string: this
     function reads nothing but its arguments.
     """
-    scenarios = list(doc.get("scenarios") or [])
-    outcomes = [s.get("outcome") for s in scenarios]
-    machine: Mapping[str, Any] = doc.get("machine") or {}
+    doc = document(doc)
+    scenarios = doc.scenarios
+    outcomes = [s.outcome for s in scenarios]
     root = ET.Element("testsuites", name=SUITE_NAME)  # pytest >= 8 names it too ("pytest tests")
     suite = ET.SubElement(
         root,
@@ -138,9 +139,9 @@ def to_junit(doc: Doc, hostname: Optional[str] = None) -> str:
         failures=str(outcomes.count("fail")),
         skipped=str(outcomes.count("skip") + outcomes.count("xfail")),
         tests=str(len(scenarios)),
-        time=f"{as_number(doc.get('wall_s')) or 0.0:.3f}",
-        timestamp=xml_text(doc.get("started") or ""),
-        hostname=xml_text(hostname if hostname is not None else machine.get("hostname") or ""),
+        time=f"{doc.wall_s or 0.0:.3f}",
+        timestamp=xml_text(doc.started or ""),
+        hostname=xml_text(hostname if hostname is not None else doc.machine.hostname or ""),
     )
     _properties(suite, doc)
     for scenario in scenarios:

@@ -9,35 +9,32 @@ A scenario that never ran (skip, or an error before its first run) is one
 merged row, ``| id | skipped: reason |||||``, as in the README.
 
 This module also holds the plain-text vocabulary the other renderers share
-(a window is ``[low, high]``, a count is read from the field its
-``count_source`` names, one sentence says what went wrong), so that JUnit,
-TAP, HTML and Markdown word the same fact the same way.  Everything here is
-pure: a dict in, a string out.
+(a window is ``[low, high]``, a count is the figure its ``count_source``
+names, one sentence says what went wrong), so that JUnit, TAP, HTML and
+Markdown word the same fact the same way.  Every fact is read as the run
+stored it (:mod:`netkit.gate.records`), never judged again here.  Everything
+here is pure: a document in, a string out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
-Doc = Mapping[str, Any]
-Scenario = Mapping[str, Any]
-Run = Mapping[str, Any]
+from ..enums import GateOutcome
+from ..gate.codec import document, entry
+from ..gate.records import GateDocument, GateRun, KnownRecord, ScenarioEntry
 
-OUTCOMES = ("pass", "fail", "xfail", "xpass", "skip", "error")
+Doc = Union[GateDocument, Mapping[str, Any]]  # a typed document, or its JSON (read through netkit.gate.codec)
+Scenario = Union[ScenarioEntry, Mapping[str, Any]]
+
 HEADER = "| cell | expected (s) | window (s) | measured min/median/max (s) | error | count | verdict |"
 RULE_LINE = "|---|---|---|---|---|---|---|"
 
 
-def as_number(value: Any) -> Optional[float]:
-    """A JSON number as float; None for null, a string, a bool or whatever else a newer gate might put there."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def format_s(value: Any) -> str:
+def format_s(value: Optional[float]) -> str:
     """Seconds with millisecond precision (the jiffy at HZ=1000), or an em dash when unknown."""
-    number = as_number(value)
-    return "—" if number is None else f"{number:.3f}"
+    return "—" if value is None else f"{value:.3f}"
 
 
 def format_window(window: Optional[Sequence[float]]) -> str:
@@ -68,52 +65,35 @@ def first_words(rule: Optional[str]) -> str:
     return rule if len(rule) <= 60 else rule[:57].rstrip() + " ..."
 
 
-def run_count(run: Run) -> Optional[int]:
-    """The count a run reached, read from the field its ``count_source`` names.
-
-    ``tcpi_probes`` -> ``probes``; ``tcpi_retransmits`` -> ``retransmits``;
-    ``TcpExt.<Name>`` -> ``counters[<Name>]``.  None when the source is
-    unknown or the field is missing (an older or newer document).
-    """
-    source = run.get("count_source") or ""
-    if source == "tcpi_probes":
-        value = run.get("probes")
-    elif source == "tcpi_retransmits":
-        value = run.get("retransmits")
-    elif source.startswith("TcpExt."):
-        value = (run.get("counters") or {}).get(source[len("TcpExt."):])
-    else:
-        value = None
-    return value if isinstance(value, int) else None
-
-
-def expected_count(run: Run) -> str:
+def expected_count(run: GateRun) -> str:
     """``3``, or ``3 or 2`` when the alternative window comes with its own count."""
-    text = "—" if run.get("expected_count") is None else str(run.get("expected_count"))
-    alternative = run.get("alternative_count")
-    return f"{text} or {alternative}" if alternative is not None else text
+    text = "—" if run.expected_count is None else str(run.expected_count)
+    return f"{text} or {run.alternative_count}" if run.alternative_count is not None else text
 
 
-def failed_runs(scenario: Scenario) -> list[tuple[int, Run]]:
+def failed_runs(scenario: ScenarioEntry) -> list[tuple[int, GateRun]]:
     """The runs (1-based number, run) whose verdict is not pass: the evidence behind a failure."""
-    return [(n, run) for n, run in enumerate(scenario.get("runs") or [], 1) if run.get("verdict") != "pass"]
+    return [(n, run) for n, run in enumerate(scenario.runs, 1) if not run.passed]
 
 
-def run_sentence(run: Run) -> str:
-    """One run in one sentence: what was expected (and from which rule), what was measured, the count.
+def run_sentence(run: GateRun) -> str:
+    """One run in one sentence: what was expected (and from which rule), what was judged, the count.
 
     ``expected death at 4.000 s, window [3.996, 4.136] s (tcp_keepalive_timer ...);
     measured 3.500 s; error ETIMEDOUT (expected ETIMEDOUT); tcpi_probes 2 (expected 3)``
+
+    "measured" is the judged death time (:mod:`netkit.evidence.death`), the
+    figure the gate document's ``measured_s`` aggregates.
     """
-    measured = run.get("measured_s")
-    count = run_count(run)
+    measured = run.death_s
     return (
-        f"expected death at {format_s(run.get('expected_s'))} s, "
-        f"window {format_windows(run.get('window_s'), run.get('alternative_window_s'))} s "
-        f"({first_words(run.get('rule'))}); "
+        f"expected death at {format_s(run.expected_s)} s, "
+        f"window {format_windows(run.window_s, run.alternative_window_s)} s "
+        f"({first_words(run.rule)}); "
         f"measured {'no death' if measured is None else format_s(measured) + ' s'}; "
-        f"error {run.get('error')} (expected {run.get('expected_error')}); "
-        f"{run.get('count_source') or 'count'} {'unknown' if count is None else count} (expected {expected_count(run)})"
+        f"error {run.error} (expected {run.expected_error}); "
+        f"{run.count_source or 'count'} {'unknown' if run.count is None else run.count} "
+        f"(expected {expected_count(run)})"
     )
 
 
@@ -123,34 +103,34 @@ def failure_message(scenario: Scenario) -> str:
     A failed scenario with several runs names how many failed and describes
     the first one; a scenario without runs falls back to its ``reason``.
     """
-    runs = scenario.get("runs") or []
+    scenario = entry(scenario)
     bad = failed_runs(scenario)
     if not bad:
-        return scenario.get("reason") or f"{scenario.get('outcome', 'fail')} without a failing run"
+        return scenario.reason or f"{scenario.outcome} without a failing run"
     n, run = bad[0]
-    prefix = "" if len(runs) == 1 else f"{len(bad)}/{len(runs)} runs failed; run {n}: "
+    prefix = "" if len(scenario.runs) == 1 else f"{len(bad)}/{len(scenario.runs)} runs failed; run {n}: "
     return prefix + run_sentence(run)
 
 
-def failure_details(scenario: Scenario) -> str:
+def failure_details(scenario: ScenarioEntry) -> str:
     """The long form for a log: each failing run's explain text (or, lacking one, its failure list).
 
     With several runs each part starts ``run 2/3:``; a scenario without a
     failing run gives its ``reason`` (an error before the first run).
     """
-    runs = scenario.get("runs") or []
+    runs = scenario.runs
     parts = []
     for n, run in failed_runs(scenario):
-        text = run.get("explain") or "\n".join(str(f) for f in run.get("failures") or [])
+        text = run.explain or "\n".join(run.failures)
         parts.append((f"run {n}/{len(runs)}:\n" if len(runs) > 1 else "") + text)
-    return "\n\n".join(parts) or str(scenario.get("reason") or "")
+    return "\n\n".join(parts) or str(scenario.reason or "")
 
 
-def known_text(known: Optional[Mapping[str, Any]]) -> str:
+def known_text(known: Optional[KnownRecord]) -> str:
     """A known failure as text: its reason, then its link in parentheses (never as a live link)."""
     if not known:
         return ""
-    reason, link = known.get("reason") or "known failure", known.get("link")
+    reason, link = known.reason or "known failure", known.link
     return f"{reason} ({link})" if link else str(reason)
 
 
@@ -170,37 +150,38 @@ def distinct(values: Iterable[Any]) -> list[Any]:
 
 def table_row(scenario: Scenario) -> str:
     """One scenario as one README table row (the merged form when it never ran)."""
-    sid = _cell(scenario.get("id") or "?")
-    runs = list(scenario.get("runs") or [])
-    outcome = scenario.get("outcome")
+    scenario = entry(scenario)
+    sid = _cell(scenario.id)
+    runs = scenario.runs
+    outcome = scenario.outcome
     if not runs:
-        word = "skipped" if outcome == "skip" else outcome or "no runs"
-        return f"| {sid} | {_cell(f'{word}: ' + (scenario.get('reason') or 'no reason given'))} |||||"
+        word = "skipped" if outcome == GateOutcome.SKIP else outcome or "no runs"
+        return f"| {sid} | {_cell(f'{word}: ' + (scenario.reason or 'no reason given'))} |||||"
     first = runs[0]
-    measured = scenario.get("measured_s")
-    if isinstance(measured, Mapping) and measured:
-        measured_text = " / ".join(format_s(measured.get(k)) for k in ("min", "median", "max"))
+    measured = scenario.measured_s
+    if measured:
+        measured_text = " / ".join(format_s(m) for m in (measured.min, measured.median, measured.max))
     else:
         measured_text = "no death"
-    alive = (first.get("middlebox") or {}).get("alive_until_s")  # a routed cell that must survive (no window)
+    alive = first.middlebox.alive_until_s if first.middlebox else None  # a routed cell that must survive (no window)
     if alive is not None:
-        lived = [float((run.get("middlebox") or {}).get("lived_s") or 0.0) for run in runs]
+        lived = [(run.middlebox.lived_s if run.middlebox else None) or 0.0 for run in runs]
         measured_text = f"alive, router entry kept {format_s(min(lived))}..{format_s(max(lived))} s"
-    errors = ", ".join(str(e) for e in distinct(run.get("error") for run in runs) if e is not None) or "—"
-    counts = sorted(distinct(c for c in (run_count(run) for run in runs) if c is not None))
-    count_text = f"{first.get('count_source') or 'count'}: [{', '.join(map(str, counts))}] (exp {expected_count(first)})"
-    passed = sum(1 for run in runs if run.get("verdict") == "pass")
+    errors = ", ".join(str(e) for e in distinct(run.error for run in runs) if e is not None) or "—"
+    counts = sorted(distinct(run.count for run in runs if run.count is not None))
+    count_text = f"{first.count_source or 'count'}: [{', '.join(map(str, counts))}] (exp {expected_count(first)})"
+    passed = sum(1 for run in runs if run.passed)
     verdict = f"{passed}/{len(runs)} pass"
-    if outcome in ("xfail", "xpass"):
-        verdict += f" ({outcome}: {known_text(scenario.get('known')) or scenario.get('reason') or 'known'})"
-    elif outcome not in ("pass", "fail"):
-        verdict += f" ({outcome}: {scenario.get('reason') or 'no reason given'})"
-    expected = scenario.get("expected_s", first.get("expected_s"))
-    window = scenario.get("window_s") or first.get("window_s")
+    if outcome in (GateOutcome.XFAIL, GateOutcome.XPASS):
+        verdict += f" ({outcome}: {known_text(scenario.known) or scenario.reason or 'known'})"
+    elif outcome not in (GateOutcome.PASS, GateOutcome.FAIL):
+        verdict += f" ({outcome}: {scenario.reason or 'no reason given'})"
+    expected = scenario.expected_s
+    window = scenario.window_s or first.window_s
     cells = [
         sid,
         format_s(expected) if alive is None else f"alive {format_s(alive)}",
-        format_windows(window, first.get("alternative_window_s")) if alive is None else "— (survives)",
+        format_windows(window, first.alternative_window_s) if alive is None else "— (survives)",
         measured_text,
         errors,
         count_text,
@@ -209,25 +190,25 @@ def table_row(scenario: Scenario) -> str:
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
-def summary_line(doc: Doc) -> str:
+def summary_line(doc: GateDocument) -> str:
     """The sentence above the table: which kernel, how many repeats, the totals."""
-    kernel, machine = doc.get("kernel") or {}, doc.get("machine") or {}
-    options, totals = doc.get("options") or {}, doc.get("totals") or {}
-    where = [f"HZ={kernel.get('hz', '?')}", f"{machine.get('cpus', '?')} cores"]
-    if machine.get("virtualization"):
-        where.append(str(machine["virtualization"]))
-    if machine.get("slow"):
+    kernel, machine, totals = doc.kernel, doc.machine, doc.totals
+    where = [f"HZ={'?' if kernel.hz is None else kernel.hz}", f"{'?' if machine.cpus is None else machine.cpus} cores"]
+    if machine.virtualization:
+        where.append(machine.virtualization)
+    if machine.slow:
         where.append("slow-machine windows")
-    counted = ", ".join(f"{totals[k]} {k}" for k in OUTCOMES if totals.get(k))
+    counted = ", ".join(f"{totals[k]} {k}" for k in GateOutcome if totals.get(k))
     return (
-        f"Measured on this kernel ({kernel.get('release', '?')}, {', '.join(where)}), "
-        f"each scenario run {options.get('repeat', '?')} time(s), {doc.get('started', '?')}: {counted or 'nothing ran'}."
+        f"Measured on this kernel ({kernel.release or '?'}, {', '.join(where)}), "
+        f"each scenario run {doc.options.repeat or '?'} time(s), {doc.started or '?'}: {counted or 'nothing ran'}."
     )
 
 
 def to_markdown(doc: Doc, heading: bool = True) -> str:
     """The README's measured table for a gate document; with ``heading``, the summary sentence first."""
+    doc = document(doc)
     lines = [summary_line(doc), ""] if heading else []
     lines += [HEADER, RULE_LINE]
-    lines += [table_row(s) for s in doc.get("scenarios") or []]
+    lines += [table_row(s) for s in doc.scenarios]
     return "\n".join(lines) + "\n"

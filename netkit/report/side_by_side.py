@@ -15,52 +15,73 @@ and in a list under the table.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Union
 
+from ..enums import GateOutcome
+from ..gate.codec import document
+from ..gate.records import GateDocument, ScenarioEntry
 from .htmlkit import _e, _style
 
 SHORT = {"pass": "pass", "fail": "FAIL", "xfail": "xfail", "xpass": "XPASS", "skip": "skip", "error": "ERROR"}
+Docs = Sequence[Union[GateDocument, Mapping[str, Any]]]  # typed documents, or their JSON
 
 
-def column_title(doc: dict[str, Any]) -> str:
-    k = doc.get("kernel", {})
-    g = doc.get("guest") or {}
-    accel = g.get("accel")
+@dataclass(frozen=True)
+class Row:
+    """One scenario across the documents: each column's cell, which cells differ from the first, and why."""
+
+    id: str
+    cells: list[str]
+    marks: list[bool]  # differs from the first column
+    outcomes: list[str | None]
+    known: list[str | None]  # the known difference that explains a cell
+    differs: bool
+    timing: bool  # medians further apart than the window is wide
+    spread_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def column_title(doc: GateDocument) -> str:
+    accel = doc.guest.accel if doc.guest else None
     where = "host" if accel in (None, "none") else accel
-    return f"{k.get('release', '?')} HZ={k.get('hz', '?')} ({where})"
+    return f"{doc.kernel.release or '?'} HZ={'?' if doc.kernel.hz is None else doc.kernel.hz} ({where})"
 
 
-def _known_reason(entry: dict[str, Any] | None) -> str | None:
-    known = entry and entry.get("known")
-    return str(known.get("reason") or "") if isinstance(known, dict) else None
+def _known_reason(entry: ScenarioEntry | None) -> str | None:
+    return (entry.known.reason or "") if entry and entry.known else None
 
 
-def _cell(entry: dict[str, Any] | None) -> tuple[str, str | None, float | None]:
+def _cell(entry: ScenarioEntry | None) -> tuple[str, str | None, float | None]:
     if entry is None:
         return "-", None, None
-    median = (entry.get("measured_s") or {}).get("median")
-    text = SHORT.get(entry["outcome"], entry["outcome"])
+    median = entry.measured_s.median if entry.measured_s else None
+    text = SHORT.get(entry.outcome, entry.outcome)
     if median is not None:
         text += f" {median:.3f}"
-    return text, entry["outcome"], median
+    return text, entry.outcome, median
 
 
-def _width(entry: dict[str, Any] | None) -> float | None:
-    window = entry and entry.get("window_s")
+def _width(entry: ScenarioEntry | None) -> float | None:
+    window = entry.window_s if entry else None
     return (window[1] - window[0]) if window else None
 
 
-def compare_rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def compare_rows(docs: Docs) -> list[Row]:
     """One row per scenario id (in the first document's order, then new ids): cells and whether they differ."""
+    typed = [document(d) for d in docs]
     ids: list[str] = []
-    for doc in docs:
-        ids += [e["id"] for e in doc["scenarios"] if e["id"] not in ids]
-    by_id = [{e["id"]: e for e in doc["scenarios"]} for doc in docs]
+    for doc in typed:
+        ids += [e.id for e in doc.scenarios if e.id not in ids]
+    by_id = [{e.id: e for e in doc.scenarios} for doc in typed]
     rows = []
     for sid in ids:
         entries = [d.get(sid) for d in by_id]
         cells = [_cell(e) for e in entries]
-        ran = [(o, m) for _, o, m in cells if o not in (None, "skip")]
+        ran = [(o, m) for _, o, m in cells if o not in (None, GateOutcome.SKIP)]
         outcomes = {o for o, _ in ran}
         medians = [m for _, m in ran if m is not None]
         width = max((w for e in entries if (w := _width(e)) is not None), default=None)
@@ -69,52 +90,49 @@ def compare_rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         base = cells[0]
         marks = [c[1] != base[1] or (timing and width is not None and c[2] is not None and base[2] is not None
                                      and abs(c[2] - base[2]) > width) for c in cells]
-        rows.append({"id": sid, "cells": [c[0] for c in cells], "marks": marks, "outcomes": [c[1] for c in cells],
-                     "known": [_known_reason(e) for e in entries],
-                     "differs": len(outcomes) > 1 or timing or len({c[1] for c in cells}) > 1,
-                     "timing": timing, "spread_s": round(spread, 3)})
+        rows.append(Row(sid, [c[0] for c in cells], marks, [c[1] for c in cells], [_known_reason(e) for e in entries],
+                        len(outcomes) > 1 or timing or len({c[1] for c in cells}) > 1, timing, round(spread, 3)))
     return rows
 
 
-def _totals_lines(docs: list[dict[str, Any]], titles: list[str]) -> list[str]:
+def _totals_lines(docs: list[GateDocument], titles: list[str]) -> list[str]:
     lines = []
     for doc, title in zip(docs, titles):
-        g = doc.get("guest") or {}
-        t = doc.get("totals", {})
-        boot = f"boot {g['boot_s']:.1f} s, " if g.get("boot_s") else ""
-        lines.append(f"{title}: {boot}gate {doc.get('wall_s', 0):.1f} s; "
-                     + ", ".join(f"{k} {v}" for k, v in t.items() if v))
+        boot = f"boot {doc.guest.boot_s:.1f} s, " if doc.guest and doc.guest.boot_s else ""
+        lines.append(f"{title}: {boot}gate {doc.wall_s or 0:.1f} s; "
+                     + ", ".join(f"{k} {v}" for k, v in doc.totals.items() if v))
     return lines
 
 
-def _legend(rows: list[dict[str, Any]]) -> str:
-    differing = sum(r["differs"] for r in rows)
+def _legend(rows: list[Row]) -> str:
+    differing = sum(r.differs for r in rows)
     return (f"{len(rows)} scenarios, {differing} differ between kernels (another outcome, or medians further "
             "apart than the scenario's window is wide); * marks a cell that differs from the first column")
 
 
-def format_table(docs: list[dict[str, Any]], *, markdown: bool = False, only_differences: bool = False) -> str:
-    titles = [column_title(d) for d in docs]
-    rows = [r for r in compare_rows(docs) if r["differs"] or not only_differences]
-    cells = [[c + ("*" if m and i else "") for i, (c, m) in enumerate(zip(r["cells"], r["marks"]))] for r in rows]
+def format_table(docs: Docs, *, markdown: bool = False, only_differences: bool = False) -> str:
+    typed = [document(d) for d in docs]
+    titles = [column_title(d) for d in typed]
+    rows = [r for r in compare_rows(typed) if r.differs or not only_differences]
+    cells = [[c + ("*" if m and i else "") for i, (c, m) in enumerate(zip(r.cells, r.marks))] for r in rows]
     if markdown:
         lines = ["| scenario | " + " | ".join(titles) + " |", "| --- |" + " --- |" * len(titles)]
         for r, row in zip(rows, cells):
-            name = f"**{r['id']}**" if r["differs"] else r["id"]
-            lines.append(f"| {name} | " + " | ".join(f"**{c}**" if r["differs"] and m else c
-                                                      for c, m in zip(row, r["marks"])) + " |")
+            name = f"**{r.id}**" if r.differs else r.id
+            lines.append(f"| {name} | " + " | ".join(f"**{c}**" if r.differs and m else c
+                                                      for c, m in zip(row, r.marks)) + " |")
     else:
         head = ["scenario", *titles]
-        table = [head] + [[r["id"], *row] for r, row in zip(rows, cells)]
+        table = [head] + [[r.id, *row] for r, row in zip(rows, cells)]
         widths = [max(len(t[i]) for t in table) for i in range(len(head))]
         lines = []
         for n, t in enumerate(table):
             line = "  ".join(c.ljust(w) for c, w in zip(t, widths)).rstrip()
-            if n and rows[n - 1]["differs"]:
+            if n and rows[n - 1].differs:
                 line += "  <<"
             lines.append(line)
     lines += ["", _legend(rows)] + ([""] if markdown else [])
-    lines += [("- " if markdown else "  ") + line for line in _totals_lines(docs, titles)]
+    lines += [("- " if markdown else "  ") + line for line in _totals_lines(typed, titles)]
     return "\n".join(lines)
 
 
@@ -130,7 +148,7 @@ ol.known { max-width: 1100px; } .note { color: #555b63; }
 """
 
 
-def html_table(docs: list[dict[str, Any]], *, title: str = "netkit gate: kernels side by side",
+def html_table(docs: Docs, *, title: str = "netkit gate: kernels side by side",
                only_differences: bool = False) -> str:
     """One self-contained HTML page (inline CSS, no script, no URL): the table, coloured by outcome.
 
@@ -138,13 +156,14 @@ def html_table(docs: list[dict[str, Any]], *, title: str = "netkit gate: kernels
     from the first column outlined; a cell explained by a known difference
     shows its reason as a tooltip and points to a numbered list below.
     """
-    titles = [column_title(d) for d in docs]
-    rows = [r for r in compare_rows(docs) if r["differs"] or not only_differences]
+    typed = [document(d) for d in docs]
+    titles = [column_title(d) for d in typed]
+    rows = [r for r in compare_rows(typed) if r.differs or not only_differences]
     reasons: list[str] = []
     body = []
     for r in rows:
         cells = []
-        for i, (text, outcome, mark, known) in enumerate(zip(r["cells"], r["outcomes"], r["marks"], r["known"])):
+        for i, (text, outcome, mark, known) in enumerate(zip(r.cells, r.outcomes, r.marks, r.known)):
             _, background, _ = _style(outcome)
             note = ""
             if known:
@@ -154,11 +173,11 @@ def html_table(docs: list[dict[str, Any]], *, title: str = "netkit gate: kernels
             classes = ' class="mark"' if mark and i else ""
             tip = f' title="{_e(known)}"' if known else ""
             cells.append(f'<td{classes}{tip} style="background:{background}">{_e(text)}{note}</td>')
-        css = ' class="differs"' if r["differs"] else ""
-        body.append(f'<tr{css}><td class="id">{_e(r["id"])}</td>{"".join(cells)}</tr>')
+        css = ' class="differs"' if r.differs else ""
+        body.append(f'<tr{css}><td class="id">{_e(r.id)}</td>{"".join(cells)}</tr>')
     head = "".join(f"<th>{_e(t)}</th>" for t in titles)
     known_list = "".join(f"<li>{_e(reason)}</li>" for reason in reasons)
-    totals = "".join(f"<li>{_e(line)}</li>" for line in _totals_lines(docs, titles))
+    totals = "".join(f"<li>{_e(line)}</li>" for line in _totals_lines(typed, titles))
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
             f"<style>{HTML_CSS}</style></head><body><h1>{_e(title)}</h1>"
             f'<p class="note">{_e(_legend(rows))}</p>'

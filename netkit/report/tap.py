@@ -26,9 +26,12 @@ the gate's self-check run every document through it.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
-from .markdown import OUTCOMES, Doc, Scenario, as_number, failure_details, known_text
+from ..enums import GateOutcome
+from ..gate.codec import document
+from ..gate.records import ScenarioEntry
+from .markdown import Doc, failure_details, known_text
 
 PREFIX = "netkit."
 
@@ -57,35 +60,35 @@ def _diagnostics(text: str) -> list[str]:
     return lines
 
 
-def _scenario_lines(number: int, scenario: Scenario) -> list[str]:
-    name = tap_description(scenario.get("id", "?"))
-    outcome = scenario.get("outcome")
-    reason = scenario.get("reason") or ""
-    time_ms = round((as_number(scenario.get("duration_s")) or 0.0) * 1000)
-    known = known_text(scenario.get("known"))
+def _scenario_lines(number: int, scenario: ScenarioEntry) -> list[str]:
+    name = tap_description(scenario.id)
+    outcome = scenario.outcome
+    reason = scenario.reason or ""
+    time_ms = round((scenario.duration_s or 0.0) * 1000)
+    known = known_text(scenario.known)
     explain = failure_details(scenario)
-    if outcome == "pass":
+    if outcome == GateOutcome.PASS:
         return [f"ok {number} {name} # time={time_ms}ms"]
-    if outcome == "skip":
+    if outcome == GateOutcome.SKIP:
         return [f"ok {number} {name} # SKIP {_one_line(reason or 'skipped')}"]
-    if outcome == "xfail":
+    if outcome == GateOutcome.XFAIL:
         return _diagnostics(explain) + [f"ok {number} {name} # XFAIL {_one_line(known or reason or 'known failure')}"]
-    if outcome == "xpass":
+    if outcome == GateOutcome.XPASS:
         why = known or reason or "known failure"
-        return _diagnostics(f"{_one_line(scenario.get('id'))}: the known failure did not occur: {why}") + [
+        return _diagnostics(f"{_one_line(scenario.id)}: the known failure did not occur: {why}") + [
             f"ok {number} {name} # XPASS {_one_line(why)}"
         ]
-    if outcome == "error":
-        return _diagnostics(f"{scenario.get('id')}: ERROR after {time_ms} ms: {reason}") + [
+    if outcome == GateOutcome.ERROR:
+        return _diagnostics(f"{scenario.id}: ERROR after {time_ms} ms: {reason}") + [
             f"not ok {number} {name} # error {_one_line(reason or 'error')}"
         ]
     # fail, and any outcome a newer gate may add: never report what we do not understand as ok
     return _diagnostics(explain or f"{outcome}") + [f"not ok {number} {name} # time={time_ms}ms"]
 
 
-def totals_line(counts: dict[str, Any]) -> str:
+def totals_line(counts: Mapping[str, int]) -> str:
     """kselftest's ``ksft_print_cnts`` line."""
-    return "# Totals: " + " ".join(f"{k}:{int(counts.get(k, 0))}" for k in OUTCOMES)
+    return "# Totals: " + " ".join(f"{k}:{int(counts.get(k, 0))}" for k in GateOutcome)
 
 
 def to_tap(doc: Doc) -> str:
@@ -95,13 +98,13 @@ def to_tap(doc: Doc) -> str:
     outcome counts as fail, like its ``not ok`` line), so it always agrees
     with the result lines; the document's own ``totals`` should say the same.
     """
-    scenarios = list(doc.get("scenarios") or [])
+    scenarios = document(doc).scenarios
     lines = ["TAP version 13", f"1..{len(scenarios)}"]
-    counts = dict.fromkeys(OUTCOMES, 0)
+    counts = dict.fromkeys(GateOutcome.values(), 0)
     for number, scenario in enumerate(scenarios, 1):
         lines += _scenario_lines(number, scenario)
-        outcome = scenario.get("outcome")
-        counts[outcome if outcome in counts else "fail"] += 1
+        outcome = scenario.outcome
+        counts[outcome if outcome in counts else GateOutcome.FAIL] += 1
     lines.append(totals_line(counts))
     return "\n".join(lines) + "\n"
 

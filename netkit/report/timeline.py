@@ -2,23 +2,23 @@
 
 One lane per run (``--repeat``), on a shared time axis in seconds since the
 last segment received (or the send); wire events are solid, sampled ones
-hollow, and the expected window a shaded band.
+hollow, and the expected window a shaded band.  Each event is drawn by the
+kind its run stored (an event without one is a plain tick), and the death
+at the judged time, called early or late as the run's ``death_timing``
+says: nothing is judged again here.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
-from .htmlkit import STYLE, _e, _mapping, _pair
-from .markdown import (
-    Run,
-    Scenario,
-    as_number,
-)
+from ..enums import EventKind, Timing
+from ..gate.records import GateRun, ScenarioEntry
+from .htmlkit import STYLE, _e
 
 SVG_WIDTH = 1160
 AXIS_LEFT = 74
@@ -49,19 +49,19 @@ class TimeAxis:
         return [round(k * step, 9) for k in range(first, int(math.floor(self.t1 / step)) + 1)]
 
 
-def _times(runs: Sequence[Run]) -> list[float]:
-    values: list[Any] = [0.0]
+def _times(runs: Sequence[GateRun]) -> list[float]:
+    values: list[Optional[float]] = [0.0]
     for run in runs:
-        values += [run.get(key) for key in ("fault_at_s", "measured_s", "expected_s")]
-        for key in ("window_s", "alternative_window_s"):
-            values += list(run.get(key) or [])
-        values += [_mapping(e).get("t_s") for e in run.get("timeline") or []]
-        wire = _mapping(run.get("wire"))
-        values += [wire.get("rst_s"), wire.get("peer_rst_s")]
-    return [t for t in map(as_number, values) if t is not None]
+        values += [run.fault_at_s, run.measured_s, run.death_s, run.expected_s]
+        for window in run.windows:
+            values += list(window)
+        values += [e.t_s for e in run.timeline]
+        if run.wire:
+            values += [run.wire.rst_s, run.wire.peer_rst_s]
+    return [t for t in values if t is not None]
 
 
-def axis_for(runs: Sequence[Run]) -> TimeAxis:
+def axis_for(runs: Sequence[GateRun]) -> TimeAxis:
     """Axis from a little before t = 0 (or the earliest event) to a little after the latest one."""
     times = _times(runs)
     low, high = min(times), max(times)
@@ -69,47 +69,27 @@ def axis_for(runs: Sequence[Run]) -> TimeAxis:
     return TimeAxis(low - 0.03 * span, high + 0.10 * span)
 
 
-def event_kind(what: str) -> str:
-    """What a timeline entry is, from its wording in netkit's scenario timelines."""
-    text = what.lower()
-    if text.startswith("fault"):
-        return "fault"
-    if "connection dead" in text or text.startswith("dead") or "died" in text:
-        return "death"
-    if "rst" in text.split() or text.startswith("rst"):
-        return "rst"
-    if "zero-window" in text or "window probe" in text:
-        return "zero-window probe"
-    if "retransmi" in text or "tail loss probe" in text:
-        return "retransmission"
-    if "probe" in text and "sent" in text:
-        return "answered probe" if "answered" in text and "unanswered" not in text else "probe"
-    if "last segment received" in text or "segment received" in text:
-        return "last segment received"
-    return "other"
-
-
-def _marker(kind: str, x: float, y: float, solid: bool, colour: str) -> str:
+def _marker(kind: EventKind, x: float, y: float, solid: bool, colour: str) -> str:
     fill = colour if solid else "#ffffff"
     stroke = f'stroke="{colour}" stroke-width="2"'
-    if kind == "retransmission":
+    if kind == EventKind.RETRANSMISSION:
         return f'<rect x="{x - 6:.2f}" y="{y - 6:.2f}" width="12" height="12" fill="{fill}" {stroke}/>'
-    if kind == "zero-window probe":
+    if kind == EventKind.ZERO_WINDOW_PROBE:
         return (f'<polygon points="{x:.2f},{y - 7:.2f} {x + 7:.2f},{y:.2f} {x:.2f},{y + 7:.2f} {x - 7:.2f},{y:.2f}" '
                 f'fill="{fill}" {stroke}/>')
     return f'<circle cx="{x:.2f}" cy="{y:.2f}" r="6.5" fill="{fill}" {stroke}/>'
 
 
-MARK_COLOURS = {
-    "probe": "#2b3a55",
-    "answered probe": "#1e7b34",
-    "retransmission": "#2b3a55",
-    "zero-window probe": "#2b3a55",
-    "other": "#8a9099",
+MARK_COLOURS = {  # the kinds drawn as a marker; any other kind is a grey tick
+    EventKind.PROBE: "#2b3a55",
+    EventKind.ANSWERED_PROBE: "#1e7b34",
+    EventKind.RETRANSMISSION: "#2b3a55",
+    EventKind.ZERO_WINDOW_PROBE: "#2b3a55",
 }
+NOT_DRAWN = (EventKind.FAULT, EventKind.LAST_SEGMENT, EventKind.RST)  # drawn from fault_at_s, t = 0 and wire.rst_s
 
 
-def timeline_svg(scenario: Scenario, axis: Optional[TimeAxis] = None) -> str:
+def timeline_svg(scenario: ScenarioEntry, axis: Optional[TimeAxis] = None) -> str:
     """One SVG for all of a scenario's runs: one lane per run on a shared seconds axis.
 
     The expected window is a green band (``class="band"``), the alternative
@@ -117,25 +97,25 @@ def timeline_svg(scenario: Scenario, axis: Optional[TimeAxis] = None) -> str:
     ``data-low``/``data-high``; the root carries ``data-t0``/``data-t1``/
     ``data-x0``/``data-x1`` so a test can check the band's geometry.
     """
-    runs = list(scenario.get("runs") or [])
+    runs = scenario.runs
     axis = axis or axis_for(runs)
     lanes_h = LANE * len(runs)
     height = TOP + lanes_h + BOTTOM
     bottom = TOP + lanes_h
     parts: list[str] = [
         f'<svg class="timeline" viewBox="0 0 {SVG_WIDTH} {height}" width="{SVG_WIDTH}" height="{height}" '
-        f'role="img" aria-label="timeline of {_e(scenario.get("id"))}" data-t0="{axis.t0:.6f}" data-t1="{axis.t1:.6f}" '
+        f'role="img" aria-label="timeline of {_e(scenario.id)}" data-t0="{axis.t0:.6f}" data-t1="{axis.t1:.6f}" '
         f'data-x0="{axis.x0:.2f}" data-x1="{axis.x1:.2f}">'
     ]
-    first = runs[0] if runs else {}
-    bands = [("band", first.get("window_s") or scenario.get("window_s"), "#2ea043", "expected"),
-             ("band alt", first.get("alternative_window_s"), "#e3a008", "or")]
+    first = runs[0] if runs else GateRun()
+    bands = [("band", first.window_s or scenario.window_s, "#2ea043", "expected"),
+             ("band alt", first.alternative_window_s, "#e3a008", "or")]
     labels: list[str] = []
     centre = None
     for cls, window, colour, word in bands:
-        low, high = _pair(window)
-        if low is None or high is None:
+        if window is None:
             continue
+        low, high = window
         x, width = axis.x(low), axis.x(high) - axis.x(low)
         parts.append(
             f'<rect class="{cls}" x="{x:.2f}" y="{TOP - 4}" width="{width:.2f}" height="{lanes_h + 8}" '
@@ -150,7 +130,7 @@ def timeline_svg(scenario: Scenario, axis: Optional[TimeAxis] = None) -> str:
         centre = min(max(centre, axis.x0 + half), axis.x1 - half)
         parts.append(f'<text x="{centre:.2f}" y="{TOP - 9}" text-anchor="middle" style="font-weight:600">'
                      + " ".join(labels) + "</text>")
-    expected = as_number(first.get("expected_s", scenario.get("expected_s")))
+    expected = first.expected_s if runs else scenario.expected_s
     if expected is not None:
         ex = axis.x(expected)
         parts.append(f'<line x1="{ex:.2f}" y1="{TOP - 4}" x2="{ex:.2f}" y2="{bottom + 4}" stroke="#2ea043" '
@@ -163,82 +143,75 @@ def timeline_svg(scenario: Scenario, axis: Optional[TimeAxis] = None) -> str:
         parts.append(f'<text x="{tx:.2f}" y="{bottom + 24}" text-anchor="middle">{t:g} s</text>')
     zero = axis.x(0.0)
     parts.append(f'<line x1="{zero:.2f}" y1="{TOP - 4}" x2="{zero:.2f}" y2="{bottom + 6}" stroke="#30343a" '
-                 f'stroke-width="1.5"><title>t = 0: {_e(_anchor_text(first))}</title></line>')
+                 f'stroke-width="1.5"><title>t = 0: {_e(anchor_text(first))}</title></line>')
     for lane, run in enumerate(runs):
         parts += _lane(run, lane, len(runs), axis)
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _lane(run: Run, lane: int, lanes: int, axis: TimeAxis) -> list[str]:
+def _lane(run: GateRun, lane: int, lanes: int, axis: TimeAxis) -> list[str]:
     y = TOP + LANE * lane + LANE / 2
-    failed = run.get("verdict") not in (None, "pass")
+    failed = run.verdict not in (None, "pass")
     parts = [
         f'<line x1="{axis.x0}" y1="{y:.2f}" x2="{axis.x1}" y2="{y:.2f}" stroke="#c9cdd3" stroke-width="1"/>',
         f'<text x="8" y="{y + 4:.2f}" style="font-weight:600;fill:{STYLE["fail"][0] if failed else "#30343a"}">'
         f'{_e("run " + str(lane + 1) if lanes > 1 else "run")}</text>',
     ]
-    fault = as_number(run.get("fault_at_s"))
+    fault = run.fault_at_s
     if fault is not None:
         fx = axis.x(fault)
         parts.append(f'<line x1="{fx:.2f}" y1="{y - 14:.2f}" x2="{fx:.2f}" y2="{y + 14:.2f}" stroke="#d1242f" '
                      f'stroke-width="2.5"><title>fault at {fault:.3f} s</title></line>')
         parts.append(f'<text x="{fx + 4:.2f}" y="{y - 7:.2f}" style="fill:#d1242f;font-weight:600">fault</text>')
-    measured = as_number(run.get("measured_s"))
-    for event in map(_mapping, run.get("timeline") or []):
-        what = str(event.get("what", ""))
-        kind = event_kind(what)
-        t_or_none = as_number(event.get("t_s"))
-        if t_or_none is None or kind in ("fault", "last segment received", "rst") or (
-                kind == "death" and measured is not None):
-            continue  # drawn from fault_at_s, t = 0, wire.rst_s and measured_s
-        t = t_or_none
-        source = event.get("source") or ""
+    death = run.death_s  # the judged death time
+    for event in run.timeline:
+        kind, t = event.kind, event.t_s
+        if t is None or kind in NOT_DRAWN or (kind == EventKind.DEATH and death is not None):
+            continue
+        source = event.source or ""
         ex = axis.x(t)
-        title = f"<title>{t:.3f} s: {_e(what)}" + (f" [{_e(source)}]" if source else "") + "</title>"
-        if kind == "other" or kind == "death":
+        title = f"<title>{t:.3f} s: {_e(event.what)}" + (f" [{_e(source)}]" if source else "") + "</title>"
+        if kind not in MARK_COLOURS:
             parts.append(f'<line x1="{ex:.2f}" y1="{y - 6:.2f}" x2="{ex:.2f}" y2="{y + 6:.2f}" stroke="#8a9099" '
                          f'stroke-width="2">{title}</line>')
             continue
-        marker = _marker(kind, ex, y, source == "wire", MARK_COLOURS.get(kind, "#2b3a55"))
+        marker = _marker(kind, ex, y, source == "wire", MARK_COLOURS[kind])
         parts.append(f'<g class="event {_e(kind.replace(" ", "-"))} {_e(source or "model")}">{title}{marker}</g>')
-    wire = _mapping(run.get("wire"))
-    for key, colour, who in (("rst_s", "#d1242f", "RST sent by the tested side"),
-                             ("peer_rst_s", "#e36209", "RST from the peer")):
-        rst = as_number(wire.get(key))
+    wire = run.wire
+    for rst, colour, who in ((wire.rst_s if wire else None, "#d1242f", "RST sent by the tested side"),
+                             (wire.peer_rst_s if wire else None, "#e36209", "RST from the peer")):
         if rst is not None:
             rx = axis.x(rst)
             parts.append(
                 f'<g class="event rst"><title>{rst:.3f} s: {_e(who)} [wire]</title>'
                 f'<polygon points="{rx - 6:.2f},{y - 15:.2f} {rx + 6:.2f},{y - 15:.2f} {rx:.2f},{y - 5:.2f}" '
                 f'fill="{colour}"/></g>')
-    if measured is not None:
-        dx = axis.x(measured)
+    if death is not None:
+        dx = axis.x(death)
         colour = STYLE["fail"][0] if failed else "#111111"
         parts.append(
-            f'<g class="death"><title>connection dead at {measured:.3f} s: {_e(run.get("error"))}</title>'
+            f'<g class="death"><title>connection dead at {death:.3f} s: {_e(run.error)}</title>'
             f'<line x1="{dx:.2f}" y1="{y - 14:.2f}" x2="{dx:.2f}" y2="{y + 14:.2f}" stroke="{colour}" stroke-width="4"/>'
             f'<path d="M{dx - 5:.2f},{y + 8:.2f} l10,10 m0,-10 l-10,10" stroke="{colour}" stroke-width="2.5"/></g>')
-        label = f"died {measured:.3f} s {run.get('error') or ''}".rstrip() + _off_window(run, measured)
+        label = f"died {death:.3f} s {run.error or ''}".rstrip() + _off_window(run, death)
         text_x, anchor_ = (dx - 9, "end") if dx > axis.x1 - 260 else (dx + 9, "start")
         parts.append(f'<text x="{text_x:.2f}" y="{y + 19:.2f}" text-anchor="{anchor_}" '
                      f'style="fill:{colour};font-weight:700">{_e(label)}</text>')
     return parts
 
 
-def _off_window(run: Run, measured: float) -> str:
-    """`` (0.496 s EARLY)`` when the death fell outside every allowed window, else nothing."""
-    windows = [(low, high) for low, high in map(_pair, (run.get("window_s"), run.get("alternative_window_s")))
-               if low is not None and high is not None]
-    if not windows or any(low <= measured <= high for low, high in windows):
-        return ""
-    low, high = min(w[0] for w in windows), max(w[1] for w in windows)
-    return f" ({low - measured:.3f} s EARLY)" if measured < low else f" ({measured - high:.3f} s LATE)"
+def _off_window(run: GateRun, death: float) -> str:
+    """`` (0.496 s EARLY)`` or `` (0.120 s LATE)`` as the run's judgement (``death_timing``) says, else nothing."""
+    if run.death_timing == Timing.EARLY and run.windows:
+        return f" ({min(low for low, _ in run.windows) - death:.3f} s EARLY)"
+    if run.death_timing == Timing.LATE and run.late_by_s is not None:
+        return f" ({run.late_by_s:.3f} s LATE)"
+    return ""
 
 
-def _anchor_text(run: Run) -> str:
+def anchor_text(run: GateRun) -> str:
     """What t = 0 is for this run: the wire's own words if it has them, else the prediction's clock."""
-    wire = run.get("wire")
-    if isinstance(wire, Mapping) and wire.get("anchor"):
-        return str(wire["anchor"])
-    return "the send" if run.get("measured_from") == "send" else "the last segment received"
+    if run.wire and run.wire.anchor:
+        return run.wire.anchor
+    return "the send" if run.measured_from == "send" else "the last segment received"
