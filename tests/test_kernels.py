@@ -401,8 +401,10 @@ def _doc(release, hz, accel, cells):
                   "measured_s": {"min": m, "median": m, "max": m} if m is not None else None,
                   "window_s": [3.996, 4.14]} for sid, outcome, m in cells]
     totals = {k: sum(1 for _, o, _ in cells if o == k) for k in ("pass", "fail", "xfail", "xpass", "skip", "error")}
-    return {"kernel": {"release": release, "hz": hz}, "guest": {"accel": accel, "boot_s": 21.5 if accel != "none" else 0},
-            "wall_s": 12.0, "totals": totals, "scenarios": scenarios}
+    from netkit.gate.codec import from_dict
+
+    return from_dict({"kernel": {"release": release, "hz": hz}, "wall_s": 12.0, "totals": totals, "scenarios": scenarios,
+                      "guest": {"accel": accel, "boot_s": 21.5 if accel != "none" else 0}})
 
 
 def _gate_args(tmp_path, **over):
@@ -426,7 +428,7 @@ def test_the_kernel_option_runs_each_kernel_and_names_files_per_kernel(tmp_path,
 
     monkeypatch.setattr(gate_kernels, "run_gate_on_kernel", fake)
     args = _gate_args(tmp_path)
-    status = gate_kernels.gate_on_kernels(args, render=lambda name, doc: f"<{name} {doc['kernel']['release']}>")
+    status = gate_kernels.gate_on_kernels(args, render=lambda name, doc: f"<{name} {doc.kernel.release}>")
     assert status == 1  # 6.1 failed
     assert [c[2] for c in calls] == [str(tmp_path / "gate.debian-6.1.json"), str(tmp_path / "gate.host.json")]
     assert calls[0][1] == ["--only", "ipv4-*", "--known", os.path.abspath("known.toml"), "--repeat", "2"]
