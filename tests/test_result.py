@@ -15,8 +15,8 @@ from netkit.scenario import SCHEMA
 # The --json keys, in order.  Changing one is a schema change: bump SCHEMA and say so in the README.
 RESULT_KEYS = [
     "schema", "kernel", "hz", "id", "family", "keepalive", "keepalive_via", "side", "fault", "state", "rule",
-    "expected_s", "window_s", "measured_s", "kernel_death_s", "observer_late_s", "error", "expected_error", "probes",
-    "retransmits", "count_source",
+    "expected_s", "window_s", "measured_s", "kernel_death_s", "observer_late_s", "death_s", "death_source",
+    "death_timing", "late_by_s", "late_only", "error", "expected_error", "probes", "retransmits", "count_source", "count",
     "expected_count", "alternative_window_s", "alternative_count", "keepalive_counter", "counters",
     "measured_from", "retries2", "peer_error", "peer_expected_error", "peer_lag_s", "fault_at_s", "timeline",
     "wire", "pcap", "verdict", "failures", "kept_namespaces",
@@ -47,10 +47,10 @@ def _result(hz, **measured):
 def test_json_keys_are_pinned_by_the_schema():
     data = _result(250, measured_s=4.1, error="ETIMEDOUT", probes=3, counters={"TCPKeepAlive": 3},
                    wire=WireEvidence(events=[Event(0.5, "x", "wire")])).to_dict()
-    assert data["schema"] == SCHEMA == "netkit.scenario-result/1"
+    assert data["schema"] == SCHEMA == "netkit.scenario-result/2"
     assert list(data) == RESULT_KEYS
     assert list(data["wire"]) == WIRE_KEYS
-    assert data["wire"]["events"] == [{"t_s": 0.5, "what": "x"}]  # wire events never had a source key
+    assert data["wire"]["events"] == [{"t_s": 0.5, "what": "x", "kind": "other"}]  # wire events never had a source key
     json.dumps(data)  # serialisable as it is
 
 

@@ -64,6 +64,12 @@ def check_death(outcomes: Outcomes, death_s: float | None, what: str = "death", 
     return DeathCheck(Timing.LATE, round(death_s - max(high for _, high in windows), 6), failure)
 
 
+def fits(outcomes: Outcomes, death_s: float, count: int | None) -> bool:
+    """Does the death match one outcome in both time and count (:func:`check_time` against that count's windows)?"""
+    windows = [window for window, n in outcomes if n == count]
+    return bool(windows) and check_time("death", windows, death_s) is None
+
+
 def late_only(outcomes: Outcomes, death_s: float | None, count: int | None, error: str | None,
               expected_error: str | None) -> bool:
     """Did the run miss only by dying after every window, with the predicted error and one of the predicted counts?"""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..enums import Clock, CountSource
+from .schedule import KeepaliveSchedule
 
 Window = tuple[float, float]
 
@@ -20,6 +21,10 @@ class DeathPrediction:
     (e.g. TCP_USER_TIMEOUT just after a nominal keepalive run: one interval
     earlier with one probe less).  A measurement must match one outcome in
     both time and count.
+
+    ``schedule`` is the keepalive timer's schedule the prediction was made
+    from (idle connections; None for every other rule), so that what judges
+    the wire reads the same timer runs instead of asking the model again.
     """
 
     rule: str
@@ -35,6 +40,7 @@ class DeathPrediction:
     timer_runs_s: tuple[float, ...] = ()  # arm delays of the timer runs whose lateness adds up
     alive_until_s: float | None = None  # not a death: the connection must still be alive (and carry data) this long
     last_segment: str = "probe-reply"  # what armed the keepalive timer before the fault (keepalive_schedule's kinds)
+    schedule: KeepaliveSchedule | None = None  # the keepalive runs it was made from (idle); None: no keepalive rule
 
     def outcomes(self) -> list[tuple[Window, int]]:
         found = [(self.window_s, self.expected_count)]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ..enums import Clock, State
+from ..evidence.death import count_of
 from ..evidence.events import SAMPLED, WIRE, Event
 from ..evidence.frames import Frame, parse_frame
 from ..evidence.wire import WireEvidence, analyse
@@ -13,7 +14,7 @@ from ..kernel import KernelInfo
 from ..lab.capture import Capture
 from ..model.prediction import DeathPrediction
 from .observe import Death
-from .result import ConnectionDeath, ScenarioResult, count_of
+from .result import ConnectionDeath, ScenarioResult
 from .spec import Scenario
 
 Address = tuple[str, int]
@@ -97,19 +98,18 @@ def wire_evidence(
     if capture is None:
         return WireEvidence(visible=False, note=capture_error or "no capture", error=capture_error, kernel=kernel), b""
     wire = analyse(capture.frames, *addresses, fault_ns, o.prediction.measured_from, sent_ns)
-    wire.interface, wire.drops, wire.error, wire.kernel = capture.label, capture.drops, capture.error, kernel
     blind = o.scenario.fault_object.wire_blind
     idle = o.scenario.state == State.IDLE
     if blind or capture.error:
         seen = len(wire.probes_s) + len(wire.retransmissions_s) + len(wire.zero_window_probes_s)
         count = count_of(o.prediction.count_source, d.probes, d.retransmits, o.counters)
-        wire.visible = False
-        wire.note = (f"the wire cannot show the {'probes' if idle else 'retransmissions and probes'}: "
-                     f"{blind or capture.error} ({seen} captured after the fault, "
-                     f"the kernel counted {count if count is not None else '?'})")
+        note = (f"the wire cannot show the {'probes' if idle else 'retransmissions and probes'}: "
+                f"{blind or capture.error} ({seen} captured after the fault, "
+                f"the kernel counted {count if count is not None else '?'})")
     else:
-        wire.note = f"every {'probe' if idle else 'segment'} after the fault passed the tested veth's tap"
-    return wire, capture.pcap()
+        note = f"every {'probe' if idle else 'segment'} after the fault passed the tested veth's tap"
+    return replace(wire, interface=capture.label, drops=capture.drops, error=capture.error, kernel=kernel,
+                   visible=not (blind or capture.error), note=note), capture.pcap()
 
 
 def merge_timeline(timeline: tuple[Event, ...], wire: WireEvidence, prediction: DeathPrediction) -> tuple[Event, ...]:
@@ -117,7 +117,7 @@ def merge_timeline(timeline: tuple[Event, ...], wire: WireEvidence, prediction: 
     kept = [e for e in timeline if e.source != SAMPLED]
     if prediction.measured_from != Clock.SEND and any(e.t_s == 0 for e in wire.events) and kept and kept[0].t_s == 0:
         kept = kept[1:]  # the wire's own line for the last segment received says the same, timestamped
-    merged = kept + [Event(e.t_s, e.what, WIRE) for e in wire.events]
+    merged = kept + [replace(e, source=WIRE) for e in wire.events]  # each keeps its kind
     return tuple(sorted(merged, key=lambda e: (e.t_s, e.source != WIRE)))  # at a tie the wire saw it first
 
 

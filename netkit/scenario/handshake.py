@@ -46,11 +46,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..enums import KeepaliveVia, State
 from ..errors import NetkitError, ScenarioCancelled
 from ..evidence.classify import classify
+from ..evidence.death import count_of
 from ..evidence.events import SAMPLED, Event
 from ..evidence.wire import WireEvidence, evidence
 from ..kernel import KernelInfo
@@ -66,7 +67,7 @@ from ..model.predict import predict
 from ..model.prediction import DeathPrediction
 from .build import merge_timeline
 from .observe import SAMPLE_INTERVAL_S, WARMUP_LEAD_S, prompt_observer, socket_error
-from .result import Progress, ScenarioResult, count_of
+from .result import Progress, ScenarioResult
 from .spec import Scenario
 
 TCP_SYNCNT = getattr(socket, "TCP_SYNCNT", 7)
@@ -314,18 +315,15 @@ def _wire(
         anchor_ns, anchor, index = items[syns[0]].ts_ns, f"the first {name}", syns[0]
     else:
         anchor_ns, anchor, index = start_ns, f"the connect() call (no {name} reached the tap)", len(items)
-    wire = evidence(items, anchor_ns - 1, anchor, index)
-    wire.anchor_ns = anchor_ns if syns else 0
-    wire.retransmissions_s = [round((items[i].ts_ns - anchor_ns) / 1e9, 6) for i in syns[1:]]
-    wire.frames, wire.interface, wire.drops, wire.error = len(capture.frames), capture.label, capture.drops, capture.error
-    wire.kernel = {str(prediction.count_source): count}
     blind = scenario.fault_object.wire_blind
-    if blind or capture.error:
-        wire.visible = False
-        wire.note = (f"the wire cannot show the {name}s: {blind or capture.error} ({len(syns)} captured, the kernel "
-                     f"retransmitted {count if count is not None else '?'})")
-    else:
-        wire.note = f"every {name} passed the tested veth's tap"
+    note = (f"the wire cannot show the {name}s: {blind or capture.error} ({len(syns)} captured, the kernel "
+            f"retransmitted {count if count is not None else '?'})" if blind or capture.error
+            else f"every {name} passed the tested veth's tap")
+    wire = replace(evidence(items, anchor_ns - 1, anchor, index, len(capture.frames)),
+                   anchor_ns=anchor_ns if syns else 0,
+                   retransmissions_s=[round((items[i].ts_ns - anchor_ns) / 1e9, 6) for i in syns[1:]],
+                   interface=capture.label, drops=capture.drops, error=capture.error,
+                   kernel={str(prediction.count_source): count}, visible=not (blind or capture.error), note=note)
     return wire, capture.pcap()
 
 
