@@ -1,16 +1,20 @@
 """The result record (frozen, judged once, a pinned JSON schema) and the one time checker. No root needed."""
 
+import ast
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
+import netkit.report
 from netkit import KeepaliveSettings, Scenario, ScenarioResult
+from netkit.enums import DeathSource, EventKind, Timing
 from netkit.evidence import Event, check_time
 from netkit.evidence.wire import WireEvidence
 from netkit.kernel import KernelInfo
 from netkit.model import keepalive_death
-from netkit.scenario import SCHEMA
+from netkit.scenario import SCHEMA, ConnectionDeath
 
 # The --json keys, in order.  Changing one is a schema change: bump SCHEMA and say so in the README.
 RESULT_KEYS = [
@@ -91,6 +95,46 @@ def test_without_the_kernel_s_timestamp_the_observer_s_reading_is_judged(wire):
     result = _dead(4.160, wire)
     assert result.kernel_death_s is None and result.observer_late_s is None and result.death_s == 4.160
     assert "died late: 4.160 s, outside [3.996, 4.136] s with 3" in result.explain()
+
+
+def test_the_judged_facts_are_stored_in_the_record_and_written_as_they_are():
+    on_time = _dead(4.160, _wire(4.010))
+    assert (on_time.death_s, on_time.death_source, on_time.count) == (4.010, DeathSource.WIRE, 3)
+    assert (on_time.death_timing, on_time.late_by_s, on_time.late_only) == (Timing.INSIDE, None, False)
+    late = _dead(4.100, _wire(4.150))  # window [3.996, 4.136]: the kernel 14 ms late, the error and count right
+    assert (late.death_timing, late.late_by_s, late.late_only) == (Timing.LATE, 0.014, True)
+    data = json.loads(late.to_json())
+    assert {k: data[k] for k in ("death_s", "death_source", "death_timing", "late_by_s", "late_only", "count")} == {
+        "death_s": 4.150, "death_source": "wire", "death_timing": "late", "late_by_s": 0.014, "late_only": True,
+        "count": 3}
+    observed = _dead(4.160, None)
+    assert (observed.death_s, observed.death_source, observed.death_timing) == (4.160, DeathSource.OBSERVER, Timing.LATE)
+    alive = _result(250).to_dict()
+    assert [alive[k] for k in ("death_s", "death_source", "death_timing", "late_by_s", "late_only", "count")] == [
+        None, None, "none", None, False, None]
+
+
+def test_a_connection_the_observer_never_saw_die_is_not_dead_whatever_the_wire_shows():
+    assert ConnectionDeath(1, None, None, None, wire_rst_s=4.0).death_s is None
+    assert ConnectionDeath(1, 4.2, "ETIMEDOUT", 3, wire_rst_s=4.0).death_s == 4.0
+    assert ConnectionDeath(1, 4.2, "ETIMEDOUT", 3).death_s == 4.2
+
+
+def test_timeline_events_carry_their_kind():
+    death = Event(4.1, "connection dead: ETIMEDOUT, state CLOSE", kind=EventKind.DEATH)
+    data = _result(250, measured_s=4.1, error="ETIMEDOUT", probes=3, timeline=(death,)).to_dict()
+    assert data["timeline"] == [{"t_s": 4.1, "what": death.what, "source": "", "kind": "death"}]
+
+
+@pytest.mark.parametrize("module", ["json", "text", "middlebox"])
+def test_the_reports_import_the_scenario_for_type_checking_only(module):
+    """scenario.result imports the reports; they must not import it back (no cycle)."""
+    tree = ast.parse((Path(netkit.report.__file__).parent / f"{module}.py").read_text())
+    checking = [node for node in ast.walk(tree) if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"]
+    only_checked = {id(n) for block in checking for n in ast.walk(block)}
+    at_run_time = [ast.unparse(n) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and id(n) not in only_checked
+                   and (n.module or "").startswith("scenario")]
+    assert at_run_time == []
 
 
 @pytest.mark.parametrize("hz", sorted(WINDOWS_1_1_3))

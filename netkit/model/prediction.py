@@ -20,7 +20,8 @@ class DeathPrediction:
     ``alternative_window_s``/``alternative_count`` pair is the other outcome
     (e.g. TCP_USER_TIMEOUT just after a nominal keepalive run: one interval
     earlier with one probe less).  A measurement must match one outcome in
-    both time and count.
+    both time and count: judged by :mod:`netkit.evidence.death` (``fits``,
+    ``check_death``), through the one time checker.
 
     ``schedule`` is the keepalive timer's schedule the prediction was made
     from (idle connections; None for every other rule), so that what judges
@@ -51,9 +52,3 @@ class DeathPrediction:
     def counts(self) -> list[int]:
         """Every count an outcome allows, ascending."""
         return sorted({n for _, n in self.outcomes()})
-
-    def matches(self, measured_s: float, count: int | None) -> bool:
-        return any(low <= measured_s <= high and count == n for (low, high), n in self.outcomes())
-
-    def contains(self, measured_s: float) -> bool:
-        return any(low <= measured_s <= high for (low, high), _ in self.outcomes())
