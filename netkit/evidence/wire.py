@@ -99,12 +99,17 @@ KINDS = {
 }
 
 
-def event_kind(item: Classified, anchor: bool) -> EventKind:
-    """What a segment is on the timeline: t = 0 (the last segment received), or its classification's kind."""
+def event_kind(item: Classified, anchor: bool, again: bool = False) -> EventKind:
+    """What a segment is on the timeline: t = 0 (the last segment received), or its classification's kind.
+
+    ``again``: the tested side sent a SYN (or SYN-ACK) before this one, so this one is its retransmission.
+    """
     if anchor:
         return EventKind.LAST_SEGMENT
     if item.kind == "keepalive-probe" and item.answered:
         return EventKind.ANSWERED_PROBE
+    if item.kind == "syn" and item.sent and again:
+        return EventKind.RETRANSMISSION
     return KINDS.get(item.kind, EventKind.OTHER)
 
 
@@ -130,13 +135,15 @@ def evidence(
     peer_rsts = [t(i) for i in after if not i.sent and i.kind == "rst"]
     events: list[Event] = []
     counts: dict[str, int] = {}
+    syns = [i for i, item in enumerate(items) if item.sent and item.kind == "syn"]
     shown = items[from_index:]
-    for item in shown[:MAX_EVENTS]:
+    for index, item in enumerate(shown[:MAX_EVENTS], from_index):
         number = None
         if item.sent and item.ts_ns > anchor_ns and item.kind in ("keepalive-probe", "zero-window-probe", "retransmission"):
             counts[item.kind] = number = counts.get(item.kind, 0) + 1
         at_anchor = item.ts_ns == anchor_ns
-        events.append(Event(t(item), _describe(item, number, at_anchor), WIRE, event_kind(item, at_anchor)))
+        kind = event_kind(item, at_anchor, again=bool(syns) and index > syns[0])
+        events.append(Event(t(item), _describe(item, number, at_anchor), WIRE, kind))
     if len(shown) > MAX_EVENTS:
         events.append(Event(t(shown[-1]), f"... {len(shown) - MAX_EVENTS} more segments (see the pcap)", WIRE))
     return WireEvidence(
