@@ -11,6 +11,7 @@ import netkit.report
 from netkit import KeepaliveSettings, Scenario, ScenarioResult
 from netkit.enums import DeathSource, EventKind, Timing
 from netkit.evidence import Event, check_time
+from netkit.evidence.death import check_death, late_only
 from netkit.evidence.wire import WireEvidence
 from netkit.kernel import KernelInfo
 from netkit.model import keepalive_death
@@ -191,3 +192,15 @@ def test_enum_members_are_their_strings_for_dicts_json_and_ids():
     assert scenario.state is State.ZERO_WINDOW and scenario == Scenario(KeepaliveSettings(1, 1, 3), Family.IPV6,
                                                                        "blackhole", State.ZERO_WINDOW)
     assert scenario.id == "ipv6-zero-window-blackhole-1/1/3"
+
+
+def test_late_is_past_every_window_only_then_is_it_late_by_something():
+    outcomes = [((3.0, 3.1), 2), ((3.9, 4.1), 3)]
+    between, after = check_death(outcomes, 3.5), check_death(outcomes, 4.25)
+    assert (between.timing, between.late_by_s) == (Timing.LATE, None)  # wrong, but not merely late
+    assert (after.timing, after.late_by_s) == (Timing.LATE, 0.15)
+    assert check_death(outcomes, 2.9).timing is Timing.EARLY and check_death(outcomes, None).timing is Timing.NONE
+    assert late_only(outcomes, 4.25, 3, "ETIMEDOUT", "ETIMEDOUT") and late_only(outcomes, 4.25, 2, "ETIMEDOUT", "ETIMEDOUT")
+    assert not late_only(outcomes, 3.5, 3, "ETIMEDOUT", "ETIMEDOUT") and not late_only(outcomes, 4.25, 4, "ETIMEDOUT",
+                                                                                     "ETIMEDOUT")
+    assert not late_only(outcomes, 4.25, 3, "EPIPE", "ETIMEDOUT") and not late_only(outcomes, None, 3, None, "ETIMEDOUT")

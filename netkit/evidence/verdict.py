@@ -122,7 +122,7 @@ def judge(r: Judged) -> tuple[Failure, ...]:
         found.append(_survived(r, p.alive_until_s))
         return tuple(f for f in found if f)
     judged_s = r.death_s
-    if r.measured_s is None or judged_s is None:
+    if judged_s is None:  # judged_death: no death the observer saw is no death
         found.append(Failure("death", f"death within {windows_text([p.window_s])}", "no death",
                              message=f"the connection did not die within {p.window_s[1]:.3f} s (+ grace)"))
         return tuple(f for f in found if f)

@@ -3,6 +3,7 @@
 - :mod:`.wheel` -- how late a timer runs; the window built from it
 - :mod:`.prediction` -- :class:`DeathPrediction`, what the kernel should do
 - :mod:`.keepalive` -- idle connections: ``tcp_keepalive_timer``
+- :mod:`.schedule` -- the keepalive timer's runs, which an idle prediction carries
 - :mod:`.retransmission` -- data outstanding: ``tcp_retransmit_timer``, ``tcp_probe_timer``
 - :mod:`.neighbour` -- data into a dead link: the neighbour entry's failure, replayed with the RTO timer
 - :mod:`.fault_rule` -- a fault's twist to the rule, as data
