@@ -6,12 +6,13 @@ import socket
 import struct
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 
 import pytest
 
 import netkit.scenario.context
 from netkit import KeepaliveSettings, Scenario, run_scenario
+from netkit.enums import EventKind
 from netkit.evidence.classify import classify
 from netkit.evidence.frames import (
     PACKET_HOST,
@@ -25,7 +26,7 @@ from netkit.evidence.frames import (
     parse_frame,
 )
 from netkit.evidence.pcap import pcap_bytes, read_pcap, write_pcap
-from netkit.evidence.wire import analyse
+from netkit.evidence.wire import analyse, evidence
 from netkit.kernel import kernel_info
 from netkit.lab.capture import Capture
 from netkit.privileges import missing_privileges
@@ -120,6 +121,18 @@ def test_keepalive_probes_replies_and_the_final_rst_are_recognised(addresses):
     assert wire.rst_s == 4.096 and wire.peer_rst_s is None
     assert wire.events[0].what.endswith("answered") and wire.events[1].t_s == 0.0
     assert "last segment received" in wire.events[1].what and "RST sent" in wire.events[-1].what
+    assert [e.kind for e in wire.events] == [EventKind.ANSWERED_PROBE, EventKind.LAST_SEGMENT] + [
+        EventKind.PROBE] * 3 + [EventKind.RST]  # each event's kind is its classification's, never its wording's
+    with pytest.raises(FrozenInstanceError):
+        wire.rst_s = None  # built whole: the evidence is a value
+
+
+def test_a_syn_sent_again_is_a_retransmission_on_the_timeline():
+    tested, peer = V4
+    t0 = 1_700_000_000 * 10**9
+    frames = [Frame(t0 + n * 10**9, PACKET_OUTGOING, tcp_frame(tested, peer, 1000, 0, TCP_SYN)) for n in (0, 1, 3)]
+    wire = evidence(classify(frames, tested, peer), t0 - 1, "the first SYN")
+    assert [e.kind for e in wire.events] == [EventKind.CONNECT, EventKind.RETRANSMISSION, EventKind.RETRANSMISSION]
 
 
 def test_window_probes_and_retransmissions_are_told_apart():

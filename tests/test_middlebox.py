@@ -21,6 +21,7 @@ from hostsnapshot import host_network_state
 from netkit import KeepaliveSettings, Scenario
 from netkit.cleanup import cleanup, kept_namespaces
 from netkit.errors import NotModelled, SettingError
+from netkit.evidence.death import fits
 from netkit.evidence.middlebox import MiddleboxEvidence, forgotten_s, judge_middlebox, jumps_back
 from netkit.gate import matrix
 from netkit.kernel import KernelInfo
@@ -264,7 +265,7 @@ def test_the_middlebox_forgets_as_the_rule_says(netkit_pool, scenario):
         assert result.keepalive_counter and result.keepalive_counter >= 3, result.explain()  # answered probes
     else:
         assert result.error == p.expected_error and result.count == p.expected_count, result.explain()
-        assert p.matches(result.death_s, result.count), result.explain()
+        assert fits(p.outcomes(), result.death_s, result.count), result.explain()
         last_seen, missing = m.forgotten
         assert missing is not None and missing < scenario.keepalive.idle, result.explain()
         assert m.entry_after is None and m.peer_state == "ESTABLISHED" and m.peer_error == "none", result.explain()

@@ -3,8 +3,9 @@
 import pytest
 
 from netkit import KeepaliveSettings, Scenario, keepalive_death
+from netkit.evidence.death import fits
 from netkit.kernel import KernelInfo
-from netkit.model import packetdrill_bound_s, predict, wheel_granularity_s, wheel_level
+from netkit.model import keepalive_schedule, packetdrill_bound_s, predict, wheel_granularity_s, wheel_level
 
 HZ250 = KernelInfo("test", 250, "test")
 
@@ -72,8 +73,9 @@ def test_user_timeout_just_after_a_run_allows_the_late_run_with_one_probe_less()
     p = keepalive_death(KeepaliveSettings(1, 1, 3, user_timeout_ms=3050), HZ250)
     assert (p.expected_s, p.expected_count) == (4, 3)
     assert p.alternative_count == 2 and p.alternative_window_s[0] == pytest.approx(3.05)
-    assert p.matches(3.072, 2) and p.matches(4.096, 3)
-    assert not p.matches(3.072, 3) and not p.matches(4.096, 2) and not p.matches(3.04, 2)
+    outcomes = p.outcomes()
+    assert fits(outcomes, 3.072, 2) and fits(outcomes, 4.096, 3)
+    assert not fits(outcomes, 3.072, 3) and not fits(outcomes, 4.096, 2) and not fits(outcomes, 3.04, 2)
     # UT 3200 ms is past any lateness of run 3 (max +64 ms at run 3): no early outcome
     assert keepalive_death(KeepaliveSettings(1, 1, 3, user_timeout_ms=3200), HZ250).alternative_window_s is None
 
@@ -85,3 +87,20 @@ def test_fault_specific_rules():
     assert predict(Scenario(k, "ipv6", "peer-gone"), HZ250).expected_error == "ENETUNREACH"
     assert predict(Scenario(k, "ipv4", "peer-gone"), HZ250).expected_error == "ETIMEDOUT"
     assert predict(Scenario(k, "ipv4", "one-way"), HZ250).peer_expected_error == "ECONNRESET"
+
+
+def test_an_idle_prediction_carries_the_schedule_it_was_made_from():
+    """The verdict judges the wire's probes by these runs; it never asks the model again."""
+    k = KeepaliveSettings(1, 2, 3)
+    for fault in ("link-down", "peer-reboot", "one-way"):
+        p = predict(Scenario(k, "ipv4", fault), HZ250)
+        assert p.schedule == keepalive_schedule(k, p.last_segment) and p.schedule.first_probe == 2, fault
+    idle = keepalive_death(k, HZ250, last_segment="idle")
+    assert (idle.last_segment, idle.schedule) == ("idle", keepalive_schedule(k, "idle"))
+    forgets = KeepaliveSettings(3, 1, 2)
+    for action in ("drop", "reject"):  # the router forgot the flow: the keepalive runs from the handshake on
+        routed = predict(Scenario(forgets, "ipv4", "middlebox-forgets", topology="routed", middlebox_timeout_s=2,
+                                  middlebox=action), HZ250)
+        assert routed.schedule == keepalive_schedule(forgets, "idle"), action
+    unacked = predict(Scenario(k, "ipv4", "blackhole", state="unacked", retries2=3), HZ250)
+    assert unacked.schedule is None  # no keepalive rule: nothing to carry

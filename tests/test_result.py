@@ -1,22 +1,27 @@
 """The result record (frozen, judged once, a pinned JSON schema) and the one time checker. No root needed."""
 
+import ast
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
+import netkit.report
 from netkit import KeepaliveSettings, Scenario, ScenarioResult
+from netkit.enums import DeathSource, EventKind, Timing
 from netkit.evidence import Event, check_time
+from netkit.evidence.death import check_death, late_only
 from netkit.evidence.wire import WireEvidence
 from netkit.kernel import KernelInfo
 from netkit.model import keepalive_death
-from netkit.scenario import SCHEMA
+from netkit.scenario import SCHEMA, ConnectionDeath
 
 # The --json keys, in order.  Changing one is a schema change: bump SCHEMA and say so in the README.
 RESULT_KEYS = [
     "schema", "kernel", "hz", "id", "family", "keepalive", "keepalive_via", "side", "fault", "state", "rule",
-    "expected_s", "window_s", "measured_s", "kernel_death_s", "observer_late_s", "error", "expected_error", "probes",
-    "retransmits", "count_source",
+    "expected_s", "window_s", "measured_s", "kernel_death_s", "observer_late_s", "death_s", "death_source",
+    "death_timing", "late_by_s", "late_only", "error", "expected_error", "probes", "retransmits", "count_source", "count",
     "expected_count", "alternative_window_s", "alternative_count", "keepalive_counter", "counters",
     "measured_from", "retries2", "peer_error", "peer_expected_error", "peer_lag_s", "fault_at_s", "timeline",
     "wire", "pcap", "verdict", "failures", "kept_namespaces",
@@ -47,10 +52,10 @@ def _result(hz, **measured):
 def test_json_keys_are_pinned_by_the_schema():
     data = _result(250, measured_s=4.1, error="ETIMEDOUT", probes=3, counters={"TCPKeepAlive": 3},
                    wire=WireEvidence(events=[Event(0.5, "x", "wire")])).to_dict()
-    assert data["schema"] == SCHEMA == "netkit.scenario-result/1"
+    assert data["schema"] == SCHEMA == "netkit.scenario-result/2"
     assert list(data) == RESULT_KEYS
     assert list(data["wire"]) == WIRE_KEYS
-    assert data["wire"]["events"] == [{"t_s": 0.5, "what": "x"}]  # wire events never had a source key
+    assert data["wire"]["events"] == [{"t_s": 0.5, "what": "x", "kind": "other"}]  # wire events never had a source key
     json.dumps(data)  # serialisable as it is
 
 
@@ -91,6 +96,46 @@ def test_without_the_kernel_s_timestamp_the_observer_s_reading_is_judged(wire):
     result = _dead(4.160, wire)
     assert result.kernel_death_s is None and result.observer_late_s is None and result.death_s == 4.160
     assert "died late: 4.160 s, outside [3.996, 4.136] s with 3" in result.explain()
+
+
+def test_the_judged_facts_are_stored_in_the_record_and_written_as_they_are():
+    on_time = _dead(4.160, _wire(4.010))
+    assert (on_time.death_s, on_time.death_source, on_time.count) == (4.010, DeathSource.WIRE, 3)
+    assert (on_time.death_timing, on_time.late_by_s, on_time.late_only) == (Timing.INSIDE, None, False)
+    late = _dead(4.100, _wire(4.150))  # window [3.996, 4.136]: the kernel 14 ms late, the error and count right
+    assert (late.death_timing, late.late_by_s, late.late_only) == (Timing.LATE, 0.014, True)
+    data = json.loads(late.to_json())
+    assert {k: data[k] for k in ("death_s", "death_source", "death_timing", "late_by_s", "late_only", "count")} == {
+        "death_s": 4.150, "death_source": "wire", "death_timing": "late", "late_by_s": 0.014, "late_only": True,
+        "count": 3}
+    observed = _dead(4.160, None)
+    assert (observed.death_s, observed.death_source, observed.death_timing) == (4.160, DeathSource.OBSERVER, Timing.LATE)
+    alive = _result(250).to_dict()
+    assert [alive[k] for k in ("death_s", "death_source", "death_timing", "late_by_s", "late_only", "count")] == [
+        None, None, "none", None, False, None]
+
+
+def test_a_connection_the_observer_never_saw_die_is_not_dead_whatever_the_wire_shows():
+    assert ConnectionDeath(1, None, None, None, wire_rst_s=4.0).death_s is None
+    assert ConnectionDeath(1, 4.2, "ETIMEDOUT", 3, wire_rst_s=4.0).death_s == 4.0
+    assert ConnectionDeath(1, 4.2, "ETIMEDOUT", 3).death_s == 4.2
+
+
+def test_timeline_events_carry_their_kind():
+    death = Event(4.1, "connection dead: ETIMEDOUT, state CLOSE", kind=EventKind.DEATH)
+    data = _result(250, measured_s=4.1, error="ETIMEDOUT", probes=3, timeline=(death,)).to_dict()
+    assert data["timeline"] == [{"t_s": 4.1, "what": death.what, "source": "", "kind": "death"}]
+
+
+@pytest.mark.parametrize("module", ["json", "text", "middlebox"])
+def test_the_reports_import_the_scenario_for_type_checking_only(module):
+    """scenario.result imports the reports; they must not import it back (no cycle)."""
+    tree = ast.parse((Path(netkit.report.__file__).parent / f"{module}.py").read_text())
+    checking = [node for node in ast.walk(tree) if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"]
+    only_checked = {id(n) for block in checking for n in ast.walk(block)}
+    at_run_time = [ast.unparse(n) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and id(n) not in only_checked
+                   and (n.module or "").startswith("scenario")]
+    assert at_run_time == []
 
 
 @pytest.mark.parametrize("hz", sorted(WINDOWS_1_1_3))
@@ -147,3 +192,15 @@ def test_enum_members_are_their_strings_for_dicts_json_and_ids():
     assert scenario.state is State.ZERO_WINDOW and scenario == Scenario(KeepaliveSettings(1, 1, 3), Family.IPV6,
                                                                        "blackhole", State.ZERO_WINDOW)
     assert scenario.id == "ipv6-zero-window-blackhole-1/1/3"
+
+
+def test_late_is_past_every_window_only_then_is_it_late_by_something():
+    outcomes = [((3.0, 3.1), 2), ((3.9, 4.1), 3)]
+    between, after = check_death(outcomes, 3.5), check_death(outcomes, 4.25)
+    assert (between.timing, between.late_by_s) == (Timing.LATE, None)  # wrong, but not merely late
+    assert (after.timing, after.late_by_s) == (Timing.LATE, 0.15)
+    assert check_death(outcomes, 2.9).timing is Timing.EARLY and check_death(outcomes, None).timing is Timing.NONE
+    assert late_only(outcomes, 4.25, 3, "ETIMEDOUT", "ETIMEDOUT") and late_only(outcomes, 4.25, 2, "ETIMEDOUT", "ETIMEDOUT")
+    assert not late_only(outcomes, 3.5, 3, "ETIMEDOUT", "ETIMEDOUT") and not late_only(outcomes, 4.25, 4, "ETIMEDOUT",
+                                                                                     "ETIMEDOUT")
+    assert not late_only(outcomes, 4.25, 3, "EPIPE", "ETIMEDOUT") and not late_only(outcomes, None, 3, None, "ETIMEDOUT")

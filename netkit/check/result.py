@@ -29,7 +29,7 @@ class _AuditData:
         data: dict[str, Any] = asdict(self)  # type: ignore[call-overload]
         data["kernel"] = self.kernel.release
         data["hz"] = self.kernel.hz
-        data["timeline"] = [e.to_dict(with_source=False) for e in self.timeline]
+        data["timeline"] = [e.to_dict(with_source=False, with_kind=False) for e in self.timeline]
         data["exit_code"] = self.exit_code
         return data
 

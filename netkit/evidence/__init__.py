@@ -4,6 +4,7 @@
 - :mod:`.pcap` -- the capture as a classic pcap file
 - :mod:`.events` -- the one timeline event type
 - :mod:`.timecheck` -- ``check_time``: the one timing checker and its failure record
+- :mod:`.death` -- the judged death (time and source), the count, the death's window check, late-only
 - :mod:`.verdict` -- a scenario's measurement judged against its prediction
 """
 

@@ -47,7 +47,7 @@ class DeathCheck:
     """Where the judged death fell: inside a window, early, late (and by how much past the last window), or none."""
 
     timing: Timing
-    late_by_s: float | None = None  # past the end of the latest window, when late
+    late_by_s: float | None = None  # past the end of the latest window, when late after every window
     failure: Failure | None = None  # check_time's record, when not inside
 
 
@@ -61,12 +61,19 @@ def check_death(outcomes: Outcomes, death_s: float | None, what: str = "death", 
         return DeathCheck(Timing.INSIDE)
     if failure.early:
         return DeathCheck(Timing.EARLY, failure=failure)
-    return DeathCheck(Timing.LATE, round(death_s - max(high for _, high in windows), 6), failure)
+    past = round(death_s - max(high for _, high in windows), 6)
+    return DeathCheck(Timing.LATE, past if past > 0 else None, failure)  # between two windows: late, not past them
+
+
+def fits(outcomes: Outcomes, death_s: float, count: int | None) -> bool:
+    """Does the death match one outcome in both time and count (:func:`check_time` against that count's windows)?"""
+    windows = [window for window, n in outcomes if n == count]
+    return bool(windows) and check_time("death", windows, death_s) is None
 
 
 def late_only(outcomes: Outcomes, death_s: float | None, count: int | None, error: str | None,
               expected_error: str | None) -> bool:
     """Did the run miss only by dying after every window, with the predicted error and one of the predicted counts?"""
-    if death_s is None or error != expected_error or count not in [n for _, n in outcomes]:
+    if error != expected_error or count not in [n for _, n in outcomes]:
         return False
-    return all(death_s > high for (_, high), _ in outcomes)
+    return check_death(outcomes, death_s).late_by_s is not None

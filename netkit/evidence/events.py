@@ -24,11 +24,13 @@ class Event:
     source: str = PROCEDURE
     kind: EventKind = EventKind.OTHER
 
-    def to_dict(self, with_source: bool = True) -> dict[str, Any]:
-        """As JSON: ``{"t_s", "what", "source"}``; without the source where a format never had it."""
+    def to_dict(self, with_source: bool = True, with_kind: bool = True) -> dict[str, Any]:
+        """As JSON: ``{"t_s", "what", "source", "kind"}``; without the source or kind where a format never had it."""
         data: dict[str, Any] = {"t_s": self.t_s, "what": self.what}
         if with_source:
             data["source"] = self.source
+        if with_kind:
+            data["kind"] = self.kind
         return data
 
 

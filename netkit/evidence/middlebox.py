@@ -12,7 +12,7 @@ from typing import Any
 
 from ..enums import MiddleboxAction
 from ..model.prediction import DeathPrediction
-from .timecheck import Failure
+from .timecheck import Failure, check_time
 
 # One ctnetlink read of the router's entry: (t before it, t after it, whole seconds left or None: no entry, entry id).
 # The kernel's state lies somewhere in between: an entry seen was there at the read's start at the latest
@@ -162,19 +162,16 @@ def _forgot(m: MiddleboxEvidence, p: DeathPrediction, jiffy_s: float) -> list[Fa
     # after its jiffy began, so the entry goes between timeout - 1 jiffy and timeout after it -- never later.
     # The samples bracket the moment: it must lie in (last seen, first missing], and that bracket must meet
     # [timeout - jiffy, timeout]; a jiffy more either way for the clocks (the tap's against the router's jiffies).
-    low, high = m.timeout_s - 2 * jiffy_s, m.timeout_s + jiffy_s
-    if missing is None:
-        found.append(Failure("middlebox: entry forgotten", f"gone at {m.timeout_s} s", "never", message=(
-            f"the router's entry never vanished while it was watched (last seen at {last} s); expected at "
-            f"{m.timeout_s} s after the handshake")))
-    elif missing < low:
-        found.append(Failure("middlebox: entry forgotten", f"[{low:.3f}, {high:.3f}] s", f"gone by {missing:.3f} s",
-                             early=True, message=(f"the router's entry vanished EARLY: gone by {missing:.3f} s, before "
-                                                  f"{low:.3f} s (its timeout {m.timeout_s} s, nf_ct_is_expired)")))
-    elif last is not None and last > high:
-        found.append(Failure("middlebox: entry forgotten", f"[{low:.3f}, {high:.3f}] s", f"seen at {last:.3f} s",
-                             message=(f"the router's entry was still there at {last:.3f} s, after {high:.3f} s "
-                                      f"(its timeout {m.timeout_s} s after the handshake, nf_ct_is_expired)")))
+    forgotten = None if missing is None else (missing if last is None else last, missing)
+    found.append(check_time(
+        "the router's entry gone", (m.timeout_s - 2 * jiffy_s, m.timeout_s + jiffy_s), forgotten,
+        rule="middlebox: entry forgotten",
+        early=("the router's entry vanished EARLY: gone by {last:.3f} s, before {low:.3f} s "
+               f"(its timeout {m.timeout_s} s, nf_ct_is_expired)"),
+        late=("the router's entry was still there at {first:.3f} s, after {high:.3f} s "
+              f"(its timeout {m.timeout_s} s after the handshake, nf_ct_is_expired)"),
+        missing=(f"the router's entry never vanished while it was watched (last seen at {last} s); expected at "
+                 f"{m.timeout_s} s after the handshake")))
     if m.entry_after is not None:
         found.append(Failure("middlebox: no pick-up", "no entry after the death", m.entry_after, message=(
             f"the router holds an entry for the flow after the death ({m.entry_after}): a probe re-created it "

@@ -11,35 +11,48 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from ..enums import State
-from ..keepalive import KeepaliveSettings
+from ..enums import DeathSource, State, Timing
 from ..kernel import KernelInfo
-from ..model.keepalive import keepalive_schedule
 from ..model.prediction import DeathPrediction
 from ..model.wheel import wheel_granularity_s
+from .death import DeathCheck, check_death, fits, judged_death
 from .timecheck import Failure, check_time, windows_text
 from .wire import WireEvidence
 
-# The observer: the run polls the dying socket(s) every OBSERVER_SAMPLE_S.  The
-# RST reaches a one-way peer within microseconds, but both deaths are seen by
-# one Python thread polling both sockets; with dozens of scenarios sharing the
-# machine, the observer itself can be late by a few ms.  One sampling interval
-# bounds it.
+# The observer's sample interval, defined here once: the run polls the dying
+# socket(s) every OBSERVER_SAMPLE_S (scenario.observe imports it) and the
+# reports say so.  The RST reaches a one-way peer within microseconds, but both
+# deaths are seen by one Python thread polling both sockets; with dozens of
+# scenarios sharing the machine, the observer itself can be late by a few ms.
+# One sampling interval bounds it.
 OBSERVER_SAMPLE_S = 0.02
 PEER_SAME_MOMENT_S = OBSERVER_SAMPLE_S
 
 
-class Judged(Protocol):
-    """What the judging reads of a result (:class:`netkit.ScenarioResult` is one)."""
+class Measured(Protocol):
+    """What the death's time is read from (:class:`netkit.ScenarioResult` is one)."""
 
-    @property
-    def kernel(self) -> KernelInfo: ...
     @property
     def prediction(self) -> DeathPrediction: ...
     @property
     def state(self) -> str: ...
     @property
     def measured_s(self) -> float | None: ...
+    @property
+    def wire(self) -> WireEvidence | None: ...
+
+
+class Judged(Measured, Protocol):
+    """What the judging reads of a result: the measurement and the facts judged once when it was built."""
+
+    @property
+    def kernel(self) -> KernelInfo: ...
+    @property
+    def death_s(self) -> float | None: ...
+    @property
+    def death_source(self) -> DeathSource | None: ...
+    @property
+    def death_check(self) -> DeathCheck: ...
     @property
     def count(self) -> int | None: ...
     @property
@@ -56,14 +69,10 @@ class Judged(Protocol):
     def fault_at_s(self) -> float | None: ...
     @property
     def fault_deadline_s(self) -> float | None: ...
-    @property
-    def wire(self) -> WireEvidence | None: ...
-    @property
-    def keepalive(self) -> KeepaliveSettings: ...
 
 
-def kernel_death_s(r: Judged) -> float | None:
-    """The death as the kernel timestamped it: the RST that ended the connection, seen on the tested veth.
+def wire_death_s(r: Measured) -> float | None:
+    """The death as the kernel timestamped it: the frame on the tested veth that marks it (None: no frame does).
 
     The observer reads ``tcpi_last_ack_recv`` when it wakes, so its figure
     (``measured_s``) carries its own wake-up lateness -- milliseconds on a
@@ -74,57 +83,54 @@ def kernel_death_s(r: Judged) -> float | None:
     ``tcp_write_err``), and a reset death is the peer's RST arriving.  A
     retransmission or persist timeout sends nothing (``tcp_write_err``
     alone), and some faults hide the wire: None, and only the observer's
-    reading exists.
+    reading exists.  Which of the two is judged is :func:`netkit.evidence.death.judged_death`'s.
     """
     w = r.wire
-    if w is None or not w.visible or r.measured_s is None:
+    if w is None or not w.visible:
         return None
     if r.prediction.expected_error in ("ECONNRESET", "ECONNREFUSED"):  # the peer's RST ends it on arrival
         return w.peer_rst_s
     return w.rst_s if r.state == State.IDLE else None
 
 
-def death_s(r: Judged) -> float | None:
-    """The death time judged against the rule: the kernel's own timestamp where the wire has one, else the observer's."""
-    kernel = kernel_death_s(r)
-    return r.measured_s if kernel is None else kernel
+def death_of(r: Measured) -> tuple[float | None, DeathSource | None]:
+    """The judged death time and its source, for the record to store (:func:`judged_death` of the wire and observer)."""
+    return judged_death(wire_death_s(r), r.measured_s)
 
 
-def observer_late_s(r: Judged) -> float | None:
-    """How long after the kernel's death the observer read it (None: the wire has no timestamp of the death)."""
-    kernel = kernel_death_s(r)
-    return None if kernel is None or r.measured_s is None else round(r.measured_s - kernel, 6)
+def death_check(p: DeathPrediction, death_s: float | None, source: DeathSource | None) -> DeathCheck:
+    """The judged death against the prediction's outcomes, with the sentences a scenario's failure has always had."""
+    seen_by = " (the kernel's RST on the wire)" if source is DeathSource.WIRE else ""
+    return check_death(p.outcomes(), death_s, rule=p.rule,
+                       early="died EARLY: {actual:.3f} s < window start {low:.3f} s" + seen_by,
+                       late="died late: {actual:.3f} s, outside {windows}" + seen_by)
 
 
 def judge(r: Judged) -> tuple[Failure, ...]:
     """Every way the measurement disagrees with the prediction (empty: pass).
 
-    The death time judged is the kernel's own where the wire shows it
-    (:func:`kernel_death_s`): an observer woken late on a loaded machine does
-    not fail a kernel whose timers were on time; its lateness is reported
-    apart (``observer_late_s``).  An observer reading *before* the window is
-    still a failure: nothing can see a death before it happens.
+    The death time judged is the record's (``death_s``: the kernel's own
+    where the wire shows it, :func:`wire_death_s`): an observer woken late
+    on a loaded machine does not fail a kernel whose timers were on time;
+    its lateness is reported apart (``observer_late_s``).  An observer
+    reading *before* the window is still a failure: nothing can see a death
+    before it happens.
     """
     found: list[Failure | None] = [_fault_in_time(r)]
     p = r.prediction
     if p.alive_until_s is not None:  # survival (netkit.model.middlebox): no death, the rest is the router's evidence
         found.append(_survived(r, p.alive_until_s))
         return tuple(f for f in found if f)
-    judged_s = death_s(r)
-    if r.measured_s is None or judged_s is None:
+    judged_s = r.death_s
+    if judged_s is None:  # judged_death: no death the observer saw is no death
         found.append(Failure("death", f"death within {windows_text([p.window_s])}", "no death",
                              message=f"the connection did not die within {p.window_s[1]:.3f} s (+ grace)"))
         return tuple(f for f in found if f)
-    windows = [w for w, _ in p.outcomes()]
-    counts = [n for _, n in p.outcomes()]
-    seen_by = "" if judged_s == r.measured_s else " (the kernel's RST on the wire)"
-    found.append(check_time("death", windows, judged_s, rule=p.rule, labels=counts,
-                            early="died EARLY: {actual:.3f} s < window start {low:.3f} s" + seen_by,
-                            late="died late: {actual:.3f} s, outside {windows}" + seen_by))
-    if judged_s != r.measured_s:
-        observer = check_time("death", windows, r.measured_s, rule=p.rule, labels=counts,
-                              early="the observer saw the death EARLY: {actual:.3f} s < window start {low:.3f} s")
-        found.append(observer if observer and observer.early else None)
+    found.append(r.death_check.failure)
+    if r.death_source is DeathSource.WIRE:
+        observer = check_death(p.outcomes(), r.measured_s, rule=p.rule,
+                               early="the observer saw the death EARLY: {actual:.3f} s < window start {low:.3f} s")
+        found.append(observer.failure if observer.timing is Timing.EARLY else None)
     found.append(_count(r, judged_s))
     if r.error != p.expected_error:
         found.append(Failure("error", str(p.expected_error), str(r.error),
@@ -161,7 +167,7 @@ def _count(r: Judged, judged_s: float) -> Failure | None:
     if count not in counts:
         return Failure(str(p.count_source), expected, str(count),
                        message=f"{p.count_source} = {count} at death, expected {expected}")
-    if p.contains(judged_s) and not p.matches(judged_s, count):
+    if r.death_check.timing is Timing.INSIDE and not fits(p.outcomes(), judged_s, count):
         windows = windows_text([w for w, _ in p.outcomes()], [n for _, n in p.outcomes()])
         return Failure(str(p.count_source), windows, f"{count} at {judged_s:.3f} s",
                        message=f"{p.count_source} = {count} at {judged_s:.3f} s; expected {windows}")
@@ -228,7 +234,11 @@ def _idle_counts(r: Judged, w: WireEvidence) -> list[Failure]:
 
 
 def _idle_timing(r: Judged, w: WireEvidence) -> list[Failure]:
-    intvl = r.keepalive.intvl
+    """The probes' spacing and the first probe against the schedule the prediction was made from (none: no check)."""
+    schedule = r.prediction.schedule
+    if schedule is None:
+        return []
+    intvl = schedule.intvl
     jiffy, hz = r.kernel.jiffy_s, r.kernel.hz
     found: list[Failure | None] = []
     spacing = (intvl - jiffy, intvl + wheel_granularity_s(intvl, hz) + jiffy)
@@ -236,7 +246,6 @@ def _idle_timing(r: Judged, w: WireEvidence) -> list[Failure]:
         apart = (f"probes {n} and {n + 1} are {{actual:.3f}} s apart, expected TCP_KEEPINTVL {intvl} s within "
                  "[{low:.3f}, {high:.3f}] s")
         found.append(check_time(f"probes {n} and {n + 1}", spacing, gap, rule="TCP_KEEPINTVL", early=apart, late=apart))
-    schedule = keepalive_schedule(r.keepalive, r.prediction.last_segment)
     first = (schedule.first_probe - jiffy, schedule.first_probe + schedule.max_lateness(1, hz) + 2 * jiffy)
     shown = "none" if w.first_probe_s is None else f"{w.first_probe_s:.3f} s"
     term = "idle" if r.prediction.last_segment == "idle" else "max(idle, intvl)"  # nothing answered before: idle
@@ -272,5 +281,5 @@ def _data_wire(r: Judged, w: WireEvidence) -> list[Failure]:
     return problems
 
 
-__all__ = ["Failure", "OBSERVER_SAMPLE_S", "PEER_SAME_MOMENT_S", "death_s", "judge", "judge_wire", "kernel_death_s",
-           "observer_late_s"]
+__all__ = ["Failure", "OBSERVER_SAMPLE_S", "PEER_SAME_MOMENT_S", "death_check", "death_of", "judge", "judge_wire",
+           "wire_death_s"]

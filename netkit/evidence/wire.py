@@ -2,7 +2,11 @@
 
 Where a capture cannot see the probes at all, the fault says why (its
 ``wire_blind``; docs/rules.md, "Link-down probes are not on the wire"): the
-evidence is then the kernel's counters.
+evidence is then the kernel's counters.  Each event
+carries its kind, from the segment's classification (:data:`KINDS`), so no
+report guesses it back from the wording.  The evidence is a frozen value,
+built whole; what the capture adds (interface, drops, the kernel's counts,
+the note) is given with :func:`dataclasses.replace`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..enums import EventKind
 from .classify import Classified, classify
 from .events import WIRE, Event
 from .frames import TCP_ACK, Frame
@@ -21,7 +26,7 @@ MAX_EVENTS = 200  # the timeline keeps the first ones; a bulk transfer would dro
 # -- the evidence ----------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class WireEvidence:
     """What the tested veth showed, as data; times in s since ``anchor`` (on the wire).
 
@@ -81,41 +86,83 @@ def _describe(item: Classified, number: int | None, anchor: bool) -> str:
     return text + (" = last segment received" if anchor else "")
 
 
+# A classified segment's kind as a timeline event's (a probe answered or not is decided by its reply).
+KINDS = {
+    "keepalive-probe": EventKind.PROBE,
+    "zero-window-probe": EventKind.ZERO_WINDOW_PROBE,
+    "probe-reply": EventKind.PROBE_REPLY,
+    "retransmission": EventKind.RETRANSMISSION,
+    "rst": EventKind.RST,
+    "syn": EventKind.CONNECT,
+    "data": EventKind.DATA,
+    "ack": EventKind.DATA,
+    "fin": EventKind.DATA,
+}
+
+
+def event_kind(item: Classified, anchor: bool, again: bool = False) -> EventKind:
+    """What a segment is on the timeline: t = 0 (the last segment received), or its classification's kind.
+
+    ``again``: the tested side sent a SYN (or SYN-ACK) before this one, so this one is its retransmission.
+    """
+    if anchor:
+        return EventKind.LAST_SEGMENT
+    if item.kind == "keepalive-probe" and item.answered:
+        return EventKind.ANSWERED_PROBE
+    if item.kind == "syn" and item.sent and again:
+        return EventKind.RETRANSMISSION
+    return KINDS.get(item.kind, EventKind.OTHER)
+
+
 def evidence(
     items: Sequence[Classified],
     anchor_ns: int,
     anchor: str,
     from_index: int = 0,
+    frames: int = 0,
 ) -> WireEvidence:
-    """Probes, replies, spacing and RST after ``anchor_ns`` (the timeline starts at ``from_index``)."""
+    """Probes, replies, spacing and RST after ``anchor_ns`` (the timeline starts at ``from_index``).
+
+    ``frames``: everything the capture held (the tested connection's segments are ``items``).
+    """
 
     def t(item: Classified) -> float:
         return round((item.ts_ns - anchor_ns) / 1e9, 6)
 
     after = [i for i in items if i.ts_ns > anchor_ns]
     probes = [i for i in after if i.sent and i.kind == "keepalive-probe"]
-    ev = WireEvidence(anchor=anchor, anchor_ns=anchor_ns, connection_segments=len(items))
-    ev.probes_s = [t(p) for p in probes]
-    ev.unanswered_probes = sum(not p.answered for p in probes)
-    ev.answered_probes = sum(p.answered for p in probes)
-    ev.spacing_s = [round(b - a, 6) for a, b in zip(ev.probes_s, ev.probes_s[1:])]
-    ev.first_probe_s = ev.probes_s[0] if probes else None
+    probes_s = [t(p) for p in probes]
     rsts = [t(i) for i in after if i.sent and i.kind == "rst"]
-    ev.rst_s = rsts[0] if rsts else None
     peer_rsts = [t(i) for i in after if not i.sent and i.kind == "rst"]
-    ev.peer_rst_s = peer_rsts[0] if peer_rsts else None
-    ev.retransmissions_s = [t(i) for i in after if i.sent and i.kind == "retransmission"]
-    ev.zero_window_probes_s = [t(i) for i in after if i.sent and i.kind == "zero-window-probe"]
+    events: list[Event] = []
     counts: dict[str, int] = {}
+    syns = [i for i, item in enumerate(items) if item.sent and item.kind == "syn"]
     shown = items[from_index:]
-    for item in shown[:MAX_EVENTS]:
+    for index, item in enumerate(shown[:MAX_EVENTS], from_index):
         number = None
         if item.sent and item.ts_ns > anchor_ns and item.kind in ("keepalive-probe", "zero-window-probe", "retransmission"):
             counts[item.kind] = number = counts.get(item.kind, 0) + 1
-        ev.events.append(Event(t(item), _describe(item, number, item.ts_ns == anchor_ns), WIRE))
+        at_anchor = item.ts_ns == anchor_ns
+        kind = event_kind(item, at_anchor, again=bool(syns) and index > syns[0])
+        events.append(Event(t(item), _describe(item, number, at_anchor), WIRE, kind))
     if len(shown) > MAX_EVENTS:
-        ev.events.append(Event(t(shown[-1]), f"... {len(shown) - MAX_EVENTS} more segments (see the pcap)", WIRE))
-    return ev
+        events.append(Event(t(shown[-1]), f"... {len(shown) - MAX_EVENTS} more segments (see the pcap)", WIRE))
+    return WireEvidence(
+        frames=frames,
+        connection_segments=len(items),
+        anchor=anchor,
+        anchor_ns=anchor_ns,
+        probes_s=probes_s,
+        unanswered_probes=sum(not p.answered for p in probes),
+        answered_probes=sum(p.answered for p in probes),
+        spacing_s=[round(b - a, 6) for a, b in zip(probes_s, probes_s[1:])],
+        first_probe_s=probes_s[0] if probes else None,
+        rst_s=rsts[0] if rsts else None,
+        peer_rst_s=peer_rsts[0] if peer_rsts else None,
+        retransmissions_s=[t(i) for i in after if i.sent and i.kind == "retransmission"],
+        zero_window_probes_s=[t(i) for i in after if i.sent and i.kind == "zero-window-probe"],
+        events=events,
+    )
 
 
 def analyse(
@@ -144,13 +191,10 @@ def analyse(
         else:
             index = len([item for item in items if item.ts_ns < (sent_ns or fault_ns)])
             anchor_ns, anchor = sent_ns or fault_ns, "the send (the data never reached the tap; process clock)"
-        ev = evidence(items, anchor_ns - 1, anchor, index)
-    elif received:
+        return evidence(items, anchor_ns - 1, anchor, index, len(frames))
+    if received:
         index = received[-1]
         answered_probe = index and items[index - 1].sent and items[index - 1].kind.endswith("probe")
         start = index - 1 if answered_probe else index  # show the probe it answered
-        ev = evidence(items, items[index].ts_ns, "the last segment received before the fault", start)
-    else:
-        ev = evidence(items, fault_ns, "the fault (nothing was received before it)", len(items))
-    ev.frames = len(frames)
-    return ev
+        return evidence(items, items[index].ts_ns, "the last segment received before the fault", start, len(frames))
+    return evidence(items, fault_ns, "the fault (nothing was received before it)", len(items), len(frames))

@@ -3,6 +3,7 @@
 - :mod:`.wheel` -- how late a timer runs; the window built from it
 - :mod:`.prediction` -- :class:`DeathPrediction`, what the kernel should do
 - :mod:`.keepalive` -- idle connections: ``tcp_keepalive_timer``
+- :mod:`.schedule` -- the keepalive timer's runs, which an idle prediction carries
 - :mod:`.rto` -- the retransmission timer's backoff, deadline and clamp (shared)
 - :mod:`.retransmission` -- data outstanding: ``tcp_retransmit_timer``
 - :mod:`.persist` -- a closed window or no route: ``tcp_probe_timer``

@@ -22,62 +22,18 @@ at or after ``idle``:
   ``intvl > idle`` this is one ``intvl - idle`` later than the classic formula
   (e.g. 1/2/2: 6 s, not 5 s).
 
-The timing window (timer-wheel lateness) is :mod:`netkit.model.wheel`.
+The timer runs themselves are :mod:`netkit.model.schedule` (each prediction made
+here carries its schedule); the timing window (timer-wheel lateness) is
+:mod:`netkit.model.wheel`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ..enums import LastSegment
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
 from .prediction import DeathPrediction
-from .wheel import wheel_granularity_s, window
-
-LAST_SEGMENT_KINDS = LastSegment.values()
-
-
-@dataclass(frozen=True)
-class KeepaliveSchedule:
-    """The keepalive timer runs after the last received segment, nominally.
-
-    Run 1 sends the first unanswered probe at ``first_probe``; run ``k`` is
-    at ``first_probe + (k - 1) * intvl``.  ``delays`` are the arm delays of
-    runs 1, 2, ... whose lateness accumulates (the first one is ``idle -
-    intvl`` when an earlier run, too early to probe, re-armed the timer).
-    """
-
-    first_probe: float
-    first_delay: float
-    intvl: float
-    how: str
-
-    def time(self, run: int) -> float:
-        return self.first_probe + (run - 1) * self.intvl
-
-    def delays(self, runs: int) -> tuple[float, ...]:
-        return (self.first_delay,) + (self.intvl,) * (runs - 1)
-
-    def max_lateness(self, runs: int, hz: int) -> float:
-        return sum(wheel_granularity_s(d, hz) for d in self.delays(runs))
-
-
-def keepalive_schedule(settings: KeepaliveSettings, last_segment: str = "probe-reply") -> KeepaliveSchedule:
-    """When the keepalive timer runs once the peer has gone silent.
-
-    ``last_segment`` is what the socket last received before the fault:
-    ``"probe-reply"`` (a keepalive probe had just been answered) or ``"idle"``
-    (nothing since the handshake or the last data, keepalive armed then).
-    """
-    if last_segment not in LAST_SEGMENT_KINDS:
-        raise ValueError(f"last_segment must be one of {LAST_SEGMENT_KINDS}, not {last_segment!r}")
-    idle, intvl = settings.idle, settings.intvl
-    if last_segment == "probe-reply" and intvl >= idle:
-        return KeepaliveSchedule(intvl, intvl, intvl, (
-            f"the answered probe re-armed the timer for intvl, so the first probe left at max(idle, intvl) = {intvl} s"))
-    first_delay = idle if last_segment == "idle" else idle - intvl  # the re-arm "idle - elapsed"
-    return KeepaliveSchedule(idle, first_delay, intvl, f"the first probe left at idle = {idle} s")
+from .schedule import LAST_SEGMENT_KINDS, KeepaliveSchedule, keepalive_schedule
+from .wheel import window
 
 
 def keepalive_death(
@@ -111,6 +67,8 @@ def keepalive_death(
             expected_count=settings.cnt,
             expected_error=error,
             timer_runs_s=schedule.delays(runs),
+            last_segment=last_segment,
+            schedule=schedule,
         )
     ut_s = ut / 1000
     nominal = 2  # run 1 sends the first probe; with none outstanding it cannot abort
@@ -138,6 +96,8 @@ def keepalive_death(
                                 schedule.max_lateness(early, hz), kernel) if early_qualifies else None),
         alternative_count=early - 1 if early_qualifies else None,
         timer_runs_s=schedule.delays(nominal),
+        last_segment=last_segment,
+        schedule=schedule,
     )
 
 
@@ -154,5 +114,9 @@ def reset_at_first_probe(settings: KeepaliveSettings, kernel: KernelInfo,
         expected_count=1,
         expected_error="ECONNRESET",
         timer_runs_s=schedule.delays(1),
+        last_segment=last_segment,
+        schedule=schedule,
     )
 
+
+__all__ = ["LAST_SEGMENT_KINDS", "KeepaliveSchedule", "keepalive_death", "keepalive_schedule", "reset_at_first_probe"]

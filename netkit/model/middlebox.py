@@ -128,7 +128,7 @@ def expiry(k: KeepaliveSettings, timeout_s: int, action: str, kernel: KernelInfo
             expected_s=p.expected_s, window_s=p.window_s, expected_count=p.expected_count,
             expected_error=p.expected_error, timer_runs_s=p.timer_runs_s,
             alternative_window_s=p.alternative_window_s, alternative_count=p.alternative_count,
-            last_segment="idle")
+            last_segment="idle", schedule=p.schedule)
     schedule = keepalive_schedule(k, "idle")
     expected = schedule.first_probe
     return DeathPrediction(
@@ -137,7 +137,8 @@ def expiry(k: KeepaliveSettings, timeout_s: int, action: str, kernel: KernelInfo
               "segment received"),
         expected_s=float(expected),
         window_s=window(expected, expected - kernel.jiffy_s, schedule.max_lateness(1, kernel.hz), kernel),
-        expected_count=1, expected_error="ECONNRESET", timer_runs_s=schedule.delays(1), last_segment="idle")
+        expected_count=1, expected_error="ECONNRESET", timer_runs_s=schedule.delays(1), last_segment="idle",
+        schedule=schedule)
 
 
 def middlebox_prediction(k: KeepaliveSettings, timeout_s: int, action: str, kernel: KernelInfo) -> DeathPrediction:

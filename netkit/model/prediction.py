@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..enums import Clock, CountSource
+from .schedule import KeepaliveSchedule
 
 Window = tuple[float, float]
 
@@ -19,7 +20,12 @@ class DeathPrediction:
     ``alternative_window_s``/``alternative_count`` pair is the other outcome
     (e.g. TCP_USER_TIMEOUT just after a nominal keepalive run: one interval
     earlier with one probe less).  A measurement must match one outcome in
-    both time and count.
+    both time and count: judged by :mod:`netkit.evidence.death` (``fits``,
+    ``check_death``), through the one time checker.
+
+    ``schedule`` is the keepalive timer's schedule the prediction was made
+    from (idle connections; None for every other rule), so that what judges
+    the wire reads the same timer runs instead of asking the model again.
     """
 
     rule: str
@@ -35,6 +41,7 @@ class DeathPrediction:
     timer_runs_s: tuple[float, ...] = ()  # arm delays of the timer runs whose lateness adds up
     alive_until_s: float | None = None  # not a death: the connection must still be alive (and carry data) this long
     last_segment: str = "probe-reply"  # what armed the keepalive timer before the fault (keepalive_schedule's kinds)
+    schedule: KeepaliveSchedule | None = None  # the keepalive runs it was made from (idle); None: no keepalive rule
 
     def outcomes(self) -> list[tuple[Window, int]]:
         found = [(self.window_s, self.expected_count)]
@@ -45,9 +52,3 @@ class DeathPrediction:
     def counts(self) -> list[int]:
         """Every count an outcome allows, ascending."""
         return sorted({n for _, n in self.outcomes()})
-
-    def matches(self, measured_s: float, count: int | None) -> bool:
-        return any(low <= measured_s <= high and count == n for (low, high), n in self.outcomes())
-
-    def contains(self, measured_s: float) -> bool:
-        return any(low <= measured_s <= high for (low, high), _ in self.outcomes())

@@ -1,4 +1,9 @@
-"""A scenario result as JSON: the keys of ``--json``, versioned by ``schema``."""
+"""A scenario result as JSON: the keys of ``--json``, versioned by ``schema``.
+
+It writes what the record stores (the judged death, its source and timing,
+the count) and derives nothing; the record is imported for type checking
+only, so this layer never loads the scenario machinery.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..scenario.result import ScenarioResult
 
+# Bump when a key of result_dict() changes meaning or goes away.  /2: the judged death ("death_s",
+# "death_source", "death_timing", "late_by_s", "late_only"), "count", and every event's "kind".
+SCHEMA = "netkit.scenario-result/2"
+
 
 def result_dict(r: ScenarioResult) -> dict[str, Any]:
     """Every key of the scenario result, in the order ``--json`` has always printed them (``schema`` first).
 
     A many-connection scenario adds one last key, ``connections``.
     """
-    from ..scenario.result import SCHEMA
-
     s, p = r.scenario, r.prediction
     data = {
         "schema": SCHEMA,
@@ -34,11 +41,17 @@ def result_dict(r: ScenarioResult) -> dict[str, Any]:
         "measured_s": r.measured_s,  # tcpi_last_ack_recv (or the clock since the send) when the observer woke
         "kernel_death_s": r.kernel_death_s,  # the RST that ended it, on the wire; the time judged when not null
         "observer_late_s": r.observer_late_s,
+        "death_s": r.death_s,  # the time judged: kernel_death_s where not null, else measured_s (null: no death)
+        "death_source": r.death_source,  # "wire" or "observer": whose clock death_s is
+        "death_timing": r.death_timing,  # "inside", "early", "late" or "none", against the outcomes' windows
+        "late_by_s": r.late_by_s,  # past the latest window's end, when late
+        "late_only": r.late_only,  # missed only by lateness, with the predicted error and a predicted count
         "error": r.error,
         "expected_error": p.expected_error,
         "probes": r.probes,
         "retransmits": r.retransmits,
         "count_source": p.count_source,
+        "count": r.count,  # the figure count_source names
         "expected_count": p.expected_count,
         "alternative_window_s": list(p.alternative_window_s) if p.alternative_window_s else None,
         "alternative_count": p.alternative_count,

@@ -1,10 +1,16 @@
-"""A scenario result as text: the one-line wire summary, the 3 a.m. explanation, the demo's lines."""
+"""A scenario result as text: the one-line wire summary, the 3 a.m. explanation, the demo's lines.
+
+It prints what the record stores (the judged death and its source, the
+count, each event's kind) and judges nothing again; the record is imported
+for type checking only.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, TextIO
 
-from ..enums import Clock, CountSource, State
+from ..enums import Clock, CountSource, DeathSource, EventKind, State
+from ..evidence.verdict import OBSERVER_SAMPLE_S
 
 if TYPE_CHECKING:
     from ..kernel import KernelInfo
@@ -19,6 +25,8 @@ PREPARATION = {
     "syn-sent": "breaking the path, then connecting through it",
     "syn-recv": "the client sends its SYN and vanishes",
 }
+SAMPLED_EVERY = f"every {OBSERVER_SAMPLE_S * 1000:g} ms"  # the observer's interval, as the lines say it
+DEMO_EVENTS = (EventKind.DEATH, EventKind.GAVE_UP)  # the observer's events the demo's closing lines repeat
 COUNTED = {CountSource.PROBES: "unanswered probe", CountSource.RETRANSMITS: "retransmission",
            CountSource.WIN_PROBES: "window probe", CountSource.SYN_RETRANS: "SYN retransmission"}
 
@@ -71,7 +79,7 @@ def _timeline_lines(r: ScenarioResult) -> list[str]:
     if any(e.source == "wire" for e in r.timeline):
         sources.append("[wire] = kernel timestamp of the frame on the tested veth")
     if any(e.source == "sampled" for e in r.timeline):
-        sources.append("[sampled] = tcp_info polled every 20 ms")
+        sources.append(f"[sampled] = tcp_info polled {SAMPLED_EVERY}")
     since = Clock(r.prediction.measured_from).since
     lines = [f"  timeline (s since {since}" + "".join(f"; {x}" for x in sources) + "):"]
     return lines + [f"    {e.t_s:8.3f}  {e.what}" + (f"  [{e.source}]" if e.source else "") for e in r.timeline]
@@ -87,7 +95,7 @@ def explain(r: ScenarioResult) -> str:
     """The failure message for a person reading a CI log at 3 a.m."""
     p = r.prediction
     measured = "no death" if r.measured_s is None else (
-        death_sources(r) if r.kernel_death_s is not None else f"{r.measured_s:.3f} s")
+        death_sources(r) if r.death_source is DeathSource.WIRE else f"{r.measured_s:.3f} s")
     lines = [
         f"{r.scenario.id} on {r.kernel.release} (HZ={r.kernel.hz}): {r.verdict.upper()}",
         f"  rule:     {p.rule}",
@@ -154,7 +162,7 @@ def demo_header(scenario: Scenario, kernel: KernelInfo, p: DeathPrediction) -> l
         f"rule: {p.rule}",
         f"expect death at {p.expected_s:.3f} s, window [{p.window_s[0]:.3f}, {p.window_s[1]:.3f}] s, "
         f"{p.expected_error}; {PREPARATION[scenario.state]}...",
-        f"  time since {Clock(p.measured_from).since} ({p.count_source} sampled every 20 ms):",
+        f"  time since {Clock(p.measured_from).since} ({p.count_source} sampled {SAMPLED_EVERY}):",
     ]
 
 
@@ -163,7 +171,7 @@ def print_demo_result(r: ScenarioResult, out: TextIO) -> None:
     p = r.prediction
     low, high = p.window_s
     for event in r.timeline:
-        if event.what.startswith("connection dead") or event.what.startswith("still alive"):
+        if event.kind in DEMO_EVENTS:
             print(f"  {event.t_s:7.3f} s  {event.what}", file=out)
     wire = r.wire
     if wire is not None and wire.visible:
@@ -172,7 +180,7 @@ def print_demo_result(r: ScenarioResult, out: TextIO) -> None:
             print(f"  {event.t_s:7.3f} s  {event.what}", file=out)
     if wire is not None:
         print(f"wire: {wire_summary(r)}", file=out)
-    if r.kernel_death_s is not None:
+    if r.death_source is DeathSource.WIRE:
         print(f"death: {death_sources(r)}", file=out)
     since = Clock(p.measured_from).since
     measured = "did not die" if r.death_s is None else f"died {r.death_s:.3f} s after {since}"

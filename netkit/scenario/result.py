@@ -1,10 +1,15 @@
 """A scenario's result: one frozen record, built once from the measurement and the single prediction.
 
-The failures are computed when the record is built (:func:`netkit.evidence.verdict.judge`),
-so nothing can add to them later and judging twice gives the same answer.
-``to_dict`` is the machine-readable form (the CLI's ``--json``); its keys are
-versioned by ``schema`` and pinned by a test.  The text forms are
-:mod:`netkit.report`.
+Every judged fact is computed when the record is built and stored in it:
+the death time judged and whose clock it is (:func:`netkit.evidence.death.judged_death`),
+the count the prediction names (:func:`netkit.evidence.death.count_of`),
+where the death fell against the windows (:func:`netkit.evidence.death.check_death`),
+whether it missed only by lateness, and the failures
+(:func:`netkit.evidence.verdict.judge`).  Nothing can add to them later,
+judging twice gives the same answer, and every report reads these fields
+instead of deriving them again.  ``to_dict`` is the machine-readable form
+(the CLI's ``--json``, :mod:`netkit.report.json`); its keys are versioned by
+``schema`` and pinned by a test.  The text forms are :mod:`netkit.report.text`.
 """
 
 from __future__ import annotations
@@ -13,29 +18,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..enums import CountSource, Verdict
+from ..enums import DeathSource, Timing, Verdict
+from ..evidence.death import DeathCheck, count_of, fits, judged_death
+from ..evidence.death import late_only as misses_only_by_lateness
 from ..evidence.events import Event
 from ..evidence.middlebox import MiddleboxEvidence, judge_middlebox
 from ..evidence.pcap import write_pcap
 from ..evidence.timecheck import Failure, check_time, windows_text
-from ..evidence.verdict import death_s, judge, kernel_death_s, observer_late_s
+from ..evidence.verdict import death_check, death_of, judge
 from ..evidence.wire import WireEvidence
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
 from ..model.prediction import DeathPrediction
+from ..report import json as json_report
+from ..report import text as text_report
+from ..report.json import SCHEMA
 from .spec import Scenario
-
-SCHEMA = "netkit.scenario-result/1"  # bump when a key of to_dict() changes meaning or goes away
-
-
-def count_of(source: str, probes: int | None, retransmits: int | None, counters: Mapping[str, int]) -> int | None:
-    """The figure a prediction's ``count_source`` names, from the kernel's figures at death."""
-    kind = CountSource(source)
-    if kind is CountSource.PROBES:
-        return probes
-    if kind is CountSource.RETRANSMITS:
-        return retransmits
-    return counters.get(kind.counter or "")
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ class ConnectionDeath:
     @property
     def death_s(self) -> float | None:
         """The time judged: the kernel's RST on the wire where seen, else the observer's reading (as for one connection)."""
-        return self.measured_s if self.wire_rst_s is None else self.wire_rst_s
+        return judged_death(self.wire_rst_s, self.measured_s)[0]
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "measured_s": self.measured_s, "error": self.error, "count": self.count,
@@ -111,8 +109,9 @@ def judge_connections(
                              f"{len(outside)} of {total} outside", message=(
             f"{len(outside)} of {total} connections died outside {text}"
             + (f" ({len(early)} EARLY)" if early else "") + ": " + _listed(shown)), early=bool(early)))
+    missed = {c.index for c, _ in outside}  # the rest died inside a window: its count must be that window's
     wrong_count = [c for c in connections if c.death_s is not None and (
-        c.count not in counts or (p.contains(c.death_s) and not p.matches(c.death_s, c.count)))]
+        c.count not in counts or (c.index not in missed and not fits(p.outcomes(), c.death_s, c.count)))]
     if wrong_count:
         expected = " or ".join(map(str, counts))
         found.append(Failure(f"connections: {p.count_source}", expected, f"{len(wrong_count)} of {total} wrong",
@@ -147,7 +146,12 @@ class Progress:
 
 @dataclass(frozen=True)
 class ScenarioResult:
-    """What happened, against what the kernel's rule said, and the verdict. Immutable."""
+    """What happened, against what the kernel's rule said, and the verdict. Immutable.
+
+    The fields after ``failures`` are not given: they are judged once, at
+    construction, from the measurement and the prediction (``death_s`` and
+    ``death_source``, ``count``, ``death_check``, ``late_only``).
+    """
 
     scenario: Scenario
     kernel: KernelInfo
@@ -170,14 +174,30 @@ class ScenarioResult:
     connections: tuple[ConnectionDeath, ...] = ()  # with Scenario.connections > 1: every connection, the first too
     middlebox: MiddleboxEvidence | None = None  # the routed topology: the router's conntrack entry and both ends
     failures: tuple[Failure, ...] = field(init=False)
+    death_s: float | None = field(init=False)  # the death time judged: the kernel's on the wire where seen, else measured_s
+    death_source: DeathSource | None = field(init=False)  # whose clock death_s is (None: no death)
+    count: int | None = field(init=False)  # the figure the prediction's count_source names
+    death_check: DeathCheck = field(init=False)  # where death_s fell against the outcomes' windows
+    late_only: bool = field(init=False)  # missed only by dying after every window, with the right error and count
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "timeline", tuple(self.timeline))
-        object.__setattr__(self, "kept_namespaces", tuple(self.kept_namespaces))
-        object.__setattr__(self, "connections", tuple(self.connections))
-        failures = judge(self) + judge_connections(self.connections, self.prediction, self.fault_deadline_s)
-        failures += judge_middlebox(self.middlebox, self.prediction, self.kernel.jiffy_s)
-        object.__setattr__(self, "failures", failures)  # once, at construction: the record is the verdict
+        def store(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
+        store("timeline", tuple(self.timeline))
+        store("kept_namespaces", tuple(self.kept_namespaces))
+        store("connections", tuple(self.connections))
+        p = self.prediction
+        death_s, source = death_of(self)
+        count = count_of(p.count_source, self.probes, self.retransmits, self.counters)
+        store("death_s", death_s)
+        store("death_source", source)
+        store("count", count)
+        store("death_check", death_check(p, death_s, source))
+        store("late_only", misses_only_by_lateness(p.outcomes(), death_s, count, self.error, p.expected_error))
+        failures = judge(self) + judge_connections(self.connections, p, self.fault_deadline_s)
+        failures += judge_middlebox(self.middlebox, p, self.kernel.jiffy_s)
+        store("failures", failures)  # once, at construction: the record is the verdict
 
     # -- what the judging reads ------------------------------------------------
 
@@ -190,30 +210,31 @@ class ScenarioResult:
         return self.scenario.keepalive
 
     @property
-    def count(self) -> int | None:
-        """The figure the prediction's ``count_source`` names."""
-        return count_of(self.prediction.count_source, self.probes, self.retransmits, self.counters)
-
-    @property
     def kernel_death_s(self) -> float | None:
         """The death as the kernel timestamped it (the RST on the wire); None where no frame marks it."""
-        return kernel_death_s(self)
+        return self.death_s if self.death_source is DeathSource.WIRE else None
 
     @property
     def observer_late_s(self) -> float | None:
         """How long after the kernel's death the observer read it: ``measured_s - kernel_death_s``."""
-        return observer_late_s(self)
+        kernel = self.kernel_death_s
+        return None if kernel is None or self.measured_s is None else round(self.measured_s - kernel, 6)
 
     @property
-    def death_s(self) -> float | None:
-        """The death time the verdict judged: the kernel's own timestamp where there is one, else ``measured_s``."""
-        return death_s(self)
+    def death_timing(self) -> Timing:
+        """Inside a window, early, late, or none (no death): the stored check's."""
+        return self.death_check.timing
+
+    @property
+    def late_by_s(self) -> float | None:
+        """How far past the latest window's end the judged death fell (late deaths only)."""
+        return self.death_check.late_by_s
 
     @property
     def connections_passed(self) -> int:
         """Connections that died inside the window with the right count and error (many-connection scenarios)."""
         p = self.prediction
-        return sum(1 for c in self.connections if c.death_s is not None and p.matches(c.death_s, c.count)
+        return sum(1 for c in self.connections if c.death_s is not None and fits(p.outcomes(), c.death_s, c.count)
                    and c.error == p.expected_error)
 
     @property
@@ -243,22 +264,17 @@ class ScenarioResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable verdict (the CLI's ``--json``), schema :data:`SCHEMA`."""
-        from ..report.json import result_dict
-
-        return result_dict(self)
+        return json_report.result_dict(self)
 
     def to_json(self) -> str:
-        from ..report.json import to_json
-
-        return to_json(self)
+        return json_report.to_json(self)
 
     def wire_summary(self) -> str:
-        from ..report.text import wire_summary
-
-        return wire_summary(self)
+        return text_report.wire_summary(self)
 
     def explain(self) -> str:
         """The failure message for a person reading a CI log at 3 a.m."""
-        from ..report.text import explain
+        return text_report.explain(self)
 
-        return explain(self)
+
+__all__ = ["SCHEMA", "ConnectionDeath", "Progress", "ScenarioResult", "judge_connections"]
