@@ -20,6 +20,9 @@ MAX_TCP_KEEPINTVL = 32767
 MAX_TCP_KEEPCNT = 127
 MAX_USER_TIMEOUT_MS = 2**31 - 1
 KERNEL_DEFAULTS = {"idle": 7200, "intvl": 75, "cnt": 9}  # tcp_sk_init(), per namespace
+KEEPALIVE_SYSCTLS = {  # field -> the namespace's sysctl a socket without its own value follows
+    "idle": "net.ipv4.tcp_keepalive_time", "intvl": "net.ipv4.tcp_keepalive_intvl", "cnt": "net.ipv4.tcp_keepalive_probes",
+}
 
 RANGES = {
     "idle": (1, MAX_TCP_KEEPIDLE, "TCP_KEEPIDLE", "s"),

@@ -195,7 +195,7 @@ def netkit_routed_lab(request: pytest.FixtureRequest, netkit_middlebox: Middlebo
             assert netkit_routed_lab.conntrack("ipv4")[0].state == "ESTABLISHED"
     """
     _require_privileges(request.config)
-    from .lab.routed import MIDDLEBOX_FORGETS
+    from .lab.faults import MIDDLEBOX_FORGETS
 
     reason = MIDDLEBOX_FORGETS.unsupported_reason()
     if reason:

@@ -57,7 +57,8 @@ from ..lab.diag import tcp_sockets
 from ..lab.faults import FaultContext, get_fault
 from ..lab.lab import Lab
 from ..privileges import require_privileges
-from .follow import Sample, SocketFollower, every, near_expiry
+from ..tcpsocket import Sample
+from .follow import SocketFollower, every, near_expiry
 from .infer import ProbeTimes, infer_first_probe_idle, infer_rearmed_intvl
 from .options import read_options
 from .program import Program, endpoint, require_executable, require_seconds

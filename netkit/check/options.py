@@ -22,15 +22,14 @@ from dataclasses import dataclass, field
 
 from ..errors import NetkitError
 from ..inspect.borrow import Borrower, NotPermitted, refused_here
-from ..inspect.facts import SYSCTLS, Borrowed
+from ..inspect.facts import Borrowed
 from ..inspect.gather import socket_fds
+from ..keepalive import KEEPALIVE_SYSCTLS
 from ..lab.lab import Endpoint
 from ..lab.proc import owners
+from .result import SET_ON_SOCKET
 
 FLIP_MARGIN_S = 0.1  # the keepalive timer must be at least this far away for the sysctl flip
-SYSCTL_OF = {"idle": SYSCTLS["keepalive_time"], "intvl": SYSCTLS["keepalive_intvl"],  # inspect's names
-             "cnt": SYSCTLS["keepalive_probes"]}
-SET_ON_SOCKET = "socket"
 
 
 @dataclass
@@ -45,7 +44,7 @@ class SocketOptions:
 
 def namespace_keepalive(endpoint: Endpoint) -> dict[str, int]:
     """The keepalive sysctls of ``endpoint``'s namespace, by field (idle, intvl, cnt)."""
-    return {f: int(endpoint.sysctl(name)) for f, name in SYSCTL_OF.items()}
+    return {f: int(endpoint.sysctl(name)) for f, name in KEEPALIVE_SYSCTLS.items()}
 
 
 def read_options(pid: int, inode: int, endpoint: Endpoint, timer_due_s: float | None) -> SocketOptions:
@@ -88,7 +87,7 @@ def _sources(options: Borrowed, sysctls: dict[str, int], endpoint: Endpoint, rea
     """field -> SET_ON_SOCKET, or the sysctl it follows (proved by the flip, or "=sysctl?" if not provable)."""
     sources = {}
     can_flip = timer_due_s is None or timer_due_s >= FLIP_MARGIN_S
-    for name, sysctl in SYSCTL_OF.items():
+    for name, sysctl in KEEPALIVE_SYSCTLS.items():
         value = getattr(options, name)
         if value != sysctls[name]:
             sources[name] = SET_ON_SOCKET  # differs from the sysctl: it can only have been set

@@ -64,11 +64,12 @@ from ..lab.faults import FaultContext, get_fault
 from ..lab.lab import CONNECT_TIMEOUT_S, Lab
 from ..lab.proc import owners
 from ..privileges import require_privileges
+from ..tcpsocket import Sample
 from ..waiting import Drop
-from .follow import POLL_S, Sample, SocketFollower, every, near_expiry
+from .follow import POLL_S, SocketFollower, every, near_expiry
 from .infer import infer_idle, infer_intvl
 from .program import Program, endpoint, require_executable, require_seconds
-from .result import EXIT_ERROR, EXIT_MATCH, EXIT_MISMATCH, NO_KEEPALIVE, CheckResult
+from .result import NO_KEEPALIVE, CheckResult
 from .verdict import conclude
 
 KEEPALIVE_GRACE_S = 1.0  # how long the accepted socket may take to show a keepalive timer
@@ -261,4 +262,4 @@ def _follow_to_death(lab: Lab, follower: SocketFollower, program: Program, clien
         f"{result.dead_between_s[0]:.3f} s)")
 
 
-__all__ = ["EXIT_ERROR", "EXIT_MATCH", "EXIT_MISMATCH", "NO_KEEPALIVE", "CheckResult", "check_server"]
+__all__ = ["NO_KEEPALIVE", "CheckResult", "check_server"]

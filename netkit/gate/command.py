@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from ..errors import InputError
+from ..exitcodes import EXIT_FAIL, EXIT_NOTHING_RAN, EXIT_PASS
 from ..kernel import kernel_info
 from ..kernels.gate_option import HELP as KERNEL_HELP
 from ..outputs import file_problem, folder_problem
@@ -29,7 +30,6 @@ from .progress import LiveProgress
 from .run import MAX_WORKERS, ScenarioRuns, run_gate
 from .summary import format_summary
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_NOTHING_RAN = 0, 1, 2, 4
 MAX_REPEAT = 1000  # every run is queued at once: 10**9 would exhaust memory before the first result
 
 HELP = {

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..lab.diag import TcpSocketDiag
+from ..keepalive import KEEPALIVE_SYSCTLS
+from ..tcpsocket import TcpSocketDiag
 
 SYSCTLS = {  # field -> sysctl, all per network namespace
-    "keepalive_time": "net.ipv4.tcp_keepalive_time",
-    "keepalive_intvl": "net.ipv4.tcp_keepalive_intvl",
-    "keepalive_probes": "net.ipv4.tcp_keepalive_probes",
+    "keepalive_time": KEEPALIVE_SYSCTLS["idle"],
+    "keepalive_intvl": KEEPALIVE_SYSCTLS["intvl"],
+    "keepalive_probes": KEEPALIVE_SYSCTLS["cnt"],
     "retries2": "net.ipv4.tcp_retries2",
 }
 

@@ -98,7 +98,7 @@ def wire_evidence(
         return WireEvidence(visible=False, note=capture_error or "no capture", error=capture_error, kernel=kernel), b""
     wire = analyse(capture.frames, *addresses, fault_ns, o.prediction.measured_from, sent_ns)
     wire.interface, wire.drops, wire.error, wire.kernel = capture.label, capture.drops, capture.error, kernel
-    blind = o.scenario.fault_object.wire_blind
+    blind = o.scenario.fault_info.wire_blind
     idle = o.scenario.state == State.IDLE
     if blind or capture.error:
         seen = len(wire.probes_s) + len(wire.retransmissions_s) + len(wire.zero_window_probes_s)

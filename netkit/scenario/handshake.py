@@ -57,7 +57,7 @@ from ..kernel import KernelInfo
 from ..lab import counters
 from ..lab.capture import Capture
 from ..lab.diag import DiagWatch
-from ..lab.faults import FaultContext
+from ..lab.faults import FaultContext, get_fault
 from ..lab.lab import SERVER_PORT, Endpoint, Lab
 from ..lab.tcpinfo import tcp_info
 from ..model.fault_rule import DataPath
@@ -139,7 +139,7 @@ def _set_retries(scenario: Scenario, tested: Endpoint, sock: socket.socket) -> N
 def _syn_sent(run: _Run) -> ScenarioResult:
     scenario, lab, capture = run.scenario, run.lab, run.capture
     family, tested, peer = scenario.family, lab.client, lab.server
-    fault = scenario.fault_object
+    fault = get_fault(scenario.fault)
     listener = _listen(lab, family)
     if fault.rule.data_path is not DataPath.LOCAL:
         lab.pin_neighbours(family)
@@ -210,7 +210,7 @@ def _wait_for_connect(
 def _syn_recv(run: _Run) -> ScenarioResult:
     scenario, lab, capture, cancel = run.scenario, run.lab, run.capture, run.cancel
     family, tested, peer = scenario.family, lab.server, lab.client
-    fault = scenario.fault_object
+    fault = get_fault(scenario.fault)
     listener = _listen(lab, family)
     _set_retries(scenario, tested, listener)
     lab.pin_neighbours(family)
@@ -319,7 +319,7 @@ def _wire(
     wire.retransmissions_s = [round((items[i].ts_ns - anchor_ns) / 1e9, 6) for i in syns[1:]]
     wire.frames, wire.interface, wire.drops, wire.error = len(capture.frames), capture.label, capture.drops, capture.error
     wire.kernel = {str(prediction.count_source): count}
-    blind = scenario.fault_object.wire_blind
+    blind = scenario.fault_info.wire_blind
     if blind or capture.error:
         wire.visible = False
         wire.note = (f"the wire cannot show the {name}s: {blind or capture.error} ({len(syns)} captured, the kernel "

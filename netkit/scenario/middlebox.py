@@ -200,7 +200,7 @@ def prove_routed(
     if capture is not None:
         capture.stop()
     observed = Observed(scenario, kernel, prediction, death, counters.delta(before, after_counts),
-                        "last segment received (the handshake)", None, None, scenario.fault_object.description,
+                        "last segment received (the handshake)", None, None, scenario.fault_info.description,
                         lab.name)
     result = result_from(observed, capture, capture_error, addresses, fault_ns, None)
     wire = result.wire

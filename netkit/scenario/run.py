@@ -63,10 +63,11 @@ from dataclasses import dataclass, replace
 from ..enums import KeepaliveVia, Side, State, Topology
 from ..errors import FeatureMissing, InputError, NetkitError, NotModelled, ScenarioCancelled
 from ..evidence.pcap import write_pcap
+from ..keepalive import KEEPALIVE_SYSCTLS as SYSCTLS
 from ..kernel import KernelInfo, kernel_info
 from ..lab import counters
 from ..lab.capture import Capture
-from ..lab.faults import Fault, FaultContext, close_silently
+from ..lab.faults import Fault, FaultContext, close_silently, get_fault
 from ..lab.lab import Endpoint, Lab
 from ..lab.tcpinfo import tcp_info
 from ..model.predict import not_modelled_reason, predict
@@ -92,8 +93,6 @@ ZERO_WINDOW_RCVBUF = 4096  # the peer's receive buffer: the window closes after 
 UNACKED_PAYLOAD = b"x" * 100
 TCPEXT_COUNTERS = ("TCPKeepAlive", "TCPWinProbe", "TCPTimeouts", "TCPAbortOnTimeout", "TCPLossProbes",
                    "TCPSpuriousRtxHostQueues")
-SYSCTLS = {"idle": "net.ipv4.tcp_keepalive_time", "intvl": "net.ipv4.tcp_keepalive_intvl",
-           "cnt": "net.ipv4.tcp_keepalive_probes"}
 FIRST_EVENT = {
     State.IDLE: "last segment received (reply to a keepalive probe)",
     State.ZERO_WINDOW: "last segment received (the ACK that closed the window)",
@@ -146,7 +145,7 @@ def run_scenario(
     require_privileges()  # before anything else: the message names the command to run instead
     cancel = cancel or threading.Event()
     kernel = kernel_info()
-    scenario.require_supported()
+    get_fault(scenario.fault).require_supported()
     reason = not_modelled_reason(scenario)
     if reason:
         raise NotModelled(reason)
@@ -235,7 +234,7 @@ def _connect(scenario: Scenario, lab: Lab) -> _Connection:
     for other, _ in others:  # in one go: their timers land in the first connection's wheel slot or the next
         _enable_keepalive(scenario, other)
         armed.append(time.monotonic())
-    fault = scenario.fault_object
+    fault = get_fault(scenario.fault)
     ctx = FaultContext(lab, scenario.family, tested, peer, peer_sock, lab.listeners if peer is lab.server else [])
     fault.prepare(ctx)
     return _Connection(scenario, tested, peer, sock, peer_sock, ctx, fault, others, armed)
