@@ -60,9 +60,12 @@ DIRECT_FAULTS: dict[str, FaultInfo] = {
 
 
 def fault_info(name: object) -> FaultInfo:
-    """The fault called ``name`` (a direct lab's or the routed lab's); else an UnknownChoice naming the choices."""
-    if name == FaultName.MIDDLEBOX_FORGETS:
-        return MIDDLEBOX_FORGETS
+    """The fault a Scenario may name: a direct lab's or the routed lab's; else an UnknownChoice naming the choices."""
+    return MIDDLEBOX_FORGETS if name == FaultName.MIDDLEBOX_FORGETS else direct_fault_info(name)
+
+
+def direct_fault_info(name: object) -> FaultInfo:
+    """One of the ways to break the direct lab; else an UnknownChoice naming them."""
     found = DIRECT_FAULTS.get(name) if isinstance(name, str) else None  # not a str: a list from a TOML file, say
     if found is None:
         raise UnknownChoice(f"unknown fault {name!r}: choose one of {', '.join(DIRECT_FAULTS)}")
@@ -70,4 +73,4 @@ def fault_info(name: object) -> FaultInfo:
 
 
 __all__ = ["BLACKHOLE", "DIRECT_FAULTS", "LINK_DOWN", "MIDDLEBOX_FORGETS", "NETEM_LOSS", "ONE_WAY", "PEER_GONE",
-           "PEER_REBOOT", "FaultInfo", "fault_info"]
+           "PEER_REBOOT", "FaultInfo", "direct_fault_info", "fault_info"]

@@ -145,11 +145,14 @@ def test_the_package_names_stay_importable():
 
 def test_each_lab_fault_carries_the_pure_record_of_its_name():
     from netkit import faults
-    from netkit.lab.faults import FAULTS, MIDDLEBOX_FORGETS, get_fault
+    from netkit.errors import UnknownChoice
+    from netkit.lab.faults import FAULTS, MIDDLEBOX_FORGETS, fault_object, get_fault
 
     assert [f.info for f in FAULTS.values()] == list(faults.DIRECT_FAULTS.values())
-    assert get_fault("middlebox-forgets") is MIDDLEBOX_FORGETS and MIDDLEBOX_FORGETS.info is faults.MIDDLEBOX_FORGETS
-    assert all(get_fault(name).name == name for name in faults.DIRECT_FAULTS)
+    assert all(get_fault(name).name == name and fault_object(name) is get_fault(name) for name in faults.DIRECT_FAULTS)
+    assert fault_object("middlebox-forgets") is MIDDLEBOX_FORGETS and MIDDLEBOX_FORGETS.info is faults.MIDDLEBOX_FORGETS
+    with pytest.raises(UnknownChoice, match="unknown fault 'middlebox-forgets': choose one of link-down, "):
+        get_fault("middlebox-forgets")  # not a way to break the direct lab (check-client's, say)
 
 
 def test_exit_codes_are_defined_once():

@@ -32,7 +32,7 @@ from ..exitcodes import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, EXIT_TERMINATED,
 from ..faults import DIRECT_FAULTS
 from ..keepalive import KeepaliveSettings
 from ..kernel import kernel_info
-from ..lab.faults import get_fault
+from ..lab.faults import fault_object
 from ..model.prediction import DeathPrediction
 from ..privileges import require_privileges
 from ..report.text import COUNTED, demo_header, print_demo_result
@@ -98,7 +98,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_UNUSABLE
     check_capture_paths(args.pcap, None)  # bad input first, then the machine
     require_privileges()
-    get_fault(scenario.fault).require_supported()
+    fault_object(scenario.fault).require_supported()
     out = sys.stdout
     live = _DemoLive(scenario, out) if not args.json else None
     try:

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import FeatureMissing, NotModelled
 from ..kernel import KernelInfo, kernel_info
-from ..lab.faults import get_fault
+from ..lab.faults import fault_object
 from ..model.predict import predict
 from ..rundir import process_dir
 from ..scenario import Progress, Scenario, ScenarioResult, run_scenario
@@ -102,7 +102,7 @@ def _prepare(runs: ScenarioRuns, kernel: KernelInfo) -> str | None:
     """Skip what cannot run here (in the parent: no worker needed to say so); note the window."""
     s = runs.scenario
     try:
-        get_fault(s.fault).require_supported()
+        fault_object(s.fault).require_supported()
         prediction = predict(s, kernel)
     except (FeatureMissing, NotModelled) as exc:
         runs.skipped = str(exc)

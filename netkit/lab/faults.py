@@ -359,6 +359,10 @@ MIDDLEBOX_FORGETS = MiddleboxForgets()
 
 
 def get_fault(name: object) -> Fault:
-    """The fault object called ``name`` (a direct lab's or the routed lab's); else UnknownChoice naming the choices."""
-    info = faults.fault_info(name)
-    return MIDDLEBOX_FORGETS if info is faults.MIDDLEBOX_FORGETS else FAULTS[info.name]
+    """A way to break the direct lab, by name; else an UnknownChoice naming them."""
+    return FAULTS[faults.direct_fault_info(name).name]
+
+
+def fault_object(name: object) -> Fault:
+    """The fault object for any fault a Scenario may name: the direct lab's, or the routed lab's MIDDLEBOX_FORGETS."""
+    return MIDDLEBOX_FORGETS if faults.fault_info(name) is faults.MIDDLEBOX_FORGETS else get_fault(name)

@@ -57,7 +57,7 @@ from ..kernel import KernelInfo
 from ..lab import counters
 from ..lab.capture import Capture
 from ..lab.diag import DiagWatch
-from ..lab.faults import FaultContext, get_fault
+from ..lab.faults import FaultContext, fault_object
 from ..lab.lab import SERVER_PORT, Endpoint, Lab
 from ..lab.tcpinfo import tcp_info
 from ..model.fault_rule import DataPath
@@ -139,7 +139,7 @@ def _set_retries(scenario: Scenario, tested: Endpoint, sock: socket.socket) -> N
 def _syn_sent(run: _Run) -> ScenarioResult:
     scenario, lab, capture = run.scenario, run.lab, run.capture
     family, tested, peer = scenario.family, lab.client, lab.server
-    fault = get_fault(scenario.fault)
+    fault = fault_object(scenario.fault)
     listener = _listen(lab, family)
     if fault.rule.data_path is not DataPath.LOCAL:
         lab.pin_neighbours(family)
@@ -210,7 +210,7 @@ def _wait_for_connect(
 def _syn_recv(run: _Run) -> ScenarioResult:
     scenario, lab, capture, cancel = run.scenario, run.lab, run.capture, run.cancel
     family, tested, peer = scenario.family, lab.server, lab.client
-    fault = get_fault(scenario.fault)
+    fault = fault_object(scenario.fault)
     listener = _listen(lab, family)
     _set_retries(scenario, tested, listener)
     lab.pin_neighbours(family)

@@ -67,7 +67,7 @@ from ..keepalive import KEEPALIVE_SYSCTLS as SYSCTLS
 from ..kernel import KernelInfo, kernel_info
 from ..lab import counters
 from ..lab.capture import Capture
-from ..lab.faults import Fault, FaultContext, close_silently, get_fault
+from ..lab.faults import Fault, FaultContext, close_silently, fault_object
 from ..lab.lab import Endpoint, Lab
 from ..lab.tcpinfo import tcp_info
 from ..model.predict import not_modelled_reason, predict
@@ -145,7 +145,7 @@ def run_scenario(
     require_privileges()  # before anything else: the message names the command to run instead
     cancel = cancel or threading.Event()
     kernel = kernel_info()
-    get_fault(scenario.fault).require_supported()
+    fault_object(scenario.fault).require_supported()
     reason = not_modelled_reason(scenario)
     if reason:
         raise NotModelled(reason)
@@ -234,7 +234,7 @@ def _connect(scenario: Scenario, lab: Lab) -> _Connection:
     for other, _ in others:  # in one go: their timers land in the first connection's wheel slot or the next
         _enable_keepalive(scenario, other)
         armed.append(time.monotonic())
-    fault = get_fault(scenario.fault)
+    fault = fault_object(scenario.fault)
     ctx = FaultContext(lab, scenario.family, tested, peer, peer_sock, lab.listeners if peer is lab.server else [])
     fault.prepare(ctx)
     return _Connection(scenario, tested, peer, sock, peer_sock, ctx, fault, others, armed)

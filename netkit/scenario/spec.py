@@ -130,7 +130,7 @@ class Scenario:
 
     @property
     def fault_info(self) -> FaultInfo:
-        """What the fault is (:mod:`netkit.faults`); how it is done is :func:`netkit.lab.faults.get_fault`'s."""
+        """What the fault is (:mod:`netkit.faults`); how it is done is :func:`netkit.lab.faults.fault_object`'s."""
         return fault_info(self.fault)
 
     @property
