@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..enums import FaultName
 from ..evidence.events import Event
 from ..exitcodes import EXIT_FAIL, EXIT_PASS
 from ..kernel import KernelInfo
@@ -97,7 +98,7 @@ class ClientCheckResult(_AuditData):
     kernel: KernelInfo
     family: str
     port: int
-    fault: str = "link-down"
+    fault: str = FaultName.LINK_DOWN
     expect_s: float | None = None
     max_wait_s: float = 0.0
     started: list[str] = field(default_factory=list)  # the command as run: {host} and {port} replaced

@@ -55,7 +55,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from ..enums import family_of
+from ..enums import FaultName, family_of
 from ..errors import NetkitError, ProgramProblem, SettingError
 from ..evidence.events import SAMPLED, Event
 from ..kernel import kernel_info
@@ -220,7 +220,7 @@ def _follow_to_death(lab: Lab, follower: SocketFollower, program: Program, clien
                      last_rcv: float, result: CheckResult, timeout: float, say: Say) -> None:
     """4. drop the client's link; follow the server's socket until it vanishes (the kernel unhashes what it kills)."""
     before = counters.tcpext_counts(lab.server.namespace, COUNTED)
-    fault = get_fault("link-down")
+    fault = get_fault(FaultName.LINK_DOWN)
     fault.apply(FaultContext(lab, result.family, lab.server, lab.client, client))
     result.fault_at_s = round(time.monotonic() - last_rcv, 3)
     result.timeline.append(Event(result.fault_at_s, f"link down: {fault.description}"))
