@@ -6,9 +6,10 @@ the tested veth's packet tap can see the probes after it, its twist to the
 kernel's rule and to the expected error -- plain data that a scenario and the
 pure model read without this module), how it breaks the path (``apply(ctx)``,
 with ``prepare``/``settle`` around it), and whether this machine supports it
-(``unsupported_reason``: None, or why not -- tests turn that into a skip).  Faults act on the *peer* of the side
-whose keepalive is tested (normally the client; the server in the "client's
-view" scenarios), through a :class:`FaultContext`.
+(``unsupported_reason``: None, or why not -- tests turn that into a skip).
+Faults act on the *peer* of the side whose keepalive is tested (normally the
+client; the server in the "client's view" scenarios), through a
+:class:`FaultContext`.
 
 Everything a fault creates lives inside the lab's namespaces (nft tables are
 named ``nk_fault``) and vanishes with them.
