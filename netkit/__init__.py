@@ -10,9 +10,16 @@ The layers, one package per concept (pure ones do no I/O and need no root):
 - :mod:`netkit.check` -- audits of real programs (``netkit check-server``)
 - :mod:`netkit.gate` -- the regression gate: the matrix as data, concurrent runs, outcomes, the document, diffs
 - :mod:`netkit.cli` -- the command; :mod:`netkit.plugin` -- pytest fixtures
-- :mod:`netkit.keepalive`, :mod:`netkit.kernel`, :mod:`netkit.enums`, :mod:`netkit.errors`,
-  :mod:`netkit.waiting`, :mod:`netkit.privileges` -- small shared values
+- :mod:`netkit.keepalive`, :mod:`netkit.kernel`, :mod:`netkit.enums`, :mod:`netkit.errors`, :mod:`netkit.faults`,
+  :mod:`netkit.tcpsocket`, :mod:`netkit.exitcodes`, :mod:`netkit.waiting`, :mod:`netkit.privileges` -- small shared values
+
+The contracts in ``pyproject.toml`` (``[tool.importlinter]``, checked by
+``scripts/test``) keep the pure layers from importing the kernel-touching
+ones.  The names below are imported when first used (:mod:`netkit.lazy`), so
+``import netkit.model`` loads no lab and no pyroute2.
 """
+
+from typing import TYPE_CHECKING
 
 from .errors import (
     EnvironmentUnusable,
@@ -25,12 +32,23 @@ from .errors import (
     UnknownChoice,
 )
 from .keepalive import KeepaliveSettings
-from .lab.lab import Lab
-from .model import DeathPrediction, keepalive_death
-from .scenario import Scenario, ScenarioResult, run_scenario
-from .scenario.pool import ScenarioPool, run_many
+from .lazy import lazy_names
+
+if TYPE_CHECKING:
+    from .lab.lab import Lab
+    from .model import DeathPrediction, keepalive_death
+    from .scenario import Scenario, ScenarioResult, run_scenario
+    from .scenario.pool import ScenarioPool, run_many
 
 __version__ = "0.1.0"
+
+if not TYPE_CHECKING:  # hidden from type checkers: they see the names above, and a typo stays an error
+    __getattr__, __dir__ = lazy_names(__name__, {
+        ".lab.lab": ("Lab",),
+        ".model": ("DeathPrediction", "keepalive_death"),
+        ".scenario": ("Scenario", "ScenarioResult", "run_scenario"),
+        ".scenario.pool": ("ScenarioPool", "run_many"),
+    })
 
 __all__ = [
     "DeathPrediction", "EnvironmentUnusable", "FeatureMissing", "KeepaliveSettings", "KernelRefused", "Lab",

@@ -7,14 +7,12 @@ can still be unusable, and a feature can exist without a readable config.
 
 from __future__ import annotations
 
-import errno
-import functools
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from .errors import EnvironmentUnusable
 from .kernel import kernel_info
+from .lab.faults import qdisc_probe
 from .lab.lab import Lab
 from .lab.namespaces import Namespace
 from .privileges import missing_privileges
@@ -46,38 +44,6 @@ def _probe_veth() -> str:
     return "a veth pair between two namespaces builds and tears down"
 
 
-def _probe_qdisc(kind: str, **options: object) -> Callable[[], str]:
-    def probe() -> str:
-        namespace = Namespace.create("nk-doctor")
-        try:
-            def add() -> None:
-                with namespace.iproute() as ipr:
-                    lo = ipr.link_lookup(ifname="lo")[0]
-                    ipr.link("set", index=lo, state="up")
-                    ipr.tc("add", kind, index=lo, handle="1:", **options)
-            try:
-                namespace.run(add)
-            except Exception as exc:
-                if getattr(exc, "code", None) == errno.ENOENT:
-                    raise EnvironmentUnusable(f"the kernel has no sch_{kind} (CONFIG_NET_SCH_{kind.upper()})") from None
-                raise
-            return f"qdisc {kind} can be added"
-        finally:
-            namespace.close()
-
-    return probe
-
-
-@functools.lru_cache(maxsize=1)
-def netem_missing_reason() -> str | None:
-    """None if a netem qdisc can be added here, else why not (for skips)."""
-    try:
-        _probe_qdisc("netem", loss=100)()
-    except Exception as exc:  # any failure means: no netem for us
-        return str(exc)
-    return None
-
-
 def _tool(name: str) -> Callable[[], str]:
     def probe() -> str:
         path = shutil.which(name)
@@ -102,7 +68,7 @@ def run_checks() -> list[Check]:
         ("setpriv", _tool("setpriv"), False, "programs cannot be started inside a lab (util-linux)"),
         ("nftables", _tool("nft"), False, "the blackhole fault falls back to iptables"),
         ("iptables", _tool("iptables"), False, "no fallback for the blackhole fault without nftables"),
-        ("sch_netem", _probe_qdisc("netem", loss=100), False, "the netem-loss fault is skipped"),
+        ("sch_netem", qdisc_probe("netem", loss=100), False, "the netem-loss fault is skipped"),
         ("tcpdump", _tool("tcpdump"), False, "captures use netkit's own packet socket"),
     ]
     for name, probe, essential, meaning in probes:

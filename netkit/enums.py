@@ -119,6 +119,18 @@ class LastSegment(StrEnum):
     IDLE = "idle"  # nothing since the handshake or the last data
 
 
+class FaultName(StrEnum):
+    """A way the peer goes away, by name; what each means is :mod:`netkit.faults`, how it is done :mod:`netkit.lab.faults`."""
+
+    LINK_DOWN = "link-down"
+    PEER_GONE = "peer-gone"
+    BLACKHOLE = "blackhole"
+    ONE_WAY = "one-way"
+    PEER_REBOOT = "peer-reboot"
+    NETEM_LOSS = "netem-loss"
+    MIDDLEBOX_FORGETS = "middlebox-forgets"  # the routed lab's: its router forgets the idle flow
+
+
 class Topology(StrEnum):
     """How the two ends are joined: one veth pair, or through a router namespace (a stateful middlebox)."""
 

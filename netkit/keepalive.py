@@ -20,8 +20,9 @@ MAX_TCP_KEEPINTVL = 32767
 MAX_TCP_KEEPCNT = 127
 MAX_USER_TIMEOUT_MS = 2**31 - 1
 KERNEL_DEFAULTS = {"idle": 7200, "intvl": 75, "cnt": 9}  # tcp_sk_init(), per namespace
-SYSCTLS = {"idle": "net.ipv4.tcp_keepalive_time", "intvl": "net.ipv4.tcp_keepalive_intvl",  # field -> its sysctl,
-           "cnt": "net.ipv4.tcp_keepalive_probes"}  # per network namespace: what a socket that sets nothing inherits
+KEEPALIVE_SYSCTLS = {  # field -> the namespace's sysctl a socket without its own value follows
+    "idle": "net.ipv4.tcp_keepalive_time", "intvl": "net.ipv4.tcp_keepalive_intvl", "cnt": "net.ipv4.tcp_keepalive_probes",
+}
 RETRIES2_SYSCTL = "net.ipv4.tcp_retries2"  # beside them: the retransmission deadline an idle socket's data meets
 
 RANGES = {

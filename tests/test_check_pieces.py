@@ -6,7 +6,6 @@ import threading
 import pytest
 
 from netkit.check.client import substitute
-from netkit.check.follow import Sample
 from netkit.check.infer import (
     ProbeTimes,
     infer_first_probe_idle,
@@ -20,10 +19,9 @@ from netkit.check.verdict import classify, conclude, conclude_client
 from netkit.errors import ScenarioCancelled, WaitTimeout
 from netkit.keepalive import KeepaliveSettings
 from netkit.kernel import KernelInfo
-from netkit.lab.diag import TcpSocketDiag
-from netkit.lab.tcpinfo import TcpInfo
 from netkit.model.keepalive import keepalive_death
 from netkit.report.check import client_verdict_line, found_out
+from netkit.tcpsocket import Sample, TcpInfo, TcpSocketDiag
 from netkit.waiting import wait_until
 
 HZ250 = KernelInfo("test", 250, "test")

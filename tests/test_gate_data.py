@@ -11,9 +11,9 @@ import json
 
 import pytest
 
+from netkit.document.codec import from_dict, run_from_dict, to_dict
 from netkit.errors import InputError
 from netkit.gate import matrix
-from netkit.gate.codec import from_dict, run_from_dict, to_dict
 from netkit.gate.diff import compare, format_diff
 from netkit.gate.document import GATE_SCHEMA, SCENARIO_KEYS, TOP_KEYS, GateDocumentError, build, load, scenario_entry
 from netkit.gate.matrix_file import MatrixFileError, load_matrix

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from netkit.document.codec import dump, from_dict, load, run_from_dict, run_to_dict, to_dict
+from netkit.document.records import GATE_SCHEMA, GateDocument, GateRun
 from netkit.enums import DeathSource, EventKind, GateOutcome, Timing
 from netkit.evidence.death import check_death, count_of, judged_death
 from netkit.gate import matrix
-from netkit.gate.codec import dump, from_dict, load, run_from_dict, run_to_dict, to_dict
 from netkit.gate.diff import compare
 from netkit.gate.document import build, scenario_entry
 from netkit.gate.outcome import decide
-from netkit.gate.records import GATE_SCHEMA, GateDocument, GateRun
 from netkit.gate.run import ScenarioRuns
 from netkit.gate.summary import format_summary
 from netkit.kernel import KernelInfo

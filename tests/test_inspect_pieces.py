@@ -9,10 +9,9 @@ from netkit.inspect.assess import assess
 from netkit.inspect.facts import Borrowed, NamespaceSysctls, ProcessFacts, SocketFacts
 from netkit.inspect.procnet import parse_proc_net_tcp
 from netkit.kernel import KernelInfo
-from netkit.lab.diag import TcpSocketDiag
-from netkit.lab.tcpinfo import TcpInfo
 from netkit.model.rto import tcp_model_timeout_s
 from netkit.report.inspect import process_lines
+from netkit.tcpsocket import TcpInfo, TcpSocketDiag
 
 HZ250 = KernelInfo("test", 250, "test")
 DEFAULTS = NamespaceSysctls(7200, 75, 9, 15)

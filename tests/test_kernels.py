@@ -401,7 +401,7 @@ def _doc(release, hz, accel, cells):
                   "measured_s": {"min": m, "median": m, "max": m} if m is not None else None,
                   "window_s": [3.996, 4.14]} for sid, outcome, m in cells]
     totals = {k: sum(1 for _, o, _ in cells if o == k) for k in ("pass", "fail", "xfail", "xpass", "skip", "error")}
-    from netkit.gate.codec import from_dict
+    from netkit.document.codec import from_dict
 
     return from_dict({"kernel": {"release": release, "hz": hz}, "wall_s": 12.0, "totals": totals, "scenarios": scenarios,
                       "guest": {"accel": accel, "boot_s": 21.5 if accel != "none" else 0}})

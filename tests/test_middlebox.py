@@ -25,8 +25,9 @@ from netkit.evidence.death import fits
 from netkit.evidence.middlebox import MiddleboxEvidence, forgotten_s, judge_middlebox, jumps_back
 from netkit.gate import matrix
 from netkit.kernel import KernelInfo
+from netkit.lab.faults import MIDDLEBOX_FORGETS
 from netkit.lab.proc import holders
-from netkit.lab.routed import MIDDLEBOX_FORGETS, MiddleboxConfig, RoutedLab
+from netkit.lab.routed import MiddleboxConfig, RoutedLab
 from netkit.lab.tcpinfo import tcp_info
 from netkit.model.middlebox import middlebox_case, middlebox_prediction, survival_too_close
 from netkit.model.predict import predict

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from netkit.document.codec import run_from_dict
 from netkit.enums import EventKind
-from netkit.gate.codec import run_from_dict
 from netkit.report.html import SECTION_ORDER, to_html
 from netkit.report.timeline import axis_for
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from netkit.gate.codec import run_from_dict
+from netkit.document.codec import run_from_dict
 from netkit.report.junit import classname, to_junit
 from netkit.report.markdown import failure_message
 

@@ -48,7 +48,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from ..enums import EventKind, family_of
+from ..enums import EventKind, FaultName, family_of
 from ..errors import FeatureMissing, ProgramProblem, SettingError
 from ..evidence.events import SAMPLED, Event
 from ..kernel import kernel_info
@@ -57,7 +57,8 @@ from ..lab.diag import tcp_sockets
 from ..lab.faults import FaultContext, get_fault
 from ..lab.lab import Lab
 from ..privileges import require_privileges
-from .follow import Sample, SocketFollower, every, near_expiry, timer_event
+from ..tcpsocket import Sample
+from .follow import SocketFollower, every, near_expiry, timer_event
 from .infer import ProbeTimes, infer_first_probe_idle, infer_rearmed_intvl
 from .options import read_options
 from .program import Program, endpoint, require_executable, require_seconds
@@ -93,7 +94,7 @@ def _validate(argv: list[str], family: str, expect_s: float | None, max_wait: fl
 
 
 def check_client(
-    argv: list[str], family: str = "ipv4", expect_s: float | None = None, fault: str = "link-down",
+    argv: list[str], family: str = "ipv4", expect_s: float | None = None, fault: str = FaultName.LINK_DOWN,
     max_wait: float = DEFAULT_MAX_WAIT_S, port: int = 0, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
     on_event: Say | None = None,
 ) -> ClientCheckResult:

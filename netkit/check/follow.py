@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from ..enums import EventKind
-from ..lab.diag import DiagWatch, TcpSocketDiag
+from ..lab.diag import DiagWatch
 from ..lab.namespaces import Namespace
+from ..tcpsocket import Sample
 
 POLL_S = 0.005  # sampling step near a timer's expiry
 WAKE_EARLY_S = 0.05  # wake this long before a timer's requested expiry
@@ -31,19 +31,6 @@ TIMER_EVENTS = {"keepalive": EventKind.PROBE, "retransmit": EventKind.RETRANSMIS
 def timer_event(timer: str) -> EventKind:
     """The kind of timeline event a run of sock_diag's ``timer`` is (its probe or retransmission)."""
     return TIMER_EVENTS.get(timer, EventKind.OTHER)
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One sock_diag look: monotonic time before the dump, after it, and the socket (None: gone)."""
-
-    start: float
-    end: float
-    sock: TcpSocketDiag | None
-
-    @property
-    def mid(self) -> float:
-        return (self.start + self.end) / 2
 
 
 class SocketFollower:

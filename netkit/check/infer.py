@@ -15,10 +15,9 @@ at the last sight of the socket before the kernel killed it.
 from __future__ import annotations
 
 from ..kernel import KernelInfo
-from ..lab.diag import TcpSocketDiag
 from ..model.prediction import DeathPrediction, Window
 from ..model.wheel import packetdrill_bound_s
-from .follow import Sample
+from ..tcpsocket import Sample, TcpSocketDiag
 
 
 def timer_period_s(sock: TcpSocketDiag) -> int:

@@ -24,14 +24,13 @@ from ..errors import NetkitError
 from ..inspect.borrow import Borrower, NotPermitted, refused_here
 from ..inspect.facts import Borrowed
 from ..inspect.gather import socket_fds
-from ..keepalive import SYSCTLS
+from ..keepalive import KEEPALIVE_SYSCTLS
 from ..lab.lab import Endpoint
 from ..lab.proc import owners
 from ..lab.sysctl import set_sysctl
+from .result import SET_ON_SOCKET
 
 FLIP_MARGIN_S = 0.1  # the keepalive timer must be at least this far away for the sysctl flip
-SYSCTL_OF = SYSCTLS  # field -> sysctl (netkit.keepalive's); the name netkit.report.check reads
-SET_ON_SOCKET = "socket"
 
 
 @dataclass
@@ -46,7 +45,7 @@ class SocketOptions:
 
 def namespace_keepalive(endpoint: Endpoint) -> dict[str, int]:
     """The keepalive sysctls of ``endpoint``'s namespace, by field (idle, intvl, cnt)."""
-    return {f: int(endpoint.sysctl(name)) for f, name in SYSCTLS.items()}
+    return {f: int(endpoint.sysctl(name)) for f, name in KEEPALIVE_SYSCTLS.items()}
 
 
 def read_options(pid: int, inode: int, endpoint: Endpoint, timer_due_s: float | None) -> SocketOptions:
@@ -89,7 +88,7 @@ def _sources(options: Borrowed, sysctls: dict[str, int], endpoint: Endpoint, rea
     """field -> SET_ON_SOCKET, or the sysctl it follows (proved by the flip, or "=sysctl?" if not provable)."""
     sources = {}
     can_flip = timer_due_s is None or timer_due_s >= FLIP_MARGIN_S
-    for name, sysctl in SYSCTLS.items():
+    for name, sysctl in KEEPALIVE_SYSCTLS.items():
         value = getattr(options, name)
         if value != sysctls[name]:
             sources[name] = SET_ON_SOCKET  # differs from the sysctl: it can only have been set

@@ -13,9 +13,10 @@ import time
 from typing import IO
 
 from ..errors import ProgramProblem, SettingError
-from ..lab.diag import TcpSocketDiag, accepts, listeners
+from ..lab.diag import accepts, listeners
 from ..lab.namespaces import Namespace
 from ..lab.proc import descendants, holders
+from ..tcpsocket import TcpSocketDiag
 from ..waiting import WaitTimeout, wait_until
 
 STOP_GRACE_S = 5.0  # SIGTERM, then this long, then SIGKILL

@@ -6,10 +6,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..enums import FaultName
 from ..evidence.events import Event
+from ..exitcodes import EXIT_FAIL, EXIT_PASS
 from ..kernel import KernelInfo
 
-EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
+SET_ON_SOCKET = "socket"  # ClientCheckResult.options_from: the value was set on the socket, not inherited
 NO_KEEPALIVE = "no keepalive timer on the socket; a dead client would stay forever"
 NO_KEEPALIVE_CLIENT = "no keepalive timer on the client's socket: this client would wait forever for a dead server"
 
@@ -23,7 +25,7 @@ class _AuditData:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_MATCH if self.verdict in ("match", "measured") else EXIT_MISMATCH
+        return EXIT_PASS if self.verdict in ("match", "measured") else EXIT_FAIL
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = asdict(self)  # type: ignore[call-overload]
@@ -96,7 +98,7 @@ class ClientCheckResult(_AuditData):
     kernel: KernelInfo
     family: str
     port: int
-    fault: str = "link-down"
+    fault: str = FaultName.LINK_DOWN
     expect_s: float | None = None
     max_wait_s: float = 0.0
     started: list[str] = field(default_factory=list)  # the command as run: {host} and {port} replaced
@@ -106,7 +108,7 @@ class ClientCheckResult(_AuditData):
     connections: int = 0  # the client's connections to the silent server at the break
     timer_at_break: dict[str, Any] | None = None  # sock_diag of the client's socket, last look before the break
     options: dict[str, Any] | None = None  # read off the socket (pidfd_getfd + getsockopt): keepalive, idle, ...
-    options_from: dict[str, str] = field(default_factory=dict)  # idle/intvl/cnt: "socket" or the sysctl it follows
+    options_from: dict[str, str] = field(default_factory=dict)  # idle/intvl/cnt: SET_ON_SOCKET or the sysctl it follows
     options_unread: str = ""  # why the socket's options could not be read
     namespace_sysctls: dict[str, int] = field(default_factory=dict)  # of the client's namespace
     keepalive: bool = False  # a keepalive timer ran on the socket at the break

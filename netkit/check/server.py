@@ -55,7 +55,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from ..enums import EventKind, family_of
+from ..enums import EventKind, FaultName, family_of
 from ..errors import NetkitError, ProgramProblem, SettingError
 from ..evidence.events import SAMPLED, Event
 from ..kernel import kernel_info
@@ -64,11 +64,12 @@ from ..lab.faults import FaultContext, get_fault
 from ..lab.lab import CONNECT_TIMEOUT_S, Lab
 from ..lab.proc import owners
 from ..privileges import require_privileges
+from ..tcpsocket import Sample
 from ..waiting import Drop
-from .follow import POLL_S, Sample, SocketFollower, every, near_expiry, timer_event
+from .follow import POLL_S, SocketFollower, every, near_expiry, timer_event
 from .infer import infer_idle, infer_intvl
 from .program import Program, endpoint, require_executable, require_seconds
-from .result import EXIT_ERROR, EXIT_MATCH, EXIT_MISMATCH, NO_KEEPALIVE, CheckResult
+from .result import NO_KEEPALIVE, CheckResult
 from .verdict import conclude
 
 KEEPALIVE_GRACE_S = 1.0  # how long the accepted socket may take to show a keepalive timer
@@ -219,7 +220,7 @@ def _follow_to_death(lab: Lab, follower: SocketFollower, program: Program, clien
                      last_rcv: float, result: CheckResult, timeout: float, say: Say) -> None:
     """4. drop the client's link; follow the server's socket until it vanishes (the kernel unhashes what it kills)."""
     before = counters.tcpext_counts(lab.server.namespace, COUNTED)
-    fault = get_fault("link-down")
+    fault = get_fault(FaultName.LINK_DOWN)
     fault.apply(FaultContext(lab, result.family, lab.server, lab.client, client))
     result.fault_at_s = round(time.monotonic() - last_rcv, 3)
     result.timeline.append(Event(result.fault_at_s, f"link down: {fault.description}", kind=EventKind.FAULT))
@@ -263,4 +264,4 @@ def _follow_to_death(lab: Lab, follower: SocketFollower, program: Program, clien
         f"{result.dead_between_s[0]:.3f} s)")
 
 
-__all__ = ["EXIT_ERROR", "EXIT_MATCH", "EXIT_MISMATCH", "NO_KEEPALIVE", "CheckResult", "check_server"]
+__all__ = ["NO_KEEPALIVE", "CheckResult", "check_server"]

@@ -8,9 +8,9 @@ import sys
 from typing import Any
 
 from ..check import server
-from ..check.result import EXIT_ERROR
 from ..check.server import check_server
 from ..errors import NetkitError
+from ..exitcodes import EXIT_UNUSABLE
 from ..report.check import print_check
 
 HELP = {
@@ -36,9 +36,9 @@ def report_error(command: str, exc: Exception, argv: list[str], as_json: bool) -
     if not isinstance(exc, (NetkitError, OSError)):  # ProgramProblem, SettingError, EnvironmentUnusable, a connect...
         raise exc
     if as_json:
-        print(json.dumps({"verdict": "error", "error": str(exc), "command": argv, "exit_code": EXIT_ERROR}))
+        print(json.dumps({"verdict": "error", "error": str(exc), "command": argv, "exit_code": EXIT_UNUSABLE}))
     print(f"netkit {command}: {exc}", file=sys.stderr)
-    return EXIT_ERROR
+    return EXIT_UNUSABLE
 
 
 def cmd_check_server(args: argparse.Namespace) -> int:

@@ -14,13 +14,13 @@ import sys
 from typing import Any
 
 from ..errors import InputError
+from ..exitcodes import EXIT_PASS, EXIT_UNUSABLE
 from ..inspect.assess import ProcessAssessment, assess
 from ..inspect.gather import gather, pids_on_port
 from ..kernel import kernel_info
 from ..privileges import effective_capabilities
 from ..report.inspect import process_lines
 
-EXIT_OK, EXIT_USAGE = 0, 2
 SCHEMA = "netkit.inspect/1"
 DESCRIPTION = ("For each TCP socket of a live process, in whatever network namespace it lives: SO_KEEPALIVE, "
                "TCP_KEEPIDLE/INTVL/CNT and TCP_USER_TIMEOUT as set on the socket (borrowed with pidfd_getfd; needs "
@@ -70,20 +70,20 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         found = inspect(args.pid, args.port)
     except InputError as exc:
         if args.json:
-            print(json.dumps({"schema": SCHEMA, "error": str(exc), "exit_code": EXIT_USAGE}))
+            print(json.dumps({"schema": SCHEMA, "error": str(exc), "exit_code": EXIT_UNUSABLE}))
         print(f"netkit inspect: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_UNUSABLE
     if args.json:
         kernel = kernel_info()
         print(json.dumps({"schema": SCHEMA, "kernel": kernel.release, "hz": kernel.hz,
-                          "processes": [a.to_dict() for a in found], "exit_code": EXIT_OK}))
-        return EXIT_OK
+                          "processes": [a.to_dict() for a in found], "exit_code": EXIT_PASS}))
+        return EXIT_PASS
     for i, a in enumerate(found):
         if i:
             print()
         for line in process_lines(a):
             print(line)
-    return EXIT_OK
+    return EXIT_PASS
 
 
 def add_parser(sub: Any) -> None:

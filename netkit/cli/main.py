@@ -1,10 +1,10 @@
 """The ``netkit`` command: demo, doctor, cleanup (check-server lives in its own module).
 
 Exit codes are part of the interface, the same for every subcommand and in
-the README's table: 0 pass (doctor: netkit can run here), 1 a failed proof
-(the kernel did not do what the rule predicts), 2 bad input or a machine
-netkit cannot run on (doctor: it cannot run here; the message on stderr says
-what to do), 130 interrupted.
+the README's table (:mod:`netkit.exitcodes`): 0 pass (doctor: netkit can run
+here), 1 a failed proof (the kernel did not do what the rule predicts), 2 bad
+input or a machine netkit cannot run on (doctor: it cannot run here; the
+message on stderr says what to do), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TextIO
 from .. import __version__
 from ..cleanup import cleanup
 from ..doctor import as_dicts, run_checks, usable
-from ..enums import State
+from ..enums import FaultName, State
 from ..errors import (
     CANNOT_RUN_HERE,
     EnvironmentUnusable,
@@ -28,20 +28,20 @@ from ..errors import (
     Terminated,
     raise_terminated,
 )
+from ..exitcodes import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, EXIT_TERMINATED, EXIT_UNUSABLE
+from ..faults import DIRECT_FAULTS
 from ..keepalive import KeepaliveSettings
 from ..kernel import kernel_info
-from ..lab.faults import FAULTS
+from ..lab.faults import fault_object
 from ..model.prediction import DeathPrediction
 from ..privileges import require_privileges
 from ..report.text import COUNTED, demo_header, print_demo_result
 from ..scenario import KEEPALIVE_SOURCES, SIDES, STATES, Progress, Scenario, run_scenario
-from ..scenario.middlebox_spec import MIDDLEBOX_FAULT
 from ..scenario.run import check_capture_paths
 from ..scenario.spec import MAX_SYN_RETRIES
 
 DEMO_SYN_RETRIES = 2  # a handshake demo's default: connect() gives up after about 7 s, a request after 7 s
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 ROUTED_OPTIONS = {"middlebox_timeout_s": "--middlebox-timeout", "middlebox": "--middlebox", "masquerade": "--masquerade",
                   "topology": "--topology", "keepalive": "--idle/--intvl against --middlebox-timeout"}
 
@@ -85,9 +85,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         settings = KeepaliveSettings(idle=args.idle, intvl=args.intvl, cnt=args.cnt, user_timeout_ms=args.user_timeout)
     except SettingError as exc:
         print(f"netkit demo: {exc} (check {_option(exc)})", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_UNUSABLE
     routed = args.topology == "routed"
-    fault = args.fault or (MIDDLEBOX_FAULT if routed else "link-down")
+    fault = args.fault or (FaultName.MIDDLEBOX_FORGETS if routed else FaultName.LINK_DOWN)
     try:
         scenario = Scenario(settings, "ipv6" if args.ipv6 else "ipv4", fault, args.state, args.side,
                             args.keepalive_via, args.retries2, topology=args.topology,
@@ -95,10 +95,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                             masquerade=args.masquerade, syn_retries=_syn_retries(args))
     except SettingError as exc:
         print(f"netkit demo: {exc} (check {_option(exc)})", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_UNUSABLE
     check_capture_paths(args.pcap, None)  # bad input first, then the machine
     require_privileges()
-    scenario.require_supported()
+    fault_object(scenario.fault).require_supported()
     out = sys.stdout
     live = _DemoLive(scenario, out) if not args.json else None
     try:
@@ -161,7 +161,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             mark = "ok     " if c.present else ("MISSING" if c.essential else "missing")
             print(f"{mark} {c.name:<19} {c.detail}")
         print("netkit can run here." if ok else "netkit cannot run here: fix the MISSING items above.")
-    return EXIT_PASS if ok else EXIT_USAGE
+    return EXIT_PASS if ok else EXIT_UNUSABLE
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--intvl", type=int, default=1, help="TCP_KEEPINTVL, seconds (1..32767, default 1)")
     demo.add_argument("--cnt", type=int, default=10, help="TCP_KEEPCNT, probes (1..127, default 10)")
     demo.add_argument("--user-timeout", type=int, metavar="MS", help="TCP_USER_TIMEOUT in ms (default: not set)")
-    demo.add_argument("--fault", choices=[*FAULTS, MIDDLEBOX_FAULT],
+    demo.add_argument("--fault", choices=[*DIRECT_FAULTS, FaultName.MIDDLEBOX_FORGETS],
                       help="how the peer goes away (default link-down; with --topology routed: middlebox-forgets)")
     demo.add_argument("--state", default="idle", choices=list(STATES), help="the connection's state when the peer goes away")
     demo.add_argument("--side", default="server", choices=list(SIDES),
@@ -268,10 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except (EnvironmentUnusable, SettingError, InputError, NotImplementedError) as exc:
         print(f"netkit {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_UNUSABLE
     except CANNOT_RUN_HERE as exc:
         print(f"netkit {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_UNUSABLE
     except NetkitError as exc:
         print(f"netkit {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAIL

@@ -16,13 +16,15 @@ import sys
 import time
 from typing import Any
 
+from ..document.codec import dump
+from ..document.records import GATE_SCHEMA, GateDocument
 from ..enums import GateOutcome
 from ..errors import InputError
+from ..exitcodes import EXIT_FAIL, EXIT_NOTHING_RAN, EXIT_PASS
 from ..kernel import kernel_info
 from ..outputs import file_problem, folder_problem
 from ..privileges import missing_privileges
 from . import matrix
-from .codec import dump
 from .diff import compare, format_diff
 from .document import build, load, scenario_entry, utc_now
 from .kernels import HELP as KERNEL_HELP
@@ -30,11 +32,9 @@ from .kernels import gate_on_kernels
 from .matrix_file import load_matrix
 from .outcome import decide, find_known, load_known, slow_machine_from_environment
 from .progress import LiveProgress
-from .records import GATE_SCHEMA, GateDocument
 from .run import MAX_WORKERS, ScenarioRuns, run_gate
 from .summary import format_summary
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_NOTHING_RAN = 0, 1, 2, 4
 MAX_REPEAT = 1000  # every run is queued at once: 10**9 would exhaust memory before the first result
 
 HELP = {

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..document.records import GateDocument, ScenarioEntry
 from ..enums import GateOutcome
-from .records import GateDocument, ScenarioEntry
 
 PASSING = (GateOutcome.PASS, GateOutcome.XPASS)
 

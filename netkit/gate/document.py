@@ -3,8 +3,8 @@
 Reports are functions of this document alone (never of live objects), so a
 document saved on one machine -- or inside a virtual machine on another
 kernel -- renders and compares exactly like a fresh one.  The document is a
-:class:`~netkit.gate.records.GateDocument`; its JSON keys are part of
-netkit's interface, read and written only by :mod:`netkit.gate.codec`:
+:class:`~netkit.document.records.GateDocument`; its JSON keys are part of
+netkit's interface, read and written only by :mod:`netkit.document.codec`:
 ``GATE_SCHEMA`` changes when they do, and a test pins them.
 """
 
@@ -19,15 +19,15 @@ import subprocess
 from typing import Any
 
 from .. import __version__
+from ..document.codec import GateDocumentError as GateDocumentError
+from ..document.codec import load as load
+from ..document.records import GATE_SCHEMA as GATE_SCHEMA  # the document's schema and loader, where callers found them
+from ..document.records import SCENARIO_KEYS as SCENARIO_KEYS
+from ..document.records import TOP_KEYS as TOP_KEYS
+from ..document.records import GateDocument, GateOptions, KernelRecord, KnownRecord, MachineRecord, Measured, ScenarioEntry
 from ..enums import GateOutcome
 from ..kernel import KernelInfo
-from .codec import GateDocumentError as GateDocumentError
-from .codec import load as load
 from .outcome import Outcome
-from .records import GATE_SCHEMA as GATE_SCHEMA  # the document's schema and loader, where callers found them
-from .records import SCENARIO_KEYS as SCENARIO_KEYS
-from .records import TOP_KEYS as TOP_KEYS
-from .records import GateDocument, GateOptions, KernelRecord, KnownRecord, MachineRecord, Measured, ScenarioEntry
 from .run import ScenarioRuns
 
 

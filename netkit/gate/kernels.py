@@ -32,13 +32,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..document.codec import dump, load
+from ..document.records import GateDocument, GuestRecord
 from ..errors import EnvironmentUnusable, InputError
 from ..kernels.guest import CLI, GUEST_TIMEOUT_S, REPO_ROOT, WORKDIR, GuestFailed, run_in_kernel
 from ..kernels.spec import parse_spec
 from ..kernels.tools import kvm_failed_earlier
 from ..report.side_by_side import format_table
-from .codec import dump, load
-from .records import GateDocument, GuestRecord
 
 GUEST_JOBS = 2  # scenarios at once in a guest: under emulation more made scenarios miss their fault deadline
 # What emulation does to the deaths, written into a guest's document (docs/rules.md, "Other kernels under
@@ -184,7 +184,7 @@ def run_gate_on_kernel(kernel: str, gate_args: list[str], out_json: str, *, echo
 def _with_guest(path: str, guest: Callable[[GateDocument], GuestRecord]) -> GateDocument:
     """The gate document at ``path`` with its ``guest`` entry (made from the document) added, written back.
 
-    The one place this module reads and writes a gate document (through :mod:`netkit.gate.codec`)."""
+    The one place this module reads and writes a gate document (through :mod:`netkit.document.codec`)."""
     doc = load(path)
     doc = dataclasses.replace(doc, guest=guest(doc))
     tmp = f"{path}.tmp"

@@ -20,14 +20,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from ..document.codec import run_from_dict
+from ..document.records import GateRun
 from ..errors import FeatureMissing, NotModelled
 from ..kernel import KernelInfo, kernel_info
+from ..lab.faults import fault_object
 from ..model.predict import predict
 from ..rundir import process_dir
 from ..scenario import Progress, Scenario, ScenarioResult, run_scenario
 from ..scenario.pool import ScenarioPool, workers_for_this_machine
-from .codec import run_from_dict
-from .records import GateRun
 
 MAX_WORKERS = workers_for_this_machine()  # runs beyond this wait for a free worker: the longest start first
 SETUP_ALLOWANCE_S = 20.0  # building the lab and, before the fault, waiting for an answered probe
@@ -102,7 +103,7 @@ def _prepare(runs: ScenarioRuns, kernel: KernelInfo) -> str | None:
     """Skip what cannot run here (in the parent: no worker needed to say so); note the window."""
     s = runs.scenario
     try:
-        s.require_supported()
+        fault_object(s.fault).require_supported()
         prediction = predict(s, kernel)
     except (FeatureMissing, NotModelled) as exc:
         runs.skipped = str(exc)

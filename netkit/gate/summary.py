@@ -9,9 +9,9 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+from ..document.codec import document
+from ..document.records import GateDocument, ScenarioEntry
 from ..enums import GateOutcome
-from .codec import document
-from .records import GateDocument, ScenarioEntry
 
 
 def format_summary(doc: GateDocument | Mapping[str, Any]) -> str:

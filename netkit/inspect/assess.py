@@ -21,8 +21,8 @@ from typing import Any
 from ..errors import NetkitError
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
-from ..lab.diag import TcpSocketDiag
 from ..model import DataPath, FaultRule, default_rto_s, keepalive_death, unacked_death
+from ..tcpsocket import TcpSocketDiag
 from .facts import NamespaceSysctls, ProcessFacts, SocketFacts
 
 SILENT_PEER = FaultRule(DataPath.LOST)  # the worst case: segments leave and vanish, nothing answers

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..keepalive import RETRIES2_SYSCTL
-from ..keepalive import SYSCTLS as KEEPALIVE_SYSCTLS
-from ..lab.diag import TcpSocketDiag
+from ..keepalive import KEEPALIVE_SYSCTLS, RETRIES2_SYSCTL
+from ..tcpsocket import TcpSocketDiag
 
-SYSCTLS = {  # field -> sysctl, all per network namespace (the names are netkit.keepalive's)
+SYSCTLS = {  # field -> sysctl, all per network namespace
     "keepalive_time": KEEPALIVE_SYSCTLS["idle"],
     "keepalive_intvl": KEEPALIVE_SYSCTLS["intvl"],
     "keepalive_probes": KEEPALIVE_SYSCTLS["cnt"],

@@ -19,9 +19,10 @@ import os
 import re
 
 from ..errors import InputError
-from ..lab.diag import TcpSocketDiag, tcp_sockets
+from ..lab.diag import tcp_sockets
 from ..lab.namespaces import Namespace
 from ..lab.proc import owners, pids
+from ..tcpsocket import TcpSocketDiag
 from .assess import NO_PTRACE
 from .borrow import Borrower, NotPermitted, has_cap_sys_ptrace, refused_here
 from .facts import SYSCTLS, NamespaceSysctls, ProcessFacts, SocketFacts

@@ -15,8 +15,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 
-from ..lab.diag import TIMERS, TcpSocketDiag
-from ..lab.tcpinfo import TCP_STATES
+from ..tcpsocket import TCP_STATES, TIMERS, TcpSocketDiag
 
 USER_HZ = 100  # clock_t: jiffies_delta_to_clock_t
 CLOCK_T_SIGN = 1 << 63  # a timer already due prints as a negative clock_t (%08lX)

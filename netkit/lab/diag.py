@@ -36,7 +36,6 @@ import os
 import socket
 import struct
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from pyroute2 import DiagSocket
@@ -44,46 +43,13 @@ from pyroute2.netlink.diag import SS_ALL, SS_LISTEN
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ..errors import FeatureMissing, WrongNamespace
+from ..tcpsocket import TCP_STATES, TIMERS, WILDCARDS, TcpInfo, TcpSocketDiag
 from .lab import FAMILIES
 from .namespaces import Namespace, socket_namespace_inode
-from .tcpinfo import TCP_STATES, TcpInfo, parse_tcp_info
+from .tcpinfo import parse_tcp_info
 
 INET_DIAG_INFO = 2  # include/uapi/linux/inet_diag.h; request it with bit (INET_DIAG_INFO - 1)
-TIMERS = {0: "none", 1: "retransmit", 2: "keepalive", 3: "time-wait", 4: "zero-window-probe"}
 FAMILY_NAMES = {number: name for name, number in FAMILIES.items()}
-WILDCARDS = ("0.0.0.0", "::")
-
-
-@dataclass(frozen=True)
-class TcpSocketDiag:
-    """One TCP socket as sock_diag reports it."""
-
-    family: str  # "ipv4" | "ipv6"
-    state: str  # "ESTABLISHED", "LISTEN", "TIME_WAIT", ...
-    local: tuple[str, int]
-    remote: tuple[str, int]
-    timer: str  # one of TIMERS' values
-    retrans: int  # idiag_retrans: probes out (keepalive, zero-window) or retransmissions (retransmit)
-    expires_ms: int  # until the timer's requested expiry; 0 without a timer
-    inode: int  # the socket's inode (0 for TIME_WAIT and request sockets): see owners()
-    uid: int
-    rqueue: int
-    wqueue: int
-    info: TcpInfo | None  # None for TIME_WAIT/request sockets, or if not asked for
-
-    @property
-    def probes_out(self) -> int | None:
-        """Keepalive or window probes outstanding, if such a timer runs."""
-        return self.retrans if self.timer in ("keepalive", "zero-window-probe") else None
-
-    def describe_timer(self) -> str:
-        if self.timer == "none":
-            return "no timer"
-        what = "retransmissions" if self.timer == "retransmit" else "probes out"
-        return f"{self.timer} timer, expires in {self.expires_ms / 1000:.3f} s, {self.retrans} {what}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _state(code: int) -> str:

@@ -1,14 +1,15 @@
 """Ways to break the path between the side under test and its peer.
 
-Each fault is one object that owns everything it means: a name, what it
-does, how it breaks the path (``apply(ctx)``, with ``prepare``/``settle``
-around it), whether the tested veth's packet tap can see the probes after it
-(``wire_blind``: None, or why not), its twist to the kernel's rule and to the
-expected error (``rule``, a :class:`netkit.model.FaultRule` the pure model
-reads), and whether this machine supports it (``unsupported_reason``: None,
-or why not -- tests turn that into a skip).  Faults act on the *peer* of the side
-whose keepalive is tested (normally the client; the server in the "client's
-view" scenarios), through a :class:`FaultContext`.
+Each fault is one object that owns everything it means: what it is (its
+``info``, a :class:`netkit.faults.FaultInfo`: the name, what it does, whether
+the tested veth's packet tap can see the probes after it, its twist to the
+kernel's rule and to the expected error -- plain data that a scenario and the
+pure model read without this module), how it breaks the path (``apply(ctx)``,
+with ``prepare``/``settle`` around it), and whether this machine supports it
+(``unsupported_reason``: None, or why not -- tests turn that into a skip).
+Faults act on the *peer* of the side whose keepalive is tested (normally the
+client; the server in the "client's view" scenarios), through a
+:class:`FaultContext`.
 
 Everything a fault creates lives inside the lab's namespaces (nft tables are
 named ``nk_fault``) and vanishes with them.
@@ -16,20 +17,27 @@ named ``nk_fault``) and vanishes with them.
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyroute2.nftables.main import NFTables
 
-from ..errors import FeatureMissing, UnknownChoice
-from ..model.fault_rule import DataPath, FaultRule
+from .. import faults
+from ..enums import FaultName
+from ..errors import EnvironmentUnusable, FeatureMissing
+from ..faults import FaultInfo
+from ..model.fault_rule import FaultRule
 from ..model.neighbour import neighbour_sysctls
 from ..waiting import wait_until
 from .lab import Endpoint, Lab
+from .namespaces import Namespace
 from .proc import holders
 from .sysctl import set_sysctl
 from .tcpinfo import tcp_info
@@ -58,14 +66,35 @@ class FaultContext:
 class Fault:
     """A way to break the path, and everything it means (module docstring)."""
 
-    name: str
-    description: str
-    rule: FaultRule  # its twist to the kernel's rule and the expected error
-    wire_blind: str | None = None  # why the tested veth's tap cannot see the probes after it; None: it can
+    info: FaultInfo  # what the fault is: name, description, rule, wire_blind
+
+    @property
+    def name(self) -> FaultName:
+        return self.info.name
+
+    @property
+    def description(self) -> str:
+        return self.info.description
+
+    @property
+    def rule(self) -> FaultRule:
+        """Its twist to the kernel's rule and the expected error."""
+        return self.info.rule
+
+    @property
+    def wire_blind(self) -> str | None:
+        """Why the tested veth's tap cannot see the probes after it; None: it can."""
+        return self.info.wire_blind
 
     def unsupported_reason(self) -> str | None:
         """None if this machine can apply the fault, else why not (a skip, in tests)."""
         return None
+
+    def require_supported(self) -> None:
+        """Raise FeatureMissing (a skip, in tests) if this machine cannot apply the fault."""
+        reason = self.unsupported_reason()
+        if reason:
+            raise FeatureMissing(f"fault {self.name} is not available here: {reason}")
 
     def prepare(self, ctx: FaultContext) -> None:
         """Do the slow part ahead of time, so that ``apply`` is quick; most faults have nothing."""
@@ -109,10 +138,7 @@ class LinkDown(Fault):
     table defaults, which may have been tuned.
     """
 
-    name = "link-down"
-    description = "the peer's veth end is set down (no carrier on the tested end)"
-    rule = FaultRule(DataPath.LOCAL)
-    wire_blind = "with no carrier on the tested veth the local qdisc discards every probe before any packet tap"
+    info = faults.LINK_DOWN
 
     def prepare(self, ctx: FaultContext) -> None:
         settings = {**neighbour_sysctls("ipv4", ctx.tested.ifname), **neighbour_sysctls("ipv6", ctx.tested.ifname)}
@@ -138,11 +164,7 @@ class PeerGone(Fault):
     tested side's veth end has vanished with it.
     """
 
-    name = "peer-gone"
-    description = "the peer's namespace is destroyed (its veth pair vanishes with it)"
-    rule = FaultRule(DataPath.NO_ROUTE, soft_error_ipv6="ENETUNREACH")
-    wire_blind = ("the tested veth vanished with the peer's namespace: the probes fail in the route lookup and "
-                  "never reach a device")
+    info = faults.PEER_GONE
 
     def apply(self, ctx: FaultContext) -> None:
         ctx.inode = ctx.peer.namespace.inode
@@ -180,10 +202,7 @@ class PeerReboot(Fault):
     and address stay.  The next segment from the tested side meets a RST.
     """
 
-    name = "peer-reboot"
-    description = "the peer forgets the connection (silent close) but its address still answers"
-    rule = FaultRule(DataPath.RESET)
-    wire_blind = None
+    info = faults.PEER_REBOOT
 
     def apply(self, ctx: FaultContext) -> None:
         close_silently(ctx.peer_connection)
@@ -212,13 +231,9 @@ class FirewallDrop(Fault):
     started ahead of time too, parked on a ``read`` that ``apply`` releases.
     """
 
-    wire_blind = None  # dropped at the peer: everything passes the tested veth's tap first
-
-    def __init__(self, name: str, hook: str, description: str, rule: FaultRule) -> None:
-        self.name = name
+    def __init__(self, info: FaultInfo, hook: str) -> None:
+        self.info = info
         self.hook = hook
-        self.description = description
-        self.rule = rule
 
     def unsupported_reason(self) -> str | None:
         return None  # nf_tables is probed in prepare(); iptables is the fallback
@@ -268,14 +283,9 @@ def _nft(what: str, hook: str = "") -> None:
 class NetemLoss(Fault):
     """``tc netem loss 100%`` on the tested side's egress (needs sch_netem)."""
 
-    name = "netem-loss"
-    description = "netem drops 100 % of what the tested side sends"
-    rule = FaultRule(DataPath.LOST)
-    wire_blind = "netem drops them in the tested side's own qdisc, before the packet tap (dev_queue_xmit_nit)"
+    info = faults.NETEM_LOSS
 
     def unsupported_reason(self) -> str | None:
-        from ..doctor import netem_missing_reason
-
         return netem_missing_reason()
 
     def apply(self, ctx: FaultContext) -> None:
@@ -286,23 +296,75 @@ class NetemLoss(Fault):
         ctx.tested.namespace.run(add)
 
 
+def qdisc_probe(kind: str, **options: object) -> Callable[[], str]:
+    """A probe (for :mod:`netkit.doctor` and the skips): can a ``kind`` qdisc be added, in a throwaway namespace?"""
+    def probe() -> str:
+        namespace = Namespace.create("nk-doctor")
+        try:
+            def add() -> None:
+                with namespace.iproute() as ipr:
+                    lo = ipr.link_lookup(ifname="lo")[0]
+                    ipr.link("set", index=lo, state="up")
+                    ipr.tc("add", kind, index=lo, handle="1:", **options)
+            try:
+                namespace.run(add)
+            except Exception as exc:
+                if getattr(exc, "code", None) == errno.ENOENT:
+                    raise EnvironmentUnusable(f"the kernel has no sch_{kind} (CONFIG_NET_SCH_{kind.upper()})") from None
+                raise
+            return f"qdisc {kind} can be added"
+        finally:
+            namespace.close()
+
+    return probe
+
+
+@functools.lru_cache(maxsize=1)
+def netem_missing_reason() -> str | None:
+    """None if a netem qdisc can be added here, else why not (for skips)."""
+    try:
+        qdisc_probe("netem", loss=100)()
+    except Exception as exc:  # any failure means: no netem for us
+        return str(exc)
+    return None
+
+
+class MiddleboxForgets(Fault):
+    """The routed lab's fault (:mod:`netkit.lab.routed`): nobody breaks anything; the router forgets the idle flow.
+
+    Not in :data:`FAULTS` (whose faults break the direct lab and join every
+    matrix by existing); a routed Scenario names it.
+    """
+
+    info = faults.MIDDLEBOX_FORGETS
+
+    def unsupported_reason(self) -> str | None:
+        return None if shutil.which("nft") else "the nft program is not installed (apt-get install nftables)"
+
+    def apply(self, ctx: FaultContext) -> None:
+        """Nothing to do: time breaks the path."""
+
+
 FAULTS: dict[str, Fault] = {
     fault.name: fault
     for fault in (
         LinkDown(),
         PeerGone(),
-        FirewallDrop("blackhole", "input", "nftables in the peer's namespace drops everything the peer receives",
-                     FaultRule(DataPath.LOST)),
-        FirewallDrop("one-way", "output", "nftables in the peer's namespace drops everything the peer sends",
-                     FaultRule(DataPath.LOST, peer_dies_too=True)),
+        FirewallDrop(faults.BLACKHOLE, "input"),
+        FirewallDrop(faults.ONE_WAY, "output"),
         PeerReboot(),
         NetemLoss(),
     )
 }
+assert list(FAULTS) == list(faults.DIRECT_FAULTS), "one lab fault for each of netkit.faults' direct faults, in order"
+MIDDLEBOX_FORGETS = MiddleboxForgets()
 
 
-def get_fault(name: str) -> Fault:
-    try:
-        return FAULTS[name]
-    except (KeyError, TypeError):  # TypeError: an unhashable value (a list from a TOML file)
-        raise UnknownChoice(f"unknown fault {name!r}: choose one of {', '.join(FAULTS)}") from None
+def get_fault(name: object) -> Fault:
+    """A way to break the direct lab, by name; else an UnknownChoice naming them."""
+    return FAULTS[faults.direct_fault_info(name).name]
+
+
+def fault_object(name: object) -> Fault:
+    """The fault object for any fault a Scenario may name: the direct lab's, or the routed lab's MIDDLEBOX_FORGETS."""
+    return MIDDLEBOX_FORGETS if faults.fault_info(name) is faults.MIDDLEBOX_FORGETS else get_fault(name)

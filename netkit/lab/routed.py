@@ -54,9 +54,7 @@ from pyroute2.netlink.rtnl import RTM_NEWROUTE
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from ..errors import FeatureMissing
-from ..model.fault_rule import DataPath, FaultRule
 from ..privileges import require_privileges
-from .faults import Fault, FaultContext
 from .lab import LOOPBACK_IFINDEX, Endpoint, Lab, _link_up, _new_address, family_number, new_veth
 from .namespaces import PREFIX, Namespace
 from .sysctl import set_sysctl
@@ -312,27 +310,3 @@ class RoutedLab(Lab):
     def invalid_count(self) -> int:
         """The router's conntrack ``invalid`` statistic (packets that matched no entry and started none)."""
         return self.router.namespace.run(_invalid_count)
-
-
-class MiddleboxForgets(Fault):
-    """The routed lab's fault: nobody breaks anything; the router forgets the idle flow by itself.
-
-    Not in :data:`netkit.lab.faults.FAULTS` (whose faults break the direct
-    lab and join every matrix by existing); a routed Scenario names it.
-    """
-
-    name = "middlebox-forgets"
-    description = "the router's conntrack entry for the idle flow expires (nf_conntrack_tcp_timeout_established)"
-    rule = FaultRule(DataPath.LOST)  # drop; reject is the middlebox model's (netkit.model.middlebox)
-    wire_blind = None  # the tested veth sees the probes leave and, with reject, the router's RST arrive
-
-    def unsupported_reason(self) -> str | None:
-        import shutil
-
-        return None if shutil.which("nft") else "the nft program is not installed (apt-get install nftables)"
-
-    def apply(self, ctx: FaultContext) -> None:
-        """Nothing to do: time breaks the path."""
-
-
-MIDDLEBOX_FORGETS = MiddleboxForgets()

@@ -4,36 +4,20 @@ We read only the leading, stable part of the struct (present since Linux 2.6):
 the probe counter and the "time since last ..." fields are what the keepalive
 proof needs.  ``last_ack_recv`` is ``now - rcv_tstamp`` in jiffies converted
 to ms, i.e. time since the last segment received (keepalive replies
-included) -- exactly the clock the keepalive timer uses.
+included) -- exactly the clock the keepalive timer uses.  The record itself,
+:class:`netkit.tcpsocket.TcpInfo`, is a plain value that pure code reads.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
-from dataclasses import dataclass
+
+from ..tcpsocket import TCP_STATES, TcpInfo
 
 _LAYOUT = struct.Struct("=8B 24I")  # 8 one-byte fields, then 24 u32 (up to tcpi_rcv_space)
 _SND_WND = struct.Struct("=I")
 _SND_WND_OFFSET = 228  # tcpi_snd_wnd, after tcpi_rcv_ooopack: Linux >= 5.4 ("tcp: Add snd_wnd to TCP_INFO")
-TCP_STATES = {
-    1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
-    6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
-}
-
-
-@dataclass(frozen=True)
-class TcpInfo:
-    state: str
-    retransmits: int
-    probes: int  # icsk_probes_out: keepalive/window probes sent without an answer
-    backoff: int
-    rto_us: int
-    unacked: int
-    last_data_sent_ms: int
-    last_data_recv_ms: int
-    last_ack_recv_ms: int  # time since the last segment received, any kind
-    rtt_us: int
 
 
 def tcp_info(sock: socket.socket) -> TcpInfo:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import pytest
 
 from ..errors import FeatureMissing
+from ..lab.faults import MIDDLEBOX_FORGETS
 from ..lab.lab import Lab
-from ..lab.routed import MIDDLEBOX_FORGETS, MiddleboxConfig, RoutedLab
+from ..lab.routed import MiddleboxConfig, RoutedLab
 from .options import skip_unless_privileged
 from .record import RECORD_KEY
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shlex
 from typing import TextIO
 
-from ..check.options import SET_ON_SOCKET, SYSCTL_OF
-from ..check.result import NO_KEEPALIVE, CheckResult, ClientCheckResult
+from ..check.result import NO_KEEPALIVE, SET_ON_SOCKET, CheckResult, ClientCheckResult
 from ..check.verdict import client_settings
+from ..keepalive import KEEPALIVE_SYSCTLS
 
 
 def print_check(result: CheckResult, out: TextIO) -> None:
@@ -59,7 +59,7 @@ def _settings_text(r: ClientCheckResult) -> str:
     for name, value, unit in (("idle", s.idle, " s"), ("intvl", s.intvl, " s"), ("cnt", s.cnt, "")):
         source = r.options_from.get(name, "")
         if r.options is None:  # inferred: the namespace's value may be where it came from, unproved
-            inherited = f" = the client namespace's {SYSCTL_OF[name]}" if r.namespace_sysctls.get(name) == value else ""
+            inherited = f" = the client namespace's {KEEPALIVE_SYSCTLS[name]}" if r.namespace_sysctls.get(name) == value else ""
         elif source and source != SET_ON_SOCKET:
             inherited = f" from the client namespace's {source.rstrip('?')}"
         else:

@@ -32,9 +32,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..document.codec import document
+from ..document.records import GateDocument, ScenarioEntry
 from ..enums import GateOutcome
-from ..gate.codec import document
-from ..gate.records import GateDocument, ScenarioEntry
 from .html_matrix import matrix
 from .html_scenario import legend, section
 from .htmlkit import STYLE, _e, badge

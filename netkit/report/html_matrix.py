@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
+from ..document.records import GateDocument, ScenarioEntry
 from ..enums import GateOutcome
-from ..gate.records import GateDocument, ScenarioEntry
 from .htmlkit import _e, _style
 from .markdown import distinct, failure_message
 

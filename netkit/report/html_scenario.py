@@ -1,14 +1,14 @@
 """The HTML report's scenario sections: the verdict line, the facts, the timeline, the rule, the explain text.
 
 Each section reads the scenario's entry and its runs as judged
-(:mod:`netkit.gate.records`); the timeline is drawn by
+(:mod:`netkit.document.records`); the timeline is drawn by
 :mod:`netkit.report.timeline`, whose marks :func:`legend` explains once.
 """
 
 from __future__ import annotations
 
+from ..document.records import ScenarioEntry
 from ..enums import EventKind, GateOutcome
-from ..gate.records import ScenarioEntry
 from .html_matrix import anchor, group_of
 from .htmlkit import _e, _style, badge
 from .markdown import expected_count, failure_message, format_s, format_windows, known_text, run_sentence

@@ -12,7 +12,7 @@ from ..inspect.assess import (
     Setting,
     SocketAssessment,
 )
-from ..lab.diag import WILDCARDS
+from ..tcpsocket import WILDCARDS
 
 MARKS = {SOCKET: "*", SOCKET_OR_NAMESPACE: "=", EFFECTIVE: ""}
 LEGEND = ("* set on the socket (differs from its namespace's sysctl); = its namespace's sysctl value "

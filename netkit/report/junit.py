@@ -28,9 +28,9 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any, Optional
 
+from ..document.codec import document, entry
+from ..document.records import GateDocument, ScenarioEntry
 from ..enums import GateOutcome
-from ..gate.codec import document, entry
-from ..gate.records import GateDocument, ScenarioEntry
 from .markdown import Doc, Scenario, failure_details, failure_message, format_s, known_text
 
 SUITE_NAME = "netkit.gate"

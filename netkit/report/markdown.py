@@ -12,7 +12,7 @@ This module also holds the plain-text vocabulary the other renderers share
 (a window is ``[low, high]``, a count is the figure its ``count_source``
 names, one sentence says what went wrong), so that JUnit, TAP, HTML and
 Markdown word the same fact the same way.  Every fact is read as the run
-stored it (:mod:`netkit.gate.records`), never judged again here.  Everything
+stored it (:mod:`netkit.document.records`), never judged again here.  Everything
 here is pure: a document in, a string out.
 """
 
@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Optional, Union
 
+from ..document.codec import document, entry
+from ..document.records import GateDocument, GateRun, KnownRecord, ScenarioEntry
 from ..enums import GateOutcome
-from ..gate.codec import document, entry
-from ..gate.records import GateDocument, GateRun, KnownRecord, ScenarioEntry
 
-Doc = Union[GateDocument, Mapping[str, Any]]  # a typed document, or its JSON (read through netkit.gate.codec)
+Doc = Union[GateDocument, Mapping[str, Any]]  # a typed document, or its JSON (read through netkit.document.codec)
 Scenario = Union[ScenarioEntry, Mapping[str, Any]]
 
 HEADER = "| cell | expected (s) | window (s) | measured min/median/max (s) | error | count | verdict |"

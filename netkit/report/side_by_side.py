@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Union
 
+from ..document.codec import document
+from ..document.records import GateDocument, ScenarioEntry
 from ..enums import GateOutcome
-from ..gate.codec import document
-from ..gate.records import GateDocument, ScenarioEntry
 from .htmlkit import _e, _style
 
 SHORT = {"pass": "pass", "fail": "FAIL", "xfail": "xfail", "xpass": "XPASS", "skip": "skip", "error": "ERROR"}

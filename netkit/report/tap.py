@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..document.codec import document
+from ..document.records import ScenarioEntry
 from ..enums import GateOutcome
-from ..gate.codec import document
-from ..gate.records import ScenarioEntry
 from .markdown import Doc, failure_details, known_text
 
 PREFIX = "netkit."

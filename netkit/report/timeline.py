@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
+from ..document.records import GateRun, ScenarioEntry
 from ..enums import EventKind, Timing
-from ..gate.records import GateRun, ScenarioEntry
 from .htmlkit import STYLE, _e
 
 SVG_WIDTH = 1160

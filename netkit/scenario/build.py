@@ -79,7 +79,7 @@ def wire_evidence(
         return WireEvidence(visible=False, note=capture_error or "no capture", error=capture_error,
                             kernel=view.kernel), b""
     analysed, seen = view.analyse(capture.frames)
-    blind = scenario.fault_object.wire_blind or capture.error
+    blind = scenario.fault_info.wire_blind or capture.error
     count = view.count
     if blind:
         note = (f"the wire cannot show the {view.watched}: {blind} ({seen} captured{view.captured}, "

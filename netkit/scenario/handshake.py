@@ -57,7 +57,7 @@ from ..evidence.frames import Frame
 from ..evidence.verdict import OBSERVER_SAMPLE_S
 from ..evidence.wire import WireEvidence, evidence
 from ..lab.diag import DiagWatch
-from ..lab.faults import FaultContext
+from ..lab.faults import FaultContext, fault_object
 from ..lab.lab import SERVER_PORT, Endpoint, Lab
 from ..lab.sysctl import set_sysctl
 from ..lab.tcpinfo import tcp_info
@@ -114,7 +114,7 @@ def _set_retries(scenario: Scenario, tested: Endpoint, sock: socket.socket) -> N
 def _syn_sent(run: RunContext) -> ScenarioResult:
     scenario, lab = run.scenario, run.lab
     family, tested, peer = scenario.family, lab.client, lab.server
-    fault = scenario.fault_object
+    fault = fault_object(scenario.fault)
     listener = _listen(lab, family)
     if fault.rule.data_path is not DataPath.LOCAL:
         lab.pin_neighbours(family)
@@ -193,7 +193,7 @@ def _wait_for_connect(
 def _syn_recv(run: RunContext) -> ScenarioResult:
     scenario, lab, cancel = run.scenario, run.lab, run.cancel
     family, tested, peer = scenario.family, lab.server, lab.client
-    fault = scenario.fault_object
+    fault = fault_object(scenario.fault)
     listener = _listen(lab, family)
     _set_retries(scenario, tested, listener)
     lab.pin_neighbours(family)

@@ -1,24 +1,45 @@
-"""What a routed (middlebox) scenario may ask for: the checks ``Scenario`` runs on its routed fields. No I/O."""
+"""What a routed (middlebox) scenario may ask for: the checks ``Scenario`` runs on its routed fields. No I/O.
+
+The checks read the scenario's fields through :class:`RoutedFields`, so this
+module needs nothing of :mod:`.spec`, which calls it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from ..enums import State, Topology
+from ..enums import FaultName, State, Topology
 from ..errors import SettingError
+from ..keepalive import KeepaliveSettings
 from ..model.middlebox import MAX_MIDDLEBOX_TIMEOUT_S, middlebox_case
 
-if TYPE_CHECKING:
-    from .spec import Scenario
 
-MIDDLEBOX_FAULT = "middlebox-forgets"
+class RoutedFields(Protocol):
+    """The fields of a :class:`netkit.scenario.Scenario` that the routed topology's rules read."""
+
+    @property
+    def keepalive(self) -> KeepaliveSettings: ...
+    @property
+    def fault(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def connections(self) -> int: ...
+    @property
+    def topology(self) -> str: ...
+    @property
+    def middlebox_timeout_s(self) -> int | None: ...
+    @property
+    def middlebox(self) -> str: ...
+    @property
+    def masquerade(self) -> bool: ...
 
 
-def check_middlebox(s: Scenario) -> None:
+def check_middlebox(s: RoutedFields) -> None:
     """Raise SettingError for a routed field that makes no sense (or a routed field without the routed topology)."""
     timeout = s.middlebox_timeout_s
     if s.topology == Topology.DIRECT:
-        if s.fault == MIDDLEBOX_FAULT:
+        if s.fault == FaultName.MIDDLEBOX_FORGETS:
             raise SettingError("fault", s.fault, "the middlebox that forgets needs a router between the two ends: "
                                                  "use topology='routed' with a middlebox_timeout_s")
         for name, value, default in (("middlebox_timeout_s", timeout, None), ("middlebox", s.middlebox, "drop"),
@@ -26,9 +47,9 @@ def check_middlebox(s: Scenario) -> None:
             if value != default:
                 raise SettingError(name, value, "it applies to the routed topology only: add topology='routed'")
         return
-    if s.fault != MIDDLEBOX_FAULT:
+    if s.fault != FaultName.MIDDLEBOX_FORGETS:
         raise SettingError("fault", s.fault, f"the routed topology proves the middlebox that forgets: use "
-                                             f"fault={MIDDLEBOX_FAULT!r}")
+                                             f"fault={FaultName.MIDDLEBOX_FORGETS!r}")
     if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= MAX_MIDDLEBOX_TIMEOUT_S:
         raise SettingError("middlebox_timeout_s", timeout, f"give the router's idle timeout in whole seconds, "
                                                            f"1..{MAX_MIDDLEBOX_TIMEOUT_S} (the kernel's default, 5 days)")
@@ -46,4 +67,4 @@ def check_middlebox(s: Scenario) -> None:
         raise SettingError("keepalive", f"{s.keepalive.idle}/{s.keepalive.intvl}/{s.keepalive.cnt}", case)
 
 
-__all__ = ["MIDDLEBOX_FAULT", "check_middlebox"]
+__all__ = ["RoutedFields", "check_middlebox"]

@@ -66,7 +66,7 @@ from ..evidence.events import Event
 from ..evidence.pcap import write_pcap
 from ..kernel import kernel_info
 from ..lab.capture import Capture
-from ..lab.faults import Fault, FaultContext, close_silently
+from ..lab.faults import Fault, FaultContext, close_silently, fault_object
 from ..lab.lab import Endpoint, Lab
 from ..lab.tcpinfo import tcp_info
 from ..model.predict import not_modelled_reason
@@ -146,7 +146,7 @@ def run_scenario(
     require_privileges()  # before anything else: the message names the command to run instead
     cancel = cancel or threading.Event()
     kernel = kernel_info()
-    scenario.require_supported()
+    fault_object(scenario.fault).require_supported()
     reason = not_modelled_reason(scenario)
     if reason:
         raise NotModelled(reason)
@@ -242,7 +242,7 @@ def _connect(run: RunContext) -> _Connection:
     for other, _ in others:  # in one go: their timers land in the first connection's wheel slot or the next
         enable_keepalive(scenario, other)
         armed.append(time.monotonic())
-    fault = scenario.fault_object
+    fault = fault_object(scenario.fault)
     ctx = FaultContext(lab, scenario.family, tested, peer, peer_sock, lab.listeners if peer is lab.server else [])
     fault.prepare(ctx)
     return _Connection(tested, peer, sock, peer_sock, ctx, fault, others, armed)

@@ -1,17 +1,21 @@
-"""A scenario is a plain value: what to prove.  No I/O here; :mod:`.run` proves it."""
+"""A scenario is a plain value: what to prove.  No I/O here (nothing here touches the kernel); :mod:`.run` proves it.
+
+Building one checks every field, names its fault (:mod:`netkit.faults`) and
+gives the model its rule, so a scenario can be made, hashed and predicted on
+a machine without pyroute2 or privileges.  What this machine can run is
+asked where it runs: :meth:`netkit.lab.faults.Fault.require_supported`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from ..enums import Family, KeepaliveVia, MiddleboxAction, Side, State, StrEnum, Topology, family_of
-from ..errors import FeatureMissing, SettingError
+from ..enums import Family, FaultName, KeepaliveVia, MiddleboxAction, Side, State, StrEnum, Topology, family_of
+from ..errors import SettingError
+from ..faults import FaultInfo, fault_info
 from ..keepalive import KeepaliveSettings
 from ..model.fault_rule import FaultRule
-
-if TYPE_CHECKING:
-    from ..lab.faults import Fault
+from .middlebox_spec import check_middlebox
 
 STATES = State.values()
 SIDES = Side.values()
@@ -64,7 +68,7 @@ class Scenario:
 
     keepalive: KeepaliveSettings = KeepaliveSettings()
     family: str = Family.IPV4
-    fault: str = "link-down"
+    fault: str = FaultName.LINK_DOWN
     state: str = State.IDLE
     side: str = Side.SERVER
     keepalive_via: str = KeepaliveVia.SOCKET
@@ -80,7 +84,7 @@ class Scenario:
         if not isinstance(self.keepalive, KeepaliveSettings):
             raise SettingError("keepalive", self.keepalive, "give a KeepaliveSettings, e.g. KeepaliveSettings(1, 1, 3)")
         object.__setattr__(self, "family", family_of(self.family))
-        _ = self.fault_object  # an unknown fault is an UnknownChoice naming the choices
+        object.__setattr__(self, "fault", fault_info(self.fault).name)  # unknown: an UnknownChoice naming the choices
         _choice(self, "state", State)
         _choice(self, "side", Side)
         state = State(self.state)
@@ -102,9 +106,7 @@ class Scenario:
                                                  f"not {self.state}: use connections=1")
         _choice(self, "topology", Topology)
         _choice(self, "middlebox", MiddleboxAction)
-        from .middlebox_spec import check_middlebox  # the routed topology's rules, in its own module
-
-        check_middlebox(self)
+        check_middlebox(self)  # the routed topology's rules, in their own module
         self._check_handshake(state)
 
     def _check_handshake(self, state: State) -> None:
@@ -127,27 +129,14 @@ class Scenario:
                                "SYN-ACKs only): leave it unset for syn-recv")
 
     @property
-    def fault_object(self) -> Fault:
-        """The fault, which owns what it means (:mod:`netkit.lab.faults`)."""
-        from ..lab.faults import get_fault  # the faults drive the lab: imported only when a scenario needs one
-
-        if self.fault == "middlebox-forgets":  # the routed topology's fault, not a way to break the direct lab
-            from ..lab.routed import MIDDLEBOX_FORGETS
-
-            return MIDDLEBOX_FORGETS
-        return get_fault(self.fault)
+    def fault_info(self) -> FaultInfo:
+        """What the fault is (:mod:`netkit.faults`); how it is done is :func:`netkit.lab.faults.fault_object`'s."""
+        return fault_info(self.fault)
 
     @property
     def fault_rule(self) -> FaultRule:
         """The fault's twist to the kernel's rule (what :func:`netkit.model.predict` reads)."""
-        return self.fault_object.rule
-
-    def require_supported(self) -> None:
-        """Raise FeatureMissing (a skip, in tests) if this machine cannot run the scenario."""
-        fault = self.fault_object
-        reason = fault.unsupported_reason()
-        if reason:
-            raise FeatureMissing(f"fault {fault.name} is not available here: {reason}")
+        return self.fault_info.rule
 
     @property
     def id(self) -> str:

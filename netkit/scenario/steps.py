@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ..enums import KeepaliveVia
 from ..errors import KernelRefused
-from ..keepalive import RETRIES2_SYSCTL, SYSCTLS, read_keepalive
+from ..keepalive import KEEPALIVE_SYSCTLS, RETRIES2_SYSCTL, read_keepalive
 from ..lab import counters
 from ..lab.lab import Endpoint
 from ..lab.namespaces import Namespace
@@ -26,7 +26,7 @@ def write_keepalive_sysctls(scenario: Scenario, endpoint: Endpoint) -> None:
     """Keepalive from the namespace (``keepalive_via="sysctl"``): its three sysctls, before the connection."""
     if scenario.keepalive_via != KeepaliveVia.SYSCTL:
         return
-    for name, sysctl in SYSCTLS.items():
+    for name, sysctl in KEEPALIVE_SYSCTLS.items():
         set_sysctl(endpoint, sysctl, getattr(scenario.keepalive, name))
 
 
