@@ -1,4 +1,4 @@
-"""The gate's JSON in and out: the one loader and the one dumper of :mod:`netkit.gate.records`.
+"""The gate's JSON in and out: the one loader and the one dumper of :mod:`netkit.document.records`.
 
 Only this module indexes a run or a document by string key:
 :func:`load`/:func:`read`/:func:`from_dict`/:func:`run_from_dict` read,

@@ -1,7 +1,7 @@
 """The gate's data, typed: a run, a scenario entry, the document, and their parts (frozen dataclasses).
 
 Every module of :mod:`netkit.gate` and :mod:`netkit.report` reads these
-fields; :mod:`netkit.gate.codec` is the one place that reads and writes
+fields; :mod:`netkit.document.codec` is the one place that reads and writes
 their JSON (field names are the JSON keys).  A run carries its judged facts
 (``death_s``, ``death_source``, ``death_timing``, ``late_by_s``,
 ``late_only``, ``count``) and each event its ``kind``, as the run was judged
