@@ -11,7 +11,7 @@ from netkit.enums import EventKind
 from netkit.errors import KernelRefused
 from netkit.evidence.events import SAMPLED, WIRE, Event
 from netkit.evidence.wire import WireEvidence
-from netkit.keepalive import SYSCTLS, read_keepalive
+from netkit.keepalive import KEEPALIVE_SYSCTLS, read_keepalive
 from netkit.kernel import KernelInfo
 from netkit.lab.sysctl import set_sysctl
 from netkit.model import keepalive_death
@@ -51,7 +51,7 @@ def test_keepalive_from_the_namespace_writes_its_three_sysctls_and_from_the_sock
     k = KeepaliveSettings(3, 2, 4)
     endpoint = FakeEndpoint()
     write_keepalive_sysctls(Scenario(k, keepalive_via="sysctl"), endpoint)
-    assert endpoint.values == {SYSCTLS["idle"]: "3", SYSCTLS["intvl"]: "2", SYSCTLS["cnt"]: "4"}
+    assert endpoint.values == {KEEPALIVE_SYSCTLS["idle"]: "3", KEEPALIVE_SYSCTLS["intvl"]: "2", KEEPALIVE_SYSCTLS["cnt"]: "4"}
     untouched = FakeEndpoint()
     write_keepalive_sysctls(Scenario(k), untouched)
     assert untouched.values == {}
