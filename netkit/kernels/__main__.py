@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..errors import EnvironmentUnusable, InputError
+from ..exitcodes import EXIT_INTERRUPTED, EXIT_UNUSABLE
 from .command import add_parser
 
 
@@ -17,10 +18,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except (EnvironmentUnusable, InputError) as exc:
         print(f"netkit kernels: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_UNUSABLE
     except KeyboardInterrupt:
         print("\nnetkit kernels: interrupted; nothing was left half-fetched", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

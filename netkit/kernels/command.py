@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from ..exitcodes import EXIT_PASS
 from . import __doc__ as SPECS_DOC
 from .cache import CACHE_ENV, cache_dir, list_cached, remove
 from .fetch import get
@@ -54,7 +55,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         k = result.kernel
         how = f"fetched in {result.seconds:.1f} s" if result.fetched else "already cached"
         print(f"{spec}: {k.release} (HZ={k.hz or '?'}, {_size(k.size_bytes())}) {how}: {k.image}")
-    return 0
+    return EXIT_PASS
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -63,9 +64,9 @@ def cmd_list(args: argparse.Namespace) -> int:
              "packages": list(k.packages), "fetched": k.fetched, "image": k.image} for k in kernels]
     if args.json:
         print(json.dumps({"cache": cache_dir(), "kernels": rows}, indent=1))
-        return 0
+        return EXIT_PASS
     print(format_list(rows, cache_dir()))
-    return 0
+    return EXIT_PASS
 
 
 def format_list(rows: list[dict[str, Any]], cache: str) -> str:
