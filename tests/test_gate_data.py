@@ -177,6 +177,20 @@ def test_a_doctored_baseline_is_a_regression_naming_error_and_count():
     assert "ETIMEDOUT -> ECONNRESET" in " ".join(text.split()) and "REGRESSION" in text
 
 
+def test_a_count_that_moves_between_the_rules_two_outcomes_is_a_change_not_a_regression():
+    """TCP_USER_TIMEOUT on a late timer run: the prediction allows 3 (nominal) or 2 (one interval earlier)."""
+    alternative = (2.996, 3.136)
+    baseline = document(entry(scenario_runs(run_record(alternative=alternative))))
+    other_outcome = copy.deepcopy(baseline)
+    other_outcome["scenarios"][0]["runs"][0]["count"] = 2
+    diff = compare(from_dict(baseline), from_dict(other_outcome))
+    assert [(c.what, c.old, c.new, c.regression) for c in diff.changes] == [("count", 3, 2, False)]
+    assert "each an outcome the rule allows" in format_diff(diff)
+    outside = copy.deepcopy(baseline)
+    outside["scenarios"][0]["runs"][0]["count"] = 4  # no outcome of the rule: a regression even if the run passed
+    assert [(c.what, c.new) for c in compare(from_dict(baseline), from_dict(outside)).regressions] == [("count", 4)]
+
+
 def test_an_unchanged_run_and_a_shift_inside_the_window_are_no_change():
     baseline = document(entry(scenario_runs(run_record(measured=4.096))))
     inside = document(entry(scenario_runs(run_record(measured=4.000))))  # 96 ms: less than the window's 140 ms
