@@ -189,6 +189,7 @@ def test_a_count_that_moves_between_the_rules_two_outcomes_is_a_change_not_a_reg
     outside = copy.deepcopy(baseline)
     outside["scenarios"][0]["runs"][0]["count"] = 4  # no outcome of the rule: a regression even if the run passed
     assert [(c.what, c.new) for c in compare(from_dict(baseline), from_dict(outside)).regressions] == [("count", 4)]
+    assert [(c.what, c.old) for c in compare(from_dict(outside), from_dict(baseline)).regressions] == [("count", 4)]
 
 
 def test_an_unchanged_run_and_a_shift_inside_the_window_are_no_change():

@@ -10,8 +10,9 @@ granularity is counted in jiffies.
 
 A *regression* -- what makes the exit status 1 -- is a scenario that passed
 (or xpassed) and now fails or errors, or whose error or count changed.  A
-count that moved between two outcomes the prediction allows, in a scenario
-that still passes, is a change but no regression: where timer lateness
+count that moved between two outcomes the prediction allows (the old count
+one of the old run's, the new one of the new run's), in a scenario that still
+passes, is a change but no regression: where timer lateness
 decides which run is the fatal one (TCP_USER_TIMEOUT on the persist or
 keepalive timer), the rule itself has two outcomes (``DeathPrediction``'s
 alternative window and count; docs/rules.md).
@@ -92,7 +93,8 @@ def _changes(sid: str, old: ScenarioEntry, new: ScenarioEntry, hz_changed: bool)
     for key in ("error", "count"):
         a, b = _facts(old, key), _facts(new, key)
         if a and b and a != b:
-            allowed = key == "count" and new.outcome in PASSING and set(b) <= _allowed_counts(new)
+            allowed = (key == "count" and new.outcome in PASSING and set(a) <= _allowed_counts(old)
+                       and set(b) <= _allowed_counts(new))
             note = "each an outcome the rule allows" if allowed else ""
             found.append(Change(sid, key, a if len(a) > 1 else a[0], b if len(b) > 1 else b[0],
                                 was_passing and not allowed, note))
