@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from .kernel import kernel_info
-from .lab.faults import qdisc_probe
 from .lab.lab import Lab
 from .lab.namespaces import Namespace
+from .lab.qdisc import qdisc_probe
 from .privileges import missing_privileges
 
 

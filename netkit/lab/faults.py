@@ -17,13 +17,10 @@ named ``nk_fault``) and vanishes with them.
 
 from __future__ import annotations
 
-import errno
-import functools
 import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,14 +28,14 @@ from pyroute2.nftables.main import NFTables
 
 from .. import faults
 from ..enums import FaultName
-from ..errors import EnvironmentUnusable, FeatureMissing
+from ..errors import FeatureMissing
 from ..faults import FaultInfo
 from ..model.fault_rule import FaultRule
 from ..model.neighbour import neighbour_sysctls
 from ..waiting import wait_until
 from .lab import Endpoint, Lab
-from .namespaces import Namespace
 from .proc import holders
+from .qdisc import netem_missing_reason
 from .sysctl import set_sysctl
 from .tcpinfo import tcp_info
 
@@ -294,39 +291,6 @@ class NetemLoss(Fault):
                 ipr.tc("add", "netem", index=ctx.tested.ifindex, handle="1:", loss=100)
 
         ctx.tested.namespace.run(add)
-
-
-def qdisc_probe(kind: str, **options: object) -> Callable[[], str]:
-    """A probe (for :mod:`netkit.doctor` and the skips): can a ``kind`` qdisc be added, in a throwaway namespace?"""
-    def probe() -> str:
-        namespace = Namespace.create("nk-doctor")
-        try:
-            def add() -> None:
-                with namespace.iproute() as ipr:
-                    lo = ipr.link_lookup(ifname="lo")[0]
-                    ipr.link("set", index=lo, state="up")
-                    ipr.tc("add", kind, index=lo, handle="1:", **options)
-            try:
-                namespace.run(add)
-            except Exception as exc:
-                if getattr(exc, "code", None) == errno.ENOENT:
-                    raise EnvironmentUnusable(f"the kernel has no sch_{kind} (CONFIG_NET_SCH_{kind.upper()})") from None
-                raise
-            return f"qdisc {kind} can be added"
-        finally:
-            namespace.close()
-
-    return probe
-
-
-@functools.lru_cache(maxsize=1)
-def netem_missing_reason() -> str | None:
-    """None if a netem qdisc can be added here, else why not (for skips)."""
-    try:
-        qdisc_probe("netem", loss=100)()
-    except Exception as exc:  # any failure means: no netem for us
-        return str(exc)
-    return None
 
 
 class MiddleboxForgets(Fault):
