@@ -159,8 +159,10 @@ def cmd_gate(args: argparse.Namespace) -> int:
         progress.finish()
     runs = [ran.get(s.id) or ScenarioRuns(s) for s in scenarios]  # a known skip never ran: decide() says why
     entries = [scenario_entry(r, decide(r, slow_machine=slow, known=known_for[r.scenario.id])) for r in runs]
-    doc = build(entries, kernel=kernel, started=started, wall_s=time.monotonic() - clock,
-                options=_options(args, slow=slow), slow_machine=slow)
+    options = {"repeat": args.repeat, "only": args.only, "matrix": args.matrix, "slow_machine": slow,
+               "baseline": args.baseline, "known": args.known}
+    doc = build(entries, kernel=kernel, started=started, wall_s=time.monotonic() - clock, options=options,
+                slow_machine=slow)
     diff = compare(baseline, doc) if baseline else None
     doc = dataclasses.replace(doc, diff=diff.to_dict() if diff else None)
     _write_reports(args, doc)
@@ -168,12 +170,6 @@ def cmd_gate(args: argparse.Namespace) -> int:
     print(summary, file=sys.stderr if args.tap or args.markdown else sys.stdout)
     failed = any(e.outcome in (GateOutcome.FAIL, GateOutcome.ERROR) for e in entries) or bool(diff and diff.regressions)
     return EXIT_FAIL if failed else EXIT_PASS
-
-
-def _options(args: argparse.Namespace, *, slow: bool) -> dict[str, Any]:
-    """The gate's options as its document records them."""
-    return {"repeat": args.repeat, "only": args.only, "matrix": args.matrix, "slow_machine": slow,
-            "baseline": args.baseline, "known": args.known}
 
 
 def _write_reports(args: argparse.Namespace, doc: GateDocument) -> None:
@@ -219,8 +215,8 @@ def _nothing_can_run(args: argparse.Namespace, reason: str, scenarios: list[Scen
     if args.junit:
         why = f"nothing can run here: {reason}"
         entries = [scenario_entry(ScenarioRuns(s, skipped=why), Outcome(GateOutcome.SKIP, why)) for s in scenarios]
-        doc = build(entries, kernel=kernel_info(), started=utc_now(), wall_s=0.0, options=_options(args, slow=False),
-                    slow_machine=False)
+        # the JUnit file shows where the gate was (kernel, machine), not its options: none are recorded
+        doc = build(entries, kernel=kernel_info(), started=utc_now(), wall_s=0.0, options={}, slow_machine=False)
         _write_file(args.junit, _render("junit", doc))
     print(f"netkit gate: nothing can run here: {reason}", file=sys.stderr)
     return EXIT_NOTHING_RAN
