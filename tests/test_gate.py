@@ -128,6 +128,25 @@ def test_without_privileges_the_gate_exits_4(without_privileges):
     assert "netkit gate: nothing can run here" in plain.stderr and without_privileges.says in plain.stderr
 
 
+def test_without_privileges_the_junit_file_skips_every_selected_scenario(without_privileges, tmp_path):
+    """A CI job publishes its JUnit file whatever the exit: when nothing can run, every scenario is skipped, saying why."""
+    junitparser = pytest.importorskip("junitparser")
+    only = ["--only", "ipv4-idle-*-1/1/3", "--only", "ipv6-zero-window-*"]
+    done = subprocess.run([*without_privileges.prefix, sys.executable, "-m", "netkit.cli", "gate", *only,
+                           "--junit", str(tmp_path / "gate.xml")], capture_output=True, text=True)
+    assert done.returncode == 4, done.stderr
+    selected = subprocess.run([sys.executable, "-m", "netkit.cli", "gate", "--list", *only], capture_output=True,
+                              text=True, check=True).stdout.split()
+    (suite,) = list(junitparser.JUnitXml.fromfile(str(tmp_path / "gate.xml")))
+    cases = list(suite)
+    assert [c.name for c in cases] == selected and len(selected) > 6
+    assert suite.tests == suite.skipped == len(selected) and suite.failures == suite.errors == 0
+    for case in cases:
+        (skipped,) = case.result
+        assert isinstance(skipped, junitparser.Skipped)
+        assert skipped.message.startswith("nothing can run here: ") and without_privileges.says in skipped.message
+
+
 @pytest.mark.parametrize("args, says", [
     (["--only", "nothing-*"], "--only 'nothing-*' matches no scenario id"),
     (["--repeat", "0"], "--repeat 0"),

@@ -3,7 +3,9 @@
 Exit status, as kselftest's: 0 every scenario passed or was skipped (or an
 expected failure); 1 a failure, an error, or a regression against the
 baseline; 2 bad usage or a file netkit cannot read; 4 nothing could run here
-(no privileges, no network namespaces) -- with ``--tap``, ``1..0 # SKIP why``.
+(no privileges, no network namespaces) -- with ``--tap``, ``1..0 # SKIP why``,
+and with ``--junit FILE`` every selected scenario skipped with that reason (a
+CI that publishes the JUnit file shows why nothing ran, not a missing report).
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from ..exitcodes import EXIT_FAIL, EXIT_NOTHING_RAN, EXIT_PASS
 from ..kernel import kernel_info
 from ..outputs import file_problem, folder_problem
 from ..privileges import missing_privileges
+from ..scenario import Scenario
 from . import matrix
 from .diff import compare, format_diff
 from .document import build, load, scenario_entry, utc_now
 from .kernels import HELP as KERNEL_HELP
 from .kernels import gate_on_kernels
 from .matrix_file import load_matrix
-from .outcome import decide, find_known, load_known, slow_machine_from_environment
+from .outcome import Outcome, decide, find_known, load_known, slow_machine_from_environment
 from .progress import LiveProgress
 from .run import MAX_WORKERS, ScenarioRuns, run_gate
 from .summary import format_summary
@@ -141,7 +144,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         return gate_on_kernels(args, render=_render, summary=format_summary)
     reason = missing_privileges()
     if reason:
-        return _nothing_can_run(args, reason)
+        return _nothing_can_run(args, reason, scenarios)
     slow = args.slow_machine or slow_machine_from_environment()
     kernel = kernel_info()
     known_for = {s.id: find_known(known, s.id, kernel.release) for s in scenarios}
@@ -203,12 +206,17 @@ def _render(name: str, doc: GateDocument | dict[str, Any]) -> str:
     return str(getattr(module, f"to_{name}")(doc))
 
 
-def _nothing_can_run(args: argparse.Namespace, reason: str) -> int:
+def _nothing_can_run(args: argparse.Namespace, reason: str, scenarios: list[Scenario]) -> int:
+    """Exit 4, saying why in every report a CI reads when a gate cannot run: TAP's plan and the JUnit file."""
     if args.tap:
         from ..report.tap import tap_nothing_can_run
 
         sys.stdout.write(tap_nothing_can_run(reason))
+    if args.junit:
+        why = f"nothing can run here: {reason}"
+        entries = [scenario_entry(ScenarioRuns(s, skipped=why), Outcome(GateOutcome.SKIP, why)) for s in scenarios]
+        # the JUnit file shows where the gate was (kernel, machine), not its options: none are recorded
+        doc = build(entries, kernel=kernel_info(), started=utc_now(), wall_s=0.0, options={}, slow_machine=False)
+        _write_file(args.junit, _render("junit", doc))
     print(f"netkit gate: nothing can run here: {reason}", file=sys.stderr)
     return EXIT_NOTHING_RAN
-
-
