@@ -24,7 +24,7 @@ from ..exitcodes import EXIT_FAIL, EXIT_NOTHING_RAN, EXIT_PASS
 from ..kernel import kernel_info
 from ..outputs import file_problem, folder_problem
 from ..privileges import missing_privileges
-from . import matrix
+from . import kernel_ci, matrix
 from .diff import compare, format_diff
 from .document import build, load, scenario_entry, utc_now
 from .kernels import HELP as KERNEL_HELP
@@ -75,6 +75,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--pcap-dir", metavar="DIR", help=HELP["pcap_dir"])
     p.add_argument("--jobs", type=int, metavar="N", help=HELP["jobs"])
     p.add_argument("--kernel", action="append", default=[], metavar="IMAGE|SPEC|host", help=KERNEL_HELP)
+    kernel_ci.add_arguments(p)  # --kcidb, --nipa and their ids
     p.set_defaults(func=cmd_gate)
     inner = p.add_subparsers(dest="gate_command")
     d = inner.add_parser("diff", help="what changed between two gate documents, or N kernels side by side",
@@ -130,10 +131,11 @@ def cmd_gate(args: argparse.Namespace) -> int:
         raise InputError(f"--jobs {args.jobs}: give a whole number of scenarios at once, 1 or more")
     known = load_known(args.known) if args.known else []  # every input is checked, --list too
     baseline = load(args.baseline) if args.baseline else None
+    ci_files = kernel_ci.check(args)
     if args.list:
         print("\n".join(s.id for s in scenarios))
         return EXIT_PASS
-    _check_writable(args.json, args.junit, args.html)
+    _check_writable(args.json, args.junit, args.html, *ci_files)
     problem = None if args.pcap_dir is None else folder_problem(args.pcap_dir)
     if problem:
         raise InputError(f"--pcap-dir {args.pcap_dir}: {problem}")
@@ -175,6 +177,8 @@ def _write_reports(args: argparse.Namespace, doc: GateDocument) -> None:
     for name, path in files.items():
         if path:
             _write_file(path, dump(doc) if name == "json" else _render(name, doc))
+    for path, text in kernel_ci.reports(args, doc):
+        _write_file(path, text)
     for name in ("tap", "markdown"):
         if getattr(args, name):
             sys.stdout.write(_render(name, doc))
