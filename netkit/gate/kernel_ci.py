@@ -21,29 +21,29 @@ from ..report.nipa import DEFAULT_EXECUTOR, field_problem, to_nipa
 NIPA_BRANCH_ENV = "BRANCH"  # contest/remote/exec.py hands its executor's program the branch under test in $BRANCH
 
 HELP = {
-    "kcidb": "write the results as a KCIDB v5 document (KernelCI's database) to FILE; needs --kcidb-origin",
-    "kcidb_origin": "your CI's KCIDB origin, the name KCIDB's maintainers gave it (lower-case letters, digits, _)",
+    "kcidb": ("write the results as a KCIDB v5 document (KernelCI's database) to FILE, one test per scenario "
+              "(xfail and xpass as PASS, error as ERROR); needs --kcidb-origin"),
+    "kcidb_origin": ("required with --kcidb: your CI's KCIDB origin, the name KCIDB's maintainers gave it "
+                     "(lower-case letters, digits, _)"),
     "kcidb_checkout_id": ("the KCIDB checkout the tested kernel came from, ORIGIN:ID "
                           "(default: <origin>:<kernel release>, written into the document)"),
     "kcidb_build_id": ("the KCIDB build under test, ORIGIN:ID, as your CI job submitted it "
                        "(default: <origin>:<kernel release>, written into the document)"),
-    "nipa": "write the results as a NIPA (netdev CI) external-executor result file to FILE; needs a branch",
+    "nipa": ("write the results as a NIPA (netdev CI) external-executor result file to FILE, one result per "
+             "scenario (xfail and xpass as pass, error as fail); needs a branch"),
     "nipa_branch": f"the netdev branch tested (default: ${NIPA_BRANCH_ENV}, as NIPA's exec executor sets it)",
     "nipa_executor": f"the executor's name, as in your NIPA remote's config (default: {DEFAULT_EXECUTOR})",
     "nipa_link": "URL of this run's outputs, linked from each result (default: none)",
 }
+METAVARS = {"kcidb": "FILE", "kcidb_origin": "ORIGIN", "kcidb_checkout_id": "ID", "kcidb_build_id": "ID",
+            "nipa": "FILE", "nipa_branch": "NAME", "nipa_executor": "NAME", "nipa_link": "URL"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Register the kernel CIs' options on the ``gate`` parser."""
-    p.add_argument("--kcidb", metavar="FILE", help=HELP["kcidb"])
-    p.add_argument("--kcidb-origin", metavar="ORIGIN", help=HELP["kcidb_origin"])
-    p.add_argument("--kcidb-checkout-id", metavar="ID", help=HELP["kcidb_checkout_id"])
-    p.add_argument("--kcidb-build-id", metavar="ID", help=HELP["kcidb_build_id"])
-    p.add_argument("--nipa", metavar="FILE", help=HELP["nipa"])
-    p.add_argument("--nipa-branch", metavar="NAME", help=HELP["nipa_branch"])
-    p.add_argument("--nipa-executor", metavar="NAME", default=DEFAULT_EXECUTOR, help=HELP["nipa_executor"])
-    p.add_argument("--nipa-link", metavar="URL", help=HELP["nipa_link"])
+    for name, metavar in METAVARS.items():
+        p.add_argument(f"--{name.replace('_', '-')}", metavar=metavar, help=HELP[name],
+                       default=DEFAULT_EXECUTOR if name == "nipa_executor" else None)
 
 
 def check(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> list[str]:
@@ -84,10 +84,10 @@ def reports(args: argparse.Namespace, doc: GateDocument,
             rename: Callable[[str], str | None] = lambda path: path) -> list[tuple[str, str]]:
     """``(path, text)`` of each kernel-CI file asked for; ``rename`` gives a path per kernel (``--kernel``)."""
     out: list[tuple[str | None, str]] = []
-    if args.kcidb:
+    if getattr(args, "kcidb", None):  # a namespace made without these options asks for neither
         out.append((rename(args.kcidb), to_kcidb(doc, args.kcidb_origin, checkout_id=args.kcidb_checkout_id,
                                                  build_id=args.kcidb_build_id)))
-    if args.nipa:
+    if getattr(args, "nipa", None):
         out.append((rename(args.nipa), to_nipa(doc, branch=args.nipa_branch, executor=args.nipa_executor,
                                                link=args.nipa_link)))
     return [(path, text) for path, text in out if path]
