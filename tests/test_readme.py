@@ -20,6 +20,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 
@@ -262,9 +263,17 @@ def kernel_ci_samples() -> tuple[dict, dict]:
     return kcidb, nipa
 
 
-def test_the_kernel_ci_samples_are_what_the_formats_hold():
+def kcidb_latest():
+    """kcidb-io's latest schema (a test dependency; its releases with v5.3 need Python 3.10)."""
+    if sys.version_info < (3, 10):
+        pytest.skip("kcidb-io needs Python 3.10")
     from kcidb_io.schema import LATEST
 
+    return LATEST
+
+
+def test_the_kernel_ci_samples_are_what_the_formats_hold():
+    LATEST = kcidb_latest()
     kcidb, nipa = kernel_ci_samples()
     assert kcidb["version"] == {"major": LATEST.major, "minor": LATEST.minor}
     LATEST.validate_exactly({**kcidb, "checkouts": [], "builds": [], "tests": [kcidb["tests"][0]]})
@@ -273,8 +282,7 @@ def test_the_kernel_ci_samples_are_what_the_formats_hold():
 
 @pytest.mark.slow
 def test_the_kernel_ci_files_the_readme_writes_are_valid_and_shown_as_written(readme_runs):
-    from kcidb_io.schema import LATEST
-
+    LATEST = kcidb_latest()
     status, output = readme_runs[next(key for key in readme_runs if "--kcidb" in key)].wait()
     assert status == 0, output[-3000:]
     kcidb = json.loads(pathlib.Path("/tmp/netkit-kcidb.json").read_text())

@@ -177,27 +177,23 @@ def _test_misc(doc: GateDocument, scenario: ScenarioEntry) -> dict[str, Any]:
 def _test(doc: GateDocument, scenario: ScenarioEntry, *, origin: str, build_id: str, path: str,
           env: dict[str, Any]) -> dict[str, Any]:
     build_part = build_id.partition(":")[2] if build_id.startswith(f"{origin}:") else build_id
-    test: dict[str, Any] = {
+    measured = scenario.measured_s
+    details = failure_details(scenario) if scenario.outcome not in (GateOutcome.PASS, GateOutcome.SKIP,
+                                                                     GateOutcome.XPASS) else ""
+    return _plain({
         "id": f"{origin}:{build_part}:{doc.started or 'unstarted'}:{path}",
         "origin": origin,
         "build_id": build_id,
         "path": path,
         "status": status(scenario.outcome),
+        "number": {"value": measured.median, "unit": "s"} if measured is not None else None,
+        "duration": scenario.duration_s,
+        "start_time": doc.started,
         "comment": log_excerpt(_comment(scenario)),
+        "log_excerpt": log_excerpt(details) if details else None,
         "environment": env,
         "misc": _test_misc(doc, scenario),
-    }
-    if doc.started:
-        test["start_time"] = doc.started
-    if scenario.duration_s is not None:
-        test["duration"] = scenario.duration_s
-    if scenario.measured_s is not None:
-        test["number"] = {"value": scenario.measured_s.median, "unit": "s"}
-    if scenario.outcome not in (GateOutcome.PASS, GateOutcome.SKIP, GateOutcome.XPASS):
-        details = failure_details(scenario)
-        if details:
-            test["log_excerpt"] = log_excerpt(details)
-    return test
+    })
 
 
 def kcidb_document(doc: Doc, origin: str, *, checkout_id: str | None = None,
