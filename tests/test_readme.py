@@ -291,7 +291,8 @@ def test_the_kernel_ci_files_the_readme_writes_are_valid_and_shown_as_written(re
     kcidb_sample, nipa_sample = kernel_ci_samples()
     assert list(kcidb_sample) == list(kcidb)
     assert list(kcidb_sample["tests"][0]) == list(kcidb["tests"][0])
-    assert list(kcidb_sample["tests"][0]["environment"]["misc"]) == list(kcidb["tests"][0]["environment"]["misc"])
+    for shown in (kcidb_sample, kcidb):  # the rest of the environment depends on the machine (virtualization...)
+        assert {"hz", "cpus", "emulated"} <= set(shown["tests"][0]["environment"]["misc"])
     assert list(nipa_sample) == list(nipa) and nipa_sample["results"][0].keys() == nipa["results"][0].keys()
     assert [r["test"] for r in nipa["results"]] == [t["path"].removeprefix("netkit.").replace("_", "-")
                                                     for t in kcidb["tests"]]
