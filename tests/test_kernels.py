@@ -436,6 +436,21 @@ def test_the_kernel_option_runs_each_kernel_and_names_files_per_kernel(tmp_path,
     assert "6.1.0-56-amd64 HZ=250 (tcg)" in capsys.readouterr().out
 
 
+def test_the_kernel_option_writes_kcidb_and_nipa_files_per_kernel(tmp_path, monkeypatch):
+    monkeypatch.setattr(gate_kernels, "run_gate_on_kernel", lambda spec, gate_args, out_json: _doc(
+        "6.1.0-56-amd64" if spec != "host" else "6.18.44", 250, "tcg" if spec != "host" else "none",
+        [("a", "pass", 4.096)]))
+    args = _gate_args(tmp_path, html=None, kcidb=str(tmp_path / "kcidb.json"), kcidb_origin="lab",
+                      kcidb_checkout_id=None, kcidb_build_id=None, nipa=str(tmp_path / "nipa.json"),
+                      nipa_branch="net-next", nipa_executor="netkit", nipa_link=None)
+    assert gate_kernels.gate_on_kernels(args, render=lambda name, doc: "") == 0
+    guest = json.loads((tmp_path / "kcidb.debian-6.1.json").read_text())
+    assert guest["builds"][0]["id"] == "lab:6.1.0-56-amd64"
+    assert guest["tests"][0]["environment"]["misc"]["emulated"] is True
+    host = json.loads((tmp_path / "nipa.host.json").read_text())
+    assert host["branch"] == "net-next" and host["results"][0]["result"] == "pass"
+
+
 def test_a_kernel_that_cannot_run_is_exit_2_and_the_others_still_run(tmp_path, monkeypatch, capsys):
     def fake(spec, gate_args, out_json):
         if spec != "host":

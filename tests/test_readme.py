@@ -21,6 +21,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 
@@ -56,6 +57,7 @@ PROMISED = {
     "netkit gate diff": r"no changes",
     "netkit gate --tap": r"(?m)^# Totals: pass:\d+ fail:0 ",
     "netkit gate --matrix fleet.toml": r"totals: pass 9, fail 0",
+    "netkit gate --only ipv4-idle-*-1/1/3 --kcidb": r"totals: pass \d+, fail 0, xfail 0, xpass 0, skip \d+, error 0",
     "netkit doctor": r"netkit can run here\.",
     "netkit demo --idle 1 --intvl 1 --cnt 3 --fault blackhole": r"wire: 3 keepalive probes \(3 unanswered\)",
     "netkit demo --idle 1 --intvl 1 --cnt 3 --json": r'"verdict": "pass"',
@@ -251,3 +253,48 @@ def test_the_json_sample_has_the_real_keys(readme_runs):
             assert list(value) == list(real[key]), key
         elif value != "elided" and key not in ("kernel", "rule") and not key.endswith("_s"):
             assert value == real[key], f"{key}: README shows {value!r}, the command printed {real[key]!r}"
+
+
+def kernel_ci_samples() -> tuple[dict, dict]:
+    """The README's KCIDB and NIPA samples (the two JSON blocks after the command that writes them), elisions marked."""
+    text = README.read_text()
+    after = text[text.index("--kcidb-origin my_ci"):]
+    blocks = re.findall(r"```json\n(.*?)```", after, re.S)[:2]
+    kcidb, nipa = (json.loads(b.replace("[...]", '"elided"').replace("{...}", '"elided"')) for b in blocks)
+    return kcidb, nipa
+
+
+def kcidb_latest():
+    """kcidb-io's latest schema (a test dependency; its releases with v5.3 need Python 3.10)."""
+    if sys.version_info < (3, 10):
+        pytest.skip("kcidb-io needs Python 3.10")
+    from kcidb_io.schema import LATEST
+
+    return LATEST
+
+
+def test_the_kernel_ci_samples_are_what_the_formats_hold():
+    LATEST = kcidb_latest()
+    kcidb, nipa = kernel_ci_samples()
+    assert kcidb["version"] == {"major": LATEST.major, "minor": LATEST.minor}
+    LATEST.validate_exactly({**kcidb, "checkouts": [], "builds": [], "tests": [kcidb["tests"][0]]})
+    assert list(nipa) == ["executor", "branch", "start", "end", "results"]
+
+
+@pytest.mark.slow
+def test_the_kernel_ci_files_the_readme_writes_are_valid_and_shown_as_written(readme_runs):
+    LATEST = kcidb_latest()
+    status, output = readme_runs[next(key for key in readme_runs if "--kcidb" in key)].wait()
+    assert status == 0, output[-3000:]
+    kcidb = json.loads(pathlib.Path("/tmp/netkit-kcidb.json").read_text())
+    LATEST.validate_exactly(kcidb)
+    nipa = json.loads(pathlib.Path("/tmp/netkit-nipa.json").read_text())
+    kcidb_sample, nipa_sample = kernel_ci_samples()
+    assert list(kcidb_sample) == list(kcidb)
+    assert list(kcidb_sample["tests"][0]) == list(kcidb["tests"][0])
+    for shown in (kcidb_sample, kcidb):  # the rest of the environment depends on the machine (virtualization...)
+        assert {"hz", "cpus", "emulated"} <= set(shown["tests"][0]["environment"]["misc"])
+    assert list(nipa_sample) == list(nipa) and nipa_sample["results"][0].keys() == nipa["results"][0].keys()
+    assert [r["test"] for r in nipa["results"]] == [t["path"].removeprefix("netkit.").replace("_", "-")
+                                                    for t in kcidb["tests"]]
+

@@ -27,7 +27,7 @@ from ..kernel import kernel_info
 from ..outputs import file_problem, folder_problem
 from ..privileges import missing_privileges
 from ..scenario import Scenario
-from . import matrix
+from . import kernel_ci, matrix
 from .diff import compare, format_diff
 from .document import build, load, scenario_entry, utc_now
 from .kernels import HELP as KERNEL_HELP
@@ -78,6 +78,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--pcap-dir", metavar="DIR", help=HELP["pcap_dir"])
     p.add_argument("--jobs", type=int, metavar="N", help=HELP["jobs"])
     p.add_argument("--kernel", action="append", default=[], metavar="IMAGE|SPEC|host", help=KERNEL_HELP)
+    kernel_ci.add_arguments(p)  # --kcidb, --nipa and their ids
     p.set_defaults(func=cmd_gate)
     inner = p.add_subparsers(dest="gate_command")
     d = inner.add_parser("diff", help="what changed between two gate documents, or N kernels side by side",
@@ -133,10 +134,11 @@ def cmd_gate(args: argparse.Namespace) -> int:
         raise InputError(f"--jobs {args.jobs}: give a whole number of scenarios at once, 1 or more")
     known = load_known(args.known) if args.known else []  # every input is checked, --list too
     baseline = load(args.baseline) if args.baseline else None
+    ci_files = kernel_ci.check(args)
     if args.list:
         print("\n".join(s.id for s in scenarios))
         return EXIT_PASS
-    _check_writable(args.json, args.junit, args.html)
+    _check_writable(args.json, args.junit, args.html, *ci_files)
     problem = None if args.pcap_dir is None else folder_problem(args.pcap_dir)
     if problem:
         raise InputError(f"--pcap-dir {args.pcap_dir}: {problem}")
@@ -178,6 +180,8 @@ def _write_reports(args: argparse.Namespace, doc: GateDocument) -> None:
     for name, path in files.items():
         if path:
             _write_file(path, dump(doc) if name == "json" else _render(name, doc))
+    for path, text in kernel_ci.reports(args, doc):
+        _write_file(path, text)
     for name in ("tap", "markdown"):
         if getattr(args, name):
             sys.stdout.write(_render(name, doc))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import re
 import shutil
@@ -40,6 +41,7 @@ from ..kernels.guest import CLI, GUEST_TIMEOUT_S, REPO_ROOT, WORKDIR, GuestFaile
 from ..kernels.spec import parse_spec
 from ..kernels.tools import kvm_failed_earlier
 from ..report.side_by_side import format_table
+from . import kernel_ci
 
 GUEST_JOBS = 2  # scenarios at once in a guest: under emulation more made scenarios miss their fault deadline
 # What emulation does to the deaths, written into a guest's document (docs/rules.md, "Other kernels under
@@ -107,11 +109,12 @@ def gate_on_kernels(args: argparse.Namespace, *, render: Callable[[str, GateDocu
             print(f"netkit gate: --kernel {spec}: {exc}", file=sys.stderr)
             continue
         docs.append(doc)
-        for name in ("junit", "html"):
-            path = per_kernel(getattr(args, name), spec, several)
-            if path:
-                with open(path, "w") as f:
-                    f.write(render(name, doc))
+        rename = functools.partial(per_kernel, spec=spec, several=several)
+        texts = [(path, render(name, doc)) for name in ("junit", "html") if (path := rename(getattr(args, name)))]
+        texts += kernel_ci.reports(args, doc, rename)  # --kcidb, --nipa
+        for path, text in texts:
+            with open(path, "w") as f:
+                f.write(text)
         if args.tap or args.markdown:
             sys.stdout.write(render("tap" if args.tap else "markdown", doc))
         if summary:

@@ -139,6 +139,20 @@ def _cell(text: Any) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def numbered_apart(names: Iterable[str]) -> list[str]:
+    """The names in order, a repeated one made distinct with ``-2``, ``-3``... (ids mapped to a narrower alphabet)."""
+    out: list[str] = []
+    taken: set[str] = set()
+    for base in names:
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}-{n}"
+        taken.add(name)
+        out.append(name)
+    return out
+
+
 def distinct(values: Iterable[Any]) -> list[Any]:
     """Each value once, in first-seen order (values may be unhashable, e.g. lists)."""
     seen: list[Any] = []
