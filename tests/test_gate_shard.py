@@ -262,3 +262,21 @@ def test_three_parts_merged_are_one_unsharded_run(tmp_path):
     assert union.totals == one.totals and union.options == one.options
     print(json.dumps({"whole_wall_s": one.wall_s, "parts_wall_s": [load(str(tmp_path / f"part{k}.json")).wall_s
                                                                     for k in (1, 2, 3)]}))
+
+
+def test_a_part_says_so_in_its_summary_and_html_and_a_merged_document_does_not():
+    from netkit.gate.summary import format_summary
+    from netkit.report.html import to_html
+
+    part = cut(full(), 3)[1]
+    assert "126 scenarios" not in format_summary(part) and "(part 2/3 of the selection)" in format_summary(part)
+    assert "shard 2/3" in to_html(part)
+    assert "part " not in format_summary(full()).splitlines()[0]
+
+
+def test_kernel_matrix_refuses_no_parts_before_it_runs_anything(tmp_path):
+    script = Path(__file__).resolve().parent.parent / "scripts" / "kernel-matrix"
+    done = subprocess.run([sys.executable, str(script), "--shards", "0", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and "--shards and --jobs take a whole number" in done.stderr
+    assert not (tmp_path / "out").exists()
