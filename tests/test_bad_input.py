@@ -65,6 +65,8 @@ FILES: dict[str, str | bytes] = {
     "no-outcome.json": _doc(scenarios=[{"id": "ipv4-idle-link-down-1/1/3"}]),
     "runs-string.json": _doc(scenarios=[{**GOOD_DOC["scenarios"][0], "runs": "3 runs"}]),
     "scenarios-null.json": _doc(scenarios=None),
+    "part1of2.json": _doc(options={**GOOD_DOC["options"], "shard": {"index": 1, "count": 2}}),
+    "other-kernel.json": _doc(kernel={**GOOD_DOC["kernel"], "release": "6.1.0-37-amd64"}, scenarios=[]),
     "fault-typo.toml": '[[scenario]]\nkeepalive = [1, 1, 3]\nfault = "blakhole"\n',
     "state-typo.toml": '[[scenario]]\nkeepalive = [1, 1, 3]\nstate = "sleepy"\n',
     "family-typo.toml": '[[scenario]]\nkeepalive = [1, 1, 3]\nfamily = "ipv5"\n',
@@ -484,7 +486,26 @@ KERNELS_AND_THE_REST = [
 ]
 
 
-@pytest.mark.parametrize("r", DEMO + DEMO_ROUTED + CHECK_SERVER + CHECK_CLIENT + GATE + GATE_DIFF + KERNELS_AND_THE_REST)
+GATE_SHARD_AND_MERGE = [
+    row("gate-shard-zero", ["gate", "--shard", "0/3", *ONLY], 2, "--shard 0/3", "1 <= K <= N"),
+    row("gate-shard-past-the-count", "gate --list --shard 4/3", 2, "--shard 4/3", "1 <= K <= N"),
+    row("gate-shard-not-k-of-n", "gate --list --shard half", 2, "--shard half", "give K/N"),
+    row("merge-no-document", "gate merge", 2, "DOC.json"),
+    row("merge-missing", "gate merge {in}/part1of2.json {in}/part2of2.json", 2, "{in}/part2of2.json", "No such file"),
+    row("merge-another-tools-json", "gate merge {in}/eslint.json", 2, "{in}/eslint.json", "not a netkit gate document"),
+    row("merge-truncated", "gate merge {in}/truncated.json", 2, "{in}/truncated.json", "truncated"),
+    row("merge-a-part-missing", "gate merge {in}/part1of2.json", 2, "part 2 of 2 missing"),
+    row("merge-a-part-twice", "gate merge {in}/part1of2.json {in}/part1of2.json", 2, "both part 1/2"),
+    row("merge-a-scenario-twice", "gate merge {in}/good.json {in}/good.json", 2, "is in both {in}/good.json"),
+    row("merge-two-kernels", "gate merge {in}/good.json {in}/other-kernel.json", 2, "kernel release",
+        "'6.1.0-37-amd64'"),
+    row("merge-json-folder-missing", "gate merge {in}/good.json --json {in}/out/m.json", 2, "{in}/out/m.json",
+        "does not exist"),
+]
+
+
+@pytest.mark.parametrize("r", DEMO + DEMO_ROUTED + CHECK_SERVER + CHECK_CLIENT + GATE + GATE_DIFF + GATE_SHARD_AND_MERGE
+                         + KERNELS_AND_THE_REST)
 def test_the_command_refuses_bad_input(r: Row, untouched: Untouched, bad_files: Path) -> None:
     done = netkit(r, untouched, bad_files)
     expect_one_message(done, r, bad_files)

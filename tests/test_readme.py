@@ -58,6 +58,10 @@ PROMISED = {
     "netkit gate --tap": r"(?m)^# Totals: pass:\d+ fail:0 ",
     "netkit gate --matrix fleet.toml": r"totals: pass 9, fail 0",
     "netkit gate --only ipv4-idle-*-1/1/3 --kcidb": r"totals: pass \d+, fail 0, xfail 0, xpass 0, skip \d+, error 0",
+    "netkit gate --list --shard 2/3": r"(?m)^ipv4-idle-",
+    "netkit gate --shard": r"totals: pass \d+, fail 0, xfail 0, xpass 0, skip \d+, error 0",
+    "netkit gate merge": r"netkit gate merge: 3 document\(s\), \d+ scenarios; the wall is the longest part's(?s:.*)"
+                         r"totals: pass \d+, fail 0",
     "netkit doctor": r"netkit can run here\.",
     "netkit demo --idle 1 --intvl 1 --cnt 3 --fault blackhole": r"wire: 3 keepalive probes \(3 unanswered\)",
     "netkit demo --idle 1 --intvl 1 --cnt 3 --json": r'"verdict": "pass"',

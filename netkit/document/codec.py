@@ -42,6 +42,7 @@ from .records import (
     Measured,
     MiddleboxRecord,
     ScenarioEntry,
+    ShardRecord,
     TimelineEntry,
     Window,
     WireRecord,
@@ -99,6 +100,12 @@ def load(path: str) -> GateDocument:
     return from_dict(read(path))
 
 
+def load_as_written(path: str) -> tuple[str, GateDocument]:
+    """The schema a gate document file was written with (:func:`load` upgrades it) and the document."""
+    data = read(path)
+    return str(data["schema"]), from_dict(data)
+
+
 def read(path: str) -> dict[str, Any]:
     """A gate document file's JSON, checked as :func:`load` checks it (for a caller that adds to the JSON)."""
     try:
@@ -148,6 +155,11 @@ def _shape_problem(doc: dict[str, Any]) -> str | None:
         if window is not None and _window(window) is None:
             return f"{where} ({entry['id']}): \"window_s\" is {window!r}, not [low, high]"
     return None
+
+
+def _shard(value: Any) -> ShardRecord | None:
+    index, count = (_int(_map(value).get(k)) for k in ("index", "count"))
+    return ShardRecord(index, count) if index is not None and count is not None else None
 
 
 def timeline_entry(data: Mapping[str, Any]) -> TimelineEntry:
@@ -246,7 +258,8 @@ def from_dict(data: Mapping[str, Any]) -> GateDocument:
         started=_str(data.get("started")), ended=_str(data.get("ended")), wall_s=_num(data.get("wall_s")),
         options=GateOptions(_int(options.get("repeat")), tuple(str(o) for o in _seq(options.get("only"))),
                             _str(options.get("matrix")), options.get("slow_machine") is True,
-                            _str(options.get("baseline")), _str(options.get("known")), _extra(options, GateOptions)),
+                            _str(options.get("baseline")), _str(options.get("known")),
+                            _shard(options.get("shard")), _extra(options, GateOptions)),
         totals={k: v for k, v in _map(data.get("totals")).items() if _int(v) is not None},
         scenarios=tuple(entry_from_dict(e) for e in _seq(data.get("scenarios")) if isinstance(e, Mapping)),
         diff=diff if isinstance(diff, Mapping) else None,

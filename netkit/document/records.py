@@ -12,7 +12,7 @@ this netkit does not model travels in ``extra``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,6 +179,17 @@ class MachineRecord:
 
 
 @dataclass(frozen=True)
+class ShardRecord:
+    """``--shard K/N``: the K-th of N parts of the selection (:mod:`netkit.gate.shard` says which scenarios)."""
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass(frozen=True)
 class GateOptions:
     """The gate's command-line options, as the document records them."""
 
@@ -188,6 +199,7 @@ class GateOptions:
     slow_machine: bool = False
     baseline: str | None = None
     known: str | None = None
+    shard: ShardRecord | None = field(default=None, metadata=OMIT_NONE)  # an unsharded run's options do not say it
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def items(self) -> Iterator[tuple[str, Any]]:
@@ -235,3 +247,9 @@ class GateDocument:
     diff: Mapping[str, Any] | None = None  # with --baseline: netkit.gate.diff.GateDiff.to_dict()
     guest: GuestRecord | None = field(default=None, metadata=OMIT_NONE)
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def totals_of(entries: Iterable[ScenarioEntry]) -> dict[str, int]:
+    """A document's ``totals``: how many scenarios had each outcome (every GateOutcome named, 0 included)."""
+    outcomes = [e.outcome for e in entries]
+    return {name: sum(1 for o in outcomes if o == name) for name in GateOutcome}

@@ -18,8 +18,8 @@ import sys
 import time
 from typing import Any
 
-from ..document.codec import dump
-from ..document.records import GATE_SCHEMA, GateDocument
+from ..document.codec import dump, load_as_written
+from ..document.records import GATE_SCHEMA, GateDocument, GateOptions
 from ..enums import GateOutcome
 from ..errors import InputError
 from ..exitcodes import EXIT_FAIL, EXIT_NOTHING_RAN, EXIT_PASS
@@ -36,6 +36,7 @@ from .matrix_file import load_matrix
 from .outcome import Outcome, decide, find_known, load_known, slow_machine_from_environment
 from .progress import LiveProgress
 from .run import MAX_WORKERS, ScenarioRuns, run_gate
+from .shard import parse_shard, shard_of
 from .summary import format_summary
 
 MAX_REPEAT = 1000  # every run is queued at once: 10**9 would exhaust memory before the first result
@@ -54,6 +55,7 @@ HELP = {
     "known": "TOML file of known differences (scenario glob, kernel glob, xfail|skip, reason, link)",
     "slow_machine": "a slow (emulated) machine: late-only misses become XFAIL (also KSFT_MACHINE_SLOW=yes)",
     "pcap_dir": "where failed scenarios write their packet captures (default: temporary files)",
+    "shard": "run only part K of N of the selection, split by predicted length (one CI job each; `gate merge` joins them)",
     "jobs": ("run at most N scenarios at once (default: 24 per CPU, 16..128, the longest first; `--kernel` under "
              "emulation uses 2)"),
 }
@@ -78,6 +80,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--pcap-dir", metavar="DIR", help=HELP["pcap_dir"])
     p.add_argument("--jobs", type=int, metavar="N", help=HELP["jobs"])
     p.add_argument("--kernel", action="append", default=[], metavar="IMAGE|SPEC|host", help=KERNEL_HELP)
+    p.add_argument("--shard", metavar="K/N", help=HELP["shard"])
     kernel_ci.add_arguments(p)  # --kcidb, --nipa and their ids
     p.set_defaults(func=cmd_gate)
     inner = p.add_subparsers(dest="gate_command")
@@ -90,6 +93,14 @@ def add_parser(sub: Any) -> None:
     d.add_argument("--differences", action="store_true", help="the table: only the rows where the kernels disagree")
     d.add_argument("--html", metavar="FILE", help="also write the side-by-side table as one self-contained HTML page")
     d.set_defaults(func=cmd_diff)
+    m = inner.add_parser("merge", help="one gate document from the documents of `--shard K/N` runs of one kernel",
+                         description=MERGE_DESCRIPTION)
+    m.add_argument("documents", nargs="+", metavar="DOC.json", help="the parts' documents (`netkit gate --shard K/N --json`)")
+    for name in ("json", "junit", "html"):
+        m.add_argument(f"--{name}", metavar="FILE", help=HELP[name])
+    m.add_argument("--tap", action="store_true", help=HELP["tap"])
+    m.add_argument("--markdown", action="store_true", help=HELP["markdown"])
+    m.set_defaults(func=cmd_merge)
 
 
 DIFF_DESCRIPTION = """\
@@ -102,6 +113,41 @@ measured median; rows where the runs disagree are marked.  Exit 1 when any
 row differs, else 0.  --html FILE writes that table as an HTML page.
 
 Exit 2: a document netkit cannot read, or fewer than two."""
+
+
+MERGE_DESCRIPTION = """\
+The documents of every part of one sharded gate (`netkit gate --shard K/N
+--json`, the same kernel, options and N) as the one document the unsharded
+gate would have written, and its reports.  Timings: started is the earliest
+part's, ended the latest part's, wall the longest part's.  Exit 1 when a
+scenario failed or erred, 2 when the documents are not the parts of one gate
+(another kernel, HZ, matrix, schema, a scenario twice, a part twice or
+missing), else 0."""
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .merge import Part, merge
+
+    parts = [Part(path, *load_as_written(path)) for path in args.documents]
+    _check_writable(args.json, args.junit, args.html)
+    doc = merge(parts, order=_selection_order(parts[0].doc.options))
+    _write_reports(args, doc)
+    print(f"netkit gate merge: {len(parts)} document(s), {len(doc.scenarios)} scenarios; the wall is the longest part's",
+          file=sys.stderr)
+    print(format_summary(doc), file=sys.stderr if args.tap or args.markdown else sys.stdout)
+    return EXIT_FAIL if doc.totals.get(GateOutcome.FAIL) or doc.totals.get(GateOutcome.ERROR) else EXIT_PASS
+
+
+def _selection(matrix_path: str | None, only: list[str] | tuple[str, ...]) -> list[Scenario]:
+    return matrix.select(load_matrix(matrix_path) if matrix_path else matrix.BUILTIN, only)
+
+
+def _selection_order(options: GateOptions) -> list[str] | None:
+    """The ids the parts' gate selected, in its order; None if this netkit cannot read that matrix (ids sorted)."""
+    try:
+        return [s.id for s in _selection(options.matrix, options.only)]
+    except InputError:
+        return None
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -129,7 +175,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_gate(args: argparse.Namespace) -> int:
     if not 1 <= args.repeat <= MAX_REPEAT:
         raise InputError(f"--repeat {args.repeat}: give a whole number of runs, 1..{MAX_REPEAT}")
-    scenarios = matrix.select(load_matrix(args.matrix) if args.matrix else matrix.BUILTIN, args.only)
+    scenarios = _selection(args.matrix, args.only)
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    scenarios = shard_of(scenarios, shard) if shard else scenarios
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs {args.jobs}: give a whole number of scenarios at once, 1 or more")
     known = load_known(args.known) if args.known else []  # every input is checked, --list too
@@ -162,7 +210,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     runs = [ran.get(s.id) or ScenarioRuns(s) for s in scenarios]  # a known skip never ran: decide() says why
     entries = [scenario_entry(r, decide(r, slow_machine=slow, known=known_for[r.scenario.id])) for r in runs]
     options = {"repeat": args.repeat, "only": args.only, "matrix": args.matrix, "slow_machine": slow,
-               "baseline": args.baseline, "known": args.known}
+               "baseline": args.baseline, "known": args.known, "shard": shard}
     doc = build(entries, kernel=kernel, started=started, wall_s=time.monotonic() - clock, options=options,
                 slow_machine=slow)
     diff = compare(baseline, doc) if baseline else None

@@ -24,8 +24,17 @@ from ..document.codec import load as load
 from ..document.records import GATE_SCHEMA as GATE_SCHEMA  # the document's schema and loader, where callers found them
 from ..document.records import SCENARIO_KEYS as SCENARIO_KEYS
 from ..document.records import TOP_KEYS as TOP_KEYS
-from ..document.records import GateDocument, GateOptions, KernelRecord, KnownRecord, MachineRecord, Measured, ScenarioEntry
-from ..enums import GateOutcome
+from ..document.records import (
+    GateDocument,
+    GateOptions,
+    KernelRecord,
+    KnownRecord,
+    MachineRecord,
+    Measured,
+    ScenarioEntry,
+    ShardRecord,
+    totals_of,
+)
 from ..kernel import KernelInfo
 from .outcome import Outcome
 from .run import ScenarioRuns
@@ -89,13 +98,14 @@ def build(
         ended=utc_now(),
         wall_s=round(wall_s, 3),
         options=options_record(**options),
-        totals={name: sum(1 for e in entries if e.outcome == name) for name in GateOutcome},
+        totals=totals_of(entries),
         scenarios=tuple(entries),
         diff=None,  # with --baseline: what changed since (netkit.gate.diff)
     )
 
 
 def options_record(repeat: int | None = None, only: list[str] | tuple[str, ...] = (), matrix: str | None = None,
-                   slow_machine: bool = False, baseline: str | None = None, known: str | None = None) -> GateOptions:
+                   slow_machine: bool = False, baseline: str | None = None, known: str | None = None,
+                   shard: ShardRecord | None = None) -> GateOptions:
     """The gate's options, as keywords (the command's names)."""
-    return GateOptions(repeat, tuple(only), matrix, slow_machine, baseline, known)
+    return GateOptions(repeat, tuple(only), matrix, slow_machine, baseline, known, shard)

@@ -2,7 +2,7 @@
 
 The gate's own command calls :func:`gate_on_kernels` when ``--kernel`` is
 given.  Each kernel runs the same gate (the same ``--only``, ``--matrix``,
-``--repeat``, ``--known``, ``--baseline``, ``--slow-machine``, ``--jobs``) through
+``--repeat``, ``--known``, ``--baseline``, ``--slow-machine``, ``--jobs``, ``--shard``) through
 :func:`run_gate_on_kernel`, one kernel after another, booted by
 :mod:`netkit.kernels.guest`.  Its document goes to ``--json FILE`` (with
 several kernels: ``FILE`` with the kernel's label before the extension,
@@ -85,6 +85,8 @@ def inner_gate_args(args: argparse.Namespace) -> list[str]:
         out.append("--slow-machine")
     if getattr(args, "jobs", None):
         out += ["--jobs", str(args.jobs)]
+    if getattr(args, "shard", None):
+        out += ["--shard", args.shard]
     return out
 
 

@@ -29,6 +29,7 @@ from ..model.predict import predict
 from ..rundir import process_dir
 from ..scenario import Progress, Scenario, ScenarioResult, run_scenario
 from ..scenario.pool import ScenarioPool, workers_for_this_machine
+from .shard import length_s
 
 MAX_WORKERS = workers_for_this_machine()  # runs beyond this wait for a free worker: the longest start first
 SETUP_ALLOWANCE_S = 20.0  # building the lab and, before the fault, waiting for an answered probe
@@ -146,10 +147,10 @@ def _start(pool: ScenarioPool, runnable: list[ScenarioRuns], repeat: int, journa
     pending = {}
     # The longest first: with fewer workers than runs, the short ones fill in behind them, and the gate still
     # takes about as long as its longest scenario.
-    longest_first = sorted(enumerate(runnable), key=lambda item: -max(item[1].window_s or (0.0, 0.0)))
+    longest_first = sorted(enumerate(runnable), key=lambda item: -length_s(item[1].window_s))
     for index, runs in longest_first:
         k = runs.scenario.keepalive
-        high = max(runs.window_s or (0.0, 0.0))
+        high = length_s(runs.window_s)
         # The scenario's own give-up (window end + max(2 s, half the expected time)) after the lab and the
         # answered probe (about idle + intvl): past this, its worker is hung, not the kernel late.
         give_up = SETUP_ALLOWANCE_S + k.idle + k.intvl + high + max(2.0, 0.5 * (runs.expected_s or 0.0))

@@ -20,8 +20,9 @@ def format_summary(doc: GateDocument | Mapping[str, Any]) -> str:
     ran = [e for e in doc.scenarios if e.runs]
     longest = max((e.duration_s or 0.0 for e in ran), default=0.0)
     slow = " (slow machine: late-only misses are XFAIL)" if doc.machine.slow else ""
+    part = f" (part {doc.options.shard} of the selection)" if doc.options.shard else ""
     lines = [
-        f"netkit gate: kernel {kernel.release} (HZ={kernel.hz}), {len(doc.scenarios)} scenarios, "
+        f"netkit gate: kernel {kernel.release} (HZ={kernel.hz}), {len(doc.scenarios)} scenarios{part}, "
         f"{len(ran)} run x{doc.options.repeat or 1}; wall {doc.wall_s or 0.0:.1f} s, "
         f"longest scenario {longest:.1f} s{slow}",
         "",
