@@ -200,7 +200,10 @@ def test_late_is_past_every_window_only_then_is_it_late_by_something():
     assert (between.timing, between.late_by_s) == (Timing.LATE, None)  # wrong, but not merely late
     assert (after.timing, after.late_by_s) == (Timing.LATE, 0.15)
     assert check_death(outcomes, 2.9).timing is Timing.EARLY and check_death(outcomes, None).timing is Timing.NONE
-    assert late_only(outcomes, 4.25, 3, "ETIMEDOUT", "ETIMEDOUT") and late_only(outcomes, 4.25, 2, "ETIMEDOUT", "ETIMEDOUT")
-    assert not late_only(outcomes, 3.5, 3, "ETIMEDOUT", "ETIMEDOUT") and not late_only(outcomes, 4.25, 4, "ETIMEDOUT",
-                                                                                     "ETIMEDOUT")
-    assert not late_only(outcomes, 4.25, 3, "EPIPE", "ETIMEDOUT") and not late_only(outcomes, None, 3, None, "ETIMEDOUT")
+
+    def late(death_s, count, error):
+        return late_only(check_death(outcomes, death_s), outcomes, count, error, "ETIMEDOUT")
+
+    assert late(4.25, 3, "ETIMEDOUT") and late(4.25, 2, "ETIMEDOUT")
+    assert not late(3.5, 3, "ETIMEDOUT") and not late(4.25, 4, "ETIMEDOUT")
+    assert not late(4.25, 3, "EPIPE") and not late(None, 3, None)

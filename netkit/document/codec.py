@@ -222,7 +222,7 @@ def judged(run: GateRun) -> GateRun:
     return dataclasses.replace(
         run, death_s=death_s, death_source=source, count=count,
         death_timing=check.timing if check else Timing.NONE, late_by_s=check.late_by_s if check else None,
-        late_only=late_only(outcomes, death_s, count, run.error, run.expected_error) if outcomes else False)
+        late_only=late_only(check, outcomes, count, run.error, run.expected_error) if check else False)
 
 
 def entry_from_dict(data: Mapping[str, Any]) -> ScenarioEntry:

@@ -71,9 +71,10 @@ def fits(outcomes: Outcomes, death_s: float, count: int | None) -> bool:
     return bool(windows) and check_time("death", windows, death_s) is None
 
 
-def late_only(outcomes: Outcomes, death_s: float | None, count: int | None, error: str | None,
+def late_only(check: DeathCheck, outcomes: Outcomes, count: int | None, error: str | None,
               expected_error: str | None) -> bool:
-    """Did the run miss only by dying after every window, with the predicted error and one of the predicted counts?"""
+    """Did the run miss only by dying after every window (``check``, :func:`check_death`'s), with the predicted
+    error and one of the predicted counts?"""
     if error != expected_error or count not in [n for _, n in outcomes]:
         return False
-    return check_death(outcomes, death_s).late_by_s is not None
+    return check.late_by_s is not None

@@ -193,8 +193,9 @@ class ScenarioResult:
         store("death_s", death_s)
         store("death_source", source)
         store("count", count)
-        store("death_check", death_check(p, death_s, source))
-        store("late_only", misses_only_by_lateness(p.outcomes(), death_s, count, self.error, p.expected_error))
+        check = death_check(p, death_s, source)
+        store("death_check", check)
+        store("late_only", misses_only_by_lateness(check, p.outcomes(), count, self.error, p.expected_error))
         failures = judge(self) + judge_connections(self.connections, p, self.fault_deadline_s)
         failures += judge_middlebox(self.middlebox, p, self.kernel.jiffy_s)
         store("failures", failures)  # once, at construction: the record is the verdict
