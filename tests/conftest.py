@@ -118,6 +118,12 @@ def process_group(pgid):
 WHOLE_GATE_LOCK = "/tmp/netkit-tests-whole-gate.lock"
 
 
+def gate(*args: str, **kwargs: object) -> "subprocess.CompletedProcess[str]":
+    """``netkit gate ARGS`` run as a user would, with this interpreter (no stdin; output captured as text)."""
+    return subprocess.run([sys.executable, "-m", "netkit.cli", "gate", *args], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
+
+
 @contextmanager
 def one_whole_gate_at_a_time() -> Iterator[None]:
     """Hold the suite's machine-wide lock (flock) while a whole gate or a README command runs: the others wait.

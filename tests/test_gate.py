@@ -9,17 +9,12 @@ import sys
 import time
 
 import pytest
-from conftest import one_whole_gate_at_a_time, process_group, wait_for
+from conftest import gate, one_whole_gate_at_a_time, process_group, wait_for
 
 from netkit.privileges import missing_privileges
 from netkit.report.tapparse import parse_tap
 
 needs_root = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
-
-
-def gate(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "netkit.cli", "gate", *args], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, **kwargs)
 
 
 @pytest.fixture(scope="module")

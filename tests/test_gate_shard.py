@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import one_whole_gate_at_a_time
+from conftest import gate, one_whole_gate_at_a_time
 
 from netkit.document.codec import dump, load, load_as_written
 from netkit.document.records import GateDocument, KernelRecord, ShardRecord, totals_of
@@ -30,11 +30,6 @@ from netkit.privileges import missing_privileges
 
 FULL = Path(__file__).parent / "data" / "gate-document-v1-full.json"
 SELECTIONS = [[], ["ipv4-idle-*"], ["ipv6-*"], ["*-syn-*"], ["*-zero-window-*"], ["ipv4-unacked-*"], ["*-middlebox-*"]]
-
-
-def gate(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "netkit.cli", "gate", *args], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
 
 
 # ------------------------------------------------------------------ the split
