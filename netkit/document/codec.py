@@ -213,11 +213,7 @@ def judged(run: GateRun) -> GateRun:
     count = None
     if run.count_source in CountSource.values():
         count = count_of(run.count_source or "", run.probes, run.retransmits, run.counters)
-    outcomes: list[tuple[Window, int | None]] = []
-    if run.window_s is not None:
-        outcomes.append((run.window_s, run.expected_count))
-        if run.alternative_window_s is not None:
-            outcomes.append((run.alternative_window_s, run.alternative_count))
+    outcomes = run.outcomes
     check = check_death(outcomes, death_s) if outcomes else None
     return dataclasses.replace(
         run, death_s=death_s, death_source=source, count=count,
@@ -320,7 +316,3 @@ def to_dict(doc: GateDocument) -> dict[str, Any]:
 
 def run_to_dict(run: GateRun) -> dict[str, Any]:
     return _record(run)
-
-
-def entry_to_dict(scenario: ScenarioEntry) -> dict[str, Any]:
-    return _record(scenario)

@@ -120,9 +120,15 @@ class GateRun:
         return self.verdict == "pass"
 
     @property
+    def outcomes(self) -> list[tuple[Window, int | None]]:
+        """(window, count) as the prediction stated them: the nominal one, then the alternative (timer rounding)."""
+        pairs = ((self.window_s, self.expected_count), (self.alternative_window_s, self.alternative_count))
+        return [(window, count) for window, count in pairs if window is not None]
+
+    @property
     def windows(self) -> list[Window]:
-        """The nominal window, then the alternative one (timer rounding), where there is one."""
-        return [w for w in (self.window_s, self.alternative_window_s) if w is not None]
+        """The nominal window, then the alternative one, where there is one."""
+        return [window for window, _ in self.outcomes]
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ def _facts(entry: ScenarioEntry, key: str) -> list[Any]:
 
 def _allowed_counts(entry: ScenarioEntry) -> set[Any]:
     """The counts the runs' predictions allow (the nominal one, and the alternative where there is one)."""
-    return {n for r in entry.runs for n in (r.expected_count, r.alternative_count) if n is not None}
+    return {n for r in entry.runs for _, n in r.outcomes if n is not None}
 
 
 def compare(old: GateDocument, new: GateDocument) -> GateDiff:
