@@ -30,7 +30,6 @@ from .. import faults
 from ..enums import FaultName
 from ..errors import FeatureMissing
 from ..faults import FaultInfo
-from ..model.fault_rule import FaultRule
 from ..model.neighbour import neighbour_sysctls
 from ..waiting import wait_until
 from .lab import Endpoint, Lab
@@ -63,7 +62,7 @@ class FaultContext:
 class Fault:
     """A way to break the path, and everything it means (module docstring)."""
 
-    info: FaultInfo  # what the fault is: name, description, rule, wire_blind
+    info: FaultInfo  # what the fault is: name, description, its rule (``info.rule``), ``info.wire_blind``
 
     @property
     def name(self) -> FaultName:
@@ -72,16 +71,6 @@ class Fault:
     @property
     def description(self) -> str:
         return self.info.description
-
-    @property
-    def rule(self) -> FaultRule:
-        """Its twist to the kernel's rule and the expected error."""
-        return self.info.rule
-
-    @property
-    def wire_blind(self) -> str | None:
-        """Why the tested veth's tap cannot see the probes after it; None: it can."""
-        return self.info.wire_blind
 
     def unsupported_reason(self) -> str | None:
         """None if this machine can apply the fault, else why not (a skip, in tests)."""
@@ -329,6 +318,9 @@ def get_fault(name: object) -> Fault:
     return FAULTS[faults.direct_fault_info(name).name]
 
 
+LAB_FAULTS: dict[str, Fault] = {**FAULTS, MIDDLEBOX_FORGETS.name: MIDDLEBOX_FORGETS}  # every fault a Scenario may name
+
+
 def fault_object(name: object) -> Fault:
     """The fault object for any fault a Scenario may name: the direct lab's, or the routed lab's MIDDLEBOX_FORGETS."""
-    return MIDDLEBOX_FORGETS if faults.fault_info(name) is faults.MIDDLEBOX_FORGETS else get_fault(name)
+    return LAB_FAULTS[faults.fault_info(name).name]

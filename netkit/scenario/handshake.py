@@ -116,7 +116,7 @@ def _syn_sent(run: RunContext) -> ScenarioResult:
     family, tested, peer = scenario.family, lab.client, lab.server
     fault = fault_object(scenario.fault)
     listener = _listen(lab, family)
-    if fault.rule.data_path is not DataPath.LOCAL:
+    if fault.info.rule.data_path is not DataPath.LOCAL:
         lab.pin_neighbours(family)
     sock = tested.socket(family)
     lab.callback(sock.close)
