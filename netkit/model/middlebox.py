@@ -59,15 +59,15 @@ Hence the two cases netkit proves (and refuses the mix in between):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..enums import MiddleboxAction
 from ..errors import NotModelled
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
-from .keepalive import keepalive_death, keepalive_schedule
+from .keepalive import keepalive_death, reset_at_first_probe
 from .prediction import DeathPrediction
-from .wheel import wheel_granularity_s, window
+from .wheel import wheel_granularity_s
 
 SURVIVE_TIMEOUTS = 3  # a surviving flow is watched through this many middlebox timeouts
 MAX_MIDDLEBOX_TIMEOUT_S = 432000  # the kernel's own default for ESTABLISHED: 5 days
@@ -123,22 +123,12 @@ def expiry(k: KeepaliveSettings, timeout_s: int, action: str, kernel: KernelInfo
               f"idle = {k.idle} s, starts no entry (tcp_new: nf_conntrack_tcp_loose = 0) and is invalid")
     if MiddleboxAction(action) is MiddleboxAction.DROP:
         p = keepalive_death(k, kernel, last_segment="idle")
-        return DeathPrediction(
-            rule=f"{forgot}, dropped by `ct state invalid drop`, like every later probe; {p.rule}",
-            expected_s=p.expected_s, window_s=p.window_s, expected_count=p.expected_count,
-            expected_error=p.expected_error, timer_runs_s=p.timer_runs_s,
-            alternative_window_s=p.alternative_window_s, alternative_count=p.alternative_count,
-            last_segment="idle", schedule=p.schedule)
-    schedule = keepalive_schedule(k, "idle")
-    expected = schedule.first_probe
-    return DeathPrediction(
-        rule=(f"{forgot}; `reject with tcp reset` answers it with a RST whose seq is the probe's ack (nf_send_reset), "
-              f"in window, so tcp_reset() kills the connection with ECONNRESET at {expected:g} s after the last "
-              "segment received"),
-        expected_s=float(expected),
-        window_s=window(expected, expected - kernel.jiffy_s, schedule.max_lateness(1, kernel.hz), kernel),
-        expected_count=1, expected_error="ECONNRESET", timer_runs_s=schedule.delays(1), last_segment="idle",
-        schedule=schedule)
+        return replace(p, rule=f"{forgot}, dropped by `ct state invalid drop`, like every later probe; {p.rule}")
+    p = reset_at_first_probe(k, kernel, last_segment="idle")
+    return replace(p, rule=(
+        f"{forgot}; `reject with tcp reset` answers it with a RST whose seq is the probe's ack (nf_send_reset), "
+        f"in window, so tcp_reset() kills the connection with ECONNRESET at {p.expected_s:g} s after the last "
+        "segment received"))
 
 
 def middlebox_prediction(k: KeepaliveSettings, timeout_s: int, action: str, kernel: KernelInfo) -> DeathPrediction:
