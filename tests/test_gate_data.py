@@ -11,11 +11,12 @@ import json
 
 import pytest
 
-from netkit.document.codec import from_dict, run_from_dict, to_dict
+from netkit.document.codec import GateDocumentError, from_dict, load, run_from_dict, to_dict
+from netkit.document.records import GATE_SCHEMA, SCENARIO_KEYS, TOP_KEYS
 from netkit.errors import InputError
 from netkit.gate import matrix
 from netkit.gate.diff import compare, format_diff
-from netkit.gate.document import GATE_SCHEMA, SCENARIO_KEYS, TOP_KEYS, GateDocumentError, build, load, scenario_entry
+from netkit.gate.document import build, scenario_entry
 from netkit.gate.matrix_file import MatrixFileError, load_matrix
 from netkit.gate.outcome import Known, KnownFileError, decide, load_known
 from netkit.gate.run import ScenarioRuns

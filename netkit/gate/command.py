@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any
 
-from ..document.codec import dump, load_as_written
+from ..document.codec import dump, load, load_as_written
 from ..document.records import GATE_SCHEMA, GateDocument, GateOptions
 from ..enums import GateOutcome
 from ..errors import InputError
@@ -29,7 +29,7 @@ from ..privileges import missing_privileges
 from ..scenario import Scenario
 from . import kernel_ci, matrix
 from .diff import compare, format_diff
-from .document import build, load, scenario_entry, utc_now
+from .document import build, scenario_entry, utc_now
 from .kernels import HELP as KERNEL_HELP
 from .kernels import gate_on_kernels
 from .matrix_file import load_matrix

@@ -19,12 +19,8 @@ import subprocess
 from typing import Any
 
 from .. import __version__
-from ..document.codec import GateDocumentError as GateDocumentError
-from ..document.codec import load as load
-from ..document.records import GATE_SCHEMA as GATE_SCHEMA  # the document's schema and loader, where callers found them
-from ..document.records import SCENARIO_KEYS as SCENARIO_KEYS
-from ..document.records import TOP_KEYS as TOP_KEYS
 from ..document.records import (
+    GATE_SCHEMA,
     GateDocument,
     GateOptions,
     KernelRecord,

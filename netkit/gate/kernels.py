@@ -154,7 +154,7 @@ def run_gate_on_kernel(kernel: str, gate_args: list[str], out_json: str, *, echo
     out_json = os.path.abspath(out_json)
     if kernel == "host":
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-c", CLI, "gate", "--json", out_json, *gate_args],
+        done = subprocess.run([sys.executable, *gate_command(gate_args, out_json, None)],
                               stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
         if not os.path.exists(out_json):
             raise GuestFailed(f"the gate on the host wrote no document (exit {done.returncode})")
