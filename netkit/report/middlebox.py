@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..enums import Clock
-from ..evidence.verdict import OBSERVER_SAMPLE_S
-
 if TYPE_CHECKING:
     from ..kernel import KernelInfo
     from ..model.prediction import DeathPrediction
@@ -35,7 +32,6 @@ def middlebox_header(scenario: Scenario, kernel: KernelInfo, p: DeathPrediction)
     else:
         lines.append(f"expect death at {p.expected_s:.3f} s, window [{p.window_s[0]:.3f}, {p.window_s[1]:.3f}] s, "
                      f"{p.expected_error}; the router forgets the flow at {scenario.middlebox_timeout_s} s; watching...")
-    lines.append(f"  time since {Clock(p.measured_from).since} ({p.count_source} sampled every {OBSERVER_SAMPLE_S * 1000:g} ms):")
     return lines
 
 

@@ -26,6 +26,11 @@ PREPARATION = {
     "syn-recv": "the client sends its SYN and vanishes",
 }
 SAMPLED_EVERY = f"every {OBSERVER_SAMPLE_S * 1000:g} ms"  # the observer's interval, as the lines say it
+
+
+def watch_header(p: DeathPrediction) -> str:
+    """The line above the demo's live samples: what t = 0 is and how often the count is read."""
+    return f"  time since {Clock(p.measured_from).since} ({p.count_source} sampled {SAMPLED_EVERY}):"
 DEMO_EVENTS = (EventKind.DEATH, EventKind.GAVE_UP)  # the observer's events the demo's closing lines repeat
 COUNTED = {CountSource.PROBES: "unanswered probe", CountSource.RETRANSMITS: "retransmission",
            CountSource.WIN_PROBES: "window probe", CountSource.SYN_RETRANS: "SYN retransmission"}
@@ -148,7 +153,7 @@ def demo_header(scenario: Scenario, kernel: KernelInfo, p: DeathPrediction) -> l
     if scenario.topology == "routed":
         from .middlebox import middlebox_header
 
-        return middlebox_header(scenario, kernel, p)
+        return [*middlebox_header(scenario, kernel, p), watch_header(p)]
     k = scenario.keepalive
     ut = f" user_timeout={k.user_timeout_ms}ms" if k.user_timeout_ms is not None else ""
     if State(scenario.state).handshake:
@@ -162,7 +167,7 @@ def demo_header(scenario: Scenario, kernel: KernelInfo, p: DeathPrediction) -> l
         f"rule: {p.rule}",
         f"expect death at {p.expected_s:.3f} s, window [{p.window_s[0]:.3f}, {p.window_s[1]:.3f}] s, "
         f"{p.expected_error}; {PREPARATION[scenario.state]}...",
-        f"  time since {Clock(p.measured_from).since} ({p.count_source} sampled {SAMPLED_EVERY}):",
+        watch_header(p),
     ]
 
 
