@@ -29,6 +29,7 @@ from .apt import PrivateApt
 from .cache import MARKER, CachedKernel, cache_dir, find_cached, image_kernel, read_cached
 from .candidates import choose, packages_for
 from .spec import KernelSpecError, Spec, parse_spec
+from .tools import depmod_path
 
 
 @dataclass
@@ -77,7 +78,8 @@ def _fetch(spec: Spec, cache: str, refresh: bool, say: Any) -> FetchResult:
     try:
         chosen = choose(spec, candidates)
     except KernelSpecError:
-        if refresh or apt.lists_age_s() is not None and apt.lists_age_s() < 60:  # type: ignore[operator]
+        age = apt.lists_age_s()
+        if refresh or (age is not None and age < 60):
             raise
         apt.update()  # lists a day old may not know a new build yet
         candidates, records = apt.candidates()
@@ -148,6 +150,7 @@ def _normalise(root: str, release: str, packages: list[str]) -> None:
 
 def _depmod(root: str, release: str) -> None:
     """modules.dep for the guest's modprobe (Debian's packages leave it to their postinst)."""
-    if shutil.which("depmod") is None and not os.path.exists("/sbin/depmod"):
+    depmod = depmod_path()
+    if depmod is None:
         return  # virtme-ng runs depmod itself when it can
-    _run_checked([shutil.which("depmod") or "/sbin/depmod", "-a", "-b", root, release], "depmod")
+    _run_checked([depmod, "-a", "-b", root, release], "depmod")

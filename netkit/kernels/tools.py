@@ -23,6 +23,12 @@ def venv_bin() -> str:
     return os.path.dirname(sys.executable)
 
 
+def depmod_path() -> str | None:
+    """kmod's depmod, on PATH or where Debian puts it (root's PATH may lack /sbin); None: not installed."""
+    found = shutil.which("depmod")
+    return found if found else ("/sbin/depmod" if os.path.exists("/sbin/depmod") else None)
+
+
 def find_tools() -> dict[str, str]:
     """virtme-ng's vng, qemu, a static busybox and depmod, or EnvironmentUnusable saying what to install."""
     missing = []
@@ -35,7 +41,7 @@ def find_tools() -> dict[str, str]:
     busybox = next((p for p in ("/bin/busybox", "/usr/bin/busybox", "/usr/sbin/busybox") if os.path.isfile(p)), None)
     if busybox is None or not is_static_elf(busybox):
         missing.append("a static busybox for the guest's initramfs and its 9p root (apt-get install busybox-static)")
-    if shutil.which("depmod") is None and not os.path.exists("/sbin/depmod"):
+    if depmod_path() is None:
         missing.append("depmod, which virtme-ng runs for the guest's modules (apt-get install kmod)")
     if missing:
         raise EnvironmentUnusable(f"running the gate in another kernel needs {'; '.join(missing)}")

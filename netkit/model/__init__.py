@@ -13,12 +13,13 @@
 """
 
 from .fault_rule import DataPath, FaultRule
-from .keepalive import KeepaliveSchedule, keepalive_death, keepalive_schedule, reset_at_first_probe
+from .keepalive import keepalive_death, reset_at_first_probe
 from .persist import zero_window_death
 from .predict import not_modelled_reason, predict
 from .prediction import DeathPrediction
 from .retransmission import unacked_death
 from .rto import default_rto_s
+from .schedule import KeepaliveSchedule, keepalive_schedule
 from .wheel import (
     MEASUREMENT_JIFFIES,
     latest_death_s,

@@ -32,7 +32,7 @@ from __future__ import annotations
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
 from .prediction import DeathPrediction
-from .schedule import LAST_SEGMENT_KINDS, KeepaliveSchedule, keepalive_schedule
+from .schedule import keepalive_schedule
 from .wheel import window
 
 
@@ -119,4 +119,4 @@ def reset_at_first_probe(settings: KeepaliveSettings, kernel: KernelInfo,
     )
 
 
-__all__ = ["LAST_SEGMENT_KINDS", "KeepaliveSchedule", "keepalive_death", "keepalive_schedule", "reset_at_first_probe"]
+__all__ = ["keepalive_death", "reset_at_first_probe"]
