@@ -1,41 +1,21 @@
 """What a routed (middlebox) scenario may ask for: the checks ``Scenario`` runs on its routed fields. No I/O.
 
-The checks read the scenario's fields through :class:`RoutedFields`, so this
-module needs nothing of :mod:`.spec`, which calls it.
+It names :class:`.spec.Scenario` for type checking only: :mod:`.spec` calls it, and imports nothing back.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from ..enums import FaultName, State, Topology
 from ..errors import SettingError
-from ..keepalive import KeepaliveSettings
 from ..model.middlebox import MAX_MIDDLEBOX_TIMEOUT_S, middlebox_case
 
-
-class RoutedFields(Protocol):
-    """The fields of a :class:`netkit.scenario.Scenario` that the routed topology's rules read."""
-
-    @property
-    def keepalive(self) -> KeepaliveSettings: ...
-    @property
-    def fault(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def connections(self) -> int: ...
-    @property
-    def topology(self) -> str: ...
-    @property
-    def middlebox_timeout_s(self) -> int | None: ...
-    @property
-    def middlebox(self) -> str: ...
-    @property
-    def masquerade(self) -> bool: ...
+if TYPE_CHECKING:
+    from .spec import Scenario
 
 
-def check_middlebox(s: RoutedFields) -> None:
+def check_middlebox(s: Scenario) -> None:
     """Raise SettingError for a routed field that makes no sense (or a routed field without the routed topology)."""
     timeout = s.middlebox_timeout_s
     if s.topology == Topology.DIRECT:
@@ -67,4 +47,4 @@ def check_middlebox(s: RoutedFields) -> None:
         raise SettingError("keepalive", f"{s.keepalive.idle}/{s.keepalive.intvl}/{s.keepalive.cnt}", case)
 
 
-__all__ = ["RoutedFields", "check_middlebox"]
+__all__ = ["check_middlebox"]
