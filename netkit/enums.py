@@ -172,6 +172,7 @@ class EventKind(StrEnum):
 class DeathSource(StrEnum):
     """Whose clock the judged death time is read from."""
 
+    TRACE = "trace"  # the kernel's own moment: the CLOSE transition inside its timer's run (the timer ledger)
     WIRE = "wire"  # the kernel's own timestamp: the frame on the tested veth that marks the death (a RST)
     OBSERVER = "observer"  # tcpi_last_ack_recv (or the send's clock) read when netkit's observer woke
 

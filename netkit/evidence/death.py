@@ -17,16 +17,21 @@ from .timecheck import Failure, Window, check_time
 Outcomes = Sequence[tuple[Window, "int | None"]]  # (window, the count that goes with it), the nominal one first
 
 
-def judged_death(wire_s: float | None, observer_s: float | None) -> tuple[float | None, DeathSource | None]:
-    """The death time a verdict judges, and its source: the kernel's timestamp on the wire where there is one.
+def judged_death(wire_s: float | None, observer_s: float | None,
+                 trace_s: float | None = None) -> tuple[float | None, DeathSource | None]:
+    """The death time a verdict judges, and its source: the kernel's own moment where there is one.
 
     The observer reads ``tcpi_last_ack_recv`` when it wakes, so its figure
     carries its own wake-up lateness; a frame that marks the death carries
-    the kernel's moment.  No observed death (``observer_s`` None) is no death,
-    whatever the wire shows.
+    the kernel's moment, and the timer ledger's CLOSE transition inside the
+    fatal run is the death itself (it comes first: a retransmission death
+    sends no frame).  No observed death (``observer_s`` None) is no death,
+    whatever the wire or the trace shows.
     """
     if observer_s is None:
         return None, None
+    if trace_s is not None:
+        return trace_s, DeathSource.TRACE
     if wire_s is None:
         return observer_s, DeathSource.OBSERVER
     return wire_s, DeathSource.WIRE

@@ -15,6 +15,7 @@ from ..enums import DeathSource, State, Timing
 from ..kernel import KernelInfo
 from ..model.prediction import DeathPrediction
 from ..model.wheel import wheel_granularity_s
+from .ledger import Ledger
 from .death import DeathCheck, check_death, fits, judged_death
 from .timecheck import Failure, check_time, windows_text
 from .wire import WireEvidence
@@ -40,6 +41,8 @@ class Measured(Protocol):
     def measured_s(self) -> float | None: ...
     @property
     def wire(self) -> WireEvidence | None: ...
+    @property
+    def ledger(self) -> Ledger | None: ...
 
 
 class Judged(Measured, Protocol):
@@ -94,13 +97,16 @@ def wire_death_s(r: Measured) -> float | None:
 
 
 def death_of(r: Measured) -> tuple[float | None, DeathSource | None]:
-    """The judged death time and its source, for the record to store (:func:`judged_death` of the wire and observer)."""
-    return judged_death(wire_death_s(r), r.measured_s)
+    """The judged death time and its source, for the record to store (:func:`judged_death`: trace, wire, observer)."""
+    ledger = r.ledger
+    trace_s = None if ledger is None or ledger.death is None else ledger.death.t_s
+    return judged_death(wire_death_s(r), r.measured_s, trace_s)
 
 
 def death_check(p: DeathPrediction, death_s: float | None, source: DeathSource | None) -> DeathCheck:
     """The judged death against the prediction's outcomes, with the sentences a scenario's failure has always had."""
-    seen_by = " (the kernel's RST on the wire)" if source is DeathSource.WIRE else ""
+    seen_by = {DeathSource.WIRE: " (the kernel's RST on the wire)",
+               DeathSource.TRACE: " (the kernel's CLOSE in its timer's run)"}.get(source, "") if source else ""
     return check_death(p.outcomes(), death_s, rule=p.rule,
                        early="died EARLY: {actual:.3f} s < window start {low:.3f} s" + seen_by,
                        late="died late: {actual:.3f} s, outside {windows}" + seen_by)
@@ -127,7 +133,7 @@ def judge(r: Judged) -> tuple[Failure, ...]:
                              message=f"the connection did not die within {p.window_s[1]:.3f} s (+ grace)"))
         return tuple(f for f in found if f)
     found.append(r.death_check.failure)
-    if r.death_source is DeathSource.WIRE:
+    if r.death_source in (DeathSource.WIRE, DeathSource.TRACE):
         observer = check_death(p.outcomes(), r.measured_s, rule=p.rule,
                                early="the observer saw the death EARLY: {actual:.3f} s < window start {low:.3f} s")
         found.append(observer.failure if observer.timing is Timing.EARLY else None)
@@ -155,9 +161,13 @@ def _survived(r: Judged, alive_until_s: float) -> Failure | None:
 def _fault_in_time(r: Judged) -> Failure | None:
     if r.fault_at_s is None or r.fault_deadline_s is None:
         return None
-    return check_time("the fault", (0.0, r.fault_deadline_s), r.fault_at_s,
-                      late=("the fault took until {actual:.3f} s after the last segment received, too close to "
-                            "the next timer run for the rule to apply (machine overloaded?)"))
+    if r.ledger is not None:  # the deadline is the timer run itself (scenario.run reads it from the ledger)
+        late = ("the fault took until {actual:.3f} s after the last segment received, after the timer run at "
+                "{high:.3f} s it had to precede (the ledger): the rule cannot apply to this run")
+    else:
+        late = ("the fault took until {actual:.3f} s after the last segment received, too close to "
+                "the next timer run for the rule to apply (machine overloaded?)")
+    return check_time("the fault", (0.0, r.fault_deadline_s), r.fault_at_s, late=late)
 
 
 def _count(r: Judged, judged_s: float) -> Failure | None:

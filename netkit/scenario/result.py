@@ -22,6 +22,8 @@ from ..enums import DeathSource, Timing, Verdict
 from ..evidence.death import DeathCheck, count_of, fits, judged_death
 from ..evidence.death import late_only as misses_only_by_lateness
 from ..evidence.events import Event
+from ..evidence.ledger import Ledger
+from ..evidence.ledger_check import death_run_shift, lateness_sentence, on_time, rule_failures, wire_on_time
 from ..evidence.middlebox import MiddleboxEvidence, judge_middlebox
 from ..evidence.pcap import write_pcap
 from ..evidence.timecheck import Failure, check_time, windows_text
@@ -173,12 +175,17 @@ class ScenarioResult:
     pcap_data: bytes = field(default=b"", repr=False, compare=False)  # the capture as a pcap file
     connections: tuple[ConnectionDeath, ...] = ()  # with Scenario.connections > 1: every connection, the first too
     middlebox: MiddleboxEvidence | None = None  # the routed topology: the router's conntrack entry and both ends
+    ledger: Ledger | None = None  # the tested socket's timers as the kernel's tracepoints told them (evidence: trace)
+    evidence_note: str = ""  # why there is no ledger (evidence: observer), e.g. "tracefs is not mounted ..."
+    lateness_removed: bool = field(default=False, repr=False)  # this record is the on-time twin (machine_late's)
     failures: tuple[Failure, ...] = field(init=False)
     death_s: float | None = field(init=False)  # the death time judged: the kernel's on the wire where seen, else measured_s
     death_source: DeathSource | None = field(init=False)  # whose clock death_s is (None: no death)
     count: int | None = field(init=False)  # the figure the prediction's count_source names
     death_check: DeathCheck = field(init=False)  # where death_s fell against the outcomes' windows
     late_only: bool = field(init=False)  # missed only by dying after every window, with the right error and count
+    rule_failures: tuple[Failure, ...] = field(init=False)  # the ledger's armings against the rule, to the jiffy
+    machine_late: str | None = field(init=False)  # failed as measured, passes with the measured lateness taken out
 
     def __post_init__(self) -> None:
         def store(name: str, value: object) -> None:
@@ -198,7 +205,39 @@ class ScenarioResult:
         store("late_only", misses_only_by_lateness(check, p.outcomes(), count, self.error, p.expected_error))
         failures = judge(self) + judge_connections(self.connections, p, self.fault_deadline_s)
         failures += judge_middlebox(self.middlebox, p, self.kernel.jiffy_s)
-        store("failures", failures)  # once, at construction: the record is the verdict
+        rules: tuple[Failure, ...] = ()
+        if self.ledger is not None and not self.lateness_removed:
+            keepalive_rule = p.schedule is not None and p.expected_error == "ETIMEDOUT"
+            rules = tuple(rule_failures(self.ledger, p.schedule.intvl if keepalive_rule and p.schedule else None,
+                                        self.probes))
+        store("rule_failures", rules)
+        store("failures", rules + failures)  # once, at construction: the record is the verdict
+        store("machine_late", self._machine_late())
+
+    def _machine_late(self) -> str | None:
+        """Why a failing run is the machine's lateness and not the kernel's (None: it is not, or nothing failed).
+
+        The run's twin with every measured time moved back by the lateness
+        its timer run carried (:func:`netkit.evidence.ledger_check.on_time`)
+        is judged again: if it passes, the kernel kept the rule and only the
+        machine ran it late.  A rule mismatch or an early death never is.
+        """
+        ledger = self.ledger
+        if ledger is None or self.lateness_removed or not self.failures or self.rule_failures:
+            return None
+        fault = next((f for f in self.failures if f.rule == "the fault"), None)
+        if fault is not None:  # the precondition failed: no verdict on the rule can be drawn from this run
+            return (f"the fault landed at {self.fault_at_s:.3f} s, after the timer run at {self.fault_deadline_s:.3f} s "
+                    "it had to precede: the machine was late placing it")
+        if any(f.early for f in self.failures):
+            return None
+        shift = death_run_shift(ledger)
+        twin = replace(self, ledger=on_time(ledger), lateness_removed=True,
+                       wire=None if self.wire is None else wire_on_time(self.wire, ledger),
+                       measured_s=None if self.measured_s is None else round(self.measured_s - shift, 6))
+        if twin.failures:
+            return None
+        return lateness_sentence(ledger)
 
     # -- what the judging reads ------------------------------------------------
 
@@ -212,8 +251,8 @@ class ScenarioResult:
 
     @property
     def kernel_death_s(self) -> float | None:
-        """The death as the kernel timestamped it (the RST on the wire); None where no frame marks it."""
-        return self.death_s if self.death_source is DeathSource.WIRE else None
+        """The death as the kernel timestamped it (its CLOSE in the ledger, or the RST on the wire); None otherwise."""
+        return self.death_s if self.death_source in (DeathSource.WIRE, DeathSource.TRACE) else None
 
     @property
     def observer_late_s(self) -> float | None:
@@ -242,6 +281,11 @@ class ScenarioResult:
     def keepalive_counter(self) -> int | None:
         """Keepalive probes the tested namespace sent after the fault (TcpExt TCPKeepAlive)."""
         return self.counters.get("TCPKeepAlive")
+
+    @property
+    def evidence(self) -> str:
+        """``trace`` where the timer ledger judged the run, ``observer`` where it could not (``evidence_note``: why)."""
+        return "trace" if self.ledger is not None else "observer"
 
     @property
     def verdict(self) -> Verdict:

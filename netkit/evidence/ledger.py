@@ -1,0 +1,233 @@
+"""The timer ledger: what the kernel's tracepoints say the tested socket's timers did, and how late each ran.
+
+A run's tracefs instance (:mod:`netkit.lab.tracefs`) records, for the tested
+socket's timers only (their addresses, learned from the armings netkit's own
+``setsockopt``/``send`` made), every arming (``timer:timer_start``: the
+requested expiry and the wheel's bucket, in jiffies, and the jiffy it was
+armed at), every run (``timer:timer_expire_entry``: the jiffy it ran at,
+``timer_expire_exit``: its end) and, inside a run, the socket's death
+(``sock:inet_sock_set_state`` to TCP_CLOSE, then ``sock:inet_sk_error_report``
+with the error).  This module reads that text and keeps the facts; it does
+no I/O.
+
+Which events are ours, without guessing: timer events carry the timer's
+address; a socket's death is the CLOSE transition that happens *inside a run
+of its own timer*, on the CPU running it, between that run's entry and exit
+(the timer softirq runs one handler at a time per CPU).  Many labs share the
+same addresses and ports, so a 4-tuple alone would take another lab's death.
+
+The machine's lateness, apart from the rule: a run is due at the start of its
+bucket's jiffy.  ``jiffy 0`` on the monotonic clock is estimated from every
+event that reads jiffies (an event at jiffy ``J`` happens at or after the
+start of ``J``): the earliest ``t - J * tick`` over the ledger.  A run's
+lateness is its moment minus its bucket's start: whole jiffies when the
+softirq ran at a later tick, and the part of a jiffy it waited within its
+tick.  A re-arm counts from the jiffy its run ran at, so the whole jiffies of
+one run's lateness carry into every later run (:meth:`Ledger.carried_s`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+_LINE = re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+\S+\s+"
+                   r"(?P<secs>\d+)\.(?P<usecs>\d+):\s+(?P<event>\w+):\s+(?P<rest>.*)$")
+_FIELD = re.compile(r"(\w+)=(\S*)")
+TCP_CLOSE = "TCP_CLOSE"
+
+
+@dataclass(frozen=True)
+class TraceLine:
+    """One line of a tracefs ``trace`` file: who, where, when (ns on the instance's clock), what."""
+
+    pid: int
+    cpu: int
+    t_ns: int
+    event: str
+    fields: dict[str, str]
+
+
+def parse(text: str) -> list[TraceLine]:
+    """The event lines of a ``trace`` file (comments and lost-event notes skipped), oldest first."""
+    lines = []
+    for raw in text.splitlines():
+        m = _LINE.match(raw)
+        if m is None:
+            if "LOST" in raw and "EVENTS" in raw:  # "CPU:1 [LOST 12 EVENTS]": the buffer overflowed
+                lines.append(TraceLine(0, 0, lines[-1].t_ns if lines else 0, "lost", {}))
+            continue
+        usecs = m.group("usecs").ljust(9, "0")[:9]  # "us" resolution prints 6 digits; ns clocks print 9
+        lines.append(TraceLine(int(m.group("pid")), int(m.group("cpu")), int(m.group("secs")) * 10**9 + int(usecs),
+                               m.group("event"), dict(_FIELD.findall(m.group("rest")))))
+    return lines
+
+
+@dataclass(frozen=True)
+class Arming:
+    """A timer armed: at jiffy ``now``, to expire at ``expires``, queued in the bucket that runs at ``bucket``."""
+
+    t_s: float  # on the run's axis (s since the run's t = 0)
+    function: str
+    now: int
+    expires: int
+    bucket: int
+    by_run: bool  # armed by its own run (the handler's re-arm), not by a system call or another path
+
+    @property
+    def delay(self) -> int:
+        """The requested delay in jiffies (the event's ``timeout``)."""
+        return self.expires - self.now
+
+
+@dataclass(frozen=True)
+class TimerRun:
+    """A run of the timer: the jiffy it ran at, the arming it answered, how late it was."""
+
+    t_s: float
+    function: str
+    now: int
+    arming: Arming | None  # the arming this run fired (None: armed before the ledger began)
+    late_s: float | None  # its moment minus its bucket's start (None without the arming)
+
+    @property
+    def late_jiffies(self) -> int | None:
+        """Whole jiffies past the bucket: these carry into the next arming (which counts from ``now``)."""
+        return None if self.arming is None else self.now - self.arming.bucket
+
+
+@dataclass(frozen=True)
+class KernelDeath:
+    """The socket's death as the kernel reported it: the CLOSE transition in a run of its timer, and the error."""
+
+    t_s: float
+    error: int | None  # errno of inet_sk_error_report (110 = ETIMEDOUT); None if none followed in that run
+    function: str  # the timer whose run killed it
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """Everything the tracepoints said of the tested socket's timers, on the run's axis (seconds since t = 0)."""
+
+    hz: int
+    armings: tuple[Arming, ...]
+    runs: tuple[TimerRun, ...]
+    death: KernelDeath | None
+    lost: bool = False  # the instance's buffer overflowed: some events are missing
+
+    def carried_s(self, index: int) -> float:
+        """How much later than on an idle machine run ``index`` happened: earlier runs' whole jiffies, its own lateness."""
+        tick = 1 / self.hz
+        earlier = sum((r.late_jiffies or 0) for r in self.runs[:index]) * tick
+        return earlier + (self.runs[index].late_s or 0.0)
+
+    def run_at(self, t_s: float, slack_s: float = 0.002) -> int | None:
+        """The index of the run during which something happened at ``t_s`` (a frame it sent), if any began just before."""
+        found = None
+        for i, run in enumerate(self.runs):
+            if run.t_s <= t_s + 1e-6 and t_s - run.t_s <= slack_s:
+                found = i
+        return found
+
+    @property
+    def worst_late_s(self) -> float:
+        return max((r.late_s or 0.0 for r in self.runs), default=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The machine-readable ledger (in a result's and a gate run's JSON); :meth:`from_dict` reads it back."""
+        return {
+            "hz": self.hz, "lost": self.lost,
+            "armings": [{"t_s": a.t_s, "function": a.function, "now": a.now, "expires": a.expires,
+                         "delay": a.delay, "bucket": a.bucket, "by_run": a.by_run} for a in self.armings],
+            "runs": [{"t_s": r.t_s, "function": r.function, "now": r.now,
+                      "bucket": None if r.arming is None else r.arming.bucket, "late_s": r.late_s,
+                      "arming": None if r.arming is None else self.armings.index(r.arming)} for r in self.runs],
+            "death": None if self.death is None else {"t_s": self.death.t_s, "error": self.death.error,
+                                                      "function": self.death.function},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Ledger:
+        armings = tuple(Arming(a["t_s"], a["function"], a["now"], a["expires"], a["bucket"], a["by_run"])
+                        for a in data["armings"])
+        runs = tuple(TimerRun(r["t_s"], r["function"], r["now"],
+                              None if r.get("arming") is None else armings[r["arming"]], r["late_s"])
+                     for r in data["runs"])
+        d = data.get("death")
+        death = None if d is None else KernelDeath(d["t_s"], d["error"], d["function"])
+        return cls(data["hz"], armings, runs, death, bool(data.get("lost")))
+
+
+def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: int) -> Ledger:
+    """The ledger of the timers at ``timers`` (addresses as printed), on the axis whose t = 0 is ``zero_ns``."""
+    ours = {t.lower().removeprefix("0x") for t in timers}
+    tick_ns = 10**9 // hz
+    epoch = _jiffy_epoch(lines, ours, tick_ns)
+
+    def axis(t_ns: int) -> float:
+        return round((t_ns - zero_ns) / 1e9, 6)
+
+    armings: list[Arming] = []
+    runs: list[TimerRun] = []
+    open_runs: dict[int, tuple[str, str]] = {}  # cpu -> (timer, function) of the run in progress there
+    last_arming: dict[str, Arming] = {}
+    death: KernelDeath | None = None
+    lost = False
+    for line in lines:
+        f = line.fields
+        timer = f.get("timer", "").lower().removeprefix("0x")
+        if line.event == "timer_start" and timer in ours:
+            in_run = open_runs.get(line.cpu, ("", ""))[0] == timer
+            expires = int(f["expires"])
+            now = expires - int(f.get("timeout", "0").strip("[]")) if "now" not in f else int(f["now"])
+            arming = Arming(axis(line.t_ns), f["function"], now, expires, int(f["bucket_expiry"]), in_run)
+            armings.append(arming)
+            last_arming[timer] = arming
+        elif line.event == "timer_expire_entry" and timer in ours:
+            open_runs[line.cpu] = (timer, f["function"])
+            arming = last_arming.get(timer)
+            late = None if arming is None or epoch is None else (line.t_ns - epoch - arming.bucket * tick_ns) / 1e9
+            runs.append(TimerRun(axis(line.t_ns), f["function"], int(f["now"]), arming,
+                                 None if late is None else round(late, 6)))
+        elif line.event == "timer_expire_exit" and open_runs.get(line.cpu, ("", ""))[0] == timer:
+            del open_runs[line.cpu]
+        elif line.event == "inet_sock_set_state" and line.cpu in open_runs and death is None:
+            if f.get("newstate") == TCP_CLOSE and f.get("oldstate") != "TCP_LISTEN":
+                death = KernelDeath(axis(line.t_ns), None, open_runs[line.cpu][1])
+        elif line.event == "inet_sk_error_report" and line.cpu in open_runs and death is not None \
+                and death.error is None and open_runs[line.cpu][1] == death.function:
+            death = KernelDeath(death.t_s, int(f.get("error", "0")), death.function)
+        elif line.event == "lost":
+            lost = True
+    return Ledger(hz, tuple(armings), tuple(runs), death, lost)
+
+
+def _jiffy_epoch(lines: Sequence[TraceLine], ours: set[str], tick_ns: int) -> int | None:
+    """The monotonic moment of jiffy 0, from the earliest ``t - jiffy * tick`` among the events that read jiffies."""
+    candidates = []
+    for line in lines:
+        f = line.fields
+        if f.get("timer", "").lower().removeprefix("0x") not in ours:
+            continue
+        if line.event == "timer_expire_entry":
+            candidates.append(line.t_ns - int(f["now"]) * tick_ns)
+        elif line.event == "timer_start" and "timeout" in f:
+            candidates.append(line.t_ns - (int(f["expires"]) - int(f["timeout"].strip("[]"))) * tick_ns)
+    return min(candidates, default=None)
+
+
+def learned_timer(lines: Sequence[TraceLine], pid: int, function: str, after_ns: int, before_ns: int) -> str | None:
+    """The address of the one ``function`` timer that ``pid`` armed between two moments (its own system call).
+
+    None when there is not exactly one: a guess between two would tie the
+    ledger to the wrong socket.
+    """
+    found = {line.fields.get("timer", "") for line in lines
+             if line.event == "timer_start" and line.pid == pid and line.fields.get("function") == function
+             and after_ns <= line.t_ns <= before_ns}
+    return found.pop() if len(found) == 1 else None
+
+
+__all__ = ["Arming", "KernelDeath", "Ledger", "TimerRun", "TraceLine", "build", "learned_timer", "parse"]
