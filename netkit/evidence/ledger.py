@@ -22,8 +22,8 @@ event that reads jiffies (an event at jiffy ``J`` happens at or after the
 start of ``J``): the earliest ``t - J * tick`` over the ledger.  A run's
 lateness is its moment minus its bucket's start: whole jiffies when the
 softirq ran at a later tick, and the part of a jiffy it waited within its
-tick.  A re-arm counts from the jiffy its run ran at, so the whole jiffies of
-one run's lateness carry into every later run (:meth:`Ledger.carried_s`).
+tick.  What of it carries into later runs is
+:func:`netkit.evidence.ledger_check.carried`'s.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class TraceLine:
 
 def parse(text: str) -> list[TraceLine]:
     """The event lines of a ``trace`` file (comments and lost-event notes skipped), oldest first."""
-    lines = []
+    lines: list[TraceLine] = []
     for raw in text.splitlines():
         m = _LINE.match(raw)
         if m is None:
@@ -117,12 +117,6 @@ class Ledger:
     death: KernelDeath | None
     lost: bool = False  # the instance's buffer overflowed: some events are missing
 
-    def carried_s(self, index: int) -> float:
-        """How much later than on an idle machine run ``index`` happened: earlier runs' whole jiffies, its own lateness."""
-        tick = 1 / self.hz
-        earlier = sum((r.late_jiffies or 0) for r in self.runs[:index]) * tick
-        return earlier + (self.runs[index].late_s or 0.0)
-
     def run_at(self, t_s: float, slack_s: float = 0.002) -> int | None:
         """The index of the run during which something happened at ``t_s`` (a frame it sent), if any began just before."""
         found = None
@@ -171,37 +165,48 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
 
     armings: list[Arming] = []
     runs: list[TimerRun] = []
-    open_runs: dict[int, tuple[str, str]] = {}  # cpu -> (timer, function) of the run in progress there
-    last_arming: dict[str, Arming] = {}
-    death: KernelDeath | None = None
+    open_runs: dict[int, tuple[str, str, int]] = {}  # cpu -> (timer, function, index) of the run in progress there
+    last_arming: dict[str, Arming] = {}  # each timer's latest arming, until a run fires it
+    closed: set[int] = set()  # runs whose exit was seen: only those can hold the death
+    death: KernelDeath | None = None  # the CLOSE inside one of our runs ...
+    death_run = -1
+    confirmed: KernelDeath | None = None  # ... kept once that run's exit is seen (the run really held it)
     lost = False
     for line in lines:
         f = line.fields
         timer = f.get("timer", "").lower().removeprefix("0x")
         if line.event == "timer_start" and timer in ours:
-            in_run = open_runs.get(line.cpu, ("", ""))[0] == timer
+            in_run = open_runs.get(line.cpu, ("", "", 0))[0] == timer
             expires = int(f["expires"])
             now = expires - int(f.get("timeout", "0").strip("[]")) if "now" not in f else int(f["now"])
             arming = Arming(axis(line.t_ns), f["function"], now, expires, int(f["bucket_expiry"]), in_run)
             armings.append(arming)
             last_arming[timer] = arming
         elif line.event == "timer_expire_entry" and timer in ours:
-            open_runs[line.cpu] = (timer, f["function"])
-            arming = last_arming.get(timer)
-            late = None if arming is None or epoch is None else (line.t_ns - epoch - arming.bucket * tick_ns) / 1e9
-            runs.append(TimerRun(axis(line.t_ns), f["function"], int(f["now"]), arming,
+            open_runs[line.cpu] = (timer, f["function"], len(runs))  # a new run on a CPU ends the one before it
+            fired = last_arming.pop(timer, None)  # an arming fires once: a second run without one is unexplained
+            late = None if fired is None or epoch is None else (line.t_ns - epoch - fired.bucket * tick_ns) / 1e9
+            runs.append(TimerRun(axis(line.t_ns), f["function"], int(f["now"]), fired,
                                  None if late is None else round(late, 6)))
-        elif line.event == "timer_expire_exit" and open_runs.get(line.cpu, ("", ""))[0] == timer:
-            del open_runs[line.cpu]
+        elif line.event == "timer_expire_entry":
+            open_runs.pop(line.cpu, None)  # another timer's run on this CPU: ours there has ended
+        elif line.event == "timer_expire_exit" and open_runs.get(line.cpu, ("", "", 0))[0] == timer:
+            run_index = open_runs.pop(line.cpu)[2]
+            closed.add(run_index)
+            if death is not None and death_run == run_index:
+                confirmed = death
         elif line.event == "inet_sock_set_state" and line.cpu in open_runs and death is None:
             if f.get("newstate") == TCP_CLOSE and f.get("oldstate") != "TCP_LISTEN":
                 death = KernelDeath(axis(line.t_ns), None, open_runs[line.cpu][1])
+                death_run = open_runs[line.cpu][2]
         elif line.event == "inet_sk_error_report" and line.cpu in open_runs and death is not None \
-                and death.error is None and open_runs[line.cpu][1] == death.function:
+                and death.error is None and open_runs[line.cpu][2] == death_run:
             death = KernelDeath(death.t_s, int(f.get("error", "0")), death.function)
         elif line.event == "lost":
             lost = True
-    return Ledger(hz, tuple(armings), tuple(runs), death, lost)
+    if confirmed is not None and death is not None and death.t_s == confirmed.t_s:
+        confirmed = death  # with the error report that followed in the same run
+    return Ledger(hz, tuple(armings), tuple(runs), confirmed, lost)
 
 
 def _jiffy_epoch(lines: Sequence[TraceLine], ours: set[str], tick_ns: int) -> int | None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..model.wheel import LVL_CLK_SHIFT, wheel_level
-from .ledger import Arming, Ledger
+from .ledger import Arming, Ledger, TimerRun
 from .timecheck import Failure
 from .wire import WireEvidence
 
@@ -56,7 +56,7 @@ def _bucket_failure(a: Arming, hz: int) -> Failure | None:
         f"the bucket of jiffy {a.bucket}; the wheel's rounding (calc_index) gives {expected}"))
 
 
-def rule_failures(ledger: Ledger, intvl_s: int | None, probes: int | None) -> list[Failure]:
+def rule_failures(ledger: Ledger, intvl_s: float | None, probes: int | None) -> list[Failure]:
     """Every way the ledger's armings disagree with the rule, to the jiffy (empty: they agree).
 
     ``intvl_s`` is the keepalive interval the schedule was made from (None:
@@ -67,7 +67,7 @@ def rule_failures(ledger: Ledger, intvl_s: int | None, probes: int | None) -> li
     found = [f for a in ledger.armings if (f := _bucket_failure(a, hz)) is not None]
     if intvl_s is None or probes is None:
         return found
-    wanted = intvl_s * hz + RULE_SHIFT_JIFFIES
+    wanted = round(intvl_s * hz) + RULE_SHIFT_JIFFIES
     rearms = [a for a in ledger.armings if a.by_run and a.function == KEEPALIVE_TIMER and a.t_s > 0]
     probe_rearms = [a for a in rearms if a.delay == wanted]
     if len(probe_rearms) != probes:
@@ -80,35 +80,75 @@ def rule_failures(ledger: Ledger, intvl_s: int | None, probes: int | None) -> li
     return found
 
 
-def shift_at(ledger: Ledger, t_s: float) -> float:
-    """The machine's lateness carried by something the kernel did at ``t_s`` (0 where no run explains it)."""
+def carried(ledger: Ledger, intvl_jiffies: int | None = None) -> list[float]:
+    """How much later than on an idle machine each run happened (s): its own lateness and what earlier runs passed on.
+
+    A re-arm made in a run counts from the jiffy the run ran at
+    (``jiffies + delay``: the retransmission timer, a keepalive re-arm for
+    ``intvl``), so a run late by whole jiffies moves the next expiry by as
+    much -- unless the wheel's rounding swallows it, which is why the idle
+    machine's bucket is computed again (``calc_index``) rather than the
+    jiffies added up.  A keepalive re-arm for ``idle - elapsed`` (any other
+    delay than ``intvl_jiffies``) counts from the last segment received, not
+    from the run: it passes nothing on.
+    """
+    tick = 1 / ledger.hz
+    pending: dict[str, int] = {}  # timer function -> jiffies its pending bucket is later than on an idle machine
+    on_time_now: dict[str, int] = {}  # timer function -> the jiffy its last run would have run at
+    last_run: dict[str, TimerRun] = {}
+    found: list[float] = []
+    events = sorted([(a.t_s, 0, a) for a in ledger.armings] + [(r.t_s, 1, r) for r in ledger.runs],
+                    key=lambda e: (e[0], e[1]))
+    for _, _, item in events:
+        if isinstance(item, TimerRun):
+            behind = pending.pop(item.function, 0) if item.arming is not None else 0
+            found.append(max(0.0, (item.late_s or 0.0) + behind * tick))
+            if item.arming is not None:
+                on_time_now[item.function] = item.arming.bucket - behind
+            last_run[item.function] = item
+            continue
+        run = last_run.get(item.function)
+        if not item.by_run or run is None or item.function not in on_time_now:
+            pending[item.function] = 0
+            continue
+        moved = run.now - on_time_now[item.function]  # jiffies the run itself ran late
+        relative = item.function != KEEPALIVE_TIMER or item.delay == intvl_jiffies
+        if relative:
+            idle_bucket = wheel_bucket(item.expires - moved, item.delay, ledger.hz)
+        else:
+            idle_bucket = wheel_bucket(item.expires, item.delay + moved, ledger.hz)
+        pending[item.function] = item.bucket - idle_bucket
+    return found
+
+
+def shift_at(ledger: Ledger, t_s: float, shifts: list[float]) -> float:
+    """The lateness carried by something the kernel did at ``t_s`` in one of its runs (0 where no run explains it)."""
     index = ledger.run_at(t_s)
-    return 0.0 if index is None else max(0.0, ledger.carried_s(index))
+    return 0.0 if index is None else shifts[index]
 
 
-def death_run_shift(ledger: Ledger) -> float:
+def death_run_shift(ledger: Ledger, shifts: list[float]) -> float:
     """The lateness the run that killed the socket carried (0 without a death in the ledger)."""
     if ledger.death is None:
         return 0.0
     index = ledger.run_at(ledger.death.t_s, slack_s=1.0)
-    return 0.0 if index is None else max(0.0, ledger.carried_s(index))
+    return 0.0 if index is None else shifts[index]
 
 
-def on_time(ledger: Ledger) -> Ledger:
+def on_time(ledger: Ledger, shifts: list[float]) -> Ledger:
     """The ledger as an idle machine would have written it: every run and the death moved back by its lateness."""
-    runs = tuple(replace(r, t_s=round(r.t_s - ledger.carried_s(i), 6), late_s=0.0 if r.late_s is not None else None,
-                         arming=None if r.arming is None else replace(r.arming, bucket=r.now))
+    runs = tuple(replace(r, t_s=round(r.t_s - shifts[i], 6), late_s=0.0 if r.late_s is not None else None)
                  for i, r in enumerate(ledger.runs))
     death = ledger.death
     if death is not None:
-        death = replace(death, t_s=round(death.t_s - death_run_shift(ledger), 6))
+        death = replace(death, t_s=round(death.t_s - death_run_shift(ledger, shifts), 6))
     return replace(ledger, runs=runs, death=death)
 
 
-def wire_on_time(wire: WireEvidence, ledger: Ledger) -> WireEvidence:
+def wire_on_time(wire: WireEvidence, ledger: Ledger, shifts: list[float]) -> WireEvidence:
     """The tested side's frames moved back by the lateness of the run that sent each (the peer's are left alone)."""
     def back(t: float) -> float:
-        return round(t - shift_at(ledger, t), 6)
+        return round(t - shift_at(ledger, t, shifts), 6)
 
     probes = [back(t) for t in wire.probes_s]
     return replace(
@@ -125,22 +165,22 @@ def first_run_after(ledger: Ledger, function: str, after_s: float = 0.0) -> floa
     return next((r.t_s for r in ledger.runs if r.function == function and r.t_s > after_s), None)
 
 
-def lateness_sentence(ledger: Ledger) -> str:
+def lateness_sentence(ledger: Ledger, shifts: list[float]) -> str:
     """``machine late by X ms at run N (...)``: the worst run, and the lateness the death carried."""
     worst = max(range(len(ledger.runs)), key=lambda i: ledger.runs[i].late_s or 0.0, default=None)
     if worst is None:
         return "no timer run measured"
     run = ledger.runs[worst]
-    carried = death_run_shift(ledger)
     text = (f"machine late by {(run.late_s or 0) * 1000:.1f} ms at run {worst + 1} ({run.function} at "
             f"{run.t_s:.3f} s, jiffy {run.now}")
     if run.arming is not None:
         text += f", due at jiffy {run.arming.bucket}"
     text += ")"
-    if carried:
-        text += f"; the death carried {carried * 1000:.1f} ms of it"
+    carried_by_death = death_run_shift(ledger, shifts)
+    if carried_by_death:
+        text += f"; the death carried {carried_by_death * 1000:.1f} ms of lateness"
     return text
 
 
-__all__ = ["KEEPALIVE_TIMER", "RULE_SHIFT_JIFFIES", "death_run_shift", "first_run_after", "lateness_sentence",
+__all__ = ["KEEPALIVE_TIMER", "RULE_SHIFT_JIFFIES", "carried", "death_run_shift", "first_run_after", "lateness_sentence",
            "on_time", "rule_failures", "shift_at", "wheel_bucket", "wire_on_time"]

@@ -15,8 +15,8 @@ from ..enums import DeathSource, State, Timing
 from ..kernel import KernelInfo
 from ..model.prediction import DeathPrediction
 from ..model.wheel import wheel_granularity_s
-from .ledger import Ledger
 from .death import DeathCheck, check_death, fits, judged_death
+from .ledger import Ledger
 from .timecheck import Failure, check_time, windows_text
 from .wire import WireEvidence
 

@@ -128,8 +128,13 @@ class TraceInstance:
             instance._write("buffer_size_kb", str(BUFFER_KB))
             instance._write("trace_clock", CLOCK)
             instance._write("options/hash-ptr", "0")
+            if os.path.exists(os.path.join(instance.path, "options/pause-on-trace")):
+                instance._write("options/pause-on-trace", "0")  # reading mid-run (learning a timer) loses nothing
             for event, expression in filters.items():
-                instance.set_filter(event, expression)
+                try:
+                    instance.set_filter(event, expression)
+                except OSError:  # e.g. ".function" filters before Linux 6.2: record all, the ledger selects
+                    instance.set_filter(event, "")
                 instance._write(f"events/{event}/enable", "1")
             instance._write("tracing_on", "1")
         except OSError as exc:
@@ -142,7 +147,10 @@ class TraceInstance:
             f.write(value)
 
     def set_filter(self, event: str, expression: str) -> None:
-        """Replace ``event``'s filter ("" records every occurrence); takes effect for the events that follow."""
+        """Replace ``event``'s filter ("" records every occurrence); takes effect for the events that follow.
+
+        A filter the kernel cannot parse raises OSError (EINVAL); the old filter stays.
+        """
         self._write(f"events/{event}/filter", expression or "0")  # "0" clears a filter (tracefs's convention)
 
     def text(self) -> str:

@@ -17,6 +17,7 @@ from ..enums import Clock, State
 from ..evidence.death import count_of
 from ..evidence.events import SAMPLED, WIRE, Event
 from ..evidence.frames import Frame, parse_frame
+from ..evidence.ledger import Ledger
 from ..evidence.middlebox import MiddleboxEvidence
 from ..evidence.wire import WireEvidence, analyse
 from ..kernel import KernelInfo
@@ -107,7 +108,8 @@ def established_view(o: Observed, addresses: tuple[Address, Address], fault_ns: 
 
 
 def result_from(
-    o: Observed, wire: WireEvidence, pcap_data: bytes, middlebox: MiddleboxEvidence | None = None,
+    o: Observed, wire: WireEvidence, pcap_data: bytes, ledger: Ledger | None = None, evidence_note: str = "",
+    middlebox: MiddleboxEvidence | None = None,
 ) -> ScenarioResult:
     """The record, built once and complete (it judges itself): the procedure's timeline with the wire's merged in."""
     d = o.death
@@ -116,7 +118,8 @@ def result_from(
         o.scenario, o.kernel, o.prediction, measured_s=d.measured_s, error=d.error, probes=d.probes,
         retransmits=d.retransmits, counters=o.counters, peer_error=d.peer_error, peer_lag_s=d.peer_lag_s,
         fault_at_s=o.fault_at_s, fault_deadline_s=o.fault_deadline_s, timeline=timeline, lab=o.lab,
-        wire=wire, pcap_data=pcap_data, connections=o.connections, middlebox=middlebox,
+        wire=wire, pcap_data=pcap_data, connections=o.connections, middlebox=middlebox, ledger=ledger,
+        evidence_note=evidence_note,
     )
 
 

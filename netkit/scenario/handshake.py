@@ -70,6 +70,7 @@ from .observe import WARMUP_LEAD_S, Death, give_up_after_s, prompt_observer, soc
 from .result import Progress, ScenarioResult
 from .spec import Scenario
 from .steps import Counted
+from .timers import NOT_TRACED
 
 TCP_SYNCNT = getattr(socket, "TCP_SYNCNT", 7)
 HANDSHAKE_COUNTERS = ("TCPSynRetrans", "TCPTimeouts", "TCPSpuriousRtxHostQueues")
@@ -156,7 +157,7 @@ def _syn_sent(run: RunContext) -> ScenarioResult:
     observed = Observed(scenario, run.kernel, prediction, Death(measured, error, 0, retransmits), counts,
                         _in_time_order(timeline), lab.name)
     view = _wire_view(prediction, observed.count, local, address, connect_ns, "SYN")
-    return result_from(observed, *wire_evidence(scenario, run.capture, run.capture_error, view))
+    return result_from(observed, *wire_evidence(scenario, run.capture, run.capture_error, view), evidence_note=NOT_TRACED)
 
 
 def _in_time_order(timeline: list[Event]) -> tuple[Event, ...]:
@@ -234,7 +235,7 @@ def _syn_recv(run: RunContext) -> ScenarioResult:
                                kind=EventKind.GAVE_UP))
     death = Death(measured, "none" if measured is not None else "alive", 0)
     observed = Observed(scenario, run.kernel, prediction, death, counts, _in_time_order(timeline), lab.name)
-    return result_from(observed, wire, pcap_data)
+    return result_from(observed, wire, pcap_data, evidence_note=NOT_TRACED)
 
 
 def _request(watch: DiagWatch, server_address: tuple[str, int], client_address: tuple[str, int]) -> int | None:

@@ -48,6 +48,7 @@ from .observe import Death, prompt_observer, socket_error, wait_for_death
 from .result import Progress, ScenarioResult
 from .spec import Scenario
 from .steps import Counted, enable_keepalive, write_keepalive_sysctls
+from .timers import NOT_TRACED
 
 SAMPLE_S = 0.005  # the router's entry, read this often in its last second (a lookup takes ~0.5 ms)
 COARSE_SAMPLE_S = 0.05  # and this often before: enough to see every refresh (probes are >= 1 s apart)
@@ -197,7 +198,7 @@ def prove_routed(run: RunContext) -> ScenarioResult:
         scenario.middlebox_timeout_s or 0, str(scenario.middlebox), bool(scenario.masquerade), describe(entry),
         sampler.relative_to(anchor_ns), SAMPLE_S, clock, entry_after=entry_after, invalid=invalid,
         peer_state=peer_state, peer_error=peer_error, peer_send=peer_send, data_after=data_after)
-    return result_from(observed, wire, pcap_data, evidence)
+    return result_from(observed, wire, pcap_data, middlebox=evidence, evidence_note=NOT_TRACED)
 
 
 def _watch_alive(sock: socket.socket, p: DeathPrediction, anchor: float, cancel: threading.Event,

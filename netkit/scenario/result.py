@@ -23,7 +23,7 @@ from ..evidence.death import DeathCheck, count_of, fits, judged_death
 from ..evidence.death import late_only as misses_only_by_lateness
 from ..evidence.events import Event
 from ..evidence.ledger import Ledger
-from ..evidence.ledger_check import death_run_shift, lateness_sentence, on_time, rule_failures, wire_on_time
+from ..evidence.ledger_check import carried, death_run_shift, lateness_sentence, on_time, rule_failures, wire_on_time
 from ..evidence.middlebox import MiddleboxEvidence, judge_middlebox
 from ..evidence.pcap import write_pcap
 from ..evidence.timecheck import Failure, check_time, windows_text
@@ -231,13 +231,15 @@ class ScenarioResult:
                     "it had to precede: the machine was late placing it")
         if any(f.early for f in self.failures):
             return None
-        shift = death_run_shift(ledger)
-        twin = replace(self, ledger=on_time(ledger), lateness_removed=True,
-                       wire=None if self.wire is None else wire_on_time(self.wire, ledger),
+        schedule = self.prediction.schedule
+        shifts = carried(ledger, None if schedule is None else round(schedule.intvl * ledger.hz))
+        shift = death_run_shift(ledger, shifts)
+        twin = replace(self, ledger=on_time(ledger, shifts), lateness_removed=True,
+                       wire=None if self.wire is None else wire_on_time(self.wire, ledger, shifts),
                        measured_s=None if self.measured_s is None else round(self.measured_s - shift, 6))
         if twin.failures:
             return None
-        return lateness_sentence(ledger)
+        return lateness_sentence(ledger, shifts)
 
     # -- what the judging reads ------------------------------------------------
 

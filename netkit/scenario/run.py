@@ -63,6 +63,7 @@ from dataclasses import dataclass, replace
 from ..enums import EventKind, Side, State, Topology
 from ..errors import FeatureMissing, InputError, NetkitError, NotModelled, ScenarioCancelled
 from ..evidence.events import Event
+from ..evidence.ledger_check import first_run_after
 from ..evidence.pcap import write_pcap
 from ..kernel import kernel_info
 from ..lab.capture import Capture
@@ -88,6 +89,7 @@ from .observe import (
 from .result import ConnectionDeath, Progress, ScenarioResult
 from .spec import Scenario, require_scenario
 from .steps import Counted, enable_keepalive, write_keepalive_sysctls, write_retries2
+from .timers import KEEPALIVE_TIMER, WRITE_TIMER, TimerTrace
 
 FAULT_DEADLINE_FRACTION = 0.5  # idle: the fault must land well before the next keepalive timer run
 ZERO_WINDOW_RCVBUF = 4096  # the peer's receive buffer: the window closes after a few KB
@@ -228,8 +230,9 @@ def _more_connections(run: RunContext) -> list[tuple[socket.socket, socket.socke
     return pairs
 
 
-def _connect(run: RunContext) -> _Connection:
-    """Steps 1: the connection, keepalive on the tested side, the fault's slow part done ahead."""
+def _connect(run: RunContext, trace: TimerTrace) -> _Connection:
+    """Steps 1: the connection, keepalive on the tested side (its timer learned by the trace), the fault's slow part
+    done ahead."""
     scenario, lab = run.scenario, run.lab
     tested, peer = run.sides
     write_keepalive_sysctls(scenario, tested)
@@ -237,7 +240,8 @@ def _connect(run: RunContext) -> _Connection:
     rcvbuf = {peer.role: ZERO_WINDOW_RCVBUF} if scenario.state == State.ZERO_WINDOW else None
     sock, peer_sock = run.tested_first(*lab.connect(scenario.family, rcvbuf=rcvbuf))
     others = _more_connections(run)
-    enable_keepalive(scenario, sock)  # in the data states too: it must not interfere
+    with trace.learning(KEEPALIVE_TIMER):  # SO_KEEPALIVE arms the tested socket's keepalive timer
+        enable_keepalive(scenario, sock)  # in the data states too: it must not interfere
     armed = [time.monotonic()]
     for other, _ in others:  # in one go: their timers land in the first connection's wheel slot or the next
         enable_keepalive(scenario, other)
@@ -251,9 +255,14 @@ def _connect(run: RunContext) -> _Connection:
 def prove_established(run: RunContext) -> ScenarioResult:
     """The procedure (module docstring) for an established state, in a built lab whose tested veth is being captured."""
     scenario, cancel = run.scenario, run.cancel
-    c = _connect(run)
+    idle = scenario.state == State.IDLE
+    trace = TimerTrace.start(run.kernel.hz, (KEEPALIVE_TIMER,) if idle else (KEEPALIVE_TIMER, WRITE_TIMER))
+    run.lab.callback(trace.close)
+    c = _connect(run, trace)
     armed_at = time.monotonic()
     if scenario.state == State.ZERO_WINDOW:
+        with trace.learning(WRITE_TIMER):  # one byte arms the retransmission timer (later the probe timer's too)
+            c.sock.send(b"\0")
         fill_until_zero_window(c.sock, cancel)  # the bulk transfer moves the RTO: read it after
     prediction = run.predict(tcp_info(c.sock).rto_us / 1e6)  # the one prediction
     if scenario.state == State.IDLE and c.others:
@@ -264,7 +273,7 @@ def prove_established(run: RunContext) -> ScenarioResult:
     other_addresses = [(s.getsockname()[:2], s.getpeername()[:2]) for s, _ in c.others]  # gone at death
     counted = Counted.start(c.tested.namespace, TCPEXT_COUNTERS)
     fault_ns = time.time_ns()  # the capture's clock (CLOCK_REALTIME): frames before it are the connection's past
-    broken = _break(run, c)
+    broken = _break(run, c, trace)
     with prompt_observer():
         death = wait_for_death(c.sock, c.peer_sock if prediction.peer_expected_error else None, prediction,
                                broken.since_anchor, cancel, run.on_progress, [s for s, _ in c.others])
@@ -281,7 +290,11 @@ def prove_established(run: RunContext) -> ScenarioResult:
     if wire.visible and run.capture is not None and observed.connections:
         observed = replace(observed, connections=connections_on_the_wire(observed.connections, wire, run.capture,
                                                                          other_addresses, fault_ns))
-    return result_from(observed, wire, pcap_data)
+    ledger = trace.finish(wire.anchor_ns)
+    if ledger is not None and observed.fault_deadline_s is not None:  # the run the fault had to precede, measured
+        timer = KEEPALIVE_TIMER if scenario.state == State.IDLE else WRITE_TIMER
+        observed = replace(observed, fault_deadline_s=first_run_after(ledger, timer))
+    return result_from(observed, wire, pcap_data, ledger, trace.note)
 
 
 def _connection_deaths(c: _Connection, death: Death, broken: _Broken) -> tuple[ConnectionDeath, ...]:
@@ -304,7 +317,7 @@ class _Broken:
     others_fault_at_s: tuple[float, ...] = ()  # the other connections' fault_at_s
 
 
-def _break(run: RunContext, c: _Connection) -> _Broken:
+def _break(run: RunContext, c: _Connection, trace: TimerTrace) -> _Broken:
     """Step 4: apply the fault; for unacked data, break the path completely, then send into it."""
     rto_s = tcp_info(c.sock).rto_us / 1e6
     c.fault.apply(c.ctx)
@@ -312,7 +325,8 @@ def _break(run: RunContext, c: _Connection) -> _Broken:
         c.fault.settle(c.ctx)
         sent_at = time.monotonic()
         sent_ns = time.time_ns()
-        c.sock.send(UNACKED_PAYLOAD)
+        with trace.learning(WRITE_TIMER):
+            c.sock.send(UNACKED_PAYLOAD)
         return _Broken(lambda: time.monotonic() - sent_at, sent_ns=sent_ns)
     if run.scenario.state == State.ZERO_WINDOW:
         # The rule needs the fault in place before the first window probe, and that probe never leaves before

@@ -1,0 +1,152 @@
+"""One run's timer trace: a private tracefs instance that follows the tested socket's timers, and its ledger.
+
+The run makes the instance before it touches the tested socket, and tells it
+which of its own system calls arm which timer (:meth:`TimerTrace.learning`:
+``setsockopt(SO_KEEPALIVE)`` arms the keepalive timer, the first ``send``
+the retransmission timer).  The address of that arming, made by this very
+thread inside that very call, is the socket's timer: from then on the
+instance records only that timer's armings and runs (``timer == <address>``)
+and the TCP deaths (the ledger keeps the one inside a run of this timer).
+Nothing is guessed from addresses or ports, which every lab shares.
+
+Where tracefs cannot be used the trace is *off*, with the reason, and the
+run is judged from the observer and the wire as before (``evidence:
+observer``).  A trace problem never fails a scenario.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..evidence.ledger import Ledger, build, learned_timer, parse
+from ..lab.tracefs import TracefsUnavailable, TraceInstance
+
+KEEPALIVE_TIMER = "tcp_keepalive_timer"
+WRITE_TIMER = "tcp_write_timer"  # retransmissions and zero-window probes (ICSK_TIME_RETRANS, ICSK_TIME_PROBE0)
+_CLOSE = "newstate == 7"  # TCP_CLOSE: the deaths (the ledger keeps the one inside our timer's run)
+NOT_TRACED = ("the timer ledger follows the established states' timers; this procedure's (the handshake's, "
+              "or a routed lab's) is not traced yet")
+
+
+def _clock_offset_ns() -> int:
+    """CLOCK_REALTIME minus CLOCK_MONOTONIC, read in the narrowest of a few brackets (the wire's clock to the trace's)."""
+    best = None
+    for _ in range(5):
+        before = time.monotonic_ns()
+        real = time.time_ns()
+        after = time.monotonic_ns()
+        if best is None or after - before < best[0]:
+            best = (after - before, real - (before + after) // 2)
+    assert best is not None
+    return best[1]
+
+
+class TimerTrace:
+    """The run's tracefs instance (None when off: ``note`` says why) and the timers it has learned."""
+
+    def __init__(self, instance: TraceInstance | None, hz: int, note: str = "") -> None:
+        self.instance = instance
+        self.hz = hz
+        self.note = note
+        self.tid = threading.get_native_id()
+        self.follow: tuple[str, ...] = ()
+        self.timers: dict[str, str] = {}  # function -> address
+
+    @classmethod
+    def start(cls, hz: int, follow: tuple[str, ...]) -> TimerTrace:
+        """A trace of the ``follow`` timers (functions) that this thread arms next, or an off trace with the reason."""
+        trace = cls(None, hz)
+        trace.follow = follow
+        try:
+            trace.instance = TraceInstance.create({
+                "timer/timer_start": trace._timer_filter(),
+                "timer/timer_expire_entry": trace._timer_filter(),
+                "timer/timer_expire_exit": "",
+                "sock/inet_sock_set_state": _CLOSE,
+                "sock/inet_sk_error_report": "",
+            })
+        except TracefsUnavailable as exc:
+            trace.note = str(exc)
+        except OSError as exc:
+            trace.note = f"tracefs: {exc}"
+        return trace
+
+    def _timer_filter(self) -> str:
+        """The learned timers by address, and the ones still to learn by function, until they are learned.
+
+        Every arming of a followed function is recorded from the start, so
+        nothing our timer does between the learning call and the switch to
+        its address is missed.  Kernels before ``.function`` filters (about
+        6.2) refuse the function terms: the caller then records every timer
+        until all are learned.
+        """
+        terms = [f"timer == 0x{a}" for a in self.timers.values()]
+        terms += [f"function.function == {f}" for f in self.follow if f not in self.timers]
+        return " || ".join(terms)
+
+    def _refilter(self) -> None:
+        assert self.instance is not None
+        timers = self._timer_filter()
+        all_learned = all(f in self.timers for f in self.follow)
+        for event, expression in (("timer/timer_start", timers), ("timer/timer_expire_entry", timers),
+                                  ("timer/timer_expire_exit", timers if all_learned else "")):
+            self.instance.set_filter(event, expression)
+
+    @property
+    def on(self) -> bool:
+        return self.instance is not None
+
+    def _off(self, why: str) -> None:
+        if self.instance is not None:
+            self.instance.close()
+        self.instance = None
+        self.note = why
+
+    @contextmanager
+    def learning(self, function: str) -> Iterator[None]:
+        """The ``function`` timer this thread arms inside the block is the tested socket's: follow it from then on."""
+        before = time.monotonic_ns()
+        yield
+        after = time.monotonic_ns()
+        if self.instance is None or function in self.timers:
+            return
+        try:
+            address = learned_timer(parse(self.instance.text()), self.tid, function, before, after)
+            if address is None:
+                self._off(f"the trace did not show exactly one {function} armed by netkit's own call")
+                return
+            self.timers[function] = address
+            self._refilter()
+        except OSError as exc:
+            self._off(f"tracefs: {exc}")
+
+    def finish(self, zero_real_ns: int | None) -> Ledger | None:
+        """The ledger on the run's axis (t = 0 at ``zero_real_ns``, the wire's clock), or None (``note`` says why)."""
+        if self.instance is None:
+            return None
+        if not self.timers:
+            self._off("no timer of the tested socket was learned")
+            return None
+        if not zero_real_ns:
+            self._off("no t = 0 on the wire to put the ledger on the run's axis")
+            return None
+        try:
+            self.instance.stop()
+            text = self.instance.text()
+        except OSError as exc:
+            self._off(f"tracefs: {exc}")
+            return None
+        finally:
+            self.close()
+        return build(parse(text), self.timers.values(), self.hz, zero_real_ns - _clock_offset_ns())
+
+    def close(self) -> None:
+        if self.instance is not None:
+            self.instance.close()
+            self.instance = None
+
+
+__all__ = ["KEEPALIVE_TIMER", "NOT_TRACED", "WRITE_TIMER", "TimerTrace"]

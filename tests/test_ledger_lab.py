@@ -1,0 +1,83 @@
+"""The timer ledger on this kernel: real runs judged with the kernel's own tracepoints, and without them.
+
+Runs here are in-process (``run_scenario``) where a test changes netkit
+itself (the planted rule error, tracefs refused), and in the pool where
+several labs must run at once.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import netkit.evidence.ledger_check as ledger_check
+import netkit.scenario.timers as timers
+from netkit import KeepaliveSettings, Scenario
+from netkit.enums import DeathSource, Timing
+from netkit.lab.tracefs import TracefsUnavailable, netkit_instances, tracefs_root
+from netkit.privileges import missing_privileges
+from netkit.scenario import run_scenario
+from netkit.scenario.pool import run_many
+
+pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
+
+
+@pytest.fixture(scope="module")
+def tracefs():
+    try:
+        return tracefs_root()
+    except TracefsUnavailable as exc:
+        pytest.skip(f"no tracefs here: {exc}")
+
+
+IDLE = Scenario(KeepaliveSettings(1, 1, 2), fault="blackhole")
+
+
+def test_an_idle_death_is_judged_on_the_kernels_clock_with_the_rule_exact(tracefs):
+    result = run_scenario(IDLE)
+    assert result.evidence == "trace", result.evidence_note
+    assert result.death_source is DeathSource.TRACE and result.ledger is not None
+    assert result.ledger.death is not None and result.ledger.death.error == 110  # ETIMEDOUT
+    assert result.wire is not None and result.wire.rst_s is not None
+    assert abs(result.death_s - result.wire.rst_s) < 0.001  # the RST leaves in the run that kills the socket
+    assert result.rule_failures == () and result.verdict == "pass", result.explain()
+    assert [a.delay for a in result.ledger.armings if a.by_run and a.t_s > 0] == [result.kernel.hz] * 2  # intvl * HZ
+    assert not [n for n in netkit_instances() if n.startswith(f"nk-{os.getpid()}-")]  # removed with the lab
+
+
+def test_a_planted_rule_error_of_one_jiffy_fails_the_run_while_the_death_is_inside_its_window(tracefs, monkeypatch):
+    monkeypatch.setattr(ledger_check, "RULE_SHIFT_JIFFIES", 1)
+    result = run_scenario(IDLE)
+    assert result.death_timing is Timing.INSIDE
+    assert [f.rule for f in result.rule_failures] == ["ledger: keepalive re-arm"]
+    assert result.verdict == "fail" and result.machine_late is None
+
+
+@pytest.mark.parametrize("state,fault", [("unacked", "blackhole"), ("zero-window", "peer-gone")])
+def test_data_deaths_are_the_kernels_close_in_the_write_timers_run(tracefs, state, fault):
+    result = run_scenario(Scenario(KeepaliveSettings(1, 1, 3, user_timeout_ms=3000), fault=fault, state=state))
+    assert result.evidence == "trace", result.evidence_note
+    assert result.ledger is not None and result.ledger.death is not None
+    assert result.ledger.death.function == "tcp_write_timer" and result.death_source is DeathSource.TRACE
+    assert result.rule_failures == () and result.verdict == "pass", result.explain()
+
+
+def test_labs_sharing_addresses_and_ports_each_take_only_their_own_socket(tracefs):
+    results = run_many([IDLE] * 6)
+    for result in results:
+        assert result.evidence == "trace", result.evidence_note
+        assert result.wire is not None and result.wire.rst_s is not None and result.ledger is not None
+        assert abs(result.death_s - result.wire.rst_s) < 0.001, result.explain()  # its own death, not a twin's
+        assert len({r.now for r in result.ledger.runs}) == len(result.ledger.runs)
+
+
+def test_without_tracefs_the_run_is_judged_from_the_observer_and_says_why(monkeypatch):
+    def refused(*args, **kwargs):
+        raise TracefsUnavailable("tracefs is not mounted and mounting it was refused: test")
+
+    monkeypatch.setattr(timers.TraceInstance, "create", refused)
+    result = run_scenario(IDLE)
+    assert result.evidence == "observer" and result.ledger is None
+    assert result.evidence_note == "tracefs is not mounted and mounting it was refused: test"
+    assert result.death_source is DeathSource.WIRE and result.verdict == "pass", result.explain()
