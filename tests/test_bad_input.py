@@ -99,6 +99,7 @@ def write_files(folder: Path) -> Path:
             path.write_bytes(content)
         else:
             path.write_text(content)
+    (folder / "locked").mkdir(mode=0)  # a directory its owner cannot read: a HOME that is root's after `su`
     return folder
 
 
@@ -194,14 +195,16 @@ class Row:
     says: tuple[str, ...]  # each must be in the output (the message names the input and what to do)
     stream: str = "stderr"  # where the one message goes
     env: dict[str, str] = field(default_factory=dict)
+    locked_out: bool = False  # file permissions bind it, as a user: root runs it without CAP_DAC_*
 
 
 def row(id: str, args: str | list[str], exit: int, *says: str, root: bool = False, stream: str = "stderr",
-        env: dict[str, str] | None = None) -> object:
-    """One row: ``args`` as a shell-like string (split on spaces) or a list; ``root``: it builds a lab first."""
+        env: dict[str, str] | None = None, locked_out: bool = False) -> object:
+    """One row: ``args`` as a shell-like string (split on spaces) or a list; ``root``: it builds a lab first;
+    ``locked_out``: it must be refused ``{in}/locked`` (mode 000), so root drops the capabilities that read it."""
     argv = tuple(args.split() if isinstance(args, str) else args)
     marks = [pytest.mark.skipif(ROOT_MISSING is not None, reason=f"builds a lab: {ROOT_MISSING}")] if root else []
-    return pytest.param(Row(argv, exit, says, stream, env or {}), id=id, marks=marks)
+    return pytest.param(Row(argv, exit, says, stream, env or {}, locked_out), id=id, marks=marks)
 
 
 def expect_one_message(done: subprocess.CompletedProcess[str], r: Row, folder: Path) -> None:
@@ -216,6 +219,9 @@ def expect_one_message(done: subprocess.CompletedProcess[str], r: Row, folder: P
 
 
 def netkit(r: Row, untouched: Untouched, folder: Path, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    if r.locked_out and os.geteuid() == 0:
+        prefix = ("setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                  "--inh-caps=-dac_override,-dac_read_search", *prefix)
     argv = [a.replace("{in}", str(folder)) for a in r.args]
     env = untouched.env(**{k: v.replace("{in}", str(folder)) for k, v in r.env.items()})
     return subprocess.run([*prefix, sys.executable, "-m", "netkit.cli", *argv], capture_output=True, text=True,
@@ -479,6 +485,9 @@ KERNELS_AND_THE_REST = [
     row("kernels-remove-a-path", "kernels remove ../../etc", 2, "'../../etc'", "netkit kernels list"),
     row("kernels-list-cache-is-a-file", "kernels list", 2, "{in}/afile", "not a directory", "NETKIT_KERNEL_CACHE",
         env={"NETKIT_KERNEL_CACHE": "{in}/afile"}),
+    row("kernels-list-home-unreadable", "kernels list", 2, "kernel cache {in}/locked/.cache/netkit/kernels",
+        "cannot read it (permission denied)", "set NETKIT_KERNEL_CACHE", env={"NETKIT_KERNEL_CACHE": "", "HOME": "{in}/locked"},
+        locked_out=True),
     row("cleanup-unknown-option", "cleanup --force", 2, "--force"),
     row("doctor-unknown-option", "doctor --fix", 2, "--fix"),
     row("doctor-json-with-a-value", "doctor --json=yes", 2, "--json", "'yes'"),

@@ -91,16 +91,27 @@ def read_cached(root: str) -> CachedKernel | None:
                         tuple(meta.get("packages", ())), meta.get("fetched"))
 
 
+def unusable_cache(cache: str, exc: OSError, doing: str) -> InputError:
+    """The cache's directory and the way out (exit 2): its default follows HOME, which ``su`` without ``-`` keeps."""
+    why = (exc.strerror or str(exc)).lower()
+    return InputError(f"kernel cache {cache}: cannot {doing} it ({why}): set {CACHE_ENV} to a directory you can "
+                      f"read and write (unset, the cache is ~/.cache/netkit/kernels, under HOME)")
+
+
+def _entries(cache: str) -> list[str]:
+    """The names in the cache directory; none when it does not exist yet."""
+    try:
+        return os.listdir(cache)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:  # a file, or HOME still root's (su without -, setpriv): a message, not a traceback
+        raise unusable_cache(cache, exc, "read") from None
+
+
 def list_cached(cache: str | None = None) -> list[CachedKernel]:
     """Every complete kernel in the cache, oldest series first."""
     cache = cache or cache_dir()
-    try:
-        names = os.listdir(cache)
-    except FileNotFoundError:
-        return []
-    except NotADirectoryError:
-        raise InputError(f"kernel cache {cache}: not a directory: set {CACHE_ENV} to a directory, or unset it") from None
-    found = [k for n in names if not n.startswith(".") and n not in ("apt", "build")
+    found = [k for n in _entries(cache) if not n.startswith(".") and n not in ("apt", "build")
              and (k := read_cached(os.path.join(cache, n))) is not None]
     return sorted(found, key=lambda k: (DebianVersion.parse(k.release), k.release))
 
@@ -148,7 +159,10 @@ def image_kernel(path: str) -> CachedKernel:
 def remove(release: str, cache: str | None = None) -> bool:
     if not release or os.sep in release or release in (".", ".."):  # a release names an entry of the cache, no path
         return False
-    path = os.path.join(cache or cache_dir(), release)
+    cache = cache or cache_dir()
+    if release not in _entries(cache):
+        return False
+    path = os.path.join(cache, release)
     if read_cached(path) is None:
         return False
     shutil.rmtree(path)

@@ -1,7 +1,9 @@
 """``netkit kernels get SPEC...`` and ``netkit kernels list``: Debian's kernels in netkit's cache.
 
-Exit status: 0 done; 2 an unknown spec, or a machine that cannot fetch
-(no apt-get, the mirror unreachable) -- the message says which.
+Exit status: 0 done; 2 an unknown spec, a cache it cannot read or create
+(HOME still root's after ``su`` without ``-``: set NETKIT_KERNEL_CACHE), or a
+machine that cannot fetch (no apt-get, the mirror unreachable) -- the message
+says which.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import EnvironmentUnusable
 from .apt import PrivateApt
-from .cache import MARKER, CachedKernel, cache_dir, find_cached, image_kernel, read_cached
+from .cache import MARKER, CachedKernel, cache_dir, find_cached, image_kernel, read_cached, unusable_cache
 from .candidates import choose, packages_for
 from .spec import KernelSpecError, Spec, parse_spec
 from .tools import depmod_path
@@ -71,7 +71,10 @@ def get(spec_text: str, *, refresh: bool = False, cache: str | None = None, pref
 
 def _fetch(spec: Spec, cache: str, refresh: bool, say: Any) -> FetchResult:
     started = time.monotonic()
-    os.makedirs(cache, exist_ok=True)
+    try:
+        os.makedirs(cache, exist_ok=True)
+    except OSError as exc:  # e.g. HOME=/nonexistent (nobody's): the default cache cannot be created
+        raise unusable_cache(cache, exc, "create") from None
     apt = PrivateApt(cache)
     apt.ensure_lists(refresh)
     candidates, records = apt.candidates()
