@@ -33,8 +33,8 @@ def _ts(jiffy: int, plus_us: int = 20) -> str:
 
 
 def _start(timer: str, jiffy: int, delay: int, bucket: int, cpu: int = 1, pid: int = 0, plus_us: int = 30) -> str:
-    task = f"python-{pid}" if pid else "<idle>-0"
-    return (f"  {task}   [00{cpu}] dNs3. {_ts(jiffy, plus_us)}: timer_start: timer={timer} "
+    task, flags = (f"python-{pid}", "d..1.") if pid else ("<idle>-0", "dNs3.")  # a system call; a softirq
+    return (f"  {task}   [00{cpu}] {flags} {_ts(jiffy, plus_us)}: timer_start: timer={timer} "
             f"function=tcp_keepalive_timer expires={jiffy + delay} [timeout={delay}] bucket_expiry={bucket} "
             f"cpu={cpu} idx=88 flags=")
 
@@ -150,6 +150,9 @@ def test_the_timer_is_learned_from_the_one_arming_of_netkits_own_call():
     assert learned_timer(lines, PID + 1, "tcp_keepalive_timer", call, call + 10**6) is None
     twice = parse(text + "\n" + _start(OTHER, J0 - 251, 250, J0, pid=PID))
     assert learned_timer(twice, PID, "tcp_keepalive_timer", call, call + 10**6) is None  # two: no guess
+    # Another lab's timer re-armed by a softirq on the way out of our call carries our pid: not ours.
+    softirq = _start(OTHER, J0 - 251, 250, J0, pid=PID).replace("d..1.", "d.s1.")
+    assert learned_timer(parse(text + "\n" + softirq), PID, "tcp_keepalive_timer", call, call + 10**6) == OURS
 
 
 def test_lateness_is_measured_and_what_carries_over_is_recomputed_on_the_wheel():

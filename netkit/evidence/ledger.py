@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-_LINE = re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+\S+\s+"
+_LINE = re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+(?P<flags>\S+)\s+"
                    r"(?P<secs>\d+)\.(?P<usecs>\d+):\s+(?P<event>\w+):\s+(?P<rest>.*)$")
 _FIELD = re.compile(r"(\w+)=(\S*)")
 TCP_CLOSE = "TCP_CLOSE"
@@ -48,6 +48,7 @@ class TraceLine:
     t_ns: int
     event: str
     fields: dict[str, str]
+    in_interrupt: bool = False  # the latency flags say hard or soft irq: the pid is whoever was interrupted
 
 
 def parse(text: str) -> list[TraceLine]:
@@ -60,8 +61,10 @@ def parse(text: str) -> list[TraceLine]:
                 lines.append(TraceLine(0, 0, lines[-1].t_ns if lines else 0, "lost", {}))
             continue
         usecs = m.group("usecs").ljust(9, "0")[:9]  # "us" resolution prints 6 digits; ns clocks print 9
+        flags = m.group("flags")  # e.g. "dNs3.": irqs-off, need-resched, hardirq/softirq ("h", "s", "H"), depth
         lines.append(TraceLine(int(m.group("pid")), int(m.group("cpu")), int(m.group("secs")) * 10**9 + int(usecs),
-                               m.group("event"), dict(_FIELD.findall(m.group("rest")))))
+                               m.group("event"), dict(_FIELD.findall(m.group("rest"))),
+                               len(flags) > 2 and flags[2] in "hsHzZ"))
     return lines
 
 
@@ -226,12 +229,14 @@ def _jiffy_epoch(lines: Sequence[TraceLine], ours: set[str], tick_ns: int) -> in
 def learned_timer(lines: Sequence[TraceLine], pid: int, function: str, after_ns: int, before_ns: int) -> str | None:
     """The address of the one ``function`` timer that ``pid`` armed between two moments (its own system call).
 
-    None when there is not exactly one: a guess between two would tie the
-    ledger to the wrong socket.
+    Only armings in process context count: a softirq that ran on the way
+    out of the call (another lab's timer, say) carries the interrupted
+    thread's pid.  None when there is not exactly one: a guess between two
+    would tie the ledger to the wrong socket.
     """
     found = {line.fields.get("timer", "") for line in lines
              if line.event == "timer_start" and line.pid == pid and line.fields.get("function") == function
-             and after_ns <= line.t_ns <= before_ns}
+             and not line.in_interrupt and after_ns <= line.t_ns <= before_ns}
     return found.pop() if len(found) == 1 else None
 
 
