@@ -7,6 +7,13 @@ namespace is removed only when its name has netkit's format *and* process
 ``<pid>`` no longer runs.  netkit never creates interfaces in the host
 namespace (its veth ends live and die inside the lab namespaces), so host
 interfaces are reported, never touched.
+
+The same goes for the kernel's tracefs: a run's private instance
+(``instances/nk-<pid>-<pidns>-<hex>``, see :mod:`netkit.lab.tracefs`) is
+removed at exit, and one left by a SIGKILL is removed here only when its
+name has netkit's format *and* its owner certainly no longer runs.
+tracefs is never mounted for this: where it is not mounted, no run of
+netkit's could have left an instance since boot.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from .lab import tracefs
 from .lab.namespaces import NETNS_RUN_DIR, PREFIX, owner_pid, remove_named
 from .lab.proc import process_alive
 from .rundir import remove_stale, stale_dirs
@@ -27,6 +35,9 @@ class CleanupReport:
     foreign: list[str] = field(default_factory=list)  # nk-prefixed, but not netkit's name format
     host_interfaces: list[str] = field(default_factory=list)  # reported, never touched
     run_dirs: list[str] = field(default_factory=list)  # temporary directories of netkit processes that are gone
+    trace_instances: list[str] = field(default_factory=list)  # tracefs instances of netkit processes that are gone
+    trace_kept_alive_owner: list[str] = field(default_factory=list)  # owner runs, or cannot be seen from here
+    trace_foreign: list[str] = field(default_factory=list)  # nk-prefixed, but not netkit's name format
 
 
 def kept_namespaces() -> list[str]:
@@ -54,5 +65,8 @@ def cleanup(dry_run: bool = False) -> CleanupReport:
                 remove_named(name)
             report.removed.append(name)
     report.run_dirs = stale_dirs() if dry_run else remove_stale()
+    instances = tracefs.census()
+    report.trace_kept_alive_owner, report.trace_foreign = instances.alive, instances.foreign
+    report.trace_instances = tracefs.remove_stale(dry_run=dry_run, found=instances)
     report.host_interfaces = host_interfaces()
     return report

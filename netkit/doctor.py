@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from .kernel import kernel_info
+from .lab import tracefs
 from .lab.lab import Lab
 from .lab.namespaces import Namespace
 from .lab.qdisc import qdisc_probe
@@ -44,6 +45,26 @@ def _probe_veth() -> str:
     return "a veth pair between two namespaces builds and tears down"
 
 
+NO_TRACE = "runs are judged from the observer and the wire; evidence: observer"
+
+
+def _probe_tracefs() -> str:
+    """Mounted (or mountable: then mounted, as systemd does at boot), and a private instance builds and goes."""
+    before = tracefs._mounted()
+    root = tracefs.tracefs_root()
+    tracefs.TraceInstance.create({}, root=root).close()
+    where = f"mounted at {root}" if before else f"was not mounted; mounted it at {root}"
+    return f"{where}; a private instance builds and tears down"
+
+
+def _probe_trace_events() -> str:
+    """Every event a timer ledger reads, by tracefs's own name (group:event)."""
+    missing = tracefs.missing_events(tracefs.tracefs_root())
+    if missing:
+        raise LookupError(f"this kernel has no {', '.join(e.replace('/', ':') for e in missing)}")
+    return ", ".join(e.replace("/", ":") for e in tracefs.EVENTS)
+
+
 def _tool(name: str) -> Callable[[], str]:
     def probe() -> str:
         path = shutil.which(name)
@@ -70,6 +91,8 @@ def run_checks() -> list[Check]:
         ("iptables", _tool("iptables"), False, "no fallback for the blackhole fault without nftables"),
         ("sch_netem", qdisc_probe("netem", loss=100), False, "the netem-loss fault is skipped"),
         ("tcpdump", _tool("tcpdump"), False, "captures use netkit's own packet socket"),
+        ("tracefs", _probe_tracefs, False, NO_TRACE),
+        ("tracefs events", _probe_trace_events, False, NO_TRACE),
     ]
     for name, probe, essential, meaning in probes:
         ok, detail = _try(probe)

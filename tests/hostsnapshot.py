@@ -3,7 +3,7 @@
 "The host" is the network namespace the test process runs in (the initial one on
 a normal machine), which is where netkit's CLI, library and workers start. Every
 function here only reads: ``ip -j ... show``, ``tc -j qdisc show``, ``nft -j list
-ruleset``, ``iptables-save``, /proc/sys/net. Values the kernel changes on its own
+ruleset``, ``iptables-save``, /proc/sys/net, and the top-level tracing state of tracefs. Values the kernel changes on its own
 are left out or normalized, each with its reason next to it, so two snapshots
 differ only when something changed the configuration.
 """
@@ -21,6 +21,10 @@ SYSCTL_ROOT = "/proc/sys/net"
 VOLATILE_SYSCTLS = {
     "/proc/sys/net/netfilter/nf_conntrack_count",  # a gauge of the host's live connections, not a setting
 }
+# The top-level tracing state netkit must never change (its runs trace in private instances, netkit.lab.tracefs).
+TRACING_FILES = ("tracing_on", "current_tracer", "set_event", "trace_clock", "trace_options", "buffer_size_kb")
+NETKIT_INSTANCE = re.compile(r"^nk-\d+-")  # a run's own instance, nk-<pid>-...: live ones come and go, netkit cleanup
+                                         # removes dead ones; tests/test_tracefs_hygiene.py proves that apart
 
 
 
@@ -105,6 +109,43 @@ def sysctls(root: str = SYSCTL_ROOT) -> dict[str, str]:
     return dict(sorted(values.items()))
 
 
+def tracefs_mount() -> str | None:
+    """Where this process can reach tracefs (a mount point whose device is the tracefs it lists), or None."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if " - tracefs " not in line:
+                continue
+            major, minor = (int(n) for n in fields[2].split(":"))
+            try:
+                if os.stat(fields[4]).st_dev == os.makedev(major, minor):
+                    return fields[4]
+            except OSError:
+                continue
+    return None
+
+
+def tracing_state() -> dict[str, str] | None:
+    """The top-level tracing files (byte for byte) and the instances that are not netkit's; None without tracefs.
+
+    Read, never mounted here: the test mounts tracefs before its first
+    snapshot (netkit may mount it, which changes no tracing state).
+    """
+    root = tracefs_mount()
+    if root is None:
+        return None
+    state = {}
+    for name in TRACING_FILES:
+        try:
+            with open(os.path.join(root, name), "rb") as f:
+                state[name] = f.read().decode(errors="backslashreplace")
+        except OSError as exc:
+            state[name] = f"<unreadable: {exc.strerror}>"
+    others = sorted(n for n in os.listdir(os.path.join(root, "instances")) if not NETKIT_INSTANCE.match(n))
+    state["instances (not netkit's)"] = " ".join(others)
+    return state
+
+
 def host_snapshot() -> dict[str, object]:
     """Everything about the host's network that netkit must not change, one section per source."""
     links, addresses, routes4, routes6 = host_network_state()
@@ -122,6 +163,7 @@ def host_snapshot() -> dict[str, object]:
         "iptables-save": _tool(["iptables-save"], _iptables_rules),
         "ip6tables-save": _tool(["ip6tables-save"], _iptables_rules),
         "sysctls (/proc/sys/net)": sysctls(),
+        "top-level tracing state (tracefs)": tracing_state(),
     }
 
 

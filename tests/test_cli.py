@@ -106,7 +106,8 @@ def test_doctor_reports_each_feature():
     report = json.loads(done.stdout)
     names = {c["name"]: c for c in report["checks"]}
     assert report["usable"] is True
-    for name in ("kernel", "root", "network namespaces", "veth", "nftables", "iptables", "sch_netem"):
+    for name in ("kernel", "root", "network namespaces", "veth", "nftables", "iptables", "sch_netem", "tracefs",
+                 "tracefs events"):
         assert name in names
     assert names["kernel"]["detail"].startswith(os.uname().release)
 

@@ -18,7 +18,8 @@ fixture) and proves two things around that one run:
    host's rtnetlink notifications (links, addresses, routes, rules, qdiscs,
    netconf) are recorded during the run too: none may name an ``nk`` interface
    or a lab address. After the run no new ``nk`` namespace is left under
-   /run/netns and no ``nk`` interface exists in the host.
+   /run/netns, no ``nk`` interface exists in the host and no tracefs instance
+   of a netkit process that is gone remains.
 2. The traffic stays inside. While the gate runs, an AF_PACKET socket
    (SOCK_RAW, ETH_P_ALL) opened in the host sees every frame of every host
    interface; no frame may carry a lab address (198.18.0.0/15, 2001:2::/48) as
@@ -56,6 +57,7 @@ from conftest import one_whole_gate_at_a_time
 from hostsnapshot import differences, host_snapshot, ip
 
 from netkit.cleanup import kept_namespaces
+from netkit.lab import tracefs
 from netkit.lab.namespaces import owner_pid, socket_namespace_inode
 from netkit.lab.proc import process_alive
 from netkit.privileges import effective_capabilities, missing_privileges
@@ -299,6 +301,8 @@ class GateRun:
     namespaces_before: set
     namespaces_after: set
     watch: HostWatch
+    instances_before: set  # netkit's tracefs instances (other runs of this machine may own some)
+    tracefs_missing: str  # why tracefs cannot be had here ("" when it can)
 
     def require_a_real_run(self) -> None:
         """The proofs mean something only if the gate really ran its scenarios."""
@@ -319,6 +323,12 @@ def gate_run(tmp_path_factory):
         pytest.skip("watching the host's traffic needs CAP_NET_RAW (an AF_PACKET socket), which this process lacks")
     document = tmp_path_factory.mktemp("host-untouched") / "gate.json"
     namespaces_before = set(kept_namespaces())
+    instances_before = set(tracefs.netkit_instances())
+    tracefs_missing = ""
+    try:
+        tracefs.tracefs_root()  # mounted before the first look: netkit may mount it, which changes no tracing state
+    except tracefs.TracefsUnavailable as exc:
+        tracefs_missing = str(exc)  # then the snapshots say so (None), and a mount by the gate would show
     before = host_snapshot()
     with one_whole_gate_at_a_time(), HostWatch() as watch:
         started = time.monotonic()
@@ -329,13 +339,15 @@ def gate_run(tmp_path_factory):
         wall = time.monotonic() - started
     after = host_snapshot()
     return GateRun(done, json.loads(document.read_text()) if document.exists() else None, wall, before, after,
-                   namespaces_before, set(kept_namespaces()), watch)
+                   namespaces_before, set(kept_namespaces()), watch, instances_before, tracefs_missing)
 
 
 @needs_root
 @pytest.mark.slow
 def test_a_full_gate_changes_nothing_in_the_host(gate_run):
     gate_run.require_a_real_run()
+    if not gate_run.tracefs_missing:  # the tracing state was compared, not two Nones
+        assert gate_run.before["top-level tracing state (tracefs)"], "tracefs was mounted, yet not read"
     changed = differences(gate_run.before, gate_run.after)
     assert not changed, "the gate changed the host's network:\n" + "\n".join(changed)
     watch = gate_run.watch
@@ -357,6 +369,8 @@ def test_a_full_gate_leaves_no_nk_namespace_or_interface_in_the_host(gate_run):
     assert not orphaned, f"the gate left named namespaces under /run/netns: {orphaned}"
     nk_links = [link["ifname"] for link in ip("link", "show") if link["ifname"].startswith("nk")]
     assert not nk_links, f"nk interfaces in the host after the gate: {nk_links}"
+    left = sorted(set(tracefs.census().stale) - gate_run.instances_before)
+    assert not left, f"the gate left tracefs instances whose process is gone: {left}"
 
 
 @needs_root

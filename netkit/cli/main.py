@@ -165,7 +165,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    require_privileges("to remove the network namespaces netkit kept under /run/netns")
+    require_privileges("to remove the network namespaces netkit kept under /run/netns and its tracefs instances")
     report = cleanup(dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     if args.json:
@@ -181,8 +181,14 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         print(f"left host interface {name}: netkit never creates host interfaces, so it is not netkit's")
     for path in report.run_dirs:
         print(f"{verb} temporary directory {path} (its netkit process is gone)")
+    for name in report.trace_instances:
+        print(f"{verb} tracefs instance {name} (its netkit process is gone)")
+    for name in report.trace_kept_alive_owner:
+        print(f"left tracefs instance {name}: its netkit process still runs (or runs where this one cannot see)")
+    for name in report.trace_foreign:
+        print(f"left tracefs instance {name}: not a netkit name (nk-<pid>-<pidns>-<id>)")
     if not (report.removed or report.kept_alive_owner or report.foreign or report.host_interfaces
-            or report.run_dirs):
+            or report.run_dirs or report.trace_instances or report.trace_kept_alive_owner or report.trace_foreign):
         print("nothing to clean up")
     return EXIT_PASS
 
@@ -229,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true")
     doctor.set_defaults(func=cmd_doctor)
 
-    clean = sub.add_parser("cleanup", help="remove namespaces left by netkit processes that no longer run")
+    clean = sub.add_parser("cleanup", help="remove namespaces, tracefs instances and temporary directories left by netkit "
+                                                "processes that no longer run")
     clean.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     clean.add_argument("--json", action="store_true")
     clean.set_defaults(func=cmd_cleanup)

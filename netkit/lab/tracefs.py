@@ -1,6 +1,6 @@
 """A private tracefs instance per run: the kernel's own record of a connection's timers and death.
 
-Why an instance (``instances/nk-<pid>-<hex>``) and not the top-level buffer:
+Why an instance (``instances/nk-<pid>-<pidns>-<hex>``) and not the top-level buffer:
 the top-level tracing state (``tracing_on``, ``current_tracer``,
 ``set_event``, ``trace_clock``, its options, other instances) belongs to
 whoever else traces this machine, and netkit never changes it.  An instance
@@ -13,10 +13,17 @@ CPU, enough for one connection's few dozen events), ``trace_clock`` =
 observer's share one axis), ``options/hash-ptr`` = 0 (the timer and socket
 addresses are printed as the values the filters compare, not hashed).
 
-The name carries the owner's pid: an instance whose owner is gone (a run
-killed by SIGKILL) is removed by :func:`remove_stale` (``netkit cleanup``),
-and an instance whose owner runs, or whose name is not netkit's, is never
-touched.
+The name carries the owner's pid and its pid namespace
+(``nk-<pid>-<pidns>-<hex>``, the namespace's inode in decimal): the kernel
+has one tracefs, and a container that mounts it (``mount -t tracefs`` works
+as root inside systemd-nspawn) shares the host's instances, while its pids
+are its own -- pid 1234 in a container is not the host's 1234.  An instance
+whose owner is gone (a run killed by SIGKILL) is removed by
+:func:`remove_stale` (``netkit cleanup``): the owner is looked up in its own
+pid namespace, which a process sees only from that namespace or from the
+initial one (which sees every process); seen from anywhere else, it is left
+alone.  An instance whose owner runs, or whose name is not netkit's, is
+never touched.
 
 tracefs is mounted at ``/sys/kernel/tracing`` if it is not mounted yet (a
 mount of the kernel's one tracefs, as systemd does at boot; no tracing
@@ -34,9 +41,10 @@ import re
 import secrets
 import subprocess
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from ..errors import FeatureMissing
-from .proc import process_alive
+from .proc import pids, process_alive
 
 MOUNT_POINT = "/sys/kernel/tracing"
 PREFIX = "nk"
@@ -49,7 +57,8 @@ EVENTS = (  # what a ledger reads; "group/name" under events/
     "sock/inet_sock_set_state",
     "sock/inet_sk_error_report",
 )
-_NAME = re.compile(rf"^{PREFIX}-(\d+)-[0-9a-f]+$")
+_NAME = re.compile(rf"^{PREFIX}-(\d+)-(\d+)-[0-9a-f]+$")
+INIT_PID_NAMESPACE = 0xEFFFFFFC  # PROC_PID_INIT_INO: the initial pid namespace's fixed inode (include/linux/proc_ns.h)
 
 
 class TracefsUnavailable(FeatureMissing):
@@ -57,14 +66,32 @@ class TracefsUnavailable(FeatureMissing):
 
 
 def _mounted() -> str | None:
+    """The first tracefs mount point this process can reach.
+
+    A mount listed in /proc/self/mountinfo can be hidden by a later mount over
+    its parent: ``systemd-nspawn --bind=/sys/kernel/tracing`` lists tracefs
+    there, but mounts sysfs's ``/sys/kernel`` over it afterwards.  A mount point
+    counts only when stat() of it lands on the tracefs device it lists.
+    """
     try:
-        with open("/proc/self/mounts") as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) > 2 and fields[2] == "tracefs":
-                    return fields[1]
+        with open("/proc/self/mountinfo") as f:
+            lines = f.readlines()
     except OSError:
         return None
+    for line in lines:
+        fields = line.split()
+        if " - " not in line or len(fields) < 5:
+            continue
+        fstype = line.split(" - ", 1)[1].split()[0]
+        if fstype != "tracefs":
+            continue
+        point = fields[4].replace("\\040", " ")
+        major, minor = (int(n) for n in fields[2].split(":"))
+        try:
+            if os.stat(point).st_dev == os.makedev(major, minor):
+                return point
+        except OSError:
+            continue
     return None
 
 
@@ -78,9 +105,10 @@ def tracefs_root(mount: bool = True) -> str:
                               check=False)
         found = _mounted()
         if found is None:
-            why = done.stderr.strip() or f"mount exited {done.returncode}"
+            why = (done.stderr.strip().splitlines() or [f"mount exited {done.returncode}"])[0]
             raise TracefsUnavailable(f"tracefs is not mounted and mounting it at {MOUNT_POINT} was refused: {why} "
-                                     "(in a container, bind the host's: --bind=/sys/kernel/tracing)")
+                                     "(a container needs CAP_SYS_ADMIN and the mount system call: systemd-nspawn "
+                                     "gives both to root, Docker only with --privileged)")
     if found is None:
         raise TracefsUnavailable("tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)")
     if not os.path.isdir(os.path.join(found, "instances")):
@@ -93,10 +121,53 @@ def missing_events(root: str) -> list[str]:
     return [e for e in EVENTS if not os.path.isdir(os.path.join(root, "events", e))]
 
 
-def owner_pid(name: str) -> int | None:
-    """The pid in a netkit instance name (``nk-<pid>-<hex>``), None for any other name."""
+def owner(name: str) -> tuple[int, int] | None:
+    """(pid, pid namespace inode) in a netkit instance name (``nk-<pid>-<pidns>-<hex>``), None for any other name."""
     m = _NAME.match(name)
-    return int(m.group(1)) if m else None
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def owner_pid(name: str) -> int | None:
+    """The pid in a netkit instance name, None for any other name."""
+    found = owner(name)
+    return found[0] if found else None
+
+
+def pid_namespace(pid: int | str = "self") -> int | None:
+    """The inode of ``pid``'s pid namespace (the same number seen from every namespace); None once it is gone."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def _innermost_pid(pid: int) -> int | None:
+    """``pid``'s pid as its own pid namespace numbers it (the last of ``NSpid``)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def owner_gone(pid: int, namespace: int) -> bool:
+    """True only when it is certain that process ``pid`` of pid namespace ``namespace`` no longer runs.
+
+    From the owner's own namespace, ``pid`` is asked directly.  From the
+    initial namespace every process is visible with its pid in each namespace
+    (``NSpid``), so the owner is looked for among the processes of
+    ``namespace`` (none left: the namespace, and the owner, are gone).  From
+    any other namespace the owner cannot be seen, so it is never declared gone.
+    """
+    ours = pid_namespace()
+    if namespace == ours:
+        return not process_alive(pid)
+    if ours != INIT_PID_NAMESPACE:
+        return False
+    return not any(pid_namespace(p) == namespace and _innermost_pid(p) == pid for p in pids())
 
 
 class TraceInstance:
@@ -118,7 +189,7 @@ class TraceInstance:
         missing = [e for e in filters if not os.path.isdir(os.path.join(root, "events", e))]
         if missing:
             raise TracefsUnavailable(f"this kernel's tracefs has no {', '.join(missing)} event")
-        instance = cls(root, f"{PREFIX}-{os.getpid()}-{secrets.token_hex(4)}")
+        instance = cls(root, f"{PREFIX}-{os.getpid()}-{pid_namespace()}-{secrets.token_hex(4)}")
         try:
             os.mkdir(instance.path)
         except OSError as exc:
@@ -186,28 +257,60 @@ def remove_instance(path: str) -> None:
             os.sched_yield()
 
 
-def netkit_instances(root: str | None = None) -> list[str]:
-    """The names of instances that look like netkit's, whatever their owner."""
-    root = root or _mounted()
-    if root is None:
-        return []
+def _instance_names(root: str) -> list[str]:
     try:
-        return sorted(n for n in os.listdir(os.path.join(root, "instances")) if owner_pid(n) is not None)
+        return sorted(os.listdir(os.path.join(root, "instances")))
     except OSError:
         return []
 
 
-def remove_stale(dry_run: bool = False) -> list[str]:
-    """Remove netkit's instances whose owner process is gone (a run killed by SIGKILL); return their names."""
+def netkit_instances(root: str | None = None) -> list[str]:
+    """The names of instances that look like netkit's, whatever their owner."""
+    root = root or _mounted()
+    return [n for n in _instance_names(root) if owner(n) is not None] if root else []
+
+
+@dataclass
+class Census:
+    """The instances that carry netkit's prefix, by what ``netkit cleanup`` may do with them."""
+
+    stale: list[str] = field(default_factory=list)  # netkit's, owner gone: removed
+    alive: list[str] = field(default_factory=list)  # netkit's, owner runs (or cannot be seen from here): left
+    foreign: list[str] = field(default_factory=list)  # nk-prefixed, but not netkit's name format: left
+
+
+def census(root: str | None = None) -> Census:
+    """netkit-looking instances, sorted by whether their owner is certainly gone; nothing is changed."""
+    found = Census()
+    root = root or _mounted()
+    for name in _instance_names(root) if root else []:
+        if not name.startswith(PREFIX):
+            continue
+        who = owner(name)
+        if who is None:
+            found.foreign.append(name)
+        elif owner_gone(*who):
+            found.stale.append(name)
+        else:
+            found.alive.append(name)
+    return found
+
+
+def remove_stale(dry_run: bool = False, found: Census | None = None) -> list[str]:
+    """Remove netkit's instances whose owner process is gone (a run killed by SIGKILL); return their names.
+
+    ``found``: a :func:`census` already taken (so a report and the removal agree).
+    """
     root = _mounted()
     if root is None:
         return []
-    gone = [n for n in netkit_instances(root) if not process_alive(owner_pid(n) or 0)]
+    gone = (found or census(root)).stale
     if not dry_run:
         for name in gone:
             remove_instance(os.path.join(root, "instances", name))
     return gone
 
 
-__all__ = ["BUFFER_KB", "CLOCK", "EVENTS", "MOUNT_POINT", "PREFIX", "TraceInstance", "TracefsUnavailable",
-           "missing_events", "netkit_instances", "owner_pid", "remove_stale", "tracefs_root"]
+__all__ = ["BUFFER_KB", "CLOCK", "EVENTS", "MOUNT_POINT", "PREFIX", "Census", "TraceInstance", "TracefsUnavailable",
+           "census", "missing_events", "netkit_instances", "owner", "owner_gone", "owner_pid", "pid_namespace",
+           "remove_stale", "tracefs_root"]
