@@ -36,7 +36,7 @@ from typing import Any
 from ..document.codec import dump, load
 from ..document.records import GateDocument, GuestRecord
 from ..errors import EnvironmentUnusable, InputError
-from ..exitcodes import EXIT_FAIL, EXIT_PASS, EXIT_UNUSABLE
+from ..exitcodes import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS, EXIT_UNUSABLE
 from ..kernels.guest import CLI, GUEST_TIMEOUT_S, REPO_ROOT, WORKDIR, GuestFailed, run_in_kernel
 from ..kernels.spec import parse_spec
 from ..kernels.tools import kvm_failed_earlier
@@ -128,7 +128,8 @@ def gate_on_kernels(args: argparse.Namespace, *, render: Callable[[str, GateDocu
         return EXIT_UNUSABLE
     failed = any(d.totals.get("fail") or d.totals.get("error") or (d.guest is not None and d.guest.exit_status == 1)
                  for d in docs)
-    return EXIT_FAIL if failed else EXIT_PASS
+    inconclusive = any(d.totals.get("inconclusive") for d in docs)
+    return EXIT_FAIL if failed else EXIT_INCONCLUSIVE if inconclusive else EXIT_PASS
 
 
 def gate_command(gate_args: list[str], json_path: str, jobs: int | None) -> list[str]:
