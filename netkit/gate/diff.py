@@ -16,6 +16,13 @@ passes, is a change but no regression: where timer lateness
 decides which run is the fatal one (TCP_USER_TIMEOUT on the persist or
 keepalive timer), the rule itself has two outcomes (``DeathPrediction``'s
 alternative window and count; docs/rules.md).
+
+An *inconclusive* scenario (the machine ran the timers late, measured by
+the timer ledger, on the gate's retry too) is never a regression: nothing
+about the kernel was learnt.  A change to or from it (pass -> inconclusive,
+fail -> inconclusive, inconclusive -> fail...) is listed as what it is, with
+the lateness; a later run that fails is then compared with the last
+conclusive one by whoever reads the list, not guessed here.
 """
 
 from __future__ import annotations
@@ -84,12 +91,23 @@ def compare(old: GateDocument, new: GateDocument) -> GateDiff:
     return diff
 
 
+def _outcome_note(old: ScenarioEntry, new: ScenarioEntry) -> str:
+    if new.outcome == GateOutcome.INCONCLUSIVE:
+        return f"inconclusive, not a regression: {new.reason or 'machine late'}"
+    if old.outcome == GateOutcome.INCONCLUSIVE:
+        return f"the old run was inconclusive ({old.reason or 'machine late'}); now {new.outcome}: {new.reason or ''}"\
+            .rstrip(": ")
+    return new.reason or ""
+
+
 def _changes(sid: str, old: ScenarioEntry, new: ScenarioEntry, hz_changed: bool) -> list[Change]:
     found = []
     was_passing = old.outcome in PASSING
+    if new.outcome == GateOutcome.INCONCLUSIVE:
+        was_passing = False  # the machine was late: no fact of the new run can be a regression
     if old.outcome != new.outcome:
         broke = was_passing and new.outcome in (GateOutcome.FAIL, GateOutcome.ERROR)
-        found.append(Change(sid, "outcome", old.outcome, new.outcome, broke, new.reason or ""))
+        found.append(Change(sid, "outcome", old.outcome, new.outcome, broke, _outcome_note(old, new)))
     for key in ("error", "count"):
         a, b = _facts(old, key), _facts(new, key)
         if a and b and a != b:

@@ -153,10 +153,10 @@ def decide(runs: ScenarioRuns, *, slow_machine: bool, known: Known | None = None
     if known is not None:
         return Outcome(GateOutcome.XFAIL, f"known difference: {known.reason}", known)
     if machine_late_only(failing):
-        again = f" (the first run: {inconclusive_reason(first_late)})" if runs.retried else ""
-        return Outcome(GateOutcome.INCONCLUSIVE, f"{inconclusive_reason(failing[0].machine_late)}, on the gate's retry "
-                       f"too{again}: the kernel kept the rule as far as the ledger shows; rerun on a quieter machine"
-                       if runs.retried else inconclusive_reason(failing[0].machine_late))
+        reason = inconclusive_reason(failing[0].machine_late)
+        if runs.retried:
+            reason += f"; on the gate's retry too (the first run: {inconclusive_reason(first_late)})"
+        return Outcome(GateOutcome.INCONCLUSIVE, reason)
     if slow_machine and all(r.late_only and r.evidence != "trace" for r in failing):
         worst = max(r.late_by_s or 0.0 for r in failing)
         return Outcome(GateOutcome.XFAIL, f"late by {worst * 1000:.0f} ms past the window's end, on a slow machine "

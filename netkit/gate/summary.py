@@ -57,7 +57,7 @@ def format_summary(doc: GateDocument | Mapping[str, Any]) -> str:
         if entry.evidence_text != "evidence: trace":
             observed[entry.evidence_text].append(entry.id)
     if observed:
-        lines += ["", f"judged without the timer ledger ({sum(map(len, observed.values()))} of {len(ran)} run):"]
+        lines += ["", f"judged without the timer ledger ({sum(map(len, observed.values()))} of the {len(ran)} that ran):"]
         lines += [f"  {len(ids)} x {text}" for text, ids in observed.items()]
     xfails = [e for e in doc.scenarios if e.outcome == GateOutcome.XFAIL]
     if xfails:
