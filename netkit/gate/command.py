@@ -56,7 +56,8 @@ HELP = {
     "markdown": "print the measured table (Markdown, as in the README) on stdout (the summary goes to stderr)",
     "baseline": "compare with an earlier --json document; exit 1 on a regression",
     "known": "TOML file of known differences (scenario glob, kernel glob, xfail|skip, reason, link)",
-    "slow_machine": "a slow (emulated) machine: late-only misses become XFAIL (also KSFT_MACHINE_SLOW=yes)",
+    "slow_machine": ("a slow (emulated) machine: late-only misses of runs without the timer ledger become XFAIL "
+                     "(also KSFT_MACHINE_SLOW=yes; with the ledger, lateness is measured: see 'inconclusive')"),
     "pcap_dir": "where failed scenarios write their packet captures (default: temporary files)",
     "shard": "run only part K of N of the selection, split by predicted length (one CI job each; `gate merge` joins them)",
     "jobs": ("run at most N scenarios at once (default: 24 per CPU, 16..128, the longest first; `--kernel` under "

@@ -51,7 +51,7 @@ TCG_PERTURBATION = ("measured 2026-11-29, the same 20 scenarios x3 runs, 2 at a 
                     "timers is 32 ms), retransmission (TCP_USER_TIMEOUT) deaths 4-9 ms later; the guest's timers "
                     "run on its own jiffies. Emulation slows the guest's user space instead (applying a fault, "
                     "building labs): hence at most GUEST_JOBS scenarios at once, and KSFT_MACHINE_SLOW=yes, which "
-                    "only turns late-only misses into XFAIL; windows are not widened")
+                    "only turns late-only misses without a ledger into XFAIL; windows are not widened")
 
 HELP = ("run the gate inside this kernel (repeatable; then a kernel x scenario table): a spec such as "
         "debian:6.1, bookworm-6.12, debian:7.x, a kernel image path, or host; booted with virtme-ng, "
