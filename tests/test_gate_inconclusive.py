@@ -428,3 +428,50 @@ def test_the_plugin_gives_the_retrys_result_when_it_is_not_machine_late_and_neve
     for first in (on_time, wrong, keepalive_result(0.060, ledger=False)):
         tests, pool = plugin_pool(first)
         assert tests.result(SCENARIO) is first and pool.started == 0
+
+
+# ---------------------------------------------------------------- netkit gate, end to end (the scenarios faked)
+
+
+@pytest.mark.parametrize("retry_run, outcome, status", [
+    (ON_TIME, "pass", EXIT_PASS), (run_of(0.048), "inconclusive", EXIT_INCONCLUSIVE), (WRONG_ERROR, "fail", EXIT_FAIL),
+], ids=["retry-passes", "late-again", "retry-fails"])
+def test_netkit_gate_retries_the_machine_late_scenario_and_exits_by_its_outcome(monkeypatch, tmp_path, capsys,
+                                                                                retry_run, outcome, status):
+    import netkit.gate.command as command
+    from netkit.cli.main import build_parser
+
+    calls: list[tuple[list[str], int]] = []
+
+    def fake_run_gate(scenarios, *, repeat=1, on_progress=None, pcap_dir=None, max_workers=1):
+        calls.append(([s.id for s in scenarios], repeat))
+        late = LATE if len(calls) == 1 else retry_run
+        return [runs_of(*[late if s.id.endswith("1/1/3") else ON_TIME] * repeat, scenario=s) for s in scenarios]
+
+    monkeypatch.setattr(command, "run_gate", fake_run_gate)
+    monkeypatch.setattr(command, "missing_privileges", lambda: None)
+    path = tmp_path / "gate.json"
+    args = build_parser().parse_args(["gate", "--only", "ipv4-idle-link-down-1/1/*", "--json", str(path)])
+    assert args.func(args) == status
+    assert calls[1] == (["ipv4-idle-link-down-1/1/3"], 1) and len(calls) == 2  # only the late one, once
+    doc = load(str(path))
+    entry = next(e for e in doc.scenarios if e.id == "ipv4-idle-link-down-1/1/3")
+    assert entry.outcome == outcome and entry.retried is not None and entry.retried.reason == LATE.machine_late
+    assert all(e.outcome == "pass" and e.retried is None for e in doc.scenarios if e is not entry)
+    err = capsys.readouterr().err
+    assert "netkit gate: retrying 1 scenario(s) the machine ran late (the kernel kept the rule): " \
+           "ipv4-idle-link-down-1/1/3" in err
+
+
+def test_the_progress_line_says_late_not_fail_for_a_scenario_the_gate_will_retry():
+    import io
+
+    from netkit.gate.progress import LiveProgress
+    from netkit.gate.run import GateProgress
+
+    lines = []
+    for runs in (runs_of(LATE), runs_of(WRONG_ERROR), runs_of(LATE, WRONG_ERROR)):
+        out = io.StringIO()
+        LiveProgress(out, 1)(GateProgress(1, 0, 0, 1, 0.0, runs))
+        lines.append(out.getvalue().split()[2])
+    assert lines == ["LATE", "FAIL", "FAIL"]
