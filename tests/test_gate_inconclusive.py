@@ -475,3 +475,20 @@ def test_the_progress_line_says_late_not_fail_for_a_scenario_the_gate_will_retry
         LiveProgress(out, 1)(GateProgress(1, 0, 0, 1, 0.0, runs))
         lines.append(out.getvalue().split()[2])
     assert lines == ["LATE", "FAIL", "FAIL"]
+
+
+def test_with_two_ledgers_a_changed_count_says_which_arming_differed_and_that_the_rule_allowed_both():
+    old = document(entry_of(runs_of(ON_TIME)))
+    more = keepalive_ledger(0.0).to_dict()
+    more["armings"].append({**more["armings"][-1], "t_s": 4.096, "now": 2024, "expires": 2274, "bucket": 2280})
+    new_run = dataclasses.replace(ON_TIME, count=4, ledger=Ledger.from_dict(more))
+    diff = compare(old, document(entry_of(runs_of(new_run))))
+    (change,) = diff.changes
+    assert (change.what, change.old, change.new) == ("count", 3, 4)
+    assert change.note == "ledger: 1 arming(s) more (250 jiffies); the rule allowed both (no rule failure in either)"
+    assert change.regression  # 4 is no outcome of this rule: the ledger explains the change, it does not excuse it
+    shifted = keepalive_ledger(0.0).to_dict()
+    shifted["armings"][2]["expires"] += 1  # a planted rule error: one jiffy more than intvl * HZ
+    wrong = dataclasses.replace(ON_TIME, count=4, ledger=Ledger.from_dict(shifted), rule_failures=("ledger: re-arm",))
+    (change,) = compare(old, document(entry_of(runs_of(wrong)))).changes
+    assert change.note == "ledger: arming 3 asked for 250 -> 251 jiffies; a rule failure: see the runs"
