@@ -195,3 +195,4 @@ class GateOutcome(StrEnum):
     XPASS = "xpass"
     SKIP = "skip"
     ERROR = "error"
+    INCONCLUSIVE = "inconclusive"  # the machine ran the timers too late to judge, twice (netkit.gate.outcome)

@@ -45,7 +45,7 @@ def test_the_old_schema_loads_and_is_upgraded():
     raw = json.loads(V1.read_text())
     assert raw["schema"] == "netkit-gate/1"
     doc = v1()
-    assert doc.schema == GATE_SCHEMA == "netkit-gate/2"
+    assert doc.schema == GATE_SCHEMA == "netkit-gate/3"
     assert len(doc.scenarios) == len(raw["scenarios"])
     assert [e.outcome for e in doc.scenarios] == [e["outcome"] for e in raw["scenarios"]]
     assert all(isinstance(e.outcome, GateOutcome) for e in doc.scenarios)

@@ -202,7 +202,7 @@ def test_documents_of_another_matrix_or_selection_are_refused(tmp_path):
 
 
 def test_documents_of_another_schema_are_refused(tmp_path):
-    assert "schema 'netkit-gate/2' vs 'netkit-gate/1'" in refusal(tmp_path, cut(full(), 2), schema="netkit-gate/1")
+    assert "schema 'netkit-gate/3' vs 'netkit-gate/1'" in refusal(tmp_path, cut(full(), 2), schema="netkit-gate/1")
 
 
 def test_a_scenario_in_two_documents_is_refused(tmp_path):

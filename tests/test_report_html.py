@@ -267,7 +267,9 @@ def test_values_of_the_wrong_type_do_not_crash_any_renderer():
 
     render(GARBAGE)
     assert "<testcase" in to_junit(GARBAGE)
-    assert to_markdown(GARBAGE).splitlines()[-1] == "| ? | — | — | no death | — | TcpExt.X: [] (exp —) | 0/1 pass |"
+    assert to_markdown(GARBAGE).splitlines()[-1] == (
+        "| ? | — | — | no death | — | TcpExt.X: [] (exp —) | 0/1 pass; "
+        "evidence: observer (recorded before netkit kept a timer ledger) |")
     assert parse_tap(to_tap(GARBAGE)).counts()["fail"] == 1
 
 

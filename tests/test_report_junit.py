@@ -13,6 +13,7 @@ from netkit.report.markdown import failure_message
 
 junitparser = pytest.importorskip("junitparser")
 
+OLD_EVIDENCE = "evidence: observer (recorded before netkit kept a timer ledger)"  # every run of a /1 or /2 document
 DOC = Path(__file__).parent / "data" / "gate-document.json"
 
 
@@ -78,7 +79,7 @@ def test_failure_message_names_rule_window_measured_error_and_count():
         "expected death at 4.000 s, window [3.996, 4.136] s (tcp_keepalive_timer ...); measured 3.500 s; "
         "error ETIMEDOUT (expected ETIMEDOUT); tcpi_probes 2 (expected 3)"
     )
-    assert failure.text == doc["scenarios"][0]["runs"][0]["explain"]
+    assert failure.text == doc["scenarios"][0]["runs"][0]["explain"].rstrip() + "\n" + OLD_EVIDENCE
 
 
 def test_error_skip_and_xfail_map_as_pytest_maps_them():
@@ -102,9 +103,9 @@ def test_error_skip_and_xfail_map_as_pytest_maps_them():
 def test_timeline_in_system_out_one_event_per_line():
     doc = load()
     case = cases_by_name(suite_of(to_junit(doc)))["ipv4-idle-blackhole-1/1/3"]
-    lines = case.system_out.splitlines()
+    evidence, *lines = case.system_out.splitlines()  # how the run was judged, then its timeline
     timeline = doc["scenarios"][1]["runs"][0]["timeline"]
-    assert len(lines) == len(timeline)
+    assert evidence == OLD_EVIDENCE and len(lines) == len(timeline)
     assert lines[3].split() == ["1.024", "s", "[wire]"] + timeline[3]["what"].split()
     assert "[sampled]" in cases_by_name(suite_of(to_junit(doc)))["ipv4-idle-link-down-1/1/3"].system_out
 
@@ -122,7 +123,7 @@ def test_markup_and_characters_xml_cannot_carry_are_escaped():
     cases = list(suite_of(xml))
     readable = 'a<b>&"c\']]>#x1B[31m#x00'
     assert cases[0].name == "ipv6-" + readable
-    assert cases[0].result[0].text == "explain " + readable
+    assert cases[0].result[0].text == "explain " + readable + "\n" + OLD_EVIDENCE
     assert "error E<&> (expected ETIMEDOUT)" in cases[0].result[0].message
     assert cases[3].result[0].message == "skip " + readable
 

@@ -56,7 +56,9 @@ def test_to_tap_parses_strictly_and_agrees_with_the_document_totals():
     assert [r.description for r in run.results] == ["netkit." + s["id"] for s in doc["scenarios"]]
     failed = run.results[0]
     assert failed.time_ms == 4600 and not failed.ok
-    assert failed.diagnostics == doc["scenarios"][0]["runs"][0]["explain"].splitlines()  # explain precedes it
+    first = doc["scenarios"][0]["runs"][0]  # its explain precedes it, then how it was judged
+    assert failed.diagnostics == first["explain"].rstrip().splitlines() + [
+        "evidence: observer (recorded before netkit kept a timer ledger)"]
     assert run.results[4].directive == "error" and run.results[4].reason == doc["scenarios"][4]["reason"]
     assert run.results[5].reason.startswith("IPv6 retransmissions run one RTO longer")
 
@@ -76,7 +78,8 @@ def test_ids_and_reasons_are_made_tap_safe():
     run = parse_tap(to_tap(doc))
     assert run.results[1].description == tap_description("ipv4 #1\nweird") == "netkit.ipv4 _1 weird"
     assert run.results[3].reason == "no netem # really second line"
-    assert run.results[0].diagnostics == ["first", "", "  Totals: pass:9 fail:9 xfail:9 xpass:9 skip:9 error:9", "last"]
+    assert run.results[0].diagnostics == ["first", "", "  Totals: pass:9 fail:9 xfail:9 xpass:9 skip:9 error:9", "last",
+                                             "evidence: observer (recorded before netkit kept a timer ledger)"]
 
 
 def test_an_outcome_this_version_does_not_know_is_not_ok():

@@ -24,7 +24,8 @@ RESULT_KEYS = [
     "death_timing", "late_by_s", "late_only", "error", "expected_error", "probes", "retransmits", "count_source", "count",
     "expected_count", "alternative_window_s", "alternative_count", "keepalive_counter", "counters",
     "measured_from", "retries2", "peer_error", "peer_expected_error", "peer_lag_s", "fault_at_s", "timeline",
-    "wire", "pcap", "verdict", "failures", "kept_namespaces",
+    "wire", "pcap", "verdict", "failures", "kept_namespaces", "rule_failures", "evidence", "evidence_note",
+    "machine_late", "ledger",
 ]
 WIRE_KEYS = [
     "interface", "visible", "note", "frames", "drops", "connection_segments", "anchor", "anchor_ns", "probes_s",
@@ -52,7 +53,7 @@ def _result(hz, **measured):
 def test_json_keys_are_pinned_by_the_schema():
     data = _result(250, measured_s=4.1, error="ETIMEDOUT", probes=3, counters={"TCPKeepAlive": 3},
                    wire=WireEvidence(events=[Event(0.5, "x", "wire")])).to_dict()
-    assert data["schema"] == SCHEMA == "netkit.scenario-result/2"
+    assert data["schema"] == SCHEMA == "netkit.scenario-result/3"
     assert list(data) == RESULT_KEYS
     assert list(data["wire"]) == WIRE_KEYS
     assert data["wire"]["events"] == [{"t_s": 0.5, "what": "x", "kind": "other"}]  # wire events never had a source key

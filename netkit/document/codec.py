@@ -15,7 +15,11 @@ A run's judged facts are read as stored; a run written before they were
 stored (every ``netkit-gate/1`` document) gets them from the single
 definitions in :mod:`netkit.evidence.death`, never from a copy.  An event
 without a ``kind`` is :attr:`EventKind.OTHER`: its kind is never guessed from
-its wording.
+its wording.  A run written before the timer ledger (``netkit-gate/1`` and
+``/2``) has ``evidence: observer``, its note saying so: it was judged
+without one.  A ledger is read with :meth:`netkit.evidence.ledger.Ledger.from_dict`
+and written with ``to_dict`` (the result JSON's form); one that cannot be read
+is kept as it is in the run's ``extra``.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from typing import Any
 from ..enums import CountSource, DeathSource, EventKind, GateOutcome, StrEnum, Timing
 from ..errors import InputError
 from ..evidence.death import check_death, count_of, judged_death, late_only
+from ..evidence.ledger import Ledger
 from .records import (
     GATE_SCHEMA,
+    OLD_EVIDENCE_NOTE,
     READABLE_SCHEMAS,
     TOP_KEYS,
     GateDocument,
@@ -41,6 +47,7 @@ from .records import (
     MachineRecord,
     Measured,
     MiddleboxRecord,
+    RetryRecord,
     ScenarioEntry,
     ShardRecord,
     TimelineEntry,
@@ -199,12 +206,36 @@ def run_from_dict(data: Mapping[str, Any]) -> GateRun:
         explain=_str(data.get("explain")),
         extra=_extra(data, GateRun),
     )
+    run = _with_evidence(run, data)
     if "death_timing" in data:  # judged and stored by the run itself (netkit.scenario-result/2)
         return dataclasses.replace(
             run, death_s=_num(data.get("death_s")), death_source=_enum(DeathSource, data.get("death_source")),
             death_timing=_enum(Timing, data.get("death_timing")) or Timing.NONE,
             late_by_s=_num(data.get("late_by_s")), late_only=data.get("late_only") is True, count=_int(data.get("count")))
     return judged(run)
+
+
+def _ledger(value: Any) -> Ledger | None:
+    if not isinstance(value, Mapping):
+        return None
+    try:
+        return Ledger.from_dict(value)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _with_evidence(run: GateRun, data: Mapping[str, Any]) -> GateRun:
+    """The run's evidence, rule failures, machine-late sentence and ledger (netkit.scenario-result/3)."""
+    if "evidence" not in data:  # judged before the ledger existed: by the observer (and the wire), never the trace
+        return dataclasses.replace(run, evidence="observer", evidence_note=OLD_EVIDENCE_NOTE)
+    ledger = _ledger(data.get("ledger"))
+    extra = dict(run.extra)
+    if ledger is None and data.get("ledger") is not None:
+        extra["ledger"] = data["ledger"]  # unreadable here (a newer netkit's?): kept as it is
+    return dataclasses.replace(
+        run, rule_failures=tuple(str(f) for f in _seq(data.get("rule_failures"))),
+        evidence=_str(data.get("evidence")) or "observer", evidence_note=_str(data.get("evidence_note")) or "",
+        machine_late=_str(data.get("machine_late")), ledger=ledger, extra=extra)
 
 
 def judged(run: GateRun) -> GateRun:
@@ -235,12 +266,29 @@ def entry_from_dict(data: Mapping[str, Any]) -> ScenarioEntry:
         duration_s=_num(data.get("duration_s")),
         known=KnownRecord(_str(known.get("reason")), _str(known.get("link"))) if isinstance(known, Mapping) else None,
         runs=tuple(run_from_dict(r) for r in _seq(data.get("runs")) if isinstance(r, Mapping)),
+        retried=_retried(data.get("retried")),
         extra=_extra(data, ScenarioEntry),
     )
 
 
+def _totals(data: Mapping[str, Any]) -> dict[str, int]:
+    """The totals as written; an older schema's gain ``inconclusive: 0`` (it had no such outcome: none was)."""
+    totals = {k: v for k, v in _map(data.get("totals")).items() if _int(v) is not None}
+    if data.get("schema") in READABLE_SCHEMAS[:-1] and totals:
+        totals.setdefault(GateOutcome.INCONCLUSIVE.value, 0)
+    return totals
+
+
+def _retried(value: Any) -> RetryRecord | None:
+    if not isinstance(value, Mapping):
+        return None
+    return RetryRecord(str(value.get("reason") or ""),
+                       tuple(run_from_dict(r) for r in _seq(value.get("runs")) if isinstance(r, Mapping)),
+                       _extra(value, RetryRecord))
+
+
 def from_dict(data: Mapping[str, Any]) -> GateDocument:
-    """A gate document (schema netkit-gate/1 or /2) from its JSON; see the module docstring on tolerance."""
+    """A gate document (schema netkit-gate/1, /2 or /3) from its JSON; see the module docstring on tolerance."""
     kernel, machine, options, guest = (_map(data.get(k)) for k in ("kernel", "machine", "options", "guest"))
     diff = data.get("diff")
     return GateDocument(
@@ -256,7 +304,7 @@ def from_dict(data: Mapping[str, Any]) -> GateDocument:
                             _str(options.get("matrix")), options.get("slow_machine") is True,
                             _str(options.get("baseline")), _str(options.get("known")),
                             _shard(options.get("shard")), _extra(options, GateOptions)),
-        totals={k: v for k, v in _map(data.get("totals")).items() if _int(v) is not None},
+        totals=_totals(data),
         scenarios=tuple(entry_from_dict(e) for e in _seq(data.get("scenarios")) if isinstance(e, Mapping)),
         diff=diff if isinstance(diff, Mapping) else None,
         guest=None if not isinstance(data.get("guest"), Mapping) else GuestRecord(
@@ -282,6 +330,8 @@ def entry(scenario: ScenarioEntry | Mapping[str, Any]) -> ScenarioEntry:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, Ledger):
+        return value.to_dict()  # the result JSON's form: runs name their arming by index
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _record(value)
     if isinstance(value, StrEnum):

@@ -7,6 +7,13 @@ their JSON (field names are the JSON keys).  A run carries its judged facts
 ``late_only``, ``count``) and each event its ``kind``, as the run was judged
 (:mod:`netkit.evidence.death`): nothing here or above re-derives them.  A key
 this netkit does not model travels in ``extra``.
+
+A run also carries its evidence (``trace``: the timer ledger judged it, the
+ledger itself kept as :class:`netkit.evidence.ledger.Ledger`; ``observer``:
+no ledger, ``evidence_note`` says why), the ledger's ``rule_failures`` and
+``machine_late`` (it failed as measured, passes with the machine's measured
+lateness taken out).  A scenario the gate retried for that keeps its first
+runs in ``retried`` (:class:`RetryRecord`).
 """
 
 from __future__ import annotations
@@ -17,9 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..enums import DeathSource, EventKind, GateOutcome, Timing
+from ..evidence.ledger import Ledger
 
-GATE_SCHEMA = "netkit-gate/2"
-READABLE_SCHEMAS = ("netkit-gate/1", GATE_SCHEMA)  # /1: the judged facts and event kinds were not stored
+GATE_SCHEMA = "netkit-gate/3"
+# /1: the judged facts and event kinds were not stored; /2: no timer ledger (every run's evidence: observer),
+# no inconclusive outcome, no retry
+READABLE_SCHEMAS = ("netkit-gate/1", "netkit-gate/2", GATE_SCHEMA)
+OLD_EVIDENCE_NOTE = "recorded before netkit kept a timer ledger"  # a run of schema netkit.scenario-result/1 or /2
 
 SCENARIO_KEYS = ("id", "group", "state", "fault", "family", "outcome", "reason", "expected_s", "window_s",
                  "measured_s", "duration_s", "known", "runs")
@@ -63,7 +74,7 @@ class MiddleboxRecord:
 
 @dataclass(frozen=True)
 class GateRun:
-    """One run of a scenario, as judged (its result JSON, schema netkit.scenario-result/2, plus ``explain``)."""
+    """One run of a scenario, as judged (its result JSON, schema netkit.scenario-result/3, plus ``explain``)."""
 
     schema: str | None = None
     kernel: str | None = None
@@ -112,12 +123,24 @@ class GateRun:
     late_by_s: float | None = None
     late_only: bool = False
     count: int | None = None  # the figure count_source names
+    # the timer ledger (netkit.evidence.ledger, netkit.scenario-result/3)
+    rule_failures: tuple[str, ...] = ()  # the ledger's armings against the rule, to the jiffy
+    evidence: str = "observer"  # "trace": judged with the timer ledger; "observer": without (evidence_note: why)
+    evidence_note: str = ""
+    machine_late: str | None = None  # failed as measured, passes once the machine's measured lateness is taken out
+    ledger: Ledger | None = None
     explain: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         return self.verdict == "pass"
+
+    @property
+    def evidence_text(self) -> str:
+        """``evidence: trace``, or ``evidence: observer (why)``: what every report shows beside a run's details."""
+        note = f" ({self.evidence_note})" if self.evidence != "trace" and self.evidence_note else ""
+        return f"evidence: {self.evidence}{note}"
 
     @property
     def outcomes(self) -> list[tuple[Window, int | None]]:
@@ -147,6 +170,15 @@ class KnownRecord:
 
 
 @dataclass(frozen=True)
+class RetryRecord:
+    """Why the gate ran a scenario again, and the runs it replaced (each ``machine_late``: not the kernel's failure)."""
+
+    reason: str  # the first run's machine_late sentence
+    runs: tuple[GateRun, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ScenarioEntry:
     """One scenario of the gate: its one outcome, the prediction, the judged death times, and every run."""
 
@@ -162,8 +194,15 @@ class ScenarioEntry:
     measured_s: Measured | None = None
     duration_s: float | None = None
     known: KnownRecord | None = None
-    runs: tuple[GateRun, ...] = ()
+    runs: tuple[GateRun, ...] = ()  # after a retry: the retry's runs in place of the machine-late ones
+    retried: RetryRecord | None = field(default=None, metadata=OMIT_NONE)  # written only for a retried scenario
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def evidence_text(self) -> str:
+        """``evidence: trace`` where every run was judged with the ledger, else the first other run's (with its note)."""
+        return next((r.evidence_text for r in self.runs if r.evidence != "trace"), "evidence: trace") \
+            if self.runs else "evidence: none (no run)"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 Exit status, as kselftest's: 0 every scenario passed or was skipped (or an
 expected failure); 1 a failure, an error, or a regression against the
-baseline; 2 bad usage or a file netkit cannot read; 4 nothing could run here
+baseline; 2 bad usage or a file netkit cannot read; 3 inconclusive: a
+scenario the machine ran late (the timer ledger measured it), on its one
+retry too, and nothing failed; 4 nothing could run here
 (no privileges, no network namespaces) -- with ``--tap``, ``1..0 # SKIP why``,
 and with ``--junit FILE`` every selected scenario skipped with that reason (a
 CI that publishes the JUnit file shows why nothing ran, not a missing report).
@@ -33,8 +35,9 @@ from .document import build, scenario_entry, utc_now
 from .kernels import HELP as KERNEL_HELP
 from .kernels import gate_on_kernels
 from .matrix_file import load_matrix
-from .outcome import Outcome, decide, find_known, load_known, slow_machine_from_environment
+from .outcome import Outcome, decide, exit_status, find_known, load_known, slow_machine_from_environment
 from .progress import LiveProgress
+from .retry import needs_retry, retry
 from .run import MAX_WORKERS, ScenarioRuns, run_gate
 from .shard import parse_shard, shard_of
 from .summary import format_summary
@@ -53,7 +56,8 @@ HELP = {
     "markdown": "print the measured table (Markdown, as in the README) on stdout (the summary goes to stderr)",
     "baseline": "compare with an earlier --json document; exit 1 on a regression",
     "known": "TOML file of known differences (scenario glob, kernel glob, xfail|skip, reason, link)",
-    "slow_machine": "a slow (emulated) machine: late-only misses become XFAIL (also KSFT_MACHINE_SLOW=yes)",
+    "slow_machine": ("a slow (emulated) machine: late-only misses of runs without the timer ledger become XFAIL "
+                     "(also KSFT_MACHINE_SLOW=yes; with the ledger, lateness is measured: see 'inconclusive')"),
     "pcap_dir": "where failed scenarios write their packet captures (default: temporary files)",
     "shard": "run only part K of N of the selection, split by predicted length (one CI job each; `gate merge` joins them)",
     "jobs": ("run at most N scenarios at once (default: 24 per CPU, 16..128, the longest first; `--kernel` under "
@@ -135,7 +139,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     print(f"netkit gate merge: {len(parts)} document(s), {len(doc.scenarios)} scenarios; the wall is the longest part's",
           file=sys.stderr)
     print(format_summary(doc), file=sys.stderr if args.tap or args.markdown else sys.stdout)
-    return EXIT_FAIL if doc.totals.get(GateOutcome.FAIL) or doc.totals.get(GateOutcome.ERROR) else EXIT_PASS
+    return exit_status(e.outcome for e in doc.scenarios)
 
 
 def _selection(matrix_path: str | None, only: list[str] | tuple[str, ...]) -> list[Scenario]:
@@ -207,6 +211,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
                                                   pcap_dir=args.pcap_dir, max_workers=args.jobs or MAX_WORKERS)}
     finally:
         progress.finish()
+    _retry_machine_late(list(ran.values()), args)
     runs = [ran.get(s.id) or ScenarioRuns(s) for s in scenarios]  # a known skip never ran: decide() says why
     entries = [scenario_entry(r, decide(r, slow_machine=slow, known=known_for[r.scenario.id])) for r in runs]
     options = {"repeat": args.repeat, "only": args.only, "matrix": args.matrix, "slow_machine": slow,
@@ -218,8 +223,22 @@ def cmd_gate(args: argparse.Namespace) -> int:
     _write_reports(args, doc)
     summary = format_summary(doc) + (f"\n\n{format_diff(diff)}" if diff else "")
     print(summary, file=sys.stderr if args.tap or args.markdown else sys.stdout)
-    failed = any(e.outcome in (GateOutcome.FAIL, GateOutcome.ERROR) for e in entries) or bool(diff and diff.regressions)
-    return EXIT_FAIL if failed else EXIT_PASS
+    return exit_status((e.outcome for e in entries), regression=bool(diff and diff.regressions))
+
+
+def _retry_machine_late(ran: list[ScenarioRuns], args: argparse.Namespace) -> None:
+    """Run once more, all at once, the scenarios that failed only because the machine was late (:mod:`.retry`)."""
+    late = [r for r in ran if needs_retry(r)]
+    if not late:
+        return
+    print(f"netkit gate: retrying {len(late)} scenario(s) the machine ran late (the kernel kept the rule): "
+          + ", ".join(r.scenario.id for r in late), file=sys.stderr)
+    progress = LiveProgress(sys.stderr, len(late))
+    try:
+        retry(late, lambda scenarios, repeat: run_gate(scenarios, repeat=repeat, on_progress=progress,
+                                                       pcap_dir=args.pcap_dir, max_workers=args.jobs or MAX_WORKERS))
+    finally:
+        progress.finish()
 
 
 def _write_reports(args: argparse.Namespace, doc: GateDocument) -> None:

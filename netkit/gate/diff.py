@@ -16,6 +16,18 @@ passes, is a change but no regression: where timer lateness
 decides which run is the fatal one (TCP_USER_TIMEOUT on the persist or
 keepalive timer), the rule itself has two outcomes (``DeathPrediction``'s
 alternative window and count; docs/rules.md).
+
+Where both runs carry the timer ledger, a changed count also says which
+arming differed (its requested delay, in jiffies) and whether the rule
+allowed both (neither run has a rule failure): the ledger shows *why* the
+count moved, e.g. one more keepalive re-arm because a run ran a jiffy late.
+
+An *inconclusive* scenario (the machine ran the timers late, measured by
+the timer ledger, on the gate's retry too) is never a regression: nothing
+about the kernel was learnt.  A change to or from it (pass -> inconclusive,
+fail -> inconclusive, inconclusive -> fail...) is listed as what it is, with
+the lateness; a later run that fails is then compared with the last
+conclusive one by whoever reads the list, not guessed here.
 """
 
 from __future__ import annotations
@@ -84,18 +96,31 @@ def compare(old: GateDocument, new: GateDocument) -> GateDiff:
     return diff
 
 
+def _outcome_note(old: ScenarioEntry, new: ScenarioEntry) -> str:
+    if new.outcome == GateOutcome.INCONCLUSIVE:
+        return f"inconclusive, not a regression: {new.reason or 'machine late'}"
+    if old.outcome == GateOutcome.INCONCLUSIVE:
+        return f"the old run was inconclusive ({old.reason or 'machine late'}); now {new.outcome}: {new.reason or ''}"\
+            .rstrip(": ")
+    return new.reason or ""
+
+
 def _changes(sid: str, old: ScenarioEntry, new: ScenarioEntry, hz_changed: bool) -> list[Change]:
     found = []
     was_passing = old.outcome in PASSING
+    if new.outcome == GateOutcome.INCONCLUSIVE:
+        was_passing = False  # the machine was late: no fact of the new run can be a regression
     if old.outcome != new.outcome:
         broke = was_passing and new.outcome in (GateOutcome.FAIL, GateOutcome.ERROR)
-        found.append(Change(sid, "outcome", old.outcome, new.outcome, broke, new.reason or ""))
+        found.append(Change(sid, "outcome", old.outcome, new.outcome, broke, _outcome_note(old, new)))
     for key in ("error", "count"):
         a, b = _facts(old, key), _facts(new, key)
         if a and b and a != b:
             allowed = (key == "count" and new.outcome in PASSING and set(a) <= _allowed_counts(old)
                        and set(b) <= _allowed_counts(new))
             note = "each an outcome the rule allows" if allowed else ""
+            if key == "count":
+                note = "; ".join(n for n in (note, _ledger_note(old, new)) if n)
             found.append(Change(sid, key, a if len(a) > 1 else a[0], b if len(b) > 1 else b[0],
                                 was_passing and not allowed, note))
     shift = _timing_shift(old, new)
@@ -105,6 +130,26 @@ def _changes(sid: str, old: ScenarioEntry, new: ScenarioEntry, hz_changed: bool)
             note += " (HZ changed: the likely cause)"
         found.append(Change(sid, "timing", old.measured_s.median, new.measured_s.median, False, note))
     return found
+
+
+def _ledger_note(old: ScenarioEntry, new: ScenarioEntry) -> str:
+    """Which arming of the first runs' ledgers differed, and whether the rule allowed both ("" without two ledgers)."""
+    a = next((r for r in old.runs if r.ledger is not None), None)
+    b = next((r for r in new.runs if r.ledger is not None), None)
+    if a is None or b is None or a.ledger is None or b.ledger is None:
+        return ""
+    before, after = [x.delay for x in a.ledger.armings], [x.delay for x in b.ledger.armings]
+    index = next((i for i, (x, y) in enumerate(zip(before, after)) if x != y), None)
+    if index is not None:
+        what = f"ledger: arming {index + 1} asked for {before[index]} -> {after[index]} jiffies"
+    elif len(before) != len(after):
+        extra = after[len(before):] or before[len(after):]
+        what = (f"ledger: {abs(len(after) - len(before))} arming(s) {'more' if len(after) > len(before) else 'fewer'} "
+                f"({', '.join(map(str, extra))} jiffies)")
+    else:
+        what = "ledger: the same armings"
+    allowed = not a.rule_failures and not b.rule_failures
+    return what + ("; the rule allowed both (no rule failure in either)" if allowed else "; a rule failure: see the runs")
 
 
 def _timing_shift(old: ScenarioEntry, new: ScenarioEntry) -> float | None:

@@ -27,6 +27,7 @@ from ..document.records import (
     KnownRecord,
     MachineRecord,
     Measured,
+    RetryRecord,
     ScenarioEntry,
     ShardRecord,
     totals_of,
@@ -73,6 +74,7 @@ def scenario_entry(runs: ScenarioRuns, decided: Outcome) -> ScenarioEntry:
         duration_s=runs.duration_s,
         known=KnownRecord(decided.known.reason, decided.known.link) if decided.known else None,
         runs=tuple(runs.results),
+        retried=RetryRecord(runs.retried[0].machine_late or "", tuple(runs.retried)) if runs.retried else None,
     )
 
 

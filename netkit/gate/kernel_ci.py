@@ -22,7 +22,7 @@ NIPA_BRANCH_ENV = "BRANCH"  # contest/remote/exec.py hands its executor's progra
 
 HELP = {
     "kcidb": ("write the results as a KCIDB v5 document (KernelCI's database) to FILE, one test per scenario "
-              "(xfail and xpass as PASS, error as ERROR); needs --kcidb-origin"),
+              "(xfail and xpass as PASS, error as ERROR, inconclusive as DONE); needs --kcidb-origin"),
     "kcidb_origin": ("required with --kcidb: your CI's KCIDB origin, the name KCIDB's maintainers gave it "
                      "(lower-case letters, digits, _)"),
     "kcidb_checkout_id": ("the KCIDB checkout the tested kernel came from, ORIGIN:ID "
@@ -30,7 +30,7 @@ HELP = {
     "kcidb_build_id": ("the KCIDB build under test, ORIGIN:ID, as your CI job submitted it "
                        "(default: <origin>:<kernel release>, written into the document)"),
     "nipa": ("write the results as a NIPA (netdev CI) external-executor result file to FILE, one result per "
-             "scenario (xfail and xpass as pass, error as fail); needs a branch"),
+             "scenario (xfail and xpass as pass, error as fail, inconclusive as skip); needs a branch"),
     "nipa_branch": f"the netdev branch tested (default: ${NIPA_BRANCH_ENV}, as NIPA's exec executor sets it)",
     "nipa_executor": f"the executor's name, as in your NIPA remote's config (default: {DEFAULT_EXECUTOR})",
     "nipa_link": "URL of this run's outputs, linked from each result (default: none)",

@@ -36,7 +36,7 @@ from typing import Any
 from ..document.codec import dump, load
 from ..document.records import GateDocument, GuestRecord
 from ..errors import EnvironmentUnusable, InputError
-from ..exitcodes import EXIT_FAIL, EXIT_PASS, EXIT_UNUSABLE
+from ..exitcodes import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS, EXIT_UNUSABLE
 from ..kernels.guest import CLI, GUEST_TIMEOUT_S, REPO_ROOT, WORKDIR, GuestFailed, run_in_kernel
 from ..kernels.spec import parse_spec
 from ..kernels.tools import kvm_failed_earlier
@@ -51,7 +51,7 @@ TCG_PERTURBATION = ("measured 2026-11-29, the same 20 scenarios x3 runs, 2 at a 
                     "timers is 32 ms), retransmission (TCP_USER_TIMEOUT) deaths 4-9 ms later; the guest's timers "
                     "run on its own jiffies. Emulation slows the guest's user space instead (applying a fault, "
                     "building labs): hence at most GUEST_JOBS scenarios at once, and KSFT_MACHINE_SLOW=yes, which "
-                    "only turns late-only misses into XFAIL; windows are not widened")
+                    "only turns late-only misses without a ledger into XFAIL; windows are not widened")
 
 HELP = ("run the gate inside this kernel (repeatable; then a kernel x scenario table): a spec such as "
         "debian:6.1, bookworm-6.12, debian:7.x, a kernel image path, or host; booted with virtme-ng, "
@@ -128,7 +128,8 @@ def gate_on_kernels(args: argparse.Namespace, *, render: Callable[[str, GateDocu
         return EXIT_UNUSABLE
     failed = any(d.totals.get("fail") or d.totals.get("error") or (d.guest is not None and d.guest.exit_status == 1)
                  for d in docs)
-    return EXIT_FAIL if failed else EXIT_PASS
+    inconclusive = any(d.totals.get("inconclusive") for d in docs)
+    return EXIT_FAIL if failed else EXIT_INCONCLUSIVE if inconclusive else EXIT_PASS
 
 
 def gate_command(gate_args: list[str], json_path: str, jobs: int | None) -> list[str]:

@@ -1,4 +1,4 @@
-"""From what happened to a scenario to its one outcome: pass, fail, xfail, xpass, skip or error -- in one place.
+"""From what happened to a scenario to its one outcome: pass, fail, xfail, xpass, skip, error or inconclusive.
 
 Every front end (the summary, JSON, JUnit, TAP, HTML, the exit status) reads
 the outcome decided here, as the kernel selftests map KsftSkipEx /
@@ -7,12 +7,20 @@ KsftXfailEx once in their runner loop.  The rules:
 - **skip**: the scenario cannot run here (a kernel feature is missing, or
   netkit has no defensible rule for it), or a known difference says to skip it.
 - **error**: a run broke off (an exception) or missed its deadline.
-- **pass**: every run (``--repeat``) passed; **fail**: any did not.
+- **pass**: every run (``--repeat``) passed; **fail**: any did not.  A pass
+  that needed the gate's retry (:mod:`.retry`) says so in its reason.
+- **inconclusive**: every failing run was *machine late* -- the timer ledger
+  measured the softirq's lateness, and with it taken out the run passes --
+  on the first pass and again on the gate's one retry.  The kernel kept the
+  rule; the machine could not show it.  Never a pass (nothing was proven),
+  never the kernel's failure; its own exit status (3), below fail and error.
 - On a slow machine (``KSFT_MACHINE_SLOW=yes`` or ``--slow-machine``, e.g.
-  under emulation) a run that failed *only* by dying late -- right error,
-  right count, after the window -- is an **xfail**, with the lateness, as
-  the kernel's packetdrill runner does.  Early deaths, wrong errors and wrong
-  counts still fail.
+  under emulation) a run *without a ledger* (evidence: observer) that failed
+  *only* by dying late -- right error, right count, after the window -- is an
+  **xfail**, with the lateness, as the kernel's packetdrill runner does.
+  With a ledger the lateness is measured instead of excused: such a run is
+  machine late (inconclusive) or the kernel's failure.  Early deaths, wrong
+  errors and wrong counts still fail.
 - A known difference (``--known FILE``) that matches turns a fail into
   **xfail** with its reason, and a pass into **xpass** (the difference is
   gone: say so, never pass silently).
@@ -23,10 +31,13 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..enums import GateOutcome
 from ..errors import InputError
+from ..exitcodes import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
+from .retry import inconclusive_reason, machine_late_only
 from .run import ScenarioRuns
 
 if sys.version_info >= (3, 11):
@@ -132,14 +143,30 @@ def decide(runs: ScenarioRuns, *, slow_machine: bool, known: Known | None = None
     if runs.errors:
         return Outcome(GateOutcome.ERROR, runs.errors[0])
     failing = [r for r in runs.results if not r.passed]
+    first_late = runs.retried[0].machine_late if runs.retried else None
     if not failing:
         if known is not None:
             return Outcome(GateOutcome.XPASS, f"known difference no longer seen: {known.reason}", known)
+        if runs.retried:
+            return Outcome(GateOutcome.PASS, f"passed on the gate's retry; the first run was {inconclusive_reason(first_late)}")
         return Outcome(GateOutcome.PASS)
     if known is not None:
         return Outcome(GateOutcome.XFAIL, f"known difference: {known.reason}", known)
-    if slow_machine and all(r.late_only for r in failing):
+    if machine_late_only(failing):
+        reason = inconclusive_reason(failing[0].machine_late)
+        if runs.retried:
+            reason += f"; on the gate's retry too (the first run: {inconclusive_reason(first_late)})"
+        return Outcome(GateOutcome.INCONCLUSIVE, reason)
+    if slow_machine and all(r.late_only and r.evidence != "trace" for r in failing):
         worst = max(r.late_by_s or 0.0 for r in failing)
         return Outcome(GateOutcome.XFAIL, f"late by {worst * 1000:.0f} ms past the window's end, on a slow machine "
                                 f"({SLOW_MACHINE_ENV}=yes); the error and the count matched the rule")
     return Outcome(GateOutcome.FAIL, "; ".join(failing[0].failures) or "failed")
+
+
+def exit_status(outcomes: Iterable[str], regression: bool = False) -> int:
+    """The gate's exit status: 1 for a fail, an error or a regression, over 3 for an inconclusive, over 0."""
+    found = set(outcomes)
+    if regression or GateOutcome.FAIL in found or GateOutcome.ERROR in found:
+        return EXIT_FAIL
+    return EXIT_INCONCLUSIVE if GateOutcome.INCONCLUSIVE in found else EXIT_PASS

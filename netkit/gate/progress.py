@@ -38,6 +38,8 @@ class LiveProgress:
             what = "skip"
         elif runs.errors:
             what = "ERROR"
+        elif runs.failed and all(r.machine_late for r in runs.results if not r.passed):
+            what = "LATE"  # machine late: the gate retries it after this pass (netkit.gate.retry)
         else:
             what = "FAIL" if runs.failed else "pass"
         measured = [r.death_s for r in runs.results if r.death_s is not None]

@@ -47,6 +47,7 @@ class ScenarioRuns:
     results: list[GateRun] = field(default_factory=list)  # each run as judged, with its explain text
     skipped: str | None = None  # FeatureMissing / NotModelled: why it cannot run here
     errors: list[str] = field(default_factory=list)  # a run that broke off or missed its deadline
+    retried: list[GateRun] = field(default_factory=list)  # machine-late runs the gate's retry replaced (gate.retry)
     started: float | None = None  # time.monotonic() of the first run's start, the last run's end
     ended: float | None = None
 

@@ -38,6 +38,21 @@ Options (each: command line, then environment, then ini -- one precedence):
   cannot pass having proven nothing.  Without it such tests are skipped, and
   the terminal summary says in one line how many and why.
 
+**Machine late: retried once, then skipped as inconclusive.**  A scenario
+whose timer ledger shows it failed only because the machine ran the kernel's
+timers late (``ScenarioResult.machine_late``) runs once more, as the gate and
+NIPA retry it; if it is machine late again, ``netkit_pool.result()`` skips
+the test with a reason starting ``inconclusive: machine late ...``.  Why a
+skip: a *fail* would blame the kernel for a busy CI runner (the ledger shows
+the kernel kept the rule), and the job that gets paged for nothing learns to
+ignore the suite; an *xfail* says "a known failure of the code", which this
+is not, and ``xfail_strict`` or a later fix would make it XPASS noise; a
+*pass* would claim a proof that was not made.  A skip is pytest's "could not
+judge here", with the reason in every report (``-rs``, JUnit ``<skipped>``),
+and it is exactly what the gate's TAP, JUnit and NIPA outputs say for the
+same case.  A rule mismatch, an early death or a wrong error is never
+machine late: those fail at once.
+
 Under pytest-xdist (``-n N``) each xdist worker has its own pool, bounded to
 1/N of the usual size, and starts a scenario when its test asks for it.
 

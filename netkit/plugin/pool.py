@@ -5,6 +5,12 @@ session (per xdist worker, bounded to 1/N of the usual size).  At collection
 (:func:`remember_scenarios`) the plugin notes every :class:`netkit.Scenario` a
 selected test is parametrized with, so that the pool starts them all on first
 use and a whole matrix takes about as long as its longest scenario.
+
+A result that is *machine late* (its timer ledger measured the softirq's
+lateness, and without it the run passes: not the kernel's failure) runs once
+more, as the gate retries it (:mod:`netkit.gate.retry`); machine late again,
+the test is skipped, its reason ``inconclusive: machine late ...`` (the
+plugin's docstring says why a skip).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Iterator
 import pytest
 
 from ..errors import CANNOT_RUN_HERE
+from ..gate.retry import inconclusive_reason
 from ..scenario import Scenario, ScenarioResult
 from ..scenario.pool import DEFAULT_WORKERS, ScenarioPool
 from .options import settings, skip_unless_privileged
@@ -39,10 +46,20 @@ class PoolForTests:
         self.pool.wait_idle()
 
     def result(self, scenario: Scenario) -> ScenarioResult:
+        """The scenario's result; machine late, its retry's; machine late again, the test is skipped (inconclusive)."""
         try:
-            result = self.pool.result(scenario)
+            result = self._note(self.pool.result(scenario))
+            if result.machine_late:
+                retry = self._note(self.pool.start(scenario).result())
+                if retry.machine_late:
+                    pytest.skip(f"inconclusive: {inconclusive_reason(retry.machine_late)}; on the retry too "
+                                f"(the first run: {inconclusive_reason(result.machine_late)})")
+                result = retry
         except CANNOT_RUN_HERE as exc:
             pytest.skip(str(exc))
+        return result
+
+    def _note(self, result: ScenarioResult) -> ScenarioResult:
         running = self.config.stash.get(RUNNING_KEY, None)
         if running is not None:  # so that a failing test's report can name this scenario's capture
             running.results.append(result)

@@ -41,8 +41,8 @@ from .htmlkit import STYLE, _e, badge
 from .markdown import Doc
 
 # Failures and errors first, then what needs a look (xpass: a known failure went away), then the rest.
-SECTION_ORDER = (GateOutcome.FAIL, GateOutcome.ERROR, GateOutcome.XPASS, GateOutcome.XFAIL, GateOutcome.PASS,
-                 GateOutcome.SKIP)
+SECTION_ORDER = (GateOutcome.FAIL, GateOutcome.ERROR, GateOutcome.INCONCLUSIVE, GateOutcome.XPASS, GateOutcome.XFAIL,
+                 GateOutcome.PASS, GateOutcome.SKIP)
 
 CSS = """
 :root { color-scheme: light; }
@@ -119,7 +119,8 @@ def _header(doc: GateDocument) -> str:
     ]
     rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
     badges = "".join(badge(k, f"{int(totals.get(k, 0))} {k}", zero=not totals.get(k)) for k in GateOutcome)
-    verdict = "FAILED" if totals.get(GateOutcome.FAIL) or totals.get(GateOutcome.ERROR) else "passed"
+    verdict = "FAILED" if totals.get(GateOutcome.FAIL) or totals.get(GateOutcome.ERROR) else \
+        "INCONCLUSIVE (machine late)" if totals.get(GateOutcome.INCONCLUSIVE) else "passed"
     count = len(doc.scenarios)
     counted: dict[str, int] = {k: 0 for k in GateOutcome}
     for scenario in doc.scenarios:

@@ -39,6 +39,8 @@ def _cell_link(number: int, scenario: ScenarioEntry) -> str:
         main, sub = "SKIP", ""
     elif outcome == GateOutcome.ERROR:
         main, sub = "ERR", ""
+    elif outcome == GateOutcome.INCONCLUSIVE:
+        main, sub = "LATE", "inconclusive"  # the machine's lateness, not a time of the kernel's to show
     elif scenario.measured_s is not None:
         main, sub = f"{scenario.measured_s.median:.3f} s", "" if outcome == GateOutcome.PASS else label.lower()
     else:

@@ -11,7 +11,7 @@ from ..document.records import ScenarioEntry
 from ..enums import EventKind, GateOutcome
 from .html_matrix import anchor, group_of
 from .htmlkit import _e, _style, badge
-from .markdown import expected_count, failure_message, format_s, format_windows, known_text, run_sentence
+from .markdown import expected_count, failure_message, format_s, format_windows, known_text, retry_text, run_sentence
 from .timeline import MARK_COLOURS, _marker, anchor_text, timeline_svg
 
 
@@ -93,7 +93,7 @@ def section(number: int, scenario: ScenarioEntry) -> str:
     )
     body: list[str] = []
     known = known_text(scenario.known)
-    if outcome in (GateOutcome.FAIL, GateOutcome.ERROR) or not runs:
+    if outcome in (GateOutcome.FAIL, GateOutcome.ERROR, GateOutcome.INCONCLUSIVE) or not runs:
         text = failure_message(scenario) if outcome == GateOutcome.FAIL else (scenario.reason or "no reason given")
         word = {"skip": "skipped", "error": "error"}.get(outcome, outcome)
         body.append(f'<p class="verdict reason" style="color:{colour}"><b>{_e(word)}:</b> {_e(text)}</p>')
@@ -103,7 +103,13 @@ def section(number: int, scenario: ScenarioEntry) -> str:
                     f"{_e(run_sentence(runs[0]))}</p>")
     if known:
         body.append(f'<p class="note"><b>known failure:</b> <span class="mono">{_e(known)}</span></p>')
+    if scenario.retried is not None:
+        body.append(f'<p class="note"><b>retried:</b> {_e(retry_text(scenario))}</p>')
     if runs:
+        body.append(f'<p class="note"><b>evidence:</b> {_e(scenario.evidence_text.removeprefix("evidence: "))}</p>')
+        late = [(n, r.machine_late) for n, r in enumerate(runs, 1) if r.machine_late]
+        body += [f'<p class="note"><b>machine late{_e(f" (run {n})" if len(runs) > 1 else "")}:</b> {_e(text)}</p>'
+                 for n, text in late]
         body.append(_facts(scenario))
         body.append(timeline_svg(scenario))
         body += _wire_notes(scenario)

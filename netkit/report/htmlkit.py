@@ -13,6 +13,7 @@ STYLE = {
     "skip": ("#666b70", "#e7e8ea", "SKIP"),
     "xfail": ("#a65f00", "#fde7c2", "XFAIL"),
     "xpass": ("#1259b0", "#d5e4f8", "XPASS"),
+    "inconclusive": ("#8a6d00", "#fff5c2", "INCONCLUSIVE"),  # amber on pale yellow: neither a pass nor a failure
 }
 _UNKNOWN_STYLE = ("#444444", "#eeeeee", "?")
 

@@ -15,13 +15,17 @@ if TYPE_CHECKING:
 
 # Bump when a key of result_dict() changes meaning or goes away.  /2: the judged death ("death_s",
 # "death_source", "death_timing", "late_by_s", "late_only"), "count", and every event's "kind".
-SCHEMA = "netkit.scenario-result/2"
+# /3: the timer ledger: "rule_failures", "evidence" ("trace"/"observer"), "evidence_note", "machine_late",
+# "ledger"; "death_source" may be "trace".
+SCHEMA = "netkit.scenario-result/3"
 
 
 def result_dict(r: ScenarioResult) -> dict[str, Any]:
     """Every key of the scenario result, in the order ``--json`` has always printed them (``schema`` first).
 
-    A many-connection scenario adds one last key, ``connections``.
+    A many-connection scenario adds one last key, ``connections``.  ``machine_late`` set means the run
+    failed as measured but not as the kernel ran it: a gate retries it, and calls it *inconclusive*
+    (never pass, never the kernel's failure) if the retry is machine late too.
     """
     s, p = r.scenario, r.prediction
     data = {
@@ -42,7 +46,7 @@ def result_dict(r: ScenarioResult) -> dict[str, Any]:
         "kernel_death_s": r.kernel_death_s,  # the RST that ended it, on the wire; the time judged when not null
         "observer_late_s": r.observer_late_s,
         "death_s": r.death_s,  # the time judged: kernel_death_s where not null, else measured_s (null: no death)
-        "death_source": r.death_source,  # "wire" or "observer": whose clock death_s is
+        "death_source": r.death_source,  # "trace", "wire" or "observer": whose clock death_s is
         "death_timing": r.death_timing,  # "inside", "early", "late" or "none", against the outcomes' windows
         "late_by_s": r.late_by_s,  # past the latest window's end, when late
         "late_only": r.late_only,  # missed only by lateness, with the predicted error and a predicted count
@@ -67,8 +71,13 @@ def result_dict(r: ScenarioResult) -> dict[str, Any]:
         "wire": r.wire.to_dict() if r.wire else None,
         "pcap": r.pcap,
         "verdict": r.verdict,
-        "failures": [str(f) for f in r.failures],
+        "failures": [str(f) for f in r.failures],  # the rule's failures first, then the window's
         "kept_namespaces": list(r.kept_namespaces),
+        "rule_failures": [str(f) for f in r.rule_failures],  # the ledger's armings against the rule, to the jiffy
+        "evidence": r.evidence,  # "trace": the timer ledger judged the run; "observer": it could not (see the note)
+        "evidence_note": r.evidence_note,  # why there is no ledger ("" with one)
+        "machine_late": r.machine_late,  # failed as measured, passes with the machine's lateness taken out: why
+        "ledger": r.ledger.to_dict() if r.ledger is not None else None,
     }
     if r.connections:  # only with Scenario.connections > 1: one connection's JSON is what it always was
         data["connections"] = connections_dict(r)

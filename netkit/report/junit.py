@@ -15,7 +15,13 @@ Outcomes map as pytest maps them: fail -> ``<failure>``, error -> ``<error>``,
 skip -> ``<skipped type="pytest.skip">``, xfail -> ``<skipped
 type="pytest.xfail">`` (no body, as pytest), xpass -> a passing testcase (pytest
 without ``strict``) whose system-out says the known failure did not occur.
-``skipped`` counts skips and xfails, as pytest does.
+``skipped`` counts skips and xfails, as pytest does.  An *inconclusive*
+scenario (the machine ran the timers late, measured by the timer ledger, on
+the gate's retry too) is ``<skipped type="pytest.skip" message="inconclusive:
+machine late ...">``: exactly what the pytest plugin reports for the same case
+(a skip: nothing proven, and no failure of the kernel's), counted in
+``skipped``.  Each run's evidence (``trace``, or ``observer`` and why) is in
+``system-out``, with a retried scenario's first, machine-late run.
 
 Text goes through ElementTree, which escapes markup; characters XML 1.0 cannot
 carry at all (NUL, ESC from a terminal...) are replaced first, as pytest's
@@ -31,7 +37,17 @@ from typing import Any, Optional
 from ..document.codec import document, entry
 from ..document.records import GateDocument, ScenarioEntry
 from ..enums import GateOutcome
-from .markdown import Doc, Scenario, failure_details, failure_message, format_s, known_text
+from .markdown import (
+    Doc,
+    Scenario,
+    evidence_lines,
+    failure_details,
+    failure_message,
+    format_s,
+    inconclusive_text,
+    known_text,
+    retry_text,
+)
 
 SUITE_NAME = "netkit.gate"
 
@@ -61,9 +77,12 @@ def timeline_text(scenario: Scenario) -> str:
     for n, run in enumerate(runs, 1):
         if len(runs) > 1:
             lines.append(f"run {n}/{len(runs)}: {run.verdict or '?'}")
+        lines += evidence_lines(run).splitlines()
         for event in run.timeline:
             tag = f"[{event.source}]" if event.source else ""
             lines.append(f"{format_s(event.t_s):>9} s  {tag:9} {event.what}".rstrip())
+    if scenario.retried is not None:
+        lines.append(retry_text(scenario))
     if scenario.outcome == GateOutcome.XPASS:
         lines.append(f"XPASS: the known failure did not occur: {known_text(scenario.known) or scenario.reason}")
     return "\n".join(lines)
@@ -88,6 +107,9 @@ def _testcase(suite: ET.Element, scenario: ScenarioEntry) -> None:
     elif outcome == GateOutcome.SKIP:
         skipped = ET.SubElement(case, "skipped", type="pytest.skip", message=xml_text(reason or "skipped"))
         skipped.text = xml_text(reason)
+    elif outcome == GateOutcome.INCONCLUSIVE:
+        skipped = ET.SubElement(case, "skipped", type="pytest.skip", message=xml_text(inconclusive_text(reason)))
+        skipped.text = xml_text(failure_details(scenario))
     elif outcome == GateOutcome.XFAIL:
         why = known_text(scenario.known) or reason or "known failure"
         ET.SubElement(case, "skipped", type="pytest.xfail", message=xml_text(why))
@@ -137,7 +159,7 @@ def to_junit(doc: Doc, hostname: Optional[str] = None) -> str:
         name=SUITE_NAME,
         errors=str(outcomes.count("error")),
         failures=str(outcomes.count("fail")),
-        skipped=str(outcomes.count("skip") + outcomes.count("xfail")),
+        skipped=str(outcomes.count("skip") + outcomes.count("xfail") + outcomes.count("inconclusive")),
         tests=str(len(scenarios)),
         time=f"{doc.wall_s or 0.0:.3f}",
         timestamp=xml_text(doc.started or ""),

@@ -39,7 +39,7 @@ What is written (``kcidb_document``)::
   text; a scenario that never ran, its reason), cut to KCIDB's 16384
   characters.
 
-Status (KCIDB knows FAIL, ERROR, MISS, PASS, DONE, SKIP; netkit writes four):
+Status (KCIDB knows FAIL, ERROR, MISS, PASS, DONE, SKIP; netkit writes five):
 
 ==========  ======  ==========================================================
 netkit      KCIDB   why
@@ -51,9 +51,23 @@ skip        SKIP    not applicable here (a missing kernel feature, a known skip)
 xfail       PASS    a known difference: the gate passes, as kselftest's
                     ``ok # XFAIL``; ``misc.outcome`` and ``comment`` say xfail
 xpass       PASS    the known failure did not occur (``ok # XPASS``); said so
+inconcl.    DONE    the machine ran the timers late (measured by the timer
+                    ledger), on the gate's retry too: the test *completed*
+                    and measured, but could not judge the kernel.  KCIDB v5:
+                    "DONE - the test completed and had not reported the
+                    status of the tested code, but, for example, produced a
+                    performance measurement result" -- not ERROR ("failed to
+                    complete, because of a failure in its code": the test did
+                    not fail), not MISS (it ran), not SKIP (it was
+                    applicable), never PASS nor FAIL.  ``comment`` says
+                    "inconclusive" and the lateness; ``misc.outcome`` too
 other       ERROR   an outcome this netkit does not know (a newer gate's):
                     inconclusive, never reported as a pass
 ==========  ======  ==========================================================
+
+``misc`` also carries each scenario's ``evidence`` (``trace``, or
+``observer`` and why) and, for a scenario the gate retried, ``retried``
+(the first run's machine-late sentence).
 """
 
 from __future__ import annotations
@@ -78,7 +92,7 @@ PATH_PREFIX = "netkit"
 
 STATUS: dict[str, str] = {  # the module docstring's table
     **dict.fromkeys((GateOutcome.PASS, GateOutcome.XFAIL, GateOutcome.XPASS), "PASS"),
-    GateOutcome.FAIL: "FAIL", GateOutcome.ERROR: "ERROR", GateOutcome.SKIP: "SKIP",
+    GateOutcome.FAIL: "FAIL", GateOutcome.ERROR: "ERROR", GateOutcome.SKIP: "SKIP", GateOutcome.INCONCLUSIVE: "DONE",
 }
 UNKNOWN_STATUS = "ERROR"
 
@@ -152,6 +166,9 @@ def _comment(scenario: ScenarioEntry) -> str:
         return f"{scenario.id}: XFAIL, a known difference: {known or reason or 'known failure'}"
     if outcome == GateOutcome.XPASS:
         return f"{scenario.id}: XPASS, the known failure did not occur: {known or reason or 'known failure'}"
+    if outcome == GateOutcome.INCONCLUSIVE:
+        return (f"{scenario.id}: inconclusive, not the kernel's failure: {reason or 'machine late'} "
+                f"({scenario.evidence_text})")
     return f"{scenario.id}: {outcome}" + (f": {reason}" if reason else "")
 
 
@@ -169,6 +186,8 @@ def _test_misc(doc: GateDocument, scenario: ScenarioEntry) -> dict[str, Any]:
         "measured_s": {"min": measured.min, "median": measured.median, "max": measured.max} if measured else None,
         "runs": len(scenario.runs),
         "known": _plain({"reason": known.reason, "link": known.link}) if known else None,
+        "evidence": scenario.evidence_text.removeprefix("evidence: "),
+        "retried": scenario.retried.reason if scenario.retried is not None else None,
         "netkit": doc.netkit,
         "gate_schema": doc.schema,
     })

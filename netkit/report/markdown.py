@@ -121,9 +121,36 @@ def failure_details(scenario: ScenarioEntry) -> str:
     runs = scenario.runs
     parts = []
     for n, run in failed_runs(scenario):
-        text = run.explain or "\n".join(run.failures)
+        text = (run.explain or "\n".join(run.failures)).rstrip() + "\n" + evidence_lines(run)
         parts.append((f"run {n}/{len(runs)}:\n" if len(runs) > 1 else "") + text)
     return "\n\n".join(parts) or str(scenario.reason or "")
+
+
+def evidence_lines(run: GateRun) -> str:
+    """How a run was judged, and whether the machine or the kernel missed: the lines every report adds to a run.
+
+    ``evidence: trace`` (the timer ledger judged it) or ``evidence: observer
+    (why)``; ``machine late: ...`` where the run failed as measured but not
+    as the kernel ran it; each rule failure the ledger found.
+    """
+    lines = [run.evidence_text]
+    if run.machine_late:
+        lines.append(f"machine late (not the kernel's failure): {run.machine_late}")
+    lines += [f"rule (ledger): {f}" for f in run.rule_failures]
+    return "\n".join(lines)
+
+
+def inconclusive_text(reason: str | None) -> str:
+    """An inconclusive outcome's reason as a skip's: ``inconclusive: machine late ...`` (the pytest plugin's words)."""
+    return f"inconclusive: {reason or 'machine late'}"
+
+
+def retry_text(scenario: ScenarioEntry) -> str:
+    """A retried scenario: why the gate ran it again (its first run's machine-late sentence); "" otherwise."""
+    retried = scenario.retried
+    if retried is None:
+        return ""
+    return f"retried once by the gate: the first run was machine late ({retried.reason or 'no sentence kept'})"
 
 
 def known_text(known: Optional[KnownRecord]) -> str:
@@ -190,6 +217,9 @@ def table_row(scenario: Scenario) -> str:
         verdict += f" ({outcome}: {known_text(scenario.known) or scenario.reason or 'known'})"
     elif outcome not in (GateOutcome.PASS, GateOutcome.FAIL):
         verdict += f" ({outcome}: {scenario.reason or 'no reason given'})"
+    elif scenario.retried is not None:
+        verdict += f" ({retry_text(scenario)})"
+    verdict += f"; {scenario.evidence_text}"
     expected = scenario.expected_s
     window = scenario.window_s or first.window_s
     cells = [

@@ -33,7 +33,18 @@ So netkit writes one result per scenario: ``test`` the namified scenario id
 ``result`` as NIPA's own KTAP parser (``contest/remote/lib/results.py``,
 ``parse_nested_tests``) would read netkit's TAP line for it: pass, xfail
 (``ok # XFAIL``) and xpass (``ok # XPASS``) -> ``pass``; skip -> ``skip``;
-fail, error and an outcome this netkit does not know (``not ok``) -> ``fail``.
+fail, error and an outcome this netkit does not know (``not ok``) -> ``fail``;
+inconclusive (``ok # SKIP inconclusive: machine late ...``: the machine ran
+the timers late, measured by the timer ledger, on the gate's retry too) ->
+``skip``.  NIPA's words are pass, skip and fail, and its UI counts anything
+but pass and skip as a failure: ``fail`` would page netdev about a busy
+runner, ``pass`` would claim a proof that was not made; ``skip`` ("the
+status of the code is unknown") is the honest one, and what the TAP line
+and the pytest plugin say.  A scenario the gate retried (its first run
+machine late) carries ``"retry"``, the word of its outcome after the retry,
+as NIPA's ``vmksft-p`` records a rerun's result in ``retry``; ``result`` is
+that outcome too (``pass`` or ``skip``), not the first run's: the first run
+was not the kernel's failure, so it must not read ``fail`` there.
 The file is what a netdev executor's callback returns in ``results``, inside
 the run's envelope, so an executor can publish it as it is.
 """
@@ -56,6 +67,7 @@ NIPA_FIELD_MAX = 80  # deploy/contest/db: branch and executor are varchar(80)
 RESULT: dict[str, str] = {  # as NIPA's parse_nested_tests reads netkit's TAP: ok -> pass, ok # SKIP -> skip, not ok -> fail
     **dict.fromkeys((GateOutcome.PASS, GateOutcome.XFAIL, GateOutcome.XPASS), "pass"),
     GateOutcome.SKIP: "skip", GateOutcome.FAIL: "fail", GateOutcome.ERROR: "fail",
+    GateOutcome.INCONCLUSIVE: "skip",  # the module docstring says why
 }
 UNKNOWN_RESULT = "fail"
 
@@ -97,6 +109,8 @@ def nipa_document(doc: Doc, *, branch: str, executor: str = DEFAULT_EXECUTOR, li
         one: dict[str, Any] = {"test": name, "group": GROUP, "result": result(scenario.outcome)}
         if scenario.duration_s is not None:
             one["time"] = scenario.duration_s
+        if scenario.retried is not None:
+            one["retry"] = result(scenario.outcome)
         if link:
             one["link"] = link
         results.append(one)

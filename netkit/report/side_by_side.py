@@ -24,7 +24,8 @@ from ..document.records import GateDocument, ScenarioEntry
 from ..enums import GateOutcome
 from .htmlkit import _e, _style
 
-SHORT = {"pass": "pass", "fail": "FAIL", "xfail": "xfail", "xpass": "XPASS", "skip": "skip", "error": "ERROR"}
+SHORT = {"pass": "pass", "fail": "FAIL", "xfail": "xfail", "xpass": "XPASS", "skip": "skip", "error": "ERROR",
+         "inconclusive": "inconclusive"}  # machine late twice: neither pass nor the kernel's FAIL
 Docs = Sequence[Union[GateDocument, Mapping[str, Any]]]  # typed documents, or their JSON
 
 

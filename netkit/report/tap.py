@@ -12,13 +12,23 @@ The result lines mirror ``tools/testing/selftests/kselftest.h``
     ok 4 netkit.<id> # XFAIL <reason>                      <- ksft_test_result_xfail: "ok %u # XFAIL "
     ok 5 netkit.<id> # XPASS <reason>                      <- ksft_test_result_xpass: "ok %u # XPASS "
     not ok 6 netkit.<id> # error <reason>                  <- ksft_test_result_error: "not ok %u # error "
-    # Totals: pass:2 fail:1 xfail:1 xpass:1 skip:1 error:1  <- ksft_print_cnts
+    ok 7 netkit.<id> # SKIP inconclusive: machine late ...  <- ksft_test_result_skip (see below)
+    # Totals: pass:2 fail:1 xfail:1 xpass:1 skip:2 error:1  <- ksft_print_cnts
 
 Besides the TAP lines every line starts with ``# `` (kselftest's
 ``ksft_print_msg``), so a TAP consumer never mistakes a line of explain text
 for a result.  When nothing can run at all the gate prints
 ``tap_nothing_can_run(reason)``: ``1..0 # SKIP <reason>``, kselftest's
 ``ksft_exit_skip`` before any plan.
+
+kselftest has no word for *inconclusive* (the machine ran the timers late,
+measured by the timer ledger, on the gate's retry too): it is neither ``ok``
+(nothing was proven) nor ``not ok`` (the kernel kept the rule), so it is
+written as a skip whose reason starts ``inconclusive:`` -- what kselftest
+does with a test the environment could not run, what NIPA's KTAP parser
+reads as ``skip``, and what the pytest plugin reports for the same case --
+and counted as ``skip`` in the Totals line, which keeps kselftest's six
+counters.  A diagnostic line before it says it, with the evidence.
 
 ``netkit.report.tapparse`` reads this format back strictly; the tests and
 the gate's self-check run every document through it.
@@ -31,7 +41,7 @@ from collections.abc import Mapping
 from ..document.codec import document
 from ..document.records import ScenarioEntry
 from ..enums import GateOutcome
-from .markdown import Doc, failure_details, known_text
+from .markdown import Doc, failure_details, inconclusive_text, known_text
 
 PREFIX = "netkit."
 
@@ -68,9 +78,13 @@ def _scenario_lines(number: int, scenario: ScenarioEntry) -> list[str]:
     known = known_text(scenario.known)
     explain = failure_details(scenario)
     if outcome == GateOutcome.PASS:
-        return [f"ok {number} {name} # time={time_ms}ms"]
+        retried = _diagnostics(f"{scenario.id}: {reason}") if reason else []  # a pass that needed the retry says so
+        return retried + [f"ok {number} {name} # time={time_ms}ms"]
     if outcome == GateOutcome.SKIP:
         return [f"ok {number} {name} # SKIP {_one_line(reason or 'skipped')}"]
+    if outcome == GateOutcome.INCONCLUSIVE:
+        return _diagnostics(f"INCONCLUSIVE {scenario.id}: {reason} ({scenario.evidence_text})") + [
+            f"ok {number} {name} # SKIP {_one_line(inconclusive_text(reason))}"]
     if outcome == GateOutcome.XFAIL:
         return _diagnostics(explain) + [f"ok {number} {name} # XFAIL {_one_line(known or reason or 'known failure')}"]
     if outcome == GateOutcome.XPASS:
@@ -86,9 +100,15 @@ def _scenario_lines(number: int, scenario: ScenarioEntry) -> list[str]:
     return _diagnostics(explain or f"{outcome}") + [f"not ok {number} {name} # time={time_ms}ms"]
 
 
+KSFT_COUNTERS = (GateOutcome.PASS, GateOutcome.FAIL, GateOutcome.XFAIL, GateOutcome.XPASS, GateOutcome.SKIP,
+                 GateOutcome.ERROR)  # ksft_print_cnts's six; an inconclusive is counted as the skip its line is
+
+
 def totals_line(counts: Mapping[str, int]) -> str:
-    """kselftest's ``ksft_print_cnts`` line."""
-    return "# Totals: " + " ".join(f"{k}:{int(counts.get(k, 0))}" for k in GateOutcome)
+    """kselftest's ``ksft_print_cnts`` line (an ``inconclusive`` count, if given, adds to ``skip``)."""
+    folded = {k: int(counts.get(k, 0)) for k in KSFT_COUNTERS}
+    folded[GateOutcome.SKIP] += int(counts.get(GateOutcome.INCONCLUSIVE, 0))
+    return "# Totals: " + " ".join(f"{k}:{folded[k]}" for k in KSFT_COUNTERS)
 
 
 def to_tap(doc: Doc) -> str:
