@@ -28,6 +28,7 @@ import threading
 import pytest
 from conftest import one_whole_gate_at_a_time
 
+from netkit.exitcodes import EXIT_INCONCLUSIVE
 from netkit.privileges import missing_privileges
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -230,6 +231,9 @@ class Run:
 def test_readme_command_works_verbatim(readme_runs, entry):
     command = bare(entry["command"])
     status, output = readme_runs[command].wait()
+    if status == EXIT_INCONCLUSIVE and " gate" in f" {command}":  # the gate's documented outcome for a busy machine
+        pytest.skip(f"README line {entry['line']}: `{command}` was inconclusive (exit 3: a scenario was machine late "
+                    f"twice, measured by the timer ledger):\n{output[-1500:]}")
     assert status == 0, f"README line {entry['line']}: `{command}` exited {status}:\n{output[-3000:]}"
     promise = promise_for(command)
     if promise:
