@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TextIO
 
 from ..enums import Clock, CountSource, DeathSource, EventKind, State
+from ..evidence.ledger import Arming
 from ..evidence.verdict import OBSERVER_SAMPLE_S
 
 if TYPE_CHECKING:
@@ -92,15 +93,56 @@ def _timeline_lines(r: ScenarioResult) -> list[str]:
 
 def death_sources(r: ScenarioResult) -> str:
     """``the kernel's RST on the wire at 6.045 s (the time judged); the observer read 6.048 s, 3.0 ms later``."""
-    return (f"the kernel's RST on the wire at {r.kernel_death_s:.3f} s (the time judged); "
+    traced = r.death_source is DeathSource.TRACE  # the tracepoint's clock: microseconds
+    what = "the kernel's CLOSE in its timer's run (the ledger)" if traced else "the kernel's RST on the wire"
+    return (f"{what} at {r.kernel_death_s:.{6 if traced else 3}f} s (the time judged); "
             f"the observer read {r.measured_s:.3f} s, {1000 * (r.observer_late_s or 0.0):.1f} ms later")
+
+
+def ledger_lines(r: ScenarioResult) -> list[str]:
+    """The timer ledger, one line per arming and per run (what was asked, where the wheel put it, when it ran).
+
+    Beside each keepalive re-arm the rule's figure (``intvl * HZ``); beside
+    each run how late it was against its bucket's jiffy: the machine's
+    lateness, reported apart from the rule.
+    """
+    ledger = r.ledger
+    if ledger is None:
+        return [f"  evidence: observer ({r.evidence_note or 'no timer ledger'})"]
+    schedule = r.prediction.schedule
+    intvl = None if schedule is None else round(schedule.intvl * ledger.hz)
+    since = Clock(r.prediction.measured_from).since
+
+    def arming_text(a: Arming) -> str:
+        rule = f" (rule: intvl * HZ = {intvl})" if intvl is not None and a.by_run and a.delay == intvl else ""
+        return f"{a.delay} jiffies{rule} -> bucket {a.bucket} (expires +{a.bucket - a.expires})"
+
+    rows: list[tuple[float, str]] = [(a.t_s, f"{a.function} armed by a system call: {arming_text(a)}")
+                                     for a in ledger.armings if not a.by_run]
+    rearms = [a for a in ledger.armings if a.by_run]
+    for run in ledger.runs:
+        text = f"{run.function} ran at jiffy {run.now}"
+        if run.late_s is not None:
+            text += f", {run.late_s * 1000:.3f} ms after its bucket began"
+        rearm = next((a for a in rearms if a.function == run.function and a.now == run.now and a.t_s >= run.t_s), None)
+        if rearm is not None:
+            text += f"; re-armed {arming_text(rearm)}"
+        rows.append((run.t_s, text))
+    if ledger.death is not None:
+        rows.append((ledger.death.t_s, f"CLOSE in {ledger.death.function}'s run, error {ledger.death.error}"))
+    lines = [f"  timer ledger (evidence: trace; jiffies at HZ={ledger.hz}; s since {since}"
+             + ("; EVENTS LOST" if ledger.lost else "") + "):"]
+    lines += [f"    {t:10.6f}  {text}" for t, text in sorted(rows, key=lambda row: row[0])]
+    if r.machine_late:
+        lines.append(f"    {r.machine_late}")
+    return lines
 
 
 def explain(r: ScenarioResult) -> str:
     """The failure message for a person reading a CI log at 3 a.m."""
     p = r.prediction
     measured = "no death" if r.measured_s is None else (
-        death_sources(r) if r.death_source is DeathSource.WIRE else f"{r.measured_s:.3f} s")
+        death_sources(r) if r.kernel_death_s is not None else f"{r.measured_s:.3f} s")
     lines = [
         f"{r.scenario.id} on {r.kernel.release} (HZ={r.kernel.hz}): {r.verdict.upper()}",
         f"  rule:     {p.rule}",
@@ -117,6 +159,8 @@ def explain(r: ScenarioResult) -> str:
         lines.append(f"  middlebox: {r.middlebox.summary()}")
     lines += [f"  problem:  {f}" for f in r.failures]
     lines += _timeline_lines(r)
+    if r.ledger is not None:
+        lines += ledger_lines(r)
     if r.pcap:
         lines.append(f"  pcap:     {r.pcap}  (read it: tcpdump -nr {r.pcap})")
     for name in r.kept_namespaces:
@@ -185,7 +229,9 @@ def print_demo_result(r: ScenarioResult, out: TextIO) -> None:
             print(f"  {event.t_s:7.3f} s  {event.what}", file=out)
     if wire is not None:
         print(f"wire: {wire_summary(r)}", file=out)
-    if r.death_source is DeathSource.WIRE:
+    for line in ledger_lines(r):
+        print(line[2:], file=out)
+    if r.kernel_death_s is not None:
         print(f"death: {death_sources(r)}", file=out)
     since = Clock(p.measured_from).since
     measured = "did not die" if r.death_s is None else f"died {r.death_s:.3f} s after {since}"
