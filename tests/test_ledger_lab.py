@@ -8,6 +8,9 @@ several labs must run at once.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,7 +46,9 @@ def test_an_idle_death_is_judged_on_the_kernels_clock_with_the_rule_exact(tracef
     assert abs(result.death_s - result.wire.rst_s) < 0.001  # the RST leaves in the run that kills the socket
     assert result.rule_failures == () and result.verdict == "pass", result.explain()
     assert [a.delay for a in result.ledger.armings if a.by_run and a.t_s > 0] == [result.kernel.hz] * 2  # intvl * HZ
-    assert not [n for n in netkit_instances() if n.startswith(f"nk-{os.getpid()}-")]  # removed with the lab
+    ours = [n for n in netkit_instances() if n.startswith(f"nk-{os.getpid()}-")]
+    assert len(ours) <= 1  # the one spare this process keeps for its next run, stopped; removed at exit
+    assert all(Path(tracefs, "instances", n, "tracing_on").read_text().strip() == "0" for n in ours)
 
 
 def test_a_planted_rule_error_of_one_jiffy_fails_the_run_while_the_death_is_inside_its_window(tracefs, monkeypatch):
@@ -63,6 +68,15 @@ def test_data_deaths_are_the_kernels_close_in_the_write_timers_run(tracefs, stat
     assert result.rule_failures == () and result.verdict == "pass", result.explain()
 
 
+def test_a_process_reuses_its_instance_and_removes_it_when_it_exits(tracefs):
+    script = ("import os, sys; from netkit.lab.tracefs import TraceInstance\n"
+              "f = {'timer/timer_start': 'common_pid == 1'}\n"
+              "a = TraceInstance.acquire(f); a.release(); b = TraceInstance.acquire(f)\n"
+              "assert a is b and os.path.isdir(b.path); b.release(); print(b.name)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert not Path(tracefs, "instances", done.stdout.strip()).exists()  # removed at exit
+
+
 def test_labs_sharing_addresses_and_ports_each_take_only_their_own_socket(tracefs):
     results = run_many([IDLE] * 6)
     for result in results:
@@ -76,7 +90,7 @@ def test_without_tracefs_the_run_is_judged_from_the_observer_and_says_why(monkey
     def refused(*args, **kwargs):
         raise TracefsUnavailable("tracefs is not mounted and mounting it was refused: test")
 
-    monkeypatch.setattr(timers.TraceInstance, "create", refused)
+    monkeypatch.setattr(timers.TraceInstance, "acquire", refused)
     result = run_scenario(IDLE)
     assert result.evidence == "observer" and result.ledger is None
     assert result.evidence_note == "tracefs is not mounted and mounting it was refused: test"

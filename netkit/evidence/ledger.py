@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 _LINE = re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+(?P<flags>\S+)\s+"
@@ -131,6 +131,21 @@ class Ledger:
     @property
     def worst_late_s(self) -> float:
         return max((r.late_s or 0.0 for r in self.runs), default=0.0)
+
+    def moved(self, by_s: float) -> Ledger:
+        """The same ledger on an axis whose t = 0 is ``by_s`` later (every moment minus ``by_s``)."""
+        def at(t: float) -> float:
+            return round(t - by_s, 6)
+
+        armings = {a: replace(a, t_s=at(a.t_s)) for a in self.armings}
+        runs = tuple(replace(r, t_s=at(r.t_s), arming=None if r.arming is None else armings[r.arming])
+                     for r in self.runs)
+        death = None if self.death is None else replace(self.death, t_s=at(self.death.t_s))
+        return replace(self, armings=tuple(armings.values()), runs=runs, death=death)
+
+    def first_arming_by_a_call(self, function: str) -> Arming | None:
+        """The first arming of ``function`` made by a system call (the send that armed the retransmission timer)."""
+        return next((a for a in self.armings if a.function == function and not a.by_run), None)
 
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable ledger (in a result's and a gate run's JSON); :meth:`from_dict` reads it back."""

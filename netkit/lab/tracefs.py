@@ -36,19 +36,22 @@ observer and the wire as before.
 from __future__ import annotations
 
 import errno
+import multiprocessing.util
 import os
 import re
 import secrets
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ..errors import FeatureMissing
 from .proc import pids, process_alive
 
 MOUNT_POINT = "/sys/kernel/tracing"
 PREFIX = "nk"
-BUFFER_KB = 128  # per CPU; a run's ledger is a few dozen lines, the rest is headroom for a filter's learning phase
+BUFFER_KB: int | None = None  # per CPU; None: the kernel's default (trace_buf_size, 1.4 MB): a resize costs a gate 0.6 s
 CLOCK = "mono"
 EVENTS = (  # what a ledger reads; "group/name" under events/
     "timer/timer_start",
@@ -171,12 +174,67 @@ def owner_gone(pid: int, namespace: int) -> bool:
 
 
 class TraceInstance:
-    """One private tracefs instance, owned by this process; :meth:`close` (or ``with``) removes it."""
+    """One private tracefs instance, owned by this process; :meth:`close` (or ``with``) removes it.
+
+    Making and removing an instance is slow work the kernel does under one
+    lock (about 25 ms each, serialised: 116 labs starting at once waited up
+    to 4 s for theirs).  So a run :meth:`acquire` s one and :meth:`release` s
+    it: a process keeps its last instance, stopped, for its next run, and
+    removes it when it exits (a ``multiprocessing`` finalizer: it runs in the
+    pool's workers too, which skip ``atexit``).  A process killed outright
+    leaves it to ``netkit cleanup``, like any other.
+    """
+
+    _spare: ClassVar[dict[int, TraceInstance]] = {}  # pid -> this process's stopped instance, for its next run
 
     def __init__(self, root: str, name: str) -> None:
         self.root = root
         self.name = name
         self.path = os.path.join(root, "instances", name)
+        self.events: frozenset[str] = frozenset()
+        self.filters: dict[str, str] = {}  # event -> the filter it has now (a filter write costs an RCU grace period)
+
+    @classmethod
+    def acquire(cls, filters: Mapping[str, str]) -> TraceInstance:
+        """A started instance for one run: this process's spare one with new filters and an empty buffer, or a new one."""
+        spare = cls._spare.pop(os.getpid(), None)
+        if spare is not None:
+            try:
+                if spare.events == frozenset(filters) and os.path.isdir(spare.path):
+                    spare._restart(filters)
+                    return spare
+            except OSError:
+                pass
+            spare.close()
+        instance = cls.create(filters)
+        multiprocessing.util.Finalize(None, remove_instance, args=(instance.path,), exitpriority=10)
+        return instance
+
+    def release(self) -> None:
+        """Stop recording; keep the instance for this process's next run (the one spare), or remove it."""
+        try:
+            self.stop()
+        except OSError:
+            self.close()
+            return
+        if os.getpid() in self._spare:
+            self.close()
+        else:
+            self._spare[os.getpid()] = self
+
+    def _restart(self, filters: Mapping[str, str]) -> None:
+        for event, expression in filters.items():
+            self.set_filter_or_all(event, expression)  # unchanged filters are not written again
+        with open(os.path.join(self.path, "trace"), "w"):
+            pass  # opened for writing with truncation: the buffer is emptied
+        self._write("tracing_on", "1")
+
+    def set_filter_or_all(self, event: str, expression: str) -> None:
+        """:meth:`set_filter`, or no filter where this kernel cannot parse it (the ledger selects the events)."""
+        try:
+            self.set_filter(event, expression)
+        except OSError:  # e.g. ".function" filters before Linux 6.2: record all, the ledger selects
+            self.set_filter(event, "")
 
     @classmethod
     def create(cls, filters: Mapping[str, str], root: str | None = None) -> TraceInstance:
@@ -196,17 +254,16 @@ class TraceInstance:
             raise TracefsUnavailable(f"cannot create a tracefs instance in {root}/instances: {exc.strerror}") from exc
         try:
             instance._write("tracing_on", "0")
-            instance._write("buffer_size_kb", str(BUFFER_KB))
+            if BUFFER_KB:
+                instance._write("buffer_size_kb", str(BUFFER_KB))
             instance._write("trace_clock", CLOCK)
             instance._write("options/hash-ptr", "0")
             if os.path.exists(os.path.join(instance.path, "options/pause-on-trace")):
                 instance._write("options/pause-on-trace", "0")  # reading mid-run (learning a timer) loses nothing
             for event, expression in filters.items():
-                try:
-                    instance.set_filter(event, expression)
-                except OSError:  # e.g. ".function" filters before Linux 6.2: record all, the ledger selects
-                    instance.set_filter(event, "")
+                instance.set_filter_or_all(event, expression)
                 instance._write(f"events/{event}/enable", "1")
+            instance.events = frozenset(filters)
             instance._write("tracing_on", "1")
         except OSError as exc:
             instance.close()
@@ -220,9 +277,13 @@ class TraceInstance:
     def set_filter(self, event: str, expression: str) -> None:
         """Replace ``event``'s filter ("" records every occurrence); takes effect for the events that follow.
 
-        A filter the kernel cannot parse raises OSError (EINVAL); the old filter stays.
+        A filter the kernel cannot parse raises OSError (EINVAL); the old filter stays.  A filter the event
+        already has is not written again: each write waits for an RCU grace period (milliseconds under load).
         """
+        if self.filters.get(event) == expression:
+            return
         self._write(f"events/{event}/filter", expression or "0")  # "0" clears a filter (tracefs's convention)
+        self.filters[event] = expression
 
     def text(self) -> str:
         """Everything recorded so far, as tracefs prints it (``trace``: one line per event, oldest first)."""
@@ -243,18 +304,26 @@ class TraceInstance:
         self.close()
 
 
+REMOVE_WAIT_S = 5.0  # how long a busy instance (a file of it still open somewhere) is waited for
+
+
 def remove_instance(path: str) -> None:
-    """rmdir an instance; a reader still holding it open (EBUSY) is waited for briefly."""
-    for _ in range(50):
+    """rmdir an instance; while something holds one of its files open (EBUSY), wait for it, up to ``REMOVE_WAIT_S``.
+
+    Still busy after that: the instance stays and this says so (OSError);
+    ``netkit cleanup`` removes it once its owner is gone.
+    """
+    deadline = time.monotonic() + REMOVE_WAIT_S
+    while True:
         try:
             os.rmdir(path)
             return
         except FileNotFoundError:
             return
         except OSError as exc:
-            if exc.errno != errno.EBUSY:
+            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
                 raise
-            os.sched_yield()
+            time.sleep(0.01)
 
 
 def _instance_names(root: str) -> list[str]:

@@ -16,6 +16,7 @@ observer``).  A trace problem never fails a scenario.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -24,8 +25,15 @@ from contextlib import contextmanager
 from ..evidence.ledger import Ledger, build, learned_timer, parse
 from ..lab.tracefs import TracefsUnavailable, TraceInstance
 
+SWITCH = "NETKIT_TIMER_LEDGER"  # "off": judge from the observer and the wire (to compare, e.g. scripts/bench-gate)
 KEEPALIVE_TIMER = "tcp_keepalive_timer"
 WRITE_TIMER = "tcp_write_timer"  # retransmissions and zero-window probes (ICSK_TIME_RETRANS, ICSK_TIME_PROBE0)
+_NOTHING = "timer == 0"  # no timer has address 0: records nothing
+# Every lab's TCP timers, fixed for the instance's life: each filter change waits for an RCU grace period, and
+# changing them around each learning call cost a gate 2 s on 2 CPUs.  The ledger selects the tested socket's by
+# address (evidence.ledger.build).  Kernels before ".function" filters (about 6.2) record every timer instead
+# (TraceInstance.set_filter_or_all).
+_TCP_TIMERS = "function.function == tcp_keepalive_timer || function.function == tcp_write_timer"
 _CLOSE = "newstate == 7"  # TCP_CLOSE: the deaths (the ledger keeps the one inside our timer's run)
 NOT_TRACED = ("the timer ledger follows the established states' timers; this procedure's (the handshake's, "
               "or a routed lab's) is not traced yet")
@@ -52,19 +60,20 @@ class TimerTrace:
         self.hz = hz
         self.note = note
         self.tid = threading.get_native_id()
-        self.follow: tuple[str, ...] = ()
         self.timers: dict[str, str] = {}  # function -> address
 
     @classmethod
-    def start(cls, hz: int, follow: tuple[str, ...]) -> TimerTrace:
-        """A trace of the ``follow`` timers (functions) that this thread arms next, or an off trace with the reason."""
+    def start(cls, hz: int) -> TimerTrace:
+        """A trace of the timers this thread will arm in :meth:`learning` blocks, or an off trace with the reason."""
         trace = cls(None, hz)
-        trace.follow = follow
+        if os.environ.get(SWITCH, "").lower() in ("off", "0", "no"):
+            trace.note = f"the timer ledger was switched off ({SWITCH}={os.environ[SWITCH]})"
+            return trace
         try:
-            trace.instance = TraceInstance.create({
-                "timer/timer_start": trace._timer_filter(),
-                "timer/timer_expire_entry": trace._timer_filter(),
-                "timer/timer_expire_exit": "",
+            trace.instance = TraceInstance.acquire({
+                "timer/timer_start": _TCP_TIMERS,
+                "timer/timer_expire_entry": _TCP_TIMERS,
+                "timer/timer_expire_exit": _NOTHING,
                 "sock/inet_sock_set_state": _CLOSE,
                 "sock/inet_sk_error_report": "",
             })
@@ -74,44 +83,32 @@ class TimerTrace:
             trace.note = f"tracefs: {exc}"
         return trace
 
-    def _timer_filter(self) -> str:
-        """The learned timers by address, and the ones still to learn by function, until they are learned.
-
-        Every arming of a followed function is recorded from the start, so
-        nothing our timer does between the learning call and the switch to
-        its address is missed.  Kernels before ``.function`` filters (about
-        6.2) refuse the function terms: the caller then records every timer
-        until all are learned.
-        """
-        terms = [f"timer == 0x{a}" for a in self.timers.values()]
-        terms += [f"function.function == {f}" for f in self.follow if f not in self.timers]
-        return " || ".join(terms)
-
     def _refilter(self) -> None:
+        """Runs' ends of the learned timers only (the entries and armings are selected by function, throughout)."""
         assert self.instance is not None
-        timers = self._timer_filter()
-        all_learned = all(f in self.timers for f in self.follow)
-        for event, expression in (("timer/timer_start", timers), ("timer/timer_expire_entry", timers),
-                                  ("timer/timer_expire_exit", timers if all_learned else "")):
-            self.instance.set_filter(event, expression)
+        self.instance.set_filter("timer/timer_expire_exit", " || ".join(f"timer == 0x{a}" for a in self.timers.values()))
 
     @property
     def on(self) -> bool:
         return self.instance is not None
 
     def _off(self, why: str) -> None:
-        if self.instance is not None:
-            self.instance.close()
-        self.instance = None
+        self.close()
         self.note = why
 
     @contextmanager
     def learning(self, function: str) -> Iterator[None]:
-        """The ``function`` timer this thread arms inside the block is the tested socket's: follow it from then on."""
+        """The ``function`` timer this thread arms inside the block is the tested socket's: follow it from then on.
+
+        On the way out the instance starts recording that timer's run ends
+        (a filter change: it waits for an RCU grace period, milliseconds, so
+        a moment the run measures from is taken inside the block).
+        """
+        watching = self.instance is not None and function not in self.timers
         before = time.monotonic_ns()
         yield
         after = time.monotonic_ns()
-        if self.instance is None or function in self.timers:
+        if not watching or self.instance is None:
             return
         try:
             address = learned_timer(parse(self.instance.text()), self.tid, function, before, after)
@@ -141,12 +138,17 @@ class TimerTrace:
             return None
         finally:
             self.close()
-        return build(parse(text), self.timers.values(), self.hz, zero_real_ns - _clock_offset_ns())
+        ledger = build(parse(text), self.timers.values(), self.hz, zero_real_ns - _clock_offset_ns())
+        if ledger.lost:  # the buffer overflowed: a missing arming would read as a rule error
+            self.note = "the trace lost events (its buffer overflowed): judged from the observer and the wire"
+            return None
+        return ledger
 
     def close(self) -> None:
+        """Done with the instance: stopped, and kept for this process's next run (:meth:`TraceInstance.release`)."""
         if self.instance is not None:
-            self.instance.close()
+            self.instance.release()
             self.instance = None
 
 
-__all__ = ["KEEPALIVE_TIMER", "NOT_TRACED", "WRITE_TIMER", "TimerTrace"]
+__all__ = ["KEEPALIVE_TIMER", "NOT_TRACED", "SWITCH", "TimerTrace", "WRITE_TIMER"]
