@@ -13,7 +13,7 @@ import pytest
 import netkit.evidence.ledger_check as ledger_check
 from netkit import KeepaliveSettings, Scenario, ScenarioResult
 from netkit.enums import DeathSource
-from netkit.evidence.ledger import Ledger, build, learned_timer, parse
+from netkit.evidence.ledger import Ledger, LedgerUnreadable, build, learned_timer, parse
 from netkit.evidence.ledger_check import carried, on_time, rule_failures, wheel_bucket
 from netkit.evidence.wire import WireEvidence
 from netkit.kernel import KernelInfo
@@ -218,3 +218,10 @@ def test_a_rule_mismatch_fails_however_late_the_machine(monkeypatch):
     ledger = _ledger(keepalive_trace(late_run=2, late_jiffies=3, late_us=1000)[0])
     result = _result(ledger, *_frames(ledger))
     assert result.rule_failures and result.machine_late is None
+
+
+def test_a_kernel_whose_timer_start_has_no_bucket_says_so_instead_of_guessing():
+    text, _ = keepalive_trace()
+    old_kernel = "\n".join(line.split(" bucket_expiry=")[0] for line in text.splitlines())  # Linux 6.1's format
+    with pytest.raises(LedgerUnreadable, match="no bucket_expiry"):
+        _ledger(old_kernel)

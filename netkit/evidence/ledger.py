@@ -39,6 +39,10 @@ _FIELD = re.compile(r"(\w+)=(\S*)")
 TCP_CLOSE = "TCP_CLOSE"
 
 
+class LedgerUnreadable(ValueError):
+    """The trace cannot be read as a ledger on this kernel (a field it does not print); the message says which."""
+
+
 @dataclass(frozen=True)
 class TraceLine:
     """One line of a tracefs ``trace`` file: who, where, when (ns on the instance's clock), what."""
@@ -194,6 +198,9 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
         f = line.fields
         timer = f.get("timer", "").lower().removeprefix("0x")
         if line.event == "timer_start" and timer in ours:
+            if "bucket_expiry" not in f:
+                raise LedgerUnreadable("this kernel's timer:timer_start has no bucket_expiry field (Linux 6.1 "
+                                       "prints none): the wheel's rounding cannot be read from the trace")
             in_run = open_runs.get(line.cpu, ("", "", 0))[0] == timer
             expires = int(f["expires"])
             now = expires - int(f.get("timeout", "0").strip("[]")) if "now" not in f else int(f["now"])
@@ -255,4 +262,4 @@ def learned_timer(lines: Sequence[TraceLine], pid: int, function: str, after_ns:
     return found.pop() if len(found) == 1 else None
 
 
-__all__ = ["Arming", "KernelDeath", "Ledger", "TimerRun", "TraceLine", "build", "learned_timer", "parse"]
+__all__ = ["Arming", "KernelDeath", "Ledger", "LedgerUnreadable", "TimerRun", "TraceLine", "build", "learned_timer", "parse"]

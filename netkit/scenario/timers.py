@@ -117,7 +117,7 @@ class TimerTrace:
                 return
             self.timers[function] = address
             self._refilter()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             self._off(f"tracefs: {exc}")
 
     def finish(self, zero_real_ns: int | None) -> Ledger | None:
@@ -138,7 +138,11 @@ class TimerTrace:
             return None
         finally:
             self.close()
-        ledger = build(parse(text), self.timers.values(), self.hz, zero_real_ns - _clock_offset_ns())
+        try:
+            ledger = build(parse(text), self.timers.values(), self.hz, zero_real_ns - _clock_offset_ns())
+        except (ValueError, KeyError) as exc:  # a kernel that prints an event differently: no ledger, never a crash
+            self.note = f"the trace could not be read as a timer ledger: {exc}"
+            return None
         if ledger.lost:  # the buffer overflowed: a missing arming would read as a rule error
             self.note = "the trace lost events (its buffer overflowed): judged from the observer and the wire"
             return None
