@@ -71,7 +71,7 @@ PROMISED = {
         r"wire: 5 SYN retransmissions; no RST .*\nverdict: PASS - died 7\.\d{3} s after the first SYN",
     "netkit demo --topology routed --middlebox-timeout 2 --idle 3 --intvl 1 --cnt 2":
         r"verdict: PASS - died 5\.\d{3} s after the last segment received",
-    "netkit cleanup --dry-run": r"nothing to clean up|would remove|left namespace",
+    "netkit cleanup --dry-run": r"nothing to clean up|would remove|left namespace|left tracefs instance",
 }
 
 

@@ -171,24 +171,21 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.__dict__))
         return EXIT_PASS
-    for name in report.removed:
-        print(f"{verb} namespace {name} (its netkit process is gone)")
-    for name in report.kept_alive_owner:
-        print(f"left namespace {name}: its netkit process still runs")
-    for name in report.foreign:
-        print(f"left namespace {name}: not a netkit name (nk-<pid>-<id>-<role>)")
-    for name in report.host_interfaces:
-        print(f"left host interface {name}: netkit never creates host interfaces, so it is not netkit's")
-    for path in report.run_dirs:
-        print(f"{verb} temporary directory {path} (its netkit process is gone)")
-    for name in report.trace_instances:
-        print(f"{verb} tracefs instance {name} (its netkit process is gone)")
-    for name in report.trace_kept_alive_owner:
-        print(f"left tracefs instance {name}: its netkit process still runs (or runs where this one cannot see)")
-    for name in report.trace_foreign:
-        print(f"left tracefs instance {name}: not a netkit name (nk-<pid>-<pidns>-<id>)")
-    if not (report.removed or report.kept_alive_owner or report.foreign or report.host_interfaces
-            or report.run_dirs or report.trace_instances or report.trace_kept_alive_owner or report.trace_foreign):
+    lines = [  # (what was found, the sentence for each)
+        (report.removed, f"{verb} namespace {{}} (its netkit process is gone)"),
+        (report.kept_alive_owner, "left namespace {}: its netkit process still runs"),
+        (report.foreign, "left namespace {}: not a netkit name (nk-<pid>-<id>-<role>)"),
+        (report.host_interfaces, "left host interface {}: netkit never creates host interfaces, so it is not netkit's"),
+        (report.run_dirs, f"{verb} temporary directory {{}} (its netkit process is gone)"),
+        (report.trace_instances, f"{verb} tracefs instance {{}} (its netkit process is gone)"),
+        (report.trace_kept_alive_owner,
+         "left tracefs instance {}: its netkit process still runs (or runs where this one cannot see)"),
+        (report.trace_foreign, "left tracefs instance {}: not a netkit name (nk-<pid>-<pidns>-<id>)"),
+    ]
+    for names, sentence in lines:
+        for name in names:
+            print(sentence.format(name))
+    if not any(names for names, _ in lines):
         print("nothing to clean up")
     return EXIT_PASS
 

@@ -229,8 +229,9 @@ def print_demo_result(r: ScenarioResult, out: TextIO) -> None:
             print(f"  {event.t_s:7.3f} s  {event.what}", file=out)
     if wire is not None:
         print(f"wire: {wire_summary(r)}", file=out)
-    for line in ledger_lines(r):
-        print(line[2:], file=out)
+    if r.ledger is not None:
+        for line in ledger_lines(r):
+            print(line[2:], file=out)
     if r.kernel_death_s is not None:
         print(f"death: {death_sources(r)}", file=out)
     since = Clock(p.measured_from).since
@@ -247,6 +248,8 @@ def print_demo_result(r: ScenarioResult, out: TextIO) -> None:
               file=out)
     for failure in r.failures:
         print(f"  problem: {failure}", file=out)
+    if r.ledger is None:
+        print(f"evidence: observer ({r.evidence_note or 'no timer ledger'})", file=out)
     for name in r.kept_namespaces:
         print(f"  kept: ip netns exec {name} ss -tino   (remove with: netkit cleanup)", file=out)
     if r.pcap:
