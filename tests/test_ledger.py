@@ -13,8 +13,8 @@ import pytest
 import netkit.evidence.ledger_check as ledger_check
 from netkit import KeepaliveSettings, Scenario, ScenarioResult
 from netkit.enums import DeathSource
-from netkit.evidence.ledger import Ledger, LedgerUnreadable, build, learned_timer, parse
-from netkit.evidence.ledger_check import carried, on_time, rule_failures, wheel_bucket
+from netkit.evidence.ledger import Arming, Ledger, LedgerUnreadable, build, learned_timer, parse
+from netkit.evidence.ledger_check import carried, on_time, possible_buckets, rule_failures, wheel_bucket
 from netkit.evidence.wire import WireEvidence
 from netkit.kernel import KernelInfo
 from netkit.model import keepalive_death
@@ -100,24 +100,24 @@ def test_a_keepalive_ledger_reads_as_the_kernel_ran_it():
     assert all(r.late_jiffies == 0 and r.late_s is not None and r.late_s < 1e-4 for r in ledger.runs)
     assert ledger.death is not None and ledger.death.error == 110
     assert ledger.death.t_s == pytest.approx(1024 * 0.004 - 100e-6 + 45e-6, abs=1e-6)
-    assert rule_failures(ledger, 1, 3) == []
+    assert rule_failures(ledger, 1, 3, 1) == []
 
 
 def test_the_rule_check_catches_one_jiffy_that_the_window_hides(monkeypatch):
     ledger = _ledger(keepalive_trace()[0])
     monkeypatch.setattr(ledger_check, "RULE_SHIFT_JIFFIES", 1)  # the model's re-arm one jiffy off
-    [failure] = rule_failures(ledger, 1, 3)
+    [failure] = rule_failures(ledger, 1, 3, 1)
     assert "251 jiffies" in str(failure) and "250, 250, 250" in str(failure)
     wrong_bucket = dataclasses.replace(ledger.armings[2], bucket=ledger.armings[2].bucket + 1)
     tampered = dataclasses.replace(ledger, armings=(*ledger.armings[:2], wrong_bucket, *ledger.armings[3:]))
     monkeypatch.setattr(ledger_check, "RULE_SHIFT_JIFFIES", 0)
-    [failure] = rule_failures(tampered, 1, 3)
+    [failure] = rule_failures(tampered, 1, 3, 1)
     assert failure.rule == "ledger: wheel bucket"
 
 
 def test_a_kernel_rearming_for_another_interval_fails_the_rule():
     ledger = _ledger(keepalive_trace(delay=251)[0])
-    assert [f.rule for f in rule_failures(ledger, 1, 3)] == ["ledger: keepalive re-arm"]
+    assert [f.rule for f in rule_failures(ledger, 1, 3, 1)] == ["ledger: keepalive re-arm"]
 
 
 def test_another_labs_death_on_another_cpu_is_never_ours():
@@ -225,3 +225,22 @@ def test_a_kernel_whose_timer_start_has_no_bucket_says_so_instead_of_guessing():
     old_kernel = "\n".join(line.split(" bucket_expiry=")[0] for line in text.splitlines())  # Linux 6.1's format
     with pytest.raises(LedgerUnreadable, match="no bucket_expiry"):
         _ledger(old_kernel)
+
+
+def test_the_buckets_allowed_follow_the_bases_clock_not_a_tolerance():
+    # A re-arm for 504 jiffies from a run on time: during the run base->clk is jiffies + 1, so the delta is 503:
+    # level 1 (granularity 8), not level 2 (64).  The same re-arm from a run 6 jiffies late whose base was forwarded
+    # only to its next expiry can see 509: level 2.  Anything else is a rule failure.
+    on_time = Arming(1.0, "tcp_keepalive_timer", 8000, 8504, 8512, True, run_late=0)
+    assert 8512 in possible_buckets(on_time, HZ) and 8512 + 56 not in possible_buckets(on_time, HZ)
+    late = dataclasses.replace(on_time, run_late=6)
+    assert ((8504 >> 6) + 1) << 6 in possible_buckets(late, HZ)  # level 2's rounding
+    assert rule_failures(Ledger(HZ, (dataclasses.replace(on_time, bucket=8513),), (), None), None, None)
+
+
+def test_lateness_before_t0_is_not_carried():
+    # The answered probe's run (before t = 0) ran 3 jiffies late: t = 0 is the reply to that late probe, so the
+    # model's axis already holds it; nothing of it is taken out of the runs after t = 0.
+    ledger = _ledger(keepalive_trace(late_run=0, late_jiffies=3)[0])
+    shifts = carried(ledger, 250)
+    assert ledger.runs[0].late_jiffies == 3 and shifts[1:] == pytest.approx([0] * 4, abs=1e-4)

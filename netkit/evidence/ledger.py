@@ -82,6 +82,7 @@ class Arming:
     expires: int
     bucket: int
     by_run: bool  # armed by its own run (the handler's re-arm), not by a system call or another path
+    run_late: int | None = None  # by_run: whole jiffies that run ran after its bucket (the base's clock can trail)
 
     @property
     def delay(self) -> int:
@@ -123,6 +124,7 @@ class Ledger:
     runs: tuple[TimerRun, ...]
     death: KernelDeath | None
     lost: bool = False  # the instance's buffer overflowed: some events are missing
+    zero_jiffy: int | None = None  # the jiffy t = 0 fell in (from the ledger's own jiffy clock)
 
     def run_at(self, t_s: float, slack_s: float = 0.002) -> int | None:
         """The index of the run during which something happened at ``t_s`` (a frame it sent), if any began just before."""
@@ -154,9 +156,10 @@ class Ledger:
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable ledger (in a result's and a gate run's JSON); :meth:`from_dict` reads it back."""
         return {
-            "hz": self.hz, "lost": self.lost,
+            "hz": self.hz, "lost": self.lost, "zero_jiffy": self.zero_jiffy,
             "armings": [{"t_s": a.t_s, "function": a.function, "now": a.now, "expires": a.expires,
-                         "delay": a.delay, "bucket": a.bucket, "by_run": a.by_run} for a in self.armings],
+                         "delay": a.delay, "bucket": a.bucket, "by_run": a.by_run, "run_late": a.run_late}
+                        for a in self.armings],
             "runs": [{"t_s": r.t_s, "function": r.function, "now": r.now,
                       "bucket": None if r.arming is None else r.arming.bucket, "late_s": r.late_s,
                       "arming": None if r.arming is None else self.armings.index(r.arming)} for r in self.runs],
@@ -166,28 +169,28 @@ class Ledger:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Ledger:
-        armings = tuple(Arming(a["t_s"], a["function"], a["now"], a["expires"], a["bucket"], a["by_run"])
-                        for a in data["armings"])
+        armings = tuple(Arming(a["t_s"], a["function"], a["now"], a["expires"], a["bucket"], a["by_run"],
+                               a.get("run_late")) for a in data["armings"])
         runs = tuple(TimerRun(r["t_s"], r["function"], r["now"],
                               None if r.get("arming") is None else armings[r["arming"]], r["late_s"])
                      for r in data["runs"])
         d = data.get("death")
         death = None if d is None else KernelDeath(d["t_s"], d["error"], d["function"])
-        return cls(data["hz"], armings, runs, death, bool(data.get("lost")))
+        return cls(data["hz"], armings, runs, death, bool(data.get("lost")), data.get("zero_jiffy"))
 
 
 def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: int) -> Ledger:
     """The ledger of the timers at ``timers`` (addresses as printed), on the axis whose t = 0 is ``zero_ns``."""
     ours = {t.lower().removeprefix("0x") for t in timers}
     tick_ns = 10**9 // hz
-    epoch = _jiffy_epoch(lines, ours, tick_ns)
+    epoch = _jiffy_epoch(lines, tick_ns)
 
     def axis(t_ns: int) -> float:
         return round((t_ns - zero_ns) / 1e9, 6)
 
     armings: list[Arming] = []
     runs: list[TimerRun] = []
-    open_runs: dict[int, tuple[str, str, int]] = {}  # cpu -> (timer, function, index) of the run in progress there
+    open_runs: dict[int, tuple[str, str, int, int]] = {}  # cpu -> (timer, function, index, pid) of the run there
     last_arming: dict[str, Arming] = {}  # each timer's latest arming, until a run fires it
     closed: set[int] = set()  # runs whose exit was seen: only those can hold the death
     death: KernelDeath | None = None  # the CLOSE inside one of our runs ...
@@ -201,51 +204,59 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
             if "bucket_expiry" not in f:
                 raise LedgerUnreadable("this kernel's timer:timer_start has no bucket_expiry field (Linux 6.1 "
                                        "prints none): the wheel's rounding cannot be read from the trace")
-            in_run = open_runs.get(line.cpu, ("", "", 0))[0] == timer
+            in_run = open_runs.get(line.cpu, ("", "", 0, 0))[0] == timer
             expires = int(f["expires"])
             now = expires - int(f.get("timeout", "0").strip("[]")) if "now" not in f else int(f["now"])
-            arming = Arming(axis(line.t_ns), f["function"], now, expires, int(f["bucket_expiry"]), in_run)
+            run_late = runs[open_runs[line.cpu][2]].late_jiffies if in_run else None
+            arming = Arming(axis(line.t_ns), f["function"], now, expires, int(f["bucket_expiry"]), in_run, run_late)
             armings.append(arming)
             last_arming[timer] = arming
         elif line.event == "timer_expire_entry" and timer in ours:
-            open_runs[line.cpu] = (timer, f["function"], len(runs))  # a new run on a CPU ends the one before it
+            open_runs[line.cpu] = (timer, f["function"], len(runs), line.pid)  # a new run on a CPU ends the last
             fired = last_arming.pop(timer, None)  # an arming fires once: a second run without one is unexplained
             late = None if fired is None or epoch is None else (line.t_ns - epoch - fired.bucket * tick_ns) / 1e9
             runs.append(TimerRun(axis(line.t_ns), f["function"], int(f["now"]), fired,
                                  None if late is None else round(late, 6)))
         elif line.event == "timer_expire_entry":
             open_runs.pop(line.cpu, None)  # another timer's run on this CPU: ours there has ended
-        elif line.event == "timer_expire_exit" and open_runs.get(line.cpu, ("", "", 0))[0] == timer:
+        elif line.event == "timer_expire_exit" and open_runs.get(line.cpu, ("", "", 0, 0))[0] == timer:
             run_index = open_runs.pop(line.cpu)[2]
             closed.add(run_index)
             if death is not None and death_run == run_index:
                 confirmed = death
-        elif line.event == "inet_sock_set_state" and line.cpu in open_runs and death is None:
+        elif line.event == "inet_sock_set_state" and _in_run(open_runs, line) and death is None:
             if f.get("newstate") == TCP_CLOSE and f.get("oldstate") != "TCP_LISTEN":
                 death = KernelDeath(axis(line.t_ns), None, open_runs[line.cpu][1])
                 death_run = open_runs[line.cpu][2]
-        elif line.event == "inet_sk_error_report" and line.cpu in open_runs and death is not None \
+        elif line.event == "inet_sk_error_report" and _in_run(open_runs, line) and death is not None \
                 and death.error is None and open_runs[line.cpu][2] == death_run:
             death = KernelDeath(death.t_s, int(f.get("error", "0")), death.function)
         elif line.event == "lost":
             lost = True
     if confirmed is not None and death is not None and death.t_s == confirmed.t_s:
         confirmed = death  # with the error report that followed in the same run
-    return Ledger(hz, tuple(armings), tuple(runs), confirmed, lost)
+    zero_jiffy = None if epoch is None else (zero_ns - epoch) // tick_ns
+    return Ledger(hz, tuple(armings), tuple(runs), confirmed, lost, zero_jiffy)
 
 
-def _jiffy_epoch(lines: Sequence[TraceLine], ours: set[str], tick_ns: int) -> int | None:
-    """The monotonic moment of jiffy 0, from the earliest ``t - jiffy * tick`` among the events that read jiffies."""
-    candidates = []
-    for line in lines:
-        f = line.fields
-        if f.get("timer", "").lower().removeprefix("0x") not in ours:
-            continue
-        if line.event == "timer_expire_entry":
-            candidates.append(line.t_ns - int(f["now"]) * tick_ns)
-        elif line.event == "timer_start" and "timeout" in f:
-            candidates.append(line.t_ns - (int(f["expires"]) - int(f["timeout"].strip("[]"))) * tick_ns)
-    return min(candidates, default=None)
+def _in_run(open_runs: dict[int, tuple[str, str, int, int]], line: TraceLine) -> bool:
+    """Did ``line`` happen inside one of our runs: on its CPU, in the same task (a preemptible softirq thread, as on
+    PREEMPT_RT, could let another task run there between the run's entry and exit)."""
+    run = open_runs.get(line.cpu)
+    return run is not None and run[3] == line.pid
+
+
+def _jiffy_epoch(lines: Sequence[TraceLine], tick_ns: int) -> int | None:
+    """The monotonic moment of jiffy 0: the earliest ``t - now * tick`` over every timer run the trace holds.
+
+    A run's entry is recorded after the tick that made ``now`` the jiffy, so
+    each gives an upper bound; the trace holds every lab's TCP timer runs,
+    and the earliest of them is within microseconds of the tick.  (An
+    arming's ``now`` is read after its timestamp is taken: at the end of a
+    jiffy it can pair with the next one, so armings are not used.)
+    """
+    return min((line.t_ns - int(line.fields["now"]) * tick_ns for line in lines
+                if line.event == "timer_expire_entry" and "now" in line.fields), default=None)
 
 
 def learned_timer(lines: Sequence[TraceLine], pid: int, function: str, after_ns: int, before_ns: int) -> str | None:

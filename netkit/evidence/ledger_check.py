@@ -3,15 +3,11 @@
 Three questions, kept apart (docs/rules.md, "The timer ledger"):
 
 - **The rule, exact** (:func:`rule_failures`): every bucket the kernel queued
-  a re-arm in is the timer wheel's rounding of its expiry
-  (``calc_index``: ``((expires >> shift) + 1) << shift``, the level from the
-  delay), and every keepalive re-arm that followed a probe asked for
-  ``intvl * HZ`` jiffies (``keepalive_intvl_when``): as many of them as
-  probes went unanswered.  No tolerance.  Only the handler's own re-arms are
-  held to the level exactly: there the timer base's clock is the run's
-  jiffy; an arming made by a system call may find the base's clock behind
-  ``jiffies`` (``forward_timer_base`` stops at the next expiry), so its level
-  may be the next one up.
+  an arming in is the timer wheel's rounding of its expiry (``calc_index``:
+  ``((expires >> shift) + 1) << shift``) at a level the base's clock allows
+  (:func:`possible_buckets`), and every keepalive re-arm that followed a
+  probe asked for ``intvl * HZ`` jiffies (``keepalive_intvl_when``): as many
+  of them as probes went unanswered.  No other tolerance.
 - **The machine** (:func:`on_time`): each run's lateness is measured
   (:mod:`.ledger`); the measured times -- the probes and the RST on the wire,
   the kernel's death, the observer's reading -- moved back by the lateness
@@ -45,23 +41,47 @@ def wheel_bucket(expires: int, delay: int, hz: int, levels_up: int = 0) -> int:
     return ((expires >> shift) + 1) << shift
 
 
+def possible_buckets(a: Arming, hz: int) -> list[int]:
+    """Every bucket the wheel can give this arming: one per level its base's clock allows.
+
+    The level comes from ``expires - base->clk``, and the base's clock is
+    not ``jiffies`` exactly.  While a run's handlers execute it is one ahead
+    (``__run_timers``: "base->clk is set 1 offset ahead of jiffies"), and a
+    system call made just after a run finds it so too: the level may be the
+    one of ``delay - 1``.  A base forwarded to its next expiry
+    (``__forward_timer_base``) trails ``jiffies``: by up to the run's own
+    lateness less one for a handler's re-arm, and by an unknown amount for a
+    system call's arming (one level up is allowed).
+    """
+    low = wheel_level(max(a.delay - 1, 0), hz)
+    if a.by_run:
+        high = wheel_level(a.delay + max(0, (a.run_late or 0) - 1), hz)
+    else:
+        high = wheel_level(a.delay, hz) + 1
+    return [((a.expires >> (level * LVL_CLK_SHIFT)) + 1) << (level * LVL_CLK_SHIFT) for level in range(low, high + 1)]
+
+
 def _bucket_failure(a: Arming, hz: int) -> Failure | None:
-    expected = wheel_bucket(a.expires, a.delay, hz)
-    if a.bucket == expected:
+    allowed = possible_buckets(a, hz)
+    if a.bucket in allowed:
         return None
-    if not a.by_run and a.bucket == wheel_bucket(a.expires, a.delay, hz, levels_up=1):
-        return None  # a system call's arming: the base's clock may trail jiffies (module docstring)
-    return Failure("ledger: wheel bucket", f"jiffy {expected}", f"jiffy {a.bucket}", message=(
+    shown = " or ".join(str(b) for b in sorted(set(allowed)))
+    return Failure("ledger: wheel bucket", f"jiffy {shown}", f"jiffy {a.bucket}", message=(
         f"ledger: {a.function} armed at {a.t_s:.3f} s for {a.delay} jiffies (expires {a.expires}) was queued in "
-        f"the bucket of jiffy {a.bucket}; the wheel's rounding (calc_index) gives {expected}"))
+        f"the bucket of jiffy {a.bucket}; the wheel's rounding (calc_index) gives {shown}"))
 
 
-def rule_failures(ledger: Ledger, intvl_s: float | None, probes: int | None) -> list[Failure]:
+def rule_failures(ledger: Ledger, intvl_s: float | None, probes: int | None,
+                  idle_s: float | None = None) -> list[Failure]:
     """Every way the ledger's armings disagree with the rule, to the jiffy (empty: they agree).
 
-    ``intvl_s`` is the keepalive interval the schedule was made from (None:
-    no keepalive rule is judged); ``probes`` the unanswered probes the
-    kernel counted (``tcpi_probes``).
+    ``intvl_s``/``idle_s`` are the keepalive settings the schedule was made
+    from (``intvl_s`` None: no keepalive rule is judged); ``probes`` the
+    unanswered probes the kernel counted (``tcpi_probes``).  Which runs sent
+    a probe is read from the ledger's own jiffies: a run ``idle`` or more
+    after t = 0 probes (or kills), one before re-arms for ``idle - elapsed``
+    (``tcp_keepalive_timer``); within a jiffy of ``idle``, its re-arm's delay
+    says which it was.
     """
     hz = ledger.hz
     found = [f for a in ledger.armings if (f := _bucket_failure(a, hz)) is not None]
@@ -69,14 +89,22 @@ def rule_failures(ledger: Ledger, intvl_s: float | None, probes: int | None) -> 
         return found
     wanted = round(intvl_s * hz) + RULE_SHIFT_JIFFIES
     rearms = [a for a in ledger.armings if a.by_run and a.function == KEEPALIVE_TIMER and a.t_s > 0]
-    probe_rearms = [a for a in rearms if a.delay == wanted]
-    if len(probe_rearms) != probes:
-        delays = ", ".join(str(a.delay) for a in rearms) or "none"
+
+    def after_a_probe(a: Arming) -> bool:
+        if ledger.zero_jiffy is None or idle_s is None:
+            return a.delay == wanted
+        since = a.now - ledger.zero_jiffy
+        idle = round(idle_s * hz)
+        return since > idle or (since >= idle - 1 and a.delay == wanted)
+
+    probe_rearms = [a for a in rearms if after_a_probe(a)]
+    delays = ", ".join(str(a.delay) for a in rearms) or "none"
+    if len(probe_rearms) != probes or any(a.delay != wanted for a in probe_rearms):
         found.append(Failure("ledger: keepalive re-arm", f"{probes} x {wanted} jiffies",
                              f"{len(probe_rearms)} (re-arms: {delays})", message=(
             f"ledger: after each of the {probes} unanswered probes the keepalive timer should re-arm for "
-            f"intvl * HZ = {wanted} jiffies (keepalive_intvl_when); the kernel's re-arms after t = 0 asked for "
-            f"{delays} jiffies")))
+            f"intvl * HZ = {wanted} jiffies (keepalive_intvl_when); the kernel's {len(probe_rearms)} re-arms after probes, "
+            f"of its re-arms after t = 0 ({delays} jiffies), did not")))
     return found
 
 
@@ -96,6 +124,7 @@ def carried(ledger: Ledger, intvl_jiffies: int | None = None) -> list[float]:
     pending: dict[str, int] = {}  # timer function -> jiffies its pending bucket is later than on an idle machine
     on_time_now: dict[str, int] = {}  # timer function -> the jiffy its last run would have run at
     last_run: dict[str, TimerRun] = {}
+    last_delay: dict[str, int] = {}
     found: list[float] = []
     events = sorted([(a.t_s, 0, a) for a in ledger.armings] + [(r.t_s, 1, r) for r in ledger.runs],
                     key=lambda e: (e[0], e[1]))
@@ -108,11 +137,16 @@ def carried(ledger: Ledger, intvl_jiffies: int | None = None) -> list[float]:
             last_run[item.function] = item
             continue
         run = last_run.get(item.function)
-        if not item.by_run or run is None or item.function not in on_time_now:
-            pending[item.function] = 0
+        previous = last_delay.get(item.function)
+        last_delay[item.function] = item.delay
+        if not item.by_run or item.t_s <= 0 or run is None or item.function not in on_time_now:
+            pending[item.function] = 0  # before t = 0 the model's axis already holds the lateness (t = 0 is a reply)
             continue
         moved = run.now - on_time_now[item.function]  # jiffies the run itself ran late
-        relative = item.function != KEEPALIVE_TIMER or item.delay == intvl_jiffies
+        if item.function == KEEPALIVE_TIMER:
+            relative = item.delay == intvl_jiffies
+        else:  # a retransmission re-arm shorter than the one before is the user timeout's clamp: an absolute deadline
+            relative = previous is None or item.delay >= previous
         if relative:
             idle_bucket = wheel_bucket(item.expires - moved, item.delay, ledger.hz)
         else:

@@ -1,4 +1,4 @@
-"""A private tracefs instance per run: the kernel's own record of a connection's timers and death.
+"""Private tracefs instances, one per process, reused run after run: the kernel's own record of a connection's timers.
 
 Why an instance (``instances/nk-<pid>-<pidns>-<hex>``) and not the top-level buffer:
 the top-level tracing state (``tracing_on``, ``current_tracer``,
@@ -7,11 +7,11 @@ whoever else traces this machine, and netkit never changes it.  An instance
 has its own buffer, clock, options, events and filters; many labs each own
 one at once, and removing it (``rmdir``) removes everything it enabled.
 
-Each instance is set up the same way: a small buffer (``BUFFER_KB`` per
-CPU, enough for one connection's few dozen events), ``trace_clock`` =
-``mono`` (``time.monotonic()``'s clock, so the ledger's moments and the
-observer's share one axis), ``options/hash-ptr`` = 0 (the timer and socket
-addresses are printed as the values the filters compare, not hashed).
+Each instance is set up the same way: a bounded buffer (:func:`buffer_kb`
+per CPU), ``trace_clock`` = ``mono`` (``time.monotonic()``'s clock, so the
+ledger's moments and the observer's share one axis), and the output options
+the ledger's parser reads (``OPTIONS``: among them ``hash-ptr`` = 0, the
+timer addresses printed as the values the filters compare, not hashed).
 
 The name carries the owner's pid and its pid namespace
 (``nk-<pid>-<pidns>-<hex>``, the namespace's inode in decimal): the kernel
@@ -51,8 +51,27 @@ from .proc import pids, process_alive
 
 MOUNT_POINT = "/sys/kernel/tracing"
 PREFIX = "nk"
-BUFFER_KB: int | None = None  # per CPU; None: the kernel's default (trace_buf_size, 1.4 MB): a resize costs a gate 0.6 s
+BUFFER_BUDGET_KB = 64 * 1024  # all of netkit's instances at once (a pool keeps up to 128, one per worker)
+MAX_INSTANCES = 128
+
+
+def buffer_kb() -> int:
+    """Per-CPU buffer of one instance: the budget over 128 instances and this machine's CPUs, 64..512 KB.
+
+    The kernel's default (1.4 MB per CPU) for 128 instances on 64 CPUs would
+    pin 11 GB; a gate's whole TCP timer traffic is about 100 KB.  The resize
+    is paid once per process (the instance is reused).
+    """
+    cpus = os.cpu_count() or 1
+    return max(64, min(512, BUFFER_BUDGET_KB // (MAX_INSTANCES * cpus)))
 CLOCK = "mono"
+OPTIONS = (  # an instance inherits the top level's output options: set the ones the ledger's parser reads
+    ("hash-ptr", "0"),  # addresses as the filters compare them
+    ("pause-on-trace", "0"),  # reading mid-run (learning a timer) loses nothing
+    ("irq-info", "1"),  # the context flags: an arming in a softirq is not the caller's
+    ("context-info", "1"),  # task-pid, CPU, timestamp
+    ("latency-format", "0"),
+)
 EVENTS = (  # what a ledger reads; "group/name" under events/
     "timer/timer_start",
     "timer/timer_expire_entry",
@@ -254,12 +273,11 @@ class TraceInstance:
             raise TracefsUnavailable(f"cannot create a tracefs instance in {root}/instances: {exc.strerror}") from exc
         try:
             instance._write("tracing_on", "0")
-            if BUFFER_KB:
-                instance._write("buffer_size_kb", str(BUFFER_KB))
+            instance._write("buffer_size_kb", str(buffer_kb()))
             instance._write("trace_clock", CLOCK)
-            instance._write("options/hash-ptr", "0")
-            if os.path.exists(os.path.join(instance.path, "options/pause-on-trace")):
-                instance._write("options/pause-on-trace", "0")  # reading mid-run (learning a timer) loses nothing
+            for option, value in OPTIONS:  # an option this kernel lacks is at its default already
+                if os.path.exists(os.path.join(instance.path, "options", option)):
+                    instance._write(f"options/{option}", value)
             for event, expression in filters.items():
                 instance.set_filter_or_all(event, expression)
                 instance._write(f"events/{event}/enable", "1")
@@ -380,6 +398,6 @@ def remove_stale(dry_run: bool = False, found: Census | None = None) -> list[str
     return gone
 
 
-__all__ = ["BUFFER_KB", "CLOCK", "EVENTS", "MOUNT_POINT", "PREFIX", "Census", "TraceInstance", "TracefsUnavailable",
-           "census", "missing_events", "netkit_instances", "owner", "owner_gone", "owner_pid", "pid_namespace",
-           "remove_stale", "tracefs_root"]
+__all__ = ["BUFFER_BUDGET_KB", "CLOCK", "EVENTS", "MOUNT_POINT", "OPTIONS", "PREFIX", "Census", "TraceInstance",
+           "TracefsUnavailable", "buffer_kb", "census", "missing_events", "netkit_instances", "owner", "owner_gone",
+           "owner_pid", "pid_namespace", "remove_stale", "tracefs_root"]

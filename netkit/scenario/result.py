@@ -208,8 +208,9 @@ class ScenarioResult:
         rules: tuple[Failure, ...] = ()
         if self.ledger is not None and not self.lateness_removed:
             keepalive_rule = p.schedule is not None and p.expected_error == "ETIMEDOUT"
-            rules = tuple(rule_failures(self.ledger, p.schedule.intvl if keepalive_rule and p.schedule else None,
-                                        self.probes))
+            schedule = p.schedule if keepalive_rule else None
+            rules = tuple(rule_failures(self.ledger, None if schedule is None else schedule.intvl, self.probes,
+                                        None if schedule is None else self.keepalive.idle))
         store("rule_failures", rules)
         store("failures", rules + failures)  # once, at construction: the record is the verdict
         store("machine_late", self._machine_late())
@@ -225,6 +226,8 @@ class ScenarioResult:
         ledger = self.ledger
         if ledger is None or self.lateness_removed or not self.failures or self.rule_failures:
             return None
+        if any(f.early or f.rule in ("error", "peer error") for f in self.failures):
+            return None  # a late fault only makes a death later, with the same error: these are the kernel's
         fault = next((f for f in self.failures if f.rule == "the fault"), None)
         if fault is not None:  # the precondition failed: no verdict on the rule can be drawn from this run
             return (f"the fault landed at {self.fault_at_s:.3f} s, after the timer run at {self.fault_deadline_s:.3f} s "

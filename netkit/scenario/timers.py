@@ -149,10 +149,17 @@ class TimerTrace:
         return ledger
 
     def close(self) -> None:
-        """Done with the instance: stopped, and kept for this process's next run (:meth:`TraceInstance.release`)."""
+        """Done with the instance: stopped, and kept for this process's next run (:meth:`TraceInstance.release`).
+
+        A tracefs error here never breaks the run: the instance is left to
+        ``netkit cleanup`` and the note says so.
+        """
         if self.instance is not None:
-            self.instance.release()
-            self.instance = None
+            instance, self.instance = self.instance, None
+            try:
+                instance.release()
+            except OSError as exc:
+                self.note = self.note or f"tracefs: {exc} (instance {instance.name} is left to netkit cleanup)"
 
 
 __all__ = ["KEEPALIVE_TIMER", "NOT_TRACED", "SWITCH", "TimerTrace", "WRITE_TIMER"]
