@@ -13,7 +13,7 @@ import pytest
 import netkit.evidence.ledger_check as ledger_check
 from netkit import KeepaliveSettings, Scenario, ScenarioResult
 from netkit.enums import DeathSource
-from netkit.evidence.ledger import Arming, Ledger, LedgerUnreadable, build, learned_timer, parse
+from netkit.evidence.ledger import Arming, Ledger, LedgerUnreadable, build, learned_timer, marked_pid, parse
 from netkit.evidence.ledger_check import carried, on_time, possible_buckets, rule_failures, wheel_bucket
 from netkit.evidence.wire import WireEvidence
 from netkit.kernel import KernelInfo
@@ -244,3 +244,11 @@ def test_lateness_before_t0_is_not_carried():
     ledger = _ledger(keepalive_trace(late_run=0, late_jiffies=3)[0])
     shifts = carried(ledger, 250)
     assert ledger.runs[0].late_jiffies == 3 and shifts[1:] == pytest.approx([0] * 4, abs=1e-4)
+
+
+def test_a_thread_learns_its_trace_pid_from_its_own_marker():
+    # In a container the thread's own pid is not the one the trace records: the marker it writes says which is.
+    text, _ = keepalive_trace()
+    marker = f"  python-{PID}   [001] ..... {_ts(J0 - 252)}: tracing_mark_write: nk-learning-0a1b2c"
+    lines = parse(marker + "\n" + text)
+    assert marked_pid(lines, "nk-learning-0a1b2c") == PID and marked_pid(lines, "nk-learning-ffffff") is None

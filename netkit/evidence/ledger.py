@@ -53,6 +53,7 @@ class TraceLine:
     event: str
     fields: dict[str, str]
     in_interrupt: bool = False  # the latency flags say hard or soft irq: the pid is whoever was interrupted
+    raw: str = ""  # what follows the event's name (a marker's text)
 
 
 def parse(text: str) -> list[TraceLine]:
@@ -68,7 +69,7 @@ def parse(text: str) -> list[TraceLine]:
         flags = m.group("flags")  # e.g. "dNs3.": irqs-off, need-resched, hardirq/softirq ("h", "s", "H"), depth
         lines.append(TraceLine(int(m.group("pid")), int(m.group("cpu")), int(m.group("secs")) * 10**9 + int(usecs),
                                m.group("event"), dict(_FIELD.findall(m.group("rest"))),
-                               len(flags) > 2 and flags[2] in "hsHzZ"))
+                               len(flags) > 2 and flags[2] in "hsHzZ", m.group("rest")))
     return lines
 
 
@@ -259,6 +260,16 @@ def _jiffy_epoch(lines: Sequence[TraceLine], tick_ns: int) -> int | None:
                 if line.event == "timer_expire_entry" and "now" in line.fields), default=None)
 
 
+def marked_pid(lines: Sequence[TraceLine], token: str) -> int | None:
+    """The pid of the thread that wrote ``token`` to ``trace_marker``: that thread's id as the trace records it.
+
+    The trace records pids of the initial pid namespace; a process in a
+    container (systemd-nspawn) knows only its own, so it learns its
+    trace pid from a marker it writes itself.
+    """
+    return next((line.pid for line in lines if line.event == "tracing_mark_write" and token in line.raw), None)
+
+
 def learned_timer(lines: Sequence[TraceLine], pid: int, function: str, after_ns: int, before_ns: int) -> str | None:
     """The address of the one ``function`` timer that ``pid`` armed between two moments (its own system call).
 
@@ -273,4 +284,5 @@ def learned_timer(lines: Sequence[TraceLine], pid: int, function: str, after_ns:
     return found.pop() if len(found) == 1 else None
 
 
-__all__ = ["Arming", "KernelDeath", "Ledger", "LedgerUnreadable", "TimerRun", "TraceLine", "build", "learned_timer", "parse"]
+__all__ = ["Arming", "KernelDeath", "Ledger", "LedgerUnreadable", "TimerRun", "TraceLine", "build", "learned_timer",
+           "marked_pid", "parse"]

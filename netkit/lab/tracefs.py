@@ -303,6 +303,10 @@ class TraceInstance:
         self._write(f"events/{event}/filter", expression or "0")  # "0" clears a filter (tracefs's convention)
         self.filters[event] = expression
 
+    def mark(self, text: str) -> None:
+        """Write ``text`` into the trace (``trace_marker``), as an event of the calling thread."""
+        self._write("trace_marker", text)
+
     def text(self) -> str:
         """Everything recorded so far, as tracefs prints it (``trace``: one line per event, oldest first)."""
         with open(os.path.join(self.path, "trace")) as f:
@@ -392,10 +396,16 @@ def remove_stale(dry_run: bool = False, found: Census | None = None) -> list[str
     if root is None:
         return []
     gone = (found or census(root)).stale
-    if not dry_run:
-        for name in gone:
+    if dry_run:
+        return gone
+    removed = []
+    for name in gone:
+        try:
             remove_instance(os.path.join(root, "instances", name))
-    return gone
+        except OSError:  # still busy (a reader holds it open): left for the next cleanup
+            continue
+        removed.append(name)
+    return removed
 
 
 __all__ = ["BUFFER_BUDGET_KB", "CLOCK", "EVENTS", "MOUNT_POINT", "OPTIONS", "PREFIX", "Census", "TraceInstance",

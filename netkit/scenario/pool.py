@@ -41,6 +41,7 @@ from multiprocessing import forkserver, popen_forkserver, spawn, util
 from multiprocessing.reduction import dump
 from typing import TypeVar
 
+from ..lab import tracefs
 from ..privileges import require_privileges
 from ..rundir import process_dir, remove_stale
 from .result import ScenarioResult
@@ -209,6 +210,7 @@ def _signals_deferred() -> Iterator[None]:
 def _context() -> multiprocessing.context.BaseContext:
     _multiprocessing_dir_in_ours()
     remove_stale()  # what killed netkit processes left: the next pool cleans it, as `netkit cleanup` does
+    tracefs.remove_stale()  # the same for their tracefs instances (only netkit's, only when the owner is gone)
     context = _NetkitOnlyContext()
     context.set_forkserver_preload(["netkit.scenario.run"])
     return context

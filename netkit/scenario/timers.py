@@ -17,12 +17,12 @@ observer``).  A trace problem never fails a scenario.
 from __future__ import annotations
 
 import os
-import threading
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..evidence.ledger import Ledger, build, learned_timer, parse
+from ..evidence.ledger import Ledger, build, learned_timer, marked_pid, parse
 from ..lab.tracefs import TracefsUnavailable, TraceInstance
 
 SWITCH = "NETKIT_TIMER_LEDGER"  # "off": judge from the observer and the wire (to compare, e.g. scripts/bench-gate)
@@ -59,7 +59,6 @@ class TimerTrace:
         self.instance = instance
         self.hz = hz
         self.note = note
-        self.tid = threading.get_native_id()
         self.timers: dict[str, str] = {}  # function -> address
 
     @classmethod
@@ -105,13 +104,21 @@ class TimerTrace:
         a moment the run measures from is taken inside the block).
         """
         watching = self.instance is not None and function not in self.timers
+        token = f"nk-learning-{secrets.token_hex(6)}"
+        if watching and self.instance is not None:
+            try:
+                self.instance.mark(token)
+            except OSError as exc:
+                self._off(f"tracefs: {exc}")
         before = time.monotonic_ns()
         yield
         after = time.monotonic_ns()
         if not watching or self.instance is None:
             return
         try:
-            address = learned_timer(parse(self.instance.text()), self.tid, function, before, after)
+            lines = parse(self.instance.text())
+            tid = marked_pid(lines, token)  # this thread as the trace names it (a container's pids are not)
+            address = None if tid is None else learned_timer(lines, tid, function, before, after)
             if address is None:
                 self._off(f"the trace did not show exactly one {function} armed by netkit's own call")
                 return
