@@ -1,12 +1,13 @@
-"""One run's timer trace: a private tracefs instance that follows the tested socket's timers, and its ledger.
+"""One run's timer trace: a tracefs instance that records the TCP timers, and the tested socket's ledger from it.
 
-The run makes the instance before it touches the tested socket, and tells it
-which of its own system calls arm which timer (:meth:`TimerTrace.learning`:
-``setsockopt(SO_KEEPALIVE)`` arms the keepalive timer, the first ``send``
-the retransmission timer).  The address of that arming, made by this very
-thread inside that very call, is the socket's timer: from then on the
-instance records only that timer's armings and runs (``timer == <address>``)
-and the TCP deaths (the ledger keeps the one inside a run of this timer).
+The run takes this process's instance (:meth:`netkit.lab.tracefs.TraceInstance.acquire`)
+before it touches the tested socket, and tells it which of its own system
+calls arm which timer (:meth:`TimerTrace.learning`: ``setsockopt(SO_KEEPALIVE)``
+arms the keepalive timer, the first ``send`` the retransmission timer).  The
+address of that arming, made in process context by this very thread (its
+pid as the trace knows it, learned from a ``trace_marker`` line it writes)
+inside that very call, is the socket's timer; the ledger keeps that
+address's armings and runs, and the TCP death inside one of its runs.
 Nothing is guessed from addresses or ports, which every lab shares.
 
 Where tracefs cannot be used the trace is *off*, with the reason, and the
