@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from netkit import KeepaliveSettings, Scenario, ScenarioResult
 from netkit.evidence.ledger import Arming, KernelDeath, Ledger, TimerRun
-from netkit.evidence.ledger_check import wheel_bucket
 from netkit.kernel import KernelInfo
 from netkit.model import keepalive_death
+from netkit.model.wheel import runs_at_jiffy
 
 HZ = 250
 TIMER = "tcp_keepalive_timer"
 
 
 def keepalive_ledger(late_s: float = 0.0, first_jiffy: int = 1000) -> Ledger:
-    armings = [Arming(0.0, TIMER, first_jiffy, first_jiffy + HZ, wheel_bucket(first_jiffy + HZ, HZ, HZ), False)]
+    armings = [Arming(0.0, TIMER, first_jiffy, first_jiffy + HZ, runs_at_jiffy(first_jiffy, HZ, HZ), False)]
     runs = []
     for n in range(4):
         due = armings[-1]
@@ -30,7 +30,7 @@ def keepalive_ledger(late_s: float = 0.0, first_jiffy: int = 1000) -> Ledger:
         t = round((due.bucket - first_jiffy) / HZ + (late_s if last else 0.0), 6)
         runs.append(TimerRun(t, TIMER, due.bucket, due, late_s if last else 0.0))
         if not last:  # the run sent a probe and re-armed for intvl
-            armings.append(Arming(t, TIMER, due.bucket, due.bucket + HZ, wheel_bucket(due.bucket + HZ, HZ, HZ), True))
+            armings.append(Arming(t, TIMER, due.bucket, due.bucket + HZ, runs_at_jiffy(due.bucket, HZ, HZ), True))
     return Ledger(HZ, tuple(armings), tuple(runs), KernelDeath(round(runs[-1].t_s + 0.00002, 6), 110, TIMER))
 
 

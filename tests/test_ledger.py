@@ -14,10 +14,11 @@ import netkit.evidence.ledger_check as ledger_check
 from netkit import KeepaliveSettings, Scenario, ScenarioResult
 from netkit.enums import DeathSource
 from netkit.evidence.ledger import Arming, Ledger, LedgerUnreadable, build, learned_timer, marked_pid, parse
-from netkit.evidence.ledger_check import carried, on_time, possible_buckets, rule_failures, wheel_bucket
+from netkit.evidence.ledger_check import carried, on_time, possible_buckets, rule_failures
 from netkit.evidence.wire import WireEvidence
 from netkit.kernel import KernelInfo
 from netkit.model import keepalive_death
+from netkit.model.wheel import runs_at_jiffy
 
 HZ = 250
 TICK_US = 4000
@@ -74,13 +75,13 @@ def keepalive_trace(late_run: int | None = None, late_jiffies: int = 0, late_us:
         if run == 4:
             lines += _death(now, cpu, plus_us=45 + extra)
         else:
-            bucket = wheel_bucket(now + delay, delay, HZ)
+            bucket = runs_at_jiffy(now, delay, HZ)
             lines.append(_start(timer, now, delay, bucket, cpu=cpu, plus_us=30 + extra))
         lines.append(_exit(timer, now, cpu, plus_us=60 + extra))
         if run:
             ran.append(now)
         if run < 4:
-            now = wheel_bucket(now + delay, delay, HZ)
+            now = runs_at_jiffy(now, delay, HZ)
     return "\n".join(lines), ran
 
 

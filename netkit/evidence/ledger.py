@@ -37,6 +37,8 @@ _LINE = re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P
                    r"(?P<secs>\d+)\.(?P<usecs>\d+):\s+(?P<event>\w+):\s+(?P<rest>.*)$")
 _FIELD = re.compile(r"(\w+)=(\S*)")
 TCP_CLOSE = "TCP_CLOSE"
+KEEPALIVE_TIMER = "tcp_keepalive_timer"
+WRITE_TIMER = "tcp_write_timer"  # retransmissions and zero-window probes (ICSK_TIME_RETRANS, ICSK_TIME_PROBE0)
 
 
 class LedgerUnreadable(ValueError):
@@ -135,10 +137,6 @@ class Ledger:
                 found = i
         return found
 
-    @property
-    def worst_late_s(self) -> float:
-        return max((r.late_s or 0.0 for r in self.runs), default=0.0)
-
     def moved(self, by_s: float) -> Ledger:
         """The same ledger on an axis whose t = 0 is ``by_s`` later (every moment minus ``by_s``)."""
         def at(t: float) -> float:
@@ -193,7 +191,6 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
     runs: list[TimerRun] = []
     open_runs: dict[int, tuple[str, str, int, int]] = {}  # cpu -> (timer, function, index, pid) of the run there
     last_arming: dict[str, Arming] = {}  # each timer's latest arming, until a run fires it
-    closed: set[int] = set()  # runs whose exit was seen: only those can hold the death
     death: KernelDeath | None = None  # the CLOSE inside one of our runs ...
     death_run = -1
     confirmed: KernelDeath | None = None  # ... kept once that run's exit is seen (the run really held it)
@@ -222,7 +219,6 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
             open_runs.pop(line.cpu, None)  # another timer's run on this CPU: ours there has ended
         elif line.event == "timer_expire_exit" and open_runs.get(line.cpu, ("", "", 0, 0))[0] == timer:
             run_index = open_runs.pop(line.cpu)[2]
-            closed.add(run_index)
             if death is not None and death_run == run_index:
                 confirmed = death
         elif line.event == "inet_sock_set_state" and _in_run(open_runs, line) and death is None:
@@ -284,5 +280,5 @@ def learned_timer(lines: Sequence[TraceLine], pid: int, function: str, after_ns:
     return found.pop() if len(found) == 1 else None
 
 
-__all__ = ["Arming", "KernelDeath", "Ledger", "LedgerUnreadable", "TimerRun", "TraceLine", "build", "learned_timer",
-           "marked_pid", "parse"]
+__all__ = ["KEEPALIVE_TIMER", "WRITE_TIMER", "Arming", "KernelDeath", "Ledger", "LedgerUnreadable", "TimerRun",
+           "TraceLine", "build", "learned_timer", "marked_pid", "parse"]

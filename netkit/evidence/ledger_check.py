@@ -26,19 +26,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..model.wheel import LVL_CLK_SHIFT, wheel_level
-from .ledger import Arming, Ledger, TimerRun
+from ..model.wheel import bucket_at_level, runs_at_jiffy, wheel_level
+from .ledger import KEEPALIVE_TIMER, Arming, Ledger, TimerRun
 from .timecheck import Failure
 from .wire import WireEvidence
 
-KEEPALIVE_TIMER = "tcp_keepalive_timer"
 RULE_SHIFT_JIFFIES = 0  # test-only: a planted rule error (see the module docstring)
-
-
-def wheel_bucket(expires: int, delay: int, hz: int, levels_up: int = 0) -> int:
-    """The jiffy the wheel runs a timer expiring at ``expires``, armed ``delay`` jiffies ahead (``calc_index``)."""
-    shift = (wheel_level(delay, hz) + levels_up) * LVL_CLK_SHIFT
-    return ((expires >> shift) + 1) << shift
 
 
 def possible_buckets(a: Arming, hz: int) -> list[int]:
@@ -58,7 +51,7 @@ def possible_buckets(a: Arming, hz: int) -> list[int]:
         high = wheel_level(a.delay + max(0, (a.run_late or 0) - 1), hz)
     else:
         high = wheel_level(a.delay, hz) + 1
-    return [((a.expires >> (level * LVL_CLK_SHIFT)) + 1) << (level * LVL_CLK_SHIFT) for level in range(low, high + 1)]
+    return [bucket_at_level(a.expires, level) for level in range(low, high + 1)]
 
 
 def _bucket_failure(a: Arming, hz: int) -> Failure | None:
@@ -148,9 +141,9 @@ def carried(ledger: Ledger, intvl_jiffies: int | None = None) -> list[float]:
         else:  # a retransmission re-arm shorter than the one before is the user timeout's clamp: an absolute deadline
             relative = previous is None or item.delay >= previous
         if relative:
-            idle_bucket = wheel_bucket(item.expires - moved, item.delay, ledger.hz)
+            idle_bucket = runs_at_jiffy(item.now - moved, item.delay, ledger.hz)
         else:
-            idle_bucket = wheel_bucket(item.expires, item.delay + moved, ledger.hz)
+            idle_bucket = runs_at_jiffy(item.now - moved, item.delay + moved, ledger.hz)
         pending[item.function] = item.bucket - idle_bucket
     return found
 
@@ -216,5 +209,5 @@ def lateness_sentence(ledger: Ledger, shifts: list[float]) -> str:
     return text
 
 
-__all__ = ["KEEPALIVE_TIMER", "RULE_SHIFT_JIFFIES", "carried", "death_run_shift", "first_run_after", "lateness_sentence",
-           "on_time", "rule_failures", "shift_at", "wheel_bucket", "wire_on_time"]
+__all__ = ["RULE_SHIFT_JIFFIES", "carried", "death_run_shift", "first_run_after", "lateness_sentence",
+           "on_time", "possible_buckets", "rule_failures", "shift_at", "wire_on_time"]

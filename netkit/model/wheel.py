@@ -84,5 +84,10 @@ def runs_at_jiffy(now: int, delay_jiffies: int, hz: int) -> int:
     jiffies (1.024 s), with no spread.  Assumes the timer softirq runs at the
     bucket's jiffy (base->clk == jiffies); a late softirq only adds lateness.
     """
-    shift = wheel_level(delay_jiffies, hz) * LVL_CLK_SHIFT
-    return (((now + delay_jiffies) >> shift) + 1) << shift
+    return bucket_at_level(now + delay_jiffies, wheel_level(delay_jiffies, hz))
+
+
+def bucket_at_level(expires: int, level: int) -> int:
+    """``calc_index``'s bucket expiry: ``expires`` rounded up past the next multiple of level ``level``'s granularity."""
+    shift = level * LVL_CLK_SHIFT
+    return ((expires >> shift) + 1) << shift

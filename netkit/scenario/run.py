@@ -63,6 +63,7 @@ from dataclasses import dataclass, replace
 from ..enums import EventKind, Side, State, Topology
 from ..errors import FeatureMissing, InputError, NetkitError, NotModelled, ScenarioCancelled
 from ..evidence.events import Event
+from ..evidence.ledger import KEEPALIVE_TIMER, WRITE_TIMER
 from ..evidence.ledger_check import first_run_after
 from ..evidence.pcap import write_pcap
 from ..kernel import kernel_info
@@ -89,7 +90,7 @@ from .observe import (
 from .result import ConnectionDeath, Progress, ScenarioResult
 from .spec import Scenario, require_scenario
 from .steps import Counted, enable_keepalive, write_keepalive_sysctls, write_retries2
-from .timers import KEEPALIVE_TIMER, WRITE_TIMER, TimerTrace
+from .timers import TimerTrace
 
 FAULT_DEADLINE_FRACTION = 0.5  # idle: the fault must land well before the next keepalive timer run
 ZERO_WINDOW_RCVBUF = 4096  # the peer's receive buffer: the window closes after a few KB

@@ -27,8 +27,6 @@ from ..evidence.ledger import Ledger, build, learned_timer, marked_pid, parse
 from ..lab.tracefs import TracefsUnavailable, TraceInstance
 
 SWITCH = "NETKIT_TIMER_LEDGER"  # "off": judge from the observer and the wire (to compare, e.g. scripts/bench-gate)
-KEEPALIVE_TIMER = "tcp_keepalive_timer"
-WRITE_TIMER = "tcp_write_timer"  # retransmissions and zero-window probes (ICSK_TIME_RETRANS, ICSK_TIME_PROBE0)
 _NOTHING = "timer == 0"  # no timer has address 0: records nothing
 # Every lab's TCP timers, fixed for the instance's life: each filter change waits for an RCU grace period, and
 # changing them around each learning call cost a gate 2 s on 2 CPUs.  The ledger selects the tested socket's by
@@ -87,10 +85,6 @@ class TimerTrace:
         """Runs' ends of the learned timers only (the entries and armings are selected by function, throughout)."""
         assert self.instance is not None
         self.instance.set_filter("timer/timer_expire_exit", " || ".join(f"timer == 0x{a}" for a in self.timers.values()))
-
-    @property
-    def on(self) -> bool:
-        return self.instance is not None
 
     def _off(self, why: str) -> None:
         self.close()
@@ -170,4 +164,4 @@ class TimerTrace:
                 self.note = self.note or f"tracefs: {exc} (instance {instance.name} is left to netkit cleanup)"
 
 
-__all__ = ["KEEPALIVE_TIMER", "NOT_TRACED", "SWITCH", "TimerTrace", "WRITE_TIMER"]
+__all__ = ["NOT_TRACED", "SWITCH", "TimerTrace"]
