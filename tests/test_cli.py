@@ -69,6 +69,21 @@ def test_demo_interrupted_exits_130_or_143_and_leaves_nothing(sig, status, says)
     wait_for(lambda: process_group(proc.pid) == [], what="every process of the interrupted demo to end")
 
 
+@needs_root
+def test_sigusr1_prints_where_every_thread_waits_and_the_run_goes_on():
+    proc = subprocess.Popen([sys.executable, "-m", "netkit.cli", "demo", "--idle", "30", "--cnt", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    while not proc.stdout.readline().startswith("expect death"):
+        assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGUSR1)
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(timeout=1)  # still waiting for its probe: the stacks did not stop it
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130, err
+    assert "Current thread" in err and "in run_scenario" in err and "interrupted" in err, err
+
+
 def holds_a_lab_namespace(pid):
     """``pid`` has an fd open on a network namespace other than ours (netkit holds its labs by fd)."""
     ours = os.readlink("/proc/self/ns/net")

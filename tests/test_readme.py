@@ -15,18 +15,22 @@ validates it against GitLab's schema and checks what it runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import pathlib
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
+from typing import IO
 
 import pytest
-from conftest import one_whole_gate_at_a_time
+from conftest import one_whole_gate_at_a_time, process_group
 
 from netkit.exitcodes import EXIT_INCONCLUSIVE
 from netkit.privileges import missing_privileges
@@ -35,6 +39,10 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 LISTER = ROOT / "scripts" / "readme-commands"
 COMMAND_TIMEOUT_S = 240
+# A test waits for its command in turn: the suite's whole-gate lock (another test's gate, a few minutes
+# under xdist), then the command itself -- Run.wait's bound, which the suite's 120 s default would cut
+# short (CI, stop 31: the redis and psql lines failed at 120 s while a whole gate held the lock).
+WAITS_ITS_TURN = pytest.mark.timeout(COMMAND_TIMEOUT_S * 2 + 60)
 
 # Commands that cannot run inside the suite, and where they are proven instead.
 PROVEN_ELSEWHERE = {
@@ -196,7 +204,13 @@ def readme_runs():
 
 
 class Run:
-    """One README command, run verbatim by bash; ``wait()`` gives its exit status and output."""
+    """One README command, run verbatim by bash in its own process group; ``wait()`` gives its exit status and output.
+
+    Past COMMAND_TIMEOUT_S the command is stuck, not slow (every README command takes a minute or
+    less), and its output must say where: each netkit process in the group prints its threads'
+    stacks (SIGUSR1, ``faulthandler``), then gets SIGINT to tear its lab down, and the group is
+    killed only if that did not end it.
+    """
 
     def __init__(self, command: str) -> None:
         self.command = command
@@ -207,27 +221,55 @@ class Run:
     def run(self) -> None:
         with tempfile.TemporaryFile("w+") as log, one_whole_gate_at_a_time():  # no whole gate of another test beside it
             self.proc = subprocess.Popen(["bash", "-eo", "pipefail", "-c", self.command], cwd=ROOT, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                                         start_new_session=True)
             try:
                 self.status = self.proc.wait(timeout=COMMAND_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.status = self.proc.wait()
+                self.status = self._end_stuck(log)
             log.seek(0)
             self.output = log.read()
         self.done.set()
 
+    def _end_stuck(self, log: IO[str]) -> int:
+        assert self.proc is not None
+        netkits = [pid for pid in process_group(self.proc.pid) if _is_netkit(pid)]
+        log.write(f"\n[test_readme] still running after {COMMAND_TIMEOUT_S} s: stacks of netkit pids {netkits}, "
+                  "then SIGINT\n")
+        log.flush()
+        for signum, pause in ((signal.SIGUSR1, 2.0), (signal.SIGINT, 20.0)):
+            for pid in netkits:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signum)
+            try:
+                return self.proc.wait(timeout=pause)
+            except subprocess.TimeoutExpired:
+                pass
+        self.stop()
+        return self.proc.wait()
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
     def wait(self) -> tuple[int, str]:
         assert self.done.wait(COMMAND_TIMEOUT_S * 2), f"`{self.command}` did not finish"
         return self.status, self.output
 
 
+def _is_netkit(pid: int) -> bool:
+    """A netkit process (its command line runs netkit), not the shell, sudo or the program under test."""
+    try:
+        argv = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"python" in os.path.basename(argv[0]) and any(b"netkit" in arg for arg in argv[1:3])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("entry", RUNNABLE, ids=label)
+@WAITS_ITS_TURN
 def test_readme_command_works_verbatim(readme_runs, entry):
     command = bare(entry["command"])
     status, output = readme_runs[command].wait()
@@ -241,6 +283,7 @@ def test_readme_command_works_verbatim(readme_runs, entry):
 
 
 @pytest.mark.slow
+@WAITS_ITS_TURN
 def test_the_guest_commands_work_here_too(readme_runs):
     for command in sorted(GUEST_ONLY_CHECKED):
         status, output = readme_runs[command].wait()
@@ -248,6 +291,7 @@ def test_the_guest_commands_work_here_too(readme_runs):
 
 
 @pytest.mark.slow
+@WAITS_ITS_TURN
 def test_the_json_sample_has_the_real_keys(readme_runs):
     command = "netkit demo --idle 1 --intvl 1 --cnt 3 --json"
     status, output = readme_runs[command].wait()
@@ -290,6 +334,7 @@ def test_the_kernel_ci_samples_are_what_the_formats_hold():
 
 
 @pytest.mark.slow
+@WAITS_ITS_TURN
 def test_the_kernel_ci_files_the_readme_writes_are_valid_and_shown_as_written(readme_runs):
     LATEST = kcidb_latest()
     status, output = readme_runs[next(key for key in readme_runs if "--kcidb" in key)].wait()

@@ -10,6 +10,7 @@ message on stderr says what to do), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import signal
 import sys
@@ -260,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     # A shell starts background jobs with SIGINT ignored; netkit must still tear down on Ctrl-C/kill -INT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, raise_terminated)  # `kill`, systemd, CI cancelling a job: tear down as for Ctrl-C
+    # `kill -USR1 PID`: every thread's stack on stderr, and the run goes on -- where a stuck run waits,
+    # without stopping it (the suite's README runner asks before it ends a command past its deadline).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
