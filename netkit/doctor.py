@@ -59,9 +59,13 @@ def _probe_tracefs() -> str:
 
 def _probe_trace_events() -> str:
     """Every event a timer ledger reads, by tracefs's own name (group:event)."""
-    missing = tracefs.missing_events(tracefs.tracefs_root())
+    root = tracefs.tracefs_root()
+    missing = tracefs.missing_events(root)
     if missing:
         raise LookupError(f"this kernel has no {', '.join(e.replace('/', ':') for e in missing)}")
+    lacking = tracefs.missing_fields(root)
+    if lacking:
+        raise LookupError(f"this kernel's {'; '.join(lacking)}")
     return ", ".join(e.replace("/", ":") for e in tracefs.EVENTS)
 
 

@@ -274,3 +274,30 @@ def test_doctor_without_tracefs_says_what_netkit_does_instead(monkeypatch):
         ok, detail = doctor._try(probe)
         assert not ok and "was refused: EPERM" in detail
     assert doctor.NO_TRACE == "runs are judged from the observer and the wire; evidence: observer"
+
+
+# Debian's 6.1: timer:timer_start exists, without the wheel's rounding (its format, as that kernel prints it).
+TIMER_START_6_1 = """name: timer_start
+format:
+\tfield:void * timer;\toffset:8;\tsize:8;\tsigned:0;
+\tfield:void * function;\toffset:16;\tsize:8;\tsigned:0;
+\tfield:unsigned long expires;\toffset:24;\tsize:8;\tsigned:0;
+\tfield:unsigned long now;\toffset:32;\tsize:8;\tsigned:0;
+\tfield:unsigned int flags;\toffset:40;\tsize:4;\tsigned:0;
+"""
+
+
+def test_a_timer_start_without_bucket_expiry_is_said_by_doctor_and_refused_before_an_instance(tmp_path, monkeypatch):
+    root = fake_tracefs(tmp_path)
+    (tmp_path / "events" / "timer" / "timer_start" / "format").write_text(TIMER_START_6_1)
+    assert tracefs.missing_fields(root) == ["timer:timer_start has no bucket_expiry field"]
+    with pytest.raises(TracefsUnavailable, match="timer:timer_start has no bucket_expiry field"):
+        TraceInstance.create({"timer/timer_start": ""}, root=root)
+    assert os.listdir(os.path.join(root, "instances")) == []
+    monkeypatch.setattr(tracefs, "tracefs_root", lambda mount=True: root)
+    ok, detail = doctor._try(doctor._probe_trace_events)
+    assert not ok and "timer:timer_start has no bucket_expiry field" in detail
+    (tmp_path / "events" / "timer" / "timer_start" / "format").write_text(
+        TIMER_START_6_1.replace("\tfield:unsigned long now", "\tfield:unsigned long bucket_expiry;\toffset:32;\tsize:8;"
+                                                            "\tsigned:0;\n\tfield:unsigned long now"))
+    assert tracefs.missing_fields(root) == []

@@ -41,6 +41,7 @@ import os
 import re
 import secrets
 import subprocess
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -79,6 +80,9 @@ EVENTS = (  # what a ledger reads; "group/name" under events/
     "sock/inet_sock_set_state",
     "sock/inet_sk_error_report",
 )
+FIELDS = {  # fields a ledger reads that not every kernel's event has: without them it cannot check the rule
+    "timer/timer_start": ("bucket_expiry",),  # the wheel's rounding (Debian's 6.1 lacks it)
+}
 _NAME = re.compile(rf"^{PREFIX}-(\d+)-(\d+)-[0-9a-f]+$")
 INIT_PID_NAMESPACE = 0xEFFFFFFC  # PROC_PID_INIT_INO: the initial pid namespace's fixed inode (include/linux/proc_ns.h)
 
@@ -143,6 +147,20 @@ def missing_events(root: str) -> list[str]:
     return [e for e in EVENTS if not os.path.isdir(os.path.join(root, "events", e))]
 
 
+def missing_fields(root: str) -> list[str]:
+    """The fields of :data:`FIELDS` this kernel's events lack, as "group:event has no FIELD field" (from each ``format``)."""
+    found = []
+    for event, fields in FIELDS.items():
+        try:
+            with open(os.path.join(root, "events", event, "format")) as f:
+                described = f.read()
+        except OSError:
+            continue  # no such event: missing_events says so
+        found += [f"{event.replace('/', ':')} has no {name} field" for name in fields
+                  if not re.search(rf"\b{name};", described)]
+    return found
+
+
 def owner(name: str) -> tuple[int, int] | None:
     """(pid, pid namespace inode) in a netkit instance name (``nk-<pid>-<pidns>-<hex>``), None for any other name."""
     m = _NAME.match(name)
@@ -205,6 +223,7 @@ class TraceInstance:
     """
 
     _spare: ClassVar[dict[int, TraceInstance]] = {}  # pid -> this process's stopped instance, for its next run
+    _spare_lock: ClassVar[threading.Lock] = threading.Lock()  # a process's threads may release at once
 
     def __init__(self, root: str, name: str) -> None:
         self.root = root
@@ -216,7 +235,8 @@ class TraceInstance:
     @classmethod
     def acquire(cls, filters: Mapping[str, str]) -> TraceInstance:
         """A started instance for one run: this process's spare one with new filters and an empty buffer, or a new one."""
-        spare = cls._spare.pop(os.getpid(), None)
+        with cls._spare_lock:
+            spare = cls._spare.pop(os.getpid(), None)
         if spare is not None:
             try:
                 if spare.events == frozenset(filters) and os.path.isdir(spare.path):
@@ -236,10 +256,10 @@ class TraceInstance:
         except OSError:
             self.close()
             return
-        if os.getpid() in self._spare:
+        with self._spare_lock:
+            kept = self._spare.setdefault(os.getpid(), self) is self
+        if not kept:  # another of this process's runs keeps its own
             self.close()
-        else:
-            self._spare[os.getpid()] = self
 
     def _restart(self, filters: Mapping[str, str]) -> None:
         for event, expression in filters.items():
@@ -266,6 +286,9 @@ class TraceInstance:
         missing = [e for e in filters if not os.path.isdir(os.path.join(root, "events", e))]
         if missing:
             raise TracefsUnavailable(f"this kernel's tracefs has no {', '.join(missing)} event")
+        lacking = [gap for gap in missing_fields(root) if gap.split(" ", 1)[0].replace(":", "/") in filters]
+        if lacking:
+            raise TracefsUnavailable(f"this kernel's {'; '.join(lacking)} (the ledger reads it)")
         instance = cls(root, f"{PREFIX}-{os.getpid()}-{pid_namespace()}-{secrets.token_hex(4)}")
         try:
             os.mkdir(instance.path)
@@ -408,6 +431,6 @@ def remove_stale(dry_run: bool = False, found: Census | None = None) -> list[str
     return removed
 
 
-__all__ = ["BUFFER_BUDGET_KB", "CLOCK", "EVENTS", "MOUNT_POINT", "OPTIONS", "PREFIX", "Census", "TraceInstance",
-           "TracefsUnavailable", "buffer_kb", "census", "missing_events", "netkit_instances", "owner", "owner_gone",
-           "owner_pid", "pid_namespace", "remove_stale", "tracefs_root"]
+__all__ = ["BUFFER_BUDGET_KB", "CLOCK", "EVENTS", "FIELDS", "MOUNT_POINT", "OPTIONS", "PREFIX", "Census", "TraceInstance",
+           "TracefsUnavailable", "buffer_kb", "census", "missing_events", "missing_fields", "netkit_instances", "owner",
+           "owner_gone", "owner_pid", "pid_namespace", "remove_stale", "tracefs_root"]
