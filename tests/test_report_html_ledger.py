@@ -216,3 +216,12 @@ def test_the_section_shows_the_machine_late_sentence_and_names_the_rule_failures
     assert "<b>rule (ledger):</b> the wheel" in section(1, scenario_of(only_rule))
     lost = dataclasses.replace(late, ledger=dataclasses.replace(keepalive_ledger(0.060), lost=True))
     assert "timer ledger incomplete:</b> the trace buffer overflowed" in section(1, scenario_of(lost))
+
+
+def test_a_ledger_this_netkit_cannot_read_is_not_drawn_and_the_lane_says_so():
+    run = run_from_dict({**keepalive_result(0.0).to_dict(), "ledger": {"hz": 250, "armings": "newer"}})
+    assert run.ledger is None and run.evidence == "trace"
+    svg = Svg(scenario_of(run))
+    assert svg.ledger_marks() == []
+    (caption,) = [t for t in svg.root.iter(f"{SVG}text") if (t.get("class") or "").startswith("evidence")]
+    assert title(caption) == "trace: a timer ledger this netkit cannot read, not drawn"

@@ -167,6 +167,8 @@ def _evidence_caption(run: GateRun, y: float) -> str:
     """``trace`` or ``observer`` under the lane's name; its tooltip says what the ledger holds, or why there is none."""
     if run.ledger is not None:
         tip = f"evidence: trace: {summary(run.ledger)}"
+    elif run.extra.get("ledger") is not None:  # a newer netkit's ledger, kept as it was (records.GateRun.extra)
+        tip = f"{run.evidence}: a timer ledger this netkit cannot read, not drawn"
     else:
         tip = f"{run.evidence}: {run.evidence_note or 'no timer ledger'}"
     return (f'<text class="evidence {_e(run.evidence)}" x="8" y="{y + 17:.2f}" style="font-size:10px;fill:#666b70">'
