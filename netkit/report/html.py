@@ -19,8 +19,10 @@ The page, top to bottom:
   the last segment received; the fault; each probe, retransmission and
   zero-window probe — solid when the wire showed it, hollow when it was only
   sampled from tcp_info; the RST; the death; the expected window as a shaded
-  band, the alternative window as a second band), the rule, the failures,
-  and the explain text in a ``<details>``.
+  band, the alternative window as a second band; under a run judged with
+  the timer ledger, its armings, buckets, timer runs and their lateness and
+  the kernel's death, on the same axis), the rule, the failures (the
+  ledger's rule failures named so), and the explain text in a ``<details>``.
 
 This module writes the page and its header; :mod:`.html_matrix` the matrix,
 :mod:`.html_scenario` the sections, :mod:`.timeline` the SVG.  Every piece
@@ -149,6 +151,7 @@ def to_html(doc: Doc) -> str:
     """The whole report: one self-contained HTML document (no script, no external asset)."""
     doc = document(doc)
     sections = "".join(section(n, s) for n, s in ordered(doc.scenarios))
+    ledger = any(r.ledger is not None for s in doc.scenarios for r in s.runs)  # its marks in the legend
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -159,6 +162,6 @@ def to_html(doc: Doc) -> str:
         f"<h2>Matrix</h2>{matrix(doc)}"
         '<p class="note">Cell: the median time from the last segment received to the death; '
         "click a cell for its scenario.</p>"
-        f"<h2>Scenarios, failures first</h2>{legend()}{sections}"
+        f"<h2>Scenarios, failures first</h2>{legend(ledger)}{sections}"
         "</main></body></html>\n"
     )

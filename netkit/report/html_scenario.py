@@ -13,10 +13,11 @@ from .html_matrix import anchor, group_of
 from .htmlkit import _e, _style, badge
 from .markdown import expected_count, failure_message, format_s, format_windows, known_text, retry_text, run_sentence
 from .timeline import MARK_COLOURS, _marker, anchor_text, timeline_svg
+from .timeline_ledger import ARMING_COLOUR, BUCKET_COLOUR, DEATH_COLOUR, LATE_COLOUR, ON_TIME_COLOUR
 
 
-def legend() -> str:
-    """What the timeline marks mean, once, above the scenarios."""
+def legend(ledger: bool = True) -> str:
+    """What the timeline marks mean, once, above the scenarios (the ledger's marks where a run has a ledger)."""
     def icon(body: str) -> str:
         return f'<svg width="22" height="22" viewBox="0 0 22 22" aria-hidden="true">{body}</svg>'
 
@@ -39,6 +40,20 @@ def legend() -> str:
         (icon('<rect x="3" y="3" width="16" height="16" fill="#e3a008" fill-opacity=".25" stroke="#e3a008"/>'),
          "alternative window"),
     ]
+    if ledger:
+        items += [
+            (icon(f'<line x1="11" y1="4" x2="11" y2="11" stroke="{ARMING_COLOUR}" stroke-width="1.5"/>'
+                  '<line x1="2" y1="11" x2="20" y2="11" stroke="#c9cdd3"/>'), "timer armed (ledger)"),
+            (icon(f'<line x1="11" y1="11" x2="11" y2="18" stroke="{BUCKET_COLOUR}" stroke-width="1.5"/>'
+                  '<line x1="2" y1="11" x2="20" y2="11" stroke="#c9cdd3"/>'), "its bucket's start (when it may run)"),
+            (icon(f'<line x1="3" y1="11" x2="13" y2="11" stroke="{ON_TIME_COLOUR}" stroke-width="2"/>'
+                  f'<circle cx="14" cy="11" r="3.5" fill="{ON_TIME_COLOUR}"/>'), "timer ran, within a jiffy"),
+            (icon(f'<line x1="3" y1="11" x2="13" y2="11" stroke="{LATE_COLOUR}" stroke-width="3"/>'
+                  f'<circle cx="14" cy="11" r="3.5" fill="{LATE_COLOUR}"/>'),
+             "timer ran more than a jiffy after its bucket (the line: how late)"),
+            (icon(f'<path d="M7,7 l8,8 m0,-8 l-8,8" stroke="{DEATH_COLOUR}" stroke-width="2"/>'),
+             "the kernel's death in its timer's run (errno)"),
+        ]
     return '<div class="legend">' + "".join(f"<span>{i}{_e(t)}</span>" for i, t in items) + "</div>"
 
 
@@ -116,10 +131,17 @@ def section(number: int, scenario: ScenarioEntry) -> str:
         body.append(f'<p class="note">t = 0 s is {_e(anchor_text(runs[0]))}.</p>')
         if runs[0].rule:
             body.append(f'<p class="rule"><b>rule</b> {_e(runs[0].rule)}</p>')
-        failures = [(n, f) for n, r in enumerate(runs, 1) for f in r.failures]
+        failures = [(n, f, f in r.rule_failures) for n, r in enumerate(runs, 1)
+                    for f in (*r.failures, *(f for f in r.rule_failures if f not in r.failures))]
         if failures:
             body.append('<ul class="failures">' + "".join(
-                f"<li>{_e(f'run {n}: ' if len(runs) > 1 else '')}{_e(f)}</li>" for n, f in failures) + "</ul>")
+                f"<li>{_e(f'run {n}: ' if len(runs) > 1 else '')}{'<b>rule (ledger):</b> ' if rule else ''}{_e(f)}</li>"
+                for n, f, rule in failures) + "</ul>")
+        lost = [n for n, r in enumerate(runs, 1) if r.ledger is not None and r.ledger.lost]
+        if lost:
+            who = "" if len(runs) == 1 else f" (run{'s' if len(lost) > 1 else ''} {', '.join(map(str, lost))})"
+            body.append(f'<p class="note"><b>timer ledger incomplete{_e(who)}:</b> the trace buffer overflowed, '
+                        "some armings or runs are missing from the timeline</p>")
         explains = [(n, r.explain) for n, r in enumerate(runs, 1) if r.explain]
         if explains:
             opened = " open" if outcome in (GateOutcome.FAIL, GateOutcome.ERROR, GateOutcome.XPASS) else ""

@@ -5,7 +5,11 @@ last segment received (or the send); wire events are solid, sampled ones
 hollow, and the expected window a shaded band.  Each event is drawn by the
 kind its run stored (an event without one is a plain tick), and the death
 at the judged time, called early or late as the run's ``death_timing``
-says: nothing is judged again here.
+says: nothing is judged again here.  A run judged with the timer ledger has
+the ledger drawn under its probes, on the same axis
+(:mod:`netkit.report.timeline_ledger`); every lane says, under its name,
+which evidence judged its run (``trace`` or ``observer``, the note in its
+tooltip).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Optional
 from ..document.records import GateRun, ScenarioEntry
 from ..enums import EventKind, Timing
 from .htmlkit import STYLE, _e
+from .timeline_ledger import ledger_rows, rows_height, summary
 
 SVG_WIDTH = 1160
 AXIS_LEFT = 74
@@ -99,7 +104,8 @@ def timeline_svg(scenario: ScenarioEntry, axis: Optional[TimeAxis] = None) -> st
     """
     runs = scenario.runs
     axis = axis or axis_for(runs)
-    lanes_h = LANE * len(runs)
+    heights = [lane_height(run) for run in runs]
+    lanes_h = sum(heights)
     height = TOP + lanes_h + BOTTOM
     bottom = TOP + lanes_h
     parts: list[str] = [
@@ -144,20 +150,42 @@ def timeline_svg(scenario: ScenarioEntry, axis: Optional[TimeAxis] = None) -> st
     zero = axis.x(0.0)
     parts.append(f'<line x1="{zero:.2f}" y1="{TOP - 4}" x2="{zero:.2f}" y2="{bottom + 6}" stroke="#30343a" '
                  f'stroke-width="1.5"><title>t = 0: {_e(anchor_text(first))}</title></line>')
+    top = float(TOP)
     for lane, run in enumerate(runs):
-        parts += _lane(run, lane, len(runs), axis)
+        parts += _lane(run, lane, len(runs), axis, top)
+        top += heights[lane]
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _lane(run: GateRun, lane: int, lanes: int, axis: TimeAxis) -> list[str]:
-    y = TOP + LANE * lane + LANE / 2
+def lane_height(run: GateRun) -> int:
+    """A lane's height: the probes' row, and one thin row per timer function of its ledger (if it has one)."""
+    return LANE + rows_height(run.ledger)
+
+
+def _evidence_caption(run: GateRun, y: float) -> str:
+    """``trace`` or ``observer`` under the lane's name; its tooltip says what the ledger holds, or why there is none."""
+    if run.ledger is not None:
+        tip = f"evidence: trace: {summary(run.ledger)}"
+    elif run.extra.get("ledger") is not None:  # a newer netkit's ledger, kept as it was (records.GateRun.extra)
+        tip = f"{run.evidence}: a timer ledger this netkit cannot read, not drawn"
+    else:
+        tip = f"{run.evidence}: {run.evidence_note or 'no timer ledger'}"
+    return (f'<text class="evidence {_e(run.evidence)}" x="8" y="{y + 17:.2f}" style="font-size:10px;fill:#666b70">'
+            f"<title>{_e(tip)}</title>{_e(run.evidence)}</text>")
+
+
+def _lane(run: GateRun, lane: int, lanes: int, axis: TimeAxis, top: float) -> list[str]:
+    y = top + LANE / 2
     failed = run.verdict not in (None, "pass")
     parts = [
         f'<line x1="{axis.x0}" y1="{y:.2f}" x2="{axis.x1}" y2="{y:.2f}" stroke="#c9cdd3" stroke-width="1"/>',
         f'<text x="8" y="{y + 4:.2f}" style="font-weight:600;fill:{STYLE["fail"][0] if failed else "#30343a"}">'
         f'{_e("run " + str(lane + 1) if lanes > 1 else "run")}</text>',
+        _evidence_caption(run, y),
     ]
+    if run.ledger is not None:
+        parts += ledger_rows(run.ledger, axis, top + LANE)
     fault = run.fault_at_s
     if fault is not None:
         fx = axis.x(fault)
