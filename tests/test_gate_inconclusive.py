@@ -430,6 +430,13 @@ def test_the_plugin_gives_the_retrys_result_when_it_is_not_machine_late_and_neve
         assert tests.result(SCENARIO) is first and pool.started == 0
 
 
+def test_tests_sharing_a_machine_late_scenario_share_its_one_retry():
+    late, on_time = keepalive_result(0.060), keepalive_result(0.0)
+    tests, pool = plugin_pool(late, on_time)
+    assert tests.result(SCENARIO) is on_time and tests.result(SCENARIO) is on_time
+    assert pool.started == 1  # the second test took the first one's retry: no second run, no pop from an empty list
+
+
 # ---------------------------------------------------------------- netkit gate, end to end (the scenarios faked)
 
 

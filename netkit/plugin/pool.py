@@ -36,6 +36,7 @@ class PoolForTests:
     def __init__(self, pool: ScenarioPool, config: pytest.Config) -> None:
         self.pool = pool
         self.config = config
+        self._retries: dict[Scenario, ScenarioResult] = {}  # one retry per scenario, whichever tests share it
 
     def submit(self, *scenarios: Scenario) -> None:
         self.pool.submit(*scenarios)
@@ -50,7 +51,9 @@ class PoolForTests:
         try:
             result = self._note(self.pool.result(scenario))
             if result.machine_late:
-                retry = self._note(self.pool.start(scenario).result())
+                if scenario not in self._retries:
+                    self._retries[scenario] = self.pool.start(scenario).result()
+                retry = self._note(self._retries[scenario])
                 if retry.machine_late:
                     pytest.skip(f"inconclusive: {inconclusive_reason(retry.machine_late)}; on the retry too "
                                 f"(the first run: {inconclusive_reason(result.machine_late)})")
