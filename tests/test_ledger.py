@@ -253,3 +253,19 @@ def test_a_thread_learns_its_trace_pid_from_its_own_marker():
     marker = f"  python-{PID}   [001] ..... {_ts(J0 - 252)}: tracing_mark_write: nk-learning-0a1b2c"
     lines = parse(marker + "\n" + text)
     assert marked_pid(lines, "nk-learning-0a1b2c") == PID and marked_pid(lines, "nk-learning-ffffff") is None
+
+
+def test_a_moved_ledger_says_by_how_much_and_the_observers_lateness_is_read_on_its_own_axis():
+    from synthetic_ledger import keepalive_ledger, keepalive_result
+
+    ledger = keepalive_ledger()
+    moved = ledger.moved(0.05).moved(0.009)
+    assert moved.moved_s == 0.059 and Ledger.from_dict(moved.to_dict()) == moved
+    assert Ledger.from_dict({k: v for k, v in ledger.to_dict().items() if k != "moved_s"}).moved_s == 0.0  # older JSON
+    assert moved.death is not None and ledger.death is not None and moved.death.t_s == round(ledger.death.t_s - 0.059, 6)
+    # The observer's clock started 59 ms before the kernel's send: its death reading is 59 ms longer than the
+    # kernel's, and only the 1 ms it read after the death is its lateness.
+    result = dataclasses.replace(keepalive_result(measured_s=round(moved.death.t_s + 0.059 + 0.001, 6)), ledger=moved)
+    assert result.death_source == DeathSource.TRACE and result.death_s == moved.death.t_s
+    assert result.observer_late_s == 0.001
+    assert keepalive_result().observer_late_s == 0.001  # an unmoved ledger: as before

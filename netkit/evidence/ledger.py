@@ -128,6 +128,7 @@ class Ledger:
     death: KernelDeath | None
     lost: bool = False  # the instance's buffer overflowed: some events are missing
     zero_jiffy: int | None = None  # the jiffy t = 0 fell in (from the ledger's own jiffy clock)
+    moved_s: float = 0.0  # how much later t = 0 is than the run's own (moved to the kernel's moment of a send)
 
     def run_at(self, t_s: float, slack_s: float = 0.002) -> int | None:
         """The index of the run during which something happened at ``t_s`` (a frame it sent), if any began just before."""
@@ -146,7 +147,8 @@ class Ledger:
         runs = tuple(replace(r, t_s=at(r.t_s), arming=None if r.arming is None else armings[r.arming])
                      for r in self.runs)
         death = None if self.death is None else replace(self.death, t_s=at(self.death.t_s))
-        return replace(self, armings=tuple(armings.values()), runs=runs, death=death)
+        return replace(self, armings=tuple(armings.values()), runs=runs, death=death,
+                       moved_s=round(self.moved_s + by_s, 6))
 
     def first_arming_by_a_call(self, function: str) -> Arming | None:
         """The first arming of ``function`` made by a system call (the send that armed the retransmission timer)."""
@@ -155,7 +157,7 @@ class Ledger:
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable ledger (in a result's and a gate run's JSON); :meth:`from_dict` reads it back."""
         return {
-            "hz": self.hz, "lost": self.lost, "zero_jiffy": self.zero_jiffy,
+            "hz": self.hz, "lost": self.lost, "zero_jiffy": self.zero_jiffy, "moved_s": self.moved_s,
             "armings": [{"t_s": a.t_s, "function": a.function, "now": a.now, "expires": a.expires,
                          "delay": a.delay, "bucket": a.bucket, "by_run": a.by_run, "run_late": a.run_late}
                         for a in self.armings],
@@ -175,7 +177,8 @@ class Ledger:
                      for r in data["runs"])
         d = data.get("death")
         death = None if d is None else KernelDeath(d["t_s"], d["error"], d["function"])
-        return cls(data["hz"], armings, runs, death, bool(data.get("lost")), data.get("zero_jiffy"))
+        return cls(data["hz"], armings, runs, death, bool(data.get("lost")), data.get("zero_jiffy"),
+                   float(data.get("moved_s", 0.0)))
 
 
 def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: int) -> Ledger:

@@ -261,9 +261,16 @@ class ScenarioResult:
 
     @property
     def observer_late_s(self) -> float | None:
-        """How long after the kernel's death the observer read it: ``measured_s - kernel_death_s``."""
+        """How long after the kernel's death the observer read it: ``measured_s - kernel_death_s``.
+
+        Both on the observer's axis: where the ledger moved t = 0 to the kernel's moment of the send
+        (``Ledger.moved_s``), the kernel's death is that much later on the observer's.
+        """
         kernel = self.kernel_death_s
-        return None if kernel is None or self.measured_s is None else round(self.measured_s - kernel, 6)
+        if kernel is None or self.measured_s is None:
+            return None
+        moved = self.ledger.moved_s if self.death_source == DeathSource.TRACE and self.ledger is not None else 0.0
+        return round(self.measured_s - (kernel + moved), 6)
 
     @property
     def death_timing(self) -> Timing:
