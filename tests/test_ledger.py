@@ -269,3 +269,33 @@ def test_a_moved_ledger_says_by_how_much_and_the_observers_lateness_is_read_on_i
     assert result.death_source == DeathSource.TRACE and result.death_s == moved.death.t_s
     assert result.observer_late_s == 0.001
     assert keepalive_result().observer_late_s == 0.001  # an unmoved ledger: as before
+
+
+# A routed lab's reject cell, as a gate on a loaded machine recorded it (ipv6-...-routed-ct2s-reject, 3/1/2): t = 0 is
+# the handshake; SO_KEEPALIVE came 9 jiffies later, so its 750 jiffies crossed a level-2 boundary (64 jiffies).
+ROUTED_ZERO = 4300862475
+ROUTED = Ledger(HZ, (Arming(0.033915, "tcp_keepalive_timer", 4300862484, 4300863234, 4300863296, False),
+                     Arming(3.281335, "tcp_keepalive_timer", 4300863296, 4300863546, 4300863552, True, 0)),
+                (), None, zero_jiffy=ROUTED_ZERO)
+ROUTED = dataclasses.replace(ROUTED, runs=(ledger_check.TimerRun(3.281322, "tcp_keepalive_timer", 4300863296,
+                                                                 ROUTED.armings[0], 9.1e-05),))
+
+
+def test_a_system_calls_arming_after_t0_carries_what_an_idle_machine_would_not_have():
+    idle_bucket = runs_at_jiffy(ROUTED_ZERO, 750, HZ)
+    assert idle_bucket == 4300863232  # armed in t = 0's jiffy: 64 jiffies sooner
+    assert carried(ROUTED, 250, 750) == [pytest.approx(64 / HZ + 9.1e-05, abs=1e-6)]
+    assert carried(ROUTED, 250) == [pytest.approx(9.1e-05)]  # without the idle setting: not recognised, not carried
+    assert rule_failures(ROUTED, 1, 1, 3) == []  # the kernel kept the rule from its own arming (1 probe, re-armed)
+    sentence = ledger_check.lateness_sentence(ROUTED, carried(ROUTED, 250, 750))
+    assert sentence.startswith("machine late by 256.1 ms at run 1") and "0.1 ms its own" in sentence
+    assert "its arming by a system call at 0.034 s, 9 jiffies after t = 0's jiffy" in sentence
+
+
+def test_the_peers_rst_answering_a_late_probe_moves_back_with_it_and_no_other():
+    wire = WireEvidence(probes_s=[3.281327], first_probe_s=3.281327, peer_rst_s=3.2814)
+    shifts = carried(ROUTED, 250, 750)
+    moved = ledger_check.wire_on_time(wire, ROUTED, shifts)
+    assert moved.peer_rst_s == pytest.approx(3.2814 - shifts[0], abs=1e-6) and moved.probes_s[0] < 3.03
+    unrelated = WireEvidence(peer_rst_s=1.5)  # no run of the tested socket just before it: the peer's own
+    assert ledger_check.wire_on_time(unrelated, ROUTED, shifts).peer_rst_s == 1.5

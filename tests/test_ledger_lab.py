@@ -68,6 +68,23 @@ def test_data_deaths_are_the_kernels_close_in_the_write_timers_run(tracefs, stat
     assert result.rule_failures == () and result.verdict == "pass", result.explain()
 
 
+@pytest.mark.parametrize("action", ["drop", "reject"])
+def test_a_routed_labs_keepalive_is_traced_from_the_setsockopt_after_the_handshake(tracefs, action):
+    scenario = Scenario(KeepaliveSettings(3, 1, 2), fault="middlebox-forgets", topology="routed",
+                        middlebox_timeout_s=2, middlebox=action)
+    result = run_scenario(scenario)
+    assert result.evidence == "trace", result.evidence_note
+    assert result.ledger is not None and result.rule_failures == ()
+    first = result.ledger.armings[0]
+    assert not first.by_run and first.delay == 3 * result.kernel.hz and first.t_s > 0  # SO_KEEPALIVE: idle from the call
+    if action == "drop":  # the probes die at the router: the keepalive timer's run kills the socket
+        assert result.death_source is DeathSource.TRACE and result.ledger.death is not None
+    else:  # the router's RST answers the first probe: the wire's RST, in that probe's run
+        assert result.death_source is DeathSource.WIRE and result.ledger.death is None
+        assert result.ledger.run_at(result.death_s) == 0
+    assert result.verdict == "pass" or result.machine_late, result.explain()
+
+
 def test_a_process_reuses_its_instance_and_removes_it_when_it_exits(tracefs):
     script = ("import os, sys; from netkit.lab.tracefs import TraceInstance\n"
               "f = {'timer/timer_start': 'common_pid == 1'}\n"

@@ -101,7 +101,7 @@ def rule_failures(ledger: Ledger, intvl_s: float | None, probes: int | None,
     return found
 
 
-def carried(ledger: Ledger, intvl_jiffies: int | None = None) -> list[float]:
+def carried(ledger: Ledger, intvl_jiffies: int | None = None, idle_jiffies: int | None = None) -> list[float]:
     """How much later than on an idle machine each run happened (s): its own lateness and what earlier runs passed on.
 
     A re-arm made in a run counts from the jiffy the run ran at
@@ -112,6 +112,12 @@ def carried(ledger: Ledger, intvl_jiffies: int | None = None) -> list[float]:
     jiffies added up.  A keepalive re-arm for ``idle - elapsed`` (any other
     delay than ``intvl_jiffies``) counts from the last segment received, not
     from the run: it passes nothing on.
+
+    An arming by a system call after t = 0 for the whole ``idle_jiffies``
+    (``SO_KEEPALIVE`` after the handshake, in a routed lab: it counts from
+    the call, ``keepalive_time_when``) would have been made in t = 0's own
+    jiffy on an idle machine: a process descheduled between ``connect`` and
+    ``setsockopt`` (137 ms once, two gates at once on 2 CPUs) passes that on.
     """
     tick = 1 / ledger.hz
     pending: dict[str, int] = {}  # timer function -> jiffies its pending bucket is later than on an idle machine
@@ -132,6 +138,10 @@ def carried(ledger: Ledger, intvl_jiffies: int | None = None) -> list[float]:
         run = last_run.get(item.function)
         previous = last_delay.get(item.function)
         last_delay[item.function] = item.delay
+        if not item.by_run and item.t_s > 0 and ledger.zero_jiffy is not None and item.delay == idle_jiffies:
+            idle_bucket = runs_at_jiffy(min(item.now, ledger.zero_jiffy), item.delay, ledger.hz)
+            pending[item.function] = max(0, item.bucket - idle_bucket)
+            continue
         if not item.by_run or item.t_s <= 0 or run is None or item.function not in on_time_now:
             pending[item.function] = 0  # before t = 0 the model's axis already holds the lateness (t = 0 is a reply)
             continue
@@ -173,7 +183,12 @@ def on_time(ledger: Ledger, shifts: list[float]) -> Ledger:
 
 
 def wire_on_time(wire: WireEvidence, ledger: Ledger, shifts: list[float]) -> WireEvidence:
-    """The tested side's frames moved back by the lateness of the run that sent each (the peer's are left alone)."""
+    """The tested side's frames moved back by the lateness of the run that sent each.
+
+    The peer's frames are left alone, except a RST within a run's moments
+    (:meth:`Ledger.run_at`): the answer to the probe that run sent (a
+    middlebox's ``reject``, a rebooted peer) comes as late as the probe.
+    """
     def back(t: float) -> float:
         return round(t - shift_at(ledger, t, shifts), 6)
 
@@ -182,6 +197,7 @@ def wire_on_time(wire: WireEvidence, ledger: Ledger, shifts: list[float]) -> Wir
         wire, probes_s=probes, spacing_s=[round(b - a, 6) for a, b in zip(probes, probes[1:])],
         first_probe_s=None if wire.first_probe_s is None else back(wire.first_probe_s),
         rst_s=None if wire.rst_s is None else back(wire.rst_s),
+        peer_rst_s=None if wire.peer_rst_s is None else back(wire.peer_rst_s),
         retransmissions_s=[back(t) for t in wire.retransmissions_s],
         zero_window_probes_s=[back(t) for t in wire.zero_window_probes_s],
     )
@@ -194,19 +210,31 @@ def first_run_after(ledger: Ledger, function: str, after_s: float = 0.0) -> floa
 
 def lateness_sentence(ledger: Ledger, shifts: list[float]) -> str:
     """``machine late by X ms at run N (...)``: the worst run, and the lateness the death carried."""
-    worst = max(range(len(ledger.runs)), key=lambda i: ledger.runs[i].late_s or 0.0, default=None)
+    worst = max(range(len(ledger.runs)), key=lambda i: max(shifts[i], ledger.runs[i].late_s or 0.0), default=None)
     if worst is None:
         return "no timer run measured"
     run = ledger.runs[worst]
-    text = (f"machine late by {(run.late_s or 0) * 1000:.1f} ms at run {worst + 1} ({run.function} at "
+    own = run.late_s or 0.0
+    text = (f"machine late by {max(own, shifts[worst]) * 1000:.1f} ms at run {worst + 1} ({run.function} at "
             f"{run.t_s:.3f} s, jiffy {run.now}")
     if run.arming is not None:
         text += f", due at jiffy {run.arming.bucket}"
+    if shifts[worst] > own + 1e-6:
+        text += f"; {own * 1000:.1f} ms its own, the rest carried from {_carried_from(ledger, run)}"
     text += ")"
     carried_by_death = death_run_shift(ledger, shifts)
     if carried_by_death:
         text += f"; the death carried {carried_by_death * 1000:.1f} ms of lateness"
     return text
+
+
+def _carried_from(ledger: Ledger, run: TimerRun) -> str:
+    """Where a run's carried lateness came from: its arming by a late system call, or the late runs before it."""
+    a = run.arming
+    if a is not None and not a.by_run and a.t_s > 0 and ledger.zero_jiffy is not None:
+        return (f"its arming by a system call at {a.t_s:.3f} s, {a.now - ledger.zero_jiffy} jiffies after t = 0's jiffy "
+                "(an idle machine makes it at once)")
+    return "the late runs before it"
 
 
 __all__ = ["RULE_SHIFT_JIFFIES", "carried", "death_run_shift", "first_run_after", "lateness_sentence",

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from ..enums import EventKind, MiddleboxAction, Topology
 from ..errors import ScenarioCancelled
 from ..evidence.events import Event
+from ..evidence.ledger import KEEPALIVE_TIMER
 from ..evidence.middlebox import MiddleboxEvidence, Sample
 from ..lab.lab import SERVER_PORT, Lab
 from ..lab.routed import ConntrackEntry, MiddleboxConfig, RoutedLab, get_entry, open_conntrack
@@ -48,7 +49,7 @@ from .observe import Death, prompt_observer, socket_error, wait_for_death
 from .result import Progress, ScenarioResult
 from .spec import Scenario
 from .steps import Counted, enable_keepalive, write_keepalive_sysctls
-from .timers import NOT_TRACED
+from .timers import TimerTrace
 
 SAMPLE_S = 0.005  # the router's entry, read this often in its last second (a lookup takes ~0.5 ms)
 COARSE_SAMPLE_S = 0.05  # and this often before: enough to see every refresh (probes are >= 1 s apart)
@@ -144,10 +145,13 @@ def prove_routed(run: RunContext) -> ScenarioResult:
     assert isinstance(lab, RoutedLab)
     tested, peer = run.sides
     write_keepalive_sysctls(scenario, tested)
+    trace = TimerTrace.start(run.kernel.hz)
+    lab.callback(trace.close)
     server_sock, client_sock = lab.connect(scenario.family)
     fault_ns = time.time_ns()  # the capture's clock: the handshake is the connection's past
     sock, peer_sock = run.tested_first(server_sock, client_sock)
-    enable_keepalive(scenario, sock)
+    with trace.learning(KEEPALIVE_TIMER):  # SO_KEEPALIVE arms the tested socket's keepalive timer
+        enable_keepalive(scenario, sock)
     since_handshake_ms = tcp_info(sock).last_ack_recv_ms  # one reading for both clocks
     anchor = time.monotonic() - since_handshake_ms / 1000
     anchor_ns = time.time_ns() - since_handshake_ms * 1_000_000  # replaced by the wire's, if any
@@ -198,7 +202,8 @@ def prove_routed(run: RunContext) -> ScenarioResult:
         scenario.middlebox_timeout_s or 0, str(scenario.middlebox), bool(scenario.masquerade), describe(entry),
         sampler.relative_to(anchor_ns), SAMPLE_S, clock, entry_after=entry_after, invalid=invalid,
         peer_state=peer_state, peer_error=peer_error, peer_send=peer_send, data_after=data_after)
-    return result_from(observed, wire, pcap_data, middlebox=evidence, evidence_note=NOT_TRACED)
+    ledger = trace.finish(anchor_ns)  # on the samples' axis: t = 0 is the handshake's last segment
+    return result_from(observed, wire, pcap_data, ledger, trace.note, middlebox=evidence)
 
 
 def _watch_alive(sock: socket.socket, p: DeathPrediction, anchor: float, cancel: threading.Event,

@@ -235,7 +235,8 @@ class ScenarioResult:
         if any(f.early for f in self.failures):
             return None
         schedule = self.prediction.schedule
-        shifts = carried(ledger, None if schedule is None else round(schedule.intvl * ledger.hz))
+        shifts = carried(ledger, None if schedule is None else round(schedule.intvl * ledger.hz),
+                         None if schedule is None else round(self.keepalive.idle * ledger.hz))
         shift = death_run_shift(ledger, shifts)
         twin = replace(self, ledger=on_time(ledger, shifts), lateness_removed=True,
                        wire=None if self.wire is None else wire_on_time(self.wire, ledger, shifts),
