@@ -299,3 +299,12 @@ def test_the_peers_rst_answering_a_late_probe_moves_back_with_it_and_no_other():
     assert moved.peer_rst_s == pytest.approx(3.2814 - shifts[0], abs=1e-6) and moved.probes_s[0] < 3.03
     unrelated = WireEvidence(peer_rst_s=1.5)  # no run of the tested socket just before it: the peer's own
     assert ledger_check.wire_on_time(unrelated, ROUTED, shifts).peer_rst_s == 1.5
+
+
+def test_an_observers_death_is_judged_on_the_ledgers_axis_where_the_ledger_moved_t0():
+    from synthetic_ledger import keepalive_ledger, keepalive_result
+
+    no_death = dataclasses.replace(keepalive_ledger(), death=None).moved(0.069)  # the kernel's arming, 69 ms after
+    result = dataclasses.replace(keepalive_result(measured_s=4.2), ledger=no_death)  # our clock's read
+    assert result.death_source == DeathSource.OBSERVER and result.death_s == round(4.2 - 0.069, 6)
+    assert result.measured_s == 4.2  # the observer's own reading stays as it read it

@@ -85,6 +85,25 @@ def test_a_routed_labs_keepalive_is_traced_from_the_setsockopt_after_the_handsha
     assert result.verdict == "pass" or result.machine_late, result.explain()
 
 
+@pytest.mark.parametrize("fault", ["blackhole", "link-down"])
+def test_syn_sent_is_traced_from_the_connect_that_armed_its_timer(tracefs, fault):
+    result = run_scenario(Scenario(KeepaliveSettings(1, 1, 3), fault=fault, state="syn-sent", syn_retries=2))
+    assert result.evidence == "trace", result.evidence_note
+    assert result.ledger is not None and result.rule_failures == ()
+    connect = result.ledger.armings[0]
+    assert not connect.by_run and connect.function == "tcp_write_timer"
+    assert connect.delay == result.kernel.hz  # TCP_TIMEOUT_INIT, 1 s
+    if fault == "blackhole":  # the third retransmission's run gives up: the kernel's CLOSE in it
+        assert result.death_source is DeathSource.TRACE and result.ledger.death is not None
+        assert result.ledger.death.function == "tcp_write_timer" and result.ledger.death.error == 110
+    else:  # the neighbour's failure ends it (EHOSTUNREACH), in no run of the socket's timer: the observer's reading,
+        # on the kernel's axis (no SYN reaches the tap, so t = 0 is the connect's arming, not the process clock)
+        assert result.death_source is DeathSource.OBSERVER and result.ledger.death is None
+        assert connect.t_s == 0 and result.ledger.moved_s >= 0
+        assert result.death_s == round(result.measured_s - result.ledger.moved_s, 6)
+    assert result.verdict == "pass" or result.machine_late, result.explain()
+
+
 def test_a_process_reuses_its_instance_and_removes_it_when_it_exits(tracefs):
     script = ("import os, sys; from netkit.lab.tracefs import TraceInstance\n"
               "f = {'timer/timer_start': 'common_pid == 1'}\n"

@@ -97,10 +97,13 @@ def wire_death_s(r: Measured) -> float | None:
 
 
 def death_of(r: Measured) -> tuple[float | None, DeathSource | None]:
-    """The judged death time and its source, for the record to store (:func:`judged_death`: trace, wire, observer)."""
+    """The judged death time and its source (:func:`judged_death`: trace, wire, observer; the observer's on the ledger's axis)."""
     ledger = r.ledger
     trace_s = None if ledger is None or ledger.death is None else ledger.death.t_s
-    return judged_death(wire_death_s(r), r.measured_s, trace_s)
+    measured = r.measured_s
+    if ledger is not None and measured is not None and ledger.moved_s:
+        measured = round(measured - ledger.moved_s, 6)  # on the kernel's axis: its arming in the call, not our clock
+    return judged_death(wire_death_s(r), measured, trace_s)
 
 
 def death_check(p: DeathPrediction, death_s: float | None, source: DeathSource | None) -> DeathCheck:

@@ -54,6 +54,7 @@ from ..evidence.classify import classify
 from ..evidence.death import count_of
 from ..evidence.events import SAMPLED, Event
 from ..evidence.frames import Frame
+from ..evidence.ledger import WRITE_TIMER
 from ..evidence.verdict import OBSERVER_SAMPLE_S
 from ..evidence.wire import WireEvidence, evidence
 from ..lab.diag import DiagWatch
@@ -70,7 +71,7 @@ from .observe import WARMUP_LEAD_S, Death, give_up_after_s, prompt_observer, soc
 from .result import Progress, ScenarioResult
 from .spec import Scenario
 from .steps import Counted
-from .timers import NOT_TRACED
+from .timers import NOT_TRACED, TimerTrace
 
 TCP_SYNCNT = getattr(socket, "TCP_SYNCNT", 7)
 HANDSHAKE_COUNTERS = ("TCPSynRetrans", "TCPTimeouts", "TCPSpuriousRtxHostQueues")
@@ -132,10 +133,13 @@ def _syn_sent(run: RunContext) -> ScenarioResult:
     prediction = run.predict(handshake=facts)
     address = (peer.address(family), SERVER_PORT)
     sock.setblocking(False)
+    trace = TimerTrace.start(run.kernel.hz)
+    lab.callback(trace.close)
     counted = Counted.start(tested.namespace, HANDSHAKE_COUNTERS)
-    connect_ns = time.time_ns()
-    started = time.monotonic()
-    code = sock.connect_ex(address)
+    with trace.learning(WRITE_TIMER):  # tcp_connect arms the SYN's retransmission timer, in this call
+        connect_ns = time.time_ns()  # inside the block: its trace marker is written before, not in between
+        started = time.monotonic()
+        code = sock.connect_ex(address)
     samples: list[Event] = []
     if code == errno.EINPROGRESS:
         with prompt_observer():
@@ -157,7 +161,13 @@ def _syn_sent(run: RunContext) -> ScenarioResult:
     observed = Observed(scenario, run.kernel, prediction, Death(measured, error, 0, retransmits), counts,
                         _in_time_order(timeline), lab.name)
     view = _wire_view(prediction, observed.count, local, address, connect_ns, "SYN")
-    return result_from(observed, *wire_evidence(scenario, run.capture, run.capture_error, view), evidence_note=NOT_TRACED)
+    wire, pcap_data = wire_evidence(scenario, run.capture, run.capture_error, view)
+    ledger = trace.finish(wire.anchor_ns or connect_ns)
+    if ledger is not None and wire.anchor_ns in (0, connect_ns):  # no SYN on the tap: t = 0 moves to the kernel's
+        send = ledger.first_arming_by_a_call(WRITE_TIMER)
+        if send is not None and send.t_s > 0:
+            ledger = ledger.moved(send.t_s)
+    return result_from(observed, wire, pcap_data, ledger, trace.note)
 
 
 def _in_time_order(timeline: list[Event]) -> tuple[Event, ...]:

@@ -34,8 +34,8 @@ _NOTHING = "timer == 0"  # no timer has address 0: records nothing
 # (TraceInstance.set_filter_or_all).
 _TCP_TIMERS = "function.function == tcp_keepalive_timer || function.function == tcp_write_timer"
 _CLOSE = "newstate == 7"  # TCP_CLOSE: the deaths (the ledger keeps the one inside our timer's run)
-NOT_TRACED = ("the timer ledger follows the established states' timers, in a direct or a routed lab; the "
-              "handshake's are not traced yet")
+NOT_TRACED = ("a SYN-RECV request's timer is armed in the kernel's softirq when the SYN arrives, in no call of "
+              "netkit's, so the ledger cannot tell it from another lab's: not traced")
 
 
 def _clock_offset_ns() -> int:
