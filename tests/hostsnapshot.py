@@ -125,6 +125,9 @@ def tracefs_mount() -> str | None:
     return None
 
 
+TESTS_OWN_INSTANCE = "nktest-"  # "foreign" instances the cleanup tests make: another session's come and go meanwhile
+
+
 def tracing_state() -> dict[str, str] | None:
     """The top-level tracing files (byte for byte) and the instances that are not netkit's; None without tracefs.
 
@@ -141,7 +144,8 @@ def tracing_state() -> dict[str, str] | None:
                 state[name] = f.read().decode(errors="backslashreplace")
         except OSError as exc:
             state[name] = f"<unreadable: {exc.strerror}>"
-    others = sorted(n for n in os.listdir(os.path.join(root, "instances")) if not NETKIT_INSTANCE.match(n))
+    others = sorted(n for n in os.listdir(os.path.join(root, "instances"))
+                    if not NETKIT_INSTANCE.match(n) and not n.startswith(TESTS_OWN_INSTANCE))
     state["instances (not netkit's)"] = " ".join(others)
     return state
 

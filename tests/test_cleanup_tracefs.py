@@ -21,7 +21,7 @@ import sys
 import textwrap
 
 import pytest
-from hostsnapshot import differences, tracing_state
+from hostsnapshot import TESTS_OWN_INSTANCE, differences, tracing_state
 
 from netkit import doctor
 from netkit.cleanup import cleanup
@@ -80,7 +80,7 @@ def test_cleanup_removes_only_the_instance_whose_netkit_process_is_gone(root, ma
     ns = tracefs.pid_namespace()
     dead = made(f"nk-{dead_pid()}-{ns}-{tag()}")
     alive = made(f"nk-{os.getpid()}-{ns}-{tag()}")
-    foreign = made(f"nktest-{tag()}")
+    foreign = made(f"{TESTS_OWN_INSTANCE}{tag()}")
     state = tracing_state()
     done = netkit("cleanup")
     assert done.returncode == 0, done.stderr
@@ -195,7 +195,7 @@ def test_a_netkit_instance_changes_no_top_level_tracing_state_and_is_removed_at_
 @needs_root
 def test_the_snapshot_sees_an_instance_that_is_not_netkits(root, made):
     before = tracing_state()
-    name = made(f"nktest-{tag()}")
+    name = made(f"nkseen-{tag()}")  # not netkit's format, nor the cleanup tests' own
     changed = differences({"tracing": before}, {"tracing": tracing_state()})
     assert len(changed) == 1 and name in changed[0], changed
 
