@@ -16,15 +16,23 @@ import re
 import shutil
 import subprocess
 
+from netkit.lab import tracefs
+
 FOREVER = 0xFFFFFFFF  # an address lifetime that does not count down
 SYSCTL_ROOT = "/proc/sys/net"
 VOLATILE_SYSCTLS = {
     "/proc/sys/net/netfilter/nf_conntrack_count",  # a gauge of the host's live connections, not a setting
 }
-# The top-level tracing state netkit must never change (its runs trace in private instances, netkit.lab.tracefs).
-TRACING_FILES = ("tracing_on", "current_tracer", "set_event", "trace_clock", "trace_options", "buffer_size_kb")
+# The top-level tracing state netkit must never change (its runs trace in private instances, netkit.lab.tracefs):
+# these files, every file of options/, and the enable switches (and netkit's events' filters) of the event groups
+# netkit records.  A file this kernel lacks (set_ftrace_filter without dynamic ftrace) is left out.
+TRACING_FILES = ("tracing_on", "current_tracer", "set_event", "trace_clock", "trace_options", "buffer_size_kb",
+                 "set_event_pid", "set_event_notrace_pid", "set_ftrace_filter", "set_ftrace_pid", "tracing_cpumask",
+                 "events/enable")
+OTHER_INSTANCES = "instances (not netkit's)"  # tracing_state's entry: the instances that are not netkit's, by name
+TRACED_GROUPS = sorted({event.split("/")[0] for event in tracefs.EVENTS})  # timer, sock
 NETKIT_INSTANCE = re.compile(r"^nk-\d+-")  # a run's own instance, nk-<pid>-...: live ones come and go, netkit cleanup
-                                         # removes dead ones; tests/test_tracefs_hygiene.py proves that apart
+                                         # removes dead ones; tests/test_cleanup_tracefs.py proves that apart
 
 
 
@@ -128,8 +136,27 @@ def tracefs_mount() -> str | None:
 TESTS_OWN_INSTANCE = "nktest-"  # "foreign" instances the cleanup tests make: another session's come and go meanwhile
 
 
+def tracing_files(root: str) -> list[str]:
+    """The top-level tracing files compared, relative to ``root``: TRACING_FILES, options/*, the groups' switches."""
+    def listed(directory: str) -> list[str]:
+        try:
+            return sorted(os.listdir(os.path.join(root, directory)))
+        except OSError:
+            return []
+
+    names = [*TRACING_FILES, *(f"options/{option}" for option in listed("options"))]
+    for group in TRACED_GROUPS:
+        names.append(f"events/{group}/enable")
+        names += [f"events/{group}/{event}/enable" for event in listed(f"events/{group}")
+                  if os.path.isdir(os.path.join(root, "events", group, event))]
+    names += [f"events/{event}/filter" for event in tracefs.EVENTS]
+    return names
+
+
 def tracing_state() -> dict[str, str] | None:
-    """The top-level tracing files (byte for byte) and the instances that are not netkit's; None without tracefs.
+    """The top-level tracing files (:func:`tracing_files`, byte for byte) and the instances that are not netkit's.
+
+    None without tracefs.
 
     Read, never mounted here: the test mounts tracefs before its first
     snapshot (netkit may mount it, which changes no tracing state).
@@ -138,15 +165,17 @@ def tracing_state() -> dict[str, str] | None:
     if root is None:
         return None
     state = {}
-    for name in TRACING_FILES:
+    for name in tracing_files(root):
         try:
             with open(os.path.join(root, name), "rb") as f:
                 state[name] = f.read().decode(errors="backslashreplace")
-        except OSError as exc:
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # e.g. set_ftrace_filter under lockdown (EPERM): the same refusal compares equal
             state[name] = f"<unreadable: {exc.strerror}>"
     others = sorted(n for n in os.listdir(os.path.join(root, "instances"))
                     if not NETKIT_INSTANCE.match(n) and not n.startswith(TESTS_OWN_INSTANCE))
-    state["instances (not netkit's)"] = " ".join(others)
+    state[OTHER_INSTANCES] = " ".join(others)
     return state
 
 
