@@ -128,6 +128,12 @@ class Ledger:
     death: KernelDeath | None
     lost: bool = False  # the instance's buffer overflowed: some events are missing
     zero_jiffy: int | None = None  # the jiffy t = 0 fell in (from the ledger's own jiffy clock)
+    zero_ns: int | None = None  # t = 0 on the trace's clock (CLOCK_MONOTONIC, the TCP clock's): whole ms of it
+    marks_s: tuple[float, ...] = ()  # netkit's own trace_marker lines (each written just before a learning call)
+
+    def mono_ns(self, t_s: float) -> int | None:
+        """A moment of the run's axis on the trace's clock (ns), which is the clock of ``tcp_clock_cache``."""
+        return None if self.zero_ns is None else self.zero_ns + round(t_s * 10**9)
 
     def run_at(self, t_s: float, slack_s: float = 0.002) -> int | None:
         """The index of the run during which something happened at ``t_s`` (a frame it sent), if any began just before."""
@@ -146,7 +152,9 @@ class Ledger:
         runs = tuple(replace(r, t_s=at(r.t_s), arming=None if r.arming is None else armings[r.arming])
                      for r in self.runs)
         death = None if self.death is None else replace(self.death, t_s=at(self.death.t_s))
-        return replace(self, armings=tuple(armings.values()), runs=runs, death=death)
+        return replace(self, armings=tuple(armings.values()), runs=runs, death=death,
+                       zero_ns=None if self.zero_ns is None else self.zero_ns + round(by_s * 10**9),
+                       marks_s=tuple(at(t) for t in self.marks_s))
 
     def first_arming_by_a_call(self, function: str) -> Arming | None:
         """The first arming of ``function`` made by a system call (the send that armed the retransmission timer)."""
@@ -155,7 +163,8 @@ class Ledger:
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable ledger (in a result's and a gate run's JSON); :meth:`from_dict` reads it back."""
         return {
-            "hz": self.hz, "lost": self.lost, "zero_jiffy": self.zero_jiffy,
+            "hz": self.hz, "lost": self.lost, "zero_jiffy": self.zero_jiffy, "zero_ns": self.zero_ns,
+            "marks_s": list(self.marks_s),
             "armings": [{"t_s": a.t_s, "function": a.function, "now": a.now, "expires": a.expires,
                          "delay": a.delay, "bucket": a.bucket, "by_run": a.by_run, "run_late": a.run_late}
                         for a in self.armings],
@@ -175,7 +184,8 @@ class Ledger:
                      for r in data["runs"])
         d = data.get("death")
         death = None if d is None else KernelDeath(d["t_s"], d["error"], d["function"])
-        return cls(data["hz"], armings, runs, death, bool(data.get("lost")), data.get("zero_jiffy"))
+        return cls(data["hz"], armings, runs, death, bool(data.get("lost")), data.get("zero_jiffy"),
+                   data.get("zero_ns"), tuple(data.get("marks_s", ())))
 
 
 def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: int) -> Ledger:
@@ -195,6 +205,7 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
     death_run = -1
     confirmed: KernelDeath | None = None  # ... kept once that run's exit is seen (the run really held it)
     lost = False
+    marks: list[float] = []
     for line in lines:
         f = line.fields
         timer = f.get("timer", "").lower().removeprefix("0x")
@@ -230,10 +241,12 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
             death = KernelDeath(death.t_s, int(f.get("error", "0")), death.function)
         elif line.event == "lost":
             lost = True
+        elif line.event == "tracing_mark_write":
+            marks.append(axis(line.t_ns))
     if confirmed is not None and death is not None and death.t_s == confirmed.t_s:
         confirmed = death  # with the error report that followed in the same run
     zero_jiffy = None if epoch is None else (zero_ns - epoch) // tick_ns
-    return Ledger(hz, tuple(armings), tuple(runs), confirmed, lost, zero_jiffy)
+    return Ledger(hz, tuple(armings), tuple(runs), confirmed, lost, zero_jiffy, zero_ns, tuple(marks))
 
 
 def _in_run(open_runs: dict[int, tuple[str, str, int, int]], line: TraceLine) -> bool:
