@@ -7,7 +7,10 @@ Three questions, kept apart (docs/rules.md, "The timer ledger"):
   ``((expires >> shift) + 1) << shift``) at a level the base's clock allows
   (:func:`possible_buckets`), and every keepalive re-arm that followed a
   probe asked for ``intvl * HZ`` jiffies (``keepalive_intvl_when``): as many
-  of them as probes went unanswered.  No other tolerance.
+  of them as probes went unanswered; every write-timer re-arm after t = 0
+  asked for the retransmission or persist timer's delay
+  (:func:`write_timer_failures`: backoff and user-timeout clamp, computed
+  by :mod:`netkit.model.rto`'s jiffy rules).  No other tolerance.
 - **The machine** (:func:`on_time`): each run's lateness is measured
   (:mod:`.ledger`); the measured times -- the probes and the RST on the wire,
   the kernel's death, the observer's reading -- moved back by the lateness
@@ -18,8 +21,8 @@ Three questions, kept apart (docs/rules.md, "The timer ledger"):
   machine was.
 
 ``RULE_SHIFT_JIFFIES`` is a test-only hook: it moves the model's keepalive
-re-arm by that many jiffies, so a test proves the ledger catches a rule error
-of one jiffy that the death window hides.
+and write-timer re-arms by that many jiffies, so a test proves the ledger
+catches a rule error of one jiffy that the death window hides.
 """
 
 from __future__ import annotations
