@@ -14,7 +14,7 @@ import pytest
 
 import netkit.evidence.ledger_check as ledger_check
 from netkit import KeepaliveSettings, Scenario, ScenarioResult
-from netkit.enums import DeathSource
+from netkit.enums import DeathSource, Timing
 from netkit.evidence.ledger import Arming, Ledger, LedgerUnreadable, build, learned_timer, marked_pid, parse
 from netkit.evidence.ledger_check import (
     WriteTimerRule,
@@ -29,7 +29,7 @@ from netkit.evidence.ledger_check import (
 from netkit.evidence.wire import WireEvidence
 from netkit.faults import fault_info
 from netkit.kernel import KernelInfo
-from netkit.model import keepalive_death
+from netkit.model import keepalive_death, predict
 from netkit.model.rto import clamp_rto_to_user_timeout_jiffies
 from netkit.model.wheel import runs_at_jiffy
 
@@ -355,3 +355,23 @@ def test_the_write_timer_rule_belongs_to_the_data_states_only():
     link_down = write_timer_rule("unacked", fault_info("link-down").rule.data_path, None, 3)
     assert link_down == WriteTimerRule(persist=False, held=True, user_timeout_ms=None, retries2=3)
     assert write_timer_rule("unacked", fault_info("peer-gone").rule.data_path, 3000, None).persist
+
+
+def _unacked_result(ledger: Ledger) -> ScenarioResult:
+    """The real unacked run's record, judged as the run judged it (death and count as the kernel reported them)."""
+    kernel = KernelInfo("test", HZ, "test")
+    scenario = Scenario(KeepaliveSettings(1, 1, 3, user_timeout_ms=1500), fault="blackhole", state="unacked")
+    assert ledger.death is not None
+    return ScenarioResult(scenario, kernel, predict(scenario, kernel, 0.204), measured_s=ledger.death.t_s + 0.001,
+                          error="ETIMEDOUT", retransmits=3, ledger=ledger)
+
+
+def test_a_record_judges_the_write_timers_rule_and_a_one_jiffy_error_fails_it_with_the_death_inside(monkeypatch):
+    ledger, _ = _real("unacked-blackhole-ut1500")
+    result = _unacked_result(ledger)
+    assert result.rule_failures == () and result.verdict == "pass", result.explain()
+    monkeypatch.setattr(ledger_check, "RULE_SHIFT_JIFFIES", 1)
+    planted = _unacked_result(ledger)
+    assert planted.death_timing is Timing.INSIDE
+    assert [f.rule for f in planted.rule_failures] == ["ledger: write timer re-arm"]
+    assert planted.verdict == "fail" and planted.machine_late is None

@@ -204,6 +204,8 @@ def expected_write_rearms(ledger: Ledger, rule: WriteTimerRule) -> tuple[Arming 
         if not a.by_run:
             break
         series.append(a)
+    # Every arming goes through tcp_reset_xmit_timer(), which adds tcp_pacing_delay() when asked to: the time
+    # tcp_wstamp_ns is ahead of the clock, never ahead without pacing (no fq, no BBR, no SO_MAX_PACING_RATE).
     hz, ut, shift = ledger.hz, rule.user_timeout_ms, RULE_SHIFT_JIFFIES
     allowed: list[set[int]] = []
     if rule.persist:
