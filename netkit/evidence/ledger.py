@@ -24,6 +24,12 @@ lateness is its moment minus its bucket's start: whole jiffies when the
 softirq ran at a later tick, and the part of a jiffy it waited within its
 tick.  What of it carries into later runs is
 :func:`netkit.evidence.ledger_check.carried`'s.
+
+The trace's clock is CLOCK_MONOTONIC, the clock of TCP's own timestamps
+(``tcp_clock_cache``): the ledger keeps t = 0 on it (``zero_ns``) and the
+moments of netkit's own ``trace_marker`` lines, so that a rule counted in
+the TCP clock's milliseconds (the RTO's user-timeout clamp) can be read
+from the moments around each stamp.
 """
 
 from __future__ import annotations

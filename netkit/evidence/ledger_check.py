@@ -45,7 +45,9 @@ from .wire import WireEvidence
 
 RULE_SHIFT_JIFFIES = 0  # test-only: a planted rule error (see the module docstring)
 DEFAULT_RETRIES2 = 15  # net.ipv4.tcp_retries2 of a new namespace: icsk_backoff's cap in tcp_send_probe0
-TRACE_RESOLUTION_NS = 1000  # the instance prints microseconds (truncated): a moment is known to within one
+# A moment the trace printed, read back from the run's axis: the instance prints microseconds (truncated: the
+# moment is up to 1 us later) and the axis rounds to the microsecond (0.5 us either way).
+TRACE_EARLY_NS, TRACE_LATE_NS = 500, 1500
 
 
 def possible_buckets(a: Arming, hz: int) -> list[int]:
@@ -169,8 +171,8 @@ def _rto_elapsed_ms(ledger: Ledger, run_from: float, run_to: float, stamp_from: 
     if any(b is None for b in bounds):
         return None
     n_lo, n_hi, s_lo, s_hi = (b for b in bounds if b is not None)
-    low = _ms(n_lo - TRACE_RESOLUTION_NS) - _ms(s_hi + TRACE_RESOLUTION_NS)
-    high = _ms(n_hi + TRACE_RESOLUTION_NS) - _ms(s_lo - TRACE_RESOLUTION_NS)
+    low = _ms(n_lo - TRACE_EARLY_NS) - _ms(s_hi + TRACE_LATE_NS)
+    high = _ms(n_hi + TRACE_LATE_NS) - _ms(s_lo - TRACE_EARLY_NS)
     return range(low, high + 1)
 
 
