@@ -7,17 +7,30 @@ J * 4 ms on the monotonic clock), so every figure below can be checked by hand.
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import pytest
 
 import netkit.evidence.ledger_check as ledger_check
 from netkit import KeepaliveSettings, Scenario, ScenarioResult
-from netkit.enums import DeathSource
+from netkit.enums import DeathSource, Timing
 from netkit.evidence.ledger import Arming, Ledger, LedgerUnreadable, build, learned_timer, marked_pid, parse
-from netkit.evidence.ledger_check import carried, on_time, possible_buckets, rule_failures
+from netkit.evidence.ledger_check import (
+    WriteTimerRule,
+    carried,
+    expected_write_rearms,
+    on_time,
+    possible_buckets,
+    rule_failures,
+    write_timer_failures,
+    write_timer_rule,
+)
 from netkit.evidence.wire import WireEvidence
+from netkit.faults import fault_info
 from netkit.kernel import KernelInfo
-from netkit.model import keepalive_death
+from netkit.model import keepalive_death, predict
+from netkit.model.rto import clamp_rto_to_user_timeout_jiffies
 from netkit.model.wheel import runs_at_jiffy
 
 HZ = 250
@@ -308,3 +321,112 @@ def test_an_observers_death_is_judged_on_the_ledgers_axis_where_the_ledger_moved
     result = dataclasses.replace(keepalive_result(measured_s=4.2), ledger=no_death)  # our clock's read
     assert result.death_source == DeathSource.OBSERVER and result.death_s == round(4.2 - 0.069, 6)
     assert result.measured_s == 4.2  # the observer's own reading stays as it read it
+
+
+# -- the write timer, from real traces (tests/data/ledger: Linux 6.18.44, HZ=250, captured with NETKIT_TIMER_LEDGER=1)
+
+LEDGERS = Path(__file__).parent / "data" / "ledger"
+
+
+def _real(name: str) -> tuple[Ledger, WriteTimerRule]:
+    """A captured run's ledger, built as the run built it, and the write timer's rule for its scenario."""
+    data = json.loads((LEDGERS / f"{name}.json").read_text())
+    ledger = build(parse(data["trace"]), data["timers"], data["hz"], data["zero_ns"]).moved(data["moved_s"])
+    s = data["scenario"]
+    rule = write_timer_rule(s["state"], fault_info(s["fault"]).rule.data_path, s["user_timeout_ms"], None)
+    assert rule is not None
+    return ledger, rule
+
+
+# (capture, the arming that starts the series, the kernel's re-arms): every figure is the kernel's, read from the trace
+REAL = [
+    # send: icsk_rto 51; the tail loss probe's run restarts the full RTO; RTO runs back off 102, 204; the clamp: the
+    # first retransmission at 0.414 s + 1500 ms leaves 232 ms at 1.682 s = 58 jiffies.
+    ("unacked-blackhole-ut1500", 51, [51, 102, 204, 58]),
+    # link down: the loss probe finds the segment in the neighbour queue: 1 jiffy; retrans_stamp is the send, so
+    # the clamp at 1.461 s leaves 1500 - 1461 = 39 ms = 10 jiffies.
+    ("unacked-link-down-ut1500", 51, [1, 102, 204, 10]),
+    # no route: the persist timer (tcp_check_probe_timer), 51 << 1, 2, 3; clamped in jiffies from its first run.
+    ("unacked-peer-gone-ut3000", 51, [102, 204, 408, 22]),
+    # the window-closing ACK: tcp_probe0_when = 52 (the transfer moved icsk_rto); 104, then the clamp 250 - 110.
+    ("zero-window-blackhole-ut1000", 52, [104, 140]),
+    ("zero-window-blackhole-ut3000", 52, [104, 208, 416, 5]),
+]
+
+
+@pytest.mark.parametrize("name,start,delays", REAL, ids=[r[0] for r in REAL])
+def test_the_write_timers_rearms_on_this_kernel_are_the_rule_to_the_jiffy(name, start, delays):
+    ledger, rule = _real(name)
+    first, series, allowed = expected_write_rearms(ledger, rule)
+    assert first is not None and first.delay == start and not first.by_run
+    assert [a.delay for a in series] == delays
+    assert allowed == [{d} for d in delays]  # one delay each: no millisecond turned between the moments read
+    assert write_timer_failures(ledger, rule) == []
+    assert ledger.death is not None and ledger.death.function == "tcp_write_timer" and ledger.death.error == 110
+
+
+@pytest.mark.parametrize("name", [r[0] for r in REAL])
+def test_a_planted_one_jiffy_error_in_a_write_timer_rearm_is_caught(name, monkeypatch):
+    ledger, rule = _real(name)
+    monkeypatch.setattr(ledger_check, "RULE_SHIFT_JIFFIES", 1)
+    [failure] = write_timer_failures(ledger, rule)
+    assert failure.rule == "ledger: write timer re-arm"
+    delays = ", ".join(str(a.delay) for a in expected_write_rearms(ledger, rule)[1])
+    assert f"re-armed for {delays} jiffies" in str(failure) and "re-arm 1 " in str(failure)
+
+
+def test_a_kernel_backing_off_one_jiffy_wrong_fails_and_says_which_rearm():
+    ledger, rule = _real("unacked-blackhole-ut1500")
+    third = next(a for a in ledger.armings if a.by_run and a.delay == 204)
+    tampered = dataclasses.replace(ledger, armings=tuple(
+        dataclasses.replace(a, expires=a.expires + 1) if a is third else a for a in ledger.armings))
+    [failure] = write_timer_failures(tampered, rule)
+    assert "should re-arm for 51, 102, 204, 58 jiffies" in str(failure)
+    assert "re-armed for 51, 102, 205, 58 jiffies: re-arm 3 at 0.854 s asked for 205" in str(failure)
+
+
+def test_the_clamp_reads_the_tcp_clocks_milliseconds_from_the_traces_moments():
+    # Link down: retrans_stamp is the send's skb timestamp, between netkit's marker and the send's arming (the same
+    # millisecond of the trace's clock here); the clamped run at 1.461 s leaves 1500 - 1461 = 39 ms: 10 jiffies.
+    ledger, rule = _real("unacked-link-down-ut1500")
+    assert len(ledger.marks_s) == 2 and ledger.marks_s[-1] < 0 < ledger.armings[1].t_s
+    assert expected_write_rearms(ledger, rule)[2][-1] == {10}
+    assert clamp_rto_to_user_timeout_jiffies(408, 1500, 1461, HZ) == 10  # ceil(39 ms / 4 ms)
+    assert Ledger.from_dict(ledger.to_dict()) == ledger  # the clock and the markers survive the JSON
+    # Blackhole: retrans_stamp is read inside the first RTO run.  On a clock where a millisecond ends between that
+    # run's entry and its re-arm, the stamp may be either, so elapsed may be one ms less: two delays, adjacent.
+    ledger, rule = _real("unacked-blackhole-ut1500")
+    _, series, _ = expected_write_rearms(ledger, rule)
+    run = max((r for r in ledger.runs if r.t_s <= series[1].t_s), key=lambda r: r.t_s)
+    entry_ns = ledger.mono_ns(run.t_s)
+    assert entry_ns is not None and ledger.zero_ns is not None and series[1].t_s - run.t_s > 4e-6
+    straddling = dataclasses.replace(ledger, zero_ns=ledger.zero_ns + (10**6 - 2000 - entry_ns % 10**6))
+    last = expected_write_rearms(straddling, rule)[2][-1]
+    assert len(last) == 2 and max(last) - min(last) == 1
+
+
+def test_the_write_timer_rule_belongs_to_the_data_states_only():
+    assert write_timer_rule("idle", fault_info("blackhole").rule.data_path, 3000, None) is None
+    link_down = write_timer_rule("unacked", fault_info("link-down").rule.data_path, None, 3)
+    assert link_down == WriteTimerRule(persist=False, held=True, user_timeout_ms=None, retries2=3)
+    assert write_timer_rule("unacked", fault_info("peer-gone").rule.data_path, 3000, None).persist
+
+
+def _unacked_result(ledger: Ledger) -> ScenarioResult:
+    """The real unacked run's record, judged as the run judged it (death and count as the kernel reported them)."""
+    kernel = KernelInfo("test", HZ, "test")
+    scenario = Scenario(KeepaliveSettings(1, 1, 3, user_timeout_ms=1500), fault="blackhole", state="unacked")
+    assert ledger.death is not None
+    return ScenarioResult(scenario, kernel, predict(scenario, kernel, 0.204), measured_s=ledger.death.t_s + 0.001,
+                          error="ETIMEDOUT", retransmits=3, ledger=ledger)
+
+
+def test_a_record_judges_the_write_timers_rule_and_a_one_jiffy_error_fails_it_with_the_death_inside(monkeypatch):
+    ledger, _ = _real("unacked-blackhole-ut1500")
+    result = _unacked_result(ledger)
+    assert result.rule_failures == () and result.verdict == "pass", result.explain()
+    monkeypatch.setattr(ledger_check, "RULE_SHIFT_JIFFIES", 1)
+    planted = _unacked_result(ledger)
+    assert planted.death_timing is Timing.INSIDE
+    assert [f.rule for f in planted.rule_failures] == ["ledger: write timer re-arm"]
+    assert planted.verdict == "fail" and planted.machine_late is None

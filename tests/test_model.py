@@ -104,3 +104,26 @@ def test_an_idle_prediction_carries_the_schedule_it_was_made_from():
         assert routed.schedule == keepalive_schedule(forgets, "idle"), action
     unacked = predict(Scenario(k, "ipv4", "blackhole", state="unacked", retries2=3), HZ250)
     assert unacked.schedule is None  # no keepalive rule: nothing to carry
+
+
+def test_the_write_timers_rules_in_jiffies_as_the_kernel_computes_them():
+    from netkit.model.rto import (
+        backed_off_rto_jiffies,
+        clamp_probe0_to_user_timeout_jiffies,
+        clamp_rto_to_user_timeout_jiffies,
+        msecs_to_jiffies,
+        probe0_when_jiffies,
+    )
+
+    assert [msecs_to_jiffies(ms, 250) for ms in (0, 1, 4, 5, 1500)] == [0, 1, 1, 2, 375]  # rounded up
+    assert [backed_off_rto_jiffies(51, k, 250) for k in (0, 1, 2, 10)] == [51, 102, 204, 30000]  # TCP_RTO_MAX
+    assert clamp_rto_to_user_timeout_jiffies(408, 1500, 1268, 250) == 58  # ceil(232 / 4)
+    assert clamp_rto_to_user_timeout_jiffies(408, 1500, 1500, 250) == 1  # "user timeout has passed; fire ASAP"
+    assert clamp_rto_to_user_timeout_jiffies(408, None, 1500, 250) == 408
+    assert probe0_when_jiffies(40, 0, 250) == 50  # tcp_probe0_base: at least TCP_RTO_MIN
+    assert probe0_when_jiffies(52, 3, 250) == 416
+    assert probe0_when_jiffies(52, 15, 250) == 30000  # the shift stops at ilog2(TCP_RTO_MAX / TCP_RTO_MIN) + 1
+    assert clamp_probe0_to_user_timeout_jiffies(104, 1000, 0, 250) == 104
+    assert clamp_probe0_to_user_timeout_jiffies(208, 1000, 105, 250) == 145
+    assert clamp_probe0_to_user_timeout_jiffies(416, 3000, 749, 250) == 2  # never below TCP_TIMEOUT_MIN
+    assert clamp_probe0_to_user_timeout_jiffies(416, 3000, None, 250) == 416  # no icsk_probes_tstamp yet

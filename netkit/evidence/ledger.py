@@ -24,6 +24,12 @@ lateness is its moment minus its bucket's start: whole jiffies when the
 softirq ran at a later tick, and the part of a jiffy it waited within its
 tick.  What of it carries into later runs is
 :func:`netkit.evidence.ledger_check.carried`'s.
+
+The trace's clock is CLOCK_MONOTONIC, the clock of TCP's own timestamps
+(``tcp_clock_cache``): the ledger keeps t = 0 on it (``zero_ns``) and the
+moments of netkit's own ``trace_marker`` lines, so that a rule counted in
+the TCP clock's milliseconds (the RTO's user-timeout clamp) can be read
+from the moments around each stamp.
 """
 
 from __future__ import annotations
@@ -129,6 +135,12 @@ class Ledger:
     lost: bool = False  # the instance's buffer overflowed: some events are missing
     zero_jiffy: int | None = None  # the jiffy t = 0 fell in (from the ledger's own jiffy clock)
     moved_s: float = 0.0  # how much later t = 0 is than the run's own (moved to the kernel's moment of a send)
+    zero_ns: int | None = None  # t = 0 on the trace's clock (CLOCK_MONOTONIC, the TCP clock's): whole ms of it
+    marks_s: tuple[float, ...] = ()  # netkit's own trace_marker lines (each written just before a learning call)
+
+    def mono_ns(self, t_s: float) -> int | None:
+        """A moment of the run's axis on the trace's clock (ns), which is the clock of ``tcp_clock_cache``."""
+        return None if self.zero_ns is None else self.zero_ns + round(t_s * 10**9)
 
     def run_at(self, t_s: float, slack_s: float = 0.002) -> int | None:
         """The index of the run during which something happened at ``t_s`` (a frame it sent), if any began just before."""
@@ -148,7 +160,9 @@ class Ledger:
                      for r in self.runs)
         death = None if self.death is None else replace(self.death, t_s=at(self.death.t_s))
         return replace(self, armings=tuple(armings.values()), runs=runs, death=death,
-                       moved_s=round(self.moved_s + by_s, 6))
+                       moved_s=round(self.moved_s + by_s, 6),
+                       zero_ns=None if self.zero_ns is None else self.zero_ns + round(by_s * 10**9),
+                       marks_s=tuple(at(t) for t in self.marks_s))
 
     def first_arming_by_a_call(self, function: str) -> Arming | None:
         """The first arming of ``function`` made by a system call (the send that armed the retransmission timer)."""
@@ -158,6 +172,7 @@ class Ledger:
         """The machine-readable ledger (in a result's and a gate run's JSON); :meth:`from_dict` reads it back."""
         return {
             "hz": self.hz, "lost": self.lost, "zero_jiffy": self.zero_jiffy, "moved_s": self.moved_s,
+            "zero_ns": self.zero_ns, "marks_s": list(self.marks_s),
             "armings": [{"t_s": a.t_s, "function": a.function, "now": a.now, "expires": a.expires,
                          "delay": a.delay, "bucket": a.bucket, "by_run": a.by_run, "run_late": a.run_late}
                         for a in self.armings],
@@ -178,7 +193,7 @@ class Ledger:
         d = data.get("death")
         death = None if d is None else KernelDeath(d["t_s"], d["error"], d["function"])
         return cls(data["hz"], armings, runs, death, bool(data.get("lost")), data.get("zero_jiffy"),
-                   float(data.get("moved_s", 0.0)))
+                   float(data.get("moved_s", 0.0)), data.get("zero_ns"), tuple(data.get("marks_s", ())))
 
 
 def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: int) -> Ledger:
@@ -198,6 +213,7 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
     death_run = -1
     confirmed: KernelDeath | None = None  # ... kept once that run's exit is seen (the run really held it)
     lost = False
+    marks: list[float] = []
     for line in lines:
         f = line.fields
         timer = f.get("timer", "").lower().removeprefix("0x")
@@ -233,10 +249,12 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
             death = KernelDeath(death.t_s, int(f.get("error", "0")), death.function)
         elif line.event == "lost":
             lost = True
+        elif line.event == "tracing_mark_write":
+            marks.append(axis(line.t_ns))
     if confirmed is not None and death is not None and death.t_s == confirmed.t_s:
         confirmed = death  # with the error report that followed in the same run
     zero_jiffy = None if epoch is None else (zero_ns - epoch) // tick_ns
-    return Ledger(hz, tuple(armings), tuple(runs), confirmed, lost, zero_jiffy)
+    return Ledger(hz, tuple(armings), tuple(runs), confirmed, lost, zero_jiffy, zero_ns=zero_ns, marks_s=tuple(marks))
 
 
 def _in_run(open_runs: dict[int, tuple[str, str, int, int]], line: TraceLine) -> bool:

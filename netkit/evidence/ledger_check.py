@@ -7,7 +7,10 @@ Three questions, kept apart (docs/rules.md, "The timer ledger"):
   ``((expires >> shift) + 1) << shift``) at a level the base's clock allows
   (:func:`possible_buckets`), and every keepalive re-arm that followed a
   probe asked for ``intvl * HZ`` jiffies (``keepalive_intvl_when``): as many
-  of them as probes went unanswered.  No other tolerance.
+  of them as probes went unanswered; every write-timer re-arm after t = 0
+  asked for the retransmission or persist timer's delay
+  (:func:`write_timer_failures`: backoff and user-timeout clamp, computed
+  by :mod:`netkit.model.rto`'s jiffy rules).  No other tolerance.
 - **The machine** (:func:`on_time`): each run's lateness is measured
   (:mod:`.ledger`); the measured times -- the probes and the RST on the wire,
   the kernel's death, the observer's reading -- moved back by the lateness
@@ -18,20 +21,33 @@ Three questions, kept apart (docs/rules.md, "The timer ledger"):
   machine was.
 
 ``RULE_SHIFT_JIFFIES`` is a test-only hook: it moves the model's keepalive
-re-arm by that many jiffies, so a test proves the ledger catches a rule error
-of one jiffy that the death window hides.
+and write-timer re-arms by that many jiffies, so a test proves the ledger
+catches a rule error of one jiffy that the death window hides.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
+from ..enums import State
+from ..model.fault_rule import DataPath
+from ..model.rto import (
+    backed_off_rto_jiffies,
+    clamp_probe0_to_user_timeout_jiffies,
+    clamp_rto_to_user_timeout_jiffies,
+    probe0_when_jiffies,
+)
 from ..model.wheel import bucket_at_level, runs_at_jiffy, wheel_level
-from .ledger import KEEPALIVE_TIMER, Arming, Ledger, TimerRun
+from .ledger import KEEPALIVE_TIMER, WRITE_TIMER, Arming, Ledger, TimerRun
 from .timecheck import Failure
 from .wire import WireEvidence
 
 RULE_SHIFT_JIFFIES = 0  # test-only: a planted rule error (see the module docstring)
+DEFAULT_RETRIES2 = 15  # net.ipv4.tcp_retries2 of a new namespace: icsk_backoff's cap in tcp_send_probe0
+# A moment the trace printed, read back from the run's axis: the instance prints microseconds (truncated: the
+# moment is up to 1 us later) and the axis rounds to the microsecond (0.5 us either way).
+TRACE_EARLY_NS, TRACE_LATE_NS = 500, 1500
 
 
 def possible_buckets(a: Arming, hz: int) -> list[int]:
@@ -99,6 +115,170 @@ def rule_failures(ledger: Ledger, intvl_s: float | None, probes: int | None,
             f"intvl * HZ = {wanted} jiffies (keepalive_intvl_when); the kernel's {len(probe_rearms)} re-arms after probes, "
             f"of its re-arms after t = 0 ({delays} jiffies), did not")))
     return found
+
+
+@dataclass(frozen=True)
+class WriteTimerRule:
+    """What the tested socket's write timer (``tcp_write_timer``) must do once the run broke the path.
+
+    ``persist``: the zero-window probe timer (``ICSK_TIME_PROBE0``: a closed
+    window, or data that never left because the route is gone), otherwise
+    the retransmission timer (``ICSK_TIME_RETRANS``).  ``held``: the link is
+    down, so the data waits in the neighbour queue (``skb_still_in_host_queue``)
+    and every retransmission fails locally.
+    """
+
+    persist: bool
+    held: bool
+    user_timeout_ms: int | None
+    retries2: int
+
+    @property
+    def name(self) -> str:
+        return ("the persist timer (tcp_probe_timer, tcp_send_probe0)" if self.persist
+                else "the retransmission timer (tcp_retransmit_timer)")
+
+
+def write_timer_rule(state: str, data_path: DataPath, user_timeout_ms: int | None,
+                     retries2: int | None) -> WriteTimerRule | None:
+    """The write timer's rule for a scenario (None: the state arms none after t = 0 that netkit judges)."""
+    retries = DEFAULT_RETRIES2 if retries2 is None else retries2
+    if state == State.ZERO_WINDOW:
+        return WriteTimerRule(True, False, user_timeout_ms, retries)
+    if state == State.UNACKED:
+        # No route: the send's segment never leaves, packets_out stays 0, and tcp_check_probe_timer arms
+        # ICSK_TIME_PROBE0 for tcp_probe0_base(sk) (netkit.model.retransmission: persist_death).
+        return WriteTimerRule(data_path is DataPath.NO_ROUTE, data_path is DataPath.LOCAL, user_timeout_ms, retries)
+    return None
+
+
+def _ms(ns: int) -> int:
+    return ns // 10**6
+
+
+def _rto_elapsed_ms(ledger: Ledger, run_from: float, run_to: float, stamp_from: float,
+                    stamp_to: float) -> range | None:
+    """``tcp_time_stamp_ts(tp) - tp->retrans_stamp`` in ms: every value the trace's moments allow.
+
+    The TCP clock (``tcp_mstamp``, refreshed when the handler starts) is read
+    between the run's entry and its re-arm; ``retrans_stamp`` is the skb
+    timestamp of the first (attempted) retransmission, taken between two
+    moments too.  Both are CLOCK_MONOTONIC, the trace's clock, cut to whole
+    milliseconds: where a millisecond ends between two moments both counts
+    are possible, and nothing else is.
+    """
+    bounds = [ledger.mono_ns(t) for t in (run_from, run_to, stamp_from, stamp_to)]
+    if any(b is None for b in bounds):
+        return None
+    n_lo, n_hi, s_lo, s_hi = (b for b in bounds if b is not None)
+    low = _ms(n_lo - TRACE_EARLY_NS) - _ms(s_hi + TRACE_LATE_NS)
+    high = _ms(n_hi + TRACE_LATE_NS) - _ms(s_lo - TRACE_EARLY_NS)
+    return range(low, high + 1)
+
+
+def _run_of(ledger: Ledger, arming: Arming) -> TimerRun | None:
+    """The run a handler's re-arm was made in: the last run of its timer that began before it."""
+    found = None
+    for run in ledger.runs:
+        if run.function == arming.function and run.t_s <= arming.t_s:
+            found = run
+    return found
+
+
+def expected_write_rearms(ledger: Ledger, rule: WriteTimerRule) -> tuple[Arming | None, list[Arming], list[set[int]]]:
+    """The write timer's series after t = 0 and, for each re-arm its runs made, every delay the rule allows.
+
+    The series starts at the system call's (or the closing ACK's) arming
+    just before the first re-arm after t = 0, and runs while each arming is
+    its own run's: an arming by another path (IPv6's neighbour failure
+    retransmitting through TSQ, :mod:`netkit.model.neighbour`) ends it.
+    """
+    writes = [a for a in ledger.armings if a.function == WRITE_TIMER]
+    first = next((i for i, a in enumerate(writes) if a.by_run and a.t_s > 0), None)
+    if first is None:
+        return None, [], []
+    start_index = next((i for i in range(first - 1, -1, -1) if not writes[i].by_run), None)
+    if start_index is None:
+        return None, [], []
+    start = writes[start_index]
+    series: list[Arming] = []
+    for a in writes[start_index + 1:]:
+        if not a.by_run:
+            break
+        series.append(a)
+    # Every arming goes through tcp_reset_xmit_timer(), which adds tcp_pacing_delay() when asked to: the time
+    # tcp_wstamp_ns is ahead of the clock, never ahead without pacing (no fq, no BBR, no SO_MAX_PACING_RATE).
+    hz, ut, shift = ledger.hz, rule.user_timeout_ms, RULE_SHIFT_JIFFIES
+    allowed: list[set[int]] = []
+    if rule.persist:
+        # tcp_ack_probe / tcp_check_probe_timer armed tcp_probe0_when() with icsk_backoff 0: the base.
+        # Each tcp_probe_timer run stamps icsk_probes_tstamp = tcp_jiffies32 the first time, then
+        # tcp_send_probe0: "if (icsk->icsk_backoff < sysctl_tcp_retries2) icsk->icsk_backoff++;"
+        # timeout = tcp_probe0_when(sk, tcp_rto_max(sk)); tcp_clamp_probe0_to_user_timeout(sk, timeout).
+        first_run = _run_of(ledger, series[0]) if series else None
+        stamps = range(first_run.now if first_run else series[0].now, series[0].now + 1) if series else range(0)
+        for k, a in enumerate(series, 1):
+            when = probe0_when_jiffies(start.delay, min(k, rule.retries2), hz)
+            allowed.append({clamp_probe0_to_user_timeout_jiffies(when, ut, a.now - s, hz) + shift for s in stamps})
+        return start, series, allowed
+    # The retransmission timer.  Re-arm 1 is the tail loss probe's (tcp_schedule_loss_probe at the send; its
+    # expiry is the RTO's, so mod_timer records nothing then): tcp_send_loss_probe sends it, sets
+    # "icsk->icsk_pending = 0" and tcp_rearm_rto() restarts the full icsk_rto; with the segment still in the
+    # neighbour queue it jumps to rearm_timer with ICSK_TIME_LOSS_PROBE pending, and tcp_rearm_rto() arms
+    # "usecs_to_jiffies(max_t(int, delta_us, 1))" for what is left of the RTO since the send: nothing (the
+    # level-0 bucket made the run a jiffy past it), so 1 jiffy.  Each RTO run k after it doubles icsk_rto
+    # (out_reset_timer) and re-arms tcp_clamp_rto_to_user_timeout(sk).
+    rto = start.delay
+    for k, a in enumerate(series):
+        if k == 0:
+            allowed.append({(1 if rule.held else rto) + shift})
+            continue
+        backed_off = backed_off_rto_jiffies(rto, k, hz)
+        if not ut:
+            allowed.append({backed_off + shift})
+            continue
+        run = _run_of(ledger, a)
+        if rule.held:  # retrans_stamp is the send's skb timestamp: between netkit's marker and the send's arming
+            stamp_from = max((t for t in ledger.marks_s if t <= start.t_s), default=start.t_s)
+            stamp = (stamp_from, start.t_s)
+        else:  # retrans_stamp is the first RTO run's retransmission: inside that run
+            first_rto = _run_of(ledger, series[1]) if len(series) > 1 else None
+            stamp = (first_rto.t_s if first_rto else series[1].t_s, series[1].t_s)
+        elapsed = _rto_elapsed_ms(ledger, run.t_s if run else a.t_s, a.t_s, *stamp)
+        if elapsed is None:  # a ledger read back without its clock: the clamp cannot be judged
+            allowed.append(set())
+            continue
+        allowed.append({clamp_rto_to_user_timeout_jiffies(backed_off, ut, e, hz) + shift for e in elapsed})
+    return start, series, allowed
+
+
+def _shown(values: Sequence[set[int]]) -> str:
+    return ", ".join("/".join(str(v) for v in sorted(s)) if s else "?" for s in values) or "none"
+
+
+def write_timer_failures(ledger: Ledger, rule: WriteTimerRule | None) -> list[Failure]:
+    """The write timer's re-arms against the rule, to the jiffy (empty: they agree).
+
+    Every re-arm its own runs made after t = 0 is checked: the retransmission
+    timer's backoff and user-timeout clamp, the persist timer's
+    ``tcp_probe0_when`` and its clamp (:func:`expected_write_rearms`).  A set
+    of two delays is allowed only where the clamp's millisecond clock
+    (``tcp_time_stamp_ts``) turned between two moments the trace shows.
+    """
+    if rule is None:
+        return []
+    start, series, allowed = expected_write_rearms(ledger, rule)
+    wrong = [i for i, (a, ok) in enumerate(zip(series, allowed)) if ok and a.delay not in ok]
+    if start is None or not wrong:
+        return []
+    first = series[wrong[0]]
+    delays = ", ".join(str(a.delay) for a in series)
+    return [Failure("ledger: write timer re-arm", f"{_shown(allowed)} jiffies", f"{delays} jiffies", message=(
+        f"ledger: after the arming for {start.delay} jiffies at {start.t_s:.3f} s, {rule.name} should re-arm for "
+        f"{_shown(allowed)} jiffies (backoff from that RTO"
+        + (f", clamped to TCP_USER_TIMEOUT {rule.user_timeout_ms} ms" if rule.user_timeout_ms else "")
+        + f"); the kernel re-armed for {delays} jiffies: re-arm {wrong[0] + 1} at {first.t_s:.3f} s "
+          f"asked for {first.delay}"))]
 
 
 def carried(ledger: Ledger, intvl_jiffies: int | None = None, idle_jiffies: int | None = None) -> list[float]:
@@ -237,5 +417,6 @@ def _carried_from(ledger: Ledger, run: TimerRun) -> str:
     return "the late runs before it"
 
 
-__all__ = ["RULE_SHIFT_JIFFIES", "carried", "death_run_shift", "first_run_after", "lateness_sentence",
-           "on_time", "possible_buckets", "rule_failures", "shift_at", "wire_on_time"]
+__all__ = ["RULE_SHIFT_JIFFIES", "WriteTimerRule", "carried", "death_run_shift", "expected_write_rearms",
+           "first_run_after", "lateness_sentence", "on_time", "possible_buckets", "rule_failures", "shift_at",
+           "wire_on_time", "write_timer_failures", "write_timer_rule"]

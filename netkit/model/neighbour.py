@@ -94,6 +94,7 @@ from ..enums import Clock, CountSource
 from ..errors import NotModelled
 from ..kernel import KernelInfo
 from .prediction import DeathPrediction
+from .rto import backed_off_rto_jiffies
 from .wheel import LVL_CLK_SHIFT, MEASUREMENT_JIFFIES, latest_death_s, packetdrill_bound_s, runs_at_jiffy, wheel_level
 
 MCAST_SOLICIT = 3
@@ -111,7 +112,6 @@ A new device copies the neighbour table's defaults (``neigh_parms_alloc``:
 and goes straight from NONE to INCOMPLETE, never through DELAY.
 """
 
-TCP_RTO_MAX_S = 120
 MAX_EVENTS = 200
 
 
@@ -198,7 +198,7 @@ def _rto_run(s: _Socket, now: int, r: _Rules) -> Death | None:
         s.skb_sent, s.neighbour_fails = now, _neighbour_cycle(now, r)
         s.story.append(f"{r.seconds(elapsed)}: retransmission {s.retransmits} into a new neighbour cycle")
     s.backoff += 1
-    s.rto = min(s.rto * 2, TCP_RTO_MAX_S * r.hz)
+    s.rto = backed_off_rto_jiffies(s.rto, 1, r.hz)  # the timer ledger checks the kernel's re-arms by the same rule
     delay = s.rto
     if r.user_timeout:  # tcp_clamp_rto_to_user_timeout(): min(icsk_rto, remaining), 1 once it has passed
         delay = max(1, min(s.rto, r.deadline - elapsed))
@@ -215,7 +215,7 @@ def _neighbour_failure(s: _Socket, now: int, r: _Rules) -> Death | None:
     if r.family == "ipv4":
         if s.retransmits and s.backoff:  # tcp_ld_RTO_revert()
             s.backoff -= 1
-            s.rto = min(r.base_rto << s.backoff, TCP_RTO_MAX_S * r.hz)
+            s.rto = backed_off_rto_jiffies(r.base_rto, s.backoff, r.hz)
             remaining = s.rto - (now - s.skb_sent)
             if remaining > 0:
                 s.rto_run = runs_at_jiffy(now, remaining, r.hz)

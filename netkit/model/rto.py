@@ -115,3 +115,75 @@ def clamped_windows(expected: float, fixed_late: float, clamped: ClampedRuns, ke
 def tcp_model_timeout_jiffies(retries2: int, hz: int) -> int:
     """:func:`tcp_model_timeout_s` for ``tcp_retries2`` in jiffies (its ``rto_base``, TCP_RTO_MIN, is HZ / 5 jiffies)."""
     return round(tcp_model_timeout_s(retries2) * hz)
+
+
+# -- the same rules in jiffies, as the kernel computes each arming (the timer ledger checks them exactly) --------
+
+
+
+def msecs_to_jiffies(ms: int, hz: int) -> int:
+    """``msecs_to_jiffies`` for a non-negative ``ms`` (include/linux/jiffies.h): rounded *up* to whole jiffies."""
+    return -(-ms * hz // 1000)
+
+
+def rto_max_jiffies(hz: int) -> int:
+    """``tcp_rto_max(sk)`` by default: ``TCP_RTO_MAX`` (120 s; the ``tcp_rto_max_ms`` sysctl's default)."""
+    return round(TCP_RTO_MAX_S * hz)
+
+
+def backed_off_rto_jiffies(rto_jiffies: int, backoffs: int, hz: int) -> int:
+    """``icsk_rto`` after ``backoffs`` RTO runs: each does ``icsk_rto = min(icsk_rto << 1, tcp_rto_max(sk))``.
+
+    (``tcp_retransmit_timer``, ``out_reset_timer:``; the linear timeouts of
+    thin streams apply only with ``tcp_thin_linear_timeouts`` or
+    ``TCP_THIN_LINEAR_TIMEOUTS``, which netkit never sets.)
+    """
+    return min(rto_jiffies << backoffs, rto_max_jiffies(hz))
+
+
+def clamp_rto_to_user_timeout_jiffies(rto_jiffies: int, user_timeout_ms: int | None, elapsed_ms: int, hz: int) -> int:
+    """``tcp_clamp_rto_to_user_timeout(sk)`` (net/ipv4/tcp_timer.c): the delay an RTO run re-arms for.
+
+    ``elapsed_ms`` is ``tcp_time_stamp_ts(tp) - tp->retrans_stamp``: the
+    TCP clock in milliseconds (``tcp_mstamp / USEC_PER_MSEC`` without
+    microsecond timestamps) since the first (attempted) retransmission's skb
+    timestamp.  Then ``remaining = user_timeout - elapsed``;
+    ``if (remaining <= 0) return 1;`` else
+    ``min_t(u32, icsk->icsk_rto, msecs_to_jiffies(remaining))``.
+    """
+    if not user_timeout_ms:
+        return rto_jiffies
+    remaining = user_timeout_ms - elapsed_ms
+    if remaining <= 0:
+        return 1  # "user timeout has passed; fire ASAP"
+    return min(rto_jiffies, msecs_to_jiffies(remaining, hz))
+
+
+def probe0_when_jiffies(rto_jiffies: int, backoff: int, hz: int) -> int:
+    """``tcp_probe0_when(sk, tcp_rto_max(sk))`` (include/net/tcp.h): the persist timer's next delay.
+
+    ``tcp_probe0_base(sk) = max_t(u32, icsk_rto, TCP_RTO_MIN)``, shifted by
+    ``min_t(u8, ilog2(TCP_RTO_MAX / TCP_RTO_MIN) + 1, icsk_backoff)``,
+    capped at the maximum.  The persist timer never doubles ``icsk_rto``
+    itself: only ``icsk_backoff`` grows (``tcp_send_probe0``).
+    """
+    base = max(rto_jiffies, round(TCP_RTO_MIN_S * hz))
+    shift = min(int(TCP_RTO_MAX_S / TCP_RTO_MIN_S).bit_length() - 1 + 1, backoff)
+    return min(base << shift, rto_max_jiffies(hz))
+
+
+def clamp_probe0_to_user_timeout_jiffies(when: int, user_timeout_ms: int | None, elapsed_jiffies: int | None,
+                                         hz: int) -> int:
+    """``tcp_clamp_probe0_to_user_timeout(sk, when)`` (net/ipv4/tcp_timer.c), all in jiffies.
+
+    ``elapsed_jiffies`` is ``tcp_jiffies32 - icsk_probes_tstamp`` (None:
+    no stamp yet, ``!icsk->icsk_probes_tstamp`` -- the arming made before the
+    first probe run).  ``remaining = msecs_to_jiffies(user_timeout) -
+    elapsed``, at least ``TCP_TIMEOUT_MIN``; the result ``min(remaining,
+    when)``.  ``remaining`` is a u32: past the deadline it wraps and
+    ``when`` wins (``tcp_probe_timer`` aborts before that can matter).
+    """
+    if not user_timeout_ms or elapsed_jiffies is None:
+        return when
+    remaining = (msecs_to_jiffies(user_timeout_ms, hz) - max(elapsed_jiffies, 0)) % (1 << 32)
+    return min(max(remaining, TCP_TIMEOUT_MIN_JIFFIES), when)

@@ -23,7 +23,16 @@ from ..evidence.death import DeathCheck, count_of, fits, judged_death
 from ..evidence.death import late_only as misses_only_by_lateness
 from ..evidence.events import Event
 from ..evidence.ledger import Ledger
-from ..evidence.ledger_check import carried, death_run_shift, lateness_sentence, on_time, rule_failures, wire_on_time
+from ..evidence.ledger_check import (
+    carried,
+    death_run_shift,
+    lateness_sentence,
+    on_time,
+    rule_failures,
+    wire_on_time,
+    write_timer_failures,
+    write_timer_rule,
+)
 from ..evidence.middlebox import MiddleboxEvidence, judge_middlebox
 from ..evidence.pcap import write_pcap
 from ..evidence.timecheck import Failure, check_time, windows_text
@@ -211,6 +220,8 @@ class ScenarioResult:
             schedule = p.schedule if keepalive_rule else None
             rules = tuple(rule_failures(self.ledger, None if schedule is None else schedule.intvl, self.probes,
                                         None if schedule is None else self.keepalive.idle))
+            rules += tuple(write_timer_failures(self.ledger, write_timer_rule(
+                self.state, self.scenario.fault_rule.data_path, self.keepalive.user_timeout_ms, self.scenario.retries2)))
         store("rule_failures", rules)
         store("failures", rules + failures)  # once, at construction: the record is the verdict
         store("machine_late", self._machine_late())
