@@ -65,25 +65,32 @@ def test_a_planted_rule_error_of_one_jiffy_fails_the_run_while_the_death_is_insi
     assert result.verdict == "fail" and result.machine_late is None
 
 
-@pytest.mark.parametrize("state,fault", [("unacked", "blackhole"), ("zero-window", "peer-gone")])
-def test_data_deaths_are_the_kernels_close_in_the_write_timers_run(tracefs, state, fault):
-    result = run_scenario(Scenario(KeepaliveSettings(1, 1, 3, user_timeout_ms=3000), fault=fault, state=state))
+# In the session's pool, beside every other scenario (the plugin starts them all at once): a run through the plugin.
+DATA_DEATHS = [Scenario(KeepaliveSettings(1, 1, 3, user_timeout_ms=3000), fault=fault, state=state)
+               for state, fault in (("unacked", "blackhole"), ("zero-window", "peer-gone"))]
+ROUTED = [Scenario(KeepaliveSettings(3, 1, 2), fault="middlebox-forgets", topology="routed", middlebox_timeout_s=2,
+                   middlebox=action) for action in ("drop", "reject")]
+SYN_SENT = [Scenario(KeepaliveSettings(1, 1, 3), fault=fault, state="syn-sent", syn_retries=2)
+            for fault in ("blackhole", "link-down")]
+
+
+@pytest.mark.parametrize("scenario", DATA_DEATHS, ids=lambda s: s.id)
+def test_data_deaths_are_the_kernels_close_in_the_write_timers_run(tracefs, netkit_pool, scenario):
+    result = netkit_pool.result(scenario)
     assert result.evidence == "trace", result.evidence_note
     assert result.ledger is not None and result.ledger.death is not None
     assert result.ledger.death.function == "tcp_write_timer" and result.death_source is DeathSource.TRACE
     assert result.rule_failures == () and result.verdict == "pass", result.explain()
 
 
-@pytest.mark.parametrize("action", ["drop", "reject"])
-def test_a_routed_labs_keepalive_is_traced_from_the_setsockopt_after_the_handshake(tracefs, action):
-    scenario = Scenario(KeepaliveSettings(3, 1, 2), fault="middlebox-forgets", topology="routed",
-                        middlebox_timeout_s=2, middlebox=action)
-    result = run_scenario(scenario)
+@pytest.mark.parametrize("scenario", ROUTED, ids=lambda s: s.id)
+def test_a_routed_labs_keepalive_is_traced_from_the_setsockopt_after_the_handshake(tracefs, netkit_pool, scenario):
+    result = netkit_pool.result(scenario)
     assert result.evidence == "trace", result.evidence_note
     assert result.ledger is not None and result.rule_failures == ()
     first = result.ledger.armings[0]
     assert not first.by_run and first.delay == 3 * result.kernel.hz and first.t_s > 0  # SO_KEEPALIVE: idle from the call
-    if action == "drop":  # the probes die at the router: the keepalive timer's run kills the socket
+    if scenario.middlebox == "drop":  # the probes die at the router: the keepalive timer's run kills the socket
         assert result.death_source is DeathSource.TRACE and result.ledger.death is not None
     else:  # the router's RST answers the first probe: the wire's RST, in that probe's run
         assert result.death_source is DeathSource.WIRE and result.ledger.death is None
@@ -91,15 +98,15 @@ def test_a_routed_labs_keepalive_is_traced_from_the_setsockopt_after_the_handsha
     assert result.verdict == "pass" or result.machine_late, result.explain()
 
 
-@pytest.mark.parametrize("fault", ["blackhole", "link-down"])
-def test_syn_sent_is_traced_from_the_connect_that_armed_its_timer(tracefs, fault):
-    result = run_scenario(Scenario(KeepaliveSettings(1, 1, 3), fault=fault, state="syn-sent", syn_retries=2))
+@pytest.mark.parametrize("scenario", SYN_SENT, ids=lambda s: s.id)
+def test_syn_sent_is_traced_from_the_connect_that_armed_its_timer(tracefs, netkit_pool, scenario):
+    result = netkit_pool.result(scenario)
     assert result.evidence == "trace", result.evidence_note
     assert result.ledger is not None and result.rule_failures == ()
     connect = result.ledger.armings[0]
     assert not connect.by_run and connect.function == "tcp_write_timer"
     assert connect.delay == result.kernel.hz  # TCP_TIMEOUT_INIT, 1 s
-    if fault == "blackhole":  # the third retransmission's run gives up: the kernel's CLOSE in it
+    if scenario.fault == "blackhole":  # the third retransmission's run gives up: the kernel's CLOSE in it
         assert result.death_source is DeathSource.TRACE and result.ledger.death is not None
         assert result.ledger.death.function == "tcp_write_timer" and result.ledger.death.error == 110
     else:  # the neighbour's failure ends it (EHOSTUNREACH), in no run of the socket's timer: the observer's reading,
