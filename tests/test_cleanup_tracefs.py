@@ -314,3 +314,23 @@ def test_a_timer_start_without_bucket_expiry_is_said_by_doctor_and_refused_befor
         TIMER_START_6_1.replace("\tfield:unsigned long now", "\tfield:unsigned long bucket_expiry;\toffset:32;\tsize:8;"
                                                             "\tsigned:0;\n\tfield:unsigned long now"))
     assert tracefs.missing_fields(root) == []
+
+
+@needs_root
+def test_a_workers_instance_made_ahead_is_the_one_its_first_run_gets_and_goes_at_its_exit(root):
+    program = textwrap.dedent("""
+        import os
+        from netkit.lab.tracefs import TraceInstance, netkit_instances
+        from netkit.scenario.timers import FILTERS
+        TraceInstance.prepare(FILTERS)
+        TraceInstance._making[os.getpid()].join()
+        made = [n for n in netkit_instances() if n.startswith(f"nk-{os.getpid()}-")]
+        instance = TraceInstance.acquire(FILTERS)
+        running = open(os.path.join(instance.path, "tracing_on")).read().strip()
+        print(" ".join(made), instance.name, running, flush=True)
+    """)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    made, acquired, running = done.stdout.split()
+    assert made == acquired and running == "1"  # one mkdir, ahead; the run got it, started
+    assert acquired not in instances(root)  # removed when that process exited

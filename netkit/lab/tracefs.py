@@ -224,6 +224,7 @@ class TraceInstance:
 
     _spare: ClassVar[dict[int, TraceInstance]] = {}  # pid -> this process's stopped instance, for its next run
     _spare_lock: ClassVar[threading.Lock] = threading.Lock()  # a process's threads may release at once
+    _making: ClassVar[dict[int, threading.Thread]] = {}  # pid -> the thread making its spare ahead (:meth:`prepare`)
 
     def __init__(self, root: str, name: str) -> None:
         self.root = root
@@ -231,10 +232,41 @@ class TraceInstance:
         self.path = os.path.join(root, "instances", name)
         self.events: frozenset[str] = frozenset()
         self.filters: dict[str, str] = {}  # event -> the filter it has now (a filter write costs an RCU grace period)
+        # trace_marker, open for the instance's life: opening a tracefs file takes the tracing mutex, which every
+        # instance mkdir holds for 25-40 ms, and a marker is written between a connect() and its setsockopt()
+        self._marker: int | None = None
+
+    @classmethod
+    def prepare(cls, filters: Mapping[str, str]) -> None:
+        """Make this process's spare instance now, in a thread, so that its first run finds it made.
+
+        A worker pool's workers call it as they start: their first labs are
+        built meanwhile, instead of every worker's first run waiting in the
+        kernel's queue of instance mkdirs (48 at a gate's start) before its
+        lab.  Any failure is left for :meth:`acquire` to meet and say.
+        """
+        def make() -> None:
+            try:
+                instance = cls.create(filters)
+                instance.stop()
+            except OSError:  # TracefsUnavailable included: acquire() will say why
+                return
+            multiprocessing.util.Finalize(None, instance.close, exitpriority=10)
+            with cls._spare_lock:
+                kept = cls._spare.setdefault(os.getpid(), instance) is instance
+            if not kept:
+                instance.close()
+
+        thread = threading.Thread(target=make, name="netkit-trace-prepare", daemon=True)
+        cls._making[os.getpid()] = thread
+        thread.start()
 
     @classmethod
     def acquire(cls, filters: Mapping[str, str]) -> TraceInstance:
         """A started instance for one run: this process's spare one with new filters and an empty buffer, or a new one."""
+        making = cls._making.pop(os.getpid(), None)
+        if making is not None:
+            making.join()  # begun as the worker started: usually done by now
         with cls._spare_lock:
             spare = cls._spare.pop(os.getpid(), None)
         if spare is not None:
@@ -246,7 +278,7 @@ class TraceInstance:
                 pass
             spare.close()
         instance = cls.create(filters)
-        multiprocessing.util.Finalize(None, remove_instance, args=(instance.path,), exitpriority=10)
+        multiprocessing.util.Finalize(None, instance.close, exitpriority=10)
         return instance
 
     def release(self) -> None:
@@ -305,6 +337,7 @@ class TraceInstance:
                 instance.set_filter_or_all(event, expression)
                 instance._write(f"events/{event}/enable", "1")
             instance.events = frozenset(filters)
+            instance._marker = os.open(os.path.join(instance.path, "trace_marker"), os.O_WRONLY | os.O_CLOEXEC)
             instance._write("tracing_on", "1")
         except OSError as exc:
             instance.close()
@@ -328,7 +361,10 @@ class TraceInstance:
 
     def mark(self, text: str) -> None:
         """Write ``text`` into the trace (``trace_marker``), as an event of the calling thread."""
-        self._write("trace_marker", text)
+        if self._marker is None:
+            self._write("trace_marker", text)
+        else:
+            os.write(self._marker, text.encode())
 
     def text(self) -> str:
         """Everything recorded so far, as tracefs prints it (``trace``: one line per event, oldest first)."""
@@ -340,6 +376,9 @@ class TraceInstance:
 
     def close(self) -> None:
         """Remove the instance (its events, filters and buffer with it); an instance already gone is fine."""
+        if self._marker is not None:
+            os.close(self._marker)  # an open file of an instance makes its rmdir fail (EBUSY)
+            self._marker = None
         remove_instance(self.path)
 
     def __enter__(self) -> TraceInstance:

@@ -47,6 +47,7 @@ from ..rundir import process_dir, remove_stale
 from .result import ScenarioResult
 from .run import check_capture_paths, run_scenario
 from .spec import Scenario, require_scenario
+from .timers import TimerTrace
 
 T = TypeVar("T")
 
@@ -108,6 +109,7 @@ def _worker_init(main_pid: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="netkit-owner-watch", daemon=True).start()
+    TimerTrace.prepare()  # its tracefs instance, made while its first lab is built
 
 
 class _NetkitOnlyPopen(popen_forkserver.Popen):

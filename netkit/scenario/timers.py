@@ -34,8 +34,19 @@ _NOTHING = "timer == 0"  # no timer has address 0: records nothing
 # (TraceInstance.set_filter_or_all).
 _TCP_TIMERS = "function.function == tcp_keepalive_timer || function.function == tcp_write_timer"
 _CLOSE = "newstate == 7"  # TCP_CLOSE: the deaths (the ledger keeps the one inside our timer's run)
+FILTERS = {  # every event a ledger reads, and its filter while no timer is learned yet
+    "timer/timer_start": _TCP_TIMERS,
+    "timer/timer_expire_entry": _TCP_TIMERS,
+    "timer/timer_expire_exit": _NOTHING,
+    "sock/inet_sock_set_state": _CLOSE,
+    "sock/inet_sk_error_report": "",
+}
 NOT_TRACED = ("a SYN-RECV request's timer is armed in the kernel's softirq when the SYN arrives, in no call of "
               "netkit's, so the ledger cannot tell it from another lab's: not traced")
+
+
+def switched_off() -> bool:
+    return os.environ.get(SWITCH, "").lower() in ("off", "0", "no")
 
 
 def _clock_offset_ns() -> int:
@@ -60,21 +71,21 @@ class TimerTrace:
         self.note = note
         self.timers: dict[str, str] = {}  # function -> address
 
+    @staticmethod
+    def prepare() -> None:
+        """A process that will trace runs makes its instance ahead, in a thread (a pool's worker, as it starts)."""
+        if not switched_off():
+            TraceInstance.prepare(FILTERS)
+
     @classmethod
     def start(cls, hz: int) -> TimerTrace:
         """A trace of the timers this thread will arm in :meth:`learning` blocks, or an off trace with the reason."""
         trace = cls(None, hz)
-        if os.environ.get(SWITCH, "").lower() in ("off", "0", "no"):
+        if switched_off():
             trace.note = f"the timer ledger was switched off ({SWITCH}={os.environ[SWITCH]})"
             return trace
         try:
-            trace.instance = TraceInstance.acquire({
-                "timer/timer_start": _TCP_TIMERS,
-                "timer/timer_expire_entry": _TCP_TIMERS,
-                "timer/timer_expire_exit": _NOTHING,
-                "sock/inet_sock_set_state": _CLOSE,
-                "sock/inet_sk_error_report": "",
-            })
+            trace.instance = TraceInstance.acquire(FILTERS)
         except TracefsUnavailable as exc:
             trace.note = str(exc)
         except OSError as exc:
@@ -164,4 +175,4 @@ class TimerTrace:
                 self.note = self.note or f"tracefs: {exc} (instance {instance.name} is left to netkit cleanup)"
 
 
-__all__ = ["NOT_TRACED", "SWITCH", "TimerTrace"]
+__all__ = ["FILTERS", "NOT_TRACED", "SWITCH", "TimerTrace", "switched_off"]
