@@ -232,8 +232,9 @@ class TraceInstance:
         self.path = os.path.join(root, "instances", name)
         self.events: frozenset[str] = frozenset()
         self.filters: dict[str, str] = {}  # event -> the filter it has now (a filter write costs an RCU grace period)
-        # trace_marker, open for the instance's life: opening a tracefs file takes the tracing mutex, which every
-        # instance mkdir holds for 25-40 ms, and a marker is written between a connect() and its setsockopt()
+        # trace_marker, open for the instance's life: opening a tracefs file takes the tracing mutex, which each
+        # instance's set-up (its clock and buffer: 13-16 ms each, an RCU grace period) and rmdir (22-55 ms) hold,
+        # and a marker is written between a connect() and its setsockopt()
         self._marker: int | None = None
 
     @classmethod
@@ -241,9 +242,10 @@ class TraceInstance:
         """Make this process's spare instance now, in a thread, so that its first run finds it made.
 
         A worker pool's workers call it as they start: their first labs are
-        built meanwhile, instead of every worker's first run waiting in the
-        kernel's queue of instance mkdirs (48 at a gate's start) before its
-        lab.  Any failure is left for :meth:`acquire` to meet and say.
+        built meanwhile, instead of every worker's first run waiting before
+        its lab in the kernel's queue of instance set-ups (48 at a gate's
+        start, each about 30 ms under the tracing mutex).  Any failure is
+        left for :meth:`acquire` to meet and say.
         """
         def make() -> None:
             try:
