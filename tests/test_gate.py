@@ -11,6 +11,11 @@ import time
 import pytest
 from conftest import gate, one_whole_gate_at_a_time, process_group, wait_for
 
+from netkit.evidence.ledger import Ledger
+from netkit.evidence.ledger_check import expected_write_rearms, write_timer_rule
+from netkit.exitcodes import EXIT_INCONCLUSIVE
+from netkit.faults import fault_info
+from netkit.model.fault_rule import DataPath
 from netkit.privileges import missing_privileges
 from netkit.report.tapparse import parse_tap
 
@@ -40,6 +45,9 @@ def full_gate(tmp_path_factory, request):
 @pytest.mark.slow
 def test_the_full_gate_passes_here_with_every_report(full_gate):
     done, out, wall = full_gate
+    if done.returncode == EXIT_INCONCLUSIVE:  # the gate's documented outcome for a busy machine, never a pass
+        pytest.skip(f"the full gate was inconclusive (exit 3: a scenario was machine late twice, measured by the "
+                    f"timer ledger):\n{done.stderr[-1500:]}")
     assert done.returncode == 0, done.stderr[-4000:]
     doc = json.loads((out / "gate.json").read_text())
     ran = [e for e in doc["scenarios"] if e["runs"]]
@@ -47,6 +55,35 @@ def test_the_full_gate_passes_here_with_every_report(full_gate):
     longest = max(e["duration_s"] for e in ran)
     assert doc["wall_s"] <= 1.25 * longest + 5, (doc["wall_s"], longest)  # all at once, not one after another
     assert "state/fault" in done.stderr and "totals: pass" in done.stderr  # --tap: the summary goes to stderr
+
+
+@needs_root
+@pytest.mark.slow
+def test_every_unacked_and_zero_window_cell_keeps_the_write_timers_rule_to_the_jiffy(full_gate):
+    """The full gate's own runs (the ledger on, as by default): every re-arm of the write timer as the rule says."""
+    _, out, _ = full_gate
+    document = json.loads((out / "gate.json").read_text())
+    judged = 0
+    for cell in document["scenarios"]:
+        if cell["state"] not in ("unacked", "zero-window") or cell["outcome"] == "skip":  # netem-loss without sch_netem
+            continue
+        for run in cell["runs"]:
+            assert run["evidence"] == "trace", (cell["id"], run["evidence_note"])
+            assert run["rule_failures"] == [], (cell["id"], run["rule_failures"])
+            ledger = Ledger.from_dict(run["ledger"])
+            rule = write_timer_rule(cell["state"], fault_info(cell["fault"]).rule.data_path,
+                                    run["keepalive"].get("user_timeout_ms"), run["retries2"])
+            assert rule is not None
+            start, series, allowed = expected_write_rearms(ledger, rule)
+            if cell["state"] == "unacked" and fault_info(cell["fault"]).rule.data_path is DataPath.RESET:
+                assert not series  # the peer's RST answers the data: no timer ran
+                continue
+            assert start is not None and series and all(allowed), cell["id"]
+            assert all(a.delay in ok for a, ok in zip(series, allowed)), cell["id"]
+            judged += len(series)
+            if cell["state"] == "unacked":  # the send armed tcpi_rto: on a veth TCP_RTO_MIN + a jiffy (51 at HZ=250)
+                assert start.delay == ledger.hz // 5 + 1, cell["id"]
+    assert judged >= 100, judged
 
 
 @needs_root

@@ -7,24 +7,18 @@ several labs must run at once.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import gate, one_whole_gate_at_a_time
 
 import netkit.evidence.ledger_check as ledger_check
 import netkit.scenario.timers as timers
 from netkit import KeepaliveSettings, Scenario
 from netkit.enums import DeathSource, Timing
-from netkit.evidence.ledger import Ledger
-from netkit.evidence.ledger_check import expected_write_rearms, write_timer_rule
-from netkit.faults import fault_info
 from netkit.lab.tracefs import TracefsUnavailable, netkit_instances, tracefs_root
-from netkit.model.fault_rule import DataPath
 from netkit.privileges import missing_privileges
 from netkit.scenario import run_scenario
 from netkit.scenario.pool import run_many
@@ -126,36 +120,6 @@ def test_a_planted_one_jiffy_error_in_a_retransmission_rearm_fails_the_run_while
     assert [f.rule for f in result.rule_failures] == ["ledger: write timer re-arm"]
     assert "the retransmission timer (tcp_retransmit_timer) should re-arm for 52, 103, 205" in str(result.rule_failures[0])
     assert result.verdict == "fail" and result.machine_late is None
-
-
-def test_every_unacked_and_zero_window_gate_cell_keeps_the_write_timers_rule_to_the_jiffy(tracefs, tmp_path):
-    path = tmp_path / "gate.json"
-    with one_whole_gate_at_a_time():
-        done = gate("--only", "*-unacked-*", "--only", "*-zero-window-*", "--json", str(path),
-                    env={**os.environ, timers.SWITCH: "1"}, timeout=600)
-    assert done.returncode in (0, 1), done.stderr
-    document = json.loads(path.read_text())
-    judged = 0
-    for cell in document["scenarios"]:
-        if cell["outcome"] == "skip":  # netem-loss without sch_netem
-            continue
-        for run in cell["runs"]:
-            assert run["evidence"] == "trace", (cell["id"], run["evidence_note"])
-            assert run["rule_failures"] == [], (cell["id"], run["rule_failures"])
-            ledger = Ledger.from_dict(run["ledger"])
-            rule = write_timer_rule(cell["state"], fault_info(cell["fault"]).rule.data_path,
-                                    run["keepalive"].get("user_timeout_ms"), run["retries2"])
-            assert rule is not None
-            start, series, allowed = expected_write_rearms(ledger, rule)
-            if cell["state"] == "unacked" and fault_info(cell["fault"]).rule.data_path is DataPath.RESET:
-                assert not series  # the peer's RST answers the data: no timer ran
-                continue
-            assert start is not None and series and all(allowed), cell["id"]
-            assert all(a.delay in ok for a, ok in zip(series, allowed)), cell["id"]
-            judged += len(series)
-            if cell["state"] == "unacked":  # the send armed tcpi_rto: on a veth TCP_RTO_MIN + a jiffy (51 at HZ=250)
-                assert start.delay == ledger.hz // 5 + 1, cell["id"]
-    assert judged >= 100, judged
 
 
 def test_a_process_reuses_its_instance_and_removes_it_when_it_exits(tracefs):

@@ -76,7 +76,7 @@ PROMISED = {
     "netkit demo --idle 1 --intvl 1 --cnt 3 --json": r'"verdict": "pass"',
     "netkit demo --idle 2 --intvl 1 --cnt 2 --ipv6": r"verdict: PASS",
     "netkit demo --state syn-sent --fault blackhole --syn-retries 1 --user-timeout 10000":
-        r"wire: 5 SYN retransmissions; no RST .*\nverdict: PASS - died 7\.\d{3} s after the first SYN",
+        r"wire: 5 SYN retransmissions; no RST .*\n(?:.*\n)*?verdict: PASS - died 7\.\d{3} s after the first SYN",
     "netkit demo --topology routed --middlebox-timeout 2 --idle 3 --intvl 1 --cnt 2":
         r"verdict: PASS - died 5\.\d{3} s after the last segment received",
     "netkit cleanup --dry-run": r"nothing to clean up|would remove|left namespace|left tracefs instance",
