@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 from hostsnapshot import TESTS_OWN_INSTANCE, differences, tracing_state
@@ -334,3 +335,18 @@ def test_a_workers_instance_made_ahead_is_the_one_its_first_run_gets_and_goes_at
     made, acquired, running = done.stdout.split()
     assert made == acquired and running == "1"  # one mkdir, ahead; the run got it, started
     assert acquired not in instances(root)  # removed when that process exited
+
+
+def test_an_instance_that_cannot_be_made_ahead_leaves_it_to_the_run_to_say_why(monkeypatch):
+    """Debian's 6.1 (no bucket_expiry): the worker's thread says nothing, the run's own acquire() says why."""
+    def lacking(cls, filters, root=None):
+        raise TracefsUnavailable("this kernel's timer:timer_start has no bucket_expiry field (the ledger reads it)")
+
+    raised = []
+    monkeypatch.setattr(TraceInstance, "create", classmethod(lacking))
+    monkeypatch.setattr(threading, "excepthook", lambda args: raised.append(args.exc_value))
+    TraceInstance.prepare({"timer/timer_start": ""})
+    TraceInstance._making[os.getpid()].join()
+    assert raised == []  # no traceback from the thread (the 6.1 guest printed one in every worker)
+    with pytest.raises(TracefsUnavailable, match="no bucket_expiry field"):
+        TraceInstance.acquire({"timer/timer_start": ""})

@@ -251,7 +251,7 @@ class TraceInstance:
             try:
                 instance = cls.create(filters)
                 instance.stop()
-            except OSError:  # TracefsUnavailable included: acquire() will say why
+            except (OSError, TracefsUnavailable):  # acquire() meets it again and says why
                 return
             multiprocessing.util.Finalize(None, instance.close, exitpriority=10)
             with cls._spare_lock:
