@@ -77,13 +77,19 @@ def test_data_deaths_are_the_kernels_close_in_the_write_timers_run(tracefs, netk
     assert result.rule_failures == () and result.verdict == "pass", result.explain()
 
 
-@pytest.mark.parametrize("scenario", ROUTED, ids=lambda s: s.id)
-def test_a_routed_labs_keepalive_is_traced_from_the_setsockopt_after_the_handshake(tracefs, netkit_pool, scenario):
+def traced(netkit_pool, scenario):
+    """The scenario's result, judged with a ledger whose rule held; and its first arming (the one netkit's call made)."""
     result = netkit_pool.result(scenario)
     assert result.evidence == "trace", result.evidence_note
     assert result.ledger is not None and result.rule_failures == ()
-    first = result.ledger.armings[0]
+    return result, result.ledger.armings[0]
+
+
+@pytest.mark.parametrize("scenario", ROUTED, ids=lambda s: s.id)
+def test_a_routed_labs_keepalive_is_traced_from_the_setsockopt_after_the_handshake(tracefs, netkit_pool, scenario):
+    result, first = traced(netkit_pool, scenario)
     assert not first.by_run and first.delay == 3 * result.kernel.hz and first.t_s > 0  # SO_KEEPALIVE: idle from the call
+    assert result.ledger is not None
     if scenario.middlebox == "drop":  # the probes die at the router: the keepalive timer's run kills the socket
         assert result.death_source is DeathSource.TRACE and result.ledger.death is not None
     else:  # the router's RST answers the first probe: the wire's RST, in that probe's run
@@ -94,11 +100,8 @@ def test_a_routed_labs_keepalive_is_traced_from_the_setsockopt_after_the_handsha
 
 @pytest.mark.parametrize("scenario", SYN_SENT, ids=lambda s: s.id)
 def test_syn_sent_is_traced_from_the_connect_that_armed_its_timer(tracefs, netkit_pool, scenario):
-    result = netkit_pool.result(scenario)
-    assert result.evidence == "trace", result.evidence_note
-    assert result.ledger is not None and result.rule_failures == ()
-    connect = result.ledger.armings[0]
-    assert not connect.by_run and connect.function == "tcp_write_timer"
+    result, connect = traced(netkit_pool, scenario)
+    assert result.ledger is not None and not connect.by_run and connect.function == "tcp_write_timer"
     assert connect.delay == result.kernel.hz  # TCP_TIMEOUT_INIT, 1 s
     if scenario.fault == "blackhole":  # the third retransmission's run gives up: the kernel's CLOSE in it
         assert result.death_source is DeathSource.TRACE and result.ledger.death is not None
