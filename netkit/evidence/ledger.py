@@ -164,9 +164,15 @@ class Ledger:
                        zero_ns=None if self.zero_ns is None else self.zero_ns + round(by_s * 10**9),
                        marks_s=tuple(at(t) for t in self.marks_s))
 
-    def first_arming_by_a_call(self, function: str) -> Arming | None:
-        """The first arming of ``function`` made by a system call (the send that armed the retransmission timer)."""
-        return next((a for a in self.armings if a.function == function and not a.by_run), None)
+    def moved_to_first_call(self, function: str) -> Ledger:
+        """The ledger with t = 0 at the kernel's moment of the call that first armed ``function``, if it came later.
+
+        Where no frame of the call reached the tap (a send or a connect into a
+        link that is down), t = 0 was this process's clock read just before the
+        call; the arming the call made is the kernel's own moment of it.
+        """
+        call = next((a for a in self.armings if a.function == function and not a.by_run), None)
+        return self.moved(call.t_s) if call is not None and call.t_s > 0 else self
 
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable ledger (in a result's and a gate run's JSON); :meth:`from_dict` reads it back."""

@@ -318,7 +318,7 @@ def carried(ledger: Ledger, intvl_jiffies: int | None = None, idle_jiffies: int 
         run = last_run.get(item.function)
         previous = last_delay.get(item.function)
         last_delay[item.function] = item.delay
-        if not item.by_run and item.t_s > 0 and ledger.zero_jiffy is not None and item.delay == idle_jiffies:
+        if ledger.zero_jiffy is not None and _call_after_t0(item) and item.delay == idle_jiffies:
             idle_bucket = runs_at_jiffy(min(item.now, ledger.zero_jiffy), item.delay, ledger.hz)
             pending[item.function] = max(0, item.bucket - idle_bucket)
             continue
@@ -408,10 +408,15 @@ def lateness_sentence(ledger: Ledger, shifts: list[float]) -> str:
     return text
 
 
+def _call_after_t0(a: Arming) -> bool:
+    """An arming a system call made after t = 0: an idle machine would have made it in t = 0's jiffy."""
+    return not a.by_run and a.t_s > 0
+
+
 def _carried_from(ledger: Ledger, run: TimerRun) -> str:
     """Where a run's carried lateness came from: its arming by a late system call, or the late runs before it."""
     a = run.arming
-    if a is not None and not a.by_run and a.t_s > 0 and ledger.zero_jiffy is not None:
+    if a is not None and ledger.zero_jiffy is not None and _call_after_t0(a):
         return (f"its arming by a system call at {a.t_s:.3f} s, {a.now - ledger.zero_jiffy} jiffies after t = 0's jiffy "
                 "(an idle machine makes it at once)")
     return "the late runs before it"

@@ -249,11 +249,10 @@ class TraceInstance:
         """
         def make() -> None:
             try:
-                instance = cls.create(filters)
+                instance = cls._removed_at_exit(filters)
                 instance.stop()
             except (OSError, TracefsUnavailable):  # acquire() meets it again and says why
                 return
-            multiprocessing.util.Finalize(None, instance.close, exitpriority=10)
             with cls._spare_lock:
                 kept = cls._spare.setdefault(os.getpid(), instance) is instance
             if not kept:
@@ -279,6 +278,11 @@ class TraceInstance:
             except OSError:
                 pass
             spare.close()
+        return cls._removed_at_exit(filters)
+
+    @classmethod
+    def _removed_at_exit(cls, filters: Mapping[str, str]) -> TraceInstance:
+        """:meth:`create`, and removed when this process exits (a finalizer: the pool's workers skip ``atexit``)."""
         instance = cls.create(filters)
         multiprocessing.util.Finalize(None, instance.close, exitpriority=10)
         return instance

@@ -120,7 +120,6 @@ def tcp_model_timeout_jiffies(retries2: int, hz: int) -> int:
 # -- the same rules in jiffies, as the kernel computes each arming (the timer ledger checks them exactly) --------
 
 
-
 def msecs_to_jiffies(ms: int, hz: int) -> int:
     """``msecs_to_jiffies`` for a non-negative ``ms`` (include/linux/jiffies.h): rounded *up* to whole jiffies."""
     return -(-ms * hz // 1000)
@@ -168,7 +167,7 @@ def probe0_when_jiffies(rto_jiffies: int, backoff: int, hz: int) -> int:
     itself: only ``icsk_backoff`` grows (``tcp_send_probe0``).
     """
     base = max(rto_jiffies, round(TCP_RTO_MIN_S * hz))
-    shift = min(int(TCP_RTO_MAX_S / TCP_RTO_MIN_S).bit_length() - 1 + 1, backoff)
+    shift = min(int(TCP_RTO_MAX_S / TCP_RTO_MIN_S).bit_length(), backoff)  # ilog2(n) + 1 is n's bit length
     return min(base << shift, rto_max_jiffies(hz))
 
 

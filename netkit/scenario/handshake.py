@@ -164,9 +164,7 @@ def _syn_sent(run: RunContext) -> ScenarioResult:
     wire, pcap_data = wire_evidence(scenario, run.capture, run.capture_error, view)
     ledger = trace.finish(wire.anchor_ns or connect_ns)
     if ledger is not None and wire.anchor_ns in (0, connect_ns):  # no SYN on the tap: t = 0 moves to the kernel's
-        send = ledger.first_arming_by_a_call(WRITE_TIMER)
-        if send is not None and send.t_s > 0:
-            ledger = ledger.moved(send.t_s)
+        ledger = ledger.moved_to_first_call(WRITE_TIMER)
     return result_from(observed, wire, pcap_data, ledger, trace.note)
 
 

@@ -295,9 +295,7 @@ def prove_established(run: RunContext) -> ScenarioResult:
         # No frame of the data reached the tap, so t = 0 was this process's clock before send(): a worker
         # descheduled there put it up to 59 ms early (a gate on 2 CPUs).  The kernel's own moment of the send
         # is the retransmission timer it armed in that call (tcp_event_new_data_sent): t = 0 moves there.
-        send = ledger.first_arming_by_a_call(WRITE_TIMER)
-        if send is not None and send.t_s > 0:
-            ledger = ledger.moved(send.t_s)
+        ledger = ledger.moved_to_first_call(WRITE_TIMER)
     if ledger is not None and observed.fault_deadline_s is not None:  # the run the fault had to precede, measured
         timer = KEEPALIVE_TIMER if scenario.state == State.IDLE else WRITE_TIMER
         observed = replace(observed, fault_deadline_s=first_run_after(ledger, timer))
