@@ -18,6 +18,7 @@ from netkit.enums import DeathSource, Timing
 from netkit.evidence.ledger import Arming, Ledger, LedgerUnreadable, build, learned_timer, marked_pid, parse
 from netkit.evidence.ledger_check import (
     WriteTimerRule,
+    base_candidates,
     carried,
     expected_write_rearms,
     on_time,
@@ -403,6 +404,34 @@ def test_the_clamp_reads_the_tcp_clocks_milliseconds_from_the_traces_moments():
     straddling = dataclasses.replace(ledger, zero_ns=ledger.zero_ns + (10**6 - 2000 - entry_ns % 10**6))
     last = expected_write_rearms(straddling, rule)[2][-1]
     assert len(last) == 2 and max(last) - min(last) == 1
+
+
+def test_a_tick_between_the_kernels_jiffies_and_the_traces_prints_the_base_one_short_and_tcp_info_says_so():
+    # A real run (a pair of full gates at once): the send's persist-timer arming printed 50 jiffies, its runs backed
+    # off from icsk_rto 51 (102, 204, 408, then the clamp).  The CI's container run failed the same way.
+    data = json.loads((LEDGERS / "unacked-peer-gone-ut3000-tick-between.json").read_text())
+    ledger, s = Ledger.from_dict(data["ledger"]), data["scenario"]
+
+    def rule(rto: int | None) -> WriteTimerRule:
+        found = write_timer_rule(s["state"], fault_info(s["fault"]).rule.data_path, s["user_timeout_ms"], None, rto)
+        assert found is not None
+        return found
+
+    start, series, allowed = expected_write_rearms(ledger, rule(51))
+    assert start is not None and start.delay == 50 and [a.delay for a in series] == [102, 204, 408, 21]
+    assert allowed == [{102}, {204}, {408}, {21}] and write_timer_failures(ledger, rule(51)) == []
+    [unread] = write_timer_failures(ledger, rule(None))  # without tcp_info's word the trace's 50 is the base
+    assert "should re-arm for 100, 200, 400, 21 jiffies" in str(unread)
+    [other] = write_timer_failures(ledger, rule(52))  # an icsk_rto the arming cannot be one short of: no second base
+    assert "after the arming for 50 jiffies" in str(other)
+    assert base_candidates(start, rule(51)) == [50, 51] and base_candidates(start, rule(50)) == [50]
+
+
+def test_a_record_carries_the_rto_its_write_timer_rule_backs_off_from():
+    kernel = KernelInfo("test", HZ, "test")
+    scenario = Scenario(KeepaliveSettings(1, 1, 3, user_timeout_ms=3000), fault="peer-gone", state="unacked")
+    assert predict(scenario, kernel, 0.204).rto_s == 0.204
+    assert predict(Scenario(KeepaliveSettings(1, 1, 3), fault="blackhole"), kernel, 0.204).rto_s is None  # idle
 
 
 def test_the_write_timer_rule_belongs_to_the_data_states_only():

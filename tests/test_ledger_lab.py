@@ -64,6 +64,8 @@ DATA_DEATHS = [Scenario(KeepaliveSettings(1, 1, 3, user_timeout_ms=3000), fault=
                for state, fault in (("unacked", "blackhole"), ("zero-window", "peer-gone"))]
 ROUTED = [Scenario(KeepaliveSettings(3, 1, 2), fault="middlebox-forgets", topology="routed", middlebox_timeout_s=2,
                    middlebox=action) for action in ("drop", "reject")]
+UNSEEN_SENDS = [Scenario(KeepaliveSettings(1, 1, 3, user_timeout_ms=3000), fault=fault, state="unacked")
+                for fault in ("link-down", "peer-gone")]
 SYN_SENT = [Scenario(KeepaliveSettings(1, 1, 3), fault=fault, state="syn-sent", syn_retries=2)
             for fault in ("blackhole", "link-down")]
 
@@ -83,6 +85,17 @@ def traced(netkit_pool, scenario):
     assert result.evidence == "trace", result.evidence_note
     assert result.ledger is not None and result.rule_failures == ()
     return result, result.ledger.armings[0]
+
+
+@pytest.mark.parametrize("scenario", UNSEEN_SENDS, ids=lambda s: s.id)
+def test_a_send_whose_data_never_reaches_the_tap_is_timed_from_the_kernels_arming(tracefs, netkit_pool, scenario):
+    # No frame of the data: the wire's t = 0 is this process's clock before send(); the ledger's moves to the arming
+    # the send made in the kernel (its moment, microseconds later here, up to 59 ms on a loaded machine).
+    result, _ = traced(netkit_pool, scenario)
+    assert result.wire is not None and result.wire.anchored_on_process_clock and result.ledger is not None
+    send = next(a for a in result.ledger.armings if a.function == "tcp_write_timer" and not a.by_run and a.t_s >= 0)
+    assert send.t_s == 0 and result.ledger.moved_s > 0
+    assert result.death_source is DeathSource.TRACE and result.verdict == "pass" or result.machine_late, result.explain()
 
 
 @pytest.mark.parametrize("scenario", ROUTED, ids=lambda s: s.id)

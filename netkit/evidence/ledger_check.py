@@ -125,13 +125,17 @@ class WriteTimerRule:
     window, or data that never left because the route is gone), otherwise
     the retransmission timer (``ICSK_TIME_RETRANS``).  ``held``: the link is
     down, so the data waits in the neighbour queue (``skb_still_in_host_queue``)
-    and every retransmission fails locally.
+    and every retransmission fails locally.  ``rto``: the connection's
+    ``icsk_rto`` in jiffies as ``tcp_info`` reported it before the fault (None:
+    not read), the kernel's own word for the base the series backs off from
+    (:func:`base_candidates`).
     """
 
     persist: bool
     held: bool
     user_timeout_ms: int | None
     retries2: int
+    rto: int | None = None
 
     @property
     def name(self) -> str:
@@ -140,16 +144,35 @@ class WriteTimerRule:
 
 
 def write_timer_rule(state: str, data_path: DataPath, user_timeout_ms: int | None,
-                     retries2: int | None) -> WriteTimerRule | None:
+                     retries2: int | None, rto_jiffies: int | None = None) -> WriteTimerRule | None:
     """The write timer's rule for a scenario (None: the state arms none after t = 0 that netkit judges)."""
     retries = DEFAULT_RETRIES2 if retries2 is None else retries2
     if state == State.ZERO_WINDOW:
-        return WriteTimerRule(True, False, user_timeout_ms, retries)
+        return WriteTimerRule(True, False, user_timeout_ms, retries, rto_jiffies)
     if state == State.UNACKED:
         # No route: the send's segment never leaves, packets_out stays 0, and tcp_check_probe_timer arms
         # ICSK_TIME_PROBE0 for tcp_probe0_base(sk) (netkit.model.retransmission: persist_death).
-        return WriteTimerRule(data_path is DataPath.NO_ROUTE, data_path is DataPath.LOCAL, user_timeout_ms, retries)
+        return WriteTimerRule(data_path is DataPath.NO_ROUTE, data_path is DataPath.LOCAL, user_timeout_ms, retries,
+                              rto_jiffies)
     return None
+
+
+def base_candidates(start: Arming, rule: WriteTimerRule) -> list[int]:
+    """The delays the series' first arming may have asked for: what the trace shows, or one more where tcp_info says so.
+
+    ``inet_csk_reset_xmit_timer`` reads ``jiffies`` to set the expiry, and
+    ``timer:timer_start`` reads it again to print ``now``: a tick between the
+    two (the timer softirq runs on the way out of its interrupt, in the
+    middle of a ``send()``) prints a delay one jiffy short of the one asked
+    for.  Seen twice in about 1,400 runs, both a send's arming of the
+    persist timer 17-20 us from a jiffy's start (50 jiffies printed, the
+    runs then backing off from 51).  That arming is the series' base
+    (``icsk_rto``, ``tcp_probe0_base``), so the base one more is allowed
+    exactly when the kernel's ``icsk_rto`` (``rule.rto``) is that one more;
+    the whole series must then follow it.
+    """
+    shown = start.delay
+    return [shown, shown + 1] if rule.rto == shown + 1 else [shown]
 
 
 def _ms(ns: int) -> int:
@@ -206,6 +229,15 @@ def expected_write_rearms(ledger: Ledger, rule: WriteTimerRule) -> tuple[Arming 
         if not a.by_run:
             break
         series.append(a)
+    each = [_allowed_rearms(ledger, rule, start, base, series) for base in base_candidates(start, rule)]
+    kept = next((allowed for allowed in each if all(not ok or a.delay in ok for a, ok in zip(series, allowed))),
+                each[0])  # none agrees: the one from the delay the trace shows is what a failure names
+    return start, series, kept
+
+
+def _allowed_rearms(ledger: Ledger, rule: WriteTimerRule, start: Arming, base: int,
+                    series: list[Arming]) -> list[set[int]]:
+    """For each re-arm of ``series``, every delay the rule allows when the series backs off from ``base`` jiffies."""
     # Every arming goes through tcp_reset_xmit_timer(), which adds tcp_pacing_delay() when asked to: the time
     # tcp_wstamp_ns is ahead of the clock, never ahead without pacing (no fq, no BBR, no SO_MAX_PACING_RATE).
     hz, ut, shift = ledger.hz, rule.user_timeout_ms, RULE_SHIFT_JIFFIES
@@ -218,9 +250,9 @@ def expected_write_rearms(ledger: Ledger, rule: WriteTimerRule) -> tuple[Arming 
         first_run = _run_of(ledger, series[0]) if series else None
         stamps = range(first_run.now if first_run else series[0].now, series[0].now + 1) if series else range(0)
         for k, a in enumerate(series, 1):
-            when = probe0_when_jiffies(start.delay, min(k, rule.retries2), hz)
+            when = probe0_when_jiffies(base, min(k, rule.retries2), hz)
             allowed.append({clamp_probe0_to_user_timeout_jiffies(when, ut, a.now - s, hz) + shift for s in stamps})
-        return start, series, allowed
+        return allowed
     # The retransmission timer.  Re-arm 1 is the tail loss probe's (tcp_schedule_loss_probe at the send; its
     # expiry is the RTO's, so mod_timer records nothing then): tcp_send_loss_probe sends it, sets
     # "icsk->icsk_pending = 0" and tcp_rearm_rto() restarts the full icsk_rto; with the segment still in the
@@ -228,7 +260,7 @@ def expected_write_rearms(ledger: Ledger, rule: WriteTimerRule) -> tuple[Arming 
     # "usecs_to_jiffies(max_t(int, delta_us, 1))" for what is left of the RTO since the send: nothing (the
     # level-0 bucket made the run a jiffy past it), so 1 jiffy.  Each RTO run k after it doubles icsk_rto
     # (out_reset_timer) and re-arms tcp_clamp_rto_to_user_timeout(sk).
-    rto = start.delay
+    rto = base
     for k, a in enumerate(series):
         if k == 0:
             allowed.append({(1 if rule.held else rto) + shift})
@@ -249,7 +281,7 @@ def expected_write_rearms(ledger: Ledger, rule: WriteTimerRule) -> tuple[Arming 
             allowed.append(set())
             continue
         allowed.append({clamp_rto_to_user_timeout_jiffies(backed_off, ut, e, hz) + shift for e in elapsed})
-    return start, series, allowed
+    return allowed
 
 
 def _shown(values: Sequence[set[int]]) -> str:
@@ -422,6 +454,6 @@ def _carried_from(ledger: Ledger, run: TimerRun) -> str:
     return "the late runs before it"
 
 
-__all__ = ["RULE_SHIFT_JIFFIES", "WriteTimerRule", "carried", "death_run_shift", "expected_write_rearms",
+__all__ = ["RULE_SHIFT_JIFFIES", "WriteTimerRule", "base_candidates", "carried", "death_run_shift", "expected_write_rearms",
            "first_run_after", "lateness_sentence", "on_time", "possible_buckets", "rule_failures", "shift_at",
            "wire_on_time", "write_timer_failures", "write_timer_rule"]

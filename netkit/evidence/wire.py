@@ -26,6 +26,9 @@ MAX_EVENTS = 200  # the timeline keeps the first ones; a bulk transfer would dro
 # -- the evidence ----------------------------------------------------------------------
 
 
+SEND_UNSEEN = "the send (the data never reached the tap; process clock)"  # an anchor that is no frame
+
+
 @dataclass(frozen=True)
 class WireEvidence:
     """What the tested veth showed, as data; times in s since ``anchor`` (on the wire).
@@ -55,6 +58,11 @@ class WireEvidence:
     events: list[Event] = field(default_factory=list)
     kernel: dict[str, int | None] = field(default_factory=dict)  # the kernel's counts of the same things
     error: str | None = None  # why there is no capture at all
+
+    @property
+    def anchored_on_process_clock(self) -> bool:
+        """t = 0 is netkit's own clock read before a send whose data never reached the tap, not a frame's timestamp."""
+        return self.anchor == SEND_UNSEEN
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -190,7 +198,7 @@ def analyse(
             anchor_ns, anchor = items[index].ts_ns, "the data's first transmission"
         else:
             index = len([item for item in items if item.ts_ns < (sent_ns or fault_ns)])
-            anchor_ns, anchor = sent_ns or fault_ns, "the send (the data never reached the tap; process clock)"
+            anchor_ns, anchor = sent_ns or fault_ns, SEND_UNSEEN
         return evidence(items, anchor_ns - 1, anchor, index, len(frames))
     if received:
         index = received[-1]

@@ -77,9 +77,10 @@ def predict(scenario: Predictable, kernel: KernelInfo, rto_s: float | None = Non
                                settings.user_timeout_ms, kernel, handshake or HandshakeFacts.defaults(kernel))
     rto_s = rto_s or default_rto_s(kernel)
     if scenario.state == State.UNACKED:
-        return unacked_death(settings, kernel, fault, scenario.family, rto_s, scenario.retries2)
+        return replace(unacked_death(settings, kernel, fault, scenario.family, rto_s, scenario.retries2), rto_s=rto_s)
     if scenario.state == State.ZERO_WINDOW:
-        return zero_window_death(settings, kernel, fault, scenario.family, rto_s, scenario.retries2)
+        return replace(zero_window_death(settings, kernel, fault, scenario.family, rto_s, scenario.retries2),
+                       rto_s=rto_s)
     if fault.data_path is DataPath.RESET:
         return reset_at_first_probe(settings, kernel)
     error = fault.timeout_error(scenario.family)

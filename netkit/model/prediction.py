@@ -42,6 +42,7 @@ class DeathPrediction:
     alive_until_s: float | None = None  # not a death: the connection must still be alive (and carry data) this long
     last_segment: str = "probe-reply"  # what armed the keepalive timer before the fault (keepalive_schedule's kinds)
     schedule: KeepaliveSchedule | None = None  # the keepalive runs it was made from (idle); None: no keepalive rule
+    rto_s: float | None = None  # the RTO it was made from (tcpi_rto: icsk_rto), where a write timer backs off from it
 
     def outcomes(self) -> list[tuple[Window, int]]:
         found = [(self.window_s, self.expected_count)]

@@ -220,8 +220,10 @@ class ScenarioResult:
             schedule = p.schedule if keepalive_rule else None
             rules = tuple(rule_failures(self.ledger, None if schedule is None else schedule.intvl, self.probes,
                                         None if schedule is None else self.keepalive.idle))
+            rto_jiffies = None if p.rto_s is None else round(p.rto_s * self.kernel.hz)
             rules += tuple(write_timer_failures(self.ledger, write_timer_rule(
-                self.state, self.scenario.fault_rule.data_path, self.keepalive.user_timeout_ms, self.scenario.retries2)))
+                self.state, self.scenario.fault_rule.data_path, self.keepalive.user_timeout_ms, self.scenario.retries2,
+                rto_jiffies)))
         store("rule_failures", rules)
         store("failures", rules + failures)  # once, at construction: the record is the verdict
         store("machine_late", self._machine_late())

@@ -291,7 +291,7 @@ def prove_established(run: RunContext) -> ScenarioResult:
         observed = replace(observed, connections=connections_on_the_wire(observed.connections, wire, run.capture,
                                                                          other_addresses, fault_ns))
     ledger = trace.finish(wire.anchor_ns)
-    if ledger is not None and scenario.state == State.UNACKED and broken.sent_ns == wire.anchor_ns:
+    if ledger is not None and scenario.state == State.UNACKED and wire.anchored_on_process_clock:
         # No frame of the data reached the tap, so t = 0 was this process's clock before send(): a worker
         # descheduled there put it up to 59 ms early (a gate on 2 CPUs).  The kernel's own moment of the send
         # is the retransmission timer it armed in that call (tcp_event_new_data_sent): t = 0 moves there.
