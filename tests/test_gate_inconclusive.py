@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -32,6 +33,7 @@ from netkit.gate.retry import inconclusive_reason, needs_retry, retry
 from netkit.gate.run import ScenarioRuns
 from netkit.gate.summary import format_summary
 from netkit.kernel import KernelInfo
+from netkit.report import html_scenario
 from netkit.report.html import to_html
 from netkit.report.junit import to_junit
 from netkit.report.markdown import to_markdown
@@ -290,6 +292,17 @@ def test_html_counts_colours_and_explains_inconclusive():
     assert "<b>evidence:</b> observer (tracefs is not mounted here)" in page
     assert page.index('class="scenario o-fail"') < page.index('class="scenario o-inconclusive"') \
         < page.index('class="scenario o-pass"')
+
+
+def test_html_draws_the_run_a_retry_replaced_beside_the_one_judged_on_one_axis():
+    passed = mixed_document().scenarios[1]
+    assert passed.retried is not None and passed.retried.runs == (LATE,)
+    section = html_scenario.section(2, passed)
+    svgs = re.findall(r'<svg class="timeline"[^>]*data-t0="([^"]+)" data-t1="([^"]+)"', section)
+    assert len(svgs) == 2 and svgs[0] == svgs[1]  # the judged run, then the machine-late one, on the same seconds
+    caption = section.index("the machine-late run the retry replaced")
+    assert section.index('<svg class="timeline"') < caption < section.rindex('<svg class="timeline"')
+    assert "the machine-late run" not in html_scenario.section(3, mixed_document().scenarios[2])  # no retry, no lane
 
 
 def test_markdown_side_by_side_and_summary_show_inconclusive_and_the_evidence():

@@ -7,12 +7,14 @@ Each section reads the scenario's entry and its runs as judged
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..document.records import ScenarioEntry
 from ..enums import EventKind, GateOutcome
 from .html_matrix import anchor, group_of
 from .htmlkit import _e, _style, badge
 from .markdown import expected_count, failure_message, format_s, format_windows, known_text, retry_text, run_sentence
-from .timeline import MARK_COLOURS, _marker, anchor_text, timeline_svg
+from .timeline import MARK_COLOURS, _marker, anchor_text, axis_for, timeline_svg
 from .timeline_ledger import ARMING_COLOUR, BUCKET_COLOUR, DEATH_COLOUR, LATE_COLOUR, ON_TIME_COLOUR
 
 
@@ -126,7 +128,13 @@ def section(number: int, scenario: ScenarioEntry) -> str:
         body += [f'<p class="note"><b>machine late{_e(f" (run {n})" if len(runs) > 1 else "")}:</b> {_e(text)}</p>'
                  for n, text in late]
         body.append(_facts(scenario))
-        body.append(timeline_svg(scenario))
+        replaced = scenario.retried.runs if scenario.retried is not None else ()
+        axis = axis_for([*runs, *replaced])  # one axis: the machine-late run beside the one judged
+        body.append(timeline_svg(scenario, axis))
+        if replaced:
+            body.append('<p class="note"><b>the machine-late run the retry replaced</b> (not judged; its ledger '
+                        "shows which timer run was late, and by how much):</p>")
+            body.append(timeline_svg(replace(scenario, runs=replaced), axis))
         body += _wire_notes(scenario)
         body.append(f'<p class="note">t = 0 s is {_e(anchor_text(runs[0]))}.</p>')
         if runs[0].rule:
