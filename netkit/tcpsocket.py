@@ -54,6 +54,7 @@ class TcpSocketDiag:
     rqueue: int
     wqueue: int
     info: TcpInfo | None  # None for TIME_WAIT/request sockets, or if not asked for
+    cookie: int = 0  # idiag_cookie (sock_gen_cookie): the socket's id for life, as tcp:tcp_probe prints it
 
     @property
     def probes_out(self) -> int | None:

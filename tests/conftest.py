@@ -15,6 +15,7 @@ import pytest
 from netkit.cleanup import kept_namespaces
 from netkit.lab.namespaces import owner_pid
 from netkit.lab.proc import process_alive
+from netkit.lab.tracefs import TracefsUnavailable, tracefs_root
 from netkit.privileges import missing_privileges
 
 # Modules whose module-scoped fixture does the expensive part once -- the whole gate (test_gate, test_host_untouched),
@@ -172,3 +173,28 @@ def netkit_runs_at_once(command: str, runs: dict[str, list[str]], timeout: float
                 proc.send_signal(signal.SIGINT)
                 proc.communicate(timeout=30)
     return done
+
+
+def tracing_here() -> bool:
+    """Whether netkit can trace the kernel's timers here (tracefs mounted, or mountable)."""
+    try:
+        tracefs_root()
+    except TracefsUnavailable:
+        return False
+    return True
+
+
+def judged_on_the_kernels_clock(result: dict, intvl_jiffies: int) -> None:
+    """check-server's or check-client's JSON: with tracefs, the program's socket has a ledger, whose keepalive re-arms
+    are the rule's and whose CLOSE is the death judged, inside sock_diag's bracket."""
+    if not tracing_here():
+        assert result["evidence"] == "observer" and result["evidence_note"]
+        return
+    assert result["evidence"] == "trace", result["evidence_note"]
+    ledger = result["ledger"]
+    assert ledger["death"]["function"] == "tcp_keepalive_timer" and ledger["death"]["error"] == 110
+    assert result["kernel_death_s"] == round(ledger["death"]["t_s"], 6) and result["rule_failures"] == []
+    last_seen, gone = result["dead_between_s"]  # sock_diag's bracket (whole ms), on the same axis, holds the CLOSE
+    assert last_seen - 0.0005 <= result["kernel_death_s"] <= gone + 0.0005
+    probe_rearms = [a["delay"] for a in ledger["armings"] if a["by_run"] and a["delay"] == intvl_jiffies]
+    assert len(probe_rearms) >= result["probes"]  # every unanswered probe re-armed for intvl * HZ

@@ -4,6 +4,7 @@ root or a lab."""
 import threading
 
 import pytest
+from synthetic_ledger import keepalive_ledger
 
 from netkit.check.client import substitute
 from netkit.check.infer import (
@@ -68,6 +69,23 @@ def test_verdict_match_mismatch_and_measured():
                              "for the inferred settings (TCP_USER_TIMEOUT set?)"]
 
 
+def test_a_traced_death_is_judged_at_the_kernels_moment_and_its_rearms_against_the_rule():
+    ledger = keepalive_ledger()  # 1/1/3: three probes re-armed for 250 jiffies, the CLOSE in the fourth run
+    assert ledger.death is not None
+    r = _measured(4.0, (4.20, 4.25))  # sock_diag's bracket alone: past the window's end, 4.136 s
+    assert conclude(r, HZ250).verdict == "mismatch"
+    r = _measured(4.0, (4.20, 4.25))
+    r.ledger, r.kernel_death_s, r.evidence = ledger, ledger.death.t_s, "trace"
+    judged = conclude(r, HZ250)
+    assert judged.judged_s == (ledger.death.t_s, ledger.death.t_s) and judged.verdict == "match"
+    assert judged.rule_failures == [] and judged.to_dict()["ledger"] == ledger.to_dict()
+    r = _measured(4.0, (4.20, 4.25))
+    r.inferred["intvl"] = 2  # what sock_diag would infer wrongly: the re-arms say 250 jiffies, not 500
+    r.ledger, r.kernel_death_s = ledger, ledger.death.t_s
+    [failure] = conclude(r, HZ250).rule_failures
+    assert "should re-arm for intvl * HZ = 500 jiffies" in failure and failure in r.problems
+
+
 def test_wait_until_returns_the_value_times_out_and_cancels():
     calls = iter([None, 0, "found"])
     assert wait_until(lambda: next(calls), 1.0, 0.001) == "found"
@@ -83,7 +101,7 @@ CHECK_KEYS = [
     "command", "kernel", "family", "port", "expect_s", "pid", "listening", "server", "client", "timer_at_connect",
     "keepalive", "inferred", "inferred_from", "rule", "model_expected_s", "model_window_s", "fault_at_s", "measured_s",
     "dead_between_s", "probes", "counters", "window_s", "tolerance", "timeline", "verdict", "problems", "program_exit",
-    "program_output_tail", "hz", "exit_code",
+    "program_output_tail", "evidence", "evidence_note", "kernel_death_s", "rule_failures", "ledger", "hz", "exit_code",
 ]
 
 
@@ -208,7 +226,8 @@ CLIENT_KEYS = [
     "connections", "timer_at_break", "options", "options_from", "options_unread", "namespace_sysctls", "keepalive",
     "inferred", "inferred_from", "last_segment", "rule", "model_expected_s", "model_window_s", "fault_at_s", "cause",
     "measured_s", "dead_between_s", "probes", "retransmissions", "state_after", "counters", "window_s", "tolerance",
-    "timeline", "verdict", "problems", "program_exited_s", "program_exit", "program_output_tail", "hz", "exit_code",
+    "timeline", "verdict", "problems", "program_exited_s", "program_exit", "program_output_tail", "evidence",
+    "evidence_note", "kernel_death_s", "rule_failures", "ledger", "hz", "exit_code",
 ]
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import netkit_runs_at_once
+from conftest import judged_on_the_kernels_clock, netkit_runs_at_once
 
 from netkit.check.result import NO_KEEPALIVE
 from netkit.privileges import missing_privileges
@@ -88,6 +88,7 @@ def test_own_server_keepalive_matches_its_settings(runs):
     assert result["dead_between_s"][0] <= high and low <= result["measured_s"]
     assert result["model_expected_s"] == 4.0
     assert not _alive(result["pid"]), "the server program was left running"
+    judged_on_the_kernels_clock(result, intvl_jiffies=result["hz"])
 
 
 def test_wrong_expectation_is_a_mismatch_with_the_evidence(runs):
@@ -103,6 +104,7 @@ def test_wrong_expectation_is_a_mismatch_with_the_evidence(runs):
     assert result["window_s"][1] < result["dead_between_s"][0]  # later than 2 s + tolerance
     assert [e["what"].split(" (")[0] for e in result["timeline"] if e["what"].startswith("probe")] == [
         "probe 1 sent, unanswered", "probe 2 sent, unanswered"]
+    judged_on_the_kernels_clock(result, intvl_jiffies=result["hz"])
 
 
 def test_server_without_keepalive_is_reported_quickly(runs):
@@ -125,6 +127,7 @@ def test_redis_tcp_keepalive_from_its_config_file(runs):
     assert f"inferred keepalive: idle={REDIS_KEEPALIVE}s intvl=1s cnt=3" in out
     assert "verdict: MATCH" in out
     assert "server stopped (exit status 0); lab torn down" in out
+    assert "timer ledger (evidence: trace" in out or "evidence: observer (" in out
 
 
 def test_program_that_exits_at_once_is_an_error_with_its_output(runs):

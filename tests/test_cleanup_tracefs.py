@@ -322,7 +322,7 @@ def test_a_workers_instance_made_ahead_is_the_one_its_first_run_gets_and_goes_at
     program = textwrap.dedent("""
         import os
         from netkit.lab.tracefs import TraceInstance, netkit_instances
-        from netkit.scenario.timers import FILTERS
+        from netkit.lab.timers import FILTERS
         TraceInstance.prepare(FILTERS)
         TraceInstance._making[os.getpid()].join()
         made = [n for n in netkit_instances() if n.startswith(f"nk-{os.getpid()}-")]

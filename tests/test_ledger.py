@@ -15,7 +15,17 @@ import pytest
 import netkit.evidence.ledger_check as ledger_check
 from netkit import KeepaliveSettings, Scenario, ScenarioResult
 from netkit.enums import DeathSource, Timing
-from netkit.evidence.ledger import Arming, Ledger, LedgerUnreadable, build, learned_timer, marked_pid, parse
+from netkit.evidence.ledger import (
+    Arming,
+    Ledger,
+    LedgerUnreadable,
+    build,
+    learned_timer,
+    marked_pid,
+    parse,
+    socket_moments,
+    timer_in,
+)
 from netkit.evidence.ledger_check import (
     WriteTimerRule,
     base_candidates,
@@ -322,6 +332,21 @@ def test_an_observers_death_is_judged_on_the_ledgers_axis_where_the_ledger_moved
     result = dataclasses.replace(keepalive_result(measured_s=4.2), ledger=no_death)  # our clock's read
     assert result.death_source == DeathSource.OBSERVER and result.death_s == round(4.2 - 0.069, 6)
     assert result.measured_s == 4.2  # the observer's own reading stays as it read it
+
+
+def test_a_programs_socket_is_found_by_its_cookie_and_its_timer_at_a_reference_sockets_offset():
+    probe = ("          redis-server-7  [001] ..s2.   100.000100: tcp_probe: family=AF_INET src=198.18.0.1:6379 "
+             "dest=198.18.0.2:5000 mark=0 data_len=0 snd_nxt=0x1 snd_una=0x1 snd_cwnd=10 ssthresh=2147483647 "
+             "snd_wnd=64256 srtt=50 rcv_wnd=65160 sock_cookie={cookie:x} skbaddr=ffff888100aa0000 skaddr={sk}")
+    lines = parse("\n".join([probe.format(cookie=0x2001, sk="ffff888104560000"),  # netkit's own socket
+                             probe.format(cookie=0x2002, sk="ffff888107890000"),  # the program's
+                             probe.format(cookie=0x2002, sk="ffff888107890000").replace("100.000100", "100.000200")]))
+    own, _ = socket_moments(lines, 0x2001)
+    program, received = socket_moments(lines, 0x2002)
+    assert (own, program) == ("ffff888104560000", "ffff888107890000") and received == [100_000_100_000, 100_000_200_000]
+    assert socket_moments(lines, 0x2003) == (None, [])  # a cookie never printed: no address
+    # netkit's own keepalive timer was armed at ffff8881045600d8 (sk_timer at 0xd8): the program's is there too
+    assert timer_in(program, (own, "ffff8881045600d8")) == "ffff8881078900d8"
 
 
 # -- the write timer, from real traces (tests/data/ledger: Linux 6.18.44, HZ=250, captured with NETKIT_TIMER_LEDGER=1)

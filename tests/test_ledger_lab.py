@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import netkit.evidence.ledger_check as ledger_check
-import netkit.scenario.timers as timers
+import netkit.lab.timers as timers
 from netkit import KeepaliveSettings, Scenario
 from netkit.enums import DeathSource, Timing
 from netkit.lab.tracefs import TracefsUnavailable, netkit_instances, tracefs_root

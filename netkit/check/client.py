@@ -56,6 +56,7 @@ from ..lab import counters
 from ..lab.diag import tcp_sockets
 from ..lab.faults import FaultContext, get_fault
 from ..lab.lab import Lab
+from ..lab.timers import PROGRAM_FILTERS, TimerTrace
 from ..privileges import require_privileges
 from ..tcpsocket import Sample
 from .follow import SocketFollower, every, near_expiry, timer_event
@@ -63,6 +64,7 @@ from .infer import ProbeTimes, infer_first_probe_idle, infer_rearmed_intvl
 from .options import read_options
 from .program import Program, endpoint, require_executable, require_seconds
 from .result import ClientCheckResult
+from .traced import kernel_zero, on_the_kernels_clock
 from .verdict import classify, conclude_client
 
 DEFAULT_MAX_WAIT_S = 300.0  # five minutes: more than any keepalive a test would configure, less than the defaults'
@@ -111,6 +113,9 @@ def check_client(
     r = ClientCheckResult(list(argv), kernel, family, port, fault, expect_s, max_wait)
     with Lab() as lab:
         listener = _silent_server(lab, r)
+        trace = TimerTrace.start(kernel.hz, PROGRAM_FILTERS)
+        lab.callback(trace.close)
+        trace.follow_port(r.port)
         r.started = substitute(argv, lab.server.address(family), r.port)
         say(f"running `{shlex.join(r.started)}` in the lab's client namespace against a silent server at "
             f"{r.server} over {family} (fault {fault}; kernel {kernel.release}, HZ={kernel.hz})")
@@ -123,12 +128,14 @@ def check_client(
 
         lab.callback(stop)  # before the namespaces go, whatever happens
         accepted, follower, connected_at = _accept(lab, listener, program, r, connect_timeout, say)
+        trace.learn_reference(accepted)
         ctx = FaultContext(lab, family, lab.client, lab.server, accepted, [listener])
         breaker.prepare(ctx)
         quiet = _wait_quiet(follower, program, r, connected_at, say)
         _read_options(program, quiet, lab, r, say)
-        anchor, before, counted = _break(lab, follower, ctx, r, connected_at, say)
+        anchor, before, counted, zero_ns = _break(lab, follower, trace, ctx, r, connected_at, say)
         _follow(lab, follower, program, anchor, before, counted, r, say)
+        on_the_kernels_clock(trace, zero_ns, r)
     return conclude_client(r, kernel)
 
 
@@ -224,9 +231,10 @@ def _read_options(program: Program, quiet: Sample, lab: Lab, r: ClientCheckResul
         f"{b.idle}/{b.intvl}/{b.cnt}, TCP_USER_TIMEOUT {b.user_timeout_ms or 'not set'}")
 
 
-def _break(lab: Lab, follower: SocketFollower, ctx: FaultContext, r: ClientCheckResult, connected_at: float,
-           say: Say) -> tuple[float, Sample, dict[str, int]]:
-    """4. the last look, then the break; returns the anchor (monotonic time of the last segment received)."""
+def _break(lab: Lab, follower: SocketFollower, trace: TimerTrace, ctx: FaultContext, r: ClientCheckResult,
+           connected_at: float, say: Say) -> tuple[float, Sample, dict[str, int], int | None]:
+    """4. the last look, then the break; returns the anchor (monotonic time of the last segment received: the
+    kernel's moment where the trace has it, ``zero_ns``)."""
     counted = counters.tcpext_counts(lab.client.namespace, COUNTED)
     r.last_segment = "probe-reply" if counted["TCPKeepAlive"] else "idle"  # a probe answered before the break
     before = follower.sample()
@@ -236,6 +244,9 @@ def _break(lab: Lab, follower: SocketFollower, ctx: FaultContext, r: ClientCheck
                              f"({sock.state if sock else 'socket gone'})")
     assert sock.info is not None
     anchor = before.mid - min(sock.info.last_ack_recv_ms, sock.info.last_data_recv_ms) / 1000
+    zero_ns = kernel_zero(trace, sock.cookie, anchor)
+    if zero_ns is not None:
+        anchor = zero_ns / 1e9
     r.timer_at_break = sock.to_dict()
     r.keepalive = sock.timer == "keepalive"
     address = lab.server.address(r.family)
@@ -257,7 +268,7 @@ def _break(lab: Lab, follower: SocketFollower, ctx: FaultContext, r: ClientCheck
     if not r.keepalive:
         say(f"  no keepalive timer: the kernel will not notice while the client is idle; waiting up to --max-wait "
             f"{r.max_wait_s:g} s for the client itself")
-    return anchor, before, counted
+    return anchor, before, counted, zero_ns
 
 
 def _pause(sample: Sample) -> float:

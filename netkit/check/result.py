@@ -8,6 +8,7 @@ from typing import Any
 
 from ..enums import FaultName
 from ..evidence.events import Event
+from ..evidence.ledger import Ledger
 from ..exitcodes import EXIT_FAIL, EXIT_PASS
 from ..kernel import KernelInfo
 
@@ -16,12 +17,37 @@ NO_KEEPALIVE = "no keepalive timer on the socket; a dead client would stay forev
 NO_KEEPALIVE_CLIENT = "no keepalive timer on the client's socket: this client would wait forever for a dead server"
 
 
+@dataclass(kw_only=True)
+class KernelClock:
+    """The program's socket on the kernel's clock (:mod:`netkit.check.traced`): ``evidence`` "trace" where tracefs
+    gave its keepalive timer's ledger, whose CLOSE in the timer's run is then the time judged."""
+
+    evidence: str = "observer"
+    evidence_note: str = ""  # why there is no ledger ("" with one)
+    kernel_death_s: float | None = None  # the kernel's CLOSE in the socket's keepalive timer run
+    rule_failures: list[str] = field(default_factory=list)  # the ledger's keepalive re-arms against the rule
+    ledger: Ledger | None = None
+
+
+CLOCK_KEYS = list(KernelClock.__dataclass_fields__)  # written after the audit's own keys
+
+
 class _AuditData:
     """What both audits' results share: the exit status and the JSON form (one object, kernel as release + hz)."""
 
     kernel: KernelInfo
     timeline: list[Event]
     verdict: str
+    kernel_death_s: float | None
+    dead_between_s: tuple[float, float] | None
+    ledger: Ledger | None
+
+    @property
+    def judged_s(self) -> tuple[float, float] | None:
+        """The death judged: the kernel's CLOSE where the ledger has it, else sock_diag's bracket."""
+        if self.kernel_death_s is not None:
+            return (self.kernel_death_s, self.kernel_death_s)
+        return self.dead_between_s
 
     @property
     def exit_code(self) -> int:
@@ -29,6 +55,9 @@ class _AuditData:
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = asdict(self)  # type: ignore[call-overload]
+        for key in CLOCK_KEYS:  # after the audit's own keys, as they were before the ledger
+            data[key] = data.pop(key)
+        data["ledger"] = None if self.ledger is None else self.ledger.to_dict()
         data["kernel"] = self.kernel.release
         data["hz"] = self.kernel.hz
         data["timeline"] = [e.to_dict(with_source=False, with_kind=False) for e in self.timeline]
@@ -40,7 +69,7 @@ class _AuditData:
 
 
 @dataclass
-class CheckResult(_AuditData):
+class CheckResult(_AuditData, KernelClock):
     """``check-server``: when the kernel dropped the server's socket for a dead client."""
 
     command: list[str]
@@ -87,7 +116,7 @@ CAUSES = {
 
 
 @dataclass
-class ClientCheckResult(_AuditData):
+class ClientCheckResult(_AuditData, KernelClock):
     """``check-client``: how, and when, a real client noticed that its server had gone.
 
     Times are seconds after the last segment the client received before the

@@ -63,6 +63,7 @@ from ..lab import counters
 from ..lab.faults import FaultContext, get_fault
 from ..lab.lab import CONNECT_TIMEOUT_S, Lab
 from ..lab.proc import owners
+from ..lab.timers import PROGRAM_FILTERS, TimerTrace
 from ..privileges import require_privileges
 from ..tcpsocket import Sample
 from ..waiting import Drop
@@ -70,6 +71,7 @@ from .follow import POLL_S, SocketFollower, every, near_expiry, timer_event
 from .infer import infer_idle, infer_intvl
 from .program import Program, endpoint, require_executable, require_seconds
 from .result import NO_KEEPALIVE, CheckResult
+from .traced import kernel_zero, on_the_kernels_clock
 from .verdict import conclude
 
 KEEPALIVE_GRACE_S = 1.0  # how long the accepted socket may take to show a keepalive timer
@@ -107,6 +109,8 @@ def check_server(
     say(f"netkit check-server: `{shlex.join(argv)}` in the lab's server namespace, port {port} over {family}; "
         f"kernel {kernel.release} (HZ={kernel.hz})")
     with Lab() as lab:
+        trace = TimerTrace.start(kernel.hz, PROGRAM_FILTERS)
+        lab.callback(trace.close)
         program = Program(argv, lab.server.namespace)
         result.pid = program.pid
 
@@ -116,10 +120,17 @@ def check_server(
 
         lab.callback(stop)  # before the namespaces go, whatever happens
         try:
+            trace.follow_port(port)
             follower, client = _connect(lab, program, result, listen_timeout, say)
+            trace.learn_reference(client)
             first = _keepalive_timer(follower, result, say)
             answered, last_rcv = _answered_probe(follower, program, first, result, say)
+            assert answered.sock is not None
+            zero_ns = kernel_zero(trace, answered.sock.cookie, last_rcv)
+            if zero_ns is not None:
+                last_rcv = zero_ns / 1e9  # the kernel's moment of the reply: every time below counts from it
             _follow_to_death(lab, follower, program, client, answered, last_rcv, result, timeout, say)
+            on_the_kernels_clock(trace, zero_ns, result)
         except _Stopped:
             return result
     return conclude(result, kernel)

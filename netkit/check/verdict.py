@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from ..evidence.ledger_check import rule_failures
 from ..evidence.timecheck import check_time
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
@@ -18,8 +19,14 @@ OUTSIDE_MODEL = ("the death ({first:.3f}..{last:.3f} s) is outside netkit's wind
 
 
 def conclude(r: CheckResult, kernel: KernelInfo) -> CheckResult:
-    """Fill in ``cnt``, the model's rule and window, the expectation's window and the verdict (a death was seen)."""
-    assert r.dead_between_s is not None
+    """Fill in ``cnt``, the model's rule and window, the expectation's window and the verdict (a death was seen).
+
+    The death judged is the kernel's own moment where the program's socket
+    was traced (``judged_s``), else sock_diag's bracket; the ledger's
+    keepalive re-arms are checked against the inferred ``intvl`` to the jiffy.
+    """
+    judged = r.judged_s
+    assert judged is not None
     sent = r.counters.get("TCPKeepAlive")
     p = None
     if r.probes:
@@ -29,15 +36,19 @@ def conclude(r: CheckResult, kernel: KernelInfo) -> CheckResult:
             r.problems.append(f"sock_diag saw {r.probes} probes out but TcpExt TCPKeepAlive counted {sent}")
         p = keepalive_death(KeepaliveSettings(r.inferred["idle"], r.inferred["intvl"], r.probes), kernel)
         r.rule, r.model_expected_s, r.model_window_s = p.rule, p.expected_s, p.window_s
-        outside = check_time("the death", p.window_s, r.dead_between_s, rule=p.rule,
+        outside = check_time("the death", p.window_s, judged, rule=p.rule,
                              early=OUTSIDE_MODEL, late=OUTSIDE_MODEL)
         if outside:
             r.problems.append(str(outside))
+    if r.ledger is not None:
+        failures = rule_failures(r.ledger, r.inferred.get("intvl"), r.probes, r.inferred.get("idle"))
+        r.rule_failures = [str(f) for f in failures]
+        r.problems += r.rule_failures
     if r.expect_s is None:
         r.verdict = "measured"
         return r
     r.window_s, r.tolerance = window_for_expectation(r.expect_s, p, kernel)
-    r.verdict = "mismatch" if check_time("the death", r.window_s, r.dead_between_s) else "match"
+    r.verdict = "mismatch" if check_time("the death", r.window_s, judged) else "match"
     return r
 
 
@@ -114,13 +125,17 @@ def conclude_client(r: ClientCheckResult, kernel: KernelInfo) -> ClientCheckResu
                       if p is not None else "")
             r.problems.insert(0, f"still connected {r.max_wait_s:g} s after the break (--max-wait){beyond}")
         return r
-    assert r.dead_between_s is not None
+    judged = r.judged_s
+    assert judged is not None
     if r.cause in KERNEL_NOTICED and p is not None:
         windows = [p.window_s] + ([p.alternative_window_s] if p.alternative_window_s else [])
-        outside = check_time("the death", windows, r.dead_between_s, rule=p.rule,
+        outside = check_time("the death", windows, judged, rule=p.rule,
                              early=CLIENT_OUTSIDE_MODEL, late=CLIENT_OUTSIDE_MODEL)
         if outside:
             r.problems.append(str(outside))
+    if r.ledger is not None and settings is not None and r.cause in ("keepalive", "user-timeout"):
+        r.rule_failures = [str(f) for f in rule_failures(r.ledger, settings.intvl, r.probes, settings.idle)]
+        r.problems += r.rule_failures
     elif r.cause.startswith("application") and p is not None and r.measured_s is not None and \
             r.measured_s < p.expected_s:
         r.problems.append(f"the client gave up by itself before its keepalive would have noticed "
@@ -129,7 +144,7 @@ def conclude_client(r: ClientCheckResult, kernel: KernelInfo) -> ClientCheckResu
         r.verdict = "measured"
         return r
     r.window_s, r.tolerance = window_for_expectation(r.expect_s, p if r.cause in KERNEL_NOTICED else None, kernel)
-    r.verdict = "mismatch" if check_time("the death", r.window_s, r.dead_between_s) else "match"
+    r.verdict = "mismatch" if check_time("the death", r.window_s, judged) else "match"
     return r
 
 

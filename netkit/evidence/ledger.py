@@ -307,5 +307,37 @@ def learned_timer(lines: Sequence[TraceLine], pid: int, function: str, after_ns:
     return found.pop() if len(found) == 1 else None
 
 
+def socket_moments(lines: Sequence[TraceLine], cookie: int) -> tuple[str | None, list[int]]:
+    """The kernel address of the socket whose cookie is ``cookie``, and the moments it received a segment (ns).
+
+    ``tcp:tcp_probe`` (every segment an established socket receives) prints
+    the socket's cookie (``sock_gen_cookie``, which sock_diag and
+    ``SO_COOKIE`` report too) beside its address.  The address is None
+    unless exactly one was printed for that cookie.
+    """
+    seen = [line for line in lines if line.event == "tcp_probe" and _cookie(line.fields.get("sock_cookie")) == cookie]
+    addresses = {line.fields.get("skaddr", "").lower().removeprefix("0x") for line in seen}
+    return (addresses.pop() if len(addresses) == 1 else None), [line.t_ns for line in seen]
+
+
+def _cookie(text: str | None) -> int | None:
+    try:
+        return None if text is None else int(text, 16)
+    except ValueError:
+        return None
+
+
+def timer_in(socket_address: str, reference: tuple[str, str]) -> str:
+    """A socket's timer from its address: at the offset the ``reference`` (a socket's address, its same timer's) shows.
+
+    The timers are fields of ``struct sock`` (``sk_timer``) and ``struct
+    inet_connection_sock`` (``icsk_retransmit_timer``), at the same offset in
+    every TCP socket of a kernel, IPv4 or IPv6 (``tcp6_sock`` begins with
+    ``tcp_sock``): a socket netkit armed itself gives it.
+    """
+    base, timer = (int(a, 16) for a in reference)
+    return f"{int(socket_address, 16) + timer - base:016x}"
+
+
 __all__ = ["KEEPALIVE_TIMER", "WRITE_TIMER", "Arming", "KernelDeath", "Ledger", "LedgerUnreadable", "TimerRun",
-           "TraceLine", "build", "learned_timer", "marked_pid", "parse"]
+           "TraceLine", "build", "learned_timer", "marked_pid", "parse", "socket_moments", "timer_in"]

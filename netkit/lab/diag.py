@@ -214,6 +214,7 @@ class DiagWatch:
 _DIAG_HEAD = struct.Struct("=BBBB")
 _DIAG_PORTS = struct.Struct("!HH")
 _DIAG_TAIL = struct.Struct("=5I")
+_DIAG_COOKIE = struct.Struct("=II")  # idiag_cookie[2]: low word first (INET_DIAG_NOCOOKIE in both: none)
 _DIAG_MSG_SIZE = 72
 _RTATTR = struct.Struct("=HH")
 
@@ -225,6 +226,7 @@ def _parse_diag_msg(data: bytes) -> TcpSocketDiag:
     sport, dport = _DIAG_PORTS.unpack_from(data, at + 4)
     width = 16 if family == socket.AF_INET6 else 4
     src, dst = data[at + 8:at + 8 + width], data[at + 24:at + 24 + width]
+    low, high = _DIAG_COOKIE.unpack_from(data, at + 44)
     expires, rqueue, wqueue, uid, inode = _DIAG_TAIL.unpack_from(data, at + 52)
     info, offset = None, at + _DIAG_MSG_SIZE
     while offset + _RTATTR.size <= len(data):
@@ -238,7 +240,7 @@ def _parse_diag_msg(data: bytes) -> TcpSocketDiag:
         family=FAMILY_NAMES.get(family, str(family)), state=_state(state),
         local=(socket.inet_ntop(family, src), sport), remote=(socket.inet_ntop(family, dst), dport),
         timer=TIMERS.get(timer, str(timer)), retrans=retrans, expires_ms=expires, inode=inode, uid=uid,
-        rqueue=rqueue, wqueue=wqueue, info=info,
+        rqueue=rqueue, wqueue=wqueue, info=info, cookie=high << 32 | low,
     )
 
 

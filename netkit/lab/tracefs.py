@@ -79,9 +79,11 @@ EVENTS = (  # what a ledger reads; "group/name" under events/
     "timer/timer_expire_exit",
     "sock/inet_sock_set_state",
     "sock/inet_sk_error_report",
+    "tcp/tcp_probe",  # a program's socket (check-server, check-client): its cookie beside its address
 )
 FIELDS = {  # fields a ledger reads that not every kernel's event has: without them it cannot check the rule
     "timer/timer_start": ("bucket_expiry",),  # the wheel's rounding (Debian's 6.1 lacks it)
+    "tcp/tcp_probe": ("sock_cookie", "skaddr"),  # the program's socket and its address
 }
 _NAME = re.compile(rf"^{PREFIX}-(\d+)-(\d+)-[0-9a-f]+$")
 INIT_PID_NAMESPACE = 0xEFFFFFFC  # PROC_PID_INIT_INO: the initial pid namespace's fixed inode (include/linux/proc_ns.h)

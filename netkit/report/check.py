@@ -8,6 +8,20 @@ from typing import TextIO
 from ..check.result import NO_KEEPALIVE, SET_ON_SOCKET, CheckResult, ClientCheckResult
 from ..check.verdict import client_settings
 from ..keepalive import KEEPALIVE_SYSCTLS
+from .text import timer_ledger_lines
+
+
+def evidence_lines(r: CheckResult | ClientCheckResult, intvl_s: int | None) -> list[str]:
+    """The program's socket's timer ledger (``intvl_s``: the settings' interval, shown beside its re-arms), or why
+    there is none."""
+    if r.ledger is None:
+        return [f"  evidence: observer ({r.evidence_note or 'no timer ledger'})"]
+    return timer_ledger_lines(r.ledger, None if intvl_s is None else intvl_s * r.ledger.hz, "the last segment received")
+
+
+def died_s(r: CheckResult | ClientCheckResult) -> float | None:
+    """The death as judged: the kernel's CLOSE where the ledger has it, else sock_diag's first look without it."""
+    return r.kernel_death_s if r.kernel_death_s is not None else r.measured_s
 
 
 def print_check(result: CheckResult, out: TextIO) -> None:
@@ -31,9 +45,14 @@ def print_check(result: CheckResult, out: TextIO) -> None:
     if result.verdict == "no-death":
         print(f"verdict: NO DEATH - {'; '.join(result.problems)}", file=out)
         return
-    measured = (f"died {result.measured_s:.3f} s after the last segment received "
-                f"(last seen {result.dead_between_s[0]:.3f} s); "
-                f"{result.probes} probes (sock_diag), {result.counters.get('TCPKeepAlive')} sent "
+    print("\n".join(evidence_lines(result, result.inferred.get("intvl"))), file=out)
+    if result.kernel_death_s is not None and result.measured_s is not None:
+        when = (f"died {result.kernel_death_s:.3f} s after the last segment received (the kernel's CLOSE in its "
+                f"keepalive timer's run; sock_diag saw it gone at {result.measured_s:.3f} s)")
+    elif result.dead_between_s:
+        when = (f"died {result.measured_s:.3f} s after the last segment received "
+                f"(last seen {result.dead_between_s[0]:.3f} s)")
+    measured = (f"{when}; {result.probes} probes (sock_diag), {result.counters.get('TCPKeepAlive')} sent "
                 f"(TcpExt TCPKeepAlive)") if result.dead_between_s else "no death"
     if result.verdict == "measured":
         print(f"verdict: MEASURED - {measured}", file=out)
@@ -99,7 +118,7 @@ def client_verdict_line(r: ClientCheckResult) -> str:
     """The one-line verdict (the first line of check-client's report)."""
     if r.verdict in ("no-keepalive", "no-death"):
         return f"verdict: {r.verdict.upper().replace('-', ' ')} - {r.problems[0]}"
-    line = (f"verdict: {r.verdict.upper()} - the client noticed the dead server {r.measured_s:.3f} s after the last "
+    line = (f"verdict: {r.verdict.upper()} - the client noticed the dead server {died_s(r):.3f} s after the last "
             f"segment it received, {found_out(r)}")
     if r.window_s is not None:
         line += f"; expected {r.expect_s:g} s, window [{r.window_s[0]:.3f}, {r.window_s[1]:.3f}] s"
@@ -135,6 +154,8 @@ def print_client_check(r: ClientCheckResult, out: TextIO) -> None:
         lines.append(f"rule: {r.rule}; netkit's window [{low:.3f}, {high:.3f}] s")
     lines.append("timeline (s since the last segment the client received):")
     lines += [f"  {e.t_s:8.3f} s  {e.what}" for e in r.timeline]
+    settings = client_settings(r)
+    lines += evidence_lines(r, None if settings is None else settings.intvl)
     if r.tolerance:
         lines.append(f"tolerance: {r.tolerance}")
     lines += [f"note: {p}" for p in r.problems[1 if r.verdict in ('no-keepalive', 'no-death') else 0:]]

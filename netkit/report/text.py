@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TextIO
 
 from ..enums import Clock, CountSource, DeathSource, EventKind, State
-from ..evidence.ledger import Arming
+from ..evidence.ledger import Arming, Ledger
 from ..evidence.verdict import OBSERVER_SAMPLE_S
 
 if TYPE_CHECKING:
@@ -100,21 +100,24 @@ def death_sources(r: ScenarioResult) -> str:
 
 
 def ledger_lines(r: ScenarioResult) -> list[str]:
+    """The run's timer ledger (:func:`timer_ledger_lines`), or why it has none."""
+    if r.ledger is None:
+        return [f"  evidence: observer ({r.evidence_note or 'no timer ledger'})"]
+    schedule = r.prediction.schedule
+    intvl = None if schedule is None else round(schedule.intvl * r.ledger.hz)
+    return timer_ledger_lines(r.ledger, intvl, Clock(r.prediction.measured_from).since, r.machine_late)
+
+
+def timer_ledger_lines(ledger: Ledger, intvl_jiffies: int | None, since: str,
+                       machine_late: str | None = None) -> list[str]:
     """The timer ledger, one line per arming and per run (what was asked, where the wheel put it, when it ran).
 
     Beside each keepalive re-arm the rule's figure (``intvl * HZ``); beside
     each run how late it was against its bucket's jiffy: the machine's
     lateness, reported apart from the rule.
     """
-    ledger = r.ledger
-    if ledger is None:
-        return [f"  evidence: observer ({r.evidence_note or 'no timer ledger'})"]
-    schedule = r.prediction.schedule
-    intvl = None if schedule is None else round(schedule.intvl * ledger.hz)
-    since = Clock(r.prediction.measured_from).since
-
     def arming_text(a: Arming) -> str:
-        rule = f" (rule: intvl * HZ = {intvl})" if intvl is not None and a.by_run and a.delay == intvl else ""
+        rule = f" (rule: intvl * HZ = {intvl_jiffies})" if a.by_run and a.delay == intvl_jiffies else ""
         return f"{a.delay} jiffies{rule} -> bucket {a.bucket} (expires +{a.bucket - a.expires})"
 
     rows: list[tuple[float, str]] = [(a.t_s, f"{a.function} armed by a system call: {arming_text(a)}")
@@ -133,8 +136,8 @@ def ledger_lines(r: ScenarioResult) -> list[str]:
     lines = [f"  timer ledger (evidence: trace; jiffies at HZ={ledger.hz}; s since {since}"
              + ("; EVENTS LOST" if ledger.lost else "") + "):"]
     lines += [f"    {t:10.6f}  {text}" for t, text in sorted(rows, key=lambda row: row[0])]
-    if r.machine_late:
-        lines.append(f"    {r.machine_late}")
+    if machine_late:
+        lines.append(f"    {machine_late}")
     return lines
 
 

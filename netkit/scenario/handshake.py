@@ -62,6 +62,7 @@ from ..lab.faults import FaultContext, fault_object
 from ..lab.lab import SERVER_PORT, Endpoint, Lab
 from ..lab.sysctl import set_sysctl
 from ..lab.tcpinfo import tcp_info
+from ..lab.timers import NOT_TRACED, TimerTrace
 from ..model.fault_rule import DataPath
 from ..model.handshake import HandshakeFacts
 from ..model.prediction import DeathPrediction
@@ -71,7 +72,6 @@ from .observe import WARMUP_LEAD_S, Death, give_up_after_s, prompt_observer, soc
 from .result import Progress, ScenarioResult
 from .spec import Scenario
 from .steps import Counted
-from .timers import NOT_TRACED, TimerTrace
 
 TCP_SYNCNT = getattr(socket, "TCP_SYNCNT", 7)
 HANDSHAKE_COUNTERS = ("TCPSynRetrans", "TCPTimeouts", "TCPSpuriousRtxHostQueues")

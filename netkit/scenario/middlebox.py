@@ -42,6 +42,7 @@ from ..evidence.middlebox import MiddleboxEvidence, Sample
 from ..lab.lab import SERVER_PORT, Lab
 from ..lab.routed import ConntrackEntry, MiddleboxConfig, RoutedLab, get_entry, open_conntrack
 from ..lab.tcpinfo import tcp_info
+from ..lab.timers import TimerTrace
 from ..model.prediction import DeathPrediction
 from .build import Observed, established_view, result_from, wire_evidence
 from .context import RunContext
@@ -49,7 +50,6 @@ from .observe import Death, prompt_observer, socket_error, wait_for_death
 from .result import Progress, ScenarioResult
 from .spec import Scenario
 from .steps import Counted, enable_keepalive, write_keepalive_sysctls
-from .timers import TimerTrace
 
 SAMPLE_S = 0.005  # the router's entry, read this often in its last second (a lookup takes ~0.5 ms)
 COARSE_SAMPLE_S = 0.05  # and this often before: enough to see every refresh (probes are >= 1 s apart)

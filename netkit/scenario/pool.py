@@ -42,12 +42,12 @@ from multiprocessing.reduction import dump
 from typing import TypeVar
 
 from ..lab import tracefs
+from ..lab.timers import TimerTrace
 from ..privileges import require_privileges
 from ..rundir import process_dir, remove_stale
 from .result import ScenarioResult
 from .run import check_capture_paths, run_scenario
 from .spec import Scenario, require_scenario
-from .timers import TimerTrace
 
 T = TypeVar("T")
 

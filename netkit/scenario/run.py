@@ -71,6 +71,7 @@ from ..lab.capture import Capture
 from ..lab.faults import Fault, FaultContext, close_silently, fault_object
 from ..lab.lab import Endpoint, Lab
 from ..lab.tcpinfo import tcp_info
+from ..lab.timers import TimerTrace
 from ..model.predict import not_modelled_reason
 from ..model.prediction import DeathPrediction
 from ..outputs import file_problem, folder_problem
@@ -90,7 +91,6 @@ from .observe import (
 from .result import ConnectionDeath, Progress, ScenarioResult
 from .spec import Scenario, require_scenario
 from .steps import Counted, enable_keepalive, write_keepalive_sysctls, write_retries2
-from .timers import TimerTrace
 
 FAULT_DEADLINE_FRACTION = 0.5  # idle: the fault must land well before the next keepalive timer run
 ZERO_WINDOW_RCVBUF = 4096  # the peer's receive buffer: the window closes after a few KB

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
+import struct
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..evidence.ledger import Ledger, build, learned_timer, marked_pid, parse
-from ..lab.tracefs import TracefsUnavailable, TraceInstance
+from ..evidence.ledger import KEEPALIVE_TIMER, Ledger, build, learned_timer, marked_pid, parse, socket_moments, timer_in
+from .tracefs import TracefsUnavailable, TraceInstance
 
 SWITCH = "NETKIT_TIMER_LEDGER"  # "off": judge from the observer and the wire (to compare, e.g. scripts/bench-gate)
 _NOTHING = "timer == 0"  # no timer has address 0: records nothing
@@ -41,8 +43,17 @@ FILTERS = {  # every event a ledger reads, and its filter while no timer is lear
     "sock/inet_sock_set_state": _CLOSE,
     "sock/inet_sk_error_report": "",
 }
+SO_COOKIE = getattr(socket, "SO_COOKIE", 57)  # include/uapi/asm-generic/socket.h (Python 3.11 lacks the name)
+_NO_SOCKET = "sock_cookie == 0"  # sock_gen_cookie never gives 0: records nothing
+# A program's socket (check-server, check-client): also tcp:tcp_probe, on the followed port (TimerTrace.follow_port).
+PROGRAM_FILTERS = {**FILTERS, "tcp/tcp_probe": _NO_SOCKET}
 NOT_TRACED = ("a SYN-RECV request's timer is armed in the kernel's softirq when the SYN arrives, in no call of "
               "netkit's, so the ledger cannot tell it from another lab's: not traced")
+
+
+def cookie_of(sock: socket.socket) -> int:
+    """``SO_COOKIE``: the socket's id for life, as sock_diag and tcp:tcp_probe print it."""
+    return int(struct.unpack("=Q", sock.getsockopt(socket.SOL_SOCKET, SO_COOKIE, 8))[0])
 
 
 def switched_off() -> bool:
@@ -70,6 +81,7 @@ class TimerTrace:
         self.hz = hz
         self.note = note
         self.timers: dict[str, str] = {}  # function -> address
+        self.reference: tuple[int, str] | None = None  # netkit's own socket for a program's: its cookie, keepalive timer
 
     @staticmethod
     def prepare() -> None:
@@ -78,14 +90,14 @@ class TimerTrace:
             TraceInstance.prepare(FILTERS)
 
     @classmethod
-    def start(cls, hz: int) -> TimerTrace:
+    def start(cls, hz: int, filters: dict[str, str] = FILTERS) -> TimerTrace:
         """A trace of the timers this thread will arm in :meth:`learning` blocks, or an off trace with the reason."""
         trace = cls(None, hz)
         if switched_off():
             trace.note = f"the timer ledger was switched off ({SWITCH}={os.environ[SWITCH]})"
             return trace
         try:
-            trace.instance = TraceInstance.acquire(FILTERS)
+            trace.instance = TraceInstance.acquire(filters)
         except TracefsUnavailable as exc:
             trace.note = str(exc)
         except OSError as exc:
@@ -95,7 +107,8 @@ class TimerTrace:
     def _refilter(self) -> None:
         """Runs' ends of the learned timers only (the entries and armings are selected by function, throughout)."""
         assert self.instance is not None
-        self.instance.set_filter("timer/timer_expire_exit", " || ".join(f"timer == 0x{a}" for a in self.timers.values()))
+        self.instance.set_filter("timer/timer_expire_exit",
+                                 " || ".join(f"timer == 0x{a}" for a in self.timers.values()) or _NOTHING)
 
     def _off(self, why: str) -> None:
         self.close()
@@ -133,8 +146,72 @@ class TimerTrace:
         except (OSError, ValueError) as exc:
             self._off(f"tracefs: {exc}")
 
-    def finish(self, zero_real_ns: int | None) -> Ledger | None:
-        """The ledger on the run's axis (t = 0 at ``zero_real_ns``, the wire's clock), or None (``note`` says why)."""
+    def follow_port(self, port: int) -> None:
+        """Record every segment an established socket on ``port`` receives (``tcp:tcp_probe``): a program's, netkit's.
+
+        Set before the connection exists, so its first segments are kept; the
+        cookies pick the two sockets out later (:meth:`program_timer`).
+        """
+        if self.instance is None:
+            return
+        try:
+            self.instance.set_filter("tcp/tcp_probe", f"sport == {port} || dport == {port}")
+        except OSError as exc:
+            self._off(f"tracefs: {exc}")
+
+    def learn_reference(self, own: socket.socket) -> None:
+        """netkit's own connected socket, the reference that finds a program's socket's timer (:meth:`program_timer`).
+
+        ``SO_KEEPALIVE`` on arms its keepalive timer in a learned call (the
+        address), off deletes it: no probe ever leaves.  Its cookie picks its
+        ``tcp:tcp_probe`` lines out, which give its own address.
+        """
+        if self.instance is None:
+            return
+        with self.learning(KEEPALIVE_TIMER):
+            own.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        own.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 0)
+        timer = self.timers.pop(KEEPALIVE_TIMER, None)
+        if self.instance is not None and timer is not None:
+            self.reference = (cookie_of(own), timer)
+
+    def program_timer(self, cookie: int) -> int | None:
+        """The keepalive timer of the program's socket (``cookie``, from sock_diag), followed from now on; returns the
+        moment (monotonic ns) that socket last received a segment.
+
+        Both sockets must have received a segment on the followed port
+        (:meth:`follow_port`): ``tcp:tcp_probe`` prints each one's address,
+        and the program's timer sits at the reference's offset from its own
+        (:func:`netkit.evidence.ledger.timer_in`).  None (the trace is off,
+        ``note`` says why) if either is missing.
+        """
+        if self.instance is None or self.reference is None:
+            return None
+        try:
+            lines = parse(self.instance.text())
+        except (OSError, ValueError) as exc:
+            self._off(f"tracefs: {exc}")
+            return None
+        own, _ = socket_moments(lines, self.reference[0])
+        address, received = socket_moments(lines, cookie)
+        if own is None or address is None or not received:
+            self._off("the trace did not show both netkit's and the program's sockets receiving a segment "
+                      "(tcp:tcp_probe), so the program's timer could not be found")
+            return None
+        self.timers[KEEPALIVE_TIMER] = timer_in(address, (own, self.reference[1]))
+        try:
+            self._refilter()
+        except OSError as exc:
+            self._off(f"tracefs: {exc}")
+            return None
+        return received[-1]
+
+    def finish(self, zero_real_ns: int | None, monotonic: bool = False) -> Ledger | None:
+        """The ledger on the run's axis (t = 0 at ``zero_real_ns``, the wire's clock), or None (``note`` says why).
+
+        ``monotonic``: ``zero_real_ns`` is on the trace's own clock already (a
+        moment :meth:`program_timer` read from the trace).
+        """
         if self.instance is None:
             return None
         if not self.timers:
@@ -152,7 +229,8 @@ class TimerTrace:
         finally:
             self.close()
         try:
-            ledger = build(parse(text), self.timers.values(), self.hz, zero_real_ns - _clock_offset_ns())
+            zero_ns = zero_real_ns if monotonic else zero_real_ns - _clock_offset_ns()
+            ledger = build(parse(text), self.timers.values(), self.hz, zero_ns)
         except (ValueError, KeyError) as exc:  # a kernel that prints an event differently: no ledger, never a crash
             self.note = f"the trace could not be read as a timer ledger: {exc}"
             return None
@@ -175,4 +253,4 @@ class TimerTrace:
                 self.note = self.note or f"tracefs: {exc} (instance {instance.name} is left to netkit cleanup)"
 
 
-__all__ = ["FILTERS", "NOT_TRACED", "SWITCH", "TimerTrace", "switched_off"]
+__all__ = ["FILTERS", "NOT_TRACED", "PROGRAM_FILTERS", "SWITCH", "TimerTrace", "cookie_of", "switched_off"]
