@@ -10,6 +10,11 @@ inside that very call, is the socket's timer; the ledger keeps that
 address's armings and runs, and the TCP death inside one of its runs.
 Nothing is guessed from addresses or ports, which every lab shares.
 
+A program's socket (check-server, check-client) is armed by no call of
+netkit's: it is found by its cookie instead (:meth:`TimerTrace.program_timer`),
+which the kernel prints beside the socket's address in ``tcp:tcp_probe``,
+its timer at the offset netkit's own socket shows.
+
 Where tracefs cannot be used the trace is *off*, with the reason, and the
 run is judged from the observer and the wire as before (``evidence:
 observer``).  A trace problem never fails a scenario.
