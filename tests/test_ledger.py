@@ -452,6 +452,28 @@ def test_a_tick_between_the_kernels_jiffies_and_the_traces_prints_the_base_one_s
     assert base_candidates(start, rule(51)) == [50, 51] and base_candidates(start, rule(50)) == [50]
 
 
+def test_a_keepalive_probe_between_the_fault_and_the_send_is_the_machines_lateness_not_an_early_death():
+    # A real run (two gates at once, 128 jobs each): the send came 2.2 s after SO_KEEPALIVE, the keepalive timer
+    # probed in between (TcpExt TCPKeepAlive 1, icsk_probes_out 1), and the persist timer aborted a probe early.
+    data = json.loads((LEDGERS / "unacked-peer-gone-retries2-keepalive-before-send.json").read_text())
+    kernel = KernelInfo("test", HZ, "test")
+    scenario = Scenario(KeepaliveSettings(1, 1, 3), fault="peer-gone", state="unacked", retries2=3)
+    m = data["measured"]
+
+    def judged(counters: dict) -> ScenarioResult:
+        return ScenarioResult(scenario, kernel, predict(scenario, kernel, 0.204), measured_s=m["measured_s"],
+                              error=m["error"], probes=m["probes"], counters=counters,
+                              ledger=Ledger.from_dict(data["ledger"]))
+
+    result = judged(m["counters"])
+    assert result.death_timing is Timing.EARLY and result.rule_failures == ()
+    assert "1 keepalive probe(s) left between the fault and the send" in " | ".join(map(str, result.failures))
+    assert result.machine_late == ("keepalive probes left between the fault and the send (TcpExt TCPKeepAlive 1): "
+                                   "the machine was late sending")
+    unexplained = judged({**m["counters"], "TCPKeepAlive": 0})  # the same early death with no probe to explain it
+    assert unexplained.verdict == "fail" and unexplained.machine_late is None
+
+
 def test_a_record_carries_the_rto_its_write_timer_rule_backs_off_from():
     kernel = KernelInfo("test", HZ, "test")
     scenario = Scenario(KeepaliveSettings(1, 1, 3, user_timeout_ms=3000), fault="peer-gone", state="unacked")

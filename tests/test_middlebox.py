@@ -22,7 +22,7 @@ from netkit import KeepaliveSettings, Scenario
 from netkit.cleanup import cleanup, kept_namespaces
 from netkit.errors import NotModelled, SettingError
 from netkit.evidence.death import fits
-from netkit.evidence.middlebox import MiddleboxEvidence, forgotten_s, judge_middlebox, jumps_back
+from netkit.evidence.middlebox import ROUTER_LOOKED_LATE, MiddleboxEvidence, forgotten_s, judge_middlebox, jumps_back
 from netkit.gate import matrix
 from netkit.kernel import KernelInfo
 from netkit.lab.faults import MIDDLEBOX_FORGETS
@@ -114,6 +114,15 @@ def test_the_router_forgetting_on_time_passes_and_early_or_late_fails():
     assert early and early[0].early and "EARLY" in str(early[0])
     late = judge_middlebox(_forgot(samples=((2.1, 2.11, 0, 7), (2.2, 2.21, None, None))), p, HZ250.jiffy_s)
     assert late and "still there at 2.100 s" in str(late[0])
+
+
+def test_no_entry_at_the_connect_fails_unless_it_was_looked_for_past_its_own_timeout():
+    p = predict(routed((3, 1, 2), 2), HZ250)
+    [untracked] = judge_middlebox(_forgot(entry_at_connect=None, samples=(), looked_up_s=0.004), p, HZ250.jiffy_s)
+    assert untracked.rule == "middlebox: conntrack entry" and "does not track it" in str(untracked)
+    # two gates of 128 labs at once on 2 CPUs: a dump of the host-wide table took longer than the entry lived
+    [late] = judge_middlebox(_forgot(entry_at_connect=None, samples=(), looked_up_s=2.31), p, HZ250.jiffy_s)
+    assert late.rule == ROUTER_LOOKED_LATE and "looked up 2.310 s after the handshake" in str(late)
 
 
 def test_a_picked_up_flow_or_a_peer_that_learnt_fails():

@@ -62,6 +62,7 @@ class MiddleboxEvidence:
     peer_error: str | None = None
     peer_send: str | None = None  # expiry: what became of the peer's next send ("ECONNRESET", "unanswered")
     data_after: str | None = None  # survival: "both ways" once data crossed in both directions after the watch
+    looked_up_s: float | None = None  # when the lookup of entry_at_connect returned (s after the handshake)
 
     @property
     def refreshes_seen(self) -> tuple[float, ...]:
@@ -116,7 +117,10 @@ class MiddleboxEvidence:
                 "lived_s": self.lived_s, "last_seen_s": last, "first_missing_s": missing,
                 "entry_after": self.entry_after, "invalid": self.invalid, "peer_state": self.peer_state,
                 "peer_error": self.peer_error, "peer_send": self.peer_send, "data_after": self.data_after,
-                "samples": len(self.samples), "sample_s": self.sample_s}
+                "samples": len(self.samples), "sample_s": self.sample_s, "looked_up_s": self.looked_up_s}
+
+
+ROUTER_LOOKED_LATE = "the router's entry"  # a precondition: netkit looked for the entry too late to see it
 
 
 def judge_middlebox(m: MiddleboxEvidence | None, p: DeathPrediction, jiffy_s: float) -> tuple[Failure, ...]:
@@ -124,6 +128,11 @@ def judge_middlebox(m: MiddleboxEvidence | None, p: DeathPrediction, jiffy_s: fl
     if m is None:
         return ()
     found: list[Failure | None] = []
+    if m.entry_at_connect is None and m.looked_up_s is not None and m.looked_up_s >= m.timeout_s:
+        return (Failure(ROUTER_LOOKED_LATE, f"a lookup within {m.timeout_s} s of the handshake",
+                        f"{m.looked_up_s:.3f} s", message=(
+            f"the router's entry was looked up {m.looked_up_s:.3f} s after the handshake, when its own "
+            f"{m.timeout_s} s timeout may have ended it: the rule cannot apply to this run")),)
     if m.entry_at_connect is None:
         return (Failure("middlebox: conntrack entry", "an ESTABLISHED entry at the connect", "none",
                         message="the router had no conntrack entry for the flow after the handshake: it does not "

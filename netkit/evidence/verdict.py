@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from ..enums import DeathSource, State, Timing
+from ..enums import CountSource, DeathSource, State, Timing
 from ..kernel import KernelInfo
 from ..model.prediction import DeathPrediction
 from ..model.wheel import wheel_granularity_s
@@ -125,7 +125,7 @@ def judge(r: Judged) -> tuple[Failure, ...]:
     reading *before* the window is still a failure: nothing can see a death
     before it happens.
     """
-    found: list[Failure | None] = [_fault_in_time(r)]
+    found: list[Failure | None] = [_fault_in_time(r), _no_keepalive_probe_before_the_send(r)]
     p = r.prediction
     if p.alive_until_s is not None:  # survival (netkit.model.middlebox): no death, the rest is the router's evidence
         found.append(_survived(r, p.alive_until_s))
@@ -159,6 +159,33 @@ def _survived(r: Judged, alive_until_s: float) -> Failure | None:
         return Failure("tcpi_probes", "0", str(r.probes), message=(
             f"{r.probes} keepalive probes unanswered at the end of the watch: the flow was not kept alive"))
     return None
+
+
+KEEPALIVE_BEFORE_SEND = "the send"  # a precondition: a keepalive probe left between the fault and the send
+
+
+def _no_keepalive_probe_before_the_send(r: Judged) -> Failure | None:
+    """Unacked data under the persist timer (no route): no keepalive probe may leave between the fault and the send.
+
+    With nothing queued, ``tcp_keepalive_timer`` probes once ``idle`` has
+    passed; the route gone, the probe fails and ``icsk_probes_out++``
+    (``tcp_write_wakeup`` <= 0), and nothing resets it before
+    ``tcp_probe_timer`` counts its own probes against ``tcp_retries2``
+    (``tcpi_probes`` reads the sum).  The send follows the fault at once; a
+    machine slow enough for ``idle`` to pass between them (a pair of gates at
+    128 jobs each: the send 2.2 s after ``SO_KEEPALIVE``) makes the death one
+    probe early.  Once data is queued the keepalive timer never probes, so
+    any ``TCPKeepAlive`` counted since the fault was such a probe.
+    """
+    if r.state != State.UNACKED or r.prediction.count_source != CountSource.PROBES:
+        return None
+    sent = r.counters.get("TCPKeepAlive", 0)
+    if not sent:
+        return None
+    return Failure(KEEPALIVE_BEFORE_SEND, "no keepalive probe between the fault and the send",
+                   f"TcpExt TCPKeepAlive {sent}", message=(
+        f"{sent} keepalive probe(s) left between the fault and the send (TcpExt TCPKeepAlive): each counts in "
+        "icsk_probes_out, which tcp_probe_timer compares with tcp_retries2, so the rule cannot apply to this run"))
 
 
 def _fault_in_time(r: Judged) -> Failure | None:

@@ -155,9 +155,10 @@ def prove_routed(run: RunContext) -> ScenarioResult:
     since_handshake_ms = tcp_info(sock).last_ack_recv_ms  # one reading for both clocks
     anchor = time.monotonic() - since_handshake_ms / 1000
     anchor_ns = time.time_ns() - since_handshake_ms * 1_000_000  # replaced by the wire's, if any
-    ports = (SERVER_PORT, client_sock.getsockname()[1])
-    entry = lab.conntrack_entry(scenario.family, ports)
-    original = (client_sock.getsockname()[0], ports[1], lab.server.address(scenario.family), SERVER_PORT)  # pre-NAT
+    original = (client_sock.getsockname()[0], client_sock.getsockname()[1], lab.server.address(scenario.family),
+                SERVER_PORT)  # pre-NAT
+    entry = lab.conntrack_lookup(original)
+    looked_up_s = round(time.monotonic() - anchor, 3)  # past the entry's timeout: it may have gone unseen
     sampler = EntrySampler(lab, scenario.family, original).start()
     entry_after: str | None = None
     peer_send = data_after = None
@@ -181,7 +182,7 @@ def prove_routed(run: RunContext) -> ScenarioResult:
                 death = wait_for_death(sock, None, prediction, since, cancel, run.on_progress)
             peer_state, peer_error = tcp_info(peer_sock).state, socket_error(peer_sock)
             sampler.stop()
-            entry_after = describe(lab.conntrack_entry(scenario.family, ports))
+            entry_after = describe(lab.conntrack_entry(scenario.family, (SERVER_PORT, original[1])))  # either way
             peer_send = _peer_send(peer_sock, str(scenario.middlebox))
     finally:
         if sampler.thread.is_alive():
@@ -201,7 +202,8 @@ def prove_routed(run: RunContext) -> ScenarioResult:
     evidence = MiddleboxEvidence(
         scenario.middlebox_timeout_s or 0, str(scenario.middlebox), bool(scenario.masquerade), describe(entry),
         sampler.relative_to(anchor_ns), SAMPLE_S, clock, entry_after=entry_after, invalid=invalid,
-        peer_state=peer_state, peer_error=peer_error, peer_send=peer_send, data_after=data_after)
+        peer_state=peer_state, peer_error=peer_error, peer_send=peer_send, data_after=data_after,
+        looked_up_s=looked_up_s)
     ledger = trace.finish(anchor_ns)  # on the samples' axis: t = 0 is the handshake's last segment
     return result_from(observed, wire, pcap_data, ledger, trace.note, middlebox=evidence)
 

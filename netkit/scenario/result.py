@@ -33,10 +33,10 @@ from ..evidence.ledger_check import (
     write_timer_failures,
     write_timer_rule,
 )
-from ..evidence.middlebox import MiddleboxEvidence, judge_middlebox
+from ..evidence.middlebox import ROUTER_LOOKED_LATE, MiddleboxEvidence, judge_middlebox
 from ..evidence.pcap import write_pcap
 from ..evidence.timecheck import Failure, check_time, windows_text
-from ..evidence.verdict import death_check, death_of, judge
+from ..evidence.verdict import KEEPALIVE_BEFORE_SEND, death_check, death_of, judge
 from ..evidence.wire import WireEvidence
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
@@ -239,6 +239,13 @@ class ScenarioResult:
         ledger = self.ledger
         if ledger is None or self.lateness_removed or not self.failures or self.rule_failures:
             return None
+        missed = {f.rule: f for f in self.failures}
+        if KEEPALIVE_BEFORE_SEND in missed:  # the extra probe explains an early death and its count
+            return (f"keepalive probes left between the fault and the send ({missed[KEEPALIVE_BEFORE_SEND].measured}): "
+                    "the machine was late sending")
+        if ROUTER_LOOKED_LATE in missed:
+            return (f"the router's entry was looked up {missed[ROUTER_LOOKED_LATE].measured} after the handshake, "
+                    "past its timeout: the machine was late looking")
         if any(f.early or f.rule in ("error", "peer error") for f in self.failures):
             return None  # a late fault only makes a death later, with the same error: these are the kernel's
         fault = next((f for f in self.failures if f.rule == "the fault"), None)
