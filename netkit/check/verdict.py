@@ -133,13 +133,13 @@ def conclude_client(r: ClientCheckResult, kernel: KernelInfo) -> ClientCheckResu
                              early=CLIENT_OUTSIDE_MODEL, late=CLIENT_OUTSIDE_MODEL)
         if outside:
             r.problems.append(str(outside))
-    if r.ledger is not None and settings is not None and r.cause in ("keepalive", "user-timeout"):
-        r.rule_failures = [str(f) for f in rule_failures(r.ledger, settings.intvl, r.probes, settings.idle)]
-        r.problems += r.rule_failures
     elif r.cause.startswith("application") and p is not None and r.measured_s is not None and \
             r.measured_s < p.expected_s:
         r.problems.append(f"the client gave up by itself before its keepalive would have noticed "
                           f"({p.expected_s:g} s after the last segment received)")
+    if r.ledger is not None and settings is not None and r.cause in ("keepalive", "user-timeout"):
+        r.rule_failures = [str(f) for f in rule_failures(r.ledger, settings.intvl, r.probes, settings.idle)]
+        r.problems += r.rule_failures
     if r.expect_s is None:
         r.verdict = "measured"
         return r
