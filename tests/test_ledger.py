@@ -474,6 +474,15 @@ def test_a_keepalive_probe_between_the_fault_and_the_send_is_the_machines_latene
     assert unexplained.verdict == "fail" and unexplained.machine_late is None
 
 
+def test_t0_moves_to_the_calls_arming_after_it_not_to_an_earlier_arming_of_the_same_timer():
+    earlier = Arming(-0.5, "tcp_write_timer", 900, 951, 952, False)  # the connection's past (a CI run had one)
+    send = Arming(0.00004, "tcp_write_timer", 1025, 1076, 1077, False)  # the send's, 40 us after our clock's read
+    ledger = Ledger(HZ, (earlier, send), (), None)
+    moved = ledger.moved_to_first_call("tcp_write_timer")
+    assert moved.moved_s == 0.00004 and [a.t_s for a in moved.armings] == [-0.50004, 0.0]
+    assert Ledger(HZ, (earlier,), (), None).moved_to_first_call("tcp_write_timer").moved_s == 0.0  # none after t = 0
+
+
 def test_a_record_carries_the_rto_its_write_timer_rule_backs_off_from():
     kernel = KernelInfo("test", HZ, "test")
     scenario = Scenario(KeepaliveSettings(1, 1, 3, user_timeout_ms=3000), fault="peer-gone", state="unacked")

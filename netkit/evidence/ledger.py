@@ -165,13 +165,15 @@ class Ledger:
                        marks_s=tuple(at(t) for t in self.marks_s))
 
     def moved_to_first_call(self, function: str) -> Ledger:
-        """The ledger with t = 0 at the kernel's moment of the call that first armed ``function``, if it came later.
+        """The ledger with t = 0 at the kernel's moment of the call that armed ``function`` at or after t = 0.
 
         Where no frame of the call reached the tap (a send or a connect into a
         link that is down), t = 0 was this process's clock read just before the
-        call; the arming the call made is the kernel's own moment of it.
+        call; the arming the call made is the kernel's own moment of it.  An
+        arming of the same timer before t = 0 (the handshake's ACK processed in
+        a system call, say: a CI run had one) is the connection's past.
         """
-        call = next((a for a in self.armings if a.function == function and not a.by_run), None)
+        call = next((a for a in self.armings if a.function == function and not a.by_run and a.t_s >= 0), None)
         return self.moved(call.t_s) if call is not None and call.t_s > 0 else self
 
     def to_dict(self) -> dict[str, Any]:
