@@ -472,6 +472,10 @@ def test_a_keepalive_probe_between_the_fault_and_the_send_is_the_machines_latene
                                    "the machine was late sending")
     unexplained = judged({**m["counters"], "TCPKeepAlive": 0})  # the same early death with no probe to explain it
     assert unexplained.verdict == "fail" and unexplained.machine_late is None
+    ledger = Ledger.from_dict(data["ledger"])  # a probe counted, but no keepalive run before the send: the kernel's
+    after_only = dataclasses.replace(ledger, runs=tuple(r for r in ledger.runs if r.t_s > 0))
+    late_probe = dataclasses.replace(result, ledger=after_only)
+    assert late_probe.verdict == "fail" and late_probe.machine_late is None
 
 
 def test_t0_moves_to_the_calls_arming_after_it_not_to_an_earlier_arming_of_the_same_timer():

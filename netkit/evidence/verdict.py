@@ -16,7 +16,7 @@ from ..kernel import KernelInfo
 from ..model.prediction import DeathPrediction
 from ..model.wheel import wheel_granularity_s
 from .death import DeathCheck, check_death, fits, judged_death
-from .ledger import Ledger
+from .ledger import KEEPALIVE_TIMER, Ledger
 from .timecheck import Failure, check_time, windows_text
 from .wire import WireEvidence
 
@@ -182,6 +182,8 @@ def _no_keepalive_probe_before_the_send(r: Judged) -> Failure | None:
     sent = r.counters.get("TCPKeepAlive", 0)
     if not sent:
         return None
+    if r.ledger is not None and not any(run.function == KEEPALIVE_TIMER and run.t_s < 0 for run in r.ledger.runs):
+        return None  # no keepalive run before the send: a probe with data queued is the kernel's, judged as such
     return Failure(KEEPALIVE_BEFORE_SEND, "no keepalive probe between the fault and the send",
                    f"TcpExt TCPKeepAlive {sent}", message=(
         f"{sent} keepalive probe(s) left between the fault and the send (TcpExt TCPKeepAlive): the rule starts "
