@@ -140,12 +140,13 @@ def _syn_sent(run: RunContext) -> ScenarioResult:
         connect_ns = time.time_ns()  # inside the block: its trace marker is written before, not in between
         started = time.monotonic()
         code = sock.connect_ex(address)
+        returned = time.monotonic()  # before the learning's own work on the way out (reading the trace: ms)
     samples: list[Event] = []
     if code == errno.EINPROGRESS:
         with prompt_observer():
             measured, error = _wait_for_connect(sock, started, prediction, run.cancel, run.on_progress, samples)
     else:
-        measured, error = round(time.monotonic() - started, 6), errno.errorcode.get(code, str(code))
+        measured, error = round(returned - started, 6), errno.errorcode.get(code, str(code))
     retransmits = tcp_info(sock).retransmits  # icsk_retransmits: every RTO run's attempt, sent or not
     counts = counted.since()
     local = sock.getsockname()[:2]
