@@ -29,9 +29,8 @@ def kernel_zero(trace: TimerTrace, cookie: int, sampled_s: float) -> int | None:
     """
     zero_ns = trace.program_timer(cookie)
     if zero_ns is not None and abs(zero_ns / 1e9 - sampled_s) > SAME_MOMENT_S:
-        trace.close()
-        trace.note = (f"the program's socket last received {zero_ns / 1e9 - sampled_s:+.3f} s from the segment "
-                      "sock_diag saw: not the same one, so the ledger is not used")
+        trace.off(f"the program's socket last received {zero_ns / 1e9 - sampled_s:+.3f} s from the segment "
+                  "sock_diag saw: not the same one, so the ledger is not used")
         return None
     return zero_ns
 

@@ -115,7 +115,8 @@ class TimerTrace:
         self.instance.set_filter("timer/timer_expire_exit",
                                  " || ".join(f"timer == 0x{a}" for a in self.timers.values()) or _NOTHING)
 
-    def _off(self, why: str) -> None:
+    def off(self, why: str) -> None:
+        """No ledger for this run: the instance is given up and ``why`` is the note the result carries."""
         self.close()
         self.note = why
 
@@ -133,7 +134,7 @@ class TimerTrace:
             try:
                 self.instance.mark(token)
             except OSError as exc:
-                self._off(f"tracefs: {exc}")
+                self.off(f"tracefs: {exc}")
         before = time.monotonic_ns()
         yield
         after = time.monotonic_ns()
@@ -144,12 +145,12 @@ class TimerTrace:
             tid = marked_pid(lines, token)  # this thread as the trace names it (a container's pids are not)
             address = None if tid is None else learned_timer(lines, tid, function, before, after)
             if address is None:
-                self._off(f"the trace did not show exactly one {function} armed by netkit's own call")
+                self.off(f"the trace did not show exactly one {function} armed by netkit's own call")
                 return
             self.timers[function] = address
             self._refilter()
         except (OSError, ValueError) as exc:
-            self._off(f"tracefs: {exc}")
+            self.off(f"tracefs: {exc}")
 
     def follow_port(self, port: int) -> None:
         """Record every segment an established socket on ``port`` receives (``tcp:tcp_probe``): a program's, netkit's.
@@ -162,7 +163,7 @@ class TimerTrace:
         try:
             self.instance.set_filter("tcp/tcp_probe", f"sport == {port} || dport == {port}")
         except OSError as exc:
-            self._off(f"tracefs: {exc}")
+            self.off(f"tracefs: {exc}")
 
     def learn_reference(self, own: socket.socket) -> None:
         """netkit's own connected socket, the reference that finds a program's socket's timer (:meth:`program_timer`).
@@ -195,19 +196,19 @@ class TimerTrace:
         try:
             lines = parse(self.instance.text())
         except (OSError, ValueError) as exc:
-            self._off(f"tracefs: {exc}")
+            self.off(f"tracefs: {exc}")
             return None
         own, _ = socket_moments(lines, self.reference[0])
         address, received = socket_moments(lines, cookie)
         if own is None or address is None or not received:
-            self._off("the trace did not show both netkit's and the program's sockets receiving a segment "
+            self.off("the trace did not show both netkit's and the program's sockets receiving a segment "
                       "(tcp:tcp_probe), so the program's timer could not be found")
             return None
         self.timers[KEEPALIVE_TIMER] = timer_in(address, (own, self.reference[1]))
         try:
             self._refilter()
         except OSError as exc:
-            self._off(f"tracefs: {exc}")
+            self.off(f"tracefs: {exc}")
             return None
         return received[-1]
 
@@ -220,16 +221,16 @@ class TimerTrace:
         if self.instance is None:
             return None
         if not self.timers:
-            self._off("no timer of the tested socket was learned")
+            self.off("no timer of the tested socket was learned")
             return None
         if not zero_real_ns:
-            self._off("no t = 0 on the wire to put the ledger on the run's axis")
+            self.off("no t = 0 on the wire to put the ledger on the run's axis")
             return None
         try:
             self.instance.stop()
             text = self.instance.text()
         except OSError as exc:
-            self._off(f"tracefs: {exc}")
+            self.off(f"tracefs: {exc}")
             return None
         finally:
             self.close()

@@ -252,13 +252,9 @@ class TraceInstance:
         def make() -> None:
             try:
                 instance = cls._removed_at_exit(filters)
-                instance.stop()
             except (OSError, TracefsUnavailable):  # acquire() meets it again and says why
                 return
-            with cls._spare_lock:
-                kept = cls._spare.setdefault(os.getpid(), instance) is instance
-            if not kept:
-                instance.close()
+            instance.release()  # stopped, and kept as this process's spare
 
         thread = threading.Thread(target=make, name="netkit-trace-prepare", daemon=True)
         cls._making[os.getpid()] = thread
