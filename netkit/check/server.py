@@ -243,7 +243,10 @@ def _follow_to_death(lab: Lab, follower: SocketFollower, program: Program, clien
             return sample
         previous = alive[-1].sock
         assert previous is not None
-        if (sample.sock.timer, sample.sock.retrans) != (previous.timer, previous.retrans):
+        # a keepalive timer with no probe out is the answered state, never a probe sent: sock_diag can read the
+        # answer's receive time before tcp_ack clears icsk_probes_out, and the next look then sees "0 out"
+        no_probe_out = sample.sock.timer == "keepalive" and sample.sock.retrans == 0
+        if (sample.sock.timer, sample.sock.retrans) != (previous.timer, previous.retrans) and not no_probe_out:
             what = (f"probe {sample.sock.retrans} sent, unanswered" if sample.sock.timer == "keepalive"
                     else sample.sock.describe_timer())
             event = Event(round(sample.start - last_rcv, 3),
