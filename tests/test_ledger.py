@@ -478,6 +478,28 @@ def test_a_keepalive_probe_between_the_fault_and_the_send_is_the_machines_latene
     assert late_probe.verdict == "fail" and late_probe.machine_late is None
 
 
+def test_a_fault_after_the_run_it_had_to_precede_explains_an_early_death_too():
+    # A real run (two gates at once, 128 jobs each): the zero-window fault took until 1.036 s, after the probe run
+    # at 0.215 s.  t = 0 (the last segment received before the fault) moved past the answered probes while the user
+    # timeout counted from the first one: the observer read 3.016 s against a window from 3.200 s.
+    data = json.loads((LEDGERS / "zero-window-peer-gone-ut3000-fault-late.json").read_text())
+    kernel = KernelInfo("test", HZ, "test")
+    scenario = Scenario(KeepaliveSettings(1, 1, 3, user_timeout_ms=3000), fault="peer-gone", state="zero-window")
+    m = data["measured"]
+
+    def judged(fault_at_s: float) -> ScenarioResult:
+        return ScenarioResult(scenario, kernel, predict(scenario, kernel, 0.204), measured_s=m["measured_s"],
+                              error=m["error"], probes=m["probes"], counters=m["counters"], fault_at_s=fault_at_s,
+                              fault_deadline_s=m["fault_deadline_s"], ledger=Ledger.from_dict(data["ledger"]))
+
+    late = judged(m["fault_at_s"])
+    assert late.rule_failures == () and any("EARLY" in str(f) for f in late.failures)
+    assert late.verdict == "fail" and late.machine_late == (
+        "the fault landed at 1.036 s, after the timer run at 0.215 s it had to precede: the machine was late placing it")
+    in_time = judged(0.1)  # the same early reading with the fault in time: the kernel's, never the machine's
+    assert in_time.verdict == "fail" and in_time.machine_late is None
+
+
 def test_t0_moves_to_the_calls_arming_after_it_not_to_an_earlier_arming_of_the_same_timer():
     earlier = Arming(-0.5, "tcp_write_timer", 900, 951, 952, False)  # the connection's past (a CI run had one)
     send = Arming(0.00004, "tcp_write_timer", 1025, 1076, 1077, False)  # the send's, 40 us after our clock's read
