@@ -19,14 +19,14 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 
 import pytest
 from hostsnapshot import TESTS_OWN_INSTANCE, differences, tracing_state
 
 from netkit import doctor
 from netkit.cleanup import cleanup
-from netkit.lab import tracefs
+from netkit.lab import timers, tracefs
+from netkit.lab.tracefeed import FeedReader
 from netkit.lab.tracefs import TracefsUnavailable, TraceInstance
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="tracefs instances need root")
@@ -317,36 +317,16 @@ def test_a_timer_start_without_bucket_expiry_is_said_by_doctor_and_refused_befor
     assert tracefs.missing_fields(root) == []
 
 
-@needs_root
-def test_a_workers_instance_made_ahead_is_the_one_its_first_run_gets_and_goes_at_its_exit(root):
-    program = textwrap.dedent("""
-        import os
-        from netkit.lab.tracefs import TraceInstance, netkit_instances
-        from netkit.lab.timers import FILTERS
-        TraceInstance.prepare(FILTERS)
-        TraceInstance._making[os.getpid()].join()
-        made = [n for n in netkit_instances() if n.startswith(f"nk-{os.getpid()}-")]
-        instance = TraceInstance.acquire(FILTERS)
-        running = open(os.path.join(instance.path, "tracing_on")).read().strip()
-        print(" ".join(made), instance.name, running, flush=True)
-    """)
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    made, acquired, running = done.stdout.split()
-    assert made == acquired and running == "1"  # one mkdir, ahead; the run got it, started
-    assert acquired not in instances(root)  # removed when that process exited
-
-
-def test_an_instance_that_cannot_be_made_ahead_leaves_it_to_the_run_to_say_why(monkeypatch):
-    """Debian's 6.1 (no bucket_expiry): the worker's thread says nothing, the run's own acquire() says why."""
+def test_a_feed_that_cannot_be_made_for_a_pool_is_said_by_each_workers_run(monkeypatch):
+    """Debian's 6.1 (no bucket_expiry): the pool's owner cannot make the feed; each worker's run says why."""
     def lacking(cls, filters, root=None):
         raise TracefsUnavailable("this kernel's timer:timer_start has no bucket_expiry field (the ledger reads it)")
 
-    raised = []
     monkeypatch.setattr(TraceInstance, "create", classmethod(lacking))
-    monkeypatch.setattr(threading, "excepthook", lambda args: raised.append(args.exc_value))
-    TraceInstance.prepare({"timer/timer_start": ""})
-    TraceInstance._making[os.getpid()].join()
-    assert raised == []  # no traceback from the thread (the 6.1 guest printed one in every worker)
-    with pytest.raises(TracefsUnavailable, match="no bucket_expiry field"):
-        TraceInstance.acquire({"timer/timer_start": ""})
+    monkeypatch.delenv(timers.SWITCH, raising=False)
+    handed = timers.workers_feed()
+    assert handed == "this kernel's timer:timer_start has no bucket_expiry field (the ledger reads it)"
+    monkeypatch.setattr(FeedReader, "_attached", None)
+    FeedReader.attach(handed)  # what _worker_init does with it
+    trace = timers.TimerTrace.start(250)
+    assert trace.feed is None and trace.note == handed

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import netkit.evidence.ledger_check as ledger_check
 import netkit.lab.timers as timers
 from netkit import KeepaliveSettings, Scenario
 from netkit.enums import DeathSource, Timing
+from netkit.lab.tracefeed import keep
 from netkit.lab.tracefs import TracefsUnavailable, netkit_instances, tracefs_root
 from netkit.privileges import missing_privileges
 from netkit.scenario import run_scenario
@@ -47,8 +49,7 @@ def test_an_idle_death_is_judged_on_the_kernels_clock_with_the_rule_exact(tracef
     assert result.rule_failures == () and result.verdict == "pass", result.explain()
     assert [a.delay for a in result.ledger.armings if a.by_run and a.t_s > 0] == [result.kernel.hz] * 2  # intvl * HZ
     ours = [n for n in netkit_instances() if n.startswith(f"nk-{os.getpid()}-")]
-    assert len(ours) <= 1  # the one spare this process keeps for its next run, stopped; removed at exit
-    assert all(Path(tracefs, "instances", n, "tracing_on").read_text().strip() == "0" for n in ours)
+    assert len(ours) == 1  # this process's feed, for its next runs too; removed at exit
 
 
 def test_a_planted_rule_error_of_one_jiffy_fails_the_run_while_the_death_is_inside_its_window(tracefs, monkeypatch):
@@ -138,13 +139,35 @@ def test_a_planted_one_jiffy_error_in_a_retransmission_rearm_fails_the_run_while
     assert result.verdict == "fail" and result.machine_late is None
 
 
-def test_a_process_reuses_its_instance_and_removes_it_when_it_exits(tracefs):
-    script = ("import os, sys; from netkit.lab.tracefs import TraceInstance\n"
-              "f = {'timer/timer_start': 'common_pid == 1'}\n"
-              "a = TraceInstance.acquire(f); a.release(); b = TraceInstance.acquire(f)\n"
-              "assert a is b and os.path.isdir(b.path); b.release(); print(b.name)")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert not Path(tracefs, "instances", done.stdout.strip()).exists()  # removed at exit
+def test_a_process_and_its_pools_workers_share_one_instance_removed_at_exit(tracefs):
+    script = textwrap.dedent("""
+        import os
+        from netkit import KeepaliveSettings, Scenario, run_many, run_scenario
+        from netkit.lab.timers import FILTERS
+        from netkit.lab.tracefeed import TraceFeed
+        from netkit.lab.tracefs import netkit_instances
+        idle = Scenario(KeepaliveSettings(1, 1, 1), fault="blackhole")
+        results = [run_scenario(idle), *run_many([idle] * 3)]
+        assert all(r.evidence == "trace" for r in results), [r.evidence_note for r in results]
+        print(" ".join(n for n in netkit_instances() if n.startswith(f"nk-{os.getpid()}-")))
+        print(os.readlink(TraceFeed.owned(FILTERS).log_path))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    instances, log = done.stdout.splitlines()
+    [name] = instances.split()  # one, for the process's own run and its pool's three
+    assert log.startswith(f"/memfd:{name} ")  # the feed's log: memory, gone with the processes that hold it
+    assert not Path(tracefs, "instances", name).exists()  # removed at exit
+
+
+def test_a_trace_line_is_kept_unless_it_is_the_exit_of_a_timer_whose_run_is_not_a_tcp_timers():
+    running: dict[str, str] = {}
+    entry = "<idle>-0 [001] ..s1. 10.000001: timer_expire_entry: timer=00000000beef now=5 function=tcp_keepalive_timer"
+    other = "<idle>-0 [000] ..s1. 10.000002: timer_expire_exit: timer=00000000cafe"
+    ours = "<idle>-0 [001] ..s1. 10.000003: timer_expire_exit: timer=00000000beef"
+    assert keep(entry, running) and not keep(other, running) and keep(ours, running)
+    assert not keep(ours, running)  # that run has ended: a second exit is another run's, not a TCP timer's
+    assert keep("<...>-12 [000] ..... 10.1: tracing_mark_write: nk-sync-00", running)
 
 
 def test_labs_sharing_addresses_and_ports_each_take_only_their_own_socket(tracefs):
@@ -160,7 +183,7 @@ def test_without_tracefs_the_run_is_judged_from_the_observer_and_says_why(monkey
     def refused(*args, **kwargs):
         raise TracefsUnavailable("tracefs is not mounted and mounting it was refused: test")
 
-    monkeypatch.setattr(timers.TraceInstance, "acquire", refused)
+    monkeypatch.setattr(timers.FeedReader, "open", refused)
     result = run_scenario(IDLE)
     assert result.evidence == "observer" and result.ledger is None
     assert result.evidence_note == "tracefs is not mounted and mounting it was refused: test"

@@ -1,7 +1,8 @@
-"""One run's timer trace: a tracefs instance that records the TCP timers, and the tested socket's ledger from it.
+"""One run's timer trace: the TCP timers as tracefs records them, and the tested socket's ledger from it.
 
-The run takes this process's instance (:meth:`netkit.lab.tracefs.TraceInstance.acquire`)
-before it touches the tested socket, and tells it which of its own system
+The run reads the trace feed of its process tree (:mod:`netkit.lab.tracefeed`:
+one tracefs instance, read once by its owner) from before it touches the
+tested socket, and tells it which of its own system
 calls arm which timer (:meth:`TimerTrace.learning`: ``setsockopt(SO_KEEPALIVE)``
 arms the keepalive timer, the first ``send`` the retransmission timer).  The
 address of that arming, made in process context by this very thread (its
@@ -30,21 +31,30 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..evidence.ledger import KEEPALIVE_TIMER, Ledger, build, learned_timer, marked_pid, parse, socket_moments, timer_in
-from .tracefs import TracefsUnavailable, TraceInstance
+from ..evidence.ledger import (
+    KEEPALIVE_TIMER,
+    Ledger,
+    TraceLine,
+    build,
+    learned_timer,
+    marked_pid,
+    parse,
+    socket_moments,
+    timer_in,
+)
+from .tracefeed import FeedHandle, FeedReader, TraceFeed
+from .tracefs import TracefsUnavailable
 
 SWITCH = "NETKIT_TIMER_LEDGER"  # "off": judge from the observer and the wire (to compare, e.g. scripts/bench-gate)
-_NOTHING = "timer == 0"  # no timer has address 0: records nothing
-# Every lab's TCP timers, fixed for the instance's life: each filter change waits for an RCU grace period, and
-# changing them around each learning call cost a gate 2 s on 2 CPUs.  The ledger selects the tested socket's by
-# address (evidence.ledger.build).  Kernels before ".function" filters (about 6.2) record every timer instead
-# (TraceInstance.set_filter_or_all).
+# Every lab's TCP timers, fixed for the instance's life (one feed serves every run of a pool): the ledger selects
+# the tested socket's by address (evidence.ledger.build).  Kernels before ".function" filters (about 6.2) record
+# every timer instead (TraceInstance.set_filter_or_all).
 _TCP_TIMERS = "function.function == tcp_keepalive_timer || function.function == tcp_write_timer"
 _CLOSE = "newstate == 7"  # TCP_CLOSE: the deaths (the ledger keeps the one inside our timer's run)
-FILTERS = {  # every event a ledger reads, and its filter while no timer is learned yet
+FILTERS = {  # every event a ledger reads, and its filter
     "timer/timer_start": _TCP_TIMERS,
     "timer/timer_expire_entry": _TCP_TIMERS,
-    "timer/timer_expire_exit": _NOTHING,
+    "timer/timer_expire_exit": "",  # no function to filter on: the feed's reader keeps the TCP runs' ends
     "sock/inet_sock_set_state": _CLOSE,
     "sock/inet_sk_error_report": "",
 }
@@ -78,21 +88,27 @@ def _clock_offset_ns() -> int:
     return best[1]
 
 
-class TimerTrace:
-    """The run's tracefs instance (None when off: ``note`` says why) and the timers it has learned."""
+def workers_feed() -> FeedHandle | str | None:
+    """The trace feed a pool's workers read: this process's (made now if need be), why there is none, or None (off)."""
+    if switched_off():
+        return None
+    try:
+        return TraceFeed.owned(FILTERS).handle()
+    except TracefsUnavailable as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"tracefs: {exc}"
 
-    def __init__(self, instance: TraceInstance | None, hz: int, note: str = "") -> None:
-        self.instance = instance
+
+class TimerTrace:
+    """The run's view of the trace feed (None when off: ``note`` says why) and the timers it has learned."""
+
+    def __init__(self, feed: FeedReader | None, hz: int, note: str = "") -> None:
+        self.feed = feed
         self.hz = hz
         self.note = note
         self.timers: dict[str, str] = {}  # function -> address
         self.reference: tuple[int, str] | None = None  # netkit's own socket for a program's: its cookie, keepalive timer
-
-    @staticmethod
-    def prepare() -> None:
-        """A process that will trace runs makes its instance ahead, in a thread (a pool's worker, as it starts)."""
-        if not switched_off():
-            TraceInstance.prepare(FILTERS)
 
     @classmethod
     def start(cls, hz: int, filters: dict[str, str] = FILTERS) -> TimerTrace:
@@ -102,66 +118,68 @@ class TimerTrace:
             trace.note = f"the timer ledger was switched off ({SWITCH}={os.environ[SWITCH]})"
             return trace
         try:
-            trace.instance = TraceInstance.acquire(filters)
+            trace.feed = FeedReader.open(filters)
         except TracefsUnavailable as exc:
             trace.note = str(exc)
         except OSError as exc:
             trace.note = f"tracefs: {exc}"
         return trace
 
-    def _refilter(self) -> None:
-        """Runs' ends of the learned timers only (the entries and armings are selected by function, throughout)."""
-        assert self.instance is not None
-        self.instance.set_filter("timer/timer_expire_exit",
-                                 " || ".join(f"timer == 0x{a}" for a in self.timers.values()) or _NOTHING)
-
     def off(self, why: str) -> None:
-        """No ledger for this run: the instance is given up and ``why`` is the note the result carries."""
+        """No ledger for this run: the feed is given up and ``why`` is the note the result carries."""
         self.close()
         self.note = why
 
+    def _lines(self) -> list[TraceLine] | None:
+        """Every line the feed recorded from the run's start until now; None (the trace is off) if it cannot say."""
+        if self.feed is None:
+            return None
+        try:
+            return parse(self.feed.sync())
+        except (OSError, ValueError) as exc:
+            self.off(str(exc) if isinstance(exc, TracefsUnavailable) else f"tracefs: {exc}")
+            return None
+
     @contextmanager
     def learning(self, function: str) -> Iterator[None]:
-        """The ``function`` timer this thread arms inside the block is the tested socket's: follow it from then on.
-
-        On the way out the instance starts recording that timer's run ends
-        (a filter change: it waits for an RCU grace period, milliseconds, so
-        a moment the run measures from is taken inside the block).
-        """
-        watching = self.instance is not None and function not in self.timers
+        """The ``function`` timer this thread arms inside the block is the tested socket's: follow it from then on."""
+        watching = self.feed is not None and function not in self.timers
         token = f"nk-learning-{secrets.token_hex(6)}"
-        if watching and self.instance is not None:
+        if watching and self.feed is not None:
             try:
-                self.instance.mark(token)
+                self.feed.mark(token)
             except OSError as exc:
                 self.off(f"tracefs: {exc}")
         before = time.monotonic_ns()
         yield
         after = time.monotonic_ns()
-        if not watching or self.instance is None:
+        if not watching or self.feed is None:
             return
-        try:
-            lines = parse(self.instance.text())
-            tid = marked_pid(lines, token)  # this thread as the trace names it (a container's pids are not)
-            address = None if tid is None else learned_timer(lines, tid, function, before, after)
-            if address is None:
-                self.off(f"the trace did not show exactly one {function} armed by netkit's own call")
-                return
-            self.timers[function] = address
-            self._refilter()
-        except (OSError, ValueError) as exc:
-            self.off(f"tracefs: {exc}")
+        lines = self._lines()
+        if lines is None:
+            return
+        tid = marked_pid(lines, token)  # this thread as the trace names it (a container's pids are not)
+        address = None if tid is None else learned_timer(lines, tid, function, before, after)
+        if address is None:
+            self.off(f"the trace did not show exactly one {function} armed by netkit's own call")
+            return
+        self.timers[function] = address
 
     def follow_port(self, port: int) -> None:
         """Record every segment an established socket on ``port`` receives (``tcp:tcp_probe``): a program's, netkit's.
 
         Set before the connection exists, so its first segments are kept; the
-        cookies pick the two sockets out later (:meth:`program_timer`).
+        cookies pick the two sockets out later (:meth:`program_timer`).  Only
+        a process that owns its feed changes its filters (check-server and
+        check-client do; a pool's worker shares its owner's).
         """
-        if self.instance is None:
+        if self.feed is None:
+            return
+        if self.feed.owner is None:
+            self.off("tcp:tcp_probe cannot follow a port on a feed this process does not own")
             return
         try:
-            self.instance.set_filter("tcp/tcp_probe", f"sport == {port} || dport == {port}")
+            self.feed.owner.set_filter("tcp/tcp_probe", f"sport == {port} || dport == {port}")
         except OSError as exc:
             self.off(f"tracefs: {exc}")
 
@@ -172,13 +190,13 @@ class TimerTrace:
         address), off deletes it: no probe ever leaves.  Its cookie picks its
         ``tcp:tcp_probe`` lines out, which give its own address.
         """
-        if self.instance is None:
+        if self.feed is None:
             return
         with self.learning(KEEPALIVE_TIMER):
             own.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         own.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 0)
         timer = self.timers.pop(KEEPALIVE_TIMER, None)
-        if self.instance is not None and timer is not None:
+        if self.feed is not None and timer is not None:
             self.reference = (cookie_of(own), timer)
 
     def program_timer(self, cookie: int) -> int | None:
@@ -191,12 +209,10 @@ class TimerTrace:
         (:func:`netkit.evidence.ledger.timer_in`).  None (the trace is off,
         ``note`` says why) if either is missing.
         """
-        if self.instance is None or self.reference is None:
+        if self.feed is None or self.reference is None:
             return None
-        try:
-            lines = parse(self.instance.text())
-        except (OSError, ValueError) as exc:
-            self.off(f"tracefs: {exc}")
+        lines = self._lines()
+        if lines is None:
             return None
         own, _ = socket_moments(lines, self.reference[0])
         address, received = socket_moments(lines, cookie)
@@ -205,11 +221,6 @@ class TimerTrace:
                       "(tcp:tcp_probe), so the program's timer could not be found")
             return None
         self.timers[KEEPALIVE_TIMER] = timer_in(address, (own, self.reference[1]))
-        try:
-            self._refilter()
-        except OSError as exc:
-            self.off(f"tracefs: {exc}")
-            return None
         return received[-1]
 
     def finish(self, zero_real_ns: int | None, monotonic: bool = False) -> Ledger | None:
@@ -218,7 +229,7 @@ class TimerTrace:
         ``monotonic``: ``zero_real_ns`` is on the trace's own clock already (a
         moment :meth:`program_timer` read from the trace).
         """
-        if self.instance is None:
+        if self.feed is None:
             return None
         if not self.timers:
             self.off("no timer of the tested socket was learned")
@@ -226,17 +237,13 @@ class TimerTrace:
         if not zero_real_ns:
             self.off("no t = 0 on the wire to put the ledger on the run's axis")
             return None
-        try:
-            self.instance.stop()
-            text = self.instance.text()
-        except OSError as exc:
-            self.off(f"tracefs: {exc}")
+        lines = self._lines()
+        self.close()
+        if lines is None:
             return None
-        finally:
-            self.close()
         try:
             zero_ns = zero_real_ns if monotonic else zero_real_ns - _clock_offset_ns()
-            ledger = build(parse(text), self.timers.values(), self.hz, zero_ns)
+            ledger = build(lines, self.timers.values(), self.hz, zero_ns)
         except (ValueError, KeyError) as exc:  # a kernel that prints an event differently: no ledger, never a crash
             self.note = f"the trace could not be read as a timer ledger: {exc}"
             return None
@@ -246,17 +253,10 @@ class TimerTrace:
         return ledger
 
     def close(self) -> None:
-        """Done with the instance: stopped, and kept for this process's next run (:meth:`TraceInstance.release`).
-
-        A tracefs error here never breaks the run: the instance is left to
-        ``netkit cleanup`` and the note says so.
-        """
-        if self.instance is not None:
-            instance, self.instance = self.instance, None
-            try:
-                instance.release()
-            except OSError as exc:
-                self.note = self.note or f"tracefs: {exc} (instance {instance.name} is left to netkit cleanup)"
+        """Done with the feed (this run's view of it; the feed itself serves the process's next runs)."""
+        if self.feed is not None:
+            feed, self.feed = self.feed, None
+            feed.close()
 
 
-__all__ = ["FILTERS", "NOT_TRACED", "PROGRAM_FILTERS", "SWITCH", "TimerTrace", "cookie_of", "switched_off"]
+__all__ = ["FILTERS", "NOT_TRACED", "PROGRAM_FILTERS", "SWITCH", "TimerTrace", "cookie_of", "switched_off", "workers_feed"]

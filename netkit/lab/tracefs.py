@@ -1,11 +1,12 @@
-"""Private tracefs instances, one per process, reused run after run: the kernel's own record of a connection's timers.
+"""Private tracefs instances: the kernel's own record of a connection's timers.
 
 Why an instance (``instances/nk-<pid>-<pidns>-<hex>``) and not the top-level buffer:
 the top-level tracing state (``tracing_on``, ``current_tracer``,
 ``set_event``, ``trace_clock``, its options, other instances) belongs to
 whoever else traces this machine, and netkit never changes it.  An instance
-has its own buffer, clock, options, events and filters; many labs each own
-one at once, and removing it (``rmdir``) removes everything it enabled.
+has its own buffer, clock, options, events and filters; a process tree
+shares one (:mod:`netkit.lab.tracefeed`), and removing it (``rmdir``)
+removes everything it enabled.
 
 Each instance is set up the same way: a bounded buffer (:func:`buffer_kb`
 per CPU), ``trace_clock`` = ``mono`` (``time.monotonic()``'s clock, so the
@@ -36,35 +37,32 @@ observer and the wire as before.
 from __future__ import annotations
 
 import errno
-import multiprocessing.util
 import os
 import re
 import secrets
 import subprocess
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import FeatureMissing
 from .proc import pids, process_alive
 
 MOUNT_POINT = "/sys/kernel/tracing"
 PREFIX = "nk"
-BUFFER_BUDGET_KB = 64 * 1024  # all of netkit's instances at once (a pool keeps up to 128, one per worker)
-MAX_INSTANCES = 128
+BUFFER_BUDGET_KB = 64 * 1024  # all of netkit's instances at once
+MAX_INSTANCES = 16  # one per process tree (netkit.lab.tracefeed): pytest-xdist's workers, gates side by side
 
 
 def buffer_kb() -> int:
-    """Per-CPU buffer of one instance: the budget over 128 instances and this machine's CPUs, 64..512 KB.
+    """Per-CPU buffer of one instance: the budget over 16 instances and this machine's CPUs, 256..2048 KB.
 
-    The kernel's default (1.4 MB per CPU) for 128 instances on 64 CPUs would
-    pin 11 GB; a gate's whole TCP timer traffic is about 100 KB.  The resize
-    is paid once per process (the instance is reused).
+    A gate on 2 CPUs records about 5,300 events (650 KB as text, most of it
+    other timers' exits the feed's reader drops), and the reader consumes
+    them as they come: the buffer only holds what it has not read yet.
     """
     cpus = os.cpu_count() or 1
-    return max(64, min(512, BUFFER_BUDGET_KB // (MAX_INSTANCES * cpus)))
+    return max(256, min(2048, BUFFER_BUDGET_KB // (MAX_INSTANCES * cpus)))
 CLOCK = "mono"
 OPTIONS = (  # an instance inherits the top level's output options: set the ones the ledger's parser reads
     ("hash-ptr", "0"),  # addresses as the filters compare them
@@ -216,17 +214,9 @@ class TraceInstance:
     """One private tracefs instance, owned by this process; :meth:`close` (or ``with``) removes it.
 
     Making and removing an instance is slow work the kernel does under one
-    lock (about 25 ms each, serialised: 116 labs starting at once waited up
-    to 4 s for theirs).  So a run :meth:`acquire` s one and :meth:`release` s
-    it: a process keeps its last instance, stopped, for its next run, and
-    removes it when it exits (a ``multiprocessing`` finalizer: it runs in the
-    pool's workers too, which skip ``atexit``).  A process killed outright
-    leaves it to ``netkit cleanup``, like any other.
+    lock (about 45 and 22-55 ms, serialised), so a process tree shares one:
+    :mod:`netkit.lab.tracefeed`.
     """
-
-    _spare: ClassVar[dict[int, TraceInstance]] = {}  # pid -> this process's stopped instance, for its next run
-    _spare_lock: ClassVar[threading.Lock] = threading.Lock()  # a process's threads may release at once
-    _making: ClassVar[dict[int, threading.Thread]] = {}  # pid -> the thread making its spare ahead (:meth:`prepare`)
 
     def __init__(self, root: str, name: str) -> None:
         self.root = root
@@ -234,75 +224,10 @@ class TraceInstance:
         self.path = os.path.join(root, "instances", name)
         self.events: frozenset[str] = frozenset()
         self.filters: dict[str, str] = {}  # event -> the filter it has now (a filter write costs an RCU grace period)
-        # trace_marker, open for the instance's life: opening a tracefs file takes the tracing mutex, which each
-        # instance's set-up (its clock and buffer: 13-16 ms each, an RCU grace period) and rmdir (22-55 ms) hold,
-        # and a marker is written between a connect() and its setsockopt()
+        # trace_marker, open for the instance's life: opening a tracefs file takes the tracing mutex, which another
+        # instance's set-up and rmdir hold for tens of milliseconds, and a marker is written between a connect()
+        # and its setsockopt()
         self._marker: int | None = None
-
-    @classmethod
-    def prepare(cls, filters: Mapping[str, str]) -> None:
-        """Make this process's spare instance now, in a thread, so that its first run finds it made.
-
-        A worker pool's workers call it as they start: their first labs are
-        built meanwhile, instead of every worker's first run waiting before
-        its lab in the kernel's queue of instance set-ups (48 at a gate's
-        start, each about 30 ms under the tracing mutex).  Any failure is
-        left for :meth:`acquire` to meet and say.
-        """
-        def make() -> None:
-            try:
-                instance = cls._removed_at_exit(filters)
-            except (OSError, TracefsUnavailable):  # acquire() meets it again and says why
-                return
-            instance.release()  # stopped, and kept as this process's spare
-
-        thread = threading.Thread(target=make, name="netkit-trace-prepare", daemon=True)
-        cls._making[os.getpid()] = thread
-        thread.start()
-
-    @classmethod
-    def acquire(cls, filters: Mapping[str, str]) -> TraceInstance:
-        """A started instance for one run: this process's spare one with new filters and an empty buffer, or a new one."""
-        making = cls._making.pop(os.getpid(), None)
-        if making is not None:
-            making.join()  # begun as the worker started: usually done by now
-        with cls._spare_lock:
-            spare = cls._spare.pop(os.getpid(), None)
-        if spare is not None:
-            try:
-                if spare.events == frozenset(filters) and os.path.isdir(spare.path):
-                    spare._restart(filters)
-                    return spare
-            except OSError:
-                pass
-            spare.close()
-        return cls._removed_at_exit(filters)
-
-    @classmethod
-    def _removed_at_exit(cls, filters: Mapping[str, str]) -> TraceInstance:
-        """:meth:`create`, and removed when this process exits (a finalizer: the pool's workers skip ``atexit``)."""
-        instance = cls.create(filters)
-        multiprocessing.util.Finalize(None, instance.close, exitpriority=10)
-        return instance
-
-    def release(self) -> None:
-        """Stop recording; keep the instance for this process's next run (the one spare), or remove it."""
-        try:
-            self.stop()
-        except OSError:
-            self.close()
-            return
-        with self._spare_lock:
-            kept = self._spare.setdefault(os.getpid(), self) is self
-        if not kept:  # another of this process's runs keeps its own
-            self.close()
-
-    def _restart(self, filters: Mapping[str, str]) -> None:
-        for event, expression in filters.items():
-            self.set_filter_or_all(event, expression)  # unchanged filters are not written again
-        with open(os.path.join(self.path, "trace"), "w"):
-            pass  # opened for writing with truncation: the buffer is emptied
-        self._write("tracing_on", "1")
 
     def set_filter_or_all(self, event: str, expression: str) -> None:
         """:meth:`set_filter`, or no filter where this kernel cannot parse it (the ledger selects the events)."""

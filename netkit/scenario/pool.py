@@ -42,7 +42,8 @@ from multiprocessing.reduction import dump
 from typing import TypeVar
 
 from ..lab import tracefs
-from ..lab.timers import TimerTrace
+from ..lab.timers import workers_feed
+from ..lab.tracefeed import FeedHandle, FeedReader
 from ..privileges import require_privileges
 from ..rundir import process_dir, remove_stale
 from .result import ScenarioResult
@@ -80,7 +81,7 @@ def workers_for_this_machine() -> int:
 DEFAULT_WORKERS = workers_for_this_machine()  # ~10 MB each (forked from a preloaded server)
 
 
-def _worker_init(main_pid: int) -> None:
+def _worker_init(main_pid: int, feed: FeedHandle | str | None) -> None:
     """In each worker: die with the forkserver (PDEATHSIG), and with the process that owns the pool.
 
     The worker's parent is the forkserver, not the pool's owner, and a worker
@@ -89,7 +90,8 @@ def _worker_init(main_pid: int) -> None:
     the owner and kills the worker when it ends -- even by SIGKILL; the
     worker's namespaces, held only by its fds, vanish with it.
 
-    An idle worker ignores SIGINT (see :func:`_interruptible`).
+    An idle worker ignores SIGINT (see :func:`_interruptible`).  Its runs
+    read the owner's trace feed (``feed``; a string: why there is none).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -109,7 +111,7 @@ def _worker_init(main_pid: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="netkit-owner-watch", daemon=True).start()
-    TimerTrace.prepare()  # its tracefs instance, made while its first lab is built
+    FeedReader.attach(feed)
 
 
 class _NetkitOnlyPopen(popen_forkserver.Popen):
@@ -233,7 +235,8 @@ class ScenarioPool:
         self.keep_failed = keep_failed
         self.pcap_dir = pcap_dir  # where failed scenarios write their capture (None: temporary files)
         self._pool = ProcessPoolExecutor(
-            max_workers=max_workers, mp_context=_context(), initializer=_worker_init, initargs=(os.getpid(),)
+            max_workers=max_workers, mp_context=_context(), initializer=_worker_init,
+            initargs=(os.getpid(), workers_feed()),  # one tracefs instance for them all, read by this process
         )
         self._futures: dict[Scenario, Future[ScenarioResult]] = {}
         self._runs: list[Future[ScenarioResult]] = []  # every run started, repeats included
