@@ -26,7 +26,7 @@ from hostsnapshot import TESTS_OWN_INSTANCE, differences, tracing_state
 from netkit import doctor
 from netkit.cleanup import cleanup
 from netkit.lab import timers, tracefs
-from netkit.lab.tracefeed import FeedReader
+from netkit.lab.tracefeed import FeedReader, TraceFeed
 from netkit.lab.tracefs import TracefsUnavailable, TraceInstance
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="tracefs instances need root")
@@ -323,6 +323,7 @@ def test_a_feed_that_cannot_be_made_for_a_pool_is_said_by_each_workers_run(monke
         raise TracefsUnavailable("this kernel's timer:timer_start has no bucket_expiry field (the ledger reads it)")
 
     monkeypatch.setattr(TraceInstance, "create", classmethod(lacking))
+    monkeypatch.setattr(TraceFeed, "_owned", {})  # not the session's own feed, made by an earlier test
     monkeypatch.delenv(timers.SWITCH, raising=False)
     handed = timers.workers_feed()
     assert handed == "this kernel's timer:timer_start has no bucket_expiry field (the ledger reads it)"

@@ -50,6 +50,7 @@ from .tracefs import TracefsUnavailable, TraceInstance
 
 SYNC_TIMEOUT_S = 10.0  # how long a run waits for its token to come through the owner's reader
 SYNC_POLL_S = 0.002
+READER_NICENESS = -10  # as a pool's workers: they wait for it (netkit.scenario.pool.WORKER_NICENESS)
 _END = "nk-feed-end"  # the owner's last marker: its reader stops there
 _ENTRY = re.compile(r"\[(\d+)\].*\btimer_expire_entry:\s+timer=(\S+)")
 _EXIT = re.compile(r"\[(\d+)\].*\btimer_expire_exit:\s+timer=(\S+)")
@@ -125,6 +126,10 @@ class TraceFeed:
         """The reader: ``trace_pipe`` to the log, whole lines, until the owner's end marker."""
         running: dict[str, str] = {}
         pending = b""
+        try:  # every run's sync waits for this thread: beside CPU hogs, it must not wait behind them
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READER_NICENESS)
+        except OSError:
+            pass
         try:
             pipe = os.open(os.path.join(self.instance.path, "trace_pipe"), os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
@@ -187,6 +192,7 @@ class FeedReader:
         except OSError:
             os.close(self._marker)
             raise
+        self._log.seek(0, os.SEEK_END)  # earlier runs' lines are not this one's (a session's log grows to MBs)
         self._text = ""  # the log's whole lines since the run's start
         self._pending = b""
 
@@ -257,4 +263,4 @@ class FeedReader:
         self._log.close()
 
 
-__all__ = ["SYNC_TIMEOUT_S", "FeedHandle", "FeedReader", "TraceFeed", "keep"]
+__all__ = ["READER_NICENESS", "SYNC_TIMEOUT_S", "FeedHandle", "FeedReader", "TraceFeed", "keep"]
