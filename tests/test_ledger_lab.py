@@ -128,6 +128,13 @@ def test_syn_sent_is_traced_from_the_connect_that_armed_its_timer(tracefs, netki
     assert result.verdict == "pass" or result.machine_late, result.explain()
 
 
+def test_a_connect_that_fails_at_once_arms_no_timer_and_says_so(tracefs, netkit_pool):
+    result = netkit_pool.result(Scenario(KeepaliveSettings(1, 1, 3), fault="peer-gone", state="syn-sent", syn_retries=2))
+    assert result.error == "ENETUNREACH" and result.evidence == "observer" and result.ledger is None
+    assert result.evidence_note == "connect() failed at once (ENETUNREACH), before any timer was armed: no ledger"
+    assert result.verdict == "pass", result.explain()
+
+
 def test_a_planted_one_jiffy_error_in_a_retransmission_rearm_fails_the_run_while_the_death_is_inside(tracefs,
                                                                                                      monkeypatch):
     monkeypatch.setattr(ledger_check, "RULE_SHIFT_JIFFIES", 1)

@@ -37,7 +37,7 @@ def kernel_zero(trace: TimerTrace, cookie: int, sampled_s: float) -> int | None:
 
 def on_the_kernels_clock(trace: TimerTrace, zero_ns: int | None, result: KernelClock) -> None:
     """The program socket's ledger into ``result``; the kernel's CLOSE in its keepalive timer's run is the time judged."""
-    ledger = trace.finish(zero_ns, monotonic=True) if zero_ns is not None else None
+    ledger = trace.finish(None, zero_mono_ns=zero_ns) if zero_ns is not None else None
     if ledger is None:
         trace.close()
         result.evidence_note = trace.note or "no timer ledger"

@@ -206,7 +206,7 @@ class Ledger:
 
 def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: int) -> Ledger:
     """The ledger of the timers at ``timers`` (addresses as printed), on the axis whose t = 0 is ``zero_ns``."""
-    ours = {t.lower().removeprefix("0x") for t in timers}
+    ours = {_address(t) for t in timers}
     tick_ns = 10**9 // hz
     epoch = _jiffy_epoch(lines, tick_ns)
 
@@ -224,7 +224,7 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
     marks: list[float] = []
     for line in lines:
         f = line.fields
-        timer = f.get("timer", "").lower().removeprefix("0x")
+        timer = _address(f.get("timer", ""))
         if line.event == "timer_start" and timer in ours:
             if "bucket_expiry" not in f:
                 raise LedgerUnreadable("this kernel's timer:timer_start has no bucket_expiry field (Linux 6.1 "
@@ -318,8 +318,13 @@ def socket_moments(lines: Sequence[TraceLine], cookie: int) -> tuple[str | None,
     unless exactly one was printed for that cookie.
     """
     seen = [line for line in lines if line.event == "tcp_probe" and _cookie(line.fields.get("sock_cookie")) == cookie]
-    addresses = {line.fields.get("skaddr", "").lower().removeprefix("0x") for line in seen}
+    addresses = {_address(line.fields.get("skaddr", "")) for line in seen}
     return (addresses.pop() if len(addresses) == 1 else None), [line.t_ns for line in seen]
+
+
+def _address(text: str) -> str:
+    """A kernel address as one spelling: the trace prints ``0xffff...`` in some events and ``ffff...`` in others."""
+    return text.lower().removeprefix("0x")
 
 
 def _cookie(text: str | None) -> int | None:

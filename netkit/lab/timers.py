@@ -223,18 +223,19 @@ class TimerTrace:
         self.timers[KEEPALIVE_TIMER] = timer_in(address, (own, self.reference[1]))
         return received[-1]
 
-    def finish(self, zero_real_ns: int | None, monotonic: bool = False) -> Ledger | None:
-        """The ledger on the run's axis (t = 0 at ``zero_real_ns``, the wire's clock), or None (``note`` says why).
+    def finish(self, zero_real_ns: int | None, *, zero_mono_ns: int | None = None) -> Ledger | None:
+        """The ledger on the run's axis, or None (``note`` says why).
 
-        ``monotonic``: ``zero_real_ns`` is on the trace's own clock already (a
-        moment :meth:`program_timer` read from the trace).
+        t = 0 is ``zero_real_ns`` on the wire's clock (CLOCK_REALTIME), or
+        ``zero_mono_ns`` on the trace's own (a moment :meth:`program_timer`
+        read from the trace).
         """
         if self.feed is None:
             return None
         if not self.timers:
             self.off("no timer of the tested socket was learned")
             return None
-        if not zero_real_ns:
+        if not zero_real_ns and not zero_mono_ns:
             self.off("no t = 0 on the wire to put the ledger on the run's axis")
             return None
         lines = self._lines()
@@ -242,7 +243,7 @@ class TimerTrace:
         if lines is None:
             return None
         try:
-            zero_ns = zero_real_ns if monotonic else zero_real_ns - _clock_offset_ns()
+            zero_ns = zero_mono_ns if zero_mono_ns else (zero_real_ns or 0) - _clock_offset_ns()
             ledger = build(lines, self.timers.values(), self.hz, zero_ns)
         except (ValueError, KeyError) as exc:  # a kernel that prints an event differently: no ledger, never a crash
             self.note = f"the trace could not be read as a timer ledger: {exc}"

@@ -50,8 +50,10 @@ from .tracefs import TracefsUnavailable, TraceInstance
 
 SYNC_TIMEOUT_S = 10.0  # how long a run waits for its token to come through the owner's reader
 SYNC_POLL_S = 0.002
+STOPPED_TAIL = 4096  # bytes at the log's end a new run reads for a stopped reader's last line
 READER_NICENESS = -10  # as a pool's workers: they wait for it (netkit.scenario.pool.WORKER_NICENESS)
 _END = "nk-feed-end"  # the owner's last marker: its reader stops there
+_STOPPED = "nk-feed-stopped: "  # the reader's last line in the log when it fails: every run's sync says why at once
 _ENTRY = re.compile(r"\[(\d+)\].*\btimer_expire_entry:\s+timer=(\S+)")
 _EXIT = re.compile(r"\[(\d+)\].*\btimer_expire_exit:\s+timer=(\S+)")
 
@@ -93,7 +95,6 @@ class TraceFeed:
         self.instance = instance
         self.log = log  # the memory file's descriptor: the reader appends, every run opens it by its /proc path
         self.log_path = f"/proc/{os.getpid()}/fd/{log}"
-        self.error = ""  # why the reader stopped early, if it did
         self._reader = threading.Thread(target=self._read, name="netkit-trace-feed", daemon=True)
         self._closed = False
 
@@ -123,18 +124,20 @@ class TraceFeed:
         return FeedHandle(self.instance.path, self.log_path, self.instance.events)
 
     def _read(self) -> None:
-        """The reader: ``trace_pipe`` to the log, whole lines, until the owner's end marker."""
+        """The reader: ``trace_pipe`` to the log, whole lines, until the owner's end marker; a failure is its last line."""
+        try:
+            self._copy()
+        except Exception as exc:  # noqa: BLE001 (whatever stopped it, the runs waiting on it must hear why)
+            os.write(self.log, f"\n{_STOPPED}the trace's reader stopped: {exc}\n".encode())
+
+    def _copy(self) -> None:
         running: dict[str, str] = {}
         pending = b""
         try:  # every run's sync waits for this thread: beside CPU hogs, it must not wait behind them
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READER_NICENESS)
         except OSError:
             pass
-        try:
-            pipe = os.open(os.path.join(self.instance.path, "trace_pipe"), os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            self.error = f"tracefs: cannot read trace_pipe: {exc.strerror}"
-            return
+        pipe = os.open(os.path.join(self.instance.path, "trace_pipe"), os.O_RDONLY | os.O_CLOEXEC)
         try:
             with open(self.log, "ab", buffering=0, closefd=False) as log:
                 while True:
@@ -149,8 +152,6 @@ class TraceFeed:
                         log.write(b"\n".join(kept) + b"\n")  # whole lines, one write
                     if any(_END.encode() in line for line in lines):
                         return
-        except OSError as exc:
-            self.error = f"tracefs: reading trace_pipe: {exc}"
         finally:
             os.close(pipe)
 
@@ -192,8 +193,10 @@ class FeedReader:
         except OSError:
             os.close(self._marker)
             raise
-        self._log.seek(0, os.SEEK_END)  # earlier runs' lines are not this one's (a session's log grows to MBs)
-        self._text = ""  # the log's whole lines since the run's start
+        end = self._log.seek(0, os.SEEK_END)  # earlier runs' lines are not this one's (a session's log grows to MBs)
+        self._log.seek(max(0, end - STOPPED_TAIL))  # ... but a reader that stopped said why in its last line
+        _, stopped, why = self._log.read().decode(errors="replace").rpartition(_STOPPED)
+        self._text = stopped + why  # the log's whole lines since the run's start (a stopped reader's: sync raises)
         self._pending = b""
 
     @classmethod
@@ -237,14 +240,16 @@ class FeedReader:
         deadline = time.monotonic() + timeout_s
         while True:
             self._take()
+            stopped = self._text.find(_STOPPED)
+            if stopped >= 0:
+                raise TracefsUnavailable(self._text[stopped + len(_STOPPED):].splitlines()[0])
             at = self._text.find(token)
             if at >= 0:
                 if forget:
                     self._text = self._text[self._text.index("\n", at) + 1:]
                 return self._text
             if time.monotonic() > deadline:
-                owner = f" ({self.owner.error})" if self.owner is not None and self.owner.error else ""
-                raise TracefsUnavailable(f"the trace's reader did not pass a marker on within {timeout_s:.0f} s{owner}")
+                raise TracefsUnavailable(f"the trace's reader did not pass a marker on within {timeout_s:.0f} s")
             time.sleep(SYNC_POLL_S)
 
     def _take(self) -> None:
