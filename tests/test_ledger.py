@@ -161,6 +161,33 @@ def test_a_close_outside_a_run_of_ours_is_not_a_death():
     assert _ledger("\n".join(without_our_death + stray)).death is None
 
 
+def test_a_death_at_our_address_before_our_socket_had_it_is_another_sockets():
+    # The trace of a whole process tree (one instance for a pool) once gave a zero-window run a death at -0.496 s,
+    # error 101: another lab's socket, freed before ours was made at its address, died in its keepalive run there.
+    ours, _ = keepalive_trace()
+    earlier = J0 - 400  # before our setsockopt's arming at J0 - 251
+    theirs = [_entry(OURS, earlier), *_death(earlier), _exit(OURS, earlier)]
+    text = "\n".join([*theirs, *ours.splitlines()])
+    assert _ledger(text).death is not None and _ledger(text).death.t_s < -1  # taken without the moment of ownership
+    learned = parse(ours)[0].t_ns - 1000  # the learning call's start, 1 us before its arming
+    ledger = build(parse(text), (OURS,), HZ, ZERO_NS, owned_from={OURS: learned})
+    assert ledger == _ledger(ours)  # theirs is gone: our death, our runs
+
+
+def test_the_ledger_keeps_the_markers_of_its_own_thread_only():
+    # Every run of a pool writes into one trace; the user-timeout clamp reads the latest of *our* markers before
+    # the send (retrans_stamp lies after it): another worker's, later, would narrow that bracket past the stamp.
+    ours, _ = keepalive_trace()
+
+    def marker(pid: int, jiffy: int) -> str:
+        return f"  python-{pid}   [000] ..... {_ts(jiffy)}: tracing_mark_write: nk-learning-{pid}"
+
+    text = "\n".join([marker(PID, J0 - 260), marker(PID + 7, J0 - 255), *ours.splitlines()])
+    assert len(_ledger(text).marks_s) == 2
+    [only] = build(parse(text), (OURS,), HZ, ZERO_NS, marker_pid=PID).marks_s
+    assert only == pytest.approx(-260 * TICK_US / 1e6 - 80e-6, abs=1e-6)
+
+
 def test_a_run_whose_exit_was_not_seen_holds_no_death():
     text, _ = keepalive_trace()
     lines = text.splitlines()

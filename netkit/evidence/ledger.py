@@ -204,9 +204,22 @@ class Ledger:
                    float(data.get("moved_s", 0.0)), data.get("zero_ns"), tuple(data.get("marks_s", ())))
 
 
-def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: int) -> Ledger:
-    """The ledger of the timers at ``timers`` (addresses as printed), on the axis whose t = 0 is ``zero_ns``."""
+def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: int,
+          owned_from: Mapping[str, int] | None = None, marker_pid: int | None = None) -> Ledger:
+    """The ledger of the timers at ``timers`` (addresses as printed), on the axis whose t = 0 is ``zero_ns``.
+
+    ``owned_from``: address -> the moment (ns) from which that address is
+    certainly the tested socket's (the start of the call it was learned
+    in).  Before it, the memory may have been another socket's, freed just
+    before ours was made there: the trace of a whole process tree once gave
+    a run a death 0.5 s before its own socket armed its keepalive timer,
+    another lab's death at the same address (error 101).
+
+    ``marker_pid``: the thread whose ``trace_marker`` lines the ledger keeps
+    (the run's own; every run of a pool writes into the same trace).
+    """
     ours = {_address(t) for t in timers}
+    since = {_address(t): ns for t, ns in (owned_from or {}).items()}
     tick_ns = 10**9 // hz
     epoch = _jiffy_epoch(lines, tick_ns)
 
@@ -225,6 +238,8 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
     for line in lines:
         f = line.fields
         timer = _address(f.get("timer", ""))
+        if timer in ours and line.t_ns < since.get(timer, 0):
+            continue  # the address before the tested socket certainly had it
         if line.event == "timer_start" and timer in ours:
             if "bucket_expiry" not in f:
                 raise LedgerUnreadable("this kernel's timer:timer_start has no bucket_expiry field (Linux 6.1 "
@@ -257,7 +272,7 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
             death = KernelDeath(death.t_s, int(f.get("error", "0")), death.function)
         elif line.event == "lost":
             lost = True
-        elif line.event == "tracing_mark_write":
+        elif line.event == "tracing_mark_write" and marker_pid in (None, line.pid):
             marks.append(axis(line.t_ns))
     if confirmed is not None and death is not None and death.t_s == confirmed.t_s:
         confirmed = death  # with the error report that followed in the same run

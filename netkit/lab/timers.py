@@ -108,6 +108,8 @@ class TimerTrace:
         self.hz = hz
         self.note = note
         self.timers: dict[str, str] = {}  # function -> address
+        self.owned_from: dict[str, int] = {}  # address -> when it was certainly the tested socket's (its learning)
+        self.tid: int | None = None  # the learning thread as the trace names it: its markers are the ledger's
         self.reference: tuple[int, str] | None = None  # netkit's own socket for a program's: its cookie, keepalive timer
 
     @classmethod
@@ -164,6 +166,8 @@ class TimerTrace:
             self.off(f"the trace did not show exactly one {function} armed by netkit's own call")
             return
         self.timers[function] = address
+        self.owned_from[address] = before
+        self.tid = tid
 
     def follow_port(self, port: int) -> None:
         """Record every segment an established socket on ``port`` receives (``tcp:tcp_probe``): a program's, netkit's.
@@ -244,7 +248,7 @@ class TimerTrace:
             return None
         try:
             zero_ns = zero_mono_ns if zero_mono_ns else (zero_real_ns or 0) - _clock_offset_ns()
-            ledger = build(lines, self.timers.values(), self.hz, zero_ns)
+            ledger = build(lines, self.timers.values(), self.hz, zero_ns, self.owned_from, self.tid)
         except (ValueError, KeyError) as exc:  # a kernel that prints an event differently: no ledger, never a crash
             self.note = f"the trace could not be read as a timer ledger: {exc}"
             return None
