@@ -110,6 +110,7 @@ class TimerTrace:
         self.timers: dict[str, str] = {}  # function -> address
         self.owned_from: dict[str, int] = {}  # address -> when it was certainly the tested socket's (its learning)
         self.tid: int | None = None  # the learning thread as the trace names it: its markers are the ledger's
+        self.unarmed: str | None = None  # a learning call that armed no timer (its function): the trace went off
         self.reference: tuple[int, str] | None = None  # netkit's own socket for a program's: its cookie, keepalive timer
 
     @classmethod
@@ -164,6 +165,7 @@ class TimerTrace:
         address = None if tid is None else learned_timer(lines, tid, function, before, after)
         if address is None:
             self.off(f"the trace did not show exactly one {function} armed by netkit's own call")
+            self.unarmed = function
             return
         self.timers[function] = address
         self.owned_from[address] = before

@@ -13,10 +13,12 @@ How it is shared: the process that owns the feed (one that runs a pool, or
 a lone run) reads the instance's ``trace_pipe`` in a thread and appends
 every line to a log, a memory file (``memfd_create``) that its workers open
 as ``/proc/<owner>/fd/<n>``; a run reads the log from where it started
-(:class:`FeedReader`).  ``trace_pipe``
-consumes what it reads, so it has one reader; the log has as many as want.
-Nothing in the log is one run's: each keeps its socket's timers by address
-(:func:`netkit.evidence.ledger.build`), as before.
+(:class:`FeedReader`).  ``trace_pipe`` consumes what it reads, so it has
+one reader; the log has as many as want.  Nothing in the log is one run's:
+each keeps its socket's timers by address
+(:func:`netkit.evidence.ledger.build`), from the call that learned each (the
+memory may have been another lab's socket just before), and only its own
+thread's markers.
 
 A run that needs every event up to a moment (its timer's arming, its death)
 writes a token into the trace (``trace_marker``) and waits for it in the log

@@ -147,8 +147,8 @@ def _syn_sent(run: RunContext) -> ScenarioResult:
             measured, error = _wait_for_connect(sock, started, prediction, run.cancel, run.on_progress, samples)
     else:
         measured, error = round(returned - started, 6), errno.errorcode.get(code, str(code))
-        if not trace.timers:  # nothing to learn: judged from the call's return, and the note says so plainly
-            trace.off(f"connect() failed at once ({error}), before any timer was armed: no ledger")
+        if trace.unarmed:  # nothing to learn: judged from the call's return, and the note says so plainly
+            trace.note = f"connect() failed at once ({error}), before any timer was armed: no ledger"
     retransmits = tcp_info(sock).retransmits  # icsk_retransmits: every RTO run's attempt, sent or not
     counts = counted.since()
     local = sock.getsockname()[:2]
