@@ -63,7 +63,8 @@ _NO_SOCKET = "sock_cookie == 0"  # sock_gen_cookie never gives 0: records nothin
 # A program's socket (check-server, check-client): also tcp:tcp_probe, on the followed port (TimerTrace.follow_port).
 PROGRAM_FILTERS = {**FILTERS, "tcp/tcp_probe": _NO_SOCKET}
 NOT_TRACED = ("a SYN-RECV request's timer is armed in the kernel's softirq when the SYN arrives, in no call of "
-              "netkit's, so the ledger cannot tell it from another lab's: not traced")
+              "netkit's, and the one event that names the request, tcp:tcp_retransmit_synack, records its listener "
+              "and request (skaddr, req) but prints only addresses and ports, which every lab shares: not traced")
 
 
 def cookie_of(sock: socket.socket) -> int:
