@@ -131,12 +131,16 @@ def one_whole_gate_at_a_time() -> Iterator[None]:
 
     The full gate and the host check each run the whole matrix, 48 labs at
     once on two CPUs, and the README's commands include two more whole gates
-    and the benchmarks; under pytest-xdist they ran side by side, and a
-    whole gate beside another gate made the kernel's timers late in the
-    fresh-Debian proof (keepalive probes 1.036-1.037 s apart where the wheel
-    allows 1.036, a RST 5 ms past its window).  The README's commands take it
-    one by one (they run in order anyway), so a gate waits at most for one
-    of them.  The lock goes with the file, so a killed holder releases it.
+    and the benchmarks.  Under pytest-xdist they ran side by side, and before
+    the timer ledger a whole gate beside another made the kernel's timers
+    late enough to fail (keepalive probes 1.036-1.037 s apart where the wheel
+    allows 1.036, a RST 5 ms past its window).  With the ledger, two whole
+    gates at once pass (3 pairs: 696 runs, no retry), so the lock now keeps
+    the benchmarks' figures (wall times, ratios) from measuring another
+    test's gate; the default suite runs one test at a time and never waits
+    on it.  The README's commands take it one by one (they run in order
+    anyway), so a gate waits at most for one of them.  The lock goes with the
+    file, so a killed holder releases it.
     """
     with open(WHOLE_GATE_LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
