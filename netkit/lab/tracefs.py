@@ -295,14 +295,6 @@ class TraceInstance:
         else:
             os.write(self._marker, text.encode())
 
-    def text(self) -> str:
-        """Everything recorded so far, as tracefs prints it (``trace``: one line per event, oldest first)."""
-        with open(os.path.join(self.path, "trace")) as f:
-            return f.read()
-
-    def stop(self) -> None:
-        self._write("tracing_on", "0")
-
     def close(self) -> None:
         """Remove the instance (its events, filters and buffer with it); an instance already gone is fine."""
         if self._marker is not None:

@@ -328,7 +328,7 @@ def _break(run: RunContext, c: _Connection, trace: TimerTrace) -> _Broken:
     c.fault.apply(c.ctx)
     if run.scenario.state == State.UNACKED:
         c.fault.settle(c.ctx)
-        with trace.learning(WRITE_TIMER):  # its filters are set on the way in: t = 0 is taken after them
+        with trace.learning(WRITE_TIMER):  # its marker is written on the way in: t = 0 is taken after it
             sent_at = time.monotonic()
             sent_ns = time.time_ns()
             c.sock.send(UNACKED_PAYLOAD)
