@@ -174,6 +174,17 @@ def test_a_death_at_our_address_before_our_socket_had_it_is_another_sockets():
     assert ledger == _ledger(ours)  # theirs is gone: our death, our runs
 
 
+def test_a_close_before_the_socket_last_received_a_segment_is_not_its_death():
+    # A program's socket (check-server) is armed by no call of netkit's: its address has no moment of ownership.
+    # But it received a segment at t = 0 (tcp:tcp_probe, its cookie), so no CLOSE before that is its own.
+    ours, _ = keepalive_trace()
+    earlier = J0 - 400
+    text = "\n".join([_entry(OURS, earlier), *_death(earlier), _exit(OURS, earlier), *ours.splitlines()])
+    assert _ledger(text).death is not None and _ledger(text).death.t_s < -1
+    ledger = build(parse(text), (OURS,), HZ, ZERO_NS, alive_at_ns=ZERO_NS)
+    assert ledger.death == _ledger(ours).death  # its own, in the last run
+
+
 def test_the_ledger_keeps_the_markers_of_its_own_thread_only():
     # Every run of a pool writes into one trace; the user-timeout clamp reads the latest of *our* markers before
     # the send (retrans_stamp lies after it): another worker's, later, would narrow that bracket past the stamp.

@@ -205,7 +205,8 @@ class Ledger:
 
 
 def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: int,
-          owned_from: Mapping[str, int] | None = None, marker_pid: int | None = None) -> Ledger:
+          owned_from: Mapping[str, int] | None = None, marker_pid: int | None = None,
+          alive_at_ns: int | None = None) -> Ledger:
     """The ledger of the timers at ``timers`` (addresses as printed), on the axis whose t = 0 is ``zero_ns``.
 
     ``owned_from``: address -> the moment (ns) from which that address is
@@ -217,6 +218,11 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
 
     ``marker_pid``: the thread whose ``trace_marker`` lines the ledger keeps
     (the run's own; every run of a pool writes into the same trace).
+
+    ``alive_at_ns``: a moment the tested socket certainly lived (a program's
+    socket received a segment then): no CLOSE before it is its death.  For a
+    program's socket, armed by no call of netkit's, that is the bound there
+    is: its own setsockopt armings may come before any segment it receives.
     """
     ours = {_address(t) for t in timers}
     since = {_address(t): ns for t, ns in (owned_from or {}).items()}
@@ -263,7 +269,8 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
             run_index = open_runs.pop(line.cpu)[2]
             if death is not None and death_run == run_index:
                 confirmed = death
-        elif line.event == "inet_sock_set_state" and _in_run(open_runs, line) and death is None:
+        elif line.event == "inet_sock_set_state" and _in_run(open_runs, line) and death is None \
+                and line.t_ns > (alive_at_ns or 0):
             if f.get("newstate") == TCP_CLOSE and f.get("oldstate") != "TCP_LISTEN":
                 death = KernelDeath(axis(line.t_ns), None, open_runs[line.cpu][1])
                 death_run = open_runs[line.cpu][2]

@@ -112,6 +112,7 @@ class TimerTrace:
         self.owned_from: dict[str, int] = {}  # address -> when it was certainly the tested socket's (its learning)
         self.tid: int | None = None  # the learning thread as the trace names it: its markers are the ledger's
         self.unarmed: str | None = None  # a learning call that armed no timer (its function): the trace went off
+        self.alive_at: int | None = None  # a program's socket received a segment then: it had not died before
         self.reference: tuple[int, str] | None = None  # netkit's own socket for a program's: its cookie, keepalive timer
 
     @classmethod
@@ -228,6 +229,7 @@ class TimerTrace:
                       "(tcp:tcp_probe), so the program's timer could not be found")
             return None
         self.timers[KEEPALIVE_TIMER] = timer_in(address, (own, self.reference[1]))
+        self.alive_at = received[-1]
         return received[-1]
 
     def finish(self, zero_real_ns: int | None, *, zero_mono_ns: int | None = None) -> Ledger | None:
@@ -251,7 +253,7 @@ class TimerTrace:
             return None
         try:
             zero_ns = zero_mono_ns if zero_mono_ns else (zero_real_ns or 0) - _clock_offset_ns()
-            ledger = build(lines, self.timers.values(), self.hz, zero_ns, self.owned_from, self.tid)
+            ledger = build(lines, self.timers.values(), self.hz, zero_ns, self.owned_from, self.tid, self.alive_at)
         except (ValueError, KeyError) as exc:  # a kernel that prints an event differently: no ledger, never a crash
             self.note = f"the trace could not be read as a timer ledger: {exc}"
             return None
