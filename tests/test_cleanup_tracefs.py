@@ -290,7 +290,7 @@ def test_doctor_without_tracefs_says_what_netkit_does_instead(monkeypatch):
     assert doctor.NO_TRACE == "runs are judged from the observer and the wire; evidence: observer"
 
 
-# Debian's 6.1: timer:timer_start exists, without the wheel's rounding (its format, as that kernel prints it).
+# Debian's 6.1: timer:timer_start exists, without the wheel's rounding but with its index (its format, shortened).
 TIMER_START_6_1 = """name: timer_start
 format:
 \tfield:void * timer;\toffset:8;\tsize:8;\tsigned:0;
@@ -298,12 +298,19 @@ format:
 \tfield:unsigned long expires;\toffset:24;\tsize:8;\tsigned:0;
 \tfield:unsigned long now;\toffset:32;\tsize:8;\tsigned:0;
 \tfield:unsigned int flags;\toffset:40;\tsize:4;\tsigned:0;
+
+print fmt: "timer=%p function=%ps expires=%lu [timeout=%ld] cpu=%u idx=%u flags=%s", REC->timer, REC->function, \
+REC->expires, (long)REC->expires - REC->now, REC->flags & 0x0003FFFF, REC->flags >> 22, __print_flags(...)
 """
 
 
-def test_a_timer_start_without_bucket_expiry_is_said_by_doctor_and_refused_before_an_instance(tmp_path, monkeypatch):
+def test_a_timer_start_with_neither_bucket_nor_wheel_index_is_said_by_doctor_and_refused_before_an_instance(
+        tmp_path, monkeypatch):
     root = fake_tracefs(tmp_path)
-    (tmp_path / "events" / "timer" / "timer_start" / "format").write_text(TIMER_START_6_1)
+    timer_start = tmp_path / "events" / "timer" / "timer_start" / "format"
+    timer_start.write_text(TIMER_START_6_1)  # Debian's 6.1: no bucket_expiry, but the wheel index is printed
+    assert tracefs.missing_fields(root) == []
+    timer_start.write_text(TIMER_START_6_1.replace(" idx=%u", ""))
     assert tracefs.missing_fields(root) == ["timer:timer_start has no bucket_expiry field"]
     with pytest.raises(TracefsUnavailable, match="timer:timer_start has no bucket_expiry field"):
         TraceInstance.create({"timer/timer_start": ""}, root=root)
@@ -311,9 +318,9 @@ def test_a_timer_start_without_bucket_expiry_is_said_by_doctor_and_refused_befor
     monkeypatch.setattr(tracefs, "tracefs_root", lambda mount=True: root)
     ok, detail = doctor._try(doctor._probe_trace_events)
     assert not ok and "timer:timer_start has no bucket_expiry field" in detail
-    (tmp_path / "events" / "timer" / "timer_start" / "format").write_text(
-        TIMER_START_6_1.replace("\tfield:unsigned long now", "\tfield:unsigned long bucket_expiry;\toffset:32;\tsize:8;"
-                                                            "\tsigned:0;\n\tfield:unsigned long now"))
+    timer_start.write_text(TIMER_START_6_1.replace(" idx=%u", "").replace(
+        "\tfield:unsigned long now", "\tfield:unsigned long bucket_expiry;\toffset:32;\tsize:8;\tsigned:0;\n"
+                                     "\tfield:unsigned long now"))
     assert tracefs.missing_fields(root) == []
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,7 @@ from netkit.faults import fault_info
 from netkit.kernel import KernelInfo
 from netkit.model import keepalive_death, predict
 from netkit.model.rto import clamp_rto_to_user_timeout_jiffies
-from netkit.model.wheel import runs_at_jiffy
+from netkit.model.wheel import bucket_at_level, runs_at_jiffy
 
 HZ = 250
 TICK_US = 4000
@@ -283,11 +284,43 @@ def test_a_rule_mismatch_fails_however_late_the_machine(monkeypatch):
     assert result.rule_failures and result.machine_late is None
 
 
-def test_a_kernel_whose_timer_start_has_no_bucket_says_so_instead_of_guessing():
+def _as_linux_6_1(line: str) -> str:
+    """A timer_start line as Linux 6.1 prints it: no bucket_expiry, the wheel index (level * 64 + slot) instead."""
+    found = re.search(r"expires=(\d+) .* bucket_expiry=(\d+) cpu=(\d+) idx=\d+", line)
+    if found is None:
+        return line
+    expires, bucket = int(found.group(1)), int(found.group(2))
+    level = next(n for n in range(9) if bucket_at_level(expires, n) == bucket)
+    index = level * 64 + ((bucket >> (3 * level)) & 63)
+    return line.replace(f" bucket_expiry={bucket} ", " ").replace(" idx=88 ", f" idx={index} ")
+
+
+def test_a_kernel_that_prints_the_wheel_index_instead_of_the_bucket_gives_the_same_ledger():
+    text, _ = keepalive_trace(late_run=2, late_jiffies=3, late_us=1000)
+    linux_6_1 = "\n".join(_as_linux_6_1(line) for line in text.splitlines())
+    assert "bucket_expiry" not in linux_6_1
+    assert len(re.findall(r"idx=(\d+)", linux_6_1)) == 5 and "idx=88" not in linux_6_1  # the five armings' own
+    assert _ledger(linux_6_1) == _ledger(text)
+
+
+def test_the_wheel_index_gives_the_bucket_this_kernel_printed_for_every_real_arming():
+    # calc_index's formula from the printed idx, against the printed bucket_expiry: every timer_start of every capture
+    checked = 0
+    for path in sorted(LEDGERS.glob("*.json")):
+        data = json.loads(path.read_text())
+        for line in parse(data.get("trace", "")):
+            if line.event == "timer_start" and "bucket_expiry" in line.fields:
+                expires, level = int(line.fields["expires"]), int(line.fields["idx"]) // 64
+                assert bucket_at_level(expires, level) == int(line.fields["bucket_expiry"]), (path.name, line)
+                checked += 1
+    assert checked > 100
+
+
+def test_a_kernel_whose_timer_start_prints_no_bucket_says_so_instead_of_guessing():
     text, _ = keepalive_trace()
-    old_kernel = "\n".join(line.split(" bucket_expiry=")[0] for line in text.splitlines())  # Linux 6.1's format
-    with pytest.raises(LedgerUnreadable, match="no bucket_expiry"):
-        _ledger(old_kernel)
+    neither = "\n".join(line.split(" bucket_expiry=")[0] for line in text.splitlines())  # no bucket, no idx
+    with pytest.raises(LedgerUnreadable, match="neither bucket_expiry nor idx"):
+        _ledger(neither)
 
 
 def test_the_buckets_allowed_follow_the_bases_clock_not_a_tolerance():

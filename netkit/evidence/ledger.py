@@ -39,6 +39,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..model.wheel import LVL_SIZE, bucket_at_level
+
 _LINE = re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+(?P<flags>\S+)\s+"
                    r"(?P<secs>\d+)\.(?P<usecs>\d+):\s+(?P<event>\w+):\s+(?P<rest>.*)$")
 _FIELD = re.compile(r"(\w+)=(\S*)")
@@ -247,14 +249,11 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
         if timer in ours and line.t_ns < since.get(timer, 0):
             continue  # the address before the tested socket certainly had it
         if line.event == "timer_start" and timer in ours:
-            if "bucket_expiry" not in f:
-                raise LedgerUnreadable("this kernel's timer:timer_start has no bucket_expiry field (Linux 6.1 "
-                                       "prints none): the wheel's rounding cannot be read from the trace")
             in_run = open_runs.get(line.cpu, ("", "", 0, 0))[0] == timer
             expires = int(f["expires"])
             now = expires - int(f.get("timeout", "0").strip("[]")) if "now" not in f else int(f["now"])
             run_late = runs[open_runs[line.cpu][2]].late_jiffies if in_run else None
-            arming = Arming(axis(line.t_ns), f["function"], now, expires, int(f["bucket_expiry"]), in_run, run_late)
+            arming = Arming(axis(line.t_ns), f["function"], now, expires, _bucket(f, expires), in_run, run_late)
             armings.append(arming)
             last_arming[timer] = arming
         elif line.event == "timer_expire_entry" and timer in ours:
@@ -285,6 +284,25 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
         confirmed = death  # with the error report that followed in the same run
     zero_jiffy = None if epoch is None else (zero_ns - epoch) // tick_ns
     return Ledger(hz, tuple(armings), tuple(runs), confirmed, lost, zero_jiffy, zero_ns=zero_ns, marks_s=tuple(marks))
+
+
+def _bucket(fields: Mapping[str, str], expires: int) -> int:
+    """The wheel's bucket of an arming: printed (``bucket_expiry``, Linux 6.2 on), or from the wheel index it was put in.
+
+    Before 6.2 ``timer:timer_start`` prints no ``bucket_expiry``, but it
+    prints ``idx`` (``flags >> TIMER_ARRAYSHIFT``, set by ``enqueue_timer``
+    just before the event): the level is ``idx / LVL_SIZE``, and
+    ``calc_index`` (kernel/time/timer.c) gives the bucket from the expiry and
+    the level, ``((expires >> LVL_SHIFT(lvl)) + 1) << LVL_SHIFT(lvl)``, for an
+    expiry ahead of the base's clock (every TCP timer: armed for jiffies + a
+    delay of at least 1).
+    """
+    if "bucket_expiry" in fields:
+        return int(fields["bucket_expiry"])
+    if "idx" in fields:
+        return bucket_at_level(expires, int(fields["idx"]) // LVL_SIZE)
+    raise LedgerUnreadable("this kernel's timer:timer_start prints neither bucket_expiry nor idx: the wheel's "
+                           "rounding cannot be read from the trace")
 
 
 def _in_run(open_runs: dict[int, tuple[str, str, int, int]], line: TraceLine) -> bool:

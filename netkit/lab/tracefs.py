@@ -80,8 +80,11 @@ EVENTS = (  # what a ledger reads; "group/name" under events/
     "tcp/tcp_probe",  # a program's socket (check-server, check-client): its cookie beside its address
 )
 FIELDS = {  # fields a ledger reads that not every kernel's event has: without them it cannot check the rule
-    "timer/timer_start": ("bucket_expiry",),  # the wheel's rounding (Debian's 6.1 lacks it)
+    "timer/timer_start": ("bucket_expiry",),  # the wheel's rounding
     "tcp/tcp_probe": ("sock_cookie", "skaddr"),  # the program's socket and its address
+}
+PRINTED_INSTEAD = {  # a field an older kernel lacks, and what its event prints that gives the same fact
+    "bucket_expiry": "idx=",  # before 6.2 (Debian's 6.1): the wheel index, whose level gives the bucket (ledger._bucket)
 }
 _NAME = re.compile(rf"^{PREFIX}-(\d+)-(\d+)-[0-9a-f]+$")
 INIT_PID_NAMESPACE = 0xEFFFFFFC  # PROC_PID_INIT_INO: the initial pid namespace's fixed inode (include/linux/proc_ns.h)
@@ -157,8 +160,13 @@ def missing_fields(root: str) -> list[str]:
         except OSError:
             continue  # no such event: missing_events says so
         found += [f"{event.replace('/', ':')} has no {name} field" for name in fields
-                  if not re.search(rf"\b{name};", described)]
+                  if not re.search(rf"\b{name};", described)
+                  and not (name in PRINTED_INSTEAD and PRINTED_INSTEAD[name] in _print_format(described))]
     return found
+
+
+def _print_format(described: str) -> str:
+    return next((line for line in described.splitlines() if line.startswith("print fmt:")), "")
 
 
 def owner(name: str) -> tuple[int, int] | None:
@@ -391,6 +399,6 @@ def remove_stale(dry_run: bool = False, found: Census | None = None) -> list[str
     return removed
 
 
-__all__ = ["BUFFER_BUDGET_KB", "CLOCK", "EVENTS", "FIELDS", "MOUNT_POINT", "OPTIONS", "PREFIX", "Census", "TraceInstance",
-           "TracefsUnavailable", "buffer_kb", "census", "missing_events", "missing_fields", "netkit_instances", "owner",
-           "owner_gone", "owner_pid", "pid_namespace", "remove_stale", "tracefs_root"]
+__all__ = ["BUFFER_BUDGET_KB", "CLOCK", "EVENTS", "FIELDS", "MOUNT_POINT", "OPTIONS", "PREFIX", "PRINTED_INSTEAD",
+           "Census", "TraceInstance", "TracefsUnavailable", "buffer_kb", "census", "missing_events", "missing_fields",
+           "netkit_instances", "owner", "owner_gone", "owner_pid", "pid_namespace", "remove_stale", "tracefs_root"]
