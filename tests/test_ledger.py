@@ -472,6 +472,19 @@ def test_a_planted_one_jiffy_error_in_a_write_timer_rearm_is_caught(name, monkey
     assert f"re-armed for {delays} jiffies" in str(failure) and "re-arm 1 " in str(failure)
 
 
+def test_a_probe_answered_just_before_t0_starts_the_series_with_the_rearm_its_answer_made():
+    # Debian's 6.1 under emulation: the persist timer ran at -0.45 ms, its probe's answer (window 0) was t = 0 and
+    # re-armed for the RTO inside that run.  Backing off from the earlier arming instead failed every such cell.
+    data = json.loads((LEDGERS / "zero-window-blackhole-ut3000-linux-6.1-answered-probe.json").read_text())
+    ledger, s = Ledger.from_dict(data["ledger"]), data["scenario"]
+    rule = write_timer_rule(s["state"], fault_info(s["fault"]).rule.data_path, s["user_timeout_ms"], None, 53)
+    assert rule is not None
+    start, series, allowed = expected_write_rearms(ledger, rule)
+    assert start is not None and start.by_run and start.delay == 53 and -0.001 < start.t_s < 0
+    assert [a.delay for a in series] == [106, 212, 424] and allowed == [{106}, {212}, {424}]
+    assert write_timer_failures(ledger, rule) == []
+
+
 def test_a_kernel_backing_off_one_jiffy_wrong_fails_and_says_which_rearm():
     ledger, rule = _real("unacked-blackhole-ut1500")
     third = next(a for a in ledger.armings if a.by_run and a.delay == 204)

@@ -211,18 +211,21 @@ def _run_of(ledger: Ledger, arming: Arming) -> TimerRun | None:
 def expected_write_rearms(ledger: Ledger, rule: WriteTimerRule) -> tuple[Arming | None, list[Arming], list[set[int]]]:
     """The write timer's series after t = 0 and, for each re-arm its runs made, every delay the rule allows.
 
-    The series starts at the system call's (or the closing ACK's) arming
-    just before the first re-arm after t = 0, and runs while each arming is
-    its own run's: an arming by another path (IPv6's neighbour failure
-    retransmitting through TSQ, :mod:`netkit.model.neighbour`) ends it.
+    The series starts at the arming just before the first re-arm after
+    t = 0: the system call's, the closing ACK's, or the re-arm that a probe's
+    answer made just before t = 0.  On a veth the answer is processed inside
+    the probe's own run, so that re-arm reads as the run's: on Debian's 6.1
+    under emulation a zero-window probe left before the fault, its answer
+    (window still 0) was t = 0, and it re-armed for the RTO again (backoff
+    reset); the series backs off from there.  The series runs while each
+    arming is its own run's: an arming by another path (IPv6's neighbour
+    failure retransmitting through TSQ, :mod:`netkit.model.neighbour`) ends it.
     """
     writes = [a for a in ledger.armings if a.function == WRITE_TIMER]
     first = next((i for i, a in enumerate(writes) if a.by_run and a.t_s > 0), None)
-    if first is None:
+    if not first:  # none, or no arming before it
         return None, [], []
-    start_index = next((i for i in range(first - 1, -1, -1) if not writes[i].by_run), None)
-    if start_index is None:
-        return None, [], []
+    start_index = first - 1
     start = writes[start_index]
     series: list[Arming] = []
     for a in writes[start_index + 1:]:
