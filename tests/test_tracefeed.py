@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from netkit.lab.timers import TimerTrace
 from netkit.lab.tracefeed import FeedHandle, FeedReader
 from netkit.lab.tracefs import TracefsUnavailable
 
@@ -108,3 +109,12 @@ def test_a_reader_that_passes_nothing_on_times_out_with_a_reason(tmp_path):
         reader.sync(timeout_s=0.2)
     reader.close()
     fake.close()
+
+
+def test_a_reader_that_stops_mid_run_turns_the_runs_trace_off_with_its_reason_instead_of_breaking_the_run(feed):
+    trace = TimerTrace(FeedReader(feed.handle, None), 250)
+    feed.append("\nnk-feed-stopped: the trace's reader stopped: [Errno 5] Input/output error\n")
+    with trace.learning("tcp_keepalive_timer"):
+        pass  # the call whose timer the trace would learn
+    assert trace.feed is None and trace.timers == {}
+    assert trace.note == "the trace's reader stopped: [Errno 5] Input/output error"

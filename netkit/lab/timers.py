@@ -95,10 +95,13 @@ def workers_feed() -> FeedHandle | str | None:
         return None
     try:
         return TraceFeed.owned(FILTERS).handle()
-    except TracefsUnavailable as exc:
-        return str(exc)
-    except OSError as exc:
-        return f"tracefs: {exc}"
+    except (TracefsUnavailable, OSError) as exc:
+        return _why(exc)
+
+
+def _why(exc: Exception) -> str:
+    """A tracefs problem as a run's note: TracefsUnavailable says why itself; anything else is named as tracefs's."""
+    return str(exc) if isinstance(exc, TracefsUnavailable) else f"tracefs: {exc}"
 
 
 class TimerTrace:
@@ -124,10 +127,8 @@ class TimerTrace:
             return trace
         try:
             trace.feed = FeedReader.open(filters)
-        except TracefsUnavailable as exc:
-            trace.note = str(exc)
-        except OSError as exc:
-            trace.note = f"tracefs: {exc}"
+        except (TracefsUnavailable, OSError) as exc:
+            trace.note = _why(exc)
         return trace
 
     def off(self, why: str) -> None:
@@ -141,8 +142,8 @@ class TimerTrace:
             return None
         try:
             return parse(self.feed.sync())
-        except (OSError, ValueError) as exc:
-            self.off(str(exc) if isinstance(exc, TracefsUnavailable) else f"tracefs: {exc}")
+        except (TracefsUnavailable, OSError, ValueError) as exc:  # a reader that stopped or fell behind: no ledger
+            self.off(_why(exc))
             return None
 
     @contextmanager

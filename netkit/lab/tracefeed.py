@@ -187,7 +187,6 @@ class FeedReader:
     _attached: ClassVar[FeedHandle | str | None] = None  # a pool worker's: its owner's feed, or why it has none
 
     def __init__(self, handle: FeedHandle, owner: TraceFeed | None) -> None:
-        self.handle = handle
         self.owner = owner  # the feed, when this process owns it (its filters may change)
         self._marker = os.open(os.path.join(handle.instance_path, "trace_marker"), os.O_WRONLY | os.O_CLOEXEC)
         try:
