@@ -19,11 +19,14 @@ from conftest import judged_on_the_kernels_clock, netkit_runs_at_once, tracing_h
 
 from netkit.check.result import NO_KEEPALIVE_CLIENT
 from netkit.inspect.borrow import refused_here
+from netkit.lab.features import has_tcp_option
+from netkit.model.rto import DEFAULT_RTO_MAX_MS, TCP_RTO_MAX_MS
 from netkit.privileges import missing_privileges
 
 pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
 
 BORROW_REFUSED = refused_here() if missing_privileges() is None else None
+KERNELS_RTO_MAX_MS = DEFAULT_RTO_MAX_MS if has_tcp_option(TCP_RTO_MAX_MS) else None  # None: before 6.15, no option
 MISSING = {tool: f"{tool} is not installed: scripts/provision.sh installs it" for tool in ("psql", "socat", "curl")
            if shutil.which(tool) is None}
 PSQL = ["psql", "host={host} port={port} user=nk dbname=nk "
@@ -81,7 +84,7 @@ def options_or_inferred(result, idle, intvl, cnt, user_timeout_ms=0):
         assert result["options"] is None and "pidfd_getfd was refused" in result["options_unread"]
     else:
         assert result["options"] == {"keepalive": True, "idle": idle, "intvl": intvl, "cnt": cnt,
-                                     "user_timeout_ms": user_timeout_ms}
+                                     "user_timeout_ms": user_timeout_ms, "rto_max_ms": KERNELS_RTO_MAX_MS}
     assert result["inferred"]["idle"] == idle and result["inferred"]["intvl"] == intvl
 
 

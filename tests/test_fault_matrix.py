@@ -24,8 +24,9 @@ from netkit.model.neighbour import PINNED, neighbour_failure_jiffies, neighbour_
 from netkit.scenario import SYSCTLS
 from netkit.scenario.observe import prompt_observer
 
+# the gate's cells: one definition, two users
 ALL = matrix.unique(matrix.FAULTS + matrix.USER_TIMEOUT + matrix.SYSCTL + matrix.CLIENT_VIEW + matrix.UNACKED
-                   + matrix.ZERO_WINDOW + matrix.HANDSHAKE)  # the gate's cells: one definition, two users
+                   + matrix.ZERO_WINDOW + matrix.RTO_BOUNDS + matrix.HANDSHAKE)
 
 
 @pytest.mark.parametrize("scenario", ALL, ids=lambda s: s.id)

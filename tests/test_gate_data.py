@@ -27,12 +27,13 @@ PINNED = KernelInfo("6.18.0-test", 250, "pinned in the test")
 
 def test_the_builtin_matrix_has_stable_unique_ids():
     ids = [s.id for s in matrix.BUILTIN]
-    assert len(ids) == len(set(ids)) == 126
+    assert len(ids) == len(set(ids)) == 142
     for pinned in ("ipv4-idle-link-down-1/1/3", "ipv6-idle-link-down-1/1/10", "ipv4-idle-link-down-1/1/3-ut3050",
                    "ipv6-idle-link-down-2/1/2-via-sysctl", "ipv4-idle-blackhole-1/1/3-client-side",
                    "ipv6-unacked-blackhole-1/1/3-retries2=3", "ipv4-zero-window-peer-reboot-1/1/3-ut3000",
                    "ipv4-syn-sent-blackhole-syn1-ut10000", "ipv6-syn-sent-blackhole-syn1-via-sysctl",
-                   "ipv6-syn-recv-blackhole-syn2"):
+                   "ipv6-syn-recv-blackhole-syn2", "ipv4-unacked-blackhole-1/1/3-retries2=6-tcp_rto_max_ms=1000",
+                   "ipv6-zero-window-blackhole-1/1/3-retries2=3-tcp_rto_min_us=50000"):
         assert pinned in ids
 
 
@@ -54,6 +55,15 @@ def test_a_matrix_file_multiplies_its_lists(tmp_path):
     assert ids[0] == "ipv4-idle-link-down-60/10/6" and ids[-1] == "ipv4-unacked-link-down-1/1/3-ut2500-retries2=3"
 
 
+def test_a_matrix_file_sets_the_rtos_bounds(tmp_path):
+    path = tmp_path / "rto.toml"
+    path.write_text('[[scenario]]\nkeepalive = [1, 1, 3]\nstate = ["unacked", "zero-window"]\nretries2 = 6\n'
+                    'rto_max_ms = 5000\nrto_max_via = "sysctl"\nrto_min_us = 50000\n')
+    assert [s.id for s in load_matrix(str(path))] == [
+        "ipv4-unacked-link-down-1/1/3-retries2=6-tcp_rto_max_ms=5000-tcp_rto_min_us=50000",
+        "ipv4-zero-window-link-down-1/1/3-retries2=6-tcp_rto_max_ms=5000-tcp_rto_min_us=50000"]
+
+
 @pytest.mark.parametrize("text, line, says", [
     ('[[scenario]]\nkeepalive = [1, 1, 3]\n\n[[scenario]]\nkeepalive = [1, 1, 3]\nfault = "blakhole"\n', 6,
      "[[scenario]] #2, key 'fault': unknown fault 'blakhole'"),
@@ -64,7 +74,10 @@ def test_a_matrix_file_multiplies_its_lists(tmp_path):
     ('[[scenario]]\nkeepalive = [1, 1, 3]\nstate = "dead"\n', 3, "key 'state'"),
     ('[[scenario]]\nkeepalive = [1, 1, 3]\nuser_timeout_ms = -5\n', 3, "key 'user_timeout_ms'"),
     ('[settings]\nx = 1\n', 1, "unknown top-level key 'settings'"),
-], ids=["fault", "cnt", "unknown-key", "short-keepalive", "no-keepalive", "state", "user-timeout", "top-level"])
+    ('[[scenario]]\nkeepalive = [1, 1, 3]\nstate = "unacked"\nretries2 = 3\nrto_max_ms = 500\n', 5,
+     "key 'rto_max_ms': invalid rto_max_ms (TCP_RTO_MAX_MS, net.ipv4.tcp_rto_max_ms) 500: use a whole number 1000..120000"),
+], ids=["fault", "cnt", "unknown-key", "short-keepalive", "no-keepalive", "state", "user-timeout", "top-level",
+        "rto-max"])
 def test_a_bad_matrix_file_names_file_line_and_key(tmp_path, text, line, says):
     path = tmp_path / "m.toml"
     path.write_text(text)

@@ -1,8 +1,13 @@
 """The handshake rules (netkit.model.handshake), as arithmetic worked out from net/ipv4/tcp_timer.c and friends."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from netkit.errors import NotModelled
+from netkit.evidence.death import fits
+from netkit.gate import matrix
 from netkit.kernel import KernelInfo
 from netkit.model.handshake import (
     HandshakeFacts,
@@ -17,6 +22,7 @@ from netkit.model.handshake import (
     syn_user_timeout_schedule,
     synack_schedule,
 )
+from netkit.model.predict import predict
 
 HZ250 = KernelInfo("hand", 250, "test")
 
@@ -140,3 +146,34 @@ def test_linear_timeouts_are_assumed_only_from_6_5():
 def test_over_a_dead_link_the_count_is_the_attempts():
     # every SYN retransmission fails locally (-EBUSY): TCPSynRetrans stays 0, icsk_retransmits counts the attempts
     assert syn_sent_link_down(2, 4, HZ250, 1500).count_source == "tcpi_retransmits"
+
+
+# -- tcp_syn_linear_timeouts (6.5) is read from the kernel, and the gate has cells that would catch a wrong guess ---
+
+LINEAR_RUNS = json.loads((Path(__file__).parent / "data" / "syn-sent-linear-timeouts-6.1-6.12.json").read_text())
+
+
+@pytest.mark.parametrize("cell", sorted(LINEAR_RUNS))
+def test_a_rule_that_assumed_linear_syn_timeouts_fails_on_a_kernel_without_them(cell):
+    """Real runs of two gate cells on Debian's 6.1 (no sysctl) and 6.12 (4): each passes only by its own kernel's value.
+
+    syn1: 6.1 gives up at 3 s after 1 retransmission, 6.12 after 2 (the
+    budget of 3 s first); syn1-ut10000: the user timeout replaces the budget,
+    so the count decides: 1 retransmission at 3 s, or 1 + 4 linear at 7 s.
+    """
+    scenario = next(s for s in matrix.HANDSHAKE if s.id == cell)
+    for name, run in LINEAR_RUNS[cell].items():
+        kernel = KernelInfo(run["kernel"], run["hz"], "the run's document")
+        own = HandshakeFacts(0 if name.startswith("6.1 ") else 4)
+        other = HandshakeFacts(4 - own.linear_timeouts)
+        assert fits(predict(scenario, kernel, handshake=own).outcomes(), run["death_s"], run["count"]), name
+        assert not fits(predict(scenario, kernel, handshake=other).outcomes(), run["death_s"], run["count"]), name
+
+
+def test_the_gate_predicts_a_new_namespaces_linear_timeouts_from_the_sysctls_presence(monkeypatch):
+    from netkit.scenario import handshake as procedure
+
+    monkeypatch.setattr(procedure, "has_sysctl", lambda name: False)
+    assert procedure.new_namespace_facts() == HandshakeFacts(0)
+    monkeypatch.setattr(procedure, "has_sysctl", lambda name: name == "net.ipv4.tcp_syn_linear_timeouts")
+    assert procedure.new_namespace_facts() == HandshakeFacts(4)

@@ -21,8 +21,10 @@ from netkit.inspect.facts import SYSCTLS
 from netkit.keepalive import KeepaliveSettings
 from netkit.kernel import kernel_info
 from netkit.lab.diag import tcp_sockets
+from netkit.lab.features import has_tcp_option
 from netkit.lab.lab import Lab
 from netkit.model import DataPath, FaultRule, unacked_death
+from netkit.model.rto import TCP_RTO_MAX_MS
 from netkit.privileges import missing_privileges
 
 pytestmark = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
@@ -124,6 +126,12 @@ def targets():
         wait_for(lambda: target.require_running("before its pair connected") or
                  len([s for s in tcp_sockets(container.server.namespace) if s.state == "ESTABLISHED"]) == 2,
                  "the target's pair connected")
+        if has_tcp_option(TCP_RTO_MAX_MS):  # in a lab of its own: the other labs' tests count their sockets
+            own = t.lab().server.namespace
+            rto_max = t.start("rto-max", [sys.executable, TARGET, "--rto-max-ms", "5000"], own)
+            wait_for(lambda: rto_max.require_running("before its pair connected") or
+                     len([s for s in tcp_sockets(own) if s.state == "ESTABLISHED"]) == 2,
+                     "the rto-max target's pair connected")
         sleeper = t.start("sleep", ["sleep", "600"], container.client.namespace)
         t.plain, t.container, t.sleeper = plain, container, sleeper
         yield t
@@ -234,7 +242,7 @@ def test_namespace_sysctls_not_the_hosts(targets):
     assert f"net.ipv4.tcp_keepalive_time 30 (host {host['keepalive_time']})" in warning
     assert "gets its namespace's, not the host's" in warning
     proc = _one(inspect(pid, "--json"))["processes"][0]
-    assert proc["sysctls"] == CONTAINER_SYSCTLS and proc["foreign_namespace"] is True
+    assert {k: proc["sysctls"][k] for k in CONTAINER_SYSCTLS} == CONTAINER_SYSCTLS and proc["foreign_namespace"] is True
     conns = _by_state(proc, "ESTABLISHED")
     assert all(s["keepalive"] and s["idle"] == {"value": 30, "source": "socket-or-namespace"} for s in conns)
     with_ut = next(s for s in conns if s["user_timeout_ms"]["value"])
@@ -243,6 +251,25 @@ def test_namespace_sysctls_not_the_hosts(targets):
     assert with_ut["idle_death_s"] == 35.0  # UT 20 s: the first run at or after it with a probe out, 30 + 5
     plain = next(s for s in conns if not s["user_timeout_ms"]["value"])
     assert plain["idle_death_s"] == 50.0 and plain["flight_by"] == "tcp_retries2 5"
+
+
+@needs_borrowing
+@pytest.mark.skipif(not has_tcp_option(TCP_RTO_MAX_MS), reason="this kernel has no TCP_RTO_MAX_MS (Linux 6.15+): "
+                    "its maximum RTO is the constant 120 s")
+def test_a_socket_maximum_rto_of_5_s_shortens_the_data_in_flight_deadline(targets):
+    """TCP_RTO_MAX_MS 5000 with tcp_retries2 15: tcp_model_timeout is 6.2 + 11 x 5 = 61.2 s, not 924.6 s."""
+    pid = targets.programs["rto-max"].pid
+    proc = _one(inspect(pid, "--json"))["processes"][0]
+    conns = _by_state(proc, "ESTABLISHED")
+    assert len(conns) == 2 and all(s["rto_max_ms"] == {"value": 5000, "source": "socket"} for s in conns)
+    rto_s = max(s["rto_s"] for s in conns)
+    expected = unacked_death(KeepaliveSettings(), kernel_info(), FaultRule(DataPath.LOST), "ipv4", rto_s, 15, 5000)
+    assert all(s["flight_by"] == "tcp_retries2 15, max RTO 5000 ms" for s in conns)
+    assert max(s["flight_death_s"] for s in conns) == expected.expected_s
+    assert 61.2 < expected.expected_s < 61.2 + 2 * 5.5  # the deadline, then at most one capped RTO run after it
+    assert "(15 - 4) x 5 s = 61.2 s" in conns[0]["flight_rule"]
+    run = inspect(pid)
+    assert f"{expected.expected_s:g} s with data in flight (tcp_retries2 15, max RTO 5000 ms)" in run.stdout.splitlines()[0]
 
 
 @pytest.mark.skipif(REDIS is None, reason=REDIS_MISSING)

@@ -39,6 +39,41 @@ def test_tcp_model_timeout_has_the_kernels_linear_part():
     assert tcp_model_timeout_s(7, 1.0) == pytest.approx(247.0)  # a SYN's budget: thresh 6 with rto_base 1 s
 
 
+# -- the socket's maximum RTO (TCP_RTO_MAX_MS, Linux 6.15): 5 s with tcp_retries2 15 -------------------------------------
+# tcp_model_timeout: thresh ilog2(5000 / 200) = ilog2(25) = 4: (2 << 4) - 1 = 31 x 200 ms = 6.2 s, + (15 - 4) x 5 s
+# = 61.2 s after the first retransmission (0.408 s: the tail loss probe at rto, then the RTO).  RTO runs from it at
+# 0, 0.408, 1.224, 2.856, 6.12 (rto 0.204 s doubling), then every 5 s: 61.12 s is short of 61.2, so 66.12 kills,
+# 66.528 s after the send with 16 retransmissions (not 924.6 + 4.296 = 928.896 s).
+WITH_RTO_MAX = replace(DEFAULTS, rto_max_ms=120000, rto_min_us=200000)
+
+
+def test_a_socket_rto_max_of_5_s_shortens_the_deadline_of_data_in_flight():
+    borrowed = Borrowed(True, 7, 2, 3, 0, rto_max_ms=5000)
+    a = assess(_process([SocketFacts(_diag(), 8, borrowed)], sysctls=WITH_RTO_MAX), HZ250)
+    (s,) = a.sockets
+    assert (s.rto_max_ms.value, s.rto_max_ms.source) == (5000, "socket")  # the namespace says 120000
+    assert s.flight_by == "tcp_retries2 15, max RTO 5000 ms" and s.flight_death_s == 66.528
+    assert "(15 - 4) x 5 s = 61.2 s" in s.flight_rule
+    assert a.verdict.endswith("66.528 s with data in flight (tcp_retries2 15, max RTO 5000 ms)")
+    assert "its sysctls: keepalive 7200/75/9, tcp_retries2 15, tcp_rto_max_ms 120000, tcp_rto_min_us 200000" in (
+        process_lines(a)[1])
+
+
+def test_a_kernel_without_tcp_rto_max_ms_keeps_the_constant_and_says_so():
+    a = assess(_process([SocketFacts(_diag(), 8, Borrowed(True, 7, 2, 3, 0))]), HZ250)
+    (s,) = a.sockets
+    assert (s.rto_max_ms.value, s.rto_max_ms.source) == (120000, "no-option")
+    assert s.flight_by == "tcp_retries2 15" and s.flight_death_s == 928.896
+
+
+def test_unreadable_options_assume_the_namespaces_tcp_rto_max_ms_and_say_so():
+    sysctls = replace(WITH_RTO_MAX, rto_max_ms=5000)
+    a = assess(_process([SocketFacts(_diag(), 8)], sysctls=sysctls, borrowed=False), HZ250)
+    (s,) = a.sockets
+    assert s.rto_max_ms.source == "unknown" and s.flight_death_s == 66.528
+    assert "namespace's tcp_rto_max_ms (5000 ms) assumed" in s.flight_rule
+
+
 def _diag(state="ESTABLISHED", timer="keepalive", inode=11):
     info = TcpInfo(state, 0, 0, 0, 204000, 0, 0, 0, 1000, 25)
     return TcpSocketDiag("ipv4", state, ("198.18.0.1", 6379), ("198.18.0.2", 50000), timer, 0, 6000, inode, 0, 0, 0,
@@ -113,7 +148,7 @@ INSPECT_KEYS = ["pid", "comm", "uid", "verdict", "netns", "host_netns", "foreign
                 "read_via", "table", "attributed", "warnings", "notes", "sockets"]
 SOCKET_KEYS = ["fd", "netns", "family", "state", "local", "remote", "inode", "timer", "read_via", "keepalive", "idle",
                "intvl", "cnt", "user_timeout_ms", "rto_s", "idle_death_s", "idle_death", "idle_rule", "idle_window_s",
-               "flight_death_s", "flight_death", "flight_by", "flight_rule", "flight_window_s", "notes"]
+               "flight_death_s", "flight_death", "flight_by", "flight_rule", "flight_window_s", "notes", "rto_max_ms"]
 
 
 def test_inspect_json_keys_are_pinned():

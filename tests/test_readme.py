@@ -75,6 +75,8 @@ PROMISED = {
     "netkit demo --idle 1 --intvl 1 --cnt 3 --fault blackhole": r"wire: 3 keepalive probes \(3 unanswered\)",
     "netkit demo --idle 1 --intvl 1 --cnt 3 --json": r'"verdict": "pass"',
     "netkit demo --idle 2 --intvl 1 --cnt 2 --ipv6": r"verdict: PASS",
+    "netkit demo --state unacked --fault blackhole --retries2 6 --rto-max-ms 1000":  # 7 retransmissions, or 6 early
+        r"backoff capped at the socket's maximum RTO 1 s(?s:.*)verdict: PASS - died [56]\.\d{3} s after the send",
     "netkit demo --state syn-sent --fault blackhole --syn-retries 1 --user-timeout 10000":
         r"wire: 5 SYN retransmissions; no RST .*\n(?:.*\n)*?verdict: PASS - died 7\.\d{3} s after the first SYN",
     "netkit demo --topology routed --middlebox-timeout 2 --idle 3 --intvl 1 --cnt 2":

@@ -33,18 +33,19 @@ from ..exitcodes import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, EXIT_TERMINATED,
 from ..faults import DIRECT_FAULTS
 from ..keepalive import KeepaliveSettings
 from ..kernel import kernel_info
-from ..lab.faults import fault_object
 from ..model.prediction import DeathPrediction
 from ..privileges import require_privileges
 from ..report.text import COUNTED, demo_header, print_demo_result
 from ..scenario import KEEPALIVE_SOURCES, SIDES, STATES, Progress, Scenario, run_scenario
+from ..scenario.requirements import require_supported
 from ..scenario.run import check_capture_paths
 from ..scenario.spec import MAX_SYN_RETRIES
 
 DEMO_SYN_RETRIES = 2  # a handshake demo's default: connect() gives up after about 7 s, a request after 7 s
 
-ROUTED_OPTIONS = {"middlebox_timeout_s": "--middlebox-timeout", "middlebox": "--middlebox", "masquerade": "--masquerade",
-                  "topology": "--topology", "keepalive": "--idle/--intvl against --middlebox-timeout"}
+FIELD_OPTIONS = {"middlebox_timeout_s": "--middlebox-timeout", "middlebox": "--middlebox", "masquerade": "--masquerade",
+                  "topology": "--topology", "keepalive": "--idle/--intvl against --middlebox-timeout",
+                  "rto_max_ms": "--rto-max-ms", "rto_max_via": "--rto-max-via", "rto_min_us": "--rto-min-us"}
 
 
 class LiveTimeline:
@@ -93,13 +94,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         scenario = Scenario(settings, "ipv6" if args.ipv6 else "ipv4", fault, args.state, args.side,
                             args.keepalive_via, args.retries2, topology=args.topology,
                             middlebox_timeout_s=args.middlebox_timeout, middlebox=args.middlebox or "drop",
-                            masquerade=args.masquerade, syn_retries=_syn_retries(args))
+                            masquerade=args.masquerade, syn_retries=_syn_retries(args), rto_max_ms=args.rto_max_ms,
+                            rto_max_via=args.rto_max_via, rto_min_us=args.rto_min_us)
     except SettingError as exc:
         print(f"netkit demo: {exc} (check {_option(exc)})", file=sys.stderr)
         return EXIT_UNUSABLE
     check_capture_paths(args.pcap, None)  # bad input first, then the machine
     require_privileges()
-    fault_object(scenario.fault).require_supported()
+    require_supported(scenario)
     out = sys.stdout
     live = _DemoLive(scenario, out) if not args.json else None
     try:
@@ -118,7 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _option(exc: SettingError) -> str:
     """The demo's option for a setting's field: "user_timeout_ms (TCP_USER_TIMEOUT)" -> "--user-timeout"."""
     field = exc.field.split()[0]
-    return ROUTED_OPTIONS.get(field) or "--" + field.replace("_ms", "").replace("_", "-")
+    return FIELD_OPTIONS.get(field) or "--" + field.replace("_ms", "").replace("_", "-")
 
 
 def _syn_retries(args: argparse.Namespace) -> int | None:
@@ -210,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="per-socket options, or the namespace's net.ipv4.tcp_keepalive_* sysctls")
     demo.add_argument("--retries2", type=int, metavar="N",
                       help="net.ipv4.tcp_retries2 in the tested namespace (data states without --user-timeout)")
+    demo.add_argument("--rto-max-ms", type=int, metavar="MS",
+                      help="data states: the tested socket's maximum RTO, 1000..120000 ms (Linux 6.15+; default: the "
+                           "kernel's 120 s), set with TCP_RTO_MAX_MS or, with --rto-max-via sysctl, net.ipv4.tcp_rto_max_ms")
+    demo.add_argument("--rto-max-via", default="socket", choices=list(KEEPALIVE_SOURCES),
+                      help="where --rto-max-ms is set: the socket option (default) or the tested namespace's sysctl")
+    demo.add_argument("--rto-min-us", type=int, metavar="US",
+                      help="data states: net.ipv4.tcp_rto_min_us in the tested namespace, 10000..1000000 (Linux 6.11+)")
     demo.add_argument("--syn-retries", type=int, metavar="N",
                       help=f"handshake states: TCP_SYNCNT (or with --keepalive-via sysctl net.ipv4.tcp_syn_retries / "
                            f"tcp_synack_retries), 1..{MAX_SYN_RETRIES} (default {DEMO_SYN_RETRIES})")

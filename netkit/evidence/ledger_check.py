@@ -128,7 +128,9 @@ class WriteTimerRule:
     and every retransmission fails locally.  ``rto``: the connection's
     ``icsk_rto`` in jiffies as ``tcp_info`` reported it before the fault (None:
     not read), the kernel's own word for the base the series backs off from
-    (:func:`base_candidates`).
+    (:func:`base_candidates`).  ``rto_max_ms``: the socket's maximum RTO
+    (``TCP_RTO_MAX_MS`` or ``tcp_rto_max_ms``; None: TCP_RTO_MAX), the cap
+    of both timers' backoff.
     """
 
     persist: bool
@@ -136,6 +138,7 @@ class WriteTimerRule:
     user_timeout_ms: int | None
     retries2: int
     rto: int | None = None
+    rto_max_ms: int | None = None
 
     @property
     def name(self) -> str:
@@ -144,16 +147,17 @@ class WriteTimerRule:
 
 
 def write_timer_rule(state: str, data_path: DataPath, user_timeout_ms: int | None,
-                     retries2: int | None, rto_jiffies: int | None = None) -> WriteTimerRule | None:
+                     retries2: int | None, rto_jiffies: int | None = None,
+                     rto_max_ms: int | None = None) -> WriteTimerRule | None:
     """The write timer's rule for a scenario (None: the state arms none after t = 0 that netkit judges)."""
     retries = DEFAULT_RETRIES2 if retries2 is None else retries2
     if state == State.ZERO_WINDOW:
-        return WriteTimerRule(True, False, user_timeout_ms, retries, rto_jiffies)
+        return WriteTimerRule(True, False, user_timeout_ms, retries, rto_jiffies, rto_max_ms)
     if state == State.UNACKED:
         # No route: the send's segment never leaves, packets_out stays 0, and tcp_check_probe_timer arms
         # ICSK_TIME_PROBE0 for tcp_probe0_base(sk) (netkit.model.retransmission: persist_death).
         return WriteTimerRule(data_path is DataPath.NO_ROUTE, data_path is DataPath.LOCAL, user_timeout_ms, retries,
-                              rto_jiffies)
+                              rto_jiffies, rto_max_ms)
     return None
 
 
@@ -253,7 +257,7 @@ def _allowed_rearms(ledger: Ledger, rule: WriteTimerRule, start: Arming, base: i
         first_run = _run_of(ledger, series[0]) if series else None
         stamps = range(first_run.now if first_run else series[0].now, series[0].now + 1) if series else range(0)
         for k, a in enumerate(series, 1):
-            when = probe0_when_jiffies(base, min(k, rule.retries2), hz)
+            when = probe0_when_jiffies(base, min(k, rule.retries2), hz, rule.rto_max_ms)
             allowed.append({clamp_probe0_to_user_timeout_jiffies(when, ut, a.now - s, hz) + shift for s in stamps})
         return allowed
     # The retransmission timer.  Re-arm 1 is the tail loss probe's (tcp_schedule_loss_probe at the send; its
@@ -268,7 +272,7 @@ def _allowed_rearms(ledger: Ledger, rule: WriteTimerRule, start: Arming, base: i
         if k == 0:
             allowed.append({(1 if rule.held else rto) + shift})
             continue
-        backed_off = backed_off_rto_jiffies(rto, k, hz)
+        backed_off = backed_off_rto_jiffies(rto, k, hz, rule.rto_max_ms)
         if not ut:
             allowed.append({backed_off + shift})
             continue

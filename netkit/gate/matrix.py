@@ -18,6 +18,13 @@ The groups, and why each cell is there:
 - ``CLIENT_VIEW``: the client's own keepalive, the server taken away.
 - ``UNACKED``, ``ZERO_WINDOW``: data in flight (retransmission timer) and a
   closed window (persist timer); keepalive stays on and must not interfere.
+- ``RTO_BOUNDS``: the socket's maximum RTO (Linux 6.15: ``TCP_RTO_MAX_MS``
+  and ``net.ipv4.tcp_rto_max_ms``, 1 s and 5 s) capping the retransmission
+  timer's backoff and ``tcp_model_timeout`` (``tcp_retries2``), its clamp
+  under TCP_USER_TIMEOUT, the neighbour replay of link-down, and the persist
+  timer's backoff; and ``net.ipv4.tcp_rto_min_us`` (6.11, 50 ms), which
+  shortens the RTO but not the persist timer's base (``tcp_probe0_base``).
+  Skipped, with the reason, on a kernel without them.
 - ``HANDSHAKE``: ``connect()`` to a dead peer (SYN-SENT) for every fault --
   the count and the time budget of the SYN timer, TCP_SYNCNT and the
   namespace's sysctl, TCP_USER_TIMEOUT shorter than the budget and longer
@@ -80,6 +87,22 @@ ZERO_WINDOW = [
     ]
 ]
 
+RTO_BOUNDS = [
+    Scenario(settings, family, fault, state=state, retries2=retries2, rto_max_ms=rto_max, rto_max_via=via,
+             rto_min_us=rto_min)
+    for family in FAMILIES
+    for state, fault, settings, retries2, rto_max, via, rto_min in [
+        ("unacked", "blackhole", KEEPALIVE_ON, 6, 1000, "sysctl", None),
+        ("unacked", "blackhole", with_user_timeout(12000), None, 5000, "socket", None),
+        ("unacked", "blackhole", with_user_timeout(4000), None, 1000, "socket", None),
+        ("unacked", "link-down", KEEPALIVE_ON, 3, 1000, "socket", None),
+        ("zero-window", "blackhole", KEEPALIVE_ON, 6, 1000, "socket", None),
+        ("zero-window", "blackhole", KEEPALIVE_ON, 5, 5000, "sysctl", None),
+        ("unacked", "blackhole", KEEPALIVE_ON, 3, None, "socket", 50000),
+        ("zero-window", "blackhole", KEEPALIVE_ON, 3, None, "socket", 50000),
+    ]
+]
+
 
 HANDSHAKE = [
     Scenario(KeepaliveSettings(user_timeout_ms=ut), family, fault, state=state, keepalive_via=via, syn_retries=retries)
@@ -115,7 +138,8 @@ def unique(scenarios: Iterable[Scenario]) -> list[Scenario]:
     return list(dict.fromkeys(scenarios))
 
 
-BUILTIN = unique(CORE + FAULTS + USER_TIMEOUT + SYSCTL + CLIENT_VIEW + UNACKED + ZERO_WINDOW + HANDSHAKE + MIDDLEBOX)
+BUILTIN = unique(CORE + FAULTS + USER_TIMEOUT + SYSCTL + CLIENT_VIEW + UNACKED + ZERO_WINDOW + RTO_BOUNDS + HANDSHAKE
+                 + MIDDLEBOX)
 
 
 def select(scenarios: Sequence[Scenario], patterns: Sequence[str]) -> list[Scenario]:

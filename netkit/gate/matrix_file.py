@@ -14,6 +14,9 @@ a fleet's whole policy::
     keepalive_via = "socket"                   # socket | sysctl
     retries2 = 3                               # net.ipv4.tcp_retries2, data states
     syn_retries = 2                            # TCP_SYNCNT (or the sysctl), handshake states
+    rto_max_ms = 5000                          # the socket's maximum RTO (Linux 6.15+), data states
+    rto_max_via = "socket"                     # socket (TCP_RTO_MAX_MS) | sysctl (net.ipv4.tcp_rto_max_ms)
+    rto_min_us = 50000                         # net.ipv4.tcp_rto_min_us (Linux 6.11+), data states
 
 A router that forgets idle flows (``topology = "routed"``; the fault is then
 ``middlebox-forgets`` unless given)::
@@ -47,7 +50,8 @@ else:  # pragma: no cover - Python 3.9/3.10
 
 MULTIPLYING = ("family", "fault", "state", "keepalive")
 ROUTED_KEYS = ("topology", "middlebox_timeout_s", "middlebox", "masquerade")  # netkit.scenario.middlebox_spec
-KEYS = (*MULTIPLYING, "user_timeout_ms", "side", "keepalive_via", "retries2", "syn_retries", *ROUTED_KEYS)
+RTO_KEYS = ("rto_max_ms", "rto_max_via", "rto_min_us")  # netkit.scenario.rto_spec
+KEYS = (*MULTIPLYING, "user_timeout_ms", "side", "keepalive_via", "retries2", "syn_retries", *RTO_KEYS, *ROUTED_KEYS)
 
 
 class MatrixFileError(InputError):
@@ -97,7 +101,7 @@ def _cells(path: str, text: str, number: int, table: dict[str, Any]) -> list[Sce
             raise fail(key, "an empty list runs nothing: give one value or more, or leave the key out")
     cells = []
     default_fault = "middlebox-forgets" if table.get("topology") == "routed" else "link-down"
-    routed = {key: table[key] for key in ROUTED_KEYS if key in table}
+    optional = {key: table[key] for key in (*RTO_KEYS, *ROUTED_KEYS) if key in table}
     for family, fault, state, keepalive in itertools.product(
         lists["family"] or ["ipv4"], lists["fault"] or [default_fault], lists["state"] or ["idle"], lists["keepalive"]
     ):
@@ -108,7 +112,7 @@ def _cells(path: str, text: str, number: int, table: dict[str, Any]) -> list[Sce
             settings = KeepaliveSettings(idle, intvl, cnt, user_timeout_ms=table.get("user_timeout_ms"))
             cells.append(Scenario(settings, family, fault, state, table.get("side", "server"),
                                   table.get("keepalive_via", "socket"), table.get("retries2"),
-                                  syn_retries=table.get("syn_retries"), **routed))
+                                  syn_retries=table.get("syn_retries"), **optional))
         except (ValueError, KeyError) as exc:  # SettingError is a ValueError; an unknown fault a KeyError
             raise fail(_key_named_in(str(exc), table), str(exc).strip("'\"")) from None
     return cells

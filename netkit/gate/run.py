@@ -24,11 +24,12 @@ from ..document.codec import run_from_dict
 from ..document.records import GateRun
 from ..errors import FeatureMissing, NotModelled
 from ..kernel import KernelInfo, kernel_info
-from ..lab.faults import fault_object
 from ..model.predict import predict
 from ..rundir import process_dir
 from ..scenario import Progress, Scenario, ScenarioResult, run_scenario
+from ..scenario.handshake import new_namespace_facts
 from ..scenario.pool import ScenarioPool, workers_for_this_machine
+from ..scenario.requirements import require_supported
 from .shard import length_s
 
 MAX_WORKERS = workers_for_this_machine()  # runs beyond this wait for a free worker: the longest start first
@@ -105,8 +106,8 @@ def _prepare(runs: ScenarioRuns, kernel: KernelInfo) -> str | None:
     """Skip what cannot run here (in the parent: no worker needed to say so); note the window."""
     s = runs.scenario
     try:
-        fault_object(s.fault).require_supported()
-        prediction = predict(s, kernel)
+        require_supported(s)
+        prediction = predict(s, kernel, handshake=new_namespace_facts())  # the window shown before the run
     except (FeatureMissing, NotModelled) as exc:
         runs.skipped = str(exc)
         return runs.skipped

@@ -9,8 +9,10 @@ The times come from the model the scenarios are judged by, not a second copy:
   ``cnt``.  No SO_KEEPALIVE: never.
 * data in flight: :func:`netkit.model.unacked_death` for segments that vanish
   (a peer gone silent), counted from the send, with the socket's current RTO
-  (``tcpi_rto``): TCP_USER_TIMEOUT if set, else the namespace's
-  ``tcp_retries2`` through ``tcp_model_timeout``.
+  (``tcpi_rto``) and its maximum (``TCP_RTO_MAX_MS``, Linux 6.15+, which
+  caps every backoff and ``tcp_model_timeout``'s linear part):
+  TCP_USER_TIMEOUT if set, else the namespace's ``tcp_retries2`` through
+  ``tcp_model_timeout``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..errors import NetkitError
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
 from ..model import DataPath, FaultRule, default_rto_s, keepalive_death, unacked_death
+from ..model.rto import DEFAULT_RTO_MAX_MS
 from ..tcpsocket import TcpSocketDiag
 from .facts import NamespaceSysctls, ProcessFacts, SocketFacts
 
@@ -32,6 +35,7 @@ UNCONNECTED = ("LISTEN", "TIME_WAIT", "CLOSE")
 SOCKET = "socket"  # differs from the namespace's sysctl (or has no sysctl): set on the socket
 SOCKET_OR_NAMESPACE = "socket-or-namespace"  # equals the namespace's sysctl: inherited, or set to the same value
 EFFECTIVE = "effective"  # read back from the socket; its namespace's sysctls unknown, so no comparison
+NO_OPTION = "no-option"  # the kernel has no such option (TCP_RTO_MAX_MS before 6.15): its constant applies
 NOT_SET = "not-set"
 UNKNOWN = "unknown"
 NEVER = "never"
@@ -75,6 +79,7 @@ class SocketAssessment:
     flight_rule: str
     flight_window_s: tuple[float, float] | None
     notes: list[str] = field(default_factory=list)
+    rto_max_ms: Setting = Setting(None, UNKNOWN)  # TCP_RTO_MAX_MS, the cap of the data in flight's backoff
 
     @property
     def connected(self) -> bool:
@@ -127,6 +132,8 @@ def assess_socket(s: SocketFacts, sysctls: NamespaceSysctls | None, kernel: Kern
         intvl = _provenance(b.intvl, sysctls.keepalive_intvl if sysctls else None)
         cnt = _provenance(b.cnt, sysctls.keepalive_probes if sysctls else None)
         ut = Setting(b.user_timeout_ms, SOCKET) if b.user_timeout_ms else Setting(None, NOT_SET)
+        rto_max = (Setting(DEFAULT_RTO_MAX_MS, NO_OPTION) if b.rto_max_ms is None
+                   else _provenance(b.rto_max_ms, sysctls.rto_max_ms if sysctls else None))
     else:
         read_via = "sock_diag"
         keepalive, why = _keepalive_from_timer(d)
@@ -134,9 +141,10 @@ def assess_socket(s: SocketFacts, sysctls: NamespaceSysctls | None, kernel: Kern
             notes.append(why)
         idle = intvl = cnt = Setting(None, UNKNOWN)
         ut = Setting(None, UNKNOWN)
+        rto_max = Setting(None, UNKNOWN)
     a = SocketAssessment(
         s.fd, s.netns, d.family, d.state, d.local, d.remote, d.inode, _timer_text(d), read_via, keepalive, idle, intvl, cnt, ut,
-        round(rto_s, 6), None, UNKNOWN, "", None, None, UNKNOWN, "", "", None, notes)
+        round(rto_s, 6), None, UNKNOWN, "", None, None, UNKNOWN, "", "", None, notes, rto_max)
     _idle_death(a, d, sysctls, kernel)
     _flight_death(a, sysctls, kernel)
     return a
@@ -185,9 +193,20 @@ def _idle_death(a: SocketAssessment, d: TcpSocketDiag, sysctls: NamespaceSysctls
         a.idle_death = f"{p.expected_s:g} s if SO_KEEPALIVE"
 
 
+def _rto_max_ms(a: SocketAssessment, sysctls: NamespaceSysctls | None) -> tuple[int | None, str]:
+    """The socket's maximum RTO for the model (None: TCP_RTO_MAX) and, where it is assumed, why."""
+    if a.rto_max_ms.value is not None:
+        return (None if a.rto_max_ms.value == DEFAULT_RTO_MAX_MS else a.rto_max_ms.value), ""
+    if sysctls is not None and sysctls.rto_max_ms is not None and sysctls.rto_max_ms != DEFAULT_RTO_MAX_MS:
+        return sysctls.rto_max_ms, (f"; the socket's TCP_RTO_MAX_MS unreadable: its namespace's tcp_rto_max_ms "
+                                    f"({sysctls.rto_max_ms} ms) assumed, what a socket gets when it is made")
+    return None, ""
+
+
 def _flight_death(a: SocketAssessment, sysctls: NamespaceSysctls | None, kernel: KernelInfo) -> None:
     ut = a.user_timeout_ms.value
     retries2 = sysctls.retries2 if sysctls else None
+    rto_max_ms, assumed = _rto_max_ms(a, sysctls)
     if ut:
         a.flight_by = f"TCP_USER_TIMEOUT {ut} ms"
     elif retries2 is not None:
@@ -195,14 +214,16 @@ def _flight_death(a: SocketAssessment, sysctls: NamespaceSysctls | None, kernel:
     else:
         a.flight_rule = "tcp_retries2 of the socket's namespace unreadable"
         return
+    if rto_max_ms is not None:
+        a.flight_by += f", max RTO {rto_max_ms} ms"
     try:
         p = unacked_death(KeepaliveSettings(user_timeout_ms=ut or None), kernel, SILENT_PEER, a.family, a.rto_s,
-                          None if ut else retries2)
+                          None if ut else retries2, rto_max_ms)
     except NetkitError as exc:  # NotModelled: say why
         a.flight_rule = str(exc)
         return
     a.flight_death_s, a.flight_death, a.flight_rule, a.flight_window_s = (
-        p.expected_s, f"{p.expected_s:g} s", p.rule, p.window_s)
+        p.expected_s, f"{p.expected_s:g} s", p.rule + assumed, p.window_s)
     if a.user_timeout_ms.source == UNKNOWN:
         a.flight_death += " unless TCP_USER_TIMEOUT"
         a.flight_rule += "; TCP_USER_TIMEOUT unreadable: a user timeout on the socket would end it earlier or later"

@@ -20,7 +20,9 @@ import fcntl
 import os
 import socket
 
+from ..lab.features import tcp_option
 from ..lab.namespaces import SIOCGSKNS
+from ..model.rto import TCP_RTO_MAX_MS
 from .facts import Borrowed
 
 SYS_PIDFD_GETFD = 438
@@ -67,7 +69,7 @@ def read_options(sock: socket.socket) -> Borrowed:
     return Borrowed(
         keepalive=bool(get(socket.SOL_SOCKET, socket.SO_KEEPALIVE)),
         idle=get(tcp, socket.TCP_KEEPIDLE), intvl=get(tcp, socket.TCP_KEEPINTVL), cnt=get(tcp, socket.TCP_KEEPCNT),
-        user_timeout_ms=get(tcp, socket.TCP_USER_TIMEOUT),
+        user_timeout_ms=get(tcp, socket.TCP_USER_TIMEOUT), rto_max_ms=tcp_option(sock, TCP_RTO_MAX_MS),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..keepalive import KEEPALIVE_SYSCTLS, RETRIES2_SYSCTL
+from ..model.rto import RTO_MAX_MS_SYSCTL, RTO_MIN_US_SYSCTL
 from ..tcpsocket import TcpSocketDiag
 
 SYSCTLS = {  # field -> sysctl, all per network namespace
@@ -12,7 +13,10 @@ SYSCTLS = {  # field -> sysctl, all per network namespace
     "keepalive_intvl": KEEPALIVE_SYSCTLS["intvl"],
     "keepalive_probes": KEEPALIVE_SYSCTLS["cnt"],
     "retries2": RETRIES2_SYSCTL,
+    "rto_max_ms": RTO_MAX_MS_SYSCTL,  # Linux 6.15+: None where the kernel has no such sysctl
+    "rto_min_us": RTO_MIN_US_SYSCTL,  # Linux 6.11+: likewise
 }
+OPTIONAL_SYSCTLS = ("rto_max_ms", "rto_min_us")  # absent on older kernels: read as None
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,8 @@ class NamespaceSysctls:
     keepalive_intvl: int
     keepalive_probes: int
     retries2: int
+    rto_max_ms: int | None = None  # new sockets' maximum RTO (None: no such sysctl, TCP_RTO_MAX's 120 s)
+    rto_min_us: int | None = None  # new sockets' minimum RTO (None: no such sysctl, TCP_RTO_MIN's 200 ms)
 
     def differences(self, other: NamespaceSysctls) -> list[tuple[str, int, int]]:
         """(sysctl, this value, the other's) for every sysctl that differs."""
@@ -42,6 +48,7 @@ class Borrowed:
     intvl: int  # TCP_KEEPINTVL, s
     cnt: int  # TCP_KEEPCNT
     user_timeout_ms: int  # TCP_USER_TIMEOUT, 0 = not set
+    rto_max_ms: int | None = None  # TCP_RTO_MAX_MS (None: the kernel has no such option: TCP_RTO_MAX, 120 s)
 
 
 @dataclass

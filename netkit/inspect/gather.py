@@ -25,7 +25,7 @@ from ..lab.proc import owners, pids
 from ..tcpsocket import TcpSocketDiag
 from .assess import NO_PTRACE
 from .borrow import Borrower, NotPermitted, has_cap_sys_ptrace, refused_here
-from .facts import SYSCTLS, NamespaceSysctls, ProcessFacts, SocketFacts
+from .facts import OPTIONAL_SYSCTLS, SYSCTLS, NamespaceSysctls, ProcessFacts, SocketFacts
 from .procnet import parse_proc_net_tcp
 
 SOCKET_LINK = re.compile(r"socket:\[(\d+)\]")
@@ -33,11 +33,16 @@ SOCKET_LINK = re.compile(r"socket:\[(\d+)\]")
 
 def _read_sysctls() -> NamespaceSysctls:
     """The sysctls of the calling thread's namespace (/proc/sys/net resolves per thread)."""
-    values = {}
+    values: dict[str, int | None] = {}
     for field, name in SYSCTLS.items():
-        with open("/proc/sys/" + name.replace(".", "/")) as f:
-            values[field] = int(f.read())
-    return NamespaceSysctls(**values)
+        try:
+            with open("/proc/sys/" + name.replace(".", "/")) as f:
+                values[field] = int(f.read())
+        except FileNotFoundError:
+            if field not in OPTIONAL_SYSCTLS:
+                raise
+            values[field] = None  # a sysctl this kernel does not have yet
+    return NamespaceSysctls(**values)  # type: ignore[arg-type]  # the required ones raised above if absent
 
 
 def own_namespace() -> int:

@@ -158,6 +158,7 @@ class _Rules:
     user_timeout: bool  # the deadline is TCP_USER_TIMEOUT: the RTO is clamped to it
     neighbour_delay: int  # RETRANS_TIME (jiffies)
     neighbour_runs: int  # MCAST_PROBES + APP_PROBES
+    rto_max_ms: int | None = None  # the socket's TCP_RTO_MAX_MS / tcp_rto_max_ms (None: TCP_RTO_MAX)
 
     def seconds(self, jiffies: int) -> str:
         return f"{jiffies / self.hz:.3f} s"
@@ -198,7 +199,7 @@ def _rto_run(s: _Socket, now: int, r: _Rules) -> Death | None:
         s.skb_sent, s.neighbour_fails = now, _neighbour_cycle(now, r)
         s.story.append(f"{r.seconds(elapsed)}: retransmission {s.retransmits} into a new neighbour cycle")
     s.backoff += 1
-    s.rto = backed_off_rto_jiffies(s.rto, 1, r.hz)  # the timer ledger checks the kernel's re-arms by the same rule
+    s.rto = backed_off_rto_jiffies(s.rto, 1, r.hz, r.rto_max_ms)  # the ledger checks the kernel's re-arms by it too
     delay = s.rto
     if r.user_timeout:  # tcp_clamp_rto_to_user_timeout(): min(icsk_rto, remaining), 1 once it has passed
         delay = max(1, min(s.rto, r.deadline - elapsed))
@@ -215,7 +216,7 @@ def _neighbour_failure(s: _Socket, now: int, r: _Rules) -> Death | None:
     if r.family == "ipv4":
         if s.retransmits and s.backoff:  # tcp_ld_RTO_revert()
             s.backoff -= 1
-            s.rto = backed_off_rto_jiffies(r.base_rto, s.backoff, r.hz)
+            s.rto = backed_off_rto_jiffies(r.base_rto, s.backoff, r.hz, r.rto_max_ms)
             remaining = s.rto - (now - s.skb_sent)
             if remaining > 0:
                 s.rto_run = runs_at_jiffy(now, remaining, r.hz)
@@ -261,7 +262,7 @@ def _replay(s: _Socket, r: _Rules) -> list[Death]:
 
 def link_down_deaths(family: str, hz: int, rto_jiffies: int, deadline_jiffies: int, user_timeout: bool,
                      neighbour_delay_jiffies: int | None = None,
-                     neighbour_runs: int = MCAST_SOLICIT + APP_SOLICIT) -> list[Death]:
+                     neighbour_runs: int = MCAST_SOLICIT + APP_SOLICIT, rto_max_ms: int | None = None) -> list[Death]:
     """Every outcome of data sent into a dead link, over every send phase on the wheel's coarsest grid in use.
 
     ``deadline_jiffies``: TCP_USER_TIMEOUT, or ``tcp_model_timeout(tcp_retries2)``, after the send.
@@ -271,7 +272,7 @@ def link_down_deaths(family: str, hz: int, rto_jiffies: int, deadline_jiffies: i
     """
     r = _Rules(family, hz, rto_jiffies, deadline_jiffies, user_timeout,
                neighbour_delay_jiffies if neighbour_delay_jiffies is not None else RETRANS_TIME_MS * hz // 1000,
-               neighbour_runs)
+               neighbour_runs, rto_max_ms)
     # every phase of the send on the grid of the coarsest wheel level any of these timers can use
     period = 1 << (max(1, wheel_level(deadline_jiffies + rto_jiffies, hz)) * LVL_CLK_SHIFT)
     deaths = []

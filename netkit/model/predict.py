@@ -42,6 +42,8 @@ class Predictable(Protocol):
     def middlebox_timeout_s(self) -> int | None: ...
     @property
     def middlebox(self) -> str: ...
+    @property
+    def rto_max_ms(self) -> int | None: ...
 
 
 def predict(scenario: Predictable, kernel: KernelInfo, rto_s: float | None = None,
@@ -49,9 +51,11 @@ def predict(scenario: Predictable, kernel: KernelInfo, rto_s: float | None = Non
     """The rule for a scenario on this kernel: window, error, counts.
 
     ``rto_s`` is the connection's RTO (``tcpi_rto``; by default TCP_RTO_MIN
-    plus a jiffy, what a veth gives).  ``handshake``: what the handshake
-    states' rules read from the tested namespace (by default a new
-    namespace's values).  Raises NotModelled where netkit has no defensible
+    plus a jiffy, what a veth gives: a scenario with ``rto_min_us`` is
+    predicted from the RTO its socket holds).  The socket's maximum RTO
+    (``scenario.rto_max_ms``) caps the backoff of the data states' timers.
+    ``handshake``: what the handshake states' rules read from the tested
+    namespace (by default a new namespace's values).  Raises NotModelled where netkit has no defensible
     rule.
 
     The handshake states follow :mod:`netkit.model.handshake`.
@@ -77,10 +81,11 @@ def predict(scenario: Predictable, kernel: KernelInfo, rto_s: float | None = Non
                                settings.user_timeout_ms, kernel, handshake or HandshakeFacts.defaults(kernel))
     rto_s = rto_s or default_rto_s(kernel)
     if scenario.state == State.UNACKED:
-        return replace(unacked_death(settings, kernel, fault, scenario.family, rto_s, scenario.retries2), rto_s=rto_s)
+        return replace(unacked_death(settings, kernel, fault, scenario.family, rto_s, scenario.retries2,
+                                     scenario.rto_max_ms), rto_s=rto_s)
     if scenario.state == State.ZERO_WINDOW:
-        return replace(zero_window_death(settings, kernel, fault, scenario.family, rto_s, scenario.retries2),
-                       rto_s=rto_s)
+        return replace(zero_window_death(settings, kernel, fault, scenario.family, rto_s, scenario.retries2,
+                                         scenario.rto_max_ms), rto_s=rto_s)
     if fault.data_path is DataPath.RESET:
         return reset_at_first_probe(settings, kernel)
     error = fault.timeout_error(scenario.family)

@@ -61,10 +61,11 @@ from .neighbour import link_down_deaths, link_down_prediction
 from .persist import persist_death
 from .prediction import DeathPrediction
 from .rto import (
-    TCP_RTO_MAX_S,
     TCP_RTO_MIN_S,
     clamped_runs,
     clamped_windows,
+    linear_backoff_thresh,
+    socket_rto_max_s,
     tcp_model_timeout_jiffies,
     tcp_model_timeout_s,
 )
@@ -81,8 +82,14 @@ def unacked_death(
     family: str,
     rto_s: float,
     retries2: int | None,
+    rto_max_ms: int | None = None,
 ) -> DeathPrediction:
-    """Data sent after the fault, never acknowledged: when the RTO timer gives up (times from the send)."""
+    """Data sent after the fault, never acknowledged: when the RTO timer gives up (times from the send).
+
+    ``rto_max_ms``: the socket's maximum RTO (TCP_RTO_MAX_MS or the
+    namespace's ``tcp_rto_max_ms``; None: TCP_RTO_MAX), the cap of every
+    backoff and of ``tcp_model_timeout``'s linear part.
+    """
     ut = settings.user_timeout_ms
     if fault.data_path is DataPath.RESET:
         return DeathPrediction(
@@ -92,23 +99,23 @@ def unacked_death(
             expected_count=0, expected_error="ECONNRESET", count_source=CountSource.RETRANSMITS, measured_from=Clock.SEND,
         )
     if fault.data_path is DataPath.LOCAL:
-        return _failing_locally(ut, retries2, kernel, rto_s, family)
+        return _failing_locally(ut, retries2, kernel, rto_s, family, rto_max_ms)
     if fault.data_path is DataPath.NO_ROUTE:
         # No route: the segment is never sent, packets_out stays 0, and tcp_check_probe_timer hands the
         # connection to the persist timer; its probes fail locally but count (tcp_write_wakeup <= 0).
         return persist_death(kernel, rto_s, ut, retries2, fault.timeout_error(family),
                               CountSource.PROBES, Clock.SEND,
                               "the peer's namespace is gone, so the data never leaves (no route) and, with nothing "
-                              "in flight, the persist timer probes instead of the RTO")
+                              "in flight, the persist timer probes instead of the RTO", rto_max_ms)
     if ut:
-        return _lost_until_user_timeout(ut, kernel, rto_s)
+        return _lost_until_user_timeout(ut, kernel, rto_s, rto_max_ms)
     if retries2 is None:
         raise NotModelled(RTO_NEEDS_RETRIES2)
-    return _lost_until_retries2(retries2, kernel, rto_s)
+    return _lost_until_retries2(retries2, kernel, rto_s, rto_max_ms)
 
 
 def _failing_locally(ut: int | None, retries2: int | None, kernel: KernelInfo, rto_s: float,
-                     family: str) -> DeathPrediction:
+                     family: str, rto_max_ms: int | None) -> DeathPrediction:
     """Link down: every retransmission fails in the neighbour queue; the clock is the send.
 
     Until the neighbour entry fails this is the plain clamp (with UT); the
@@ -117,21 +124,22 @@ def _failing_locally(ut: int | None, retries2: int | None, kernel: KernelInfo, r
     if not ut and retries2 is None:
         raise NotModelled(RTO_NEEDS_RETRIES2)
     hz = kernel.hz
-    deadline_j = math.ceil(ut * hz / 1000) if ut else tcp_model_timeout_jiffies(retries2 or 0, hz)
-    deaths = link_down_deaths(family, hz, round(rto_s * hz), deadline_j, user_timeout=bool(ut))
+    rto_max_s = socket_rto_max_s(rto_max_ms, hz)
+    deadline_j = math.ceil(ut * hz / 1000) if ut else tcp_model_timeout_jiffies(retries2 or 0, hz, rto_max_s)
+    deaths = link_down_deaths(family, hz, round(rto_s * hz), deadline_j, user_timeout=bool(ut), rto_max_ms=rto_max_ms)
     if ut and not any(d.neighbour_failures for d in deaths):
-        return _clamped_locally(ut, kernel, rto_s)
+        return _clamped_locally(ut, kernel, rto_s, rto_max_s)
     what = (f"link down, data in flight, TCP_USER_TIMEOUT {ut} ms" if ut else
             f"link down, data in flight, tcp_retries2 = {retries2} (tcp_model_timeout "
             f"{deadline_j / hz:g} s after the send)")
     return link_down_prediction(deaths, kernel, what)
 
 
-def _clamped_locally(ut: int, kernel: KernelInfo, rto_s: float) -> DeathPrediction:
+def _clamped_locally(ut: int, kernel: KernelInfo, rto_s: float, rto_max_s: float) -> DeathPrediction:
     """UT kills before the neighbour entry fails: the RTO clamped to the send + UT."""
     jiffy = kernel.jiffy_s
     deadline = ut / 1000
-    clamped = clamped_runs(rto_s, deadline, rto_s, kernel.hz)  # attempts at rto, 3 rto, 7 rto...
+    clamped = clamped_runs(rto_s, deadline, rto_s, kernel.hz, rto_max_s)  # attempts at rto, 3 rto, 7 rto...
     runs = clamped.runs
     window, alternative = clamped_windows(deadline, jiffy, clamped, kernel)
     return DeathPrediction(
@@ -149,11 +157,11 @@ def _start_late(rto_s: float, kernel: KernelInfo) -> float:
     return 2 * wheel_granularity_s(rto_s, kernel.hz)
 
 
-def _lost_until_user_timeout(ut: int, kernel: KernelInfo, rto_s: float) -> DeathPrediction:
+def _lost_until_user_timeout(ut: int, kernel: KernelInfo, rto_s: float, rto_max_ms: int | None) -> DeathPrediction:
     """Segments vanish; the first retransmission (after the TLP) starts the clock; UT clamps the RTO."""
     first_retransmission = 2 * rto_s  # the tail loss probe at rto, then the RTO restarted from it
     deadline = ut / 1000
-    clamped = clamped_runs(rto_s, deadline, 0.0, kernel.hz)
+    clamped = clamped_runs(rto_s, deadline, 0.0, kernel.hz, socket_rto_max_s(rto_max_ms, kernel.hz))
     runs = clamped.runs
     expected = first_retransmission + deadline
     window, alternative = clamped_windows(expected, _start_late(rto_s, kernel), clamped, kernel)
@@ -167,15 +175,16 @@ def _lost_until_user_timeout(ut: int, kernel: KernelInfo, rto_s: float) -> Death
     )
 
 
-def _lost_until_retries2(retries2: int, kernel: KernelInfo, rto_s: float) -> DeathPrediction:
+def _lost_until_retries2(retries2: int, kernel: KernelInfo, rto_s: float, rto_max_ms: int | None) -> DeathPrediction:
     """Segments vanish; no UT: tcp_model_timeout(tcp_retries2) after the first retransmission."""
     jiffy = kernel.jiffy_s
     first_retransmission = 2 * rto_s
     start_late = _start_late(rto_s, kernel)
-    timeout = tcp_model_timeout_s(retries2)
+    rto_max_s = socket_rto_max_s(rto_max_ms, kernel.hz)
+    timeout = tcp_model_timeout_s(retries2, TCP_RTO_MIN_S, rto_max_s)
     offsets, late, rto = [0.0], [start_late], rto_s  # run k (1-based): offset from the first retransmission
     while offsets[-1] < timeout:
-        rto = min(rto * 2, TCP_RTO_MAX_S)
+        rto = min(rto * 2, rto_max_s)
         offsets.append(offsets[-1] + rto)
         late.append(late[-1] + wheel_granularity_s(rto, kernel.hz))
     nominal = len(offsets)  # first run whose nominal offset reaches the deadline
@@ -185,13 +194,17 @@ def _lost_until_retries2(retries2: int, kernel: KernelInfo, rto_s: float) -> Dea
     def at(run: int) -> float:
         return round(first_retransmission + offsets[run - 1], 6)
 
-    formula = (f"((2 << {retries2}) - 1) x 200 ms" if timeout == round(((2 << retries2) - 1) * TCP_RTO_MIN_S, 6)
-               else "((2 << 9) - 1) x 200 ms + " + f"({retries2} - 9) x 120 s")
+    thresh = linear_backoff_thresh(rto_max_s)
+    formula = (f"((2 << {retries2}) - 1) x 200 ms" if retries2 <= thresh
+               else f"((2 << {thresh}) - 1) x 200 ms + ({retries2} - {thresh}) x {rto_max_s:g} s")
+    capped = (f"; backoff capped at the socket's maximum RTO {rto_max_s:g} s (tcp_rto_max(sk))"
+              if rto_max_ms is not None else "")
     rule = (f"tcp_retransmit_timer with tcp_retries2 = {retries2}: deadline tcp_model_timeout = "
             f"{formula} = {timeout:g} s after the first retransmission (at 2 x rto = "
             f"{first_retransmission:.3f} s, after the tail loss probe); RTO runs every rto x 2^k: death on run "
             f"{nominal} at {at(nominal):.3f} s after the send, {nominal - 1} retransmissions"
-            + (f"; timer lateness can make run {early} qualify ({early - 1} retransmissions)" if early_qualifies else ""))
+            + (f"; timer lateness can make run {early} qualify ({early - 1} retransmissions)" if early_qualifies else "")
+            + capped)
     return DeathPrediction(
         rule=rule,
         expected_s=at(nominal),

@@ -8,6 +8,12 @@ RTO gives up after ``tcp_model_timeout(tcp_retries2, TCP_RTO_MIN)``
 (:func:`tcp_model_timeout_s`).  The rules are in docs/rules.md ("The RTO
 clamp", "tcp_retries2 without a user timeout"); what each timer makes of
 them is in :mod:`.retransmission` and :mod:`.persist`.
+
+``TCP_RTO_MAX`` is a socket's own value since Linux 6.15 (``tcp_rto_max(sk)``
+= ``icsk_rto_max``: the ``TCP_RTO_MAX_MS`` socket option, or the namespace's
+``net.ipv4.tcp_rto_max_ms`` when the socket was made), so every function here
+that caps at it takes the socket's value (``rto_max_s``, or ``rto_max_ms``
+for the jiffy rules), 120 s by default: docs/rules.md, "The maximum RTO".
 """
 
 from __future__ import annotations
@@ -19,6 +25,22 @@ from .wheel import latest_death_s, wheel_granularity_s
 
 TCP_RTO_MIN_S = 0.2
 TCP_RTO_MAX_S = 120.0
+TCP_RTO_MAX_MS = 44  # the socket option (include/uapi/linux/tcp.h, 6.15); Python's socket module does not name it yet
+RTO_MAX_MS_SYSCTL = "net.ipv4.tcp_rto_max_ms"  # 6.15, "tcp: add tcp_rto_max_ms sysctl": new sockets' maximum
+RTO_MIN_US_SYSCTL = "net.ipv4.tcp_rto_min_us"  # 6.11, "tcp: add sysctl_tcp_rto_min_us": new sockets' minimum
+DEFAULT_RTO_MAX_MS = round(TCP_RTO_MAX_S * 1000)  # tcp_rto_max_ms's default; the constant before 6.15
+RTO_MAX_MS_RANGE = (1000, 120_000)  # TCP_RTO_MAX_MS and net.ipv4.tcp_rto_max_ms: MSEC_PER_SEC..TCP_RTO_MAX_SEC * 1000
+
+
+def socket_rto_max_s(rto_max_ms: int | None, hz: int) -> float:
+    """``tcp_rto_max(sk)`` in seconds: ``msecs_to_jiffies(rto_max_ms)`` as the kernel keeps it (None: TCP_RTO_MAX).
+
+    ``do_tcp_setsockopt`` (TCP_RTO_MAX_MS) and ``tcp_init_sock`` (the sysctl)
+    both store ``msecs_to_jiffies(ms)``: rounded up to a whole jiffy.
+    """
+    if rto_max_ms is None:
+        return TCP_RTO_MAX_S
+    return round(msecs_to_jiffies(rto_max_ms, hz) / hz, 6)
 
 
 def default_rto_s(kernel: KernelInfo) -> float:
@@ -29,25 +51,33 @@ def default_rto_s(kernel: KernelInfo) -> float:
 TCP_TIMEOUT_MIN_JIFFIES = 2  # include/net/tcp.h: the clamp never arms a timer shorter than this
 
 
-def tcp_model_timeout_s(boundary: int, rto_base_s: float = TCP_RTO_MIN_S) -> float:
+def linear_backoff_thresh(rto_max_s: float, rto_base_s: float = TCP_RTO_MIN_S) -> int:
+    """``ilog2(tcp_rto_max(sk) / rto_base)``: the doublings before ``tcp_model_timeout`` turns linear (9 by default)."""
+    return int(rto_max_s / rto_base_s + 1e-9).bit_length() - 1  # ilog2 of the jiffies' integer quotient
+
+
+def tcp_model_timeout_s(boundary: int, rto_base_s: float = TCP_RTO_MIN_S, rto_max_s: float = TCP_RTO_MAX_S) -> float:
     """``tcp_model_timeout(sk, boundary, rto_base)`` (net/ipv4/tcp_timer.c), in seconds.
 
     How long after ``retrans_stamp`` ``retransmits_timed_out`` gives up without
     TCP_USER_TIMEOUT: the time ``boundary`` retransmissions take when the RTO
     starts at ``rto_base`` and doubles, up to ``linear_backoff_thresh =
-    ilog2(TCP_RTO_MAX / rto_base)`` doublings; beyond that each one adds
-    TCP_RTO_MAX::
+    ilog2(tcp_rto_max(sk) / rto_base)`` doublings; beyond that each one adds
+    ``tcp_rto_max(sk)`` (TCP_RTO_MAX, 120 s, before 6.15 and by default)::
 
         boundary <= thresh:  ((2 << boundary) - 1) x rto_base
-        else:                ((2 << thresh) - 1) x rto_base + (boundary - thresh) x TCP_RTO_MAX
+        else:                ((2 << thresh) - 1) x rto_base + (boundary - thresh) x rto_max
 
     ``tcp_retries2`` 15 with TCP_RTO_MIN (200 ms, thresh 9): 204.6 + 6 x 120 = 924.6 s;
-    a SYN's budget uses ``rto_base`` = TCP_TIMEOUT_INIT (1 s, thresh 6).
+    with a maximum RTO of 5 s (thresh ilog2(25) = 4): 6.2 + 11 x 5 = 61.2 s.
+    A SYN's budget uses ``rto_base`` = TCP_TIMEOUT_INIT (1 s, thresh 6).
+    ``rto_base`` stays TCP_RTO_MIN whatever ``tcp_rto_min_us`` says
+    (``retransmits_timed_out``: ``unsigned int rto_base = TCP_RTO_MIN;``).
     """
-    thresh = int(TCP_RTO_MAX_S / rto_base_s + 1e-9).bit_length() - 1  # ilog2
+    thresh = linear_backoff_thresh(rto_max_s, rto_base_s)
     if boundary <= thresh:
         return round(((2 << boundary) - 1) * rto_base_s, 6)
-    return round(((2 << thresh) - 1) * rto_base_s + (boundary - thresh) * TCP_RTO_MAX_S, 6)
+    return round(((2 << thresh) - 1) * rto_base_s + (boundary - thresh) * rto_max_s, 6)
 
 
 class ClampedRuns(NamedTuple):
@@ -59,7 +89,8 @@ class ClampedRuns(NamedTuple):
     last_if_one_less_s: float  # then the clamped arming starts one run earlier: this long, rounded as such
 
 
-def clamped_runs(rto_s: float, deadline_s: float, first_offset_s: float, hz: int) -> ClampedRuns:
+def clamped_runs(rto_s: float, deadline_s: float, first_offset_s: float, hz: int,
+                 rto_max_s: float = TCP_RTO_MAX_S) -> ClampedRuns:
     """Timer runs from the clock start until the one clamped to the deadline.
 
     ``first_offset_s``: when the first counted run is, after the clock start.
@@ -73,7 +104,7 @@ def clamped_runs(rto_s: float, deadline_s: float, first_offset_s: float, hz: int
     offset, rto, runs, late, previous = first_offset_s, rto_s, 0, 0.0, first_offset_s
     while True:
         runs += 1  # this run (re)transmits
-        rto = min(rto * 2, TCP_RTO_MAX_S)
+        rto = min(rto * 2, rto_max_s)
         if offset + rto >= deadline_s:
             return ClampedRuns(runs, deadline_s - offset, runs > 1 and offset + late >= deadline_s,
                                deadline_s - previous)
@@ -112,9 +143,9 @@ def clamped_windows(expected: float, fixed_late: float, clamped: ClampedRuns, ke
     return window, (low, latest_death_s(expected, late, kernel))
 
 
-def tcp_model_timeout_jiffies(retries2: int, hz: int) -> int:
+def tcp_model_timeout_jiffies(retries2: int, hz: int, rto_max_s: float = TCP_RTO_MAX_S) -> int:
     """:func:`tcp_model_timeout_s` for ``tcp_retries2`` in jiffies (its ``rto_base``, TCP_RTO_MIN, is HZ / 5 jiffies)."""
-    return round(tcp_model_timeout_s(retries2) * hz)
+    return round(tcp_model_timeout_s(retries2, TCP_RTO_MIN_S, rto_max_s) * hz)
 
 
 # -- the same rules in jiffies, as the kernel computes each arming (the timer ledger checks them exactly) --------
@@ -125,19 +156,24 @@ def msecs_to_jiffies(ms: int, hz: int) -> int:
     return -(-ms * hz // 1000)
 
 
-def rto_max_jiffies(hz: int) -> int:
-    """``tcp_rto_max(sk)`` by default: ``TCP_RTO_MAX`` (120 s; the ``tcp_rto_max_ms`` sysctl's default)."""
-    return round(TCP_RTO_MAX_S * hz)
+def jiffies_to_msecs(jiffies: int, hz: int) -> int:
+    """``jiffies_to_msecs`` (kernel/time/time.c): exact where HZ divides 1000, else rounded up."""
+    return -(-jiffies * 1000 // hz)
 
 
-def backed_off_rto_jiffies(rto_jiffies: int, backoffs: int, hz: int) -> int:
+def rto_max_jiffies(hz: int, rto_max_ms: int | None = None) -> int:
+    """``tcp_rto_max(sk)``: ``msecs_to_jiffies`` of the socket's maximum (None: ``TCP_RTO_MAX``, 120 s)."""
+    return msecs_to_jiffies(round(TCP_RTO_MAX_S * 1000) if rto_max_ms is None else rto_max_ms, hz)
+
+
+def backed_off_rto_jiffies(rto_jiffies: int, backoffs: int, hz: int, rto_max_ms: int | None = None) -> int:
     """``icsk_rto`` after ``backoffs`` RTO runs: each does ``icsk_rto = min(icsk_rto << 1, tcp_rto_max(sk))``.
 
     (``tcp_retransmit_timer``, ``out_reset_timer:``; the linear timeouts of
     thin streams apply only with ``tcp_thin_linear_timeouts`` or
     ``TCP_THIN_LINEAR_TIMEOUTS``, which netkit never sets.)
     """
-    return min(rto_jiffies << backoffs, rto_max_jiffies(hz))
+    return min(rto_jiffies << backoffs, rto_max_jiffies(hz, rto_max_ms))
 
 
 def clamp_rto_to_user_timeout_jiffies(rto_jiffies: int, user_timeout_ms: int | None, elapsed_ms: int, hz: int) -> int:
@@ -158,7 +194,7 @@ def clamp_rto_to_user_timeout_jiffies(rto_jiffies: int, user_timeout_ms: int | N
     return min(rto_jiffies, msecs_to_jiffies(remaining, hz))
 
 
-def probe0_when_jiffies(rto_jiffies: int, backoff: int, hz: int) -> int:
+def probe0_when_jiffies(rto_jiffies: int, backoff: int, hz: int, rto_max_ms: int | None = None) -> int:
     """``tcp_probe0_when(sk, tcp_rto_max(sk))`` (include/net/tcp.h): the persist timer's next delay.
 
     ``tcp_probe0_base(sk) = max_t(u32, icsk_rto, TCP_RTO_MIN)``, shifted by
@@ -166,9 +202,18 @@ def probe0_when_jiffies(rto_jiffies: int, backoff: int, hz: int) -> int:
     capped at the maximum.  The persist timer never doubles ``icsk_rto``
     itself: only ``icsk_backoff`` grows (``tcp_send_probe0``).
     """
-    base = max(rto_jiffies, round(TCP_RTO_MIN_S * hz))
     shift = min(int(TCP_RTO_MAX_S / TCP_RTO_MIN_S).bit_length(), backoff)  # ilog2(n) + 1 is n's bit length
-    return min(base << shift, rto_max_jiffies(hz))
+    return min(probe0_base_jiffies(rto_jiffies, hz) << shift, rto_max_jiffies(hz, rto_max_ms))
+
+
+def probe0_base_jiffies(rto_jiffies: int, hz: int) -> int:
+    """``tcp_probe0_base(sk)`` (include/net/tcp.h): ``max_t(u32, icsk_rto, TCP_RTO_MIN)``.
+
+    The constant TCP_RTO_MIN (HZ / 5), not the socket's minimum: an RTO that
+    ``tcp_rto_min_us`` lets fall below 200 ms still probes a closed window
+    from 200 ms.
+    """
+    return max(rto_jiffies, round(TCP_RTO_MIN_S * hz))
 
 
 def clamp_probe0_to_user_timeout_jiffies(when: int, user_timeout_ms: int | None, elapsed_jiffies: int | None,

@@ -8,6 +8,7 @@ from typing import TextIO
 from ..check.result import NO_KEEPALIVE, SET_ON_SOCKET, CheckResult, ClientCheckResult
 from ..check.verdict import client_settings
 from ..keepalive import KEEPALIVE_SYSCTLS
+from ..model.rto import DEFAULT_RTO_MAX_MS
 from .text import timer_ledger_lines
 
 
@@ -100,6 +101,9 @@ def found_out(r: ClientCheckResult) -> str:
     if r.cause == "retransmission":
         ut = (r.options or {}).get("user_timeout_ms")
         ended_by = f"TCP_USER_TIMEOUT {ut} ms" if ut else "tcp_retries2 or TCP_USER_TIMEOUT"
+        rto_max = (r.options or {}).get("rto_max_ms")
+        if rto_max is not None and rto_max != DEFAULT_RTO_MAX_MS:
+            ended_by += f", the backoff capped at TCP_RTO_MAX_MS {rto_max} ms"
         return (f"by the retransmission timeout ({ended_by}; it counts from the send, not from t = 0): "
                 f"{r.retransmissions} retransmissions of data it sent after the break")
     if r.cause == "peer-reset":
@@ -137,6 +141,9 @@ def _options_line(r: ClientCheckResult) -> str:
                   else f"inherited from {source}")
         parts.append(f"{option} {o[name]}{' s' if name != 'cnt' else ''} ({origin})")
     parts.append(f"TCP_USER_TIMEOUT {o['user_timeout_ms']} ms" if o["user_timeout_ms"] else "TCP_USER_TIMEOUT not set")
+    rto_max = o.get("rto_max_ms")  # None: a kernel before 6.15, no such option
+    if rto_max is not None:
+        parts.append(f"TCP_RTO_MAX_MS {rto_max} ms" + (" (the kernel's default)" if rto_max == DEFAULT_RTO_MAX_MS else ""))
     return "socket options (borrowed with pidfd_getfd, read with getsockopt): " + ", ".join(parts)
 
 

@@ -56,8 +56,10 @@ def process_lines(a: ProcessAssessment) -> list[str]:
     lines = [a.verdict]
     where = "the host's" if not f.foreign_namespace else "not the host's"
     ns = f"net:[{f.netns}] ({where})" if f.netns is not None else "unreadable"
-    sysctls = (f"keepalive {f.sysctls.keepalive_text()}, tcp_retries2 {f.sysctls.retries2}" if f.sysctls
-               else "unknown")
+    sysctls = (f"keepalive {f.sysctls.keepalive_text()}, tcp_retries2 {f.sysctls.retries2}"
+               + "".join(f", {name} {value}" for name, value in (("tcp_rto_max_ms", f.sysctls.rto_max_ms),
+                                                                 ("tcp_rto_min_us", f.sysctls.rto_min_us))
+                         if value is not None) if f.sysctls else "unknown")
     lines.append(f"  network namespace {ns}; its sysctls: {sysctls}")
     via = ("getsockopt on fds borrowed with pidfd_getfd" if f.borrowed else "sock_diag's timers only (options not readable)")
     lines.append(f"  read via: {via}; socket table: {f.table}")

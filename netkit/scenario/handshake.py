@@ -59,6 +59,7 @@ from ..evidence.verdict import OBSERVER_SAMPLE_S
 from ..evidence.wire import WireEvidence, evidence
 from ..lab.diag import DiagWatch
 from ..lab.faults import FaultContext, fault_object
+from ..lab.features import has_sysctl
 from ..lab.lab import SERVER_PORT, Endpoint, Lab
 from ..lab.sysctl import set_sysctl
 from ..lab.tcpinfo import tcp_info
@@ -79,15 +80,25 @@ REQUEST_SEEN_TIMEOUT_S = 0.5  # the SYN reaches the listener within microseconds
 DIAG_POLL_S = 0.002  # near the predicted drop; one dump on an open raw socket takes a fraction of a millisecond
 REQUEST_STATES = ("SYN_RECV", "12")  # sock_diag shows a request socket as SYN_RECV (or its own state, 12)
 SYN_SYSCTL = {State.SYN_SENT: "net.ipv4.tcp_syn_retries", State.SYN_RECV: "net.ipv4.tcp_synack_retries"}
+LINEAR_TIMEOUTS_SYSCTL = "net.ipv4.tcp_syn_linear_timeouts"  # 6.5
 Address = tuple[str, int]
 
 
 def handshake_facts(endpoint: Endpoint) -> HandshakeFacts:
     """What the handshake rules read from the tested namespace: its linear SYN timeouts."""
     try:
-        return HandshakeFacts(int(endpoint.sysctl("net.ipv4.tcp_syn_linear_timeouts")))
+        return HandshakeFacts(int(endpoint.sysctl(LINEAR_TIMEOUTS_SYSCTL)))
     except FileNotFoundError:  # before 6.5: no linear timeouts
         return HandshakeFacts(0)
+
+
+def new_namespace_facts() -> HandshakeFacts:
+    """A new namespace's handshake facts on the running kernel, with no lab: asked of the kernel, not its version.
+
+    A kernel with the sysctl starts every namespace at its default (4); one
+    without it (before 6.5, or a backport's absence) has no linear timeouts.
+    """
+    return HandshakeFacts() if has_sysctl(LINEAR_TIMEOUTS_SYSCTL) else HandshakeFacts(0)
 
 
 def prove_handshake(run: RunContext) -> ScenarioResult:

@@ -223,7 +223,7 @@ class ScenarioResult:
             rto_jiffies = None if p.rto_s is None else round(p.rto_s * self.kernel.hz)
             rules += tuple(write_timer_failures(self.ledger, write_timer_rule(
                 self.state, self.scenario.fault_rule.data_path, self.keepalive.user_timeout_ms, self.scenario.retries2,
-                rto_jiffies)))
+                rto_jiffies, self.scenario.rto_max_ms)))
         store("rule_failures", rules)
         store("failures", rules + failures)  # once, at construction: the record is the verdict
         store("machine_late", self._machine_late())

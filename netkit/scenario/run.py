@@ -88,9 +88,10 @@ from .observe import (
     wait_for_answered_probes,
     wait_for_death,
 )
+from .requirements import require_supported
 from .result import ConnectionDeath, Progress, ScenarioResult
 from .spec import Scenario, require_scenario
-from .steps import Counted, enable_keepalive, write_keepalive_sysctls, write_retries2
+from .steps import Counted, enable_keepalive, set_rto_max, write_keepalive_sysctls, write_retries2, write_rto_sysctls
 
 FAULT_DEADLINE_FRACTION = 0.5  # idle: the fault must land well before the next keepalive timer run
 ZERO_WINDOW_RCVBUF = 4096  # the peer's receive buffer: the window closes after a few KB
@@ -149,7 +150,7 @@ def run_scenario(
     require_privileges()  # before anything else: the message names the command to run instead
     cancel = cancel or threading.Event()
     kernel = kernel_info()
-    fault_object(scenario.fault).require_supported()
+    require_supported(scenario)  # its fault, and the kernel features its settings need
     reason = not_modelled_reason(scenario)
     if reason:
         raise NotModelled(reason)
@@ -238,12 +239,14 @@ def _connect(run: RunContext, trace: TimerTrace) -> _Connection:
     tested, peer = run.sides
     write_keepalive_sysctls(scenario, tested)
     write_retries2(scenario, tested)
+    write_rto_sysctls(scenario, tested)
     rcvbuf = {peer.role: ZERO_WINDOW_RCVBUF} if scenario.state == State.ZERO_WINDOW else None
     sock, peer_sock = run.tested_first(*lab.connect(scenario.family, rcvbuf=rcvbuf))
     others = _more_connections(run)
     with trace.learning(KEEPALIVE_TIMER):  # SO_KEEPALIVE arms the tested socket's keepalive timer
         enable_keepalive(scenario, sock)  # in the data states too: it must not interfere
         armed = [time.monotonic()]
+    set_rto_max(scenario, sock, run.kernel.hz)
     for other, _ in others:  # in one go: their timers land in the first connection's wheel slot or the next
         enable_keepalive(scenario, other)
         armed.append(time.monotonic())

@@ -3,7 +3,7 @@
 Building one checks every field, names its fault (:mod:`netkit.faults`) and
 gives the model its rule, so a scenario can be made, hashed and predicted on
 a machine without pyroute2 or privileges.  What this machine can run is
-asked where it runs: :meth:`netkit.lab.faults.Fault.require_supported`.
+asked where it runs: :func:`netkit.scenario.requirements.require_supported`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from ..faults import FaultInfo, fault_info
 from ..keepalive import KeepaliveSettings
 from ..model.fault_rule import FaultRule
 from .middlebox_spec import check_middlebox
+from .rto_spec import check_rto_bounds
 
 STATES = State.values()
 SIDES = Side.values()
@@ -64,6 +65,11 @@ class Scenario:
     "drop" or "reject" (a TCP RST); ``masquerade``: the router also SNATs the
     client to its own address.  Whether the flow survives or dies follows from
     keepalive idle/intvl against the timeout (:mod:`netkit.model.middlebox`).
+    ``rto_max_ms``: the tested socket's maximum RTO (Linux 6.15+), set with
+    ``TCP_RTO_MAX_MS`` (``rto_max_via="socket"``) or as the tested namespace's
+    ``net.ipv4.tcp_rto_max_ms`` before the connection (``"sysctl"``);
+    ``rto_min_us``: the tested namespace's ``net.ipv4.tcp_rto_min_us`` (Linux
+    6.11+).  Both only in the data states (:mod:`.rto_spec`).
     """
 
     keepalive: KeepaliveSettings = KeepaliveSettings()
@@ -79,6 +85,9 @@ class Scenario:
     middlebox: str = MiddleboxAction.DROP  # routed: "drop" or "reject" a forgotten flow's packets
     masquerade: bool = False  # routed: the router SNATs the client to its server-side address
     syn_retries: int | None = None  # handshake states: SYN (syn-sent) or SYN-ACK (syn-recv) retries
+    rto_max_ms: int | None = None  # data states: the tested socket's maximum RTO (None: the kernel's 120 s)
+    rto_max_via: str = KeepaliveVia.SOCKET  # TCP_RTO_MAX_MS on the socket, or the namespace's tcp_rto_max_ms
+    rto_min_us: int | None = None  # data states: net.ipv4.tcp_rto_min_us in the tested namespace
 
     def __post_init__(self) -> None:
         if not isinstance(self.keepalive, KeepaliveSettings):
@@ -107,6 +116,8 @@ class Scenario:
         _choice(self, "topology", Topology)
         _choice(self, "middlebox", MiddleboxAction)
         check_middlebox(self)  # the routed topology's rules, in their own module
+        _choice(self, "rto_max_via", KeepaliveVia)
+        check_rto_bounds(self)
         self._check_handshake(state)
 
     def _check_handshake(self, state: State) -> None:
@@ -152,6 +163,11 @@ class Scenario:
             parts.append(f"via-{self.keepalive_via}")
         if self.retries2 is not None:
             parts.append(f"retries2={self.retries2}")
+        if self.rto_max_ms is not None:  # named as the kernel names it: the socket option's unit, or the sysctl
+            via_sysctl = self.rto_max_via == KeepaliveVia.SYSCTL
+            parts.append(f"{'tcp_rto_max_ms' if via_sysctl else 'rto_max_ms'}={self.rto_max_ms}")
+        if self.rto_min_us is not None:
+            parts.append(f"tcp_rto_min_us={self.rto_min_us}")
         if self.connections > 1:
             parts.append(f"x{self.connections}")
         if self.topology == Topology.ROUTED:

@@ -19,6 +19,7 @@ from ..lab import counters
 from ..lab.lab import Endpoint
 from ..lab.namespaces import Namespace
 from ..lab.sysctl import set_sysctl
+from ..model.rto import RTO_MAX_MS_SYSCTL, RTO_MIN_US_SYSCTL, TCP_RTO_MAX_MS, jiffies_to_msecs, msecs_to_jiffies
 from .spec import Scenario
 
 
@@ -34,6 +35,38 @@ def write_retries2(scenario: Scenario, endpoint: Endpoint) -> None:
     """The scenario's ``tcp_retries2`` in the tested namespace, if it sets one."""
     if scenario.retries2 is not None:
         set_sysctl(endpoint, RETRIES2_SYSCTL, scenario.retries2)
+
+
+def write_rto_sysctls(scenario: Scenario, endpoint: Endpoint) -> None:
+    """The scenario's RTO bounds that live in the tested namespace, before the connection: new sockets read them.
+
+    ``tcp_init_sock`` copies ``tcp_rto_min_us`` and ``tcp_rto_max_ms`` into
+    the socket when it is made (an accepted socket inherits them from its
+    listener, made after this).
+    """
+    if scenario.rto_min_us is not None:
+        set_sysctl(endpoint, RTO_MIN_US_SYSCTL, scenario.rto_min_us)
+    if scenario.rto_max_ms is not None and scenario.rto_max_via == KeepaliveVia.SYSCTL:
+        set_sysctl(endpoint, RTO_MAX_MS_SYSCTL, scenario.rto_max_ms)
+
+
+def set_rto_max(scenario: Scenario, sock: socket.socket, hz: int) -> None:
+    """The tested socket's maximum RTO: set with TCP_RTO_MAX_MS (``rto_max_via="socket"``), read back either way.
+
+    The kernel keeps ``msecs_to_jiffies(ms)`` and reads back
+    ``jiffies_to_msecs`` of it: a value that is not a whole number of jiffies
+    reads back rounded up, and that is what the model uses.
+    """
+    if scenario.rto_max_ms is None:
+        return
+    if scenario.rto_max_via == KeepaliveVia.SOCKET:
+        sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, scenario.rto_max_ms)
+    held = sock.getsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS)
+    wanted = jiffies_to_msecs(msecs_to_jiffies(scenario.rto_max_ms, hz), hz)
+    if held != wanted:
+        where = "TCP_RTO_MAX_MS" if scenario.rto_max_via == KeepaliveVia.SOCKET else f"{RTO_MAX_MS_SYSCTL} (sysctl)"
+        raise KernelRefused(f"the tested socket's TCP_RTO_MAX_MS reads {held} ms after netkit set {where} to "
+                            f"{scenario.rto_max_ms} ms (expected {wanted}): the kernel did not apply it")
 
 
 def enable_keepalive(scenario: Scenario, sock: socket.socket) -> None:
@@ -74,4 +107,4 @@ class Counted:
         return counters.delta(self.before, counters.tcpext_counts(self.namespace, self.names))
 
 
-__all__ = ["Counted", "enable_keepalive", "write_keepalive_sysctls", "write_retries2"]
+__all__ = ["Counted", "enable_keepalive", "set_rto_max", "write_keepalive_sysctls", "write_retries2", "write_rto_sysctls"]
