@@ -19,6 +19,7 @@ TCP_STATES = {  # include/net/tcp_states.h
     6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
 }
 TIMERS = {0: "none", 1: "retransmit", 2: "keepalive", 3: "time-wait", 4: "zero-window-probe"}  # idiag_timer
+REQUEST_STATES = ("SYN_RECV", "12")  # sock_diag shows a request socket as SYN_RECV (or its own state, 12)
 WILDCARDS = ("0.0.0.0", "::")  # a listener bound to either takes connections to any of its family's addresses
 
 

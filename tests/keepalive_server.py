@@ -3,9 +3,13 @@
 connection open and silent, and closes a connection when it errors or ends.
 
     keepalive_server.py --bind ADDR --port P [--idle S --intvl S --cnt N | --no-keepalive]
+                        [--user-timeout MS] [--defer-accept S]
 
 With keepalive, the options are set on each *accepted* socket, idle/intvl/cnt
-first, then SO_KEEPALIVE (as many servers do).  Runs until SIGTERM.
+first, then SO_KEEPALIVE (as many servers do); ``--user-timeout`` sets
+TCP_USER_TIMEOUT there too (as PostgreSQL's ``tcp_user_timeout`` does), and
+``--defer-accept`` TCP_DEFER_ACCEPT on the listener (as pgbouncer's default
+and nginx's ``deferred`` do).  Runs until SIGTERM.
 """
 
 import argparse
@@ -23,6 +27,8 @@ def main() -> int:
     parser.add_argument("--intvl", type=int, default=1)
     parser.add_argument("--cnt", type=int, default=3)
     parser.add_argument("--no-keepalive", action="store_true")
+    parser.add_argument("--user-timeout", type=int)
+    parser.add_argument("--defer-accept", type=int)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
@@ -30,6 +36,8 @@ def main() -> int:
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((args.bind, args.port))
+    if args.defer_accept is not None:
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, args.defer_accept)
     listener.listen(16)
     print(f"listening on {args.bind} port {args.port}", file=sys.stderr, flush=True)
     sel = selectors.DefaultSelector()
@@ -44,6 +52,8 @@ def main() -> int:
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, args.intvl)
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, args.cnt)
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                if args.user_timeout is not None:
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, args.user_timeout)
                 sel.register(conn, selectors.EVENT_READ)
                 continue
             try:

@@ -59,6 +59,29 @@ def _measured(expect_s, dead_between):
     return r
 
 
+def _read(cnt: int, user_timeout_ms: int = 0) -> dict:
+    return {"keepalive": True, "idle": 1, "intvl": 1, "cnt": cnt, "user_timeout_ms": user_timeout_ms,
+            "rto_max_ms": 120000}
+
+
+def test_a_user_timeout_read_off_the_servers_socket_is_the_rule_judged_by():
+    # PostgreSQL with tcp_keepalives 1/1/9 and tcp_user_timeout 2500 (the gallery's case): 2 probes out at 3.07 s
+    r = _measured(3.0, (3.06, 3.08))
+    r.probes, r.counters, r.options = 2, {"TCPKeepAlive": 2, "TCPAbortOnTimeout": 1}, _read(9, 2500)
+    r = conclude(r, HZ250)
+    assert r.verdict == "match" and r.problems == [] and "cnt" not in r.inferred
+    assert r.rule is not None and r.rule.startswith("tcp_keepalive_timer with TCP_USER_TIMEOUT 2500 ms")
+    assert r.model_expected_s == 3.0
+
+
+def test_a_count_read_off_the_socket_that_the_probes_contradict_is_named():
+    r = _measured(4.0, (4.05, 4.10))
+    r.options = _read(9)
+    r = conclude(r, HZ250)
+    assert "cnt inferred from the timers is 3, but the socket holds 9" in r.problems
+    assert r.model_expected_s == 10.0  # judged by what the socket holds: 1 + 1 x 9
+
+
 def test_verdict_match_mismatch_and_measured():
     assert conclude(_measured(4.0, (4.05, 4.10)), HZ250).verdict == "match"
     wrong = conclude(_measured(2.0, (4.05, 4.10)), HZ250)
@@ -99,9 +122,10 @@ def test_wait_until_returns_the_value_times_out_and_cancels():
 
 CHECK_KEYS = [
     "command", "kernel", "family", "port", "expect_s", "pid", "listening", "server", "client", "timer_at_connect",
-    "keepalive", "inferred", "inferred_from", "rule", "model_expected_s", "model_window_s", "fault_at_s", "measured_s",
-    "dead_between_s", "probes", "counters", "window_s", "tolerance", "timeline", "verdict", "problems", "program_exit",
-    "program_output_tail", "evidence", "evidence_note", "kernel_death_s", "rule_failures", "ledger", "hz", "exit_code",
+    "accept_deferred_s", "options", "options_from", "options_unread", "keepalive", "inferred", "inferred_from", "rule",
+    "model_expected_s", "model_window_s", "fault_at_s", "measured_s", "dead_between_s", "probes", "counters",
+    "window_s", "tolerance", "timeline", "verdict", "problems", "program_exit", "program_output_tail", "evidence",
+    "evidence_note", "kernel_death_s", "rule_failures", "ledger", "hz", "exit_code",
 ]
 
 
@@ -200,7 +224,7 @@ def test_client_that_gives_up_itself_is_judged_by_packetdrills_bound():
     r = conclude_client(_client("application-exit", dead=(2.0, 2.0), expect_s=2.0, program_exit=28), HZ250)
     assert r.verdict == "match" and r.window_s == pytest.approx((1.996, 2.25)) and "packetdrill" in r.tolerance
     assert "gave up by itself before its keepalive would have noticed (4 s" in r.problems[0]
-    assert found_out(r) == "by itself: its process exited (status 28)"
+    assert found_out(r) == "by itself: its process exited (exit status 28)"
 
 
 def test_client_verdict_line_says_where_each_value_came_from():

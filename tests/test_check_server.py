@@ -55,6 +55,15 @@ def _checks(tmp: Path) -> dict[str, list[str]]:
         "own-ipv6-mismatch": ["--port", str(PORT), "--expect-s", "2", "--ipv6", "--json", "--",
                               *_own("::", "--idle", "1", "--intvl", "1", "--cnt", "2")],
         "own-no-keepalive": ["--port", str(PORT), "--expect-s", "4", "--json", "--", *_own("0.0.0.0", "--no-keepalive")],
+        # PostgreSQL's tcp_user_timeout beside its keepalives (gallery, issue 24): 1/1/9 with 2500 ms dies on the
+        # first run at or after 2.5 s with a probe out, 3 s after the answered probe, 2 probes: not "cnt 2"
+        "own-user-timeout": ["--port", str(PORT), "--expect-s", "3", "--json", "--",
+                             *_own("198.18.0.1", "--idle", "1", "--intvl", "1", "--cnt", "9", "--user-timeout", "2500")],
+        "own-no-keepalive-user-timeout": ["--port", str(PORT), "--json", "--",
+                                          *_own("198.18.0.1", "--no-keepalive", "--user-timeout", "3000")],
+        # pgbouncer's default tcp_defer_accept, nginx's `deferred`: a request until the SYN-ACK is retransmitted
+        "own-deferred-accept": ["--port", str(PORT), "--expect-s", "4", "--",
+                                *_own("198.18.0.1", "--idle", "1", "--intvl", "1", "--cnt", "3", "--defer-accept", "1")],
         "exits-at-once": ["--port", str(PORT), "--",
                           sys.executable, "-c", "import sys; sys.exit('cannot read my config')"],
         "listens-elsewhere": ["--port", str(PORT), "--listen-timeout", "1", "--json", "--", *_own("127.0.0.1")],
@@ -115,6 +124,39 @@ def test_server_without_keepalive_is_reported_quickly(runs):
     assert result["timer_at_connect"]["timer"] == "none"
     assert NO_KEEPALIVE in result["problems"][0]
     assert result["measured_s"] is None
+
+
+def test_a_user_timeout_read_off_the_servers_socket_is_the_rule_not_a_smaller_count(runs):
+    run = runs["own-user-timeout"]
+    assert run.returncode == 0, run.stderr + run.stdout
+    result = json.loads(run.stdout)
+    assert result["verdict"] == "match" and result["probes"] == 2, result["problems"]
+    if result["options"] is None:  # pidfd_getfd refused here: the count inferred is all netkit can say
+        pytest.skip(f"the server's options were not read: {result['options_unread']}")
+    assert result["options"]["user_timeout_ms"] == 2500 and result["options"]["cnt"] == 9
+    assert result["options_from"]["cnt"] == "socket"
+    assert "cnt" not in result["inferred"]  # 2 probes out at the death is the user timeout's doing
+    assert result["rule"].startswith("tcp_keepalive_timer with TCP_USER_TIMEOUT 2500 ms"), result["rule"]
+    assert result["model_expected_s"] == 3.0 and result["problems"] == []
+
+
+def test_a_server_without_keepalive_but_with_a_user_timeout_is_told_why_it_still_stays(runs):
+    run = runs["own-no-keepalive-user-timeout"]
+    assert run.returncode == 1, run.stderr + run.stdout
+    result = json.loads(run.stdout)
+    assert result["verdict"] == "no-keepalive"
+    if result["options"] is not None:
+        assert "TCP_USER_TIMEOUT 3000 ms, which ends a connection only while data it sent is unacknowledged" in (
+            result["problems"][1])
+
+
+def test_a_deferred_accept_is_waited_for_not_taken_for_no_keepalive(runs):
+    run = runs["own-deferred-accept"]
+    assert run.returncode == 0, run.stderr + run.stdout
+    assert "accept deferred: the server's socket for it is a request (SYN_RECV)" in run.stdout
+    accepted = float(re.search(r"accepted (\d+\.\d+) s after the connect \(the accept was deferred\)", run.stdout)[1])
+    assert 0.9 < accepted < 4.0  # the SYN-ACK retransmitted at 1 s (TCP_DEFER_ACCEPT 1 s: one retransmission)
+    assert "inferred keepalive: idle=1s intvl=1s cnt=3" in run.stdout and "verdict: MATCH" in run.stdout
 
 
 @pytest.mark.skipif(REDIS is None, reason=REDIS_MISSING)

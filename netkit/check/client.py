@@ -61,7 +61,7 @@ from ..privileges import require_privileges
 from ..tcpsocket import Sample
 from .follow import SocketFollower, every, near_expiry, timer_event
 from .infer import ProbeTimes, infer_first_probe_idle, infer_rearmed_intvl
-from .options import read_options
+from .options import options_summary, read_options
 from .program import Program, endpoint, require_executable, require_seconds
 from .result import ClientCheckResult
 from .traced import kernel_zero, on_the_kernels_clock
@@ -227,8 +227,7 @@ def _read_options(program: Program, quiet: Sample, lab: Lab, r: ClientCheckResul
     b = found.borrowed
     r.options = dataclasses.asdict(b)
     r.options_from = found.source
-    say(f"socket options (pidfd_getfd + getsockopt): SO_KEEPALIVE {'on' if b.keepalive else 'off'}, idle/intvl/cnt "
-        f"{b.idle}/{b.intvl}/{b.cnt}, TCP_USER_TIMEOUT {b.user_timeout_ms or 'not set'}")
+    say(f"socket options (pidfd_getfd + getsockopt): {options_summary(b)}")
 
 
 def _break(lab: Lab, follower: SocketFollower, trace: TimerTrace, ctx: FaultContext, r: ClientCheckResult,

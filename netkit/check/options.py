@@ -48,6 +48,12 @@ def namespace_keepalive(endpoint: Endpoint) -> dict[str, int]:
     return {f: int(endpoint.sysctl(name)) for f, name in KEEPALIVE_SYSCTLS.items()}
 
 
+def options_summary(b: Borrowed) -> str:
+    """The options in one line, as the audits print them while they run."""
+    return (f"SO_KEEPALIVE {'on' if b.keepalive else 'off'}, idle/intvl/cnt {b.idle}/{b.intvl}/{b.cnt}, "
+            f"TCP_USER_TIMEOUT {b.user_timeout_ms or 'not set'}")
+
+
 def read_options(pid: int, inode: int, endpoint: Endpoint, timer_due_s: float | None) -> SocketOptions:
     """Borrow socket ``inode`` from ``pid`` (or a process it runs in); read it; prove each value's source.
 
@@ -66,7 +72,7 @@ def read_options(pid: int, inode: int, endpoint: Endpoint, timer_due_s: float | 
             def read() -> Borrowed:
                 options = borrower.options(fd, inode)
                 if options is None:
-                    raise NetkitError(f"fd {fd} of pid {holder} is no longer the client's socket")
+                    raise NetkitError(f"fd {fd} of pid {holder} is no longer the socket netkit follows")
                 return options
 
             found.borrowed = read()
@@ -75,7 +81,7 @@ def read_options(pid: int, inode: int, endpoint: Endpoint, timer_due_s: float | 
         found.unread = (f"pidfd_getfd was refused ({exc}): {refused_here() or 'netkit needs CAP_SYS_PTRACE'}; "
                         "the settings below are inferred from the kernel's timers alone")
     except (ProcessLookupError, NetkitError) as exc:
-        found.unread = f"the client's socket went away while netkit read it ({exc or 'process gone'})"
+        found.unread = f"the socket went away while netkit read it ({exc or 'process gone'})"
     except OSError as exc:
         if exc.errno != errno.ENOSYS:
             raise

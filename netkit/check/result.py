@@ -82,6 +82,10 @@ class CheckResult(_AuditData, KernelClock):
     server: str = ""  # address:port of the server's end of the tested connection
     client: str = ""
     timer_at_connect: dict[str, Any] | None = None  # sock_diag of the accepted socket, first look
+    accept_deferred_s: float | None = None  # TCP_DEFER_ACCEPT: how long the connection stayed a request (SYN_RECV)
+    options: dict[str, Any] | None = None  # read off the server's socket (pidfd_getfd + getsockopt): keepalive, idle...
+    options_from: dict[str, str] = field(default_factory=dict)  # idle/intvl/cnt: SET_ON_SOCKET or the sysctl it follows
+    options_unread: str = ""  # why the socket's options could not be read
     keepalive: bool = False
     inferred: dict[str, int] = field(default_factory=dict)  # idle, intvl, cnt
     inferred_from: dict[str, str] = field(default_factory=dict)

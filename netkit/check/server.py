@@ -4,18 +4,26 @@
 
     netkit check-server --port P [--expect-s S] [--ipv6] [--json] -- COMMAND [ARGS...]
 
-The server is a real program, so netkit cannot read its socket options; it
-watches the kernel instead (:mod:`netkit.lab.diag`, sock_diag):
+The server is a real program: netkit watches the kernel (:mod:`netkit.lab.diag`,
+sock_diag) and reads its socket's options where ``pidfd_getfd`` is allowed:
 
 1. COMMAND starts inside the lab's server namespace (under pdeathsig, its
    output kept in a temporary file); we wait until it listens on P on the
    lab's server address or on a wildcard address.
-2. A silent client connects from the client namespace.  Within
-   ``KEEPALIVE_GRACE_S`` the server's socket for it must show a *keepalive*
+2. A silent client connects from the client namespace.  A server that
+   defers the accept (``TCP_DEFER_ACCEPT``: pgbouncer's default, nginx's
+   ``deferred``) leaves the connection a request (SYN_RECV) until data
+   arrives, which a silent client never sends, or until the deferral's
+   SYN-ACK retransmissions run out; we wait for the accept then.  Within
+   ``KEEPALIVE_GRACE_S`` of it the server's socket must show a *keepalive*
    timer; if it does not, the verdict is "no keepalive timer on the socket; a
    dead client would stay forever" (exit 1) -- no waiting for a death that
    never comes.  ``idle`` is inferred from that timer: its expiry plus the
-   time since the last segment received.
+   time since the last segment received.  The socket's options are read off
+   it as check-client reads a client's (borrowed with ``pidfd_getfd`` from
+   whichever process holds it, :mod:`.options`): a ``TCP_USER_TIMEOUT``
+   that ends the probes before ``cnt`` does is then the rule judged by, not
+   a smaller count inferred from the probes.
 3. We wait for the first keepalive probe to be answered (the receive
    timestamp drops back), which anchors the measurement exactly like netkit's
    own scenarios: from the last segment received.  ``intvl`` is inferred there:
@@ -50,6 +58,7 @@ itself, 2 errors (the program would not start or listen, bad input).
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import socket
 import time
@@ -65,16 +74,18 @@ from ..lab.lab import CONNECT_TIMEOUT_S, Lab
 from ..lab.proc import owners
 from ..lab.timers import PROGRAM_FILTERS, TimerTrace
 from ..privileges import require_privileges
-from ..tcpsocket import Sample
+from ..tcpsocket import REQUEST_STATES, Sample
 from ..waiting import Drop
 from .follow import POLL_S, SocketFollower, every, near_expiry, timer_event
 from .infer import infer_idle, infer_intvl
+from .options import options_summary, read_options
 from .program import Program, endpoint, require_executable, require_seconds
 from .result import NO_KEEPALIVE, CheckResult
 from .traced import kernel_zero, on_the_kernels_clock
 from .verdict import conclude
 
 KEEPALIVE_GRACE_S = 1.0  # how long the accepted socket may take to show a keepalive timer
+DEFERRED_ACCEPT_MAX_S = 64.0  # a request lives through tcp_synack_retries (5) SYN-ACKs: 1 + 2 + ... + 32 = 63 s
 ANSWER_GRACE_S = 2.0  # after the first probe's expiry, how long its answer may take to be seen
 LISTEN_POLL_S = 0.02
 COUNTED = ("TCPKeepAlive", "TCPAbortOnTimeout")  # TcpExt counters of the server namespace, fault to death
@@ -122,8 +133,9 @@ def check_server(
         try:
             trace.follow_port(port)
             follower, client = _connect(lab, program, result, listen_timeout, say)
+            _accepted(follower, result, say)
             trace.learn_reference(client)
-            first = _keepalive_timer(follower, result, say)
+            first = _keepalive_timer(follower, lab, program, result, say)
             answered, last_rcv = _answered_probe(follower, program, first, result, say)
             assert answered.sock is not None
             zero_ns = kernel_zero(trace, answered.sock.cookie, last_rcv)
@@ -163,8 +175,30 @@ def _connect(lab: Lab, program: Program, result: CheckResult, listen_timeout: fl
     return follower, client
 
 
-def _keepalive_timer(follower: SocketFollower, result: CheckResult, say: Say) -> Sample:
-    """2. a keepalive timer on the server's socket, or not; ``idle`` from it."""
+def _accepted(follower: SocketFollower, result: CheckResult, say: Say) -> None:
+    """2a. wait while the server's kernel defers the accept (TCP_DEFER_ACCEPT): the connection is a request till then."""
+    started = time.monotonic()
+    first, _ = follower.until(lambda sample: sample, 1.0, every(LISTEN_POLL_S))
+    if first is None or first.sock is None or first.sock.state not in REQUEST_STATES:
+        return
+    say("accept deferred: the server's socket for it is a request (SYN_RECV) until data arrives, which netkit's "
+        "silent client never sends (TCP_DEFER_ACCEPT), or until the deferral's SYN-ACK retransmissions run out; "
+        "waiting for the accept...")
+    accepted, _ = follower.until(lambda s: s if s.sock is None or s.sock.state not in REQUEST_STATES else None,
+                                    DEFERRED_ACCEPT_MAX_S, every(LISTEN_POLL_S))
+    if accepted is None or accepted.sock is None:
+        result.verdict = "closed-by-server"
+        result.problems.append("the server deferred the accept (TCP_DEFER_ACCEPT) and the kernel dropped the request "
+                               "before it was accepted" if accepted is not None else
+                               f"the connection was still a request (SYN_RECV) {DEFERRED_ACCEPT_MAX_S:g} s after the "
+                               f"connect: the server never accepted it")
+        raise _Stopped
+    result.accept_deferred_s = round(accepted.end - started, 3)
+    say(f"accepted {result.accept_deferred_s:.3f} s after the connect (the accept was deferred)")
+
+
+def _keepalive_timer(follower: SocketFollower, lab: Lab, program: Program, result: CheckResult, say: Say) -> Sample:
+    """2b. a keepalive timer on the server's socket, or not; ``idle`` from it; the socket's options read off it."""
     seen: list[Sample] = []
 
     def armed(sample: Sample) -> Sample | None:
@@ -183,14 +217,38 @@ def _keepalive_timer(follower: SocketFollower, result: CheckResult, say: Say) ->
     assert first.sock is not None
     result.timer_at_connect = first.sock.to_dict()
     say(f"server's socket for it (sock_diag): {first.sock.state}, {first.sock.describe_timer()}")
+    _read_options(first, lab, program, result, say)
     if first.sock.timer != "keepalive":
         result.verdict = "no-keepalive"
         result.problems.append(f"{NO_KEEPALIVE} (sock_diag, {KEEPALIVE_GRACE_S:g} s after the connect: "
                                f"{first.sock.describe_timer()})")
+        ut = (result.options or {}).get("user_timeout_ms")
+        if ut:
+            result.problems.append(f"the socket has TCP_USER_TIMEOUT {ut} ms, which ends a connection only while "
+                                   "data it sent is unacknowledged (or on keepalive probes): an idle one to a dead "
+                                   "client stays")
         raise _Stopped
     result.keepalive = True
     result.inferred["idle"], result.inferred_from["idle"] = infer_idle(first.sock)
     return first
+
+
+def _read_options(sample: Sample, lab: Lab, program: Program, result: CheckResult, say: Say) -> None:
+    """The server's socket's options, read off it (its holder may be a child of the program: a forking server)."""
+    assert sample.sock is not None
+    if not sample.sock.inode:  # in the listener's accept queue: no file yet, so no fd to borrow
+        result.options_unread = "the program has not accept()ed the connection yet: its socket has no file to borrow"
+        say(f"socket options: not read ({result.options_unread})")
+        return
+    due = sample.sock.expires_ms / 1000 - (time.monotonic() - sample.end) if sample.sock.timer == "keepalive" else None
+    found = read_options(program.pid, sample.sock.inode, lab.server, due)
+    if found.borrowed is None:
+        result.options_unread = found.unread
+        say(f"socket options: not read ({found.unread})")
+        return
+    b = found.borrowed
+    result.options, result.options_from = dataclasses.asdict(b), found.source
+    say(f"socket options (pidfd_getfd + getsockopt): {options_summary(b)}")
 
 
 def _answered_probe(follower: SocketFollower, program: Program, first: Sample, result: CheckResult,

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..evidence.ledger_check import rule_failures
 from ..evidence.timecheck import check_time
 from ..keepalive import KeepaliveSettings
@@ -16,30 +18,42 @@ from .result import NO_KEEPALIVE_CLIENT, CheckResult, ClientCheckResult
 
 OUTSIDE_MODEL = ("the death ({first:.3f}..{last:.3f} s) is outside netkit's window [{low:.3f}, {high:.3f}] s "
                  "for the inferred settings (TCP_USER_TIMEOUT set?)")
+OUTSIDE_READ_MODEL = ("the death ({first:.3f}..{last:.3f} s) is outside netkit's window [{low:.3f}, {high:.3f}] s "
+                      "for the settings read off the socket")
 
 
 def conclude(r: CheckResult, kernel: KernelInfo) -> CheckResult:
     """Fill in ``cnt``, the model's rule and window, the expectation's window and the verdict (a death was seen).
 
-    The death judged is the kernel's own moment where the program's socket
-    was traced (``judged_s``), else sock_diag's bracket; the ledger's
-    keepalive re-arms are checked against the inferred ``intvl`` to the jiffy.
+    The settings judged by are the socket's own where netkit read them (with
+    its TCP_USER_TIMEOUT, which ends the probes before ``cnt`` can), else
+    the inferred ones with the probes out at death as ``cnt``.  The death
+    judged is the kernel's own moment where the program's socket was traced
+    (``judged_s``), else sock_diag's bracket; the ledger's keepalive re-arms
+    are checked against ``intvl`` to the jiffy.
     """
     judged = r.judged_s
     assert judged is not None
     sent = r.counters.get("TCPKeepAlive")
+    read = r.options if r.options is not None and r.options["keepalive"] else None
     p = None
     if r.probes:
-        r.inferred["cnt"] = r.probes
-        r.inferred_from["cnt"] = infer_cnt(r.probes, sent)
+        if read is None or not read["user_timeout_ms"]:  # with a user timeout the probes out are not the count
+            r.inferred["cnt"] = r.probes
+            r.inferred_from["cnt"] = infer_cnt(r.probes, sent)
         if sent != r.probes:
             r.problems.append(f"sock_diag saw {r.probes} probes out but TcpExt TCPKeepAlive counted {sent}")
-        p = keepalive_death(KeepaliveSettings(r.inferred["idle"], r.inferred["intvl"], r.probes), kernel)
+        settings = (KeepaliveSettings(read["idle"], read["intvl"], read["cnt"], read["user_timeout_ms"] or None)
+                    if read is not None else KeepaliveSettings(r.inferred["idle"], r.inferred["intvl"], r.probes))
+        p = keepalive_death(settings, kernel)
         r.rule, r.model_expected_s, r.model_window_s = p.rule, p.expected_s, p.window_s
-        outside = check_time("the death", p.window_s, judged, rule=p.rule,
-                             early=OUTSIDE_MODEL, late=OUTSIDE_MODEL)
+        windows = [p.window_s] + ([p.alternative_window_s] if p.alternative_window_s else [])
+        text = OUTSIDE_MODEL if read is None else OUTSIDE_READ_MODEL
+        outside = check_time("the death", windows, judged, rule=p.rule, early=text, late=text)
         if outside:
             r.problems.append(str(outside))
+    if read is not None:
+        compare_inferred(r.inferred, read, skip_cnt=bool(read["user_timeout_ms"]), problems=r.problems)
     if r.ledger is not None:
         failures = rule_failures(r.ledger, r.inferred.get("intvl"), r.probes, r.inferred.get("idle"))
         r.rule_failures = [str(f) for f in failures]
@@ -114,7 +128,8 @@ def conclude_client(r: ClientCheckResult, kernel: KernelInfo) -> ClientCheckResu
     if p is not None:
         r.rule, r.model_expected_s, r.model_window_s = p.rule, p.expected_s, p.window_s
     if r.options is not None:
-        _compare_inferred(r)
+        compare_inferred(r.inferred, r.options, skip_cnt=r.cause != "keepalive" or bool(r.options["user_timeout_ms"]),
+                         problems=r.problems)
     if r.cause == "none":
         if not r.keepalive:
             r.verdict = "no-keepalive"
@@ -148,11 +163,14 @@ def conclude_client(r: ClientCheckResult, kernel: KernelInfo) -> ClientCheckResu
     return r
 
 
-def _compare_inferred(r: ClientCheckResult) -> None:
-    """A value inferred from the timers that differs from the one read off the socket is a problem worth naming."""
-    assert r.options is not None
-    for name, inferred in r.inferred.items():
-        if name == "cnt" and (r.cause != "keepalive" or r.options["user_timeout_ms"]):
-            continue  # probes at death are the count only when keepalive's count ended it
-        if r.options["keepalive"] and r.options[name] != inferred:
-            r.problems.append(f"{name} inferred from the timers is {inferred}, but the socket holds {r.options[name]}")
+def compare_inferred(inferred: dict[str, int], options: dict[str, Any], skip_cnt: bool, problems: list[str]) -> None:
+    """A value inferred from the timers that differs from the one read off the socket is a problem worth naming.
+
+    ``skip_cnt``: the probes out at death are the count only when keepalive's
+    count ended it (not a user timeout, not a reset, not the program).
+    """
+    for name, value in inferred.items():
+        if name == "cnt" and skip_cnt:
+            continue
+        if options["keepalive"] and options[name] != value:
+            problems.append(f"{name} inferred from the timers is {value}, but the socket holds {options[name]}")

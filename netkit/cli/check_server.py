@@ -11,7 +11,7 @@ from ..check import server
 from ..check.server import check_server
 from ..errors import NetkitError
 from ..exitcodes import EXIT_UNUSABLE
-from ..report.check import print_check
+from ..report.check import ended, print_check
 
 HELP = {
     "port": "the TCP port the server listens on (inside the lab)",
@@ -58,7 +58,7 @@ def cmd_check_server(args: argparse.Namespace) -> int:
         print(result.to_json(), file=out)
     else:
         print_check(result, out)
-        print(f"server stopped (exit status {result.program_exit}); lab torn down", file=out)
+        print(f"server stopped ({ended(result.program_exit)}); lab torn down", file=out)
     return result.exit_code
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import signal
 from typing import TextIO
 
 from ..check.result import NO_KEEPALIVE, SET_ON_SOCKET, CheckResult, ClientCheckResult
@@ -10,6 +11,18 @@ from ..check.verdict import client_settings
 from ..keepalive import KEEPALIVE_SYSCTLS
 from ..model.rto import DEFAULT_RTO_MAX_MS
 from .text import timer_ledger_lines
+
+
+def ended(status: int | None) -> str:
+    """A program's end in words: "exit status 0", or "stopped by SIGTERM" for Python's negative return code."""
+    if status is None:
+        return "exit status unknown"
+    if status < 0:
+        try:
+            return f"stopped by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"stopped by signal {-status}"
+    return f"exit status {status}"
 
 
 def evidence_lines(r: CheckResult | ClientCheckResult, intvl_s: int | None) -> list[str]:
@@ -30,10 +43,16 @@ def print_check(result: CheckResult, out: TextIO) -> None:
     inf = result.inferred
     if result.verdict == "no-keepalive":
         print(f"verdict: NO KEEPALIVE - {NO_KEEPALIVE}", file=out)
+        for problem in result.problems[1:]:  # the first is the verdict's own sentence, with sock_diag's view
+            print(f"  note: {problem}", file=out)
         return
     if result.verdict == "closed-by-server":
         print(f"verdict: CLOSED BY SERVER - {'; '.join(result.problems)}", file=out)
         return
+    if result.accept_deferred_s is not None:
+        print(f"accept deferred (TCP_DEFER_ACCEPT): the connection was accepted {result.accept_deferred_s:.3f} s after "
+              "the connect", file=out)
+    print(options_line(result), file=out)
     if inf:
         parts = [f"{k}={inf[k]}{'s' if k != 'cnt' else ''}" for k in ("idle", "intvl", "cnt") if k in inf]
         print(f"inferred keepalive: {' '.join(parts)}", file=out)
@@ -110,7 +129,7 @@ def found_out(r: ClientCheckResult) -> str:
         return (f"by the RST with which the server's side answered its first keepalive probe (ECONNRESET; {settings})"
                 if r.keepalive and settings else "by a RST from the server's side (ECONNRESET)")
     if r.cause == "application-exit":
-        return f"by itself: its process exited (status {r.program_exit})"
+        return f"by itself: its process exited ({ended(r.program_exit)})"
     if r.cause == "application-fin":
         return f"by itself: it closed the socket (FIN queued; {r.state_after}) and kept running"
     if r.cause == "application-reset":
@@ -129,7 +148,8 @@ def client_verdict_line(r: ClientCheckResult) -> str:
     return line
 
 
-def _options_line(r: ClientCheckResult) -> str:
+def options_line(r: CheckResult | ClientCheckResult) -> str:
+    """The socket's options as read off it, each keepalive value with where it comes from (or why they are unread)."""
     if r.options is None:
         return f"socket options: not read: {r.options_unread}"
     o, names = r.options, {"idle": "TCP_KEEPIDLE", "intvl": "TCP_KEEPINTVL", "cnt": "TCP_KEEPCNT"}
@@ -151,7 +171,7 @@ def print_client_check(r: ClientCheckResult, out: TextIO) -> None:
     """The verdict line, then the client, its socket's options, the inferred settings, the rule and the timeline."""
     lines = [client_verdict_line(r),
              f"client: `{shlex.join(r.started)}` (pid {r.pid}), {r.client} -> silent server {r.server} over {r.family}",
-             _options_line(r)]
+             options_line(r)]
     if r.inferred:
         lines.append("inferred from the kernel's timers: " + " ".join(
             f"{k}={r.inferred[k]}{'s' if k != 'cnt' else ''}" for k in ("idle", "intvl", "cnt") if k in r.inferred))

@@ -67,6 +67,7 @@ from ..lab.timers import NOT_TRACED, TimerTrace
 from ..model.fault_rule import DataPath
 from ..model.handshake import HandshakeFacts
 from ..model.prediction import DeathPrediction
+from ..tcpsocket import REQUEST_STATES
 from .build import Observed, WireView, result_from, wire_evidence
 from .context import RunContext
 from .observe import WARMUP_LEAD_S, Death, give_up_after_s, prompt_observer, socket_error
@@ -78,7 +79,6 @@ TCP_SYNCNT = getattr(socket, "TCP_SYNCNT", 7)
 HANDSHAKE_COUNTERS = ("TCPSynRetrans", "TCPTimeouts", "TCPSpuriousRtxHostQueues")
 REQUEST_SEEN_TIMEOUT_S = 0.5  # the SYN reaches the listener within microseconds on a veth
 DIAG_POLL_S = 0.002  # near the predicted drop; one dump on an open raw socket takes a fraction of a millisecond
-REQUEST_STATES = ("SYN_RECV", "12")  # sock_diag shows a request socket as SYN_RECV (or its own state, 12)
 SYN_SYSCTL = {State.SYN_SENT: "net.ipv4.tcp_syn_retries", State.SYN_RECV: "net.ipv4.tcp_synack_retries"}
 LINEAR_TIMEOUTS_SYSCTL = "net.ipv4.tcp_syn_linear_timeouts"  # 6.5
 Address = tuple[str, int]
