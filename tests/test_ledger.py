@@ -625,3 +625,21 @@ def test_a_record_judges_the_write_timers_rule_and_a_one_jiffy_error_fails_it_wi
     assert planted.death_timing is Timing.INSIDE
     assert [f.rule for f in planted.rule_failures] == ["ledger: write timer re-arm"]
     assert planted.verdict == "fail" and planted.machine_late is None
+
+
+def test_the_clamps_deadline_moves_with_a_late_run_that_took_retrans_stamp():
+    """UT 12000 ms, maximum RTO 5 s: the tail loss probe and the first RTO run each ran a jiffy past their buckets,
+    so retrans_stamp, and the clamp's absolute deadline 12 s after it, came 2 jiffies late: the machine's, not the
+    kernel's (CI, 2026-12-05: such a run died 1.9 ms past the window and was not recognised as machine late)."""
+    data = json.loads((LEDGERS / "unacked-blackhole-ut12000-rto-max-5000-late-stamp.json").read_text())
+    ledger = Ledger.from_dict(data["ledger"])
+    clamp = ledger.armings[-1] if ledger.armings[-1].function == "tcp_write_timer" else next(
+        a for a in reversed(ledger.armings) if a.function == "tcp_write_timer")
+    assert clamp.delay == 130 and clamp.bucket == clamp.expires + 6  # 2 jiffies sooner: the same level-1 bucket
+    death_run = ledger.run_at(ledger.death.t_s)
+    assert carried(ledger)[death_run] < 0.001  # the wheel swallowed the 2 jiffies: nothing carried to the death
+    # The same run with the clamp one jiffy shorter: its expiry lands 1 jiffy past a bucket, and on time it would
+    # have been 2 jiffies sooner, in the bucket before: 8 jiffies (32 ms) carried to the death.
+    tampered = dataclasses.replace(ledger, armings=tuple(
+        dataclasses.replace(a, expires=a.expires - 1) if a is clamp else a for a in ledger.armings))
+    assert carried(tampered)[death_run] == pytest.approx(8 / 250 + 1.1e-05, abs=1e-6)

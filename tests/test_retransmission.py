@@ -117,11 +117,12 @@ def test_at_hz_100_the_one_probe_less_window_rounds_the_long_clamped_arming():
     # The same clamp in tcp_retransmit_timer: unacked data into a blackhole, UT 3 s, measured 3.492-3.516 s
     # with 3 retransmissions.  Clock at the first retransmission (2 x 0.21 = 0.42 s after the send), the same
     # offsets; one less: 3.42 + TLP and first RTO (level 0: 10 ms each) + 80 ms + the RTO clamp's
-    # msecs_to_jiffies rounding (1 jiffy, 10 ms) + 20 ms = 3.55.
+    # msecs_to_jiffies rounding (1 jiffy, 10 ms) and its elapsed milliseconds, two truncated readings (1 ms)
+    # + 20 ms = 3.551.
     p = predict(Scenario(ut(3000), "ipv4", "blackhole", state="unacked"), HZ100, rto_s=0.21)
     assert p.expected_s == pytest.approx(3.42) and p.expected_count == 4
     assert p.window_s == pytest.approx((3.41, 3.49))
-    assert p.alternative_count == 3 and p.alternative_window_s == pytest.approx((3.41, 3.55))
+    assert p.alternative_count == 3 and p.alternative_window_s == pytest.approx((3.41, 3.551))
 
 
 def test_zero_window_with_retries2_aborts_after_that_many_probes():
@@ -210,10 +211,11 @@ def test_link_down_user_timeout_past_the_neighbour_failure():
     assert v6.window_s == pytest.approx((4.712, 4.752))
     # UT 3 s kills before the earliest failure (3.052 s): the plain clamp, as for 1.5 s above.  Attempts at 0.204,
     # 0.612, 1.428 s; the next (+1.632) is clamped to 3.0 s.  Late: one jiffy, the clamped 1.572 s arming (level 1,
-    # 32 ms, and msecs_to_jiffies' rounding up of the remaining milliseconds: 1 jiffy), 2 measurement jiffies: 3.048.
+    # 32 ms, and msecs_to_jiffies' rounding up of the remaining milliseconds: 1 jiffy, plus 1 ms: elapsed is the
+    # difference of two truncated millisecond readings), 2 measurement jiffies: 3.049.
     p = predict(Scenario(ut(3000), "ipv6", "link-down", state="unacked"), HZ250, rto_s=0.204)
     assert (p.expected_s, p.expected_count, p.expected_error) == (3.0, 3, "ETIMEDOUT")
-    assert p.window_s == pytest.approx((2.996, 3.048))
+    assert p.window_s == pytest.approx((2.996, 3.049))
 
 
 def test_link_down_at_hz_1000():

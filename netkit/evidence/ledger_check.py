@@ -337,12 +337,21 @@ def carried(ledger: Ledger, intvl_jiffies: int | None = None, idle_jiffies: int 
     the call, ``keepalive_time_when``) would have been made in t = 0's own
     jiffy on an idle machine: a process descheduled between ``connect`` and
     ``setsockopt`` (137 ms once, two gates at once on 2 CPUs) passes that on.
+
+    The user timeout's clamp is an absolute deadline, but not on the
+    ledger's axis: it counts from the run that took the write timer's stamp
+    (:func:`_takes_the_stamp`), and a late run there moves the deadline by as
+    much (CI, 2026-12-05: the tail loss probe and the first RTO run a jiffy
+    past their buckets each, UT 12000 ms dead 1.9 ms past the window).
     """
     tick = 1 / ledger.hz
     pending: dict[str, int] = {}  # timer function -> jiffies its pending bucket is later than on an idle machine
     on_time_now: dict[str, int] = {}  # timer function -> the jiffy its last run would have run at
     last_run: dict[str, TimerRun] = {}
     last_delay: dict[str, int] = {}
+    rearms: dict[str, list[int]] = {}  # timer function -> the delays of its runs' re-arms after t = 0, in order
+    series_start: dict[str, int | None] = {}  # timer function -> the delay of the arming before the first of them
+    stamp_behind = 0  # jiffies the run that took retrans_stamp ran late: the clamp's deadline moved with it
     found: list[float] = []
     events = sorted([(a.t_s, 0, a) for a in ledger.armings] + [(r.t_s, 1, r) for r in ledger.runs],
                     key=lambda e: (e[0], e[1]))
@@ -365,16 +374,40 @@ def carried(ledger: Ledger, intvl_jiffies: int | None = None, idle_jiffies: int 
             pending[item.function] = 0  # before t = 0 the model's axis already holds the lateness (t = 0 is a reply)
             continue
         moved = run.now - on_time_now[item.function]  # jiffies the run itself ran late
+        series = rearms.setdefault(item.function, [])
+        series_start.setdefault(item.function, previous)
+        series.append(item.delay)
+        if item.function == WRITE_TIMER and _takes_the_stamp(series, series_start[item.function]):
+            stamp_behind = moved
         if item.function == KEEPALIVE_TIMER:
             relative = item.delay == intvl_jiffies
         else:  # a retransmission re-arm shorter than the one before is the user timeout's clamp: an absolute deadline
             relative = previous is None or item.delay >= previous
         if relative:
             idle_bucket = runs_at_jiffy(item.now - moved, item.delay, ledger.hz)
-        else:
-            idle_bucket = runs_at_jiffy(item.now - moved, item.delay + moved, ledger.hz)
+        else:  # on an idle machine: armed `moved` sooner, for a deadline `stamp_behind` sooner
+            behind = stamp_behind if item.function == WRITE_TIMER else 0
+            idle_bucket = runs_at_jiffy(item.now - moved, item.delay + moved - behind, ledger.hz)
         pending[item.function] = item.bucket - idle_bucket
     return found
+
+
+def _takes_the_stamp(series: list[int], start: int | None) -> bool:
+    """Whether the run that made the last of ``series`` (the write timer's re-arms after t = 0) took the stamp the
+    user timeout's clamp counts from; ``start``: the arming before the first of them.
+
+    The persist timer: its first run sets ``icsk_probes_tstamp`` and re-arms
+    for the doubled base.  The retransmission timer: ``retrans_stamp`` is the
+    first retransmission, in the run after the tail loss probe's, whose
+    re-arm restarts the same RTO (one jiffy more where a tick fell between,
+    :func:`base_candidates`); with the link down that re-arm is 1 jiffy
+    (:func:`_allowed_rearms`) and the stamp is the send, t = 0, which no run
+    took.
+    """
+    if series[0] == 1:
+        return False
+    restarted = start is None or series[0] <= start + 1
+    return (len(series) == 1 and not restarted) or (len(series) == 2 and restarted)
 
 
 def shift_at(ledger: Ledger, t_s: float, shifts: list[float]) -> float:

@@ -48,6 +48,7 @@ def default_rto_s(kernel: KernelInfo) -> float:
     return round(TCP_RTO_MIN_S + kernel.jiffy_s, 6)
 
 
+TCP_CLOCK_MS_S = 0.001  # the TCP clock's unit without usec timestamps: two truncated readings differ by up to this
 TCP_TIMEOUT_MIN_JIFFIES = 2  # include/net/tcp.h: the clamp never arms a timer shorter than this
 
 
@@ -120,12 +121,15 @@ def _last_arming_late(last_s: float, kernel: KernelInfo, in_ms: bool) -> float:
     ``in_ms``: the RTO's clamp (``tcp_clamp_rto_to_user_timeout``) arms
     ``msecs_to_jiffies(UT - elapsed)`` with ``elapsed`` in milliseconds of
     ``tcp_time_stamp_ts`` (the TCP clock, not jiffies): rounded up into
-    jiffies, the arming can end up to one jiffy past ``retrans_stamp + UT``
-    (docs/rules.md, "The RTO clamp").  The persist timer's clamp counts in
-    jiffies throughout (``tcp_jiffies32 - icsk_probes_tstamp`` against
-    ``msecs_to_jiffies(UT)``): no such jiffy.
+    jiffies, the arming can end up to one jiffy past ``retrans_stamp + UT``,
+    and one millisecond more, as ``elapsed`` is the difference of two
+    truncated readings (``tcp_mstamp`` and the skb's timestamp, each cut to
+    whole milliseconds: up to 1 ms less than the time that passed, so
+    ``remaining`` up to 1 ms more; docs/rules.md, "The RTO clamp").  The
+    persist timer's clamp counts in jiffies throughout (``tcp_jiffies32 -
+    icsk_probes_tstamp`` against ``msecs_to_jiffies(UT)``): neither.
     """
-    rounding = kernel.jiffy_s if in_ms else 0.0
+    rounding = kernel.jiffy_s + TCP_CLOCK_MS_S if in_ms else 0.0
     return max(wheel_granularity_s(last_s, kernel.hz) + rounding, (TCP_TIMEOUT_MIN_JIFFIES + 1) * kernel.jiffy_s)
 
 
