@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import socket
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typing.TypeGuard is Python 3.10's: named for the checker only
+    from typing import TypeGuard
 
 from .errors import KernelRefused, SettingError
 
@@ -32,6 +35,11 @@ RANGES = {
 }
 
 
+def whole_in(value: object, low: int, high: int) -> TypeGuard[int]:
+    """``value`` is a whole number (an int, not a bool) in ``low..high``: every setting netkit takes is one."""
+    return not isinstance(value, bool) and isinstance(value, int) and low <= value <= high
+
+
 @dataclass(frozen=True)
 class KeepaliveSettings:
     """SO_KEEPALIVE with TCP_KEEPIDLE/TCP_KEEPINTVL/TCP_KEEPCNT (and TCP_USER_TIMEOUT).
@@ -48,11 +56,11 @@ class KeepaliveSettings:
     def __post_init__(self) -> None:
         for field, (low, high, option, unit) in RANGES.items():
             value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            if not whole_in(value, low, high):
                 unit_text = " " + unit if unit else ""
                 raise SettingError(f"{field} ({option})", value, f"the kernel accepts whole numbers {low}..{high}{unit_text}")
         ut = self.user_timeout_ms
-        if ut is not None and (isinstance(ut, bool) or not isinstance(ut, int) or not 0 <= ut <= MAX_USER_TIMEOUT_MS):
+        if ut is not None and not whole_in(ut, 0, MAX_USER_TIMEOUT_MS):
             raise SettingError("user_timeout_ms (TCP_USER_TIMEOUT)", ut,
                                f"the kernel accepts whole numbers 0..{MAX_USER_TIMEOUT_MS} ms")
 

@@ -41,7 +41,6 @@ not start, exited or never connected; bad input).
 
 from __future__ import annotations
 
-import dataclasses
 import select
 import shlex
 import socket
@@ -61,7 +60,7 @@ from ..privileges import require_privileges
 from ..tcpsocket import Sample
 from .follow import SocketFollower, every, near_expiry, timer_event
 from .infer import ProbeTimes, infer_first_probe_idle, infer_rearmed_intvl
-from .options import options_summary, read_options
+from .options import read_into
 from .program import Program, endpoint, require_executable, require_seconds
 from .result import ClientCheckResult
 from .traced import kernel_zero, on_the_kernels_clock
@@ -215,19 +214,7 @@ def _wait_quiet(follower: SocketFollower, program: Program, r: ClientCheckResult
 
 def _read_options(program: Program, quiet: Sample, lab: Lab, r: ClientCheckResult, say: Say) -> None:
     """The socket's options, read off it, and each keepalive value's source (:mod:`.options`)."""
-    sock = quiet.sock
-    assert sock is not None
-    due = sock.expires_ms / 1000 - (time.monotonic() - quiet.start) if sock.timer == "keepalive" else None
-    found = read_options(program.pid, sock.inode, lab.client, due)
-    r.namespace_sysctls = found.sysctls
-    if found.borrowed is None:
-        r.options_unread = found.unread
-        say(f"socket options: not read ({found.unread})")
-        return
-    b = found.borrowed
-    r.options = dataclasses.asdict(b)
-    r.options_from = found.source
-    say(f"socket options (pidfd_getfd + getsockopt): {options_summary(b)}")
+    r.namespace_sysctls = read_into(r, program.pid, quiet, lab.client, say).sysctls
 
 
 def _break(lab: Lab, follower: SocketFollower, trace: TimerTrace, ctx: FaultContext, r: ClientCheckResult,

@@ -16,7 +16,9 @@ is put back and read back before the next.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,7 +30,8 @@ from ..keepalive import KEEPALIVE_SYSCTLS
 from ..lab.lab import Endpoint
 from ..lab.proc import owners
 from ..lab.sysctl import set_sysctl
-from .result import SET_ON_SOCKET
+from ..tcpsocket import Sample
+from .result import SET_ON_SOCKET, CheckResult, ClientCheckResult
 
 FLIP_MARGIN_S = 0.1  # the keepalive timer must be at least this far away for the sysctl flip
 
@@ -48,10 +51,28 @@ def namespace_keepalive(endpoint: Endpoint) -> dict[str, int]:
     return {f: int(endpoint.sysctl(name)) for f, name in KEEPALIVE_SYSCTLS.items()}
 
 
-def options_summary(b: Borrowed) -> str:
-    """The options in one line, as the audits print them while they run."""
-    return (f"SO_KEEPALIVE {'on' if b.keepalive else 'off'}, idle/intvl/cnt {b.idle}/{b.intvl}/{b.cnt}, "
-            f"TCP_USER_TIMEOUT {b.user_timeout_ms or 'not set'}")
+def read_into(r: CheckResult | ClientCheckResult, pid: int, sample: Sample, endpoint: Endpoint,
+              say: Callable[[str], None]) -> SocketOptions:
+    """Read the options of ``sample``'s socket into the audit's result (``options`` and ``options_from``, or why
+    not: ``options_unread``), say them, and return what was found (the namespace's sysctls too).
+
+    The keepalive timer's distance is counted from the start of the sample's
+    dump: the latest its expiry can have been read, so the nearest the timer
+    can be (the sysctl flip needs it far enough).
+    """
+    sock = sample.sock
+    assert sock is not None
+    due = sock.expires_ms / 1000 - (time.monotonic() - sample.start) if sock.timer == "keepalive" else None
+    found = read_options(pid, sock.inode, endpoint, due)
+    if found.borrowed is None:
+        r.options_unread = found.unread
+        say(f"socket options: not read ({found.unread})")
+        return found
+    b = found.borrowed
+    r.options, r.options_from = dataclasses.asdict(b), found.source
+    say(f"socket options (pidfd_getfd + getsockopt): SO_KEEPALIVE {'on' if b.keepalive else 'off'}, "
+        f"idle/intvl/cnt {b.idle}/{b.intvl}/{b.cnt}, TCP_USER_TIMEOUT {b.user_timeout_ms or 'not set'}")
+    return found
 
 
 def read_options(pid: int, inode: int, endpoint: Endpoint, timer_due_s: float | None) -> SocketOptions:

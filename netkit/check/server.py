@@ -58,7 +58,6 @@ itself, 2 errors (the program would not start or listen, bad input).
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 import socket
 import time
@@ -78,7 +77,7 @@ from ..tcpsocket import REQUEST_STATES, Sample
 from ..waiting import Drop
 from .follow import POLL_S, SocketFollower, every, near_expiry, timer_event
 from .infer import infer_idle, infer_intvl
-from .options import options_summary, read_options
+from .options import read_into
 from .program import Program, endpoint, require_executable, require_seconds
 from .result import NO_KEEPALIVE, CheckResult
 from .traced import kernel_zero, on_the_kernels_clock
@@ -240,15 +239,7 @@ def _read_options(sample: Sample, lab: Lab, program: Program, result: CheckResul
         result.options_unread = "the program has not accept()ed the connection yet: its socket has no file to borrow"
         say(f"socket options: not read ({result.options_unread})")
         return
-    due = sample.sock.expires_ms / 1000 - (time.monotonic() - sample.end) if sample.sock.timer == "keepalive" else None
-    found = read_options(program.pid, sample.sock.inode, lab.server, due)
-    if found.borrowed is None:
-        result.options_unread = found.unread
-        say(f"socket options: not read ({found.unread})")
-        return
-    b = found.borrowed
-    result.options, result.options_from = dataclasses.asdict(b), found.source
-    say(f"socket options (pidfd_getfd + getsockopt): {options_summary(b)}")
+    read_into(result, program.pid, sample, lab.server, say)
 
 
 def _answered_probe(follower: SocketFollower, program: Program, first: Sample, result: CheckResult,

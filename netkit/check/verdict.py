@@ -43,11 +43,11 @@ def conclude(r: CheckResult, kernel: KernelInfo) -> CheckResult:
             r.inferred_from["cnt"] = infer_cnt(r.probes, sent)
         if sent != r.probes:
             r.problems.append(f"sock_diag saw {r.probes} probes out but TcpExt TCPKeepAlive counted {sent}")
-        settings = (KeepaliveSettings(read["idle"], read["intvl"], read["cnt"], read["user_timeout_ms"] or None)
-                    if read is not None else KeepaliveSettings(r.inferred["idle"], r.inferred["intvl"], r.probes))
+        settings = (read_settings(read) if read is not None
+                    else KeepaliveSettings(r.inferred["idle"], r.inferred["intvl"], r.probes))
         p = keepalive_death(settings, kernel)
         r.rule, r.model_expected_s, r.model_window_s = p.rule, p.expected_s, p.window_s
-        windows = [p.window_s] + ([p.alternative_window_s] if p.alternative_window_s else [])
+        windows = [window for window, _ in p.outcomes()]
         text = OUTSIDE_MODEL if read is None else OUTSIDE_READ_MODEL
         outside = check_time("the death", windows, judged, rule=p.rule, early=text, late=text)
         if outside:
@@ -99,13 +99,16 @@ def classify(end: str, last_timer: str, counters: dict[str, int], exited: bool, 
     return "peer-reset"
 
 
+def read_settings(options: dict[str, Any]) -> KeepaliveSettings:
+    """The keepalive settings a socket holds, from its options as an audit read them (TCP_USER_TIMEOUT 0: not set)."""
+    return KeepaliveSettings(options["idle"], options["intvl"], options["cnt"], options["user_timeout_ms"] or None)
+
+
 def client_settings(r: ClientCheckResult) -> KeepaliveSettings | None:
     """The keepalive settings to judge by: read off the socket if netkit could, else inferred (all three), else None."""
     o = r.options
     if o is not None:
-        if not o["keepalive"]:
-            return None
-        return KeepaliveSettings(o["idle"], o["intvl"], o["cnt"], o["user_timeout_ms"] or None)
+        return read_settings(o) if o["keepalive"] else None
     if all(k in r.inferred for k in ("idle", "intvl", "cnt")):
         return KeepaliveSettings(r.inferred["idle"], r.inferred["intvl"], r.inferred["cnt"])
     return None
@@ -143,7 +146,7 @@ def conclude_client(r: ClientCheckResult, kernel: KernelInfo) -> ClientCheckResu
     judged = r.judged_s
     assert judged is not None
     if r.cause in KERNEL_NOTICED and p is not None:
-        windows = [p.window_s] + ([p.alternative_window_s] if p.alternative_window_s else [])
+        windows = [window for window, _ in p.outcomes()]
         outside = check_time("the death", windows, judged, rule=p.rule,
                              early=CLIENT_OUTSIDE_MODEL, late=CLIENT_OUTSIDE_MODEL)
         if outside:

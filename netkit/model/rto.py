@@ -167,7 +167,7 @@ def jiffies_to_msecs(jiffies: int, hz: int) -> int:
 
 def rto_max_jiffies(hz: int, rto_max_ms: int | None = None) -> int:
     """``tcp_rto_max(sk)``: ``msecs_to_jiffies`` of the socket's maximum (None: ``TCP_RTO_MAX``, 120 s)."""
-    return msecs_to_jiffies(round(TCP_RTO_MAX_S * 1000) if rto_max_ms is None else rto_max_ms, hz)
+    return msecs_to_jiffies(DEFAULT_RTO_MAX_MS if rto_max_ms is None else rto_max_ms, hz)
 
 
 def backed_off_rto_jiffies(rto_jiffies: int, backoffs: int, hz: int, rto_max_ms: int | None = None) -> int:

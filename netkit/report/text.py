@@ -73,8 +73,7 @@ def wire_summary(r: ScenarioResult) -> str:
 def _expected_line(p: DeathPrediction) -> str:
     return (f"  expected: {p.expected_s:.3f} s, window [{p.window_s[0]:.3f}, {p.window_s[1]:.3f}] s, "
             f"{p.count_source} = {p.expected_count}, {p.expected_error}"
-            + (f"; or early: [{p.alternative_window_s[0]:.3f}, {p.alternative_window_s[1]:.3f}] s with "
-               f"{p.alternative_count}" if p.alternative_window_s else "")
+            + (f"; or early: {_early_outcome(p)}" if p.alternative_window_s else "")
             + (f"; peer dies too with {p.peer_expected_error}" if p.peer_expected_error else ""))
 
 
@@ -218,22 +217,25 @@ def demo_header(scenario: Scenario, kernel: KernelInfo, p: DeathPrediction) -> l
     ]
 
 
-def _or_early(p: DeathPrediction) -> str:
-    """The second outcome, where timer lateness can let an earlier run end the connection (empty: none)."""
-    if not p.alternative_window_s:
-        return ""
+def _early_outcome(p: DeathPrediction) -> str:
+    """The second outcome's window and count: where timer lateness lets an earlier run end the connection."""
+    assert p.alternative_window_s is not None
     low, high = p.alternative_window_s
-    return f" (or, if timer lateness lets an earlier run qualify, [{low:.3f}, {high:.3f}] s with {p.alternative_count})"
+    return f"[{low:.3f}, {high:.3f}] s with {p.alternative_count}"
+
+
+def _or_early(p: DeathPrediction) -> str:
+    """The demo's announcement of the second outcome (empty: none)."""
+    return f" (or, if timer lateness lets an earlier run qualify, {_early_outcome(p)})" if p.alternative_window_s else ""
 
 
 def print_demo_result(r: ScenarioResult, out: TextIO) -> None:
     """The demo's closing lines: the death, the wire, the verdict, where the evidence is."""
     p = r.prediction
-    low, high = p.window_s
-    expected_count: int | None = p.expected_count
-    alternative = p.alternative_window_s
-    if alternative and r.death_s is not None and alternative[0] <= r.death_s <= alternative[1]:
-        (low, high), expected_count = alternative, p.alternative_count  # the outcome the kernel took is the one shown
+    (low, high), expected_count = p.window_s, p.expected_count
+    for (early_low, early_high), count in p.outcomes()[1:]:  # the outcome the kernel took is the one shown
+        if r.death_s is not None and early_low <= r.death_s <= early_high:
+            (low, high), expected_count = (early_low, early_high), count
     for event in r.timeline:
         if event.kind in DEMO_EVENTS:
             print(f"  {event.t_s:7.3f} s  {event.what}", file=out)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..enums import FaultName, State, Topology
 from ..errors import SettingError
+from ..keepalive import whole_in
 from ..model.middlebox import MAX_MIDDLEBOX_TIMEOUT_S, middlebox_case
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def check_middlebox(s: Scenario) -> None:
     if s.fault != FaultName.MIDDLEBOX_FORGETS:
         raise SettingError("fault", s.fault, f"the routed topology proves the middlebox that forgets: use "
                                              f"fault={FaultName.MIDDLEBOX_FORGETS!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= MAX_MIDDLEBOX_TIMEOUT_S:
+    if not whole_in(timeout, 1, MAX_MIDDLEBOX_TIMEOUT_S):
         raise SettingError("middlebox_timeout_s", timeout, f"give the router's idle timeout in whole seconds, "
                                                            f"1..{MAX_MIDDLEBOX_TIMEOUT_S} (the kernel's default, 5 days)")
     if not isinstance(s.masquerade, bool):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..enums import KeepaliveVia, State
 from ..errors import SettingError
+from ..keepalive import whole_in
 from ..model.rto import RTO_MAX_MS_RANGE
 
 if TYPE_CHECKING:
@@ -25,10 +26,6 @@ if TYPE_CHECKING:
 
 RTO_MIN_US_RANGE = (10_000, 1_000_000)  # netkit's: 10 ms .. 1 s (the kernel accepts 1 us and up)
 DATA_STATES = (State.UNACKED, State.ZERO_WINDOW)
-
-
-def _whole(value: object, low: int, high: int) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int) and low <= value <= high
 
 
 def check_rto_bounds(s: Scenario) -> None:
@@ -41,7 +38,7 @@ def check_rto_bounds(s: Scenario) -> None:
                                             "us: netkit's range (10 ms .. 1 s); the kernel accepts 1 and up")):
         if value is None:
             continue
-        if not _whole(value, low, high):
+        if not whole_in(value, low, high):
             raise SettingError(name, value, f"use a whole number {low}..{high} {unit}")
         if s.state not in DATA_STATES:
             raise SettingError(name, value, "it bounds the retransmission and persist timers: it applies to data in "

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..enums import Family, FaultName, KeepaliveVia, MiddleboxAction, Side, State, StrEnum, Topology, family_of
 from ..errors import SettingError
 from ..faults import FaultInfo, fault_info
-from ..keepalive import KeepaliveSettings
+from ..keepalive import KeepaliveSettings, whole_in
 from ..model.fault_rule import FaultRule
 from .middlebox_spec import check_middlebox
 from .rto_spec import check_rto_bounds
@@ -101,14 +101,14 @@ class Scenario:
             object.__setattr__(self, "side", state.tested_side)  # the handshake state decides who is tested
         _choice(self, "keepalive_via", KeepaliveVia)
         r2 = self.retries2
-        if r2 is not None and (isinstance(r2, bool) or not isinstance(r2, int) or not 1 <= r2 <= MAX_RETRIES2):
+        if r2 is not None and not whole_in(r2, 1, MAX_RETRIES2):
             raise SettingError("retries2 (net.ipv4.tcp_retries2)", self.retries2,
                                f"netkit uses whole numbers 1..{MAX_RETRIES2} (the default 15 already means ~15 minutes)")
         if r2 is not None and (self.state == State.IDLE or state.handshake):
             raise SettingError("retries2 (net.ipv4.tcp_retries2)", r2, "it applies to data in flight (state unacked or "
                                                                         "zero-window); keepalive decides an idle connection")
         n = self.connections
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CONNECTIONS:
+        if not whole_in(n, 1, MAX_CONNECTIONS):
             raise SettingError("connections", n, f"use a whole number 1..{MAX_CONNECTIONS}")
         if n > 1 and self.state != State.IDLE:
             raise SettingError("connections", n, f"more than one connection is supported only for the idle state, "
@@ -131,7 +131,7 @@ class Scenario:
         if n is None:
             raise SettingError("syn_retries", n, f"the {self.state} state needs it: give 1..{MAX_SYN_RETRIES} (the "
                                                  "kernel's defaults, 6 SYN and 5 SYN-ACK retries, take 127 s and 63 s)")
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SYN_RETRIES:
+        if not whole_in(n, 1, MAX_SYN_RETRIES):
             raise SettingError("syn_retries", n, f"use a whole number 1..{MAX_SYN_RETRIES} (6 SYN retries, the "
                                                  "kernel's default, take 127 s)")
         if state == State.SYN_RECV and self.keepalive.user_timeout_ms is not None:
