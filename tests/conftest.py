@@ -22,7 +22,13 @@ from netkit.privileges import missing_privileges
 # every check-server and check-client run (test_check_server, test_check_client), the README's commands in order,
 # from files written at the root (test_readme) -- and whose tests must therefore share one worker under pytest-xdist.
 MODULES_IN_ONE_WORKER = ("tests/test_check_client.py", "tests/test_check_server.py", "tests/test_gate.py",
-                         "tests/test_host_untouched.py", "tests/test_readme.py")
+                         "tests/test_host_untouched.py", "tests/test_readme.py", "tests/test_gallery.py")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--gallery", action="store_true",
+                     help="also run `netkit gallery` for real (its programs: scripts/provision-gallery; ~3 minutes); "
+                          "scripts/check-gallery does both")
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -13,6 +13,8 @@ not exist, never connects, exits at once, connects elsewhere) is in test_bad_inp
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 from conftest import judged_on_the_kernels_clock, netkit_runs_at_once, tracing_here
@@ -49,6 +51,10 @@ CHECKS = {  # name: (the tool it needs, check-client's arguments)
                                           "import socket, time; s = socket.create_connection(('{host}', {port})); "
                                           "s.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 1500); "
                                           "time.sleep(1); s.send(b'ping'); time.sleep(30)"]),
+    "middlebox-survives": ("socat", ["--middlebox-timeout", "3", "--max-wait", "6", "--json", "--", "socat", "-u",
+                                     "TCP:{host}:{port},keepalive,keepidle=1,keepintvl=1,keepcnt=3", "-"]),
+    "middlebox-forgets": ("socat", ["--middlebox-timeout", "2", "--json", "--", "socat", "-u",
+                                    "TCP:{host}:{port},keepalive,keepidle=3,keepintvl=1,keepcnt=2", "-"]),
     "peer-reboot": ("socat", ["--fault", "peer-reboot", "--json", "--", "socat", "-u",
                               "TCP:{host}:{port},keepalive,keepidle=2,keepintvl=1,keepcnt=3", "-"]),
 }
@@ -191,6 +197,34 @@ def test_peer_reboot_resets_the_client_at_its_first_probe(runs):
     assert result["counters"]["TCPAbortOnTimeout"] == 0
     assert "RST" in result["rule"] and result["model_expected_s"] == 2.0
     in_model_window(result)
+
+
+def test_a_keepalive_shorter_than_the_middleboxs_timeout_keeps_the_flow(runs):
+    # Behind a router that forgets flows idle 3 s (conntrack), probes every 1 s are answered and refresh its entry.
+    result = result_of(runs, "middlebox-survives")
+    assert result["verdict"] == "survived" and result["cause"] == "none" and result["fault"] == "middlebox-forgets"
+    assert result["middlebox_timeout_s"] == 3 and result["client"].startswith("198.18.1.2:")  # the routed lab
+    assert result["counters"]["TCPKeepAlive"] >= 4 and not result["counters"]["TCPAbortOnTimeout"]
+    assert result["dead_between_s"] is None and not result["problems"]
+
+
+def test_a_keepalive_longer_than_the_middleboxs_timeout_finds_the_flow_forgotten(runs):
+    # The router forgot the flow at 2 s; the first probe at 3 s is dropped as invalid, and so is the next: 3 + 1 x 2.
+    result = result_of(runs, "middlebox-forgets")
+    assert result["verdict"] == "measured" and result["cause"] == "keepalive" and result["probes"] == 2
+    assert result["model_expected_s"] == 5.0
+    in_model_window(result)
+    assert [e["t_s"] for e in result["timeline"] if "router forgets" in e["what"]] == [2.0]
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--middlebox-timeout", "0"], "at least 1"),
+    (["--middlebox-timeout", "3", "--fault", "blackhole"], "drop --fault"),
+])
+def test_a_middlebox_check_refuses_what_makes_no_sense(args, said):
+    done = subprocess.run([sys.executable, "-m", "netkit.cli", "check-client", *args, "--", "true"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and said in done.stderr and not done.stdout
 
 
 def test_no_client_process_is_left_running(runs):

@@ -184,10 +184,10 @@ def test_client_cause_is_classified_from_what_the_follow_saw(end, timer, counter
     assert classify(end, timer, counters, exited, ut) == cause
 
 
-def _client(cause="keepalive", dead=(4.05, 4.10), expect_s=None, options=None, keepalive=True, **fields):
+def _client(cause="keepalive", dead=(4.05, 4.10), expect_s=None, options=None, keepalive=True, probes=3, **fields):
     r = ClientCheckResult(["psql", "host={host}"], HZ250, "ipv4", 5432, expect_s=expect_s, max_wait_s=300.0,
                           started=["psql", "host=198.18.0.1"], keepalive=keepalive, cause=cause, options=options,
-                          last_segment="idle", inferred={"idle": 1, "intvl": 1, "cnt": 3}, probes=3, **fields)
+                          last_segment="idle", inferred={"idle": 1, "intvl": 1, "cnt": 3}, probes=probes, **fields)
     if dead:
         r.dead_between_s, r.measured_s = dead, dead[1]
     return r
@@ -240,18 +240,34 @@ def test_client_verdict_line_says_where_each_value_came_from():
         client_verdict_line(inferred)
 
 
+def test_behind_a_middlebox_answered_probes_are_a_survival_and_unanswered_ones_are_not():
+    kept = _client(cause="none", dead=None, options=ON_SOCKET, middlebox_timeout_s=3, probes=0, fault="middlebox-forgets",
+                   counters={"TCPKeepAlive": 9, "TCPAbortOnTimeout": 0})
+    r = conclude_client(kept, HZ250)
+    assert (r.verdict, r.exit_code, r.problems) == ("survived", 0, [])
+    assert client_verdict_line(r).startswith("verdict: SURVIVED - still connected 300 s after the last segment it "
+                                             "received, behind a router that forgets a flow idle for 3 s: its "
+                                             "keepalive probes (9 sent, all answered)")
+    probing = _client(cause="none", dead=None, options=ON_SOCKET, middlebox_timeout_s=3, probes=2,
+                      counters={"TCPKeepAlive": 2})
+    assert conclude_client(probing, HZ250).verdict == "no-death"  # probes out: the flow is being lost, not kept
+    direct = _client(cause="none", dead=None, options=ON_SOCKET, probes=0, counters={"TCPKeepAlive": 9})
+    assert conclude_client(direct, HZ250).verdict == "no-death"  # no middlebox: still connected is not a survival
+
+
 def test_placeholders_are_replaced_and_nothing_else():
     assert substitute(["curl", "http://[{host}]:{port}/", '{"json": 1}'], "2001:2::1", 5432) == [
         "curl", "http://[2001:2::1]:5432/", '{"json": 1}']
 
 
 CLIENT_KEYS = [
-    "command", "kernel", "family", "port", "fault", "expect_s", "max_wait_s", "started", "pid", "server", "client",
-    "connections", "timer_at_break", "options", "options_from", "options_unread", "namespace_sysctls", "keepalive",
-    "inferred", "inferred_from", "last_segment", "rule", "model_expected_s", "model_window_s", "fault_at_s", "cause",
-    "measured_s", "dead_between_s", "probes", "retransmissions", "state_after", "counters", "window_s", "tolerance",
-    "timeline", "verdict", "problems", "program_exited_s", "program_exit", "program_output_tail", "evidence",
-    "evidence_note", "kernel_death_s", "rule_failures", "ledger", "hz", "exit_code",
+    "command", "kernel", "family", "port", "fault", "expect_s", "max_wait_s", "middlebox_timeout_s", "started", "pid",
+    "server", "client", "connections", "timer_at_break", "options", "options_from", "options_unread",
+    "namespace_sysctls", "keepalive", "inferred", "inferred_from", "last_segment", "rule", "model_expected_s",
+    "model_window_s", "fault_at_s", "cause", "measured_s", "dead_between_s", "probes", "retransmissions",
+    "state_after", "counters", "window_s", "tolerance", "timeline", "verdict", "problems", "program_exited_s",
+    "program_exit", "program_output_tail", "evidence", "evidence_note", "kernel_death_s", "rule_failures", "ledger",
+    "hz", "exit_code",
 ]
 
 

@@ -186,6 +186,20 @@ def test_a_close_before_the_socket_last_received_a_segment_is_not_its_death():
     assert ledger.death == _ledger(ours).death  # its own, in the last run
 
 
+def test_what_reuses_the_address_after_the_death_is_not_the_sockets():
+    # pgbouncer connects again as soon as its server connection dies: the new socket, at the same address, armed its
+    # keepalive timer (SO_KEEPALIVE's 7200 s, then TCP_KEEPIDLE's 1 s) and ran it, and the ledger counted a re-arm
+    # "after a probe" more than the socket sent probes.
+    ours, _ = keepalive_trace()
+    end = _ledger(ours)
+    assert end.death is not None
+    after = end.runs[-1].now + 12
+    reuse = [_start(OURS, after, 1800000, after + 1800000), _start(OURS, after, 250, after + 256),
+             _entry(OURS, after + 256), _exit(OURS, after + 256)]
+    ledger = _ledger("\n".join([*ours.splitlines(), *reuse]))
+    assert ledger == end
+
+
 def test_the_ledger_keeps_the_markers_of_its_own_thread_only():
     # Every run of a pool writes into one trace; the user-timeout clamp reads the latest of *our* markers before
     # the send (retrans_stamp lies after it): another worker's, later, would narrow that bracket past the stamp.

@@ -19,7 +19,12 @@ check-server's mirror image, composed of the same pieces (:mod:`.program`,
    queued, and no segment either way for ``QUIET_S``.  Its options are read
    off the socket and each keepalive value's source proved (:mod:`.options`).
 4. The fault breaks the path; by default the server's veth end goes down
-   (:class:`netkit.lab.faults.LinkDown`, the server being the peer).  Times
+   (:class:`netkit.lab.faults.LinkDown`, the server being the peer).  With
+   ``--middlebox-timeout S`` nothing breaks it: a router between the two
+   (:class:`netkit.lab.routed.RoutedLab`) forgets the flow once it has been
+   idle S s, as a cloud load balancer or a NAT gateway does, and drops what
+   the client sends after that; a keepalive shorter than S keeps the flow,
+   and the client *survives*.  Times
    count from the last segment the client received: the keepalive timer's own
    origin (``keepalive_time_elapsed``, the later of the last data and the last
    ACK received).
@@ -53,8 +58,9 @@ from ..evidence.events import SAMPLED, Event
 from ..kernel import kernel_info
 from ..lab import counters
 from ..lab.diag import tcp_sockets
-from ..lab.faults import FaultContext, get_fault
+from ..lab.faults import FaultContext, fault_object, get_fault
 from ..lab.lab import Lab
+from ..lab.routed import MiddleboxConfig, RoutedLab
 from ..lab.timers import PROGRAM_FILTERS, TimerTrace
 from ..privileges import require_privileges
 from ..tcpsocket import Sample
@@ -84,8 +90,15 @@ def substitute(argv: list[str], host: str, port: int) -> list[str]:
 
 
 def _validate(argv: list[str], family: str, expect_s: float | None, max_wait: float, connect_timeout: float,
-              port: int) -> None:
+              port: int, fault: str, middlebox_timeout_s: int | None) -> None:
     family_of(family)
+    if middlebox_timeout_s is not None:
+        if isinstance(middlebox_timeout_s, bool) or not isinstance(middlebox_timeout_s, int) or middlebox_timeout_s < 1:
+            raise SettingError("--middlebox-timeout", middlebox_timeout_s,
+                               "the router's conntrack timeout is a whole number of seconds, at least 1")
+        if fault != FaultName.LINK_DOWN:
+            raise SettingError("--fault", fault, "behind a middlebox nothing else breaks the path (the router "
+                                                 "forgetting the idle flow is the fault): drop --fault")
     if not argv:
         raise SettingError("COMMAND", "", "give the client program after `--`, with {host} and {port} where the "
                                           "server's address and port go")
@@ -97,11 +110,13 @@ def _validate(argv: list[str], family: str, expect_s: float | None, max_wait: fl
 def check_client(
     argv: list[str], family: str = "ipv4", expect_s: float | None = None, fault: str = FaultName.LINK_DOWN,
     max_wait: float = DEFAULT_MAX_WAIT_S, port: int = 0, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
-    on_event: Say | None = None,
+    on_event: Say | None = None, middlebox_timeout_s: int | None = None,
 ) -> ClientCheckResult:
     """Run the whole check (module docstring); raises ProgramProblem and other NetkitErrors for exit-2 problems."""
-    _validate(argv, family, expect_s, max_wait, connect_timeout, port)
-    breaker = get_fault(fault)
+    _validate(argv, family, expect_s, max_wait, connect_timeout, port, fault, middlebox_timeout_s)
+    if middlebox_timeout_s is not None:
+        fault = FaultName.MIDDLEBOX_FORGETS
+    breaker = fault_object(fault) if middlebox_timeout_s is not None else get_fault(fault)
     missing = breaker.unsupported_reason()
     if missing:
         raise FeatureMissing(f"fault {fault!r} cannot run here: {missing}")
@@ -109,8 +124,10 @@ def check_client(
     say = on_event or (lambda _line: None)
     require_privileges()
     kernel = kernel_info()
-    r = ClientCheckResult(list(argv), kernel, family, port, fault, expect_s, max_wait)
-    with Lab() as lab:
+    r = ClientCheckResult(list(argv), kernel, family, port, fault, expect_s, max_wait,
+                          middlebox_timeout_s=middlebox_timeout_s)
+    lab_for_check = Lab() if middlebox_timeout_s is None else RoutedLab(MiddleboxConfig(middlebox_timeout_s))
+    with lab_for_check as lab:
         listener = _silent_server(lab, r)
         trace = TimerTrace.start(kernel.hz, PROGRAM_FILTERS)
         lab.callback(trace.close)
@@ -241,16 +258,21 @@ def _break(lab: Lab, follower: SocketFollower, trace: TimerTrace, ctx: FaultCont
     if r.connections > 1:
         r.problems.append(f"the client had {r.connections} connections to the silent server; netkit followed the "
                           "first (its namespace's counters count them all)")
-    breaker = get_fault(r.fault)
+    breaker = fault_object(r.fault)
     breaker.apply(ctx)
     r.fault_at_s = round(time.monotonic() - anchor, 3)
     breaker.settle(ctx)
+    fault_event = Event(r.fault_at_s, f"{r.fault}: {breaker.description}", kind=EventKind.FAULT)
+    if r.middlebox_timeout_s is not None:  # time breaks the path: the router's entry expires, unless refreshed
+        r.fault_at_s = float(r.middlebox_timeout_s)
+        fault_event = Event(r.fault_at_s, f"the router forgets the flow if nothing has crossed it since t = 0 "
+                                          f"(conntrack timeout {r.middlebox_timeout_s} s)", "", EventKind.FAULT)
     r.timeline += [Event(round(connected_at - anchor, 3), f"connected to the silent server at {r.server}",
                          kind=EventKind.CONNECT),
                    Event(0.0, "last segment received from the server (t = 0)", SAMPLED, EventKind.LAST_SEGMENT),
-                   Event(r.fault_at_s, f"{r.fault}: {breaker.description}", kind=EventKind.FAULT)]
-    say(f"client's socket: {sock.describe_timer()}; {r.fault} at {r.fault_at_s:.3f} s after the last segment "
-        f"received; following the client's socket:")
+                   fault_event]
+    say(f"client's socket: {sock.describe_timer()}; {fault_event.what} at {r.fault_at_s:.3f} s after the last "
+        f"segment received; following the client's socket:")
     if not r.keepalive:
         say(f"  no keepalive timer: the kernel will not notice while the client is idle; waiting up to --max-wait "
             f"{r.max_wait_s:g} s for the client itself")

@@ -51,7 +51,7 @@ class _AuditData:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_PASS if self.verdict in ("match", "measured") else EXIT_FAIL
+        return EXIT_PASS if self.verdict in ("match", "measured", "survived") else EXIT_FAIL
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = asdict(self)  # type: ignore[call-overload]
@@ -134,6 +134,7 @@ class ClientCheckResult(_AuditData, KernelClock):
     fault: str = FaultName.LINK_DOWN
     expect_s: float | None = None
     max_wait_s: float = 0.0
+    middlebox_timeout_s: int | None = None  # a router between them forgets a flow idle this long (routed lab)
     started: list[str] = field(default_factory=list)  # the command as run: {host} and {port} replaced
     pid: int | None = None
     server: str = ""  # the silent server's address:port
@@ -162,7 +163,7 @@ class ClientCheckResult(_AuditData, KernelClock):
     window_s: tuple[float, float] | None = None  # for --expect-s
     tolerance: str = ""
     timeline: list[Event] = field(default_factory=list)
-    verdict: str = "error"  # match | mismatch | measured | no-keepalive | no-death
+    verdict: str = "error"  # match | mismatch | measured | no-keepalive | no-death | survived (behind a middlebox)
     problems: list[str] = field(default_factory=list)
     program_exited_s: float | None = None  # when the client's process exited, if it did while watched
     program_exit: int | None = None

@@ -134,6 +134,10 @@ def conclude_client(r: ClientCheckResult, kernel: KernelInfo) -> ClientCheckResu
         compare_inferred(r.inferred, r.options, skip_cnt=r.cause != "keepalive" or bool(r.options["user_timeout_ms"]),
                          problems=r.problems)
     if r.cause == "none":
+        answered = r.counters.get("TCPKeepAlive", 0)
+        if r.middlebox_timeout_s is not None and r.keepalive and answered and not r.probes:
+            r.verdict = "survived"  # the probes crossed the router, were answered, and kept its entry
+            return r
         if not r.keepalive:
             r.verdict = "no-keepalive"
             r.problems.insert(0, f"{NO_KEEPALIVE_CLIENT} (still connected {r.max_wait_s:g} s after the break)")

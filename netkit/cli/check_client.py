@@ -25,6 +25,9 @@ HELP = {
     "fault": "how the path breaks (default link-down: the server's veth end goes down)",
     "max_wait": f"seconds to wait after the break for the client to notice (default {DEFAULT_MAX_WAIT_S:g})",
     "connect_timeout": f"seconds the client may take to connect (default {DEFAULT_CONNECT_TIMEOUT_S:g})",
+    "middlebox_timeout": "put a router between the client and the silent server that forgets a flow idle for S whole "
+                         "seconds (conntrack), as a cloud load balancer or NAT gateway does, instead of a --fault: "
+                         "a keepalive shorter than S keeps the flow (verdict SURVIVED), a longer one finds it gone",
     "port": "the silent server's port (default: any free port; {port} says which)",
     "command": "the client program and its arguments, after `--`; {host} and {port} in them become the silent "
                "server's address and port",
@@ -39,7 +42,8 @@ def cmd_check_client(args: argparse.Namespace) -> int:
 
     try:
         result = check_client(argv, "ipv6" if args.ipv6 else "ipv4", args.expect_s, args.fault, args.max_wait,
-                              args.port, args.connect_timeout, on_event=None if args.json else progress)
+                              args.port, args.connect_timeout, on_event=None if args.json else progress,
+                              middlebox_timeout_s=args.middlebox_timeout)
     except Exception as exc:  # noqa: BLE001 - report_error decides what is netkit's to report (exit 2)
         return report_error("check-client", exc, argv, args.json)
     if args.json:
@@ -61,5 +65,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT_S, metavar="S",
                    help=HELP["connect_timeout"])
     p.add_argument("--port", type=int, default=0, help=HELP["port"])
+    p.add_argument("--middlebox-timeout", type=int, metavar="S", help=HELP["middlebox_timeout"])
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]", help=HELP["command"])
     p.set_defaults(func=cmd_check_client)

@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ..kernels.command import add_parser as add_kernels
 
     add_kernels(sub)
+    from .gallery import add_parser as add_gallery
+
+    add_gallery(sub)
     return parser
 
 

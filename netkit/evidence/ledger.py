@@ -225,6 +225,13 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
     socket received a segment then): no CLOSE before it is its death.  For a
     program's socket, armed by no call of netkit's, that is the bound there
     is: its own setsockopt armings may come before any segment it receives.
+
+    The other end of ownership: once the death's run has ended, the socket is
+    freed and its memory may be the next socket's at once.  pgbouncer, its
+    server connection killed, connects again at once: the new socket, at the
+    same address, armed its keepalive timer 46 ms after the death, and its
+    runs read as a fourth re-arm "after a probe".  Nothing of ours after the
+    death is kept.
     """
     ours = {_address(t) for t in timers}
     since = {_address(t): ns for t, ns in (owned_from or {}).items()}
@@ -246,8 +253,8 @@ def build(lines: Sequence[TraceLine], timers: Iterable[str], hz: int, zero_ns: i
     for line in lines:
         f = line.fields
         timer = _address(f.get("timer", ""))
-        if timer in ours and line.t_ns < since.get(timer, 0):
-            continue  # the address before the tested socket certainly had it
+        if timer in ours and (line.t_ns < since.get(timer, 0) or confirmed is not None):
+            continue  # the address before the tested socket certainly had it, or after it died
         if line.event == "timer_start" and timer in ours:
             in_run = open_runs.get(line.cpu, ("", "", 0, 0))[0] == timer
             expires = int(f["expires"])

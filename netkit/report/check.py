@@ -141,6 +141,11 @@ def client_verdict_line(r: ClientCheckResult) -> str:
     """The one-line verdict (the first line of check-client's report)."""
     if r.verdict in ("no-keepalive", "no-death"):
         return f"verdict: {r.verdict.upper().replace('-', ' ')} - {r.problems[0]}"
+    if r.verdict == "survived":
+        return (f"verdict: SURVIVED - still connected {r.max_wait_s:g} s after the last segment it received, behind a "
+                f"router that forgets a flow idle for {r.middlebox_timeout_s} s: its keepalive probes "
+                f"({r.counters.get('TCPKeepAlive', 0)} sent, all answered) kept the router's entry "
+                f"({_settings_text(r)})")
     line = (f"verdict: {r.verdict.upper()} - the client noticed the dead server {died_s(r):.3f} s after the last "
             f"segment it received, {found_out(r)}")
     if r.window_s is not None:

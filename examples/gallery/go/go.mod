@@ -1,0 +1,3 @@
+module netkit.example/gallery
+
+go 1.19
