@@ -251,6 +251,9 @@ def test_behind_a_middlebox_answered_probes_are_a_survival_and_unanswered_ones_a
     probing = _client(cause="none", dead=None, options=ON_SOCKET, middlebox_timeout_s=3, probes=2,
                       counters={"TCPKeepAlive": 2})
     assert conclude_client(probing, HZ250).verdict == "no-death"  # probes out: the flow is being lost, not kept
+    forgotten = conclude_client(_client(options=ON_SOCKET, middlebox_timeout_s=3, fault="middlebox-forgets"), HZ250)
+    assert client_verdict_line(forgotten).startswith("verdict: MEASURED - the client noticed the broken path (the "
+                                                     "router had forgotten the flow) 4.100 s after")
     direct = _client(cause="none", dead=None, options=ON_SOCKET, probes=0, counters={"TCPKeepAlive": 9})
     assert conclude_client(direct, HZ250).verdict == "no-death"  # no middlebox: still connected is not a survival
 

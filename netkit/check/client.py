@@ -65,7 +65,7 @@ from ..lab.timers import PROGRAM_FILTERS, TimerTrace
 from ..privileges import require_privileges
 from ..tcpsocket import Sample
 from .follow import SocketFollower, every, near_expiry, timer_event
-from .infer import ProbeTimes, infer_first_probe_idle, infer_rearmed_intvl
+from .infer import ProbeTimes, infer_cnt, infer_first_probe_idle, infer_rearmed_intvl
 from .options import read_into
 from .program import Program, endpoint, require_executable, require_seconds
 from .result import ClientCheckResult
@@ -333,6 +333,7 @@ def _follow(lab: Lab, follower: SocketFollower, program: Program, anchor: float,
     if end is None:
         note(last.start, f"still connected after --max-wait {r.max_wait_s:g} s ({seen.describe_timer()})",
              EventKind.GAVE_UP, "")
+        r.timeline.sort(key=lambda e: e.t_s)
         return
     if end == "closed":
         assert last.sock is not None
@@ -364,8 +365,7 @@ def _inferred(probes: ProbeTimes, r: ClientCheckResult) -> None:
         r.inferred["intvl"], r.inferred_from["intvl"] = infer_rearmed_intvl(probes.rearmed_s, spacing)
     if r.cause == "keepalive" and r.probes:
         r.inferred["cnt"] = r.probes
-        r.inferred_from["cnt"] = (f"probes outstanding at the last sight of the socket (idiag_retrans); TcpExt "
-                                  f"TCPKeepAlive counted {r.counters.get('TCPKeepAlive')} sent")
+        r.inferred_from["cnt"] = infer_cnt(r.probes, r.counters.get("TCPKeepAlive"))
 
 
 __all__ = ["DEFAULT_MAX_WAIT_S", "check_client", "substitute"]

@@ -43,9 +43,14 @@ def infer_intvl(sock: TcpSocketDiag) -> tuple[int, str]:
 
 
 def infer_cnt(probes: int, sent: int | None) -> str:
-    """How ``cnt`` was inferred (the probes outstanding at the last sight)."""
+    """How ``cnt`` was inferred (the probes outstanding at the last sight).
+
+    The counter is the namespace's, and says so: a program's other sockets
+    there (a proxy's loopback connection to its own client, also probing)
+    count too -- pgbouncer's 3-probe death counted 7.
+    """
     return (f"probes outstanding at the last sight of the socket (idiag_retrans); "
-            f"TcpExt TCPKeepAlive counted {sent} sent")
+            f"TcpExt TCPKeepAlive, namespace-wide, counted {sent} sent")
 
 
 def infer_first_probe_idle(requested_s: float) -> tuple[int, str]:

@@ -36,7 +36,7 @@ def measured_text(row: Row) -> str:
         return f"still connected after {row.check.get('max_wait_s', 0):g} s"
     if row.measured_s is None:
         return "?"
-    on = " (kernel's clock)" if row.evidence == "trace" else ""
+    on = " (kernel's clock)" if row.check.get("kernel_death_s") is not None else ""
     return f"{row.measured_s:.3f} s{on}"
 
 

@@ -30,6 +30,8 @@ def evidence_lines(r: CheckResult | ClientCheckResult, intvl_s: int | None) -> l
     there is none."""
     if r.ledger is None:
         return [f"  evidence: observer ({r.evidence_note or 'no timer ledger'})"]
+    if not r.ledger.armings and not r.ledger.runs:  # traced, but its end was not a keepalive timer's (data, a close)
+        return ["  evidence: trace, but no keepalive timer of the socket ran after t = 0: judged from sock_diag"]
     return timer_ledger_lines(r.ledger, None if intvl_s is None else intvl_s * r.ledger.hz, "the last segment received")
 
 
@@ -146,7 +148,9 @@ def client_verdict_line(r: ClientCheckResult) -> str:
                 f"router that forgets a flow idle for {r.middlebox_timeout_s} s: its keepalive probes "
                 f"({r.counters.get('TCPKeepAlive', 0)} sent, all answered) kept the router's entry "
                 f"({_settings_text(r)})")
-    line = (f"verdict: {r.verdict.upper()} - the client noticed the dead server {died_s(r):.3f} s after the last "
+    noticed = ("the broken path (the router had forgotten the flow)" if r.middlebox_timeout_s is not None
+               else "the dead server")
+    line = (f"verdict: {r.verdict.upper()} - the client noticed {noticed} {died_s(r):.3f} s after the last "
             f"segment it received, {found_out(r)}")
     if r.window_s is not None:
         line += f"; expected {r.expect_s:g} s, window [{r.window_s[0]:.3f}, {r.window_s[1]:.3f}] s"
