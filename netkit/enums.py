@@ -79,6 +79,13 @@ class KeepaliveVia(StrEnum):
     SYSCTL = "sysctl"
 
 
+class RtoMinVia(StrEnum):
+    """Where a scenario's minimum RTO is set: the namespace's sysctl (Linux 6.11+) or the route to the peer."""
+
+    SYSCTL = "sysctl"  # net.ipv4.tcp_rto_min_us, read by tcp_init_sock into icsk_rto_min
+    ROUTE = "route"  # the route's locked rto_min metric (RTAX_RTO_MIN), which tcp_rto_min() prefers: any kernel
+
+
 class Clock(StrEnum):
     """What t = 0 is for a prediction's times."""
 

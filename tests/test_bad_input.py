@@ -258,6 +258,10 @@ DEMO = [
     row("demo-pcap-is-a-directory", "demo --pcap {in}", 2, "pcap '{in}'", "is a directory"),
     row("demo-pcap-under-a-file", "demo --pcap {in}/afile/x.pcap", 2, "{in}/afile/x.pcap", "{in}/afile is not a directory"),
     row("demo-unknown-option", "demo --idel 3", 2, "--idel"),
+    row("demo-route-rto-min-not-whole-ms", "demo --state unacked --retries2 3 --rto-min-us 50500 --rto-min-via route",
+        2, "rto_min_us 50500", "whole milliseconds", "--rto-min-us"),
+    row("demo-rto-min-via-without-the-minimum", "demo --state unacked --retries2 3 --rto-min-via route", 2,
+        "rto_min_via 'route'", "give rto_min_us too", "--rto-min-via"),
 ]
 
 DEMO_ROUTED = [  # the routed topology (netkit.lab.routed): every refusal comes before a lab is built

@@ -165,6 +165,24 @@ def test_scenarios_refuse_rto_bounds_where_no_rule_reads_them():
         "ipv4-unacked-blackhole-1/1/3-retries2=3-tcp_rto_max_ms=1000-tcp_rto_min_us=50000")
 
 
+def test_a_routes_rto_min_is_whole_milliseconds_and_needs_the_minimum():
+    assert zero_window(retries2=3, rto_min_us=50000, rto_min_via="route").id == (
+        "ipv4-zero-window-blackhole-1/1/3-retries2=3-route_rto_min=50ms")
+    with pytest.raises(SettingError, match="rto_min_us 50500: a route's rto_min is whole milliseconds"):
+        zero_window(retries2=3, rto_min_us=50500, rto_min_via="route")
+    with pytest.raises(SettingError, match="rto_min_via 'route': it says where rto_min_us is set"):
+        zero_window(retries2=3, rto_min_via="route")
+    with pytest.raises(SettingError, match="rto_min_via 'netlink': use one of sysctl, route"):
+        zero_window(retries2=3, rto_min_us=50000, rto_min_via="netlink")
+
+
+def test_a_routes_rto_min_needs_no_new_kernel(monkeypatch):
+    # RTAX_RTO_MIN (locked) is older than any kernel netkit supports: no feature to detect, unlike tcp_rto_min_us
+    monkeypatch.setattr(requirements, "has_sysctl", lambda name: False)
+    monkeypatch.setattr(requirements, "has_tcp_option", lambda option: False)
+    requirements.require_supported(unacked(retries2=3, rto_min_us=50000, rto_min_via="route"))
+
+
 @pytest.mark.parametrize("missing,scenario,says", [
     ("net.ipv4.tcp_rto_max_ms", unacked(retries2=3, rto_max_ms=1000, rto_max_via="sysctl"), "added in Linux 6.15"),
     ("TCP_RTO_MAX_MS", unacked(retries2=3, rto_max_ms=1000), "getsockopt answers ENOPROTOOPT"),
@@ -186,7 +204,9 @@ def test_the_gate_has_both_maxima_both_ways_and_the_minimum_in_both_data_states(
     assert {s.rto_max_ms for s in RTO_BOUNDS} == {None, 1000, 5000} and {s.rto_max_via for s in RTO_BOUNDS} == {
         "socket", "sysctl"}
     assert {s.state for s in RTO_BOUNDS if s.rto_min_us} == {"unacked", "zero-window"}
-    assert len(ids) == len(set(ids)) == 16
+    assert {(s.state, s.rto_min_via) for s in RTO_BOUNDS if s.rto_min_us} == {
+        (state, via) for state in ("unacked", "zero-window") for via in ("sysctl", "route")}
+    assert len(ids) == len(set(ids)) == 20
 
 
 def test_a_ledger_change_keeps_the_dataclass_shape():

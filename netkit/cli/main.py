@@ -45,7 +45,8 @@ DEMO_SYN_RETRIES = 2  # a handshake demo's default: connect() gives up after abo
 
 FIELD_OPTIONS = {"middlebox_timeout_s": "--middlebox-timeout", "middlebox": "--middlebox", "masquerade": "--masquerade",
                   "topology": "--topology", "keepalive": "--idle/--intvl against --middlebox-timeout",
-                  "rto_max_ms": "--rto-max-ms", "rto_max_via": "--rto-max-via", "rto_min_us": "--rto-min-us"}
+                  "rto_max_ms": "--rto-max-ms", "rto_max_via": "--rto-max-via", "rto_min_us": "--rto-min-us",
+                 "rto_min_via": "--rto-min-via"}
 
 
 class LiveTimeline:
@@ -95,7 +96,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                             args.keepalive_via, args.retries2, topology=args.topology,
                             middlebox_timeout_s=args.middlebox_timeout, middlebox=args.middlebox or "drop",
                             masquerade=args.masquerade, syn_retries=_syn_retries(args), rto_max_ms=args.rto_max_ms,
-                            rto_max_via=args.rto_max_via, rto_min_us=args.rto_min_us)
+                            rto_max_via=args.rto_max_via, rto_min_us=args.rto_min_us, rto_min_via=args.rto_min_via)
     except SettingError as exc:
         print(f"netkit demo: {exc} (check {_option(exc)})", file=sys.stderr)
         return EXIT_UNUSABLE
@@ -218,7 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rto-max-via", default="socket", choices=list(KEEPALIVE_SOURCES),
                       help="where --rto-max-ms is set: the socket option (default) or the tested namespace's sysctl")
     demo.add_argument("--rto-min-us", type=int, metavar="US",
-                      help="data states: net.ipv4.tcp_rto_min_us in the tested namespace, 10000..1000000 (Linux 6.11+)")
+                      help="data states: the minimum RTO, 10000..1000000 us: net.ipv4.tcp_rto_min_us in the tested "
+                           "namespace (Linux 6.11+) or, with --rto-min-via route, the route to the peer's rto_min")
+    demo.add_argument("--rto-min-via", default="sysctl", choices=["sysctl", "route"],
+                      help="where --rto-min-us is set: the tested namespace's sysctl (default) or a locked rto_min "
+                           "on the tested side's route to its peer (whole ms; any kernel)")
     demo.add_argument("--syn-retries", type=int, metavar="N",
                       help=f"handshake states: TCP_SYNCNT (or with --keepalive-via sysctl net.ipv4.tcp_syn_retries / "
                            f"tcp_synack_retries), 1..{MAX_SYN_RETRIES} (default {DEMO_SYN_RETRIES})")

@@ -106,7 +106,8 @@ class GateRun:
     retries2: int | None = None
     rto_max_ms: int | None = field(default=None, metadata=OMIT_NONE)  # the socket's maximum RTO, where set
     rto_max_via: str | None = field(default=None, metadata=OMIT_NONE)  # "socket" (TCP_RTO_MAX_MS) or "sysctl"
-    rto_min_us: int | None = field(default=None, metadata=OMIT_NONE)  # the namespace's tcp_rto_min_us, where set
+    rto_min_us: int | None = field(default=None, metadata=OMIT_NONE)  # the minimum RTO, where set
+    rto_min_via: str | None = field(default=None, metadata=OMIT_NONE)  # "sysctl" (tcp_rto_min_us) or "route" (rto_min)
     peer_error: str | None = None
     peer_expected_error: str | None = None
     peer_lag_s: float | None = None

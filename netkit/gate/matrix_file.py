@@ -17,6 +17,7 @@ a fleet's whole policy::
     rto_max_ms = 5000                          # the socket's maximum RTO (Linux 6.15+), data states
     rto_max_via = "socket"                     # socket (TCP_RTO_MAX_MS) | sysctl (net.ipv4.tcp_rto_max_ms)
     rto_min_us = 50000                         # net.ipv4.tcp_rto_min_us (Linux 6.11+), data states
+    rto_min_via = "sysctl"                     # sysctl | route (the route to the peer's locked rto_min, any kernel)
 
 A router that forgets idle flows (``topology = "routed"``; the fault is then
 ``middlebox-forgets`` unless given)::
@@ -50,7 +51,7 @@ else:  # pragma: no cover - Python 3.9/3.10
 
 MULTIPLYING = ("family", "fault", "state", "keepalive")
 ROUTED_KEYS = ("topology", "middlebox_timeout_s", "middlebox", "masquerade")  # netkit.scenario.middlebox_spec
-RTO_KEYS = ("rto_max_ms", "rto_max_via", "rto_min_us")  # netkit.scenario.rto_spec
+RTO_KEYS = ("rto_max_ms", "rto_max_via", "rto_min_us", "rto_min_via")  # netkit.scenario.rto_spec
 KEYS = (*MULTIPLYING, "user_timeout_ms", "side", "keepalive_via", "retries2", "syn_retries", *RTO_KEYS, *ROUTED_KEYS)
 
 

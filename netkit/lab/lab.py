@@ -59,6 +59,9 @@ from ..errors import UnknownChoice
 from ..privileges import require_privileges
 from .namespaces import PREFIX, Namespace, new_lab_name
 
+RT_SCOPE_LINK = 253  # a route to a neighbour on the link (rtnetlink.h)
+RTAX_RTO_MIN = 13  # the route metric tcp_rto_min() reads, in ms (rtnetlink.h); locked by bit 1 << RTAX_RTO_MIN
+
 IFA_F_NODAD = 0x02
 NUD_PERMANENT = 0x80  # include/uapi/linux/neighbour.h
 IFF_UP = 0x01
@@ -106,6 +109,34 @@ class Endpoint:
                 ipr.link("set", index=self.ifindex, state=state)
 
         self.namespace.run(change)
+
+    def route_rto_min(self, family: str, peer: str, rto_min_ms: int) -> None:
+        """A host route to ``peer`` over this side's veth with a locked ``rto_min`` metric (``ip route add PEER dev
+        VETH rto_min Nms``, which always locks it): ``tcp_rto_min()`` takes a route's RTAX_RTO_MIN only when locked.
+
+        A host route, more specific than the connected one, so that the
+        kernel's own route is left as it was; made before the connection,
+        whose socket takes its metrics with its route.
+        """
+        prefix = 32 if family_of(family) == "ipv4" else 128
+
+        def add() -> None:
+            with self.namespace.iproute() as ipr:
+                ipr.route("add", dst=f"{peer}/{prefix}", oif=self.ifindex, scope=RT_SCOPE_LINK,
+                          metrics={"RTAX_LOCK": 1 << RTAX_RTO_MIN, "RTAX_RTO_MIN": rto_min_ms})
+
+        self.namespace.run(add)
+
+    def route_metrics(self, family: str, peer: str) -> dict[str, int]:
+        """The metrics of the route to ``peer`` (its RTA_METRICS, by their pyroute2 names), as the kernel holds them."""
+
+        def get() -> dict[str, int]:
+            with self.namespace.iproute() as ipr:
+                [route] = ipr.route("get", dst=peer)
+                metrics = route.get_attr("RTA_METRICS")
+                return {} if metrics is None else {name: value for name, value in metrics["attrs"]}
+
+        return self.namespace.run(get)
 
     def link_exists(self) -> bool:
         """Whether this side's veth end still exists (it vanishes with the peer's namespace)."""

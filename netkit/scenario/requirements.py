@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from ..enums import KeepaliveVia
+from ..enums import KeepaliveVia, RtoMinVia
 from ..errors import FeatureMissing
 from ..lab.faults import fault_object
 from ..lab.features import has_sysctl, has_tcp_option
@@ -27,7 +27,7 @@ def missing_feature(scenario: Scenario) -> str | None:
         if scenario.rto_max_via == KeepaliveVia.SOCKET and not has_tcp_option(TCP_RTO_MAX_MS):
             return (f"this kernel ({release}) does not know the socket option TCP_RTO_MAX_MS (added in Linux 6.15; "
                     "getsockopt answers ENOPROTOOPT): the maximum RTO is the constant TCP_RTO_MAX, 120 s")
-    if scenario.rto_min_us is not None and not has_sysctl(RTO_MIN_US_SYSCTL):
+    if scenario.rto_min_us is not None and scenario.rto_min_via == RtoMinVia.SYSCTL and not has_sysctl(RTO_MIN_US_SYSCTL):
         return (f"this kernel ({release}) has no {RTO_MIN_US_SYSCTL} (added in Linux 6.11): the minimum RTO is "
                 "TCP_RTO_MIN, 200 ms, or a route's rto_min")
     return None

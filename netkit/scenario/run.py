@@ -91,7 +91,15 @@ from .observe import (
 from .requirements import require_supported
 from .result import ConnectionDeath, Progress, ScenarioResult
 from .spec import Scenario, require_scenario
-from .steps import Counted, enable_keepalive, set_rto_max, write_keepalive_sysctls, write_retries2, write_rto_sysctls
+from .steps import (
+    Counted,
+    enable_keepalive,
+    route_rto_min,
+    set_rto_max,
+    write_keepalive_sysctls,
+    write_retries2,
+    write_rto_sysctls,
+)
 
 FAULT_DEADLINE_FRACTION = 0.5  # idle: the fault must land well before the next keepalive timer run
 ZERO_WINDOW_RCVBUF = 4096  # the peer's receive buffer: the window closes after a few KB
@@ -240,6 +248,7 @@ def _connect(run: RunContext, trace: TimerTrace) -> _Connection:
     write_keepalive_sysctls(scenario, tested)
     write_retries2(scenario, tested)
     write_rto_sysctls(scenario, tested)
+    route_rto_min(scenario, tested, peer)
     rcvbuf = {peer.role: ZERO_WINDOW_RCVBUF} if scenario.state == State.ZERO_WINDOW else None
     sock, peer_sock = run.tested_first(*lab.connect(scenario.family, rcvbuf=rcvbuf))
     others = _more_connections(run)

@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..enums import Family, FaultName, KeepaliveVia, MiddleboxAction, Side, State, StrEnum, Topology, family_of
+from ..enums import (
+    Family,
+    FaultName,
+    KeepaliveVia,
+    MiddleboxAction,
+    RtoMinVia,
+    Side,
+    State,
+    StrEnum,
+    Topology,
+    family_of,
+)
 from ..errors import SettingError
 from ..faults import FaultInfo, fault_info
 from ..keepalive import KeepaliveSettings, whole_in
@@ -69,7 +80,10 @@ class Scenario:
     ``TCP_RTO_MAX_MS`` (``rto_max_via="socket"``) or as the tested namespace's
     ``net.ipv4.tcp_rto_max_ms`` before the connection (``"sysctl"``);
     ``rto_min_us``: the tested namespace's ``net.ipv4.tcp_rto_min_us`` (Linux
-    6.11+).  Both only in the data states (:mod:`.rto_spec`).
+    6.11+, ``rto_min_via="sysctl"``) or the tested side's route to its peer
+    with a locked ``rto_min`` metric (``"route"``, whole milliseconds: what
+    ``ip route ... rto_min 50ms`` sets, on any kernel).  Both only in the data
+    states (:mod:`.rto_spec`).
     """
 
     keepalive: KeepaliveSettings = KeepaliveSettings()
@@ -87,7 +101,8 @@ class Scenario:
     syn_retries: int | None = None  # handshake states: SYN (syn-sent) or SYN-ACK (syn-recv) retries
     rto_max_ms: int | None = None  # data states: the tested socket's maximum RTO (None: the kernel's 120 s)
     rto_max_via: str = KeepaliveVia.SOCKET  # TCP_RTO_MAX_MS on the socket, or the namespace's tcp_rto_max_ms
-    rto_min_us: int | None = None  # data states: net.ipv4.tcp_rto_min_us in the tested namespace
+    rto_min_us: int | None = None  # data states: net.ipv4.tcp_rto_min_us in the tested namespace, or the route's
+    rto_min_via: str = RtoMinVia.SYSCTL  # the namespace's tcp_rto_min_us, or the route to the peer's rto_min
 
     def __post_init__(self) -> None:
         if not isinstance(self.keepalive, KeepaliveSettings):
@@ -117,6 +132,7 @@ class Scenario:
         _choice(self, "middlebox", MiddleboxAction)
         check_middlebox(self)  # the routed topology's rules, in their own module
         _choice(self, "rto_max_via", KeepaliveVia)
+        _choice(self, "rto_min_via", RtoMinVia)
         check_rto_bounds(self)
         self._check_handshake(state)
 
@@ -166,8 +182,9 @@ class Scenario:
         if self.rto_max_ms is not None:  # named as the kernel names it: the socket option's unit, or the sysctl
             via_sysctl = self.rto_max_via == KeepaliveVia.SYSCTL
             parts.append(f"{'tcp_rto_max_ms' if via_sysctl else 'rto_max_ms'}={self.rto_max_ms}")
-        if self.rto_min_us is not None:
-            parts.append(f"tcp_rto_min_us={self.rto_min_us}")
+        if self.rto_min_us is not None:  # named as set: the sysctl's microseconds, or the route's rto_min
+            parts.append(f"tcp_rto_min_us={self.rto_min_us}" if self.rto_min_via == RtoMinVia.SYSCTL
+                         else f"route_rto_min={self.rto_min_us // 1000}ms")
         if self.connections > 1:
             parts.append(f"x{self.connections}")
         if self.topology == Topology.ROUTED:

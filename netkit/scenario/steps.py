@@ -12,11 +12,11 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
-from ..enums import KeepaliveVia
+from ..enums import KeepaliveVia, RtoMinVia
 from ..errors import KernelRefused
 from ..keepalive import KEEPALIVE_SYSCTLS, RETRIES2_SYSCTL, read_keepalive
 from ..lab import counters
-from ..lab.lab import Endpoint
+from ..lab.lab import RTAX_RTO_MIN, Endpoint
 from ..lab.namespaces import Namespace
 from ..lab.sysctl import set_sysctl
 from ..model.rto import RTO_MAX_MS_SYSCTL, RTO_MIN_US_SYSCTL, TCP_RTO_MAX_MS, jiffies_to_msecs, msecs_to_jiffies
@@ -44,10 +44,28 @@ def write_rto_sysctls(scenario: Scenario, endpoint: Endpoint) -> None:
     the socket when it is made (an accepted socket inherits them from its
     listener, made after this).
     """
-    if scenario.rto_min_us is not None:
+    if scenario.rto_min_us is not None and scenario.rto_min_via == RtoMinVia.SYSCTL:
         set_sysctl(endpoint, RTO_MIN_US_SYSCTL, scenario.rto_min_us)
     if scenario.rto_max_ms is not None and scenario.rto_max_via == KeepaliveVia.SYSCTL:
         set_sysctl(endpoint, RTO_MAX_MS_SYSCTL, scenario.rto_max_ms)
+
+
+def route_rto_min(scenario: Scenario, tested: Endpoint, peer: Endpoint) -> None:
+    """The minimum RTO on the tested side's route to its peer (``rto_min_via="route"``), before the connection.
+
+    ``tcp_rto_min()`` prefers a route's RTAX_RTO_MIN over the socket's
+    ``icsk_rto_min`` when the metric is locked, which ``ip route ... rto_min``
+    always does; the socket reads it through its cached route, so the route
+    must be there before the connection.  Read back from the kernel.
+    """
+    if scenario.rto_min_us is None or scenario.rto_min_via != RtoMinVia.ROUTE:
+        return
+    ms, peer_address = scenario.rto_min_us // 1000, peer.address(scenario.family)
+    tested.route_rto_min(scenario.family, peer_address, ms)
+    held = tested.route_metrics(scenario.family, peer_address)
+    if held.get("RTAX_RTO_MIN") != ms or not held.get("RTAX_LOCK", 0) & (1 << RTAX_RTO_MIN):
+        raise KernelRefused(f"the tested side's route to {peer_address} holds the metrics {held} after netkit set a "
+                            f"locked rto_min of {ms} ms: the kernel did not keep it")
 
 
 def set_rto_max(scenario: Scenario, sock: socket.socket, hz: int) -> None:
@@ -107,4 +125,5 @@ class Counted:
         return counters.delta(self.before, counters.tcpext_counts(self.namespace, self.names))
 
 
-__all__ = ["Counted", "enable_keepalive", "set_rto_max", "write_keepalive_sysctls", "write_retries2", "write_rto_sysctls"]
+__all__ = ["Counted", "enable_keepalive", "route_rto_min", "set_rto_max", "write_keepalive_sysctls", "write_retries2",
+           "write_rto_sysctls"]
