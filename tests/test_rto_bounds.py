@@ -170,6 +170,8 @@ def test_a_routes_rto_min_is_whole_milliseconds_and_needs_the_minimum():
         "ipv4-zero-window-blackhole-1/1/3-retries2=3-route_rto_min=50ms")
     with pytest.raises(SettingError, match="rto_min_us 50500: a route's rto_min is whole milliseconds"):
         zero_window(retries2=3, rto_min_us=50500, rto_min_via="route")
+    with pytest.raises(SettingError, match="rto_min_us .*'50000': use a whole number 10000..1000000 us"):
+        zero_window(retries2=3, rto_min_us="50000", rto_min_via="route")  # a SettingError, not the % on a str
     with pytest.raises(SettingError, match="rto_min_via 'route': it says where rto_min_us is set"):
         zero_window(retries2=3, rto_min_via="route")
     with pytest.raises(SettingError, match="rto_min_via 'netlink': use one of sysctl, route"):

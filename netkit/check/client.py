@@ -58,7 +58,7 @@ from ..evidence.events import SAMPLED, Event
 from ..kernel import kernel_info
 from ..lab import counters
 from ..lab.diag import tcp_sockets
-from ..lab.faults import FaultContext, fault_object, get_fault
+from ..lab.faults import Fault, FaultContext, fault_object, get_fault
 from ..lab.lab import Lab
 from ..lab.routed import MiddleboxConfig, RoutedLab
 from ..lab.timers import PROGRAM_FILTERS, TimerTrace
@@ -116,7 +116,9 @@ def check_client(
     _validate(argv, family, expect_s, max_wait, connect_timeout, port, fault, middlebox_timeout_s)
     if middlebox_timeout_s is not None:
         fault = FaultName.MIDDLEBOX_FORGETS
-    breaker = fault_object(fault) if middlebox_timeout_s is not None else get_fault(fault)
+        breaker = fault_object(fault)
+    else:
+        breaker = get_fault(fault)  # a direct lab's fault only
     missing = breaker.unsupported_reason()
     if missing:
         raise FeatureMissing(f"fault {fault!r} cannot run here: {missing}")
@@ -149,7 +151,7 @@ def check_client(
         breaker.prepare(ctx)
         quiet = _wait_quiet(follower, program, r, connected_at, say)
         _read_options(program, quiet, lab, r, say)
-        anchor, before, counted, zero_ns = _break(lab, follower, trace, ctx, r, connected_at, say)
+        anchor, before, counted, zero_ns = _break(lab, follower, trace, breaker, ctx, r, connected_at, say)
         _follow(lab, follower, program, anchor, before, counted, r, say)
         on_the_kernels_clock(trace, zero_ns, r)
     return conclude_client(r, kernel)
@@ -234,7 +236,7 @@ def _read_options(program: Program, quiet: Sample, lab: Lab, r: ClientCheckResul
     r.namespace_sysctls = read_into(r, program.pid, quiet, lab.client, say).sysctls
 
 
-def _break(lab: Lab, follower: SocketFollower, trace: TimerTrace, ctx: FaultContext, r: ClientCheckResult,
+def _break(lab: Lab, follower: SocketFollower, trace: TimerTrace, breaker: Fault, ctx: FaultContext, r: ClientCheckResult,
            connected_at: float, say: Say) -> tuple[float, Sample, dict[str, int], int | None]:
     """4. the last look, then the break; returns the anchor (monotonic time of the last segment received: the
     kernel's moment where the trace has it, ``zero_ns``)."""
@@ -258,7 +260,6 @@ def _break(lab: Lab, follower: SocketFollower, trace: TimerTrace, ctx: FaultCont
     if r.connections > 1:
         r.problems.append(f"the client had {r.connections} connections to the silent server; netkit followed the "
                           "first (its namespace's counters count them all)")
-    breaker = fault_object(r.fault)
     breaker.apply(ctx)
     r.fault_at_s = round(time.monotonic() - anchor, 3)
     breaker.settle(ctx)

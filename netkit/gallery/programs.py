@@ -9,6 +9,7 @@ install; the gallery never installs anything itself.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import pwd
@@ -58,8 +59,13 @@ def _postgres_server() -> bool:
     return any(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
 
 
+@functools.cache
 def missing(requirement: str) -> bool:
-    """Whether this machine lacks the requirement (an executable, a Python module, a user)."""
+    """Whether this machine lacks the requirement (an executable, a Python module, a user).
+
+    Asked once per requirement and run: exhibits share them, and the
+    interpreter check starts a Python each time.
+    """
     kind, _, what = requirement.partition(":")
     if kind == "python":
         return not _python_module(what, sys.executable)

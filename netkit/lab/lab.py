@@ -134,7 +134,7 @@ class Endpoint:
             with self.namespace.iproute() as ipr:
                 [route] = ipr.route("get", dst=peer)
                 metrics = route.get_attr("RTA_METRICS")
-                return {} if metrics is None else {name: value for name, value in metrics["attrs"]}
+                return {} if metrics is None else dict(metrics["attrs"])
 
         return self.namespace.run(get)
 

@@ -35,9 +35,6 @@ def check_rto_bounds(s: Scenario) -> None:
         raise SettingError("rto_max_via", s.rto_max_via, "it says where rto_max_ms is set: give rto_max_ms too")
     if s.rto_min_us is None and s.rto_min_via != RtoMinVia.SYSCTL:
         raise SettingError("rto_min_via", s.rto_min_via, "it says where rto_min_us is set: give rto_min_us too")
-    if s.rto_min_via == RtoMinVia.ROUTE and s.rto_min_us is not None and s.rto_min_us % 1000:
-        raise SettingError("rto_min_us", s.rto_min_us, "a route's rto_min is whole milliseconds (RTAX_RTO_MIN): "
-                                                       "use a multiple of 1000 us")
     for name, value, (low, high), unit in (("rto_max_ms (TCP_RTO_MAX_MS, net.ipv4.tcp_rto_max_ms)", s.rto_max_ms,
                                             RTO_MAX_MS_RANGE, "ms, the kernel's range"),
                                            ("rto_min_us (net.ipv4.tcp_rto_min_us, a route's rto_min)", s.rto_min_us,
@@ -49,6 +46,9 @@ def check_rto_bounds(s: Scenario) -> None:
         if s.state not in DATA_STATES:
             raise SettingError(name, value, "it bounds the retransmission and persist timers: it applies to data in "
                                             f"flight (state unacked or zero-window), not {s.state}")
+    if s.rto_min_via == RtoMinVia.ROUTE and s.rto_min_us is not None and s.rto_min_us % 1000:  # a whole number now
+        raise SettingError("rto_min_us", s.rto_min_us, "a route's rto_min is whole milliseconds (RTAX_RTO_MIN): "
+                                                       "use a multiple of 1000 us")
 
 
 __all__ = ["RTO_MIN_US_RANGE", "check_rto_bounds"]
