@@ -51,6 +51,7 @@ class State(StrEnum):
     IDLE = "idle"
     UNACKED = "unacked"
     ZERO_WINDOW = "zero-window"
+    RETRACTED_WINDOW = "retracted-window"  # data in flight when the peer takes its window back to zero
     SYN_SENT = "syn-sent"  # connect() to a peer that is gone: the tested side is the client
     SYN_RECV = "syn-recv"  # a client that vanishes mid-handshake: the tested side is the server's listener
 
@@ -93,11 +94,17 @@ class Clock(StrEnum):
     SEND = "send"  # the data sent into the broken path
     SYN = "syn"  # the first SYN (connect())
     SYN_ACK = "syn-ack"  # the listener's first SYN-ACK
+    WINDOW_CLOSED = "window-closed"  # the ACK that closed the window, when a hung peer answers after it
 
     @property
     def since(self) -> str:
-        return {Clock.SEND: "the send", Clock.SYN: "the first SYN",
-                Clock.SYN_ACK: "the first SYN-ACK"}.get(self, "the last segment received")
+        return {Clock.SEND: "the send", Clock.SYN: "the first SYN", Clock.SYN_ACK: "the first SYN-ACK",
+                Clock.WINDOW_CLOSED: "the ACK that closed the window"}.get(self, "the last segment received")
+
+    @property
+    def on_the_observers_clock(self) -> bool:
+        """Read at death on the observer's monotonic clock, not from ``tcpi_last_ack_recv`` (answers move that)."""
+        return self in (Clock.SEND, Clock.WINDOW_CLOSED)
 
 
 class CountSource(StrEnum):
@@ -107,11 +114,13 @@ class CountSource(StrEnum):
     RETRANSMITS = "tcpi_retransmits"
     WIN_PROBES = "TcpExt.TCPWinProbe"
     SYN_RETRANS = "TcpExt.TCPSynRetrans"  # SYN and SYN-ACK retransmissions (tcp_retransmit_skb, tcp_rtx_synack)
+    RETRANS_SEGS = "Tcp.RetransSegs"  # every retransmitted segment (__tcp_retransmit_skb), /proc/net/snmp
 
     @property
     def counter(self) -> str | None:
-        """The TcpExt counter's name, for the counters that are one."""
-        return self.value.split(".", 1)[1] if self.value.startswith("TcpExt.") else None
+        """The namespace counter's name (TcpExt or Tcp), for the counts that are one."""
+        prefix, _, name = self.value.partition(".")
+        return name if prefix in ("TcpExt", "Tcp") else None
 
 
 class Verdict(StrEnum):
@@ -136,6 +145,7 @@ class FaultName(StrEnum):
     PEER_REBOOT = "peer-reboot"
     NETEM_LOSS = "netem-loss"
     MIDDLEBOX_FORGETS = "middlebox-forgets"  # the routed lab's: its router forgets the idle flow
+    PEER_HANGS = "peer-hangs"  # the window states': the peer stays up, answering with a zero window
 
 
 class Topology(StrEnum):

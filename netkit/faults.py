@@ -53,15 +53,26 @@ MIDDLEBOX_FORGETS = FaultInfo(  # the tested veth sees the probes leave and, wit
     "the router's conntrack entry for the idle flow expires (nf_conntrack_tcp_timeout_established)",
     FaultRule(DataPath.LOST))  # drop; reject is the middlebox model's (netkit.model.middlebox)
 
+PEER_HANGS = FaultInfo(  # nothing breaks: the peer's kernel answers every probe and retransmission
+    FaultName.PEER_HANGS,
+    "nothing breaks: the peer stays up reading nothing, its kernel answering every segment with a zero window",
+    FaultRule(DataPath.ANSWERED))
+WINDOW_STATES = ("zero-window", "retracted-window")  # the states a hung peer can end: a closed window, data waiting
+
 # The ways to break the direct (two-namespace) lab, in the order every listing shows them; each joins the
 # gate's fault matrix by being here.  MIDDLEBOX_FORGETS is not one: a routed scenario names it.
 DIRECT_FAULTS: dict[str, FaultInfo] = {
     f.name: f for f in (LINK_DOWN, PEER_GONE, BLACKHOLE, ONE_WAY, PEER_REBOOT, NETEM_LOSS)}
 
 
+# Faults only some scenarios may name: not ways to break the direct lab, so not in its fault matrix.
+NAMED_ONLY: dict[str, FaultInfo] = {f.name: f for f in (MIDDLEBOX_FORGETS, PEER_HANGS)}
+
+
 def fault_info(name: object) -> FaultInfo:
-    """The fault a Scenario may name: a direct lab's or the routed lab's; else an UnknownChoice naming the choices."""
-    return MIDDLEBOX_FORGETS if name == FaultName.MIDDLEBOX_FORGETS else direct_fault_info(name)
+    """The fault a Scenario may name: a direct lab's, the routed lab's, or a hung peer; else an UnknownChoice."""
+    found = NAMED_ONLY.get(name) if isinstance(name, str) else None
+    return found or direct_fault_info(name)
 
 
 def direct_fault_info(name: object) -> FaultInfo:
@@ -72,5 +83,5 @@ def direct_fault_info(name: object) -> FaultInfo:
     return found
 
 
-__all__ = ["BLACKHOLE", "DIRECT_FAULTS", "LINK_DOWN", "MIDDLEBOX_FORGETS", "NETEM_LOSS", "ONE_WAY", "PEER_GONE",
-           "PEER_REBOOT", "FaultInfo", "direct_fault_info", "fault_info"]
+__all__ = ["BLACKHOLE", "DIRECT_FAULTS", "LINK_DOWN", "MIDDLEBOX_FORGETS", "NAMED_ONLY", "NETEM_LOSS", "ONE_WAY",
+           "PEER_GONE", "PEER_HANGS", "PEER_REBOOT", "WINDOW_STATES", "FaultInfo", "direct_fault_info", "fault_info"]

@@ -37,6 +37,7 @@ class TcpInfo:
     last_data_recv_ms: int
     last_ack_recv_ms: int  # time since the last segment received, any kind
     rtt_us: int
+    total_retrans: int = 0  # every retransmission of the connection's life (tp->total_retrans)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from netkit.scenario.observe import prompt_observer
 
 # the gate's cells: one definition, two users
 ALL = matrix.unique(matrix.FAULTS + matrix.USER_TIMEOUT + matrix.SYSCTL + matrix.CLIENT_VIEW + matrix.UNACKED
-                   + matrix.ZERO_WINDOW + matrix.RTO_BOUNDS + matrix.HANDSHAKE)
+                   + matrix.ZERO_WINDOW + matrix.RETRACTED_WINDOW + matrix.RTO_BOUNDS + matrix.HANDSHAKE)
 
 
 @pytest.mark.parametrize("scenario", ALL, ids=lambda s: s.id)

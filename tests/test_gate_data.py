@@ -27,7 +27,7 @@ PINNED = KernelInfo("6.18.0-test", 250, "pinned in the test")
 
 def test_the_builtin_matrix_has_stable_unique_ids():
     ids = [s.id for s in matrix.BUILTIN]
-    assert len(ids) == len(set(ids)) == 146
+    assert len(ids) == len(set(ids)) == 158
     for pinned in ("ipv4-idle-link-down-1/1/3", "ipv6-idle-link-down-1/1/10", "ipv4-idle-link-down-1/1/3-ut3050",
                    "ipv6-idle-link-down-2/1/2-via-sysctl", "ipv4-idle-blackhole-1/1/3-client-side",
                    "ipv6-unacked-blackhole-1/1/3-retries2=3", "ipv4-zero-window-peer-reboot-1/1/3-ut3000",

@@ -150,13 +150,15 @@ def test_the_package_names_stay_importable():
 def test_each_lab_fault_carries_the_pure_record_of_its_name():
     from netkit import faults
     from netkit.errors import UnknownChoice
-    from netkit.lab.faults import FAULTS, MIDDLEBOX_FORGETS, fault_object, get_fault
+    from netkit.lab.faults import FAULTS, MIDDLEBOX_FORGETS, PEER_HANGS, fault_object, get_fault
 
     assert [f.info for f in FAULTS.values()] == list(faults.DIRECT_FAULTS.values())
     assert all(get_fault(name).name == name and fault_object(name) is get_fault(name) for name in faults.DIRECT_FAULTS)
     assert fault_object("middlebox-forgets") is MIDDLEBOX_FORGETS and MIDDLEBOX_FORGETS.info is faults.MIDDLEBOX_FORGETS
-    with pytest.raises(UnknownChoice, match="unknown fault 'middlebox-forgets': choose one of link-down, "):
-        get_fault("middlebox-forgets")  # not a way to break the direct lab (check-client's, say)
+    assert fault_object("peer-hangs") is PEER_HANGS and PEER_HANGS.info is faults.PEER_HANGS
+    for named_only in faults.NAMED_ONLY:  # not ways to break the direct lab (check-client's, say)
+        with pytest.raises(UnknownChoice, match=f"unknown fault '{named_only}': choose one of link-down, "):
+            get_fault(named_only)
 
 
 def test_exit_codes_are_defined_once():

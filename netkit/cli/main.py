@@ -204,8 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--intvl", type=int, default=1, help="TCP_KEEPINTVL, seconds (1..32767, default 1)")
     demo.add_argument("--cnt", type=int, default=10, help="TCP_KEEPCNT, probes (1..127, default 10)")
     demo.add_argument("--user-timeout", type=int, metavar="MS", help="TCP_USER_TIMEOUT in ms (default: not set)")
-    demo.add_argument("--fault", choices=[*DIRECT_FAULTS, FaultName.MIDDLEBOX_FORGETS],
-                      help="how the peer goes away (default link-down; with --topology routed: middlebox-forgets)")
+    demo.add_argument("--fault", choices=[*DIRECT_FAULTS, FaultName.MIDDLEBOX_FORGETS, FaultName.PEER_HANGS],
+                      help="how the peer goes away (default link-down; with --topology routed: middlebox-forgets; "
+                           "with a window state, peer-hangs: it stays up and answers)")
     demo.add_argument("--state", default="idle", choices=list(STATES), help="the connection's state when the peer goes away")
     demo.add_argument("--side", default="server", choices=list(SIDES),
                       help="whose keepalive is tested; the other side is the peer that goes away (default server)")

@@ -145,8 +145,25 @@ def judge(r: Judged) -> tuple[Failure, ...]:
         found.append(Failure("error", str(p.expected_error), str(r.error),
                              message=f"error {r.error}, expected {p.expected_error}"))
     found.append(_peer(r))
+    found.append(_zero_window_branch(r))
     found += judge_wire(r)
     return tuple(f for f in found if f)
+
+
+def _zero_window_branch(r: Judged) -> Failure | None:
+    """A retracted window: the retransmissions were the zero-window branch's, which counts no TCPTimeouts.
+
+    ``tcp_retransmit_timer`` increments TCPTimeouts only on its way to
+    ``tcp_write_timeout``, after the zero-window branch has returned; one
+    counted means a run found the peer's window open, and the rule judged
+    (``tcp_rtx_probe0_timed_out``) was not the one that ran.
+    """
+    timeouts = r.counters.get("TCPTimeouts", 0)
+    if r.state != State.RETRACTED_WINDOW or not timeouts:
+        return None
+    return Failure("TCPTimeouts", "0 (the zero-window branch counts none)", str(timeouts), message=(
+        f"TcpExt TCPTimeouts counted {timeouts}: a retransmission timer run found the peer's window open, so "
+        "tcp_write_timeout's rule ran, not the zero-window branch's"))
 
 
 def _survived(r: Judged, alive_until_s: float) -> Failure | None:

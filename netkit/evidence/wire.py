@@ -187,12 +187,14 @@ def analyse(
     (``fault_ns``, CLOCK_REALTIME) -- the same event ``tcpi_last_ack_recv``
     counts from, but with the tap's nanosecond timestamp instead of a jiffy.
     With ``measured_from="send"`` it is the first transmission of the data
-    sent after the fault (or ``sent_ns``, when that never reached the tap).
+    sent after ``sent_ns`` (after the fault; before it, for a retracted
+    window's burst), or ``sent_ns`` itself when that never reached the tap.
     """
     items = classify(frames, tested, peer)
     received = [i for i, item in enumerate(items) if not item.sent and item.ts_ns < fault_ns]
     if measured_from == "send":
-        sends = [i for i, item in enumerate(items) if item.sent and item.kind == "data" and item.ts_ns >= fault_ns]
+        since = fault_ns if sent_ns is None else sent_ns
+        sends = [i for i, item in enumerate(items) if item.sent and item.kind == "data" and item.ts_ns >= since]
         if sends:
             index = sends[0]
             anchor_ns, anchor = items[index].ts_ns, "the data's first transmission"

@@ -18,6 +18,18 @@ The groups, and why each cell is there:
 - ``CLIENT_VIEW``: the client's own keepalive, the server taken away.
 - ``UNACKED``, ``ZERO_WINDOW``: data in flight (retransmission timer) and a
   closed window (persist timer); keepalive stays on and must not interfere.
+  A closed window whose peer hangs (``peer-hangs``: up, answering every probe
+  with a zero window) still dies at the user timeout (the 5.11 fix "tcp: fix
+  TCP_USER_TIMEOUT with zero window").
+- ``RETRACTED_WINDOW``: the peer takes its window back to zero with data in
+  flight (``net.ipv4.tcp_shrink_window``, Linux 6.5), then goes away:
+  ``tcp_retransmit_timer``'s zero-window branch, where TCP_USER_TIMEOUT
+  counts however recently the peer answered (CVE-2024-41007's fix) and
+  ``tcp_retries2`` does not apply (without a user timeout: twice the maximum
+  RTO of silence, 1 s here); with ``peer-hangs`` the peer stays up and
+  answers every retransmission, and only the user timeout ends it -- on a
+  kernel without the fix, never.  Skipped, with the reason, on a kernel without
+  the sysctl (Debian's 6.1 and 6.12 have it).
 - ``RTO_BOUNDS``: the socket's maximum RTO (Linux 6.15: ``TCP_RTO_MAX_MS``
   and ``net.ipv4.tcp_rto_max_ms``, 1 s and 5 s) capping the retransmission
   timer's backoff and ``tcp_model_timeout`` (``tcp_retries2``), its clamp
@@ -85,6 +97,16 @@ ZERO_WINDOW = [
         ("blackhole", KEEPALIVE_ON, 3), ("one-way", with_user_timeout(3000), None),
         ("link-down", with_user_timeout(3000), None), ("peer-gone", with_user_timeout(3000), None),
         ("peer-reboot", with_user_timeout(3000), None), ("netem-loss", with_user_timeout(3000), None),
+        ("peer-hangs", with_user_timeout(3000), None),
+    ]
+]
+RETRACTED_WINDOW = [
+    Scenario(settings, family, fault, state="retracted-window", retries2=retries2, rto_max_ms=rto_max)
+    for family in FAMILIES
+    for fault, settings, retries2, rto_max in [
+        ("blackhole", with_user_timeout(2000), None, None), ("one-way", with_user_timeout(3000), None, None),
+        ("peer-reboot", with_user_timeout(3000), None, None), ("blackhole", KEEPALIVE_ON, 3, 1000),
+        ("peer-hangs", with_user_timeout(2000), None, None),
     ]
 ]
 
@@ -141,7 +163,8 @@ def unique(scenarios: Iterable[Scenario]) -> list[Scenario]:
     return list(dict.fromkeys(scenarios))
 
 
-BUILTIN = unique(CORE + FAULTS + USER_TIMEOUT + SYSCTL + CLIENT_VIEW + UNACKED + ZERO_WINDOW + RTO_BOUNDS + HANDSHAKE
+BUILTIN = unique(CORE + FAULTS + USER_TIMEOUT + SYSCTL + CLIENT_VIEW + UNACKED + ZERO_WINDOW + RETRACTED_WINDOW + RTO_BOUNDS
+                 + HANDSHAKE
                  + MIDDLEBOX)
 
 

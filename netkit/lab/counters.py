@@ -1,4 +1,4 @@
-"""The kernel's per-namespace SNMP/TcpExt counters (``/proc/net/netstat``).
+"""The kernel's per-namespace SNMP/TcpExt counters (``/proc/net/netstat`` and ``/proc/net/snmp``).
 
 They count what the kernel *did*, independently of any packet capture: with
 the peer link down, probes never reach a wire (the qdisc drops them before
@@ -23,14 +23,17 @@ def parse_netstat(text: str) -> dict[str, int]:
 
 
 def tcpext(namespace: Namespace) -> dict[str, int]:
-    """All counters of ``namespace`` (read from a thread inside it)."""
-    return parse_netstat(namespace.read_proc_net("netstat"))
+    """All counters of ``namespace`` (read from a thread inside it): TcpExt and the rest of netstat, and snmp's."""
+    return {**parse_netstat(namespace.read_proc_net("snmp")), **parse_netstat(namespace.read_proc_net("netstat"))}
 
 
 def tcpext_counts(namespace: Namespace, names: tuple[str, ...]) -> dict[str, int]:
-    """``{"TCPKeepAlive": 3, ...}``: the named TcpExt counters of ``namespace`` (0 if this kernel lacks one)."""
+    """``{"TCPKeepAlive": 3, ...}``: the named TcpExt counters of ``namespace`` (0 if this kernel lacks one).
+
+    A name TcpExt lacks is looked up among the Tcp counters (``RetransSegs``).
+    """
     found = tcpext(namespace)
-    return {name: found.get(f"TcpExt.{name}", 0) for name in names}
+    return {name: found.get(f"TcpExt.{name}", found.get(f"Tcp.{name}", 0)) for name in names}
 
 
 def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

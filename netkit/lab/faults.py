@@ -298,6 +298,20 @@ class MiddleboxForgets(Fault):
         """Nothing to do: time breaks the path."""
 
 
+class PeerHangs(Fault):
+    """A window state's fault: nobody breaks anything; the peer's application keeps reading nothing.
+
+    Its kernel stays up and answers every window probe and retransmission
+    with a zero window, so only TCP_USER_TIMEOUT can end the connection.
+    Not in :data:`FAULTS`: a zero-window or retracted-window Scenario names it.
+    """
+
+    info = faults.PEER_HANGS
+
+    def apply(self, ctx: FaultContext) -> None:
+        """Nothing to do: the peer already reads nothing."""
+
+
 FAULTS: dict[str, Fault] = {
     fault.name: fault
     for fault in (
@@ -318,9 +332,11 @@ def get_fault(name: object) -> Fault:
     return FAULTS[faults.direct_fault_info(name).name]
 
 
-LAB_FAULTS: dict[str, Fault] = {**FAULTS, MIDDLEBOX_FORGETS.name: MIDDLEBOX_FORGETS}  # every fault a Scenario may name
+PEER_HANGS = PeerHangs()
+LAB_FAULTS: dict[str, Fault] = {**FAULTS, MIDDLEBOX_FORGETS.name: MIDDLEBOX_FORGETS,  # every fault a Scenario may name
+                                PEER_HANGS.name: PEER_HANGS}
 
 
 def fault_object(name: object) -> Fault:
-    """The fault object for any fault a Scenario may name: the direct lab's, or the routed lab's MIDDLEBOX_FORGETS."""
+    """The fault object for any fault a Scenario may name: the direct lab's, the routed lab's, or a hung peer."""
     return LAB_FAULTS[faults.fault_info(name).name]

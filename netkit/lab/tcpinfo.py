@@ -39,6 +39,7 @@ def parse_tcp_info(raw: bytes) -> TcpInfo:
         last_data_recv_ms=u32[11],
         last_ack_recv_ms=u32[12],
         rtt_us=u32[15],
+        total_retrans=u32[23],
     )
 
 

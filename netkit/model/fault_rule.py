@@ -19,6 +19,13 @@ class DataPath(StrEnum):
     LOCAL = "local"  # the tested side's own device has no carrier: it waits in the neighbour queue (-EBUSY)
     NO_ROUTE = "no-route"  # the route lookup fails: nothing leaves, nothing is in flight
     LOST = "lost"  # it leaves and vanishes (dropped at the peer or in a qdisc)
+    ANSWERED = "answered"  # it reaches a peer that is up but reads nothing: its kernel answers with a zero window
+
+
+ANSWERED_NEEDS_USER_TIMEOUT = (
+    "a hung peer keeps answering with a zero window, and every answer restarts the kernel's count (icsk_probes_out, "
+    "rcv_tstamp): without TCP_USER_TIMEOUT the connection never dies (RFC 1122 4.2.2.17), whatever tcp_retries2 "
+    "says; set a user timeout")
 
 
 @dataclass(frozen=True)

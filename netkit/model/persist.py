@@ -16,7 +16,7 @@ from ..enums import Clock, CountSource
 from ..errors import NotModelled
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
-from .fault_rule import DataPath, FaultRule
+from .fault_rule import ANSWERED_NEEDS_USER_TIMEOUT, DataPath, FaultRule
 from .prediction import DeathPrediction
 from .rto import TCP_RTO_MIN_S, clamped_runs, clamped_windows, socket_rto_max_s
 from .wheel import latest_death_s, wheel_granularity_s
@@ -83,7 +83,11 @@ def zero_window_death(
 ) -> DeathPrediction:
     """The peer's window is closed and it goes away: when the persist timer gives up (from the zero-window ACK).
 
-    Every fault but a reset leaves the persist timer probing into the void.
+    Every fault but a reset leaves the persist timer probing into the void;
+    a hung peer answers every probe with a zero window, which resets
+    ``icsk_probes_out`` but not ``icsk_probes_tstamp`` (``tcp_ack_probe``
+    clears it only when the window opens: "tcp: fix TCP_USER_TIMEOUT with zero
+    window", 5.11), so the user timeout still ends it at the same moment.
     """
     if fault.data_path is DataPath.RESET:
         jiffy = kernel.jiffy_s
@@ -95,5 +99,12 @@ def zero_window_death(
             window_s=(round(rto_s - jiffy, 6), latest_death_s(rto_s, wheel_granularity_s(rto_s, kernel.hz), kernel)),
             expected_count=1, expected_error="ECONNRESET", count_source=CountSource.WIN_PROBES,
         )
+    if fault.data_path is DataPath.ANSWERED:
+        if not settings.user_timeout_ms:
+            raise NotModelled(ANSWERED_NEEDS_USER_TIMEOUT)
+        why = ("the peer hangs with its window closed, answering every probe with a zero window, which resets "
+               "icsk_probes_out but not icsk_probes_tstamp")
+        return persist_death(kernel, rto_s, settings.user_timeout_ms, None, "ETIMEDOUT", CountSource.WIN_PROBES,
+                              Clock.WINDOW_CLOSED, why, rto_max_ms)
     return persist_death(kernel, rto_s, settings.user_timeout_ms, retries2, fault.timeout_error(family),
                           CountSource.WIN_PROBES, Clock.LAST_RECEIVED, "the peer's receive window is closed", rto_max_ms)

@@ -13,12 +13,13 @@ from typing import Protocol
 from ..enums import Family, State
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
-from .fault_rule import DataPath, FaultRule
+from .fault_rule import ANSWERED_NEEDS_USER_TIMEOUT, DataPath, FaultRule
 from .handshake import HandshakeFacts, handshake_death, handshake_not_modelled_reason
 from .keepalive import keepalive_death, reset_at_first_probe
 from .middlebox import middlebox_prediction
 from .persist import PERSIST_NEEDS_RETRIES2, zero_window_death
 from .prediction import DeathPrediction
+from .retracted import retracted_not_modelled_reason, retracted_window_death
 from .retransmission import RTO_NEEDS_RETRIES2, unacked_death
 from .rto import default_rto_s
 
@@ -83,6 +84,9 @@ def predict(scenario: Predictable, kernel: KernelInfo, rto_s: float | None = Non
     if scenario.state == State.UNACKED:
         return replace(unacked_death(settings, kernel, fault, scenario.family, rto_s, scenario.retries2,
                                      scenario.rto_max_ms), rto_s=rto_s)
+    if scenario.state == State.RETRACTED_WINDOW:
+        return replace(retracted_window_death(settings, kernel, fault, scenario.family, rto_s, scenario.rto_max_ms),
+                       rto_s=rto_s)
     if scenario.state == State.ZERO_WINDOW:
         return replace(zero_window_death(settings, kernel, fault, scenario.family, rto_s, scenario.retries2,
                                          scenario.rto_max_ms), rto_s=rto_s)
@@ -115,8 +119,12 @@ def not_modelled_reason(scenario: Predictable) -> str | None:
         return None
     if State(scenario.state).handshake:
         return handshake_not_modelled_reason(scenario.state, fault)
+    if scenario.state == State.RETRACTED_WINDOW:
+        return retracted_not_modelled_reason(fault, ut, scenario.rto_max_ms)
     if scenario.state == State.IDLE or fault.data_path is DataPath.RESET:
         return None
+    if fault.data_path is DataPath.ANSWERED and not ut:
+        return ANSWERED_NEEDS_USER_TIMEOUT
     if ut or scenario.retries2 is not None:
         return None
     if scenario.state == State.UNACKED and fault.data_path in (DataPath.LOST, DataPath.LOCAL):

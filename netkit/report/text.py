@@ -23,6 +23,7 @@ PREPARATION = {
     "idle": "waiting for a keepalive probe to be answered, then breaking the path",
     "unacked": "breaking the path, then sending 100 bytes into it",
     "zero-window": "filling the peer's receive window until it closes, then breaking the path",
+    "retracted-window": "cutting the peer's receive buffer, sending 16 KB it takes back its window for, then breaking the path",
     "syn-sent": "breaking the path, then connecting through it",
     "syn-recv": "the client sends its SYN and vanishes",
 }
@@ -34,7 +35,8 @@ def watch_header(p: DeathPrediction) -> str:
     return f"  time since {Clock(p.measured_from).since} ({p.count_source} sampled {SAMPLED_EVERY}):"
 DEMO_EVENTS = (EventKind.DEATH, EventKind.GAVE_UP)  # the observer's events the demo's closing lines repeat
 COUNTED = {CountSource.PROBES: "unanswered probe", CountSource.RETRANSMITS: "retransmission",
-           CountSource.WIN_PROBES: "window probe", CountSource.SYN_RETRANS: "SYN retransmission"}
+           CountSource.WIN_PROBES: "window probe", CountSource.SYN_RETRANS: "SYN retransmission",
+           CountSource.RETRANS_SEGS: "retransmission"}
 
 
 def plural(n: int, noun: str) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..document.records import GateRun, ScenarioEntry
-from ..enums import EventKind, Timing
+from ..enums import Clock, EventKind, Timing
 from .htmlkit import STYLE, _e
 from .timeline_ledger import ledger_rows, rows_height, summary
 
@@ -242,4 +242,4 @@ def anchor_text(run: GateRun) -> str:
     """What t = 0 is for this run: the wire's own words if it has them, else the prediction's clock."""
     if run.wire and run.wire.anchor:
         return run.wire.anchor
-    return "the send" if run.measured_from == "send" else "the last segment received"
+    return Clock(run.measured_from).since if run.measured_from in set(Clock) else "the last segment received"

@@ -19,6 +19,7 @@ from ..evidence.verdict import OBSERVER_SAMPLE_S
 from ..keepalive import KeepaliveSettings
 from ..lab.tcpinfo import peer_window, tcp_info
 from ..model.prediction import DeathPrediction
+from ..tcpsocket import TcpInfo
 from ..waiting import Drop, WaitTimeout, wait_until
 from .result import Progress
 
@@ -136,6 +137,38 @@ def fill_until_zero_window(sock: socket.socket, cancel: threading.Event) -> None
     finally:
         sock.setblocking(True)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, nodelay)
+
+
+RETRACTED_BURST = b"r" * 16384  # more than the peer's cut buffer holds: the rest is in flight when it retracts
+RETRACT_TIMEOUT_S = 2.0
+
+
+def retract_window(sock: socket.socket, peer_sock: socket.socket, cancel: threading.Event) -> tuple[float, int]:
+    """Have the peer take its window back with data in flight (state retracted-window); return when the burst left.
+
+    The peer's receive buffer is cut to the kernel's minimum (SO_RCVBUF 1:
+    ``SOCK_MIN_RCVBUF``, a few KB) after the handshake, so the window scale
+    stays what it was -- ``tcp_select_window`` retracts only with a scale.
+    Then one burst: the peer takes what fits, and with
+    ``net.ipv4.tcp_shrink_window`` = 1 (:func:`.steps.let_the_peer_retract`)
+    it answers with a zero window and drops the rest, which stays in flight.
+    Reached when the tested socket has data unacknowledged and the peer's
+    window (``tcpi_snd_wnd``) reads 0.  Returned: the moment just before the
+    send, on the monotonic and the capture's (CLOCK_REALTIME) clocks -- the
+    first retransmission is ``rto`` after it (:mod:`netkit.model.retracted`).
+    """
+    peer_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+    sent_at, sent_ns = time.monotonic(), time.time_ns()
+    sock.sendall(RETRACTED_BURST)
+
+    def retracted() -> bool:
+        return tcp_info(sock).unacked > 0 and peer_window(sock) == 0
+
+    wait_until(retracted, RETRACT_TIMEOUT_S, WARMUP_SAMPLE_S, what="the peer to retract its window", cancel=cancel,
+               on_timeout=lambda: (f"the peer did not retract its window within {RETRACT_TIMEOUT_S:g} s "
+                                   f"({tcp_info(sock).unacked} segments unacknowledged, its window "
+                                   f"{peer_window(sock)} bytes)"))
+    return sent_at, sent_ns
 
 
 def socket_error(sock: socket.socket) -> str:
@@ -264,7 +297,8 @@ def wait_for_death(
     """
     expected = prediction.expected_s
     give_up_s = give_up_after_s(prediction)
-    retransmissions = prediction.count_source == CountSource.RETRANSMITS
+    source = CountSource(prediction.count_source)
+    counted_from = tcp_info(sock).total_retrans
     poller = select.poll()
     for s in (sock, peer):
         if s is not None:
@@ -286,7 +320,7 @@ def wait_for_death(
         elapsed = since_anchor()
         samples.add(info.probes, info.retransmits, elapsed)
         if on_progress:
-            on_progress(Progress(elapsed, info.retransmits if retransmissions else info.probes, expected))
+            on_progress(Progress(elapsed, live_count(source, info, counted_from), expected))
         if elapsed > give_up_s:
             gave_up = Event(round(elapsed, 3), "still alive; gave up waiting", kind=EventKind.GAVE_UP)
             return Death(events=tuple(samples.events) + (gave_up,), others=tuple(rest.ended))
@@ -300,13 +334,28 @@ def wait_for_death(
     return replace(death, others=rest.wait(lambda: since_anchor() > give_up_s, cancel))
 
 
+def live_count(source: CountSource, info: TcpInfo, total_retrans_before: int) -> int:
+    """The prediction's count as the socket shows it while it waits (the namespace's counters are read at the end).
+
+    A retracted window's retransmissions leave ``tcpi_retransmits`` at 0
+    (the zero-window branch skips ``tcp_update_rto_stats``): they are counted
+    by ``tcpi_total_retrans`` since the watch began.
+    """
+    if source is CountSource.RETRANSMITS:
+        return info.retransmits
+    if source is CountSource.RETRANS_SEGS:
+        return info.total_retrans - total_retrans_before
+    return info.probes
+
+
 def _read_death(
     sock: socket.socket, peer: socket.socket | None, peer_died_at: float | None,
     prediction: DeathPrediction, since_anchor: Callable[[], float], events: list[Event],
 ) -> Death:
     died_at = time.monotonic()
     info = tcp_info(sock)  # read first: every later syscall adds to the measurement
-    measured = round(since_anchor() if prediction.measured_from == Clock.SEND else info.last_ack_recv_ms / 1000, 6)
+    clock = Clock(prediction.measured_from)
+    measured = round(since_anchor() if clock.on_the_observers_clock else info.last_ack_recv_ms / 1000, 6)
     error = socket_error(sock)
     events = events + [Event(measured, f"connection dead: {error}, state {info.state}", kind=EventKind.DEATH)]
     peer_error = peer_lag = None

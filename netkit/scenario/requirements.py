@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 
-from ..enums import KeepaliveVia, RtoMinVia
+from ..enums import KeepaliveVia, RtoMinVia, State
 from ..errors import FeatureMissing
 from ..lab.faults import fault_object
 from ..lab.features import has_sysctl, has_tcp_option
+from ..model.retracted import SHRINK_WINDOW_SYSCTL
 from ..model.rto import RTO_MAX_MS_SYSCTL, RTO_MIN_US_SYSCTL, TCP_RTO_MAX_MS
 from .spec import Scenario
 
@@ -20,6 +21,9 @@ from .spec import Scenario
 def missing_feature(scenario: Scenario) -> str | None:
     """Why this kernel cannot run ``scenario``'s settings (None: it can); the fault is asked separately."""
     release = os.uname().release
+    if scenario.state == State.RETRACTED_WINDOW and not has_sysctl(SHRINK_WINDOW_SYSCTL):
+        return (f"this kernel ({release}) has no {SHRINK_WINDOW_SYSCTL} (added in Linux 6.5): a receiver never takes "
+                "back window it offered, so no window can be retracted with data in flight")
     if scenario.rto_max_ms is not None:
         if scenario.rto_max_via == KeepaliveVia.SYSCTL and not has_sysctl(RTO_MAX_MS_SYSCTL):
             return (f"this kernel ({release}) has no {RTO_MAX_MS_SYSCTL} (added in Linux 6.15): the maximum RTO is "

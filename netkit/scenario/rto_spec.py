@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .spec import Scenario
 
 RTO_MIN_US_RANGE = (10_000, 1_000_000)  # netkit's: 10 ms .. 1 s (the kernel accepts 1 us and up)
-DATA_STATES = (State.UNACKED, State.ZERO_WINDOW)
+DATA_STATES = (State.UNACKED, State.ZERO_WINDOW, State.RETRACTED_WINDOW)
 
 
 def check_rto_bounds(s: Scenario) -> None:
@@ -45,7 +45,7 @@ def check_rto_bounds(s: Scenario) -> None:
             raise SettingError(name, value, f"use a whole number {low}..{high} {unit}")
         if s.state not in DATA_STATES:
             raise SettingError(name, value, "it bounds the retransmission and persist timers: it applies to data in "
-                                            f"flight (state unacked or zero-window), not {s.state}")
+                                            f"flight (state unacked, zero-window or retracted-window), not {s.state}")
     if s.rto_min_via == RtoMinVia.ROUTE and s.rto_min_us is not None and s.rto_min_us % 1000:  # a whole number now
         raise SettingError("rto_min_us", s.rto_min_us, "a route's rto_min is whole milliseconds (RTAX_RTO_MIN): "
                                                        "use a multiple of 1000 us")

@@ -60,7 +60,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ..enums import EventKind, Side, State, Topology
+from ..enums import EventKind, FaultName, Side, State, Topology
 from ..errors import FeatureMissing, InputError, NetkitError, NotModelled, ScenarioCancelled
 from ..evidence.events import Event
 from ..evidence.ledger import KEEPALIVE_TIMER, WRITE_TIMER
@@ -81,9 +81,11 @@ from .context import RunContext
 from .handshake import prove_handshake
 from .middlebox import lab_for, prove_routed
 from .observe import (
+    RETRACTED_BURST,
     Death,
     fill_until_zero_window,
     prompt_observer,
+    retract_window,
     wait_for_answered_probe,
     wait_for_answered_probes,
     wait_for_death,
@@ -94,6 +96,7 @@ from .spec import Scenario, require_scenario
 from .steps import (
     Counted,
     enable_keepalive,
+    let_the_peer_retract,
     route_rto_min,
     set_rto_max,
     write_keepalive_sysctls,
@@ -105,10 +108,12 @@ FAULT_DEADLINE_FRACTION = 0.5  # idle: the fault must land well before the next 
 ZERO_WINDOW_RCVBUF = 4096  # the peer's receive buffer: the window closes after a few KB
 UNACKED_PAYLOAD = b"x" * 100
 TCPEXT_COUNTERS = ("TCPKeepAlive", "TCPWinProbe", "TCPTimeouts", "TCPAbortOnTimeout", "TCPLossProbes",
-                   "TCPSpuriousRtxHostQueues")
+                   "TCPSpuriousRtxHostQueues", "RetransSegs")  # RetransSegs: Tcp's, not TcpExt's (lab.counters)
 FIRST_EVENT = {
     State.IDLE: ("last segment received (reply to a keepalive probe)", EventKind.LAST_SEGMENT),
     State.ZERO_WINDOW: ("last segment received (the ACK that closed the window)", EventKind.LAST_SEGMENT),
+    State.RETRACTED_WINDOW: (f"{len(RETRACTED_BURST)} bytes sent; the peer takes part and its window back",
+                             EventKind.DATA),
     State.UNACKED: (f"{len(UNACKED_PAYLOAD)} bytes sent into the broken path", EventKind.DATA),
 }
 
@@ -249,6 +254,7 @@ def _connect(run: RunContext, trace: TimerTrace) -> _Connection:
     write_retries2(scenario, tested)
     write_rto_sysctls(scenario, tested)
     route_rto_min(scenario, tested, peer)
+    let_the_peer_retract(scenario, peer)
     rcvbuf = {peer.role: ZERO_WINDOW_RCVBUF} if scenario.state == State.ZERO_WINDOW else None
     sock, peer_sock = run.tested_first(*lab.connect(scenario.family, rcvbuf=rcvbuf))
     others = _more_connections(run)
@@ -276,6 +282,10 @@ def prove_established(run: RunContext) -> ScenarioResult:
         with trace.learning(WRITE_TIMER):  # one byte arms the retransmission timer (later the probe timer's too)
             c.sock.send(b"\0")
         fill_until_zero_window(c.sock, cancel)  # the bulk transfer moves the RTO: read it after
+    burst = None
+    if scenario.state == State.RETRACTED_WINDOW:
+        with trace.learning(WRITE_TIMER):  # the burst arms the retransmission timer
+            burst = retract_window(c.sock, c.peer_sock, cancel)
     prediction = run.predict(tcp_info(c.sock).rto_us / 1e6)  # the one prediction
     if scenario.state == State.IDLE and c.others:
         wait_for_answered_probes([c.sock] + [s for s, _ in c.others], c.armed, scenario.keepalive, cancel)
@@ -285,7 +295,7 @@ def prove_established(run: RunContext) -> ScenarioResult:
     other_addresses = [(s.getsockname()[:2], s.getpeername()[:2]) for s, _ in c.others]  # gone at death
     counted = Counted.start(c.tested.namespace, TCPEXT_COUNTERS)
     fault_ns = time.time_ns()  # the capture's clock (CLOCK_REALTIME): frames before it are the connection's past
-    broken = _break(run, c, trace)
+    broken = _break(run, c, trace, burst)
     with prompt_observer():
         death = wait_for_death(c.sock, c.peer_sock if prediction.peer_expected_error else None, prediction,
                                broken.since_anchor, cancel, run.on_progress, [s for s, _ in c.others])
@@ -303,14 +313,19 @@ def prove_established(run: RunContext) -> ScenarioResult:
         observed = replace(observed, connections=connections_on_the_wire(observed.connections, wire, run.capture,
                                                                          other_addresses, fault_ns))
     ledger = trace.finish(wire.anchor_ns)
-    if ledger is not None and scenario.state == State.UNACKED and wire.anchored_on_process_clock:
+    if ledger is not None and scenario.state in (State.UNACKED, State.RETRACTED_WINDOW) and wire.anchored_on_process_clock:
         # No frame of the data reached the tap, so t = 0 was this process's clock before send(): a worker
         # descheduled there put it up to 59 ms early (a gate on 2 CPUs).  The kernel's own moment of the send
         # is the retransmission timer it armed in that call (tcp_event_new_data_sent): t = 0 moves there.
         ledger = ledger.moved_to_first_call(WRITE_TIMER)
     if ledger is not None and observed.fault_deadline_s is not None:  # the run the fault had to precede, measured
         timer = KEEPALIVE_TIMER if scenario.state == State.IDLE else WRITE_TIMER
-        observed = replace(observed, fault_deadline_s=first_run_after(ledger, timer))
+        # A retracted window: the ACK's tail loss probe runs a jiffy or two later and sends nothing (its segment
+        # lies past the zero window: __tcp_retransmit_skb says -EAGAIN, TCPLossProbes stays 0); it only re-arms the
+        # RTO from the send (tcp_rearm_rto).  The run to precede is the first that can retransmit, none before
+        # the nominal deadline.
+        after = broken.deadline_s if scenario.state == State.RETRACTED_WINDOW and broken.deadline_s else 0.0
+        observed = replace(observed, fault_deadline_s=first_run_after(ledger, timer, after))
     return result_from(observed, wire, pcap_data, ledger, trace.note)
 
 
@@ -334,10 +349,19 @@ class _Broken:
     others_fault_at_s: tuple[float, ...] = ()  # the other connections' fault_at_s
 
 
-def _break(run: RunContext, c: _Connection, trace: TimerTrace) -> _Broken:
-    """Step 4: apply the fault; for unacked data, break the path completely, then send into it."""
+def _break(run: RunContext, c: _Connection, trace: TimerTrace, burst: tuple[float, int] | None = None) -> _Broken:
+    """Step 4: apply the fault; for unacked data, break the path completely, then send into it.
+
+    ``burst``: a retracted window's send (monotonic, CLOCK_REALTIME), which its times count from.
+    """
     rto_s = tcp_info(c.sock).rto_us / 1e6
     c.fault.apply(c.ctx)
+    if burst is not None:
+        # Its first retransmission leaves rto after the send (netkit.model.retracted): the fault must come first.
+        sent_at, sent_ns = burst
+        fault_at = time.monotonic() - sent_at
+        c.fault.settle(c.ctx)
+        return _Broken(lambda: time.monotonic() - sent_at, fault_at, rto_s - 2 / run.kernel.hz, sent_ns)
     if run.scenario.state == State.UNACKED:
         c.fault.settle(c.ctx)
         with trace.learning(WRITE_TIMER):  # its marker is written on the way in: t = 0 is taken after it
@@ -358,6 +382,10 @@ def _break(run: RunContext, c: _Connection, trace: TimerTrace) -> _Broken:
         deadline = FAULT_DEADLINE_FRACTION * min(k.idle, k.intvl)  # well before the next keepalive run
     fault_at = c.since_last_received()
     others_at = tuple(tcp_info(s).last_ack_recv_ms / 1000 for s, _ in c.others)
+    if run.scenario.fault == FaultName.PEER_HANGS:  # its answers move tcpi_last_ack_recv: keep the window's closing
+        closed_at = time.monotonic() - fault_at
+        c.fault.settle(c.ctx)
+        return _Broken(lambda: time.monotonic() - closed_at, fault_at, deadline)
     if c.others and c.peer_sock.fileno() == -1:  # the fault made the peer forget the connection: all of them
         for _, peer_sock in c.others:
             close_silently(peer_sock)

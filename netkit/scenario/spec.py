@@ -23,7 +23,7 @@ from ..enums import (
     family_of,
 )
 from ..errors import SettingError
-from ..faults import FaultInfo, fault_info
+from ..faults import WINDOW_STATES, FaultInfo, fault_info
 from ..keepalive import KeepaliveSettings, whole_in
 from ..model.fault_rule import FaultRule
 from .middlebox_spec import check_middlebox
@@ -120,8 +120,13 @@ class Scenario:
             raise SettingError("retries2 (net.ipv4.tcp_retries2)", self.retries2,
                                f"netkit uses whole numbers 1..{MAX_RETRIES2} (the default 15 already means ~15 minutes)")
         if r2 is not None and (self.state == State.IDLE or state.handshake):
-            raise SettingError("retries2 (net.ipv4.tcp_retries2)", r2, "it applies to data in flight (state unacked or "
-                                                                        "zero-window); keepalive decides an idle connection")
+            raise SettingError("retries2 (net.ipv4.tcp_retries2)", r2, "it applies to data in flight (state unacked, "
+                                                                        "zero-window or retracted-window); keepalive "
+                                                                        "decides an idle connection")
+        if self.fault == FaultName.PEER_HANGS and self.state not in WINDOW_STATES:
+            raise SettingError("fault", self.fault, "a hung peer answers keepalive probes and acknowledges data, so "
+                                                    f"nothing ends {self.state}: it is a window state's fault (state "
+                                                    "zero-window or retracted-window)")
         n = self.connections
         if not whole_in(n, 1, MAX_CONNECTIONS):
             raise SettingError("connections", n, f"use a whole number 1..{MAX_CONNECTIONS}")

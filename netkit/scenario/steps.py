@@ -12,13 +12,14 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
-from ..enums import KeepaliveVia, RtoMinVia
+from ..enums import KeepaliveVia, RtoMinVia, State
 from ..errors import KernelRefused
 from ..keepalive import KEEPALIVE_SYSCTLS, RETRIES2_SYSCTL, read_keepalive
 from ..lab import counters
 from ..lab.lab import RTAX_RTO_MIN, Endpoint
 from ..lab.namespaces import Namespace
 from ..lab.sysctl import set_sysctl
+from ..model.retracted import SHRINK_WINDOW_SYSCTL
 from ..model.rto import RTO_MAX_MS_SYSCTL, RTO_MIN_US_SYSCTL, TCP_RTO_MAX_MS, jiffies_to_msecs, msecs_to_jiffies
 from .spec import Scenario
 
@@ -35,6 +36,17 @@ def write_retries2(scenario: Scenario, endpoint: Endpoint) -> None:
     """The scenario's ``tcp_retries2`` in the tested namespace, if it sets one."""
     if scenario.retries2 is not None:
         set_sysctl(endpoint, RETRIES2_SYSCTL, scenario.retries2)
+
+
+def let_the_peer_retract(scenario: Scenario, peer: Endpoint) -> None:
+    """A retracted window: ``net.ipv4.tcp_shrink_window`` = 1 in the *peer's* namespace, which takes the window back.
+
+    Without it ``tcp_select_window`` never offers less than it offered
+    before (it keeps the old right edge and counts TCPWantZeroWindowAdv), so
+    the sender's window never reads zero with data in flight.
+    """
+    if scenario.state == State.RETRACTED_WINDOW:
+        set_sysctl(peer, SHRINK_WINDOW_SYSCTL, 1)
 
 
 def write_rto_sysctls(scenario: Scenario, endpoint: Endpoint) -> None:
@@ -125,5 +137,5 @@ class Counted:
         return counters.delta(self.before, counters.tcpext_counts(self.namespace, self.names))
 
 
-__all__ = ["Counted", "enable_keepalive", "route_rto_min", "set_rto_max", "write_keepalive_sysctls", "write_retries2",
-           "write_rto_sysctls"]
+__all__ = ["Counted", "enable_keepalive", "let_the_peer_retract", "route_rto_min", "set_rto_max",
+           "write_keepalive_sysctls", "write_retries2", "write_rto_sysctls"]
