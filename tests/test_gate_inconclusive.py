@@ -497,6 +497,20 @@ def test_the_progress_line_says_late_not_fail_for_a_scenario_the_gate_will_retry
     assert lines == ["LATE", "FAIL", "FAIL"]
 
 
+def test_the_progress_line_says_xfail_for_a_known_difference_as_the_summary_will():
+    import io
+
+    from netkit.gate.progress import LiveProgress
+    from netkit.gate.run import GateProgress
+
+    lines = []
+    for runs in (runs_of(WRONG_ERROR), runs_of(ON_TIME)):
+        out = io.StringIO()
+        LiveProgress(out, 1, {runs.scenario.id})(GateProgress(1, 0, 0, 1, 0.0, runs))
+        lines.append(out.getvalue().split()[2])
+    assert lines == ["xfail", "XPASS"]
+
+
 def test_with_two_ledgers_a_changed_count_says_which_arming_differed_and_that_the_rule_allowed_both():
     old = document(entry_of(runs_of(ON_TIME)))
     more = keepalive_ledger(0.0).to_dict()

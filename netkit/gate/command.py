@@ -205,7 +205,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     known_skips = {sid for sid, known in known_for.items() if known is not None and known.outcome == "skip"}
     to_run = [s for s in scenarios if s.id not in known_skips]
     started, clock = utc_now(), time.monotonic()
-    progress = LiveProgress(sys.stderr, len(scenarios))
+    known_xfail = {sid for sid, known in known_for.items() if known is not None and known.outcome == "xfail"}
+    progress = LiveProgress(sys.stderr, len(scenarios), known_xfail)
     try:
         ran = {r.scenario.id: r for r in run_gate(to_run, repeat=args.repeat, on_progress=progress,
                                                   pcap_dir=args.pcap_dir, max_workers=args.jobs or MAX_WORKERS)}

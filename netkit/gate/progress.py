@@ -8,6 +8,7 @@ Plain ANSI (erase line, carriage return) is all this needs.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import TextIO
 
 from .run import GateProgress
@@ -16,9 +17,13 @@ REDRAW_S = 0.2
 
 
 class LiveProgress:
-    def __init__(self, out: TextIO, total: int) -> None:
+    """``expected_to_fail``: the ids a known difference (``--known``) marks xfail, so their lines say xfail/XPASS
+    as the summary will, not FAIL/pass."""
+
+    def __init__(self, out: TextIO, total: int, expected_to_fail: Collection[str] = ()) -> None:
         self.out = out
         self.total = total
+        self.expected_to_fail = expected_to_fail
         self.tty = out.isatty()
         self._drawn = 0.0
 
@@ -40,6 +45,8 @@ class LiveProgress:
             what = "ERROR"
         elif runs.failed and all(r.machine_late for r in runs.results if not r.passed):
             what = "LATE"  # machine late: the gate retries it after this pass (netkit.gate.retry)
+        elif runs.scenario.id in self.expected_to_fail:
+            what = "xfail" if runs.failed else "XPASS"
         else:
             what = "FAIL" if runs.failed else "pass"
         measured = [r.death_s for r in runs.results if r.death_s is not None]
