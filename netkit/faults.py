@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .enums import FaultName
+from .enums import FaultName, State
 from .errors import UnknownChoice
 from .model.fault_rule import DataPath, FaultRule
 
@@ -57,7 +57,7 @@ PEER_HANGS = FaultInfo(  # nothing breaks: the peer's kernel answers every probe
     FaultName.PEER_HANGS,
     "nothing breaks: the peer stays up reading nothing, its kernel answering every segment with a zero window",
     FaultRule(DataPath.ANSWERED))
-WINDOW_STATES = ("zero-window", "retracted-window")  # the states a hung peer can end: a closed window, data waiting
+WINDOW_STATES = (State.ZERO_WINDOW, State.RETRACTED_WINDOW)  # the states a hung peer can end: a closed window, data waiting
 
 # The ways to break the direct (two-namespace) lab, in the order every listing shows them; each joins the
 # gate's fault matrix by being here.  MIDDLEBOX_FORGETS is not one: a routed scenario names it.

@@ -46,7 +46,7 @@ DEMO_SYN_RETRIES = 2  # a handshake demo's default: connect() gives up after abo
 FIELD_OPTIONS = {"middlebox_timeout_s": "--middlebox-timeout", "middlebox": "--middlebox", "masquerade": "--masquerade",
                   "topology": "--topology", "keepalive": "--idle/--intvl against --middlebox-timeout",
                   "rto_max_ms": "--rto-max-ms", "rto_max_via": "--rto-max-via", "rto_min_us": "--rto-min-us",
-                 "rto_min_via": "--rto-min-via"}
+                  "rto_min_via": "--rto-min-via"}
 
 
 class LiveTimeline:

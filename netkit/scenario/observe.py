@@ -298,7 +298,7 @@ def wait_for_death(
     expected = prediction.expected_s
     give_up_s = give_up_after_s(prediction)
     source = CountSource(prediction.count_source)
-    counted_from = tcp_info(sock).total_retrans
+    counted_from = tcp_info(sock).total_retrans if source is CountSource.RETRANS_SEGS else 0  # live_count's base
     poller = select.poll()
     for s in (sock, peer):
         if s is not None:

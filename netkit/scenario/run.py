@@ -60,7 +60,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ..enums import EventKind, FaultName, Side, State, Topology
+from ..enums import Clock, EventKind, Side, State, Topology
 from ..errors import FeatureMissing, InputError, NetkitError, NotModelled, ScenarioCancelled
 from ..evidence.events import Event
 from ..evidence.ledger import KEEPALIVE_TIMER, WRITE_TIMER
@@ -295,7 +295,7 @@ def prove_established(run: RunContext) -> ScenarioResult:
     other_addresses = [(s.getsockname()[:2], s.getpeername()[:2]) for s, _ in c.others]  # gone at death
     counted = Counted.start(c.tested.namespace, TCPEXT_COUNTERS)
     fault_ns = time.time_ns()  # the capture's clock (CLOCK_REALTIME): frames before it are the connection's past
-    broken = _break(run, c, trace, burst)
+    broken = _break(run, c, trace, Clock(prediction.measured_from), burst)
     with prompt_observer():
         death = wait_for_death(c.sock, c.peer_sock if prediction.peer_expected_error else None, prediction,
                                broken.since_anchor, cancel, run.on_progress, [s for s, _ in c.others])
@@ -349,19 +349,15 @@ class _Broken:
     others_fault_at_s: tuple[float, ...] = ()  # the other connections' fault_at_s
 
 
-def _break(run: RunContext, c: _Connection, trace: TimerTrace, burst: tuple[float, int] | None = None) -> _Broken:
+def _break(run: RunContext, c: _Connection, trace: TimerTrace, clock: Clock,
+           burst: tuple[float, int] | None = None) -> _Broken:
     """Step 4: apply the fault; for unacked data, break the path completely, then send into it.
 
-    ``burst``: a retracted window's send (monotonic, CLOCK_REALTIME), which its times count from.
+    ``clock``: what the prediction counts from.  ``burst``: a retracted
+    window's send (monotonic, CLOCK_REALTIME), which its times count from.
     """
     rto_s = tcp_info(c.sock).rto_us / 1e6
     c.fault.apply(c.ctx)
-    if burst is not None:
-        # Its first retransmission leaves rto after the send (netkit.model.retracted): the fault must come first.
-        sent_at, sent_ns = burst
-        fault_at = time.monotonic() - sent_at
-        c.fault.settle(c.ctx)
-        return _Broken(lambda: time.monotonic() - sent_at, fault_at, rto_s - 2 / run.kernel.hz, sent_ns)
     if run.scenario.state == State.UNACKED:
         c.fault.settle(c.ctx)
         with trace.learning(WRITE_TIMER):  # its marker is written on the way in: t = 0 is taken after it
@@ -369,10 +365,11 @@ def _break(run: RunContext, c: _Connection, trace: TimerTrace, burst: tuple[floa
             sent_ns = time.time_ns()
             c.sock.send(UNACKED_PAYLOAD)
         return _Broken(lambda: time.monotonic() - sent_at, sent_ns=sent_ns)
-    if run.scenario.state == State.ZERO_WINDOW:
+    if run.scenario.state in (State.ZERO_WINDOW, State.RETRACTED_WINDOW):
         # The rule needs the fault in place before the first window probe, and that probe never leaves before
         # rto after the window-closing ACK: tcp_ack_probe() arms ICSK_TIME_PROBE0 for tcp_probe0_when(), which is
-        # rto << backoff with backoff 0, and the timer wheel only rounds up.  fault_at is read on the same jiffies
+        # rto << backoff with backoff 0, and the timer wheel only rounds up.  A retracted window's first
+        # retransmission leaves rto after the send (netkit.model.retracted).  fault_at is read on the same jiffies
         # clock once the fault took effect: two jiffies of margin.  (It was half the rto, a guess: in a quiet
         # fresh-Debian container peer-gone's teardown took 132 ms, the first probe still left at 0.208 s,
         # unanswered, and every figure matched the rule.)
@@ -380,9 +377,14 @@ def _break(run: RunContext, c: _Connection, trace: TimerTrace, burst: tuple[floa
     else:
         k = run.scenario.keepalive  # idle and intvl read from the settings, after the prediction exists
         deadline = FAULT_DEADLINE_FRACTION * min(k.idle, k.intvl)  # well before the next keepalive run
+    if burst is not None:
+        sent_at, sent_ns = burst
+        fault_at = time.monotonic() - sent_at
+        c.fault.settle(c.ctx)
+        return _Broken(lambda: time.monotonic() - sent_at, fault_at, deadline, sent_ns)
     fault_at = c.since_last_received()
     others_at = tuple(tcp_info(s).last_ack_recv_ms / 1000 for s, _ in c.others)
-    if run.scenario.fault == FaultName.PEER_HANGS:  # its answers move tcpi_last_ack_recv: keep the window's closing
+    if clock == Clock.WINDOW_CLOSED:  # a hung peer's answers move tcpi_last_ack_recv: count on from the closing
         closed_at = time.monotonic() - fault_at
         c.fault.settle(c.ctx)
         return _Broken(lambda: time.monotonic() - closed_at, fault_at, deadline)
