@@ -35,15 +35,19 @@ from .keepalive import KeepaliveSettings
 from .lazy import lazy_names
 
 if TYPE_CHECKING:
+    from .kernel import KernelInfo
     from .lab.lab import Lab
     from .model import DeathPrediction, keepalive_death
     from .scenario import Scenario, ScenarioResult, run_scenario
     from .scenario.pool import ScenarioPool, run_many
 
+# The one place the version is written: pyproject.toml reads it ([tool.setuptools.dynamic]), and `netkit --version`
+# and the gate document's "netkit" field import it.  A plain literal, so that the build reads it without importing.
 __version__ = "0.1.0"
 
 if not TYPE_CHECKING:  # hidden from type checkers: they see the names above, and a typo stays an error
     __getattr__, __dir__ = lazy_names(__name__, {
+        ".kernel": ("KernelInfo",),
         ".lab.lab": ("Lab",),
         ".model": ("DeathPrediction", "keepalive_death"),
         ".scenario": ("Scenario", "ScenarioResult", "run_scenario"),
@@ -51,7 +55,7 @@ if not TYPE_CHECKING:  # hidden from type checkers: they see the names above, an
     })
 
 __all__ = [
-    "DeathPrediction", "EnvironmentUnusable", "FeatureMissing", "KeepaliveSettings", "KernelRefused", "Lab",
+    "DeathPrediction", "EnvironmentUnusable", "FeatureMissing", "KeepaliveSettings", "KernelInfo", "KernelRefused", "Lab",
     "NameCollision", "NetkitError", "NotModelled", "Scenario", "ScenarioPool", "ScenarioResult", "SettingError",
     "UnknownChoice", "keepalive_death", "run_many", "run_scenario",
 ]

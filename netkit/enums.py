@@ -9,24 +9,18 @@ of ``if state == ...``.
 
 from __future__ import annotations
 
-from enum import Enum
+import enum
 
 from .errors import UnknownChoice
 
 
-class StrEnum(str, Enum):
-    """A str that is also an enum member; prints as its value (``format``, ``str``, f-strings)."""
+class StrEnum(enum.StrEnum):
+    """A str that is also an enum member; prints as its value (``format``, ``str``, f-strings: enum.StrEnum's)."""
 
-    __hash__ = str.__hash__  # Enum hashes the member's name; a str key must find it (and it must find str keys)
-
-    def __str__(self) -> str:
-        return str(self.value)
+    __hash__ = str.__hash__  # a member hashes as its string: a str key must find it (and it must find str keys)
 
     def __repr__(self) -> str:  # in a printed list or dict too, a member reads as the string it is
         return repr(self.value)
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self.value), spec)
 
     @classmethod
     def values(cls) -> tuple[str, ...]:

@@ -31,13 +31,13 @@ class UnknownChoice(NetkitError, ValueError):
 
 
 class EnvironmentUnusable(NetkitError):
-    """This machine or user cannot run netkit labs (not root, no netns, no veth...)."""
+    """This machine or user cannot run netkit labs (not root, no netns, no veth...): CLI exit 4 (cannot run here)."""
 
 
 class FeatureMissing(EnvironmentUnusable):
     """A kernel feature a particular fault or check needs is absent.
 
-    Tests turn this into a *skip* with the message as the reason.
+    Tests turn this into a *skip* with the message as the reason; the CLI exits 4 (cannot run here).
     """
 
 
@@ -56,7 +56,7 @@ class KernelRefused(NetkitError):
 class NotModelled(NetkitError):
     """netkit has no defensible rule for this combination (the reason says why).
 
-    Like FeatureMissing, a *skip* in tests and exit 2 in the CLI.
+    Like FeatureMissing, a *skip* in tests; unlike it, exit 2 in the CLI (bad input: no machine would run it).
     """
 
 
@@ -79,8 +79,9 @@ class WaitTimeout(NetkitError):
     """A condition did not come true in time (the message says which, and what was seen last)."""
 
 
-# Outcomes, mapped once: these mean "this cannot be proved here", never "it failed" -- a pytest skip,
-# CLI exit 2 (with the reason on stderr), and later a TAP ``# SKIP`` / JUnit ``<skipped>``.
+# Outcomes, mapped once: these mean "this cannot be proved here", never "it failed" -- a pytest skip, a TAP
+# ``# SKIP`` / JUnit ``<skipped>``; in the CLI (with the reason on stderr) exit 4 for FeatureMissing (cannot run
+# here), 2 for NotModelled (no machine would run it).
 CANNOT_RUN_HERE: tuple[type[NetkitError], ...] = (FeatureMissing, NotModelled)
 
 

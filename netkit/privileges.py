@@ -67,7 +67,7 @@ def missing_privileges(purpose: str = CREATE_LABS) -> str | None:
 
 
 def require_privileges(purpose: str = CREATE_LABS) -> None:
-    """Raise EnvironmentUnusable (the CLI's exit 2, a test's skip) saying what to do, unless privileged."""
+    """Raise EnvironmentUnusable (the CLI's exit 4, cannot run here; a test's skip) saying what to do, unless privileged."""
     reason = missing_privileges(purpose)
     if reason:
         raise EnvironmentUnusable(reason)

@@ -34,23 +34,35 @@ netkit_say() {
     printf '%s: %s\n' "$who" "$*"
 }
 
-# Exit statuses, as in the README's table: 1 is reserved for a failed proof
-# (a test or a scenario failed); a script that cannot do its job because of
-# its input or this machine (not root, a package that will not install, a bad
-# argument) exits 2.
-NETKIT_EXIT_UNUSABLE=2
+# Exit statuses, as in docs/cli.md's table (the netkit command's own): 1 is
+# reserved for a failed proof (a test or a scenario failed); a script exits 2
+# for input it cannot use (a bad argument: netkit_die) and 4 when it cannot
+# run here (not root and no sudo, a package that will not install, a machine
+# netkit cannot run on: netkit_cannot_run), kselftest's skip.
+NETKIT_EXIT_BAD_INPUT=2
+NETKIT_EXIT_CANNOT_RUN_HERE=4
 
-# netkit_die NAME MESSAGE...: print an error to stderr and exit 2 (bad input
-# or a machine netkit cannot run on).
+# netkit_die NAME MESSAGE...: print an error to stderr and exit 2 (bad input:
+# an argument, a file or a setting the script cannot use).
 netkit_die() {
     local who=$1
     shift
     printf '%s: error: %s\n' "$who" "$*" >&2
-    exit "$NETKIT_EXIT_UNUSABLE"
+    exit "$NETKIT_EXIT_BAD_INPUT"
+}
+
+# netkit_cannot_run NAME MESSAGE...: print an error to stderr and exit 4
+# (cannot run here: this machine or user, not the arguments).
+netkit_cannot_run() {
+    local who=$1
+    shift
+    printf '%s: error: %s\n' "$who" "$*" >&2
+    exit "$NETKIT_EXIT_CANNOT_RUN_HERE"
 }
 
 # netkit_as_root SCRIPT [ARGS...]: return if we are root; otherwise run
-# SCRIPT again through sudo (never returns), or fail with a clear message.
+# SCRIPT again through sudo (never returns), or fail with a clear message
+# (exit 4, cannot run here: not root and no sudo).
 # netkit creates network namespaces, which needs root (CAP_SYS_ADMIN and
 # CAP_NET_ADMIN), and so does installing apt packages.
 netkit_as_root() {
@@ -62,20 +74,20 @@ netkit_as_root() {
     if command -v sudo >/dev/null 2>&1; then
         exec sudo --preserve-env="$NETKIT_SUDO_KEEP" -- bash "$script" "$@"
     fi
-    netkit_die "$(basename "$script")" \
+    netkit_cannot_run "$(basename "$script")" \
         "netkit must run as root (it creates network namespaces and installs" \
         "packages) and sudo is not installed; run this again as root" \
         "(e.g. su -c '$script${*:+ $*}')."
 }
 
 # netkit_quiet NAME DESCRIPTION COMMAND [ARGS...]: run COMMAND with its output
-# kept in a log; print the log's tail only if it fails (then exit 2: the
-# machine could not be made ready).  With NETKIT_VERBOSE=1 the output goes straight to the terminal.
+# kept in a log; print the log's tail only if it fails (then exit 4, cannot
+# run here: the machine could not be made ready).  With NETKIT_VERBOSE=1 the output goes straight to the terminal.
 netkit_quiet() {
     local who=$1 what=$2 log status=0
     shift 2
     if [ "${NETKIT_VERBOSE:-0}" = 1 ]; then
-        "$@" || netkit_die "$who" "$what failed (exit $?): $*"
+        "$@" || netkit_cannot_run "$who" "$what failed (exit $?): $*"
         return 0
     fi
     log=$(mktemp "${TMPDIR:-/tmp}/netkit-log.XXXXXX")
@@ -85,7 +97,7 @@ netkit_quiet() {
         printf '%s: last lines of its output:\n' "$who" >&2
         tail -n 40 "$log" | sed 's/^/    /' >&2
         rm -f "$log"
-        exit "$NETKIT_EXIT_UNUSABLE"
+        exit "$NETKIT_EXIT_CANNOT_RUN_HERE"
     fi
     rm -f "$log"
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Make this machine ready to run netkit: system tools, then a virtual
 # environment in <repo>/.venv with netkit installed (editable, with the `test`
-# extra), the `netkit` command in /usr/local/bin, then `netkit doctor` to prove
-# that netkit can run here.
+# and `docs` extras), the `netkit` command in /usr/local/bin, then `netkit
+# doctor` to prove that netkit can run here. Exits 4 (cannot run here) when a
+# tool cannot be installed or doctor finds that netkit cannot run, 2 for a bad
+# argument.
 #
 # Usage: scripts/provision.sh [--no-doctor]
 #   --no-doctor  skip the final `netkit doctor`, e.g. when building an image
@@ -59,7 +61,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # socat, a second real program with its own keepalive options (keepidle=...,
 # keepintvl=..., keepcnt=...), for the `netkit inspect` and `check-client` tests.
 command -v socat >/dev/null 2>&1 || missing+=(socat)
-# Real clients for the `netkit check-client` tests and the README: psql
+# Real clients for the `netkit check-client` tests and docs/check-client.md: psql
 # (libpq's keepalives_* and tcp_user_timeout; the client only, no database
 # server) and curl (--keepalive-time).
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
@@ -73,7 +75,7 @@ if [ "${#missing[@]}" -eq 0 ]; then
     netkit_say "$me" "system packages present"
 else
     command -v apt-get >/dev/null 2>&1 ||
-        netkit_die "$me" "missing ${missing[*]} and there is no apt-get;" \
+        netkit_cannot_run "$me" "missing ${missing[*]} and there is no apt-get;" \
             "install them with this system's package manager"
     netkit_say "$me" "installing ${missing[*]}"
     netkit_quiet "$me" "apt-get update" apt-get update
@@ -117,7 +119,7 @@ have=$(cat "$stamp" 2>/dev/null || true)
 if [ "$want" = "$have" ] && [ -x "$venv/bin/netkit" ]; then
     netkit_say "$me" "netkit installed and pyproject.toml unchanged"
 else
-    pip_args=(install --disable-pip-version-check --quiet --editable "${NETKIT_ROOT}[test]")
+    pip_args=(install --disable-pip-version-check --quiet --editable "${NETKIT_ROOT}[test,docs]")
     cert=${PIP_CERT:-${REQUESTS_CA_BUNDLE:-}}
     if [ -n "$cert" ]; then
         [ -r "$cert" ] || netkit_die "$me" "CA bundle $cert (from PIP_CERT or REQUESTS_CA_BUNDLE) is not readable"
@@ -125,6 +127,14 @@ else
     fi
     netkit_say "$me" "installing netkit and its dependencies with pip${cert:+ (CA: $cert)}"
     rm -f "$stamp"
+    # This distribution was called "netkit" before it became netkit-tcp (PyPI's netkit is another project): a
+    # venv made then drops the old one, so that one distribution owns the `netkit` command and the pytest plugin.
+    # From / so that pip does not take a netkit.egg-info in the working directory for an installed distribution.
+    if env -C / "$venv/bin/python" -m pip show netkit >/dev/null 2>&1; then
+        netkit_quiet "$me" "pip uninstall netkit (the old name)" \
+            env -C / "$venv/bin/python" -m pip uninstall --disable-pip-version-check --yes netkit
+        rm -rf "$NETKIT_ROOT/netkit.egg-info"  # its build metadata in the checkout (netkit_tcp.egg-info now)
+    fi
     netkit_quiet "$me" "pip install" "$venv/bin/python" -m pip "${pip_args[@]}"
     printf '%s\n' "$want" >"$stamp"
 fi
@@ -183,7 +193,7 @@ else
     on_path="$venv/bin/netkit (not on PATH)"
 fi
 
-version=$("$venv/bin/python" -c 'import importlib.metadata as m, sys; print(m.version("netkit"), "on Python", sys.version.split()[0])')
+version=$("$venv/bin/python" -c 'import importlib.metadata as m, sys; print(m.version("netkit-tcp"), "on Python", sys.version.split()[0])')
 netkit_say "$me" "ready: netkit $version; command: $on_path"
 
 # --- 5. can netkit run here? --------------------------------------------------
@@ -196,7 +206,7 @@ if [ "$doctor" = 1 ]; then
     status=0
     "$venv/bin/netkit" doctor 2>&1 | sed 's/^/    /' || status=$?
     if [ "$status" -ne 0 ]; then
-        netkit_die "$me" "netkit doctor exited $status: netkit is installed but cannot run on this" \
+        netkit_cannot_run "$me" "netkit doctor exited $status: netkit is installed but cannot run on this" \
             "machine (see the MISSING lines above). Building an image without privileges?" \
             "Then skip this check with --no-doctor."
     fi

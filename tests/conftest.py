@@ -19,10 +19,11 @@ from netkit.lab.tracefs import TracefsUnavailable, tracefs_root
 from netkit.privileges import missing_privileges
 
 # Modules whose module-scoped fixture does the expensive part once -- the whole gate (test_gate, test_host_untouched),
-# every check-server and check-client run (test_check_server, test_check_client), the README's commands in order,
+# every check-server and check-client run (test_check_server, test_check_client), the README's and docs' commands in order,
 # from files written at the root (test_readme) -- and whose tests must therefore share one worker under pytest-xdist.
 MODULES_IN_ONE_WORKER = ("tests/test_check_client.py", "tests/test_check_server.py", "tests/test_gate.py",
-                         "tests/test_host_untouched.py", "tests/test_readme.py", "tests/test_gallery.py")
+                         "tests/test_host_untouched.py", "tests/test_readme.py", "tests/test_gallery.py",
+                         "tests/test_wheel.py")
 
 
 def pytest_addoption(parser):
@@ -32,6 +33,27 @@ def pytest_addoption(parser):
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_collection_finish(session):
+    """Start the README's and the docs' commands now, so they run beside the rest of the suite (test_readme.py).
+
+    Only in a plain run that selected a test of them: not for --collect-only, and not under xdist, where
+    which worker gets test_readme.py is not known yet (there they start with the module's first test).
+    """
+    config = session.config
+    if config.option.collectonly or hasattr(config, "workerinput") or getattr(config.option, "numprocesses", None):
+        return
+    readme_tests = [item for item in session.items if "readme_runs" in getattr(item, "fixturenames", ())]
+    if readme_tests:
+        readme_tests[0].module.RUNNER.start()
+
+
+def pytest_sessionfinish(session):
+    """The README's commands stop and their files go even when the session ends before test_readme.py's end."""
+    module = sys.modules.get("test_readme")
+    if module is not None:
+        module.RUNNER.close()
+
+
 def pytest_xdist_make_scheduler(config, log):
     """Under pytest-xdist's default ``--dist load``: as ``load``, but each of MODULES_IN_ONE_WORKER goes to one worker.
 

@@ -3,10 +3,11 @@
 Each row is the input and what must happen:
 
 * ONE clear message that names the input (the row's fragments), and no traceback of netkit's;
-* the documented status (the README's exit tables): 2 for bad usage or a file netkit cannot read,
-  4 for the gate's "nothing can run here" and for pytest's usage error; the library raises;
+* the documented status (docs/cli.md's exit table): 2 for bad usage or a file netkit cannot read,
+  4 for "cannot run here" and for pytest's usage error; the library raises;
 * nothing left behind: no new ``nk`` namespace under /run/netns, no ``nk`` interface in the host, no
-  file in the TMPDIR the run was given, no process carrying the row's marker in its environment.
+  file in the TMPDIR the run was given, no process carrying the row's marker in its environment, no
+  child of the test process in its session.
 
 Rows that must build a lab before they can refuse (check-server starting a program) skip without
 privileges; every other row runs anywhere, in well under a second.
@@ -134,6 +135,24 @@ def marked_processes(marker: str) -> list[str]:
     return found
 
 
+def own_session_descendants() -> list[int]:
+    """This test process's descendants in its own session.
+
+    Not those in a session of their own: the README's and the docs' commands, which tests/test_readme.py
+    runs from this process (each in its own session) while the suite goes on.  A row's process that
+    started a session of its own is still found, by the marker in its environment (``marked_processes``).
+    """
+    mine = os.getsid(0)
+    found = []
+    for pid in descendants(os.getpid()):
+        try:
+            if os.getsid(pid) == mine:
+                found.append(pid)
+        except ProcessLookupError:
+            continue
+    return found
+
+
 def settled(found: Callable[[], list[T]], timeout: float = 5.0) -> list[T]:
     """``found()`` once it is empty, or what it still finds after ``timeout`` s (processes take a moment to end)."""
     deadline = time.monotonic() + timeout
@@ -151,7 +170,7 @@ class Untouched:
         self.marker = uuid.uuid4().hex
         self.namespaces = nk_namespaces()
         self.interfaces = nk_interfaces()
-        self.children = set(descendants(os.getpid()))
+        self.children = set(own_session_descendants())
 
     def env(self, **extra: str) -> dict[str, str]:
         """The row's environment: no inherited netkit/pytest settings, its own TMPDIR, kernel cache and marker."""
@@ -164,7 +183,7 @@ class Untouched:
     def check(self) -> None:
         running = settled(lambda: marked_processes(self.marker))
         assert not running, f"processes the row started still run: {running}"
-        children = settled(lambda: sorted(set(descendants(os.getpid())) - self.children))
+        children = settled(lambda: sorted(set(own_session_descendants()) - self.children))
         assert not children, f"children of this test process still run: {children}"
         orphaned = sorted(n for n in nk_namespaces() - self.namespaces
                           if owner_pid(n) is None or not process_alive(owner_pid(n) or 0))
@@ -530,13 +549,14 @@ def test_the_command_refuses_bad_input(r: Row, untouched: Untouched, bad_files: 
 
 
 UNPRIVILEGED = [
-    row("demo", "demo --cnt 1", 2, "CAP_SYS_ADMIN", "run it"),
-    row("check-server", "check-server --port 80 -- sleep 30", 2, "CAP_SYS_ADMIN", "run it"),
-    row("check-client", "check-client -- sleep 30", 2, "CAP_SYS_ADMIN", "run it"),
+    # every command: 4, cannot run here (kselftest's skip), the same for all
+    row("demo", "demo --cnt 1", 4, "CAP_SYS_ADMIN", "run it"),
+    row("check-server", "check-server --port 80 -- sleep 30", 4, "CAP_SYS_ADMIN", "run it"),
+    row("check-client", "check-client -- sleep 30", 4, "CAP_SYS_ADMIN", "run it"),
     row("gate", ["gate", *ONLY], 4, "nothing can run here", "CAP_SYS_ADMIN", "run it"),
     row("gate-tap", ["gate", "--tap", *ONLY], 4, "1..0 # SKIP", "CAP_SYS_ADMIN"),
-    row("cleanup", "cleanup", 2, "CAP_SYS_ADMIN", "run it"),
-    row("doctor", "doctor", 2, "MISSING", "CAP_SYS_ADMIN", "netkit cannot run here", stream="stdout"),
+    row("cleanup", "cleanup", 4, "CAP_SYS_ADMIN", "run it"),
+    row("doctor", "doctor", 4, "MISSING", "CAP_SYS_ADMIN", "netkit cannot run here", stream="stdout"),
 ]
 
 

@@ -318,7 +318,7 @@ def test_failing_test_reports_the_pcap_in_the_configured_directory(pytester, tmp
 
 
 def test_pcap_dir_precedence_and_bad_values(pytester, monkeypatch, tmp_path):
-    pytester.makepyfile("def test_nothing(): pass")
+    pytester.makepyfile("def test_family(netkit_family): pass")  # a netkit test: the header line shows the options
     pytester.makeini(f"[pytest]\nnetkit_pcap_dir = {tmp_path / 'from-ini'}\n")
     assert f"pcap: {tmp_path / 'from-ini'}" in pytester.runpytest_subprocess().stdout.str()
     monkeypatch.setenv("NETKIT_PCAP_DIR", str(tmp_path / "from-env"))

@@ -18,6 +18,7 @@ import sys
 
 import pytest
 from conftest import judged_on_the_kernels_clock, netkit_runs_at_once, tracing_here
+from test_schemas import assert_valid
 
 from netkit.check.result import NO_KEEPALIVE_CLIENT
 from netkit.inspect.borrow import refused_here
@@ -73,7 +74,9 @@ def result_of(runs, name, exit_code=0):
         pytest.skip(MISSING[tool])
     run = runs[name]
     assert run.returncode == exit_code, run.stderr + run.stdout
-    return json.loads(run.stdout)  # exactly one JSON object
+    result = json.loads(run.stdout)  # exactly one JSON object
+    assert_valid("netkit.check-client/1", result)
+    return result
 
 
 def in_model_window(result):

@@ -121,7 +121,7 @@ def test_wait_until_returns_the_value_times_out_and_cancels():
 
 
 CHECK_KEYS = [
-    "command", "kernel", "family", "port", "expect_s", "pid", "listening", "server", "client", "timer_at_connect",
+    "schema", "command", "kernel", "family", "port", "expect_s", "pid", "listening", "server", "client", "timer_at_connect",
     "accept_deferred_s", "options", "options_from", "options_unread", "keepalive", "inferred", "inferred_from", "rule",
     "model_expected_s", "model_window_s", "fault_at_s", "measured_s", "dead_between_s", "probes", "counters",
     "window_s", "tolerance", "timeline", "verdict", "problems", "program_exit", "program_output_tail", "evidence",
@@ -135,7 +135,7 @@ def test_check_server_json_keys_are_pinned():
     r = conclude(_measured(4.0, (4.05, 4.10)), HZ250)
     r.timeline.append(Event(0.0, "last segment received", "sampled"))
     data = r.to_dict()
-    assert list(data) == CHECK_KEYS
+    assert list(data) == CHECK_KEYS and data["schema"] == "netkit.check-server/1"
     assert data["timeline"] == [{"t_s": 0.0, "what": "last segment received"}]  # no source key, as before
     assert (data["kernel"], data["hz"], data["exit_code"]) == ("test", 250, 0)
 
@@ -264,7 +264,7 @@ def test_placeholders_are_replaced_and_nothing_else():
 
 
 CLIENT_KEYS = [
-    "command", "kernel", "family", "port", "fault", "expect_s", "max_wait_s", "middlebox_timeout_s", "started", "pid",
+    "schema", "command", "kernel", "family", "port", "fault", "expect_s", "max_wait_s", "middlebox_timeout_s", "started", "pid",
     "server", "client", "connections", "timer_at_break", "options", "options_from", "options_unread",
     "namespace_sysctls", "keepalive", "inferred", "inferred_from", "last_segment", "rule", "model_expected_s",
     "model_window_s", "fault_at_s", "cause", "measured_s", "dead_between_s", "probes", "retransmissions",
@@ -276,7 +276,7 @@ CLIENT_KEYS = [
 
 def test_check_client_json_keys_are_pinned():
     data = conclude_client(_client(expect_s=4.0, options=ON_SOCKET), HZ250).to_dict()
-    assert list(data) == CLIENT_KEYS
+    assert list(data) == CLIENT_KEYS and data["schema"] == "netkit.check-client/1"
     assert data["cause"] in CAUSES and (data["hz"], data["exit_code"]) == (250, 0)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import judged_on_the_kernels_clock, netkit_runs_at_once
+from test_schemas import assert_valid
 
 from netkit.check.result import NO_KEEPALIVE
 from netkit.privileges import missing_privileges
@@ -184,6 +185,12 @@ def test_program_listening_elsewhere_is_an_error_that_says_where(runs):
     assert run.returncode == 2
     assert json.loads(run.stdout)["verdict"] == "error"
     assert "listens on 127.0.0.1:4242 only" in run.stderr
+
+
+def test_every_json_result_meets_the_published_schema(runs):
+    for run in runs.values():
+        if run.stdout.startswith("{"):
+            assert_valid("netkit.check-server/1", json.loads(run.stdout))
 
 
 def test_nothing_is_left_behind(runs):

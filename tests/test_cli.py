@@ -1,7 +1,9 @@
 """The netkit command: demo, doctor, cleanup, and their exit codes."""
 
+import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,9 +11,18 @@ import sys
 import pytest
 from conftest import process_group, wait_for
 from test_result import WINDOWS_1_1_3
+from test_schemas import assert_valid
 
 from netkit import privileges
 from netkit.cleanup import cleanup, kept_namespaces
+from netkit.cli import build_parser
+from netkit.exitcodes import (
+    EXIT_BAD_INPUT,
+    EXIT_CANNOT_RUN_HERE,
+    EXIT_FAIL,
+    EXIT_INCONCLUSIVE,
+    EXIT_PASS,
+)
 from netkit.lab.namespaces import Namespace, remove_named
 from netkit.privileges import missing_privileges
 
@@ -29,7 +40,7 @@ def netkit(*args, **kwargs):
 )
 def test_demo_refuses_out_of_range_values_with_exit_2(option, value, names):
     done = netkit("demo", option, value)
-    assert done.returncode == 2
+    assert done.returncode == EXIT_BAD_INPUT == 2
     assert done.stdout == ""
     for word in names:
         assert word in done.stderr
@@ -41,6 +52,7 @@ def test_demo_json_reports_one_verdict_object():
     done = netkit("demo", "--idle", "1", "--intvl", "1", "--cnt", "3", "--json", timeout=60)
     assert done.returncode == 0, done.stderr + done.stdout
     result = json.loads(done.stdout)  # exactly one JSON object, nothing else on stdout
+    assert_valid("netkit.scenario-result/3", result)
     assert result["kernel"] == os.uname().release
     assert result["family"] == "ipv4" and result["fault"] == "link-down"
     assert result["keepalive"] == {"idle": 1, "intvl": 1, "cnt": 3}
@@ -97,19 +109,19 @@ def holds_a_lab_namespace(pid):
     return False
 
 
-def test_demo_without_privileges_exits_2_saying_how_to_run_it(without_privileges, assert_no_leftovers):
+def test_demo_without_privileges_exits_4_cannot_run_here_saying_how_to_run_it(without_privileges, assert_no_leftovers):
     done = subprocess.run([*without_privileges.prefix, sys.executable, "-m", "netkit.cli", "demo", "--cnt", "3"],
                           capture_output=True, text=True)
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == EXIT_CANNOT_RUN_HERE == 4, done.stderr
     assert without_privileges.says in done.stderr
     assert "Traceback" not in done.stderr
     assert_no_leftovers()
 
 
-def test_doctor_without_privileges_exits_2_and_says_why(without_privileges):
+def test_doctor_without_privileges_exits_4_cannot_run_here_and_says_why(without_privileges):
     done = subprocess.run([*without_privileges.prefix, sys.executable, "-m", "netkit.cli", "doctor"],
                           capture_output=True, text=True)
-    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.returncode == EXIT_CANNOT_RUN_HERE, done.stdout + done.stderr
     assert "MISSING root" in done.stdout and without_privileges.says in done.stdout
     assert "netkit cannot run here" in done.stdout
 
@@ -214,3 +226,77 @@ def test_the_unprivileged_message_for_a_module_and_a_script(monkeypatch, tmp_pat
 def test_cleanup_says_what_it_needs_the_privileges_for(monkeypatch, as_a_normal_user):
     message = privileges.missing_privileges("to remove the network namespaces netkit kept under /run/netns")
     assert "to remove the network namespaces" in message and "create" not in message
+
+
+def _subcommands(parser, path=("netkit",)):
+    """(the command's words, its parser) for netkit and every subcommand, nested ones (gate diff) too."""
+    yield " ".join(path), parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _subcommands(child, (*path, name))
+
+
+SUBCOMMANDS = dict(_subcommands(build_parser()))
+
+
+def test_every_subcommand_is_walked():
+    assert {"netkit demo", "netkit doctor", "netkit cleanup", "netkit check-server", "netkit check-client",
+            "netkit inspect", "netkit gate", "netkit gate diff", "netkit gate merge", "netkit kernels",
+            "netkit kernels get", "netkit gallery"} <= set(SUBCOMMANDS)
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_help_has_a_description_and_an_example(command):
+    parser = SUBCOMMANDS[command]
+    text = parser.format_help()
+    assert parser.description and parser.description.strip(), f"{command} --help has no description"
+    assert re.search(r"^examples?:\n  netkit ", text, re.M), f"{command} --help shows no example:\n{text}"
+
+
+@pytest.mark.parametrize("command", ["demo", "doctor", "cleanup", "check-server", "check-client", "inspect",
+                                     "gate diff", "kernels list"])
+def test_json_is_a_flag_that_prints_to_stdout(command):
+    """--json is one meaning everywhere (one JSON object on stdout) but in the gate and the gallery, which write files."""
+    parser = SUBCOMMANDS[f"netkit {command}"]
+    (option,) = [a for a in parser._actions if "--json" in a.option_strings]
+    assert option.nargs == 0, f"netkit {command} --json takes a value"
+
+
+@pytest.mark.parametrize("command", ["gate", "gate merge", "gallery"])
+def test_the_reports_that_write_files_say_so_and_take_dash_for_stdout(command):
+    parser = SUBCOMMANDS[f"netkit {command}"]
+    (option,) = [a for a in parser._actions if "--json" in a.option_strings]
+    assert option.metavar == "FILE" and "'-': stdout" in option.help
+
+
+def test_the_gate_help_says_why_its_json_is_a_file_and_where_kselftest_differs():
+    text = " ".join(SUBCOMMANDS["netkit gate"].format_help().split())
+    assert "unlike other commands' --json flag: the gate writes several reports at once" in text
+    assert "0, 1 and 4 are kselftest's PASS, FAIL and SKIP; 2 and 3 are not its XFAIL and XPASS" in text
+
+
+def test_exit_codes_one_meaning_each():
+    assert (EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_INCONCLUSIVE, EXIT_CANNOT_RUN_HERE) == (0, 1, 2, 3, 4)
+
+
+def test_a_usage_error_is_argparses_2():
+    done = netkit("demo", "--no-such-option")
+    assert done.returncode == EXIT_BAD_INPUT and "unrecognized arguments: --no-such-option" in done.stderr
+
+
+@pytest.mark.parametrize("args, code, fragment", [
+    (["--json", "-", "--tap"], EXIT_BAD_INPUT, "--json - and --tap: only one report can go to stdout"),
+    (["--json", "-", "--junit", "-"], EXIT_BAD_INPUT, "only one report can go to stdout"),
+])
+def test_the_gate_puts_one_report_on_stdout_at_most(args, code, fragment):
+    done = netkit("gate", "--only", "ipv4-idle-link-down-1/1/3", *args)
+    assert done.returncode == code and fragment in done.stderr and done.stdout == "", done.stderr
+
+
+@needs_root
+def test_gate_json_dash_puts_the_document_on_stdout_and_the_summary_on_stderr():
+    done = netkit("gate", "--only", "ipv4-idle-link-down-1/1/3", "--json", "-", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["schema"] == "netkit.gate/3"  # exactly one JSON document
+    assert "totals: pass 1" in done.stderr

@@ -57,7 +57,7 @@ def test_two_gates_started_together_both_pass_each_with_its_own_labs(tmp_path, a
     procs = [subprocess.Popen([*GATE, "--json", str(tmp_path / f"{n}.json")], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True) for n in (1, 2)]
     outputs = [proc.communicate(timeout=TIMEOUT_S)[0] for proc in procs]
-    for proc, output in zip(procs, outputs):
+    for proc, output in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, output[-3000:]
     docs = [json.loads((tmp_path / f"{n}.json").read_text()) for n in (1, 2)]
     runs = each_run(docs[0]) + each_run(docs[1])

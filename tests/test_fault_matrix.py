@@ -91,7 +91,7 @@ def _handshake(state, fault, retries, ut=None, via="socket"):
 
 
 @pytest.mark.parametrize("pair", list(zip(_handshake("syn-sent", "blackhole", 1),
-                                          _handshake("syn-sent", "blackhole", 1, 10000))), ids=lambda p: p[0].family)
+                                          _handshake("syn-sent", "blackhole", 1, 10000), strict=True)), ids=lambda p: p[0].family)
 def test_a_user_timeout_longer_than_the_syn_budget_makes_connect_wait_longer(netkit_pool, pair):
     """TCP_USER_TIMEOUT replaces tcp_model_timeout's budget (3 s for one retry): the count (1 + 4 linear) ends it."""
     plain, long_ut = (netkit_pool.result(s) for s in pair)

@@ -1,9 +1,9 @@
 """``netkit gallery``: the exhibits, their judging and table (pure), the docs' table, and -- with ``--gallery``,
 as scripts/check-gallery runs it in CI -- the whole gallery for real, every row checked.
 
-The live run is the README's command, verbatim, once for the module: all exhibits at once, each a check in its
-own lab (about 2.5 minutes: Go's defaults take 150 s alone).  It is opt-in because its programs are (Go alone is
-~450 MB): without ``--gallery`` those tests skip and say how to run them.
+The live run is the docs' command (docs/gallery-command.md), verbatim, once for the module: all exhibits at once,
+each a check in its own lab (about 2.5 minutes: Go's defaults take 150 s alone).  It is opt-in because its programs
+are (Go alone is ~450 MB): without ``--gallery`` those tests skip and say how to run them.
 """
 
 import itertools
@@ -25,6 +25,7 @@ from netkit.privileges import missing_privileges
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC, DOC_JSON = ROOT / "docs" / "gallery.md", ROOT / "docs" / "gallery.json"
+PAGE = ROOT / "docs" / "gallery-command.md"  # the page that shows the gallery's commands and a few rows
 README_COMMANDS = ("scripts/provision-gallery", "netkit gallery --json gallery.json --markdown gallery.md")
 BY_NAME = {e.name: e for e in EXHIBITS}
 
@@ -133,24 +134,24 @@ def test_the_docs_table_is_the_gallerys_output_for_its_document():
     assert all(r.outcome == HELD for r in doc.rows), [(r.name, r.why) for r in doc.rows if r.outcome != HELD]
 
 
-def test_the_readme_shows_the_opt_in_step_and_the_command_in_the_block_check_gallery_runs():
+def test_the_docs_show_the_opt_in_step_and_the_command_in_the_block_check_gallery_runs():
     done = subprocess.run([str(ROOT / "scripts" / "readme-commands"), "--where", "gallery", "--shell"],
                           capture_output=True, text=True, check=True)
     assert [" ".join(shlex.split(c, comments=True)) for c in done.stdout.splitlines()] == list(README_COMMANDS)
-    readme = (ROOT / "README.md").read_text()
-    assert "docs/gallery.md" in readme
+    page = PAGE.read_text()
+    assert "(gallery.md)" in page, "the page links the whole table"
     table = DOC.read_text()
-    section = readme[readme.index("## A gallery"):].splitlines()
+    section = page[page.index("# A gallery"):].splitlines()
     start = next(i for i, line in enumerate(section) if line.startswith("| "))
     excerpt = list(itertools.takewhile(lambda line: line.startswith("| "), section[start:]))[2:]
-    assert excerpt and all(line in table for line in excerpt), "the README's rows are the docs' table's, verbatim"
+    assert excerpt and all(line in table for line in excerpt), "the page's rows are the docs' table's, verbatim"
 
 
 # --- the real thing (--gallery) -----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def gallery(request, tmp_path_factory):
-    """The README's gallery command's exit status, document and table: the run scripts/check-gallery made (its
+    """The docs' gallery command's exit status, document and table: the run scripts/check-gallery made (its
     NETKIT_GALLERY_DOCUMENT), else the command run here, verbatim, once."""
     if not request.config.getoption("--gallery"):
         pytest.skip("the live gallery runs real programs for ~3 minutes: scripts/check-gallery (or pytest --gallery)")

@@ -80,7 +80,7 @@ def test_every_unacked_and_zero_window_cell_keeps_the_write_timers_rule_to_the_j
                 assert not series  # the peer's RST answers the data: no timer ran
                 continue
             assert start is not None and series and all(allowed), cell["id"]
-            assert all(a.delay in ok for a, ok in zip(series, allowed)), cell["id"]
+            assert all(a.delay in ok for a, ok in zip(series, allowed, strict=True)), cell["id"]
             judged += len(series)
             if cell["state"] == "unacked" and not run.get("rto_min_us"):  # the send armed tcpi_rto: on a veth
                 assert start.delay == ledger.hz // 5 + 1, cell["id"]  # TCP_RTO_MIN + a jiffy (51 at HZ=250)

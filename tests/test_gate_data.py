@@ -174,7 +174,7 @@ def entry(runs):
 
 def test_the_document_keys_are_pinned():
     doc = document(entry(scenario_runs(run_record())))
-    assert tuple(doc) == TOP_KEYS and doc["schema"] == GATE_SCHEMA == "netkit-gate/3"
+    assert tuple(doc) == TOP_KEYS and doc["schema"] == GATE_SCHEMA == "netkit.gate/3"
     assert tuple(doc["scenarios"][0]) == SCENARIO_KEYS
     assert doc["totals"] == {"pass": 1, "fail": 0, "xfail": 0, "xpass": 0, "skip": 0, "error": 0, "inconclusive": 0}
     assert doc["scenarios"][0]["measured_s"] == {"min": 4.096, "median": 4.096, "max": 4.096}

@@ -113,7 +113,7 @@ def test_a_gate_run_keeps_the_ledger_typed_and_the_document_round_trips(tmp_path
     first, _ = retried(runs_of(LATE), ON_TIME)
     doc = document(scenario_entry(first, decide(first, slow_machine=False)),
                    entry_of(runs_of(OBSERVER_LATE), slow=True))
-    assert doc.schema == GATE_SCHEMA == "netkit-gate/3"
+    assert doc.schema == GATE_SCHEMA == "netkit.gate/3"
     path = tmp_path / "gate.json"
     path.write_text(dump(doc))
     assert load(str(path)) == doc and from_dict(json.loads(dump(doc))) == doc

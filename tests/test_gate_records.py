@@ -45,7 +45,7 @@ def test_the_old_schema_loads_and_is_upgraded():
     raw = json.loads(V1.read_text())
     assert raw["schema"] == "netkit-gate/1"
     doc = v1()
-    assert doc.schema == GATE_SCHEMA == "netkit-gate/3"
+    assert doc.schema == GATE_SCHEMA == "netkit.gate/3"
     assert len(doc.scenarios) == len(raw["scenarios"])
     assert [e.outcome for e in doc.scenarios] == [e["outcome"] for e in raw["scenarios"]]
     assert all(isinstance(e.outcome, GateOutcome) for e in doc.scenarios)
@@ -73,8 +73,8 @@ def test_keys_this_netkit_does_not_model_are_kept():
 def test_an_old_run_gets_its_judged_facts_from_the_single_definitions():
     raw = json.loads(V1.read_text())
     checked = 0
-    for entry, typed in zip(raw["scenarios"], v1().scenarios):
-        for data, run in zip(entry["runs"], typed.runs):
+    for entry, typed in zip(raw["scenarios"], v1().scenarios, strict=True):
+        for data, run in zip(entry["runs"], typed.runs, strict=True):
             death_s, source = judged_death(data["kernel_death_s"], data["measured_s"])
             assert (run.death_s, run.death_source) == (death_s, source)
             assert run.count == count_of(data["count_source"], data["probes"], data["retransmits"], data["counters"])

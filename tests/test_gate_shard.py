@@ -202,7 +202,17 @@ def test_documents_of_another_matrix_or_selection_are_refused(tmp_path):
 
 
 def test_documents_of_another_schema_are_refused(tmp_path):
-    assert "schema 'netkit-gate/3' vs 'netkit-gate/1'" in refusal(tmp_path, cut(full(), 2), schema="netkit-gate/1")
+    assert "schema 'netkit.gate/3' vs 'netkit-gate/1'" in refusal(tmp_path, cut(full(), 2), schema="netkit-gate/1")
+
+
+def test_a_part_written_under_the_former_name_merges_with_one_under_the_name_now(tmp_path):
+    """netkit-gate/3 is netkit.gate/3 before the names were one convention: the same document."""
+    a, b = cut(full(), 2)
+    path = tmp_path / "old.json"
+    path.write_text(dump(a).replace('"schema": "netkit.gate/3"', '"schema": "netkit-gate/3"', 1))
+    old = Part(str(path), *load_as_written(str(path)))
+    assert old.schema == "netkit.gate/3"
+    assert len(merge([old, *written(tmp_path, [b])]).scenarios) == len(full().scenarios)
 
 
 def test_a_scenario_in_two_documents_is_refused(tmp_path):

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_schemas import assert_valid
 
 from netkit.check.program import Program
 from netkit.inspect.borrow import refused_here
@@ -152,6 +153,7 @@ def in_flight(pid, ut_ms=None, retries2=15):
 def _one(run):
     assert run.returncode == 0, run.stderr + run.stdout
     doc = json.loads(run.stdout)  # exactly one JSON object
+    assert_valid("netkit.inspect/1", doc)
     assert doc["schema"] == "netkit.inspect/1" and doc["exit_code"] == 0
     return doc
 

@@ -454,14 +454,14 @@ def test_the_kernel_option_writes_kcidb_and_nipa_files_per_kernel(tmp_path, monk
     assert host["branch"] == "net-next" and host["results"][0]["result"] == "pass"
 
 
-def test_a_kernel_that_cannot_run_is_exit_2_and_the_others_still_run(tmp_path, monkeypatch, capsys):
+def test_a_kernel_that_cannot_run_is_exit_4_and_the_others_still_run(tmp_path, monkeypatch, capsys):
     def fake(spec, gate_args, out_json):
         if spec != "host":
             raise EnvironmentUnusable("kernel x did not boot")
         return _doc("6.18.44", 250, "none", [("a", "pass", 4.096)])
 
     monkeypatch.setattr(gate_kernels, "run_gate_on_kernel", fake)
-    assert gate_kernels.gate_on_kernels(_gate_args(tmp_path, html=None), render=lambda n, d: "") == 2
+    assert gate_kernels.gate_on_kernels(_gate_args(tmp_path, html=None), render=lambda n, d: "") == 4  # cannot run here
     captured = capsys.readouterr()
     assert "--kernel debian:6.1: kernel x did not boot" in captured.err and "(host)" in captured.out
     with pytest.raises(InputError, match="unknown kernel spec 'debian:bogus'"):  # before anything runs
@@ -507,12 +507,12 @@ def test_build_kernel_refuses_bad_arguments_with_exit_2_before_building(args, sa
     assert os.listdir(tmp_path) == []
 
 
-def test_the_gate_on_a_kernel_without_qemu_says_what_to_install_exits_2_and_leaves_nothing(tmp_path):
+def test_the_gate_on_a_kernel_without_qemu_says_what_to_install_exits_4_and_leaves_nothing(tmp_path):
     env = {**os.environ, "PATH": os.path.dirname(sys.executable), "TMPDIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-m", "netkit.cli", "gate", "--kernel", "debian:6.1", "--only",
                            "ipv4-idle-link-down-1/1/3", "--json", str(tmp_path / "gate.json")],
                           env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
-    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.returncode == 4, done.stdout + done.stderr  # cannot run here
     assert "apt-get install qemu-system-x86" in done.stderr
     assert os.listdir(tmp_path) == []
 

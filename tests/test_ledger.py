@@ -254,7 +254,7 @@ def _result(ledger: Ledger, probes_s: list[float], rst_s: float) -> ScenarioResu
     kernel = KernelInfo("test", HZ, "test")
     scenario = Scenario(KeepaliveSettings(1, 1, 3), fault="blackhole")
     wire = WireEvidence(probes_s=probes_s, unanswered_probes=3, first_probe_s=probes_s[0], rst_s=rst_s,
-                        spacing_s=[round(b - a, 6) for a, b in zip(probes_s, probes_s[1:])])
+                        spacing_s=[round(b - a, 6) for a, b in zip(probes_s, probes_s[1:], strict=False)])
     return ScenarioResult(scenario, kernel, keepalive_death(scenario.keepalive, kernel), measured_s=rst_s + 0.001,
                           error="ETIMEDOUT", probes=3, counters={"TCPKeepAlive": 3}, wire=wire, ledger=ledger)
 

@@ -30,7 +30,8 @@ def test_fails_on_purpose(netkit_lab):
 
 
 def test_report_header_shows_the_kernel(pytester):
-    pytester.makepyfile("def test_nothing(): pass")
+    """Once a netkit test is collected (a session without one shows no netkit line: test_plugin_collection)."""
+    pytester.makepyfile("def test_family(netkit_family): pass")
     result = pytester.runpytest_subprocess()
     result.stdout.fnmatch_lines([f"netkit: kernel {kernel_info().release}, HZ={kernel_info().hz}*"])
 

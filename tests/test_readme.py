@@ -1,21 +1,27 @@
-"""Every command the README shows works verbatim, and every code block is real.
+"""Every command the README and the docs show works verbatim, and every code block is real.
 
-`scripts/readme-commands` lists the README's commands (```sh blocks) and the
-files it asks the reader to save (```python and ```toml blocks starting
-``# NAME.ext``). Here, as root, each host command runs exactly as written, from
-the repository root, with those files saved there, in README order, and must
-exit 0 with the output the README promises. The one
+`scripts/readme-commands` lists the commands (```sh blocks) and the files the
+reader is asked to save (```python and ```toml blocks starting ``# NAME.ext``)
+of README.md and then of the docs pages, in the order of mkdocs.yml's nav (the
+reading order: a file one page saves is there for the commands of later
+pages). Here, as root, each host command runs exactly as written, from the
+repository root, with those files saved there, in that order, and must exit 0
+with the output its page promises. The one
 command that cannot run inside the suite is the suite itself (`scripts/test`):
-scripts/check-fresh-debian runs every README command, that one included, on a
-fresh Debian 12 as root without sudo and as a user with sudo. The Vagrant
+scripts/check-fresh-debian runs every command of the README and the docs on a
+fresh Debian 12 as root without sudo and as a user with sudo (that one in the
+sudo user's pass). The Vagrant
 block's commands are checked against the Vagrantfile (a VM cannot boot here).
-The ```yaml block (the GitLab job) is no command: tests/test_ci_recipes.py
-validates it against GitLab's schema and checks what it runs.
+The other fences are output samples: ```text, the ```json samples read below,
+and the ```yaml block (the GitLab job), which tests/test_ci_recipes.py
+validates against GitLab's schema and checks what it runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
+import importlib.util
 import json
 import os
 import pathlib
@@ -24,7 +30,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 from typing import IO
@@ -38,6 +43,7 @@ from netkit.privileges import missing_privileges
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 LISTER = ROOT / "scripts" / "readme-commands"
+README_MAX_LINES = 200  # issue 25: a first screen, and where to go next; the rest is in docs/
 COMMAND_TIMEOUT_S = 240
 # A test waits for its command in turn: the suite's whole-gate lock (another test's gate, a few minutes
 # under xdist), then the command itself -- Run.wait's bound, which the suite's 120 s default would cut
@@ -46,7 +52,8 @@ WAITS_ITS_TURN = pytest.mark.timeout(COMMAND_TIMEOUT_S * 2 + 60)
 
 # Commands that cannot run inside the suite, and where they are proven instead.
 PROVEN_ELSEWHERE = {
-    "scripts/test": "it is this suite; scripts/check-fresh-debian runs it verbatim as root and as a user with sudo",
+    "scripts/test": "it is this suite; scripts/check-fresh-debian runs it verbatim as a user with sudo (.ci/run's first"
+                    " step runs it as root on a fresh clone)",
 }
 # What a command's output must show, beyond exit status 0 (regex, searched in stdout + stderr).
 PROMISED = {
@@ -62,6 +69,7 @@ PROMISED = {
     "scripts/python scripts/bench-lab": r"ip/netkit +[\d.]+x",
     "scripts/python scripts/bench-gate": r"target: wall <= 1.25 x the longest scenario: (met|MISSED)",
     "scripts/python scripts/bench-resources": r"peak memory +\d+ MiB PSS .*; bound 2048 MiB",
+    "scripts/python scripts/bench-plugin-startup": r"target: <= 50 ms \(difference of the wall-time medians\): (met|MISSED)",
     "netkit gate --json": r"totals: pass \d+, fail 0, xfail 0, xpass 0, skip \d+, error 0",
     "netkit gate diff": r"no changes",
     "netkit gate --tap": r"(?m)^# Totals: pass:\d+ fail:0 ",
@@ -82,12 +90,23 @@ PROMISED = {
     "netkit demo --topology routed --middlebox-timeout 2 --idle 3 --intvl 1 --cnt 2":
         r"verdict: PASS - died 5\.\d{3} s after the last segment received",
     "netkit cleanup --dry-run": r"nothing to clean up|would remove|left namespace|left tracefs instance",
+    "scripts/python -m mkdocs build --strict": r"Documentation built in [\d.]+ seconds",
+    "scripts/python validate.py": r"(?m)^/tmp/netkit-gate\.json: valid netkit\.gate/3\n/tmp/netkit-merged\.json: valid "
+                                  r"netkit\.gate/3$",
+    "netkit demo --idle 1 --intvl 1 --cnt 1 --json | scripts/python validate.py -":
+        r"(?m)^-: valid netkit\.scenario-result/3$",
 }
 
 
 def readme_entries(*args: str) -> list[dict]:
-    done = subprocess.run([str(LISTER), *args, str(README)], capture_output=True, text=True, check=True)
+    """The entries of README.md and the docs pages, in reading order (scripts/readme-commands' default)."""
+    done = subprocess.run([str(LISTER), *args], capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
+
+
+def at(entry: dict) -> str:
+    """Where an entry is shown: FILE:LINE."""
+    return f"{entry['file']}:{entry['line']}"
 
 
 def bare(command: str) -> str:
@@ -100,22 +119,104 @@ def promise_for(command: str) -> str | None:
     return PROMISED[max(matches, key=len)] if matches else None
 
 
+def load_lister():
+    """scripts/readme-commands as a module (a script without .py), for its fence reader and its reading order."""
+    loader = importlib.machinery.SourceFileLoader("readme_commands", str(LISTER))
+    spec = importlib.util.spec_from_loader("readme_commands", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+LISTED = load_lister()
+PAGES = [str(path.relative_to(ROOT)) for path in LISTED.default_files()]  # README.md, then mkdocs.yml's nav
 HOST = [e for e in readme_entries("--where", "host") if e["kind"] == "command"]
 VAGRANT = [e for e in readme_entries("--where", "vagrant") if e["kind"] == "command"]
 RUNNABLE = [e for e in HOST if bare(e["command"]) not in PROVEN_ELSEWHERE]
 
 
 def label(entry: dict) -> str:
-    return f"line{entry['line']}:{bare(entry['command'])[:60]}"
+    return f"{at(entry)}:{bare(entry['command'])[:60]}"
 
 
 def test_the_readme_has_the_commands_a_newcomer_needs():
     commands = [bare(e["command"]) for e in HOST]
     assert commands[:2] == ["scripts/demo", "scripts/test"], "the first screen must show the two set-up commands"
+    assert {e["file"] for e in HOST[:2]} == {"README.md"}, "the README's first screen, not a docs page"
     for needed in ("netkit doctor", "scripts/python example.py", "scripts/python -m pytest test_my_keepalive.py"):
         assert needed in commands
     files = {e["name"] for e in readme_entries() if e["kind"] == "file"}
-    assert files == {"example.py", "test_my_keepalive.py", "fleet.toml", "known.toml"}
+    assert files == {"example.py", "test_my_keepalive.py", "fleet.toml", "known.toml", "validate.py"}
+
+
+def test_the_readme_is_a_first_screen_and_where_to_go_next():
+    lines = README.read_text().splitlines()
+    assert len(lines) <= README_MAX_LINES, f"README.md: {len(lines)} lines (at most {README_MAX_LINES}); move a section to docs/"
+    linked = set(re.findall(r"\]\(docs/([\w.-]+\.md)\)", README.read_text()))
+    missing = sorted({page.removeprefix("docs/") for page in PAGES[1:]} - linked - {"index.md"})
+    assert not missing, f"the README's 'Where to go next' links no {missing}"
+
+
+# Fences that are no command, and the test that holds each kind to the truth.
+SAMPLES = {
+    "text": "an output sample or a usage synopsis, shown as printed",
+    "json": "read by test_the_json_sample_has_the_real_keys and the kernel-CI sample tests below",
+    "yaml": "the GitLab job, validated and checked by tests/test_ci_recipes.py",
+}
+
+
+def test_every_code_block_runs_or_is_a_sample_a_test_reads():
+    """A block is a command (sh), a file to save (python, toml: `# NAME.ext`) or a sample of SAMPLES' kinds."""
+    found: dict[str, list[str]] = {}
+    for name in PAGES:
+        for language, line, body, _ in LISTED.blocks((ROOT / name).read_text().splitlines()):
+            where = f"{name}:{line}"
+            found.setdefault(language, []).append(where)
+            if language in LISTED.FILE_EXTENSIONS:
+                assert body and LISTED.FILE_NAME.match(body[0][1]), f"{where}: a {language} block names no file to save"
+            else:
+                assert language in LISTED.SHELL_LANGUAGES or language in SAMPLES, \
+                    f"{where}: a ```{language} block nothing runs or reads"
+    assert len(found.get("json", [])) == 3, found.get("json")  # the demo's, KCIDB's and NIPA's samples
+    assert len(found.get("yaml", [])) == 1, found.get("yaml")  # the GitLab job
+    demo_json_sample()
+    kernel_ci_samples()
+
+
+def lister_json(tmp_path: pathlib.Path, *args: str) -> list[dict]:
+    done = subprocess.run([str(LISTER), *args], capture_output=True, text=True, check=True, cwd=tmp_path)
+    return json.loads(done.stdout) if done.stdout.strip() else []
+
+
+def test_the_lister_reads_several_files_in_order(tmp_path):
+    (tmp_path / "a.md").write_text("```sh\necho a   # one\n```\n\n```python\n# one.py\nprint(1)\n```\n")
+    (tmp_path / "b.md").write_text("text\n\n```sh\ncat one.py\n```\n\n```toml\n# two.toml\nx = 1\n```\n\n```sh\necho b\n```\n")
+    entries = lister_json(tmp_path, "a.md", "b.md")
+    assert [(e["kind"], e["file"], e["line"]) for e in entries] == [
+        ("command", "a.md", 2), ("file", "a.md", 5), ("command", "b.md", 4), ("file", "b.md", 7), ("command", "b.md", 13)]
+    assert [e.get("name") for e in lister_json(tmp_path, "--before", "b.md:7", "a.md", "b.md")] == [None, "one.py", None]
+    assert [e.get("name") for e in lister_json(tmp_path, "--before", "2", "a.md", "b.md")] == []
+    shell = subprocess.run([str(LISTER), "--shell", "-n", "a.md", "b.md"], capture_output=True, text=True, check=True,
+                           cwd=tmp_path).stdout
+    assert shell.splitlines() == ["a.md:2\techo a   # one", "b.md:4\tcat one.py", "b.md:13\techo b"]
+    (tmp_path / "out").mkdir()
+    subprocess.run([str(LISTER), "--before", "b.md:12", "--write-files", "out", "a.md", "b.md"], check=True, cwd=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["one.py", "two.toml"]
+
+
+def test_the_lister_refuses_a_file_saved_twice_across_pages(tmp_path):
+    for name in ("a.md", "b.md"):
+        (tmp_path / name).write_text("```python\n# same.py\n```\n")
+    done = subprocess.run([str(LISTER), "a.md", "b.md"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "b.md: line 1: a second file same.py (the first is at a.md line 1)" in done.stderr
+    done = subprocess.run([str(LISTER), "--before", "c.md:3", "a.md"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "c.md is not one of the files read" in done.stderr
+
+
+def test_the_default_reading_order_is_the_readme_then_the_nav():
+    assert PAGES[0] == "README.md" and len(PAGES) > 5 and all(p.startswith("docs/") for p in PAGES[1:])
+    assert {e["file"] for e in readme_entries()} <= set(PAGES)
 
 
 def test_every_host_command_is_run_here_or_proven_elsewhere():
@@ -145,7 +246,7 @@ def test_the_vagrant_commands_name_machines_and_paths_the_vagrantfile_defines():
             in_vm.append(bare(entry["command"]))
             continue
         if words[1] in ("up", "ssh") and len(words) > 2 and not words[2].startswith("-"):
-            assert words[2] in machines, f"README line {entry['line']}: no machine {words[2]!r} in the Vagrantfile"
+            assert words[2] in machines, f"{at(entry)}: no machine {words[2]!r} in the Vagrantfile"
         if "-c" in words:
             in_vm.append(words[words.index("-c") + 1])
     for command in in_vm:
@@ -161,48 +262,102 @@ def test_the_vagrant_commands_name_machines_and_paths_the_vagrantfile_defines():
 GUEST_ONLY_CHECKED = {"netkit demo --idle 1 --intvl 1 --cnt 3"}
 
 
-def block_of(line: int) -> int:
-    """The README line of the fence that opens the block holding ``line``: a block is one script, run in order."""
-    lines = README.read_text().splitlines()
-    return max(i + 1 for i in range(line - 1) if lines[i].lstrip().startswith("```"))
+def block_of(entry: dict) -> tuple[str, int]:
+    """The file and line of the fence that opens the block holding an entry: a block is one script, run in order."""
+    lines = (ROOT / entry["file"]).read_text().splitlines()
+    return entry["file"], max(i + 1 for i in range(entry["line"] - 1) if lines[i].lstrip().startswith("```"))
+
+
+class ReadmeRunner:
+    """Every runnable command of the README and the docs, run from the repository root with their files saved there.
+
+    One after the other, in reading order, in a background thread: a later line may use what an earlier
+    one wrote, and the gates and benchmarks measure timing, which commands competing with each other
+    for the two CPUs would disturb.  Each command holds the suite's whole-gate lock, so no whole gate of
+    another test runs beside it either.
+
+    It starts as soon as collection has finished (tests/conftest.py, ``pytest_collection_finish``: not
+    under xdist, where the worker that gets this module is not known then), so the commands -- about
+    five minutes of mostly sleeping demos, gates and benchmarks -- run while the rest of the suite
+    does, and this module's tests only collect their results; under xdist it starts with this
+    module's first test.  ``close()`` stops what still runs and removes the saved files, whatever
+    happened; the session's end calls it too.
+    """
+
+    def __init__(self) -> None:
+        self.runs: dict[str, Run] = {}
+        self.refusal: tuple[str, str] | None = None  # ("skip" or "fail", why): what the fixture then does
+        self._files: list[pathlib.Path] = []
+        self._worker: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closing = threading.Event()  # set by close(): the thread starts no further command
+
+    def start(self) -> None:
+        """Start the commands, once; or record why they cannot run here (``refusal``)."""
+        with self._lock:
+            if self._worker is not None or self.refusal is not None:
+                return
+            reason = missing_privileges()
+            if reason:
+                self.refusal = ("skip", reason)
+                return
+            wrapper = shutil.which("netkit")
+            expected = f"{ROOT}/.venv/bin/netkit"
+            if wrapper is None or expected not in pathlib.Path(wrapper).read_text(errors="replace"):
+                self.refusal = ("fail", f"`netkit` on PATH ({wrapper}) is not this checkout's: run {ROOT}/scripts/provision.sh")
+                return
+            files = [ROOT / e["name"] for e in readme_entries() if e["kind"] == "file"]
+            existing = [str(path) for path in files if path.exists()]
+            if existing:
+                self.refusal = ("fail", f"{', '.join(existing)} exist(s) already: the docs' files would overwrite them")
+                return
+            subprocess.run([str(LISTER), "--write-files", str(ROOT)], check=True)
+            self._files = files
+            blocks: dict[tuple[str, int], list[tuple[str, str]]] = {}
+            for entry in RUNNABLE:
+                blocks.setdefault(block_of(entry), []).append((bare(entry["command"]), entry["command"]))
+            for command in sorted(GUEST_ONLY_CHECKED):
+                blocks[("", -len(blocks) - 1)] = [(command, command)]
+            self.runs = {key: Run(command) for block in blocks.values() for key, command in block}
+            self._worker = threading.Thread(target=self._run_all, daemon=True)
+            self._worker.start()
+
+    def _run_all(self) -> None:
+        for run in self.runs.values():
+            if self._closing.is_set():
+                run.skip("the session ended before this command's turn")
+                continue
+            run.run()
+
+    def close(self) -> None:
+        """Stop every command still running, wait for the thread, remove the saved files (idempotent)."""
+        self._closing.set()
+        for run in self.runs.values():
+            run.stop()
+        if self._worker is not None:
+            self._worker.join(timeout=COMMAND_TIMEOUT_S)
+        for path in self._files:
+            path.unlink(missing_ok=True)
+        self._files = []
+        shutil.rmtree(ROOT / "__pycache__", ignore_errors=True)
+
+
+RUNNER = ReadmeRunner()
 
 
 @pytest.fixture(scope="module")
 def readme_runs():
-    """Run every runnable README command from the repository root, with the README's files saved there.
-
-    One after the other, in README order, in a background thread while the tests wait for theirs: a
-    later line may use what an earlier one wrote, and the gates and benchmarks measure timing, which
-    commands competing for the two CPUs would disturb.
-    """
-    reason = missing_privileges()
-    if reason:
-        pytest.skip(reason)
-    wrapper = shutil.which("netkit")
-    expected = f"{ROOT}/.venv/bin/netkit"
-    if wrapper is None or expected not in pathlib.Path(wrapper).read_text(errors="replace"):
-        pytest.fail(f"`netkit` on PATH ({wrapper}) is not this checkout's: run {ROOT}/scripts/provision.sh", pytrace=False)
-    files = [ROOT / e["name"] for e in readme_entries() if e["kind"] == "file"]
-    for path in files:
-        assert not path.exists(), f"{path} exists already: it would be overwritten"
-    subprocess.run([str(LISTER), "--write-files", str(ROOT), str(README)], check=True)
-    blocks: dict[int, list[tuple[str, str]]] = {}
-    for entry in RUNNABLE:
-        blocks.setdefault(block_of(entry["line"]), []).append((bare(entry["command"]), entry["command"]))
-    for command in sorted(GUEST_ONLY_CHECKED):
-        blocks[-len(blocks) - 1] = [(command, command)]
-    runs = {key: Run(command) for block in blocks.values() for key, command in block}
-    worker = threading.Thread(target=lambda: [run.run() for run in runs.values()], daemon=True)
+    """The commands' runs (started at collection's end, or now), each awaited by its test; closed at the module's end."""
+    RUNNER.start()
+    if RUNNER.refusal is not None:
+        kind, why = RUNNER.refusal
+        if kind == "skip":
+            pytest.skip(why)
+        pytest.fail(why, pytrace=False)
     try:
-        worker.start()
-        yield runs
+        yield RUNNER.runs
     finally:
-        for run in runs.values():
-            run.stop()
-        worker.join(timeout=COMMAND_TIMEOUT_S)
-        for path in files:
-            path.unlink(missing_ok=True)
-        shutil.rmtree(ROOT / "__pycache__", ignore_errors=True)
+        RUNNER.close()
 
 
 class Run:
@@ -250,6 +405,11 @@ class Run:
         self.stop()
         return self.proc.wait()
 
+    def skip(self, why: str) -> None:
+        """Not run at all: ``wait()`` gives -1 and why."""
+        self.output = why
+        self.done.set()
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -276,12 +436,12 @@ def test_readme_command_works_verbatim(readme_runs, entry):
     command = bare(entry["command"])
     status, output = readme_runs[command].wait()
     if status == EXIT_INCONCLUSIVE and " gate" in f" {command}":  # the gate's documented outcome for a busy machine
-        pytest.skip(f"README line {entry['line']}: `{command}` was inconclusive (exit 3: a scenario was machine late "
+        pytest.skip(f"{at(entry)}: `{command}` was inconclusive (exit 3: a scenario was machine late "
                     f"twice, measured by the timer ledger):\n{output[-1500:]}")
-    assert status == 0, f"README line {entry['line']}: `{command}` exited {status}:\n{output[-3000:]}"
+    assert status == 0, f"{at(entry)}: `{command}` exited {status}:\n{output[-3000:]}"
     promise = promise_for(command)
     if promise:
-        assert re.search(promise, output), f"README line {entry['line']}: `{command}` did not show {promise!r}:\n{output[-3000:]}"
+        assert re.search(promise, output), f"{at(entry)}: `{command}` did not show {promise!r}:\n{output[-3000:]}"
 
 
 @pytest.mark.slow
@@ -299,29 +459,41 @@ def test_the_json_sample_has_the_real_keys(readme_runs):
     status, output = readme_runs[command].wait()
     assert status == 0, output
     real = json.loads(output.strip().splitlines()[-1])
-    text = re.search(r"```json\n(.*?)```", README.read_text(), re.S).group(1)
-    sample = json.loads(text.replace("[...]", '"elided"').replace("{...}", '"elided"'))
-    assert list(sample) == list(real), "the README's JSON sample must show the real keys, in order"
+    sample = demo_json_sample()
+    assert list(sample) == list(real), "the docs' JSON sample must show the real keys, in order"
     for key, value in sample.items():
         if isinstance(value, dict):
             assert list(value) == list(real[key]), key
         elif value != "elided" and key not in ("kernel", "rule") and not key.endswith("_s"):
-            assert value == real[key], f"{key}: README shows {value!r}, the command printed {real[key]!r}"
+            assert value == real[key], f"{key}: the docs show {value!r}, the command printed {real[key]!r}"
+
+
+def json_blocks_after(needle: str) -> tuple[str, list[str]]:
+    """The page that shows ``needle`` (a command's text) and the ```json blocks that follow it there."""
+    for name in PAGES:
+        text = (ROOT / name).read_text()
+        if needle in text:
+            return name, re.findall(r"```json\n(.*?)```", text[text.index(needle):], re.S)
+    raise AssertionError(f"no page of the README or the docs shows {needle!r}")
+
+
+def elided(block: str) -> dict:
+    return json.loads(block.replace("[...]", '"elided"').replace("{...}", '"elided"'))
+
+
+def demo_json_sample() -> dict:
+    """The docs' sample of `netkit demo --json` (the ```json block after the command), elisions marked."""
+    return elided(json_blocks_after("netkit demo --idle 1 --intvl 1 --cnt 3 --json")[1][0])
 
 
 def kernel_ci_samples() -> tuple[dict, dict]:
-    """The README's KCIDB and NIPA samples (the two JSON blocks after the command that writes them), elisions marked."""
-    text = README.read_text()
-    after = text[text.index("--kcidb-origin my_ci"):]
-    blocks = re.findall(r"```json\n(.*?)```", after, re.S)[:2]
-    kcidb, nipa = (json.loads(b.replace("[...]", '"elided"').replace("{...}", '"elided"')) for b in blocks)
+    """The docs' KCIDB and NIPA samples (the two JSON blocks after the command that writes them), elisions marked."""
+    kcidb, nipa = (elided(block) for block in json_blocks_after("--kcidb-origin my_ci")[1][:2])
     return kcidb, nipa
 
 
 def kcidb_latest():
-    """kcidb-io's latest schema (a test dependency; its releases with v5.3 need Python 3.10)."""
-    if sys.version_info < (3, 10):
-        pytest.skip("kcidb-io needs Python 3.10")
+    """kcidb-io's latest schema (a test dependency)."""
     from kcidb_io.schema import LATEST
 
     return LATEST
@@ -337,7 +509,7 @@ def test_the_kernel_ci_samples_are_what_the_formats_hold():
 
 @pytest.mark.slow
 @WAITS_ITS_TURN
-def test_the_kernel_ci_files_the_readme_writes_are_valid_and_shown_as_written(readme_runs):
+def test_the_kernel_ci_files_the_docs_write_are_valid_and_shown_as_written(readme_runs):
     LATEST = kcidb_latest()
     status, output = readme_runs[next(key for key in readme_runs if "--kcidb" in key)].wait()
     assert status == 0, output[-3000:]

@@ -78,17 +78,17 @@ def test_every_arming_and_run_is_a_mark_at_its_moment_on_the_probes_axis():
     runs = svg.groups("ledger run") + svg.groups("ledger run late")
     assert len(armings) == len(ledger.armings) == 4 and len(runs) == len(ledger.runs) == 4
     px = (svg.x1 - svg.x0) / (svg.t1 - svg.t0)  # pixels a second: the drawing rounds x to 0.01 px
-    for mark, arming in zip(armings, ledger.armings):
+    for mark, arming in zip(armings, ledger.armings, strict=True):
         assert svg.t(tick_x(mark)) == pytest.approx(arming.t_s, abs=0.01 / px)
         assert f"requested expiry jiffy {arming.expires}" in title(mark) and f"bucket jiffy {arming.bucket}" in title(mark)
     buckets = svg.groups("ledger bucket")
     assert len(buckets) == len(ledger.armings)  # each arming fired: no hollow bucket
-    for mark, arming in zip(buckets, ledger.armings):
+    for mark, arming in zip(buckets, ledger.armings, strict=True):
         due = arming.t_s + (arming.bucket - arming.now) / HZ
         assert svg.t(tick_x(mark)) == pytest.approx(due, abs=0.01 / px)
         assert bucket_s(arming, HZ) == pytest.approx(due)
     ran = sorted(runs, key=lambda g: float(g.get("data-t", "nan")))
-    for mark, timer_run in zip(ran, ledger.runs):
+    for mark, timer_run in zip(ran, ledger.runs, strict=True):
         circle = mark.find(f"{SVG}circle")
         assert circle is not None
         assert svg.t(float(circle.get("cx", "nan"))) == pytest.approx(timer_run.t_s, abs=0.01 / px)

@@ -10,15 +10,10 @@ import argparse
 import dataclasses
 import datetime
 import json
-import sys
 from pathlib import Path
 
-import pytest
-
-if sys.version_info < (3, 10):  # kcidb-io's releases with schema v5.3 need 3.10 (pyproject.toml's test extra)
-    pytest.skip("kcidb-io needs Python 3.10", allow_module_level=True)
-
 import jsonschema  # kcidb-io's dependency
+import pytest
 from kcidb_io.schema import LATEST
 
 from netkit.cli.main import build_parser

@@ -1,4 +1,4 @@
-"""The README's measured table from a gate document."""
+"""docs/measured.md's measured table from a gate document."""
 
 import copy
 import json

@@ -36,7 +36,7 @@ def test_example_document_as_tap():
     assert lines[-1] == "# Totals: pass:3 fail:1 xfail:1 xpass:1 skip:1 error:1"
     results = [line for line in lines if line.startswith(("ok ", "not ok "))]
     assert len(results) == len(doc["scenarios"])
-    for number, (line, scenario) in enumerate(zip(results, doc["scenarios"]), 1):
+    for number, (line, scenario) in enumerate(zip(results, doc["scenarios"], strict=True), 1):
         assert KSELFTEST_FORMS[scenario["outcome"]].match(line), line
         assert line.split()[1 if line.startswith("ok") else 2] == str(number)
     assert results[0] == "not ok 1 netkit.ipv6-idle-link-down-1/1/3 # time=4600ms"

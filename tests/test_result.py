@@ -17,7 +17,7 @@ from netkit.kernel import KernelInfo
 from netkit.model import keepalive_death
 from netkit.scenario import SCHEMA, ConnectionDeath
 
-# The --json keys, in order.  Changing one is a schema change: bump SCHEMA and say so in the README.
+# The --json keys, in order.  Changing one is a schema change: bump SCHEMA and say so in docs/cli.md ("The demo's JSON").
 RESULT_KEYS = [
     "schema", "kernel", "hz", "id", "family", "keepalive", "keepalive_via", "side", "fault", "state", "rule",
     "expected_s", "window_s", "measured_s", "kernel_death_s", "observer_late_s", "death_s", "death_source",

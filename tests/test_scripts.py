@@ -50,8 +50,8 @@ def test_the_installed_command_says_what_to_do_when_its_checkout_is_gone(wrapper
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a user who has no sudo")
-def test_scripts_without_root_and_without_sudo_exit_2_saying_so(tmp_path):
-    """A minimal machine has no sudo: a normal user is told to run the script as root (exit 2, not 1)."""
+def test_scripts_without_root_and_without_sudo_exit_4_saying_so(tmp_path):
+    """A minimal machine has no sudo: a normal user is told to run the script as root (exit 4, cannot run here)."""
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) is not installed")
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "HOME": str(tmp_path)}  # a PATH without sudo
@@ -60,8 +60,26 @@ def test_scripts_without_root_and_without_sudo_exit_2_saying_so(tmp_path):
             pytest.skip("sudo is installed in /usr/bin or /bin: cannot hide it from the script")
     done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash",
                            str(ROOT / "scripts" / "demo")], capture_output=True, text=True, env=env)
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == 4, done.stderr
     assert "must run as root" in done.stderr and "sudo is not installed" in done.stderr
+
+
+@pytest.mark.parametrize("call, status, says", [
+    ("netkit_die me 'unknown argument: --x'", 2, "me: error: unknown argument: --x"),  # bad input
+    ("netkit_cannot_run me 'no apt-get'", 4, "me: error: no apt-get"),  # this machine
+    ("netkit_quiet me 'apt-get install' sh -c 'echo E: Unable to locate package nk-none; exit 100'", 4,
+     "me: error: apt-get install failed (exit 100)"),  # the machine could not be made ready: cannot run here
+    ("NETKIT_VERBOSE=1 netkit_quiet me 'apt-get install' false", 4, "me: error: apt-get install failed (exit 1)"),
+    ("netkit_quiet me 'true' true; echo fine", 0, ""),
+])
+def test_the_scripts_exit_2_for_bad_input_and_4_when_they_cannot_run_here(call, status, says):
+    """scripts/lib.sh, as docs/cli.md's table says: 2 bad input (netkit_die), 4 cannot run here (kselftest's skip)."""
+    done = subprocess.run(["bash", "-c", f'. "$0"; {call}', str(ROOT / "scripts" / "lib.sh")], capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, env={"PATH": os.environ["PATH"], "HOME": "/nonexistent"})
+    assert done.returncode == status, done.stdout + done.stderr
+    assert says in done.stderr
+    if status == 4 and "VERBOSE" not in call and "quiet" in call:
+        assert "Unable to locate package nk-none" in done.stderr  # the log's tail, shown only on failure
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a user who has no sudo")

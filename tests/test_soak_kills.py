@@ -1,7 +1,7 @@
 """Issue 22, reduced: SIGKILL of a gate's and a demo's whole process group leaves nothing once `netkit cleanup` ran.
 
 scripts/soak-kills is the proof (10 kills of the whole matrix's gate and 10
-of a demo, README "Safety"); this runs it small in every full suite run: two
+of a demo, docs/hygiene.md); this runs it small in every full suite run: two
 kills of a six-scenario gate and two of a demo, each while a bystander demo
 runs.  The whole process group dies at once -- workers and forkserver too --
 so no process of the killed run can remove its tracefs instances: cleanup

@@ -362,7 +362,7 @@ def _inferred(probes: ProbeTimes, r: ClientCheckResult) -> None:
     if probes.first_requested_s is not None:
         r.inferred["idle"], r.inferred_from["idle"] = infer_first_probe_idle(probes.first_requested_s)
     if probes.rearmed_s is not None:
-        spacing = [round(b - a, 3) for a, b in zip(probes.at_s, probes.at_s[1:])]
+        spacing = [round(b - a, 3) for a, b in zip(probes.at_s, probes.at_s[1:], strict=False)]
         r.inferred["intvl"], r.inferred_from["intvl"] = infer_rearmed_intvl(probes.rearmed_s, spacing)
     if r.cause == "keepalive" and r.probes:
         r.inferred["cnt"] = r.probes

@@ -12,6 +12,9 @@ from ..evidence.ledger import Ledger
 from ..exitcodes import EXIT_FAIL, EXIT_PASS
 from ..kernel import KernelInfo
 
+# The --json results' schemas (netkit/schemas/<name>.schema.json); /1 keeps meaning what it says: keys are only added.
+CHECK_SERVER_SCHEMA = "netkit.check-server/1"
+CHECK_CLIENT_SCHEMA = "netkit.check-client/1"
 SET_ON_SOCKET = "socket"  # ClientCheckResult.options_from: the value was set on the socket, not inherited
 NO_KEEPALIVE = "no keepalive timer on the socket; a dead client would stay forever"
 NO_KEEPALIVE_CLIENT = "no keepalive timer on the client's socket: this client would wait forever for a dead server"
@@ -53,8 +56,10 @@ class _AuditData:
     def exit_code(self) -> int:
         return EXIT_PASS if self.verdict in ("match", "measured", "survived") else EXIT_FAIL
 
+    SCHEMA = ""  # each audit's: "netkit.check-server/1", "netkit.check-client/1" (netkit/schemas publishes them)
+
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = asdict(self)  # type: ignore[call-overload]
+        data: dict[str, Any] = {"schema": self.SCHEMA, **asdict(self)}  # type: ignore[call-overload]
         for key in CLOCK_KEYS:  # after the audit's own keys, as they were before the ledger
             data[key] = data.pop(key)
         data["ledger"] = None if self.ledger is None else self.ledger.to_dict()
@@ -71,6 +76,8 @@ class _AuditData:
 @dataclass
 class CheckResult(_AuditData, KernelClock):
     """``check-server``: when the kernel dropped the server's socket for a dead client."""
+
+    SCHEMA = CHECK_SERVER_SCHEMA
 
     command: list[str]
     kernel: KernelInfo
@@ -126,6 +133,8 @@ class ClientCheckResult(_AuditData, KernelClock):
     Times are seconds after the last segment the client received before the
     break (the keepalive timer's own origin); events before it are negative.
     """
+
+    SCHEMA = CHECK_CLIENT_SCHEMA
 
     command: list[str]  # as given, with {host} and {port}
     kernel: KernelInfo

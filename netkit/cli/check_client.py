@@ -16,6 +16,14 @@ from ..enums import FaultName
 from ..faults import DIRECT_FAULTS
 from ..report.check import print_client_check
 from .check_server import command_after_dashes, report_error
+from .help import examples
+
+EXAMPLES = examples(
+    "netkit check-client --expect-s 4 -- socat -u 'TCP:{host}:{port},keepalive,keepidle=1,keepintvl=1,keepcnt=3' -",
+    "netkit check-client --json -- curl -sS --keepalive-time 1 http://{host}:{port}/",
+)
+STATUS_HELP = ("Exit status: 0 the client noticed as --expect-s says (or was measured without it), 1 it did not; 2 bad "
+               "input (the program would not start or connect); 4 cannot run here (not root, a kernel feature missing).")
 
 HELP = {
     "expect_s": "the time you expect the client to notice, in seconds after the last segment it received "
@@ -44,7 +52,7 @@ def cmd_check_client(args: argparse.Namespace) -> int:
         result = check_client(argv, "ipv6" if args.ipv6 else "ipv4", args.expect_s, args.fault, args.max_wait,
                               args.port, args.connect_timeout, on_event=None if args.json else progress,
                               middlebox_timeout_s=args.middlebox_timeout)
-    except Exception as exc:  # noqa: BLE001 - report_error decides what is netkit's to report (exit 2)
+    except Exception as exc:  # noqa: BLE001 - report_error decides what is netkit's to report (exit 2 or 4)
         return report_error("check-client", exc, argv, args.json)
     if args.json:
         print(result.to_json())
@@ -56,7 +64,7 @@ def cmd_check_client(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> None:
     """Register ``check-client`` on the CLI's subparsers."""
     p = sub.add_parser("check-client", help="how, and when, does a real client notice a dead server? (runs it in a lab)",
-                       description=(client.__doc__ or "").split("\n\n")[0])
+                       description=(client.__doc__ or "").split("\n\n")[0] + "\n\n" + STATUS_HELP, epilog=EXAMPLES)
     p.add_argument("--expect-s", type=float, metavar="S", help=HELP["expect_s"])
     p.add_argument("--ipv6", action="store_true", help=HELP["ipv6"])
     p.add_argument("--json", action="store_true", help=HELP["json"])

@@ -20,15 +20,18 @@ from ..gallery.exhibits import select
 from ..gallery.judging import GalleryDocument
 from ..gallery.programs import skip_reason
 from ..gallery.table import markdown
+from .help import examples
 
 HELP = {
     "only": "run only the exhibits whose names match this shell-style pattern (repeatable)",
     "list": "list the exhibits, with what each needs here, and exit",
-    "json": "write the netkit.gallery/1 document (every row with its check's whole result) to FILE",
+    "json": "write the netkit.gallery/1 document (every row with its check's whole result) to FILE ('-': stdout); a "
+            "file, unlike other commands' --json flag: the gallery writes the table and the document at once",
     "markdown": "write the table to FILE ('-': stdout)",
     "from": "render a document written by --json instead of running (with --markdown)",
 }
-EXAMPLE = "example: netkit gallery --json gallery.json --markdown docs/gallery.md"
+EXAMPLE = examples("netkit gallery --list", "netkit gallery --json gallery.json --markdown docs/gallery.md",
+                   "netkit gallery --from gallery.json --markdown -")
 
 
 def _write(path: str, text: str) -> None:

@@ -14,18 +14,20 @@ import sys
 from typing import Any
 
 from ..errors import InputError
-from ..exitcodes import EXIT_PASS, EXIT_UNUSABLE
+from ..exitcodes import EXIT_BAD_INPUT, EXIT_PASS
 from ..inspect.assess import ProcessAssessment, assess
 from ..inspect.gather import gather, pids_on_port
 from ..kernel import kernel_info
 from ..privileges import effective_capabilities
 from ..report.inspect import process_lines
+from .help import examples
 
 SCHEMA = "netkit.inspect/1"
 DESCRIPTION = ("For each TCP socket of a live process, in whatever network namespace it lives: SO_KEEPALIVE, "
                "TCP_KEEPIDLE/INTVL/CNT and TCP_USER_TIMEOUT as set on the socket (borrowed with pidfd_getfd; needs "
                "CAP_SYS_PTRACE), else its namespace's sysctls, and the worst-case time to notice a dead peer while "
                "idle and with data in flight. Read-only; exit 0 report printed, 2 bad input.")
+EXAMPLES = examples("netkit inspect $(pidof redis-server)", "netkit inspect --port 5432 --json")
 HELP = {
     "pid": "the process to inspect (any network namespace)",
     "port": "instead of PID: every process with a TCP socket whose local or remote port is PORT, in any network "
@@ -70,9 +72,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         found = inspect(args.pid, args.port)
     except InputError as exc:
         if args.json:
-            print(json.dumps({"schema": SCHEMA, "error": str(exc), "exit_code": EXIT_UNUSABLE}))
+            print(json.dumps({"schema": SCHEMA, "error": str(exc), "exit_code": EXIT_BAD_INPUT}))
         print(f"netkit inspect: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
+        return EXIT_BAD_INPUT
     if args.json:
         kernel = kernel_info()
         print(json.dumps({"schema": SCHEMA, "kernel": kernel.release, "hz": kernel.hz,
@@ -88,7 +90,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("inspect", help="what dead-peer detection a live process's TCP sockets get (read-only)",
-                       description=DESCRIPTION)
+                       description=DESCRIPTION, epilog=EXAMPLES)
     p.add_argument("pid", type=int, nargs="?", metavar="PID", help=HELP["pid"])
     p.add_argument("--port", type=int, help=HELP["port"])
     p.add_argument("--json", action="store_true", help=HELP["json"])

@@ -1,10 +1,16 @@
 """The ``netkit`` command: demo, doctor, cleanup (check-server lives in its own module).
 
 Exit codes are part of the interface, the same for every subcommand and in
-the README's table (:mod:`netkit.exitcodes`): 0 pass (doctor: netkit can run
+the docs' table (:mod:`netkit.exitcodes`): 0 pass (doctor: netkit can run
 here), 1 a failed proof (the kernel did not do what the rule predicts), 2 bad
-input or a machine netkit cannot run on (doctor: it cannot run here; the
-message on stderr says what to do), 130 interrupted.
+input or usage, 4 cannot run here (no privileges, a missing kernel feature;
+doctor: it cannot run here; the message on stderr says what to do), 130
+interrupted.
+
+``--json`` is a flag that prints exactly one JSON object on stdout, in every
+command but the gate's (and the gallery's), which write several reports at
+once, each to its own file (``--json FILE``, ``-`` for stdout): see
+:data:`netkit.gate.command.HELP`.
 """
 
 from __future__ import annotations
@@ -21,15 +27,15 @@ from ..cleanup import cleanup
 from ..doctor import as_dicts, run_checks, usable
 from ..enums import FaultName, State
 from ..errors import (
-    CANNOT_RUN_HERE,
     EnvironmentUnusable,
     InputError,
     NetkitError,
+    NotModelled,
     SettingError,
     Terminated,
     raise_terminated,
 )
-from ..exitcodes import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, EXIT_TERMINATED, EXIT_UNUSABLE
+from ..exitcodes import EXIT_BAD_INPUT, EXIT_CANNOT_RUN_HERE, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, EXIT_TERMINATED
 from ..faults import DIRECT_FAULTS
 from ..keepalive import KeepaliveSettings
 from ..kernel import kernel_info
@@ -40,7 +46,23 @@ from ..scenario import KEEPALIVE_SOURCES, SIDES, STATES, Progress, Scenario, run
 from ..scenario.requirements import require_supported
 from ..scenario.run import check_capture_paths
 from ..scenario.spec import MAX_SYN_RETRIES
+from .help import Formatter, examples
 
+DEMO_DESCRIPTION = """\
+Build two throwaway network namespaces joined by a veth pair, connect a server
+and a client, break the path (--fault), and time when the kernel kills the
+tested side's connection, against the kernel's own rule and within its timer
+rounding. Needs root.
+
+Exit status: 0 the kernel did what the rule predicts, 1 it did not, 2 bad input
+(an option out of range, a combination netkit has no rule for), 4 cannot run
+here (not root, a kernel feature the run needs is missing), 130 interrupted."""
+DEMO_EXAMPLES = examples(
+    "netkit demo                                     # server keepalive 1/1/10, the peer's link down",
+    "netkit demo --idle 2 --intvl 1 --cnt 2 --ipv6",
+    "netkit demo --state unacked --fault blackhole --user-timeout 3000",
+    "netkit demo --idle 1 --intvl 1 --cnt 1 --json   # the result as one JSON object (netkit.scenario-result/3)",
+)
 DEMO_SYN_RETRIES = 2  # a handshake demo's default: connect() gives up after about 7 s, a request after 7 s
 
 FIELD_OPTIONS = {"middlebox_timeout_s": "--middlebox-timeout", "middlebox": "--middlebox", "masquerade": "--masquerade",
@@ -88,7 +110,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         settings = KeepaliveSettings(idle=args.idle, intvl=args.intvl, cnt=args.cnt, user_timeout_ms=args.user_timeout)
     except SettingError as exc:
         print(f"netkit demo: {exc} (check {_option(exc)})", file=sys.stderr)
-        return EXIT_UNUSABLE
+        return EXIT_BAD_INPUT
     routed = args.topology == "routed"
     fault = args.fault or (FaultName.MIDDLEBOX_FORGETS if routed else FaultName.LINK_DOWN)
     try:
@@ -99,7 +121,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                             rto_max_via=args.rto_max_via, rto_min_us=args.rto_min_us, rto_min_via=args.rto_min_via)
     except SettingError as exc:
         print(f"netkit demo: {exc} (check {_option(exc)})", file=sys.stderr)
-        return EXIT_UNUSABLE
+        return EXIT_BAD_INPUT
     check_capture_paths(args.pcap, None)  # bad input first, then the machine
     require_privileges()
     require_supported(scenario)
@@ -165,7 +187,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             mark = "ok     " if c.present else ("MISSING" if c.essential else "missing")
             print(f"{mark} {c.name:<19} {c.detail}")
         print("netkit can run here." if ok else "netkit cannot run here: fix the MISSING items above.")
-    return EXIT_PASS if ok else EXIT_UNUSABLE
+    return EXIT_PASS if ok else EXIT_CANNOT_RUN_HERE
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
@@ -195,11 +217,14 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="netkit", description="Prove on this kernel how and when TCP connections die.")
+    parser = argparse.ArgumentParser(prog="netkit", description="Prove on this kernel how and when TCP connections die.",
+                                     epilog=examples("netkit doctor", "netkit demo", "netkit demo --help"),
+                                     formatter_class=Formatter)
     parser.add_argument("--version", action="version", version=f"netkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="drop a keepalive-guarded connection's peer link and time its death")
+    demo = sub.add_parser("demo", help="drop a keepalive-guarded connection's peer link and time its death",
+                          description=DEMO_DESCRIPTION, epilog=DEMO_EXAMPLES)
     demo.add_argument("--idle", type=int, default=1, help="TCP_KEEPIDLE, seconds (1..32767, default 1)")
     demo.add_argument("--intvl", type=int, default=1, help="TCP_KEEPINTVL, seconds (1..32767, default 1)")
     demo.add_argument("--cnt", type=int, default=10, help="TCP_KEEPCNT, probes (1..127, default 10)")
@@ -244,14 +269,23 @@ def build_parser() -> argparse.ArgumentParser:
                       help="write the tested veth's capture to FILE (pcap; a failed run writes one to a temp file anyway)")
     demo.set_defaults(func=cmd_demo)
 
-    doctor = sub.add_parser("doctor", help="what this machine offers netkit")
-    doctor.add_argument("--json", action="store_true")
+    doctor = sub.add_parser("doctor", help="what this machine offers netkit",
+                            description="What this machine offers netkit: privileges, network namespaces, veth, "
+                                        "nftables, netem, tracefs, the kernel and its HZ. Exit 0: netkit can run here; "
+                                        "4: it cannot (the MISSING items say what to install or fix).",
+                            epilog=examples("netkit doctor", "netkit doctor --json"))
+    doctor.add_argument("--json", action="store_true", help="print exactly one JSON object (usable, checks) on stdout")
     doctor.set_defaults(func=cmd_doctor)
 
     clean = sub.add_parser("cleanup", help="remove namespaces, tracefs instances and temporary directories left by netkit "
-                                                "processes that no longer run")
+                                                "processes that no longer run",
+                           description="Remove what netkit processes that no longer run left behind (a killed run): "
+                                       "network namespaces under /run/netns, tracefs instances, temporary directories. "
+                                       "Anything whose netkit process still runs, and anything not netkit's, is left. "
+                                       "Needs root.",
+                           epilog=examples("netkit cleanup --dry-run", "netkit cleanup"))
     clean.add_argument("--dry-run", action="store_true", help="only say what would be removed")
-    clean.add_argument("--json", action="store_true")
+    clean.add_argument("--json", action="store_true", help="print exactly one JSON object (what was found) on stdout")
     clean.set_defaults(func=cmd_cleanup)
 
     from .check_server import add_parser as add_check_server  # its own module: argparse setup and command
@@ -272,7 +306,19 @@ def build_parser() -> argparse.ArgumentParser:
     from .gallery import add_parser as add_gallery
 
     add_gallery(sub)
+    _use_formatter(parser)
     return parser
+
+
+def _use_formatter(parser: argparse.ArgumentParser) -> None:
+    """Every subcommand's help through :class:`.help.Formatter` (paragraphs filled, examples kept), nested ones too;
+    a parser that formats its text itself (RawDescriptionHelpFormatter) keeps it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                if child.formatter_class is argparse.HelpFormatter:
+                    child.formatter_class = Formatter
+                _use_formatter(child)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,12 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nnetkit: interrupted; the lab was torn down", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (EnvironmentUnusable, SettingError, InputError, NotImplementedError) as exc:
+    except EnvironmentUnusable as exc:  # not root, no netns, a kernel feature missing (FeatureMissing): kselftest's skip
         print(f"netkit {args.command}: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
-    except CANNOT_RUN_HERE as exc:
+        return EXIT_CANNOT_RUN_HERE
+    except (SettingError, InputError, NotImplementedError, NotModelled) as exc:  # what was asked: no machine would run it
         print(f"netkit {args.command}: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
+        return EXIT_BAD_INPUT
     except NetkitError as exc:
         print(f"netkit {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAIL

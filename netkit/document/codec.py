@@ -34,9 +34,11 @@ from ..errors import InputError
 from ..evidence.death import check_death, count_of, judged_death, late_only
 from ..evidence.ledger import Ledger
 from .records import (
+    BEFORE_INCONCLUSIVE,
     GATE_SCHEMA,
     OLD_EVIDENCE_NOTE,
     READABLE_SCHEMAS,
+    RENAMED,
     TOP_KEYS,
     GateDocument,
     GateOptions,
@@ -108,9 +110,12 @@ def load(path: str) -> GateDocument:
 
 
 def load_as_written(path: str) -> tuple[str, GateDocument]:
-    """The schema a gate document file was written with (:func:`load` upgrades it) and the document."""
+    """The schema a gate document file was written with (:func:`load` upgrades it) and the document.
+
+    A former name of this schema (``netkit-gate/3``) reads as its name now: the same document.
+    """
     data = read(path)
-    return str(data["schema"]), from_dict(data)
+    return RENAMED.get(data["schema"], str(data["schema"])), from_dict(data)
 
 
 def read(path: str) -> dict[str, Any]:
@@ -276,7 +281,7 @@ def entry_from_dict(data: Mapping[str, Any]) -> ScenarioEntry:
 def _totals(data: Mapping[str, Any]) -> dict[str, int]:
     """The totals as written; an older schema's gain ``inconclusive: 0`` (it had no such outcome: none was)."""
     totals = {k: v for k, v in _map(data.get("totals")).items() if _int(v) is not None}
-    if data.get("schema") in READABLE_SCHEMAS[:-1] and totals:
+    if data.get("schema") in BEFORE_INCONCLUSIVE and totals:
         totals.setdefault(GateOutcome.INCONCLUSIVE.value, 0)
     return totals
 
@@ -290,7 +295,7 @@ def _retried(value: Any) -> RetryRecord | None:
 
 
 def from_dict(data: Mapping[str, Any]) -> GateDocument:
-    """A gate document (schema netkit-gate/1, /2 or /3) from its JSON; see the module docstring on tolerance."""
+    """A gate document (schema netkit.gate/3, or netkit-gate/1, /2 or /3) from its JSON; see the module docstring on tolerance."""
     kernel, machine, options, guest = (_map(data.get(k)) for k in ("kernel", "machine", "options", "guest"))
     diff = data.get("diff")
     return GateDocument(

@@ -26,10 +26,12 @@ from typing import Any
 from ..enums import DeathSource, EventKind, GateOutcome, Timing
 from ..evidence.ledger import Ledger
 
-GATE_SCHEMA = "netkit-gate/3"
+GATE_SCHEMA = "netkit.gate/3"  # netkit/schemas/netkit.gate-3.schema.json; before the names were one convention: netkit-gate/3
 # /1: the judged facts and event kinds were not stored; /2: no timer ledger (every run's evidence: observer),
-# no inconclusive outcome, no retry
-READABLE_SCHEMAS = ("netkit-gate/1", "netkit-gate/2", GATE_SCHEMA)
+# no inconclusive outcome, no retry; netkit-gate/3 is this document under its former name
+BEFORE_INCONCLUSIVE = ("netkit-gate/1", "netkit-gate/2")
+RENAMED = {"netkit-gate/3": GATE_SCHEMA}  # a former name -> the name of the same document now
+READABLE_SCHEMAS = (*BEFORE_INCONCLUSIVE, *RENAMED, GATE_SCHEMA)
 OLD_EVIDENCE_NOTE = "recorded before netkit kept a timer ledger"  # a run of schema netkit.scenario-result/1 or /2
 
 SCENARIO_KEYS = ("id", "group", "state", "fault", "family", "outcome", "reason", "expected_s", "window_s",

@@ -237,7 +237,7 @@ def expected_write_rearms(ledger: Ledger, rule: WriteTimerRule) -> tuple[Arming 
             break
         series.append(a)
     each = [_allowed_rearms(ledger, rule, start, base, series) for base in base_candidates(start, rule)]
-    kept = next((allowed for allowed in each if all(not ok or a.delay in ok for a, ok in zip(series, allowed))),
+    kept = next((allowed for allowed in each if all(not ok or a.delay in ok for a, ok in zip(series, allowed, strict=True))),
                 each[0])  # none agrees: the one from the delay the trace shows is what a failure names
     return start, series, kept
 
@@ -307,7 +307,7 @@ def write_timer_failures(ledger: Ledger, rule: WriteTimerRule | None) -> list[Fa
     if rule is None:
         return []
     start, series, allowed = expected_write_rearms(ledger, rule)
-    wrong = [i for i, (a, ok) in enumerate(zip(series, allowed)) if ok and a.delay not in ok]
+    wrong = [i for i, (a, ok) in enumerate(zip(series, allowed, strict=True)) if ok and a.delay not in ok]
     if start is None or not wrong:
         return []
     first = series[wrong[0]]
@@ -446,7 +446,7 @@ def wire_on_time(wire: WireEvidence, ledger: Ledger, shifts: list[float]) -> Wir
 
     probes = [back(t) for t in wire.probes_s]
     return replace(
-        wire, probes_s=probes, spacing_s=[round(b - a, 6) for a, b in zip(probes, probes[1:])],
+        wire, probes_s=probes, spacing_s=[round(b - a, 6) for a, b in zip(probes, probes[1:], strict=False)],
         first_probe_s=None if wire.first_probe_s is None else back(wire.first_probe_s),
         rst_s=None if wire.rst_s is None else back(wire.rst_s),
         peer_rst_s=None if wire.peer_rst_s is None else back(wire.peer_rst_s),

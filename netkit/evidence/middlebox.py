@@ -23,7 +23,7 @@ Sample = tuple[float, float, "int | None", "int | None"]
 def jumps_back(samples: tuple[Sample, ...]) -> tuple[float, ...]:
     """When the entry's remaining timeout (whole seconds, ctnetlink) went *up* for the same entry: a refresh seen."""
     found = []
-    for (_, _, left0, id0), (t1, _, left1, id1) in zip(samples, samples[1:]):
+    for (_, _, left0, id0), (t1, _, left1, id1) in zip(samples, samples[1:], strict=False):
         if left0 is not None and left1 is not None and id0 == id1 and left1 > left0:
             found.append(t1)
     return tuple(found)

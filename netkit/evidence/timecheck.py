@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Union
 
 Window = tuple[float, float]
-Actual = Union[float, Window, None]  # a moment, a bracket (last seen alive .. first seen dead), or nothing
+Actual = float | Window | None  # a moment, a bracket (last seen alive .. first seen dead), or nothing
 
 DEFAULT_LATE = "timing error: expected {what} within {windows} but it happened at {actual:.3f} s"
 DEFAULT_MISSING = "timing error: expected {what} within {windows} but it never happened"
@@ -44,7 +43,7 @@ def windows_text(windows: Sequence[Window], labels: Sequence[object] | None = No
     """``[a, b] s`` or ``[a, b] s with 3 or [c, d] s with 2``."""
     parts = [f"[{low:.3f}, {high:.3f}] s" for low, high in windows]
     if labels is not None:
-        parts = [f"{part} with {label}" for part, label in zip(parts, labels)]
+        parts = [f"{part} with {label}" for part, label in zip(parts, labels, strict=True)]
     return " or ".join(parts)
 
 

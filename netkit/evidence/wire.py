@@ -163,7 +163,7 @@ def evidence(
         probes_s=probes_s,
         unanswered_probes=sum(not p.answered for p in probes),
         answered_probes=sum(p.answered for p in probes),
-        spacing_s=[round(b - a, 6) for a, b in zip(probes_s, probes_s[1:])],
+        spacing_s=[round(b - a, 6) for a, b in zip(probes_s, probes_s[1:], strict=False)],
         first_probe_s=probes_s[0] if probes else None,
         rst_s=rsts[0] if rsts else None,
         peer_rst_s=peer_rsts[0] if peer_rsts else None,

@@ -2,7 +2,7 @@
 
 The programs are not netkit's dependencies: ``scripts/provision-gallery``
 installs them (Debian packages, and the ``gallery`` extra's PyPI packages
-into netkit's own environment), an opt-in step the README names.  An exhibit
+into netkit's own environment), an opt-in step docs/gallery-command.md names.  An exhibit
 whose program is missing is skipped with the requirement that says what to
 install; the gallery never installs anything itself.
 """

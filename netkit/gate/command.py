@@ -1,13 +1,20 @@
 """``netkit gate``: the regression gate for kernel behaviour, and ``netkit gate diff``.
 
-Exit status, as kselftest's: 0 every scenario passed or was skipped (or an
-expected failure); 1 a failure, an error, or a regression against the
-baseline; 2 bad usage or a file netkit cannot read; 3 inconclusive: a
-scenario the machine ran late (the timer ledger measured it), on its one
-retry too, and nothing failed; 4 nothing could run here
-(no privileges, no network namespaces) -- with ``--tap``, ``1..0 # SKIP why``,
-and with ``--junit FILE`` every selected scenario skipped with that reason (a
-CI that publishes the JUnit file shows why nothing ran, not a missing report).
+Exit status (:mod:`netkit.exitcodes`; 0, 1 and 4 are kselftest's PASS, FAIL
+and SKIP, 2 and 3 are not its XFAIL and XPASS): 0 every scenario passed or was
+skipped (or an expected failure); 1 a failure, an error, or a regression
+against the baseline; 2 bad usage or a file netkit cannot read; 3
+inconclusive: a scenario the machine ran late (the timer ledger measured it),
+on its one retry too, and nothing failed; 4 cannot run here (no privileges, no
+network namespaces) -- with ``--tap``, ``1..0 # SKIP why``, and with ``--junit
+FILE`` every selected scenario skipped with that reason (a CI that publishes
+the JUnit file shows why nothing ran, not a missing report).
+
+Unlike every other command's ``--json`` flag (one JSON object on stdout), the
+gate's ``--json FILE`` names a file: the gate writes several reports at once,
+each to its own file (``--json F --junit F --html F``), while stdout carries
+its summary (or ``--tap`` / ``--markdown``).  ``-`` as the FILE of one report
+puts that report on stdout instead, and the summary on stderr.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from ..document.codec import dump, load, load_as_written
 from ..document.records import GATE_SCHEMA, GateDocument, GateOptions
 from ..enums import GateOutcome
 from ..errors import InputError
-from ..exitcodes import EXIT_FAIL, EXIT_NOTHING_RAN, EXIT_PASS
+from ..exitcodes import EXIT_CANNOT_RUN_HERE, EXIT_FAIL, EXIT_PASS
 from ..kernel import kernel_info
 from ..outputs import file_problem, folder_problem
 from ..privileges import missing_privileges
@@ -47,13 +54,14 @@ MAX_REPEAT = 1000  # every run is queued at once: 10**9 would exhaust memory bef
 HELP = {
     "list": "print the selected scenarios' ids and exit",
     "only": "run only scenarios whose id matches this shell pattern (repeatable), e.g. 'ipv6-idle-*'",
-    "matrix": "run the scenarios of this TOML file instead of netkit's built-in matrix (see the README)",
+    "matrix": "run the scenarios of this TOML file instead of netkit's built-in matrix (see docs/gate.md)",
     "repeat": f"run each scenario N times, 1..{MAX_REPEAT} (flake hunting); a scenario passes only if every run passed",
-    "json": f"write the gate document (every result, schema {GATE_SCHEMA}) to FILE",
-    "junit": "write JUnit XML (xunit2, as pytest writes it) to FILE, for GitLab/Jenkins/GitHub",
-    "html": "write one self-contained HTML report to FILE",
+    "json": (f"write the gate document (every result, schema {GATE_SCHEMA}) to FILE ('-': stdout). A file, unlike "
+             "other commands' --json flag: the gate writes several reports at once, each to its own file"),
+    "junit": "write JUnit XML (xunit2, as pytest writes it) to FILE ('-': stdout), for GitLab/Jenkins/GitHub",
+    "html": "write one self-contained HTML report to FILE ('-': stdout)",
     "tap": "print kselftest-style TAP on stdout (the summary goes to stderr)",
-    "markdown": "print the measured table (Markdown, as in the README) on stdout (the summary goes to stderr)",
+    "markdown": "print the measured table (Markdown, as in docs/measured.md) on stdout (the summary goes to stderr)",
     "baseline": "compare with an earlier --json document; exit 1 on a regression",
     "known": "TOML file of known differences (scenario glob, kernel glob, xfail|skip, reason, link)",
     "slow_machine": ("a slow (emulated) machine: late-only misses of runs without the timer ledger become XFAIL "
@@ -68,7 +76,7 @@ HELP = {
 def add_parser(sub: Any) -> None:
     """Register ``gate`` (and ``gate diff``) on the CLI's subparsers."""
     p = sub.add_parser("gate", help="run the scenario matrix as a regression gate (JSON, JUnit, TAP, HTML)",
-                       description=__doc__.split("\n\n")[0])
+                       description=GATE_DESCRIPTION, epilog=GATE_EXAMPLES)
     p.add_argument("--list", action="store_true", help=HELP["list"])
     p.add_argument("--only", action="append", default=[], metavar="GLOB", help=HELP["only"])
     p.add_argument("--matrix", metavar="FILE", help=HELP["matrix"])
@@ -89,7 +97,7 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_gate)
     inner = p.add_subparsers(dest="gate_command")
     d = inner.add_parser("diff", help="what changed between two gate documents, or N kernels side by side",
-                         description=DIFF_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+                         description=DIFF_DESCRIPTION, epilog=DIFF_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     d.add_argument("documents", nargs="+", metavar="DOC.json", help="gate documents (`netkit gate --json`)")
     d.add_argument("--json", action="store_true", help="print the differences (or the table's rows) as JSON")
     d.add_argument("--table", action="store_true", help="two documents: the side-by-side table, not old -> new")
@@ -98,13 +106,44 @@ def add_parser(sub: Any) -> None:
     d.add_argument("--html", metavar="FILE", help="also write the side-by-side table as one self-contained HTML page")
     d.set_defaults(func=cmd_diff)
     m = inner.add_parser("merge", help="one gate document from the documents of `--shard K/N` runs of one kernel",
-                         description=MERGE_DESCRIPTION)
+                         description=MERGE_DESCRIPTION, epilog=MERGE_EXAMPLES)
     m.add_argument("documents", nargs="+", metavar="DOC.json", help="the parts' documents (`netkit gate --shard K/N --json`)")
     for name in ("json", "junit", "html"):
         m.add_argument(f"--{name}", metavar="FILE", help=HELP[name])
     m.add_argument("--tap", action="store_true", help=HELP["tap"])
     m.add_argument("--markdown", action="store_true", help=HELP["markdown"])
     m.set_defaults(func=cmd_merge)
+
+
+GATE_DESCRIPTION = """\
+Run the scenario matrix (or --only some of it) as a regression gate: every
+scenario's outcome against the kernel's rule, and the reports a CI reads.
+
+Exit status: 0 every scenario passed (or was skipped, or failed as a known
+difference expects); 1 a failure, an error or a regression against
+--baseline; 2 bad usage or a file netkit cannot read; 3 inconclusive (the
+machine ran a scenario late, twice; nothing failed); 4 cannot run here (no
+privileges, no network namespaces). 0, 1 and 4 are kselftest's PASS, FAIL and
+SKIP; 2 and 3 are not its XFAIL and XPASS.
+
+--json, --junit and --html each name a FILE, unlike other commands' --json
+flag: the gate writes several reports at once, each to its own file, while
+stdout carries the summary (or --tap, --markdown). '-' puts one of them on
+stdout instead, and the summary on stderr."""
+GATE_EXAMPLES = """\
+examples:
+  netkit gate --list --only 'ipv6-idle-*'
+  netkit gate --only 'ipv4-idle-*-1/1/3' --json gate.json --junit gate.xml --html gate.html
+  netkit gate --only 'ipv4-idle-*-1/1/3' --json - > gate.json    # the document on stdout, the summary on stderr
+  netkit gate --tap --only 'ipv6-idle-*'                          # kselftest TAP on stdout
+  netkit gate --baseline old.json --json new.json                 # exit 1 on a regression"""
+DIFF_EXAMPLES = """\
+examples:
+  netkit gate diff old.json new.json
+  netkit gate diff 6.1.json 6.12.json 6.18.json --differences --html kernels.html"""
+MERGE_EXAMPLES = """\
+example:
+  netkit gate merge part1.json part2.json part3.json --json gate.json --junit gate.xml"""
 
 
 DIFF_DESCRIPTION = """\
@@ -133,12 +172,12 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from .merge import Part, merge
 
     parts = [Part(path, *load_as_written(path)) for path in args.documents]
-    _check_writable(args.json, args.junit, args.html)
+    _check_outputs(args)
     doc = merge(parts, order=_selection_order(parts[0].doc.options))
     _write_reports(args, doc)
     print(f"netkit gate merge: {len(parts)} document(s), {len(doc.scenarios)} scenarios; the wall is the longest part's",
           file=sys.stderr)
-    print(format_summary(doc), file=sys.stderr if args.tap or args.markdown else sys.stdout)
+    print(format_summary(doc), file=sys.stderr if _on_stdout(args) else sys.stdout)
     return exit_status(e.outcome for e in doc.scenarios)
 
 
@@ -190,7 +229,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(s.id for s in scenarios))
         return EXIT_PASS
-    _check_writable(args.json, args.junit, args.html, *ci_files)
+    _check_outputs(args, *ci_files)
+    if args.kernel and STDOUT in (args.json, args.junit, args.html):
+        raise InputError("--kernel writes each kernel's reports to files: give --json/--junit/--html a file, not '-'")
     problem = None if args.pcap_dir is None else folder_problem(args.pcap_dir)
     if problem:
         raise InputError(f"--pcap-dir {args.pcap_dir}: {problem}")
@@ -223,7 +264,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     doc = dataclasses.replace(doc, diff=diff.to_dict() if diff else None)
     _write_reports(args, doc)
     summary = format_summary(doc) + (f"\n\n{format_diff(diff)}" if diff else "")
-    print(summary, file=sys.stderr if args.tap or args.markdown else sys.stdout)
+    print(summary, file=sys.stderr if _on_stdout(args) else sys.stdout)
     return exit_status((e.outcome for e in entries), regression=bool(diff and diff.regressions))
 
 
@@ -256,6 +297,23 @@ def _write_reports(args: argparse.Namespace, doc: GateDocument) -> None:
     sys.stdout.flush()
 
 
+STDOUT = "-"  # --json/--junit/--html -: that report on stdout
+
+
+def _on_stdout(args: argparse.Namespace) -> list[str]:
+    """The reports asked for on stdout (then the summary goes to stderr)."""
+    files = [f"--{name} -" for name in ("json", "junit", "html") if getattr(args, name) == STDOUT]
+    return files + [f"--{name}" for name in ("tap", "markdown") if getattr(args, name)]
+
+
+def _check_outputs(args: argparse.Namespace, *more: str | None) -> None:
+    """At most one report on stdout, and every file writable."""
+    stdout = _on_stdout(args)
+    if len(stdout) > 1:
+        raise InputError(f"{' and '.join(stdout)}: only one report can go to stdout; write the others to files")
+    _check_writable(*(path for path in (args.json, args.junit, args.html, *more) if path != STDOUT))
+
+
 def _check_writable(*paths: str | None) -> None:
     """Refuse an output file that cannot be written *before* minutes of scenarios, not after."""
     for path in paths:
@@ -265,6 +323,9 @@ def _check_writable(*paths: str | None) -> None:
 
 
 def _write_file(path: str, text: str) -> None:
+    if path == STDOUT:
+        sys.stdout.write(text)
+        return
     try:
         with open(path, "w") as f:
             f.write(text)
@@ -279,7 +340,7 @@ def _render(name: str, doc: GateDocument | dict[str, Any]) -> str:
 
 
 def _nothing_can_run(args: argparse.Namespace, reason: str, scenarios: list[Scenario]) -> int:
-    """Exit 4, saying why in every report a CI reads when a gate cannot run: TAP's plan and the JUnit file."""
+    """Exit 4 (cannot run here), saying why in every report a CI reads when a gate cannot run: TAP's plan and the JUnit file."""
     if args.tap:
         from ..report.tap import tap_nothing_can_run
 
@@ -291,4 +352,4 @@ def _nothing_can_run(args: argparse.Namespace, reason: str, scenarios: list[Scen
         doc = build(entries, kernel=kernel_info(), started=utc_now(), wall_s=0.0, options={}, slow_machine=False)
         _write_file(args.junit, _render("junit", doc))
     print(f"netkit gate: nothing can run here: {reason}", file=sys.stderr)
-    return EXIT_NOTHING_RAN
+    return EXIT_CANNOT_RUN_HERE

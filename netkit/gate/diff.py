@@ -139,7 +139,7 @@ def _ledger_note(old: ScenarioEntry, new: ScenarioEntry) -> str:
     if a is None or b is None or a.ledger is None or b.ledger is None:
         return ""
     before, after = [x.delay for x in a.ledger.armings], [x.delay for x in b.ledger.armings]
-    index = next((i for i, (x, y) in enumerate(zip(before, after)) if x != y), None)
+    index = next((i for i, (x, y) in enumerate(zip(before, after, strict=False)) if x != y), None)
     if index is not None:
         what = f"ledger: arming {index + 1} asked for {before[index]} -> {after[index]} jiffies"
     elif len(before) != len(after):

@@ -14,9 +14,10 @@ several kernels: ``FILE`` with the kernel's label before the extension,
 A guest's gate document is the gate's own, with a ``guest`` entry saying how
 it ran; that entry is added in one place, :func:`_with_guest`.
 
-Exit status: 1 if any kernel's gate failed (as the gate's own), 2 if a kernel
-could not be fetched or booted or a tool is missing (the other kernels still
-run; the message names it), else 0.
+Exit status: 1 if any kernel's gate failed (as the gate's own); 4 (cannot run
+here) if a kernel could not be fetched or booted or a tool is missing, 2 if a
+kernel was asked for wrongly (the other kernels still run; the message names
+it); else 0.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any
 from ..document.codec import dump, load
 from ..document.records import GateDocument, GuestRecord
 from ..errors import EnvironmentUnusable, InputError
-from ..exitcodes import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS, EXIT_UNUSABLE
+from ..exitcodes import EXIT_BAD_INPUT, EXIT_CANNOT_RUN_HERE, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
 from ..kernels.guest import CLI, GUEST_TIMEOUT_S, REPO_ROOT, WORKDIR, GuestFailed, run_in_kernel
 from ..kernels.spec import parse_spec
 from ..kernels.tools import kvm_failed_earlier
@@ -100,7 +101,7 @@ def gate_on_kernels(args: argparse.Namespace, *, render: Callable[[str, GateDocu
         parse_spec(spec)
     several = len(kernels) > 1
     gate_args = inner_gate_args(args)
-    docs, problems = [], []
+    docs, problems, bad_input = [], [], False
     for spec in kernels:
         json_path = per_kernel(args.json, spec, several) or os.path.join(
             os.environ.get("TMPDIR", "/tmp"), f"netkit-gate.{label(spec)}.json")
@@ -108,6 +109,7 @@ def gate_on_kernels(args: argparse.Namespace, *, render: Callable[[str, GateDocu
             doc = run_gate_on_kernel(spec, gate_args, json_path)
         except (EnvironmentUnusable, InputError) as exc:
             problems.append(f"--kernel {spec}: {exc}")
+            bad_input = bad_input or not isinstance(exc, EnvironmentUnusable)
             print(f"netkit gate: --kernel {spec}: {exc}", file=sys.stderr)
             continue
         docs.append(doc)
@@ -125,7 +127,7 @@ def gate_on_kernels(args: argparse.Namespace, *, render: Callable[[str, GateDocu
         print(format_table(docs), file=sys.stderr if args.markdown else sys.stdout)
     if problems:
         print("netkit gate: not run: " + "; ".join(problems), file=sys.stderr)
-        return EXIT_UNUSABLE
+        return EXIT_BAD_INPUT if bad_input else EXIT_CANNOT_RUN_HERE  # 4: a kernel cannot run here (no qemu, no boot)
     failed = any(d.totals.get("fail") or d.totals.get("error") or (d.guest is not None and d.guest.exit_status == 1)
                  for d in docs)
     inconclusive = any(d.totals.get("inconclusive") for d in docs)

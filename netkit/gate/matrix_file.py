@@ -37,17 +37,12 @@ from __future__ import annotations
 
 import itertools
 import re
-import sys
+import tomllib
 from typing import Any
 
 from ..errors import InputError
 from ..keepalive import KeepaliveSettings
 from ..scenario import Scenario
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.9/3.10
-    import tomli as tomllib
 
 MULTIPLYING = ("family", "fault", "state", "keepalive")
 ROUTED_KEYS = ("topology", "middlebox_timeout_s", "middlebox", "masquerade")  # netkit.scenario.middlebox_spec

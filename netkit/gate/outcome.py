@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import sys
+import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -39,11 +39,6 @@ from ..errors import InputError
 from ..exitcodes import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
 from .retry import inconclusive_reason, machine_late_only
 from .run import ScenarioRuns
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.9/3.10
-    import tomli as tomllib
 
 SLOW_MACHINE_ENV = "KSFT_MACHINE_SLOW"
 

@@ -83,5 +83,6 @@ def _table(entries: tuple[ScenarioEntry, ...]) -> str:
         counts = [str(sum(1 for e in members if e.outcome == name) or ".") for name in GateOutcome]
         rows.append([str(group), *counts, span])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
                      for row in rows)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import EnvironmentUnusable, InputError
-from ..exitcodes import EXIT_INTERRUPTED, EXIT_UNUSABLE
+from ..exitcodes import EXIT_BAD_INPUT, EXIT_CANNOT_RUN_HERE, EXIT_INTERRUPTED
 from .command import add_parser
 
 
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except (EnvironmentUnusable, InputError) as exc:
         print(f"netkit kernels: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
+        return EXIT_CANNOT_RUN_HERE if isinstance(exc, EnvironmentUnusable) else EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("\nnetkit kernels: interrupted; nothing was left half-fetched", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -1,7 +1,7 @@
 """``netkit kernels get SPEC...`` and ``netkit kernels list``: Debian's kernels in netkit's cache.
 
-Exit status: 0 done; 2 an unknown spec, a cache it cannot read or create
-(HOME still root's after ``su`` without ``-``: set NETKIT_KERNEL_CACHE), or a
+Exit status: 0 done; 2 an unknown spec, or a cache it cannot read or create
+(HOME still root's after ``su`` without ``-``: set NETKIT_KERNEL_CACHE); 4 a
 machine that cannot fetch (no apt-get, the mirror unreachable) -- the message
 says which.
 """
@@ -34,17 +34,22 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("kernels", help="Debian kernels for `netkit gate --kernel`: fetch into a cache, list",
                        description=__doc__.split("\n\n")[0] + f"\n\nCache: {CACHE_ENV} or ~/.cache/netkit/kernels."
                        + "\n\nSpecs:" + SPECS_DOC.split("A kernel is named by a *spec*", 1)[1].split(":", 1)[1],
+                       epilog="examples:\n  netkit kernels get debian:6.1 debian:6.12\n  netkit kernels list\n"
+                              "  netkit gate --kernel debian:6.1 --only 'ipv4-idle-*' --json gate-6.1.json",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     inner = p.add_subparsers(dest="kernels_command", metavar="{get,list,remove}")
-    g = inner.add_parser("get", help=HELP["get"])
+    g = inner.add_parser("get", help=HELP["get"], description=f"Kernels: {HELP['get']}.",
+                         epilog="example:\n  netkit kernels get debian:6.1 debian:6.12")
     g.add_argument("specs", nargs="+", metavar="SPEC", help=HELP["spec"])
     g.add_argument("--refresh", action="store_true", help=HELP["refresh"])
     g.set_defaults(func=cmd_get)
-    ls = inner.add_parser("list", help=HELP["list"])
+    ls = inner.add_parser("list", help=HELP["list"], description=f"Kernels: {HELP['list']}.",
+                          epilog="examples:\n  netkit kernels list\n  netkit kernels list --json")
     ls.add_argument("--json", action="store_true", help=HELP["json"])
     ls.set_defaults(func=cmd_list)
-    rm = inner.add_parser("remove", help=HELP["remove"])
+    rm = inner.add_parser("remove", help=HELP["remove"], description=f"Kernels: {HELP['remove']}.",
+                          epilog="example:\n  netkit kernels remove 6.1.0-40-amd64")
     rm.add_argument("releases", nargs="+", metavar="RELEASE")
     rm.set_defaults(func=cmd_remove)
 
@@ -78,7 +83,7 @@ def format_list(rows: list[dict[str, Any]], cache: str) -> str:
     table = [head] + [(r["release"], str(r["hz"] or "?"), _size(r["size_bytes"]), r["spec"] or "-",
                        (r["fetched"] or "-")[:16].replace("T", " ")) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    lines = ["  ".join(cell.ljust(w) if i != 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+    lines = ["  ".join(cell.ljust(w) if i != 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
              .rstrip() for row in table]
     return "\n".join(lines + [f"\n{len(rows)} kernel(s) in {cache}"])
 

@@ -106,7 +106,7 @@ def _fetch(spec: Spec, cache: str, refresh: bool, say: Any) -> FetchResult:
         _depmod(root, chosen.release)
         meta = {"release": chosen.release, "spec": spec.text, "source": "debian",
                 "packages": [f"{p}={records[p].get('Version', '')}" for p in packages],
-                "fetched": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                "fetched": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
         with open(os.path.join(root, MARKER), "w") as f:
             json.dump(meta, f, indent=1)
         dest = os.path.join(cache, chosen.release)

@@ -14,10 +14,10 @@ def parse_netstat(text: str) -> dict[str, int]:
     """``{"TcpExt.TCPKeepAlive": 3, ...}`` from /proc/net/netstat's header/value line pairs."""
     counters: dict[str, int] = {}
     lines = text.splitlines()
-    for header, values in zip(lines[::2], lines[1::2]):
+    for header, values in zip(lines[::2], lines[1::2], strict=True):
         prefix, names = header.split(":", 1)
         _, numbers = values.split(":", 1)
-        for name, number in zip(names.split(), numbers.split()):
+        for name, number in zip(names.split(), numbers.split(), strict=True):
             counters[f"{prefix}.{name}"] = int(number)
     return counters
 

@@ -206,7 +206,7 @@ class Namespace:
             while pending:
                 try:
                     replies = nl.recv(NETLINK_RECV_BYTES)
-                except socket.timeout:  # TimeoutError from Python 3.10 on
+                except TimeoutError:
                     raise TimeoutError(
                         f"no netlink ack in {self.name} within {timeout} s for requests {sorted(pending)}"
                     ) from None

@@ -236,7 +236,7 @@ def syn_sent_link_down(syn_retries: int, linear_timeouts: int, kernel: KernelInf
             "give more syn_retries")
     offsets = [sum(syn.timer_runs_s[:k]) for k in range(1, len(syn.timer_runs_s))]  # the retransmissions
     late = [sum(wheel_granularity_s(d, kernel.hz) for d in syn.timer_runs_s[:k]) for k in range(1, len(syn.timer_runs_s))]
-    surely = sum(1 for o, lt in zip(offsets, late) if o + lt < failure.window_s[0])
+    surely = sum(1 for o, lt in zip(offsets, late, strict=True) if o + lt < failure.window_s[0])
     maybe = sum(1 for o in offsets if o - kernel.jiffy_s <= failure.window_s[1])
     rule = (f"neigh_timer_handler: {failure.rule}; the queued SYNs' error report (arp_error_report/ndisc_error_report"
             f" -> ICMP unreachable to ourselves) reaches tcp_v4_err/tcp_v6_err, which ends a SYN-SENT socket at once: "

@@ -56,13 +56,45 @@ machine late: those fail at once.
 Under pytest-xdist (``-n N``) each xdist worker has its own pool, bounded to
 1/N of the usual size, and starts a scenario when its test asks for it.
 
-Use ``timeout_method = signal`` with pytest-timeout: its thread method calls
-``os._exit`` and skips teardown.
+**The ``netkit`` marker.**  Every test that uses a netkit fixture (directly,
+or through a fixture of yours that depends on one) or is parametrized with a
+:class:`netkit.Scenario` is marked ``netkit`` as it is collected: ``-m netkit``
+runs only them, ``-m "not netkit"`` everything else.  A test that reaches a
+fixture only through ``request.getfixturevalue()`` is not seen; mark it
+yourself (``@pytest.mark.netkit``).
+
+**Only what stays selected.**  The plugin acts once collection has finished
+(``pytest_collection_finish``), on the tests that ``-k``, ``-m``,
+``--deselect`` and every other plugin left selected: a deselected test's
+scenario is never started, and no lab is built for it.
+
+**Nothing until a netkit test is collected.**  The plugin loads in every
+pytest session of every project that installs netkit, so loading it imports
+no pyroute2, no lab and no scenario code, and measures nothing.  Its header
+line (kernel, HZ, privileges, options) is printed after collection, and only
+when a netkit test was selected (not with ``-q`` or ``--no-header``, nor by
+pytest-xdist's controller, which collects nothing itself); HZ is read from the
+kernel config, or measured over 0.5 s only then.  The labs and the pool are
+imported when a fixture first needs them.
+
+**Deadlines (pytest-timeout).**  A test that uses ``netkit_pool`` and is
+parametrized with scenarios cannot hang: it gets a pytest-timeout deadline
+from their predictions -- each run's lead-in, its predicted death and the
+observer's give-up time, its lab's set-up and teardown, twice (a machine-late
+run is retried), behind the pool's backlog, plus the pool's start -- as the
+marker ``timeout(deadline, method="signal")``.  A timeout you chose wins: a
+``timeout`` marker on the test (or its class or module), ``--timeout``, or
+``PYTEST_TIMEOUT`` (``--timeout 0`` turns every timeout off); the ini
+``timeout`` is a project-wide default, which these deadlines replace.  Other
+netkit tests keep whatever timeout you configured.  Use ``timeout_method =
+signal`` with pytest-timeout for them too: its thread method calls
+``os._exit`` and skips teardown (kept namespaces, failure reports).
 
 This module holds the hooks; the fixtures are defined in :mod:`.labs` and
 :mod:`.pool` and imported here, where pytest finds them (the plugin is this
 module); the options in :mod:`.options`, a test's record and its failure
-report in :mod:`.record`.
+report in :mod:`.record`, the marker and what counts as a netkit test in
+:mod:`.collection`, the deadlines in :mod:`.deadlines`.
 """
 
 from __future__ import annotations
@@ -72,12 +104,10 @@ from typing import Any
 
 import pytest
 
-from ..kernel import kernel_info
-from ..privileges import missing_privileges
-from . import record
+from . import collection, record
 from .labs import Connection, netkit_connection, netkit_family, netkit_lab, netkit_middlebox, netkit_routed_lab
 from .options import REQUIRE_PRIVILEGES_ENV, SETTINGS_KEY, add_options, resolve, settings
-from .pool import PoolForTests, netkit_pool, remember_scenarios
+from .pool import PoolForTests, netkit_pool, pool_size, remember_scenarios
 
 __all__ = [  # the fixtures, here so that pytest finds them in the plugin module
     "Connection", "PoolForTests", "netkit_connection", "netkit_family", "netkit_lab", "netkit_middlebox", "netkit_pool",
@@ -90,6 +120,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", collection.MARKER_HELP)
     # resolved once: a bad value fails at start-up, not mid-run -- as a usage error (exit 4), not a traceback
     try:
         config.stash[SETTINGS_KEY] = resolve(config)
@@ -97,11 +128,32 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """The ``netkit`` marker, given as each test is collected: before ``-m`` deselects anything."""
+    collection.mark(item)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What the selected tests need -- and only they: -k, -m and every plugin's deselection are done by now."""
+    config = session.config
+    selected = collection.netkit_tests(session.items)
+    remember_scenarios(config, selected)
+    if selected and config.pluginmanager.hasplugin("timeout"):
+        from .deadlines import set_deadlines
+
+        set_deadlines(config, selected, pool_size(config))
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> str | None:
+    """netkit's header line -- kernel, HZ, privileges, options -- when (and only when) a netkit test is selected."""
+    if not collection.netkit_tests(items) or config.get_verbosity() < 0 or config.getoption("no_header", False):
+        return None
+    from ..kernel import kernel_info
+    from ..privileges import missing_privileges
+
     k = kernel_info()
-    privileges = missing_privileges()
     chosen = settings(config)
-    if privileges is None:
+    if missing_privileges() is None:
         state = "labs enabled"
     else:
         state = "labs ERROR (not privileged)" if chosen.require_privileges else "labs SKIPPED (not privileged)"
@@ -111,10 +163,15 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     """One line a CI log cannot hide: how many tests proved nothing because the run lacked privileges."""
+    skipped_reports = terminalreporter.stats.get("skipped", [])
+    if not skipped_reports:
+        return
+    from ..privileges import missing_privileges
+
     reason = missing_privileges()
     if reason is None:
         return
-    skipped = [r for r in terminalreporter.stats.get("skipped", []) if reason in str(getattr(r, "longrepr", ""))]
+    skipped = [r for r in skipped_reports if reason in str(getattr(r, "longrepr", ""))]
     if not skipped:
         return
     terminalreporter.write_sep(
@@ -126,10 +183,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         f"netkit: to make this an error instead of a skip: --netkit-require-privileges, "
         f"{REQUIRE_PRIVILEGES_ENV}=1 or ini netkit_require_privileges = true"
     )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    remember_scenarios(config, items)
 
 
 @pytest.hookimpl(tryfirst=True)

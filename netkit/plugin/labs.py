@@ -4,6 +4,9 @@ Each is function-scoped and torn down after its test whatever happened; each
 skips the test, with the reason, when labs cannot be built here
 (:func:`netkit.plugin.options.skip_unless_privileged`).  The small fixtures
 (``netkit_family``, ``netkit_middlebox``) are there to be overridden.
+
+The lab (and pyroute2 with it) is imported when a fixture is first used, not
+when the plugin loads: the plugin module is loaded in every pytest session.
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 
 from ..errors import FeatureMissing
-from ..lab.faults import MIDDLEBOX_FORGETS
-from ..lab.lab import Lab
-from ..lab.routed import MiddleboxConfig, RoutedLab
 from .options import skip_unless_privileged
 from .record import RECORD_KEY
+
+if TYPE_CHECKING:
+    from ..lab.lab import Lab
+    from ..lab.routed import MiddleboxConfig, RoutedLab
 
 
 @pytest.fixture
@@ -42,6 +47,8 @@ def netkit_lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
         def test_reach(netkit_lab):
             s = netkit_lab.server.socket("ipv4")
     """
+    from ..lab.lab import Lab
+
     skip_unless_privileged(request.config)
     with Lab() as lab:
         request.node.stash[RECORD_KEY].labs.append(lab)
@@ -60,6 +67,8 @@ def netkit_middlebox() -> MiddleboxConfig:
         def netkit_middlebox():
             return MiddleboxConfig(timeout_s=5, action="reject", masquerade=True)
     """
+    from ..lab.routed import MiddleboxConfig
+
     return MiddleboxConfig(timeout_s=2)
 
 
@@ -79,6 +88,9 @@ def netkit_routed_lab(request: pytest.FixtureRequest, netkit_middlebox: Middlebo
             server, client = netkit_routed_lab.connect("ipv4")
             assert netkit_routed_lab.conntrack("ipv4")[0].state == "ESTABLISHED"
     """
+    from ..lab.faults import MIDDLEBOX_FORGETS
+    from ..lab.routed import RoutedLab
+
     skip_unless_privileged(request.config)
     reason = MIDDLEBOX_FORGETS.unsupported_reason()
     if reason:

@@ -1,10 +1,14 @@
 """The plugin's session-wide scenario pool: every parametrized scenario started at once, each result asserted alone.
 
 ``netkit_pool`` wraps one :class:`netkit.scenario.pool.ScenarioPool` per
-session (per xdist worker, bounded to 1/N of the usual size).  At collection
-(:func:`remember_scenarios`) the plugin notes every :class:`netkit.Scenario` a
-selected test is parametrized with, so that the pool starts them all on first
-use and a whole matrix takes about as long as its longest scenario.
+session (per xdist worker, bounded to 1/N of the usual size).  Once
+collection has finished (:func:`remember_scenarios`, from
+``pytest_collection_finish``: after ``-k``, ``-m`` and every plugin have
+deselected what they deselect) the plugin notes every :class:`netkit.Scenario`
+a selected test is parametrized with, so that the pool starts them all on
+first use and a whole matrix takes about as long as its longest scenario.  A
+deselected test's scenario is never started.  netkit's heavy modules (the
+scenario pool, pyroute2) are imported when the pool is first used.
 
 A result that is *machine late* (its timer ledger measured the softirq's
 lateness, and without it the run passes: not the kernel's failure) runs once
@@ -16,18 +20,21 @@ plugin's docstring says why a skip).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from ..errors import CANNOT_RUN_HERE
-from ..gate.retry import inconclusive_reason
-from ..scenario import Scenario, ScenarioResult
-from ..scenario.pool import DEFAULT_WORKERS, ScenarioPool
+from .collection import scenarios_of
 from .options import settings, skip_unless_privileged
 from .record import RUNNING_KEY
 
+if TYPE_CHECKING:  # imported when the pool is first used: the plugin module loads in every pytest session
+    from ..scenario import Scenario, ScenarioResult
+    from ..scenario.pool import ScenarioPool
+
 MIN_WORKERS_PER_XDIST_WORKER = 4  # a test that submits a few scenarios itself still runs them at once
-SCENARIOS_KEY = pytest.StashKey[list[Scenario]]()  # every Scenario the selected tests are parametrized with
+SCENARIOS_KEY: pytest.StashKey[list[Scenario]] = pytest.StashKey()  # every Scenario the selected tests are parametrized with
 
 
 class PoolForTests:
@@ -37,9 +44,16 @@ class PoolForTests:
         self.pool = pool
         self.config = config
         self._retries: dict[Scenario, ScenarioResult] = {}  # one retry per scenario, whichever tests share it
+        self._submitted: dict[Scenario, None] = {}  # every scenario given to the pool, in order (each once)
+
+    @property
+    def submitted(self) -> list[Scenario]:
+        """Every scenario the pool was given (started at once, or asked for by a test), in order."""
+        return list(self._submitted)
 
     def submit(self, *scenarios: Scenario) -> None:
         self.pool.submit(*scenarios)
+        self._submitted.update(dict.fromkeys(scenarios))
 
     def wait_idle(self) -> None:
         """Wait until the session's scenarios have all ended: for a test that loads the machine itself
@@ -48,6 +62,10 @@ class PoolForTests:
 
     def result(self, scenario: Scenario) -> ScenarioResult:
         """The scenario's result; machine late, its retry's; machine late again, the test is skipped (inconclusive)."""
+        from ..gate.retry import inconclusive_reason
+        from ..scenario.spec import require_scenario
+
+        self._submitted[require_scenario(scenario, "netkit_pool.result()")] = None  # the pool submits it, once
         try:
             result = self._note(self.pool.result(scenario))
             if result.machine_late:
@@ -75,8 +93,10 @@ def xdist_workers(config: pytest.Config) -> int:
     return int(workerinput.get("workercount", 1)) if workerinput is not None else 0
 
 
-def _pool_size(config: pytest.Config) -> int:
+def pool_size(config: pytest.Config) -> int:
     """The session pool's bound on worker processes; pytest-xdist's workers share one machine's bound."""
+    from ..scenario.pool import DEFAULT_WORKERS
+
     sharing = xdist_workers(config)
     return max(MIN_WORKERS_PER_XDIST_WORKER, DEFAULT_WORKERS // sharing) if sharing else DEFAULT_WORKERS
 
@@ -94,10 +114,7 @@ def remember_scenarios(config: pytest.Config, items: list[pytest.Item]) -> None:
         return
     found: dict[Scenario, None] = {}
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        for value in (callspec.params.values() if callspec else ()):
-            if isinstance(value, Scenario):
-                found[value] = None
+        found.update(dict.fromkeys(scenarios_of(item)))
     config.stash[SCENARIOS_KEY] = list(found)
 
 
@@ -120,9 +137,17 @@ def netkit_pool(pytestconfig: pytest.Config) -> Iterator[PoolForTests]:
         def test_dies_on_time(netkit_pool, scenario):
             result = netkit_pool.result(scenario)
             assert result.verdict == "pass", result.explain()
+
+    A test that uses it and is parametrized with scenarios gets a
+    pytest-timeout deadline from their predictions, unless it has a timeout
+    of the user's (:mod:`netkit.plugin.deadlines`).  ``submitted`` lists
+    every scenario the pool was given, in order.
     """
+    from ..scenario.pool import ScenarioPool
+
     skip_unless_privileged(pytestconfig)
     chosen = settings(pytestconfig)
-    with ScenarioPool(max_workers=_pool_size(pytestconfig), keep_failed=chosen.keep_failed, pcap_dir=chosen.pcap_dir) as pool:
-        pool.submit(*pytestconfig.stash.get(SCENARIOS_KEY, []))
-        yield PoolForTests(pool, pytestconfig)
+    with ScenarioPool(max_workers=pool_size(pytestconfig), keep_failed=chosen.keep_failed, pcap_dir=chosen.pcap_dir) as pool:
+        for_tests = PoolForTests(pool, pytestconfig)
+        for_tests.submit(*pytestconfig.stash.get(SCENARIOS_KEY, []))
+        yield for_tests

@@ -9,12 +9,15 @@ the packet capture of every scenario it used and, with
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ..lab.lab import Lab
-from ..scenario import ScenarioResult, failure_pcap_path
 from .options import settings
+
+if TYPE_CHECKING:  # a lab or a result is in a record only once a netkit fixture has imported them
+    from ..lab.lab import Lab
+    from ..scenario import ScenarioResult
 
 
 @dataclass
@@ -47,6 +50,8 @@ def _pcap_lines(item: pytest.Item) -> list[str]:
     for result in {id(r): r for r in record.results}.values():  # each once, in order
         path = result.pcap
         if path is None and result.pcap_data:
+            from ..scenario import failure_pcap_path
+
             path = result.write_pcap(failure_pcap_path(result.scenario, result.lab, settings(item.config).pcap_dir))
         if path:
             lines.append(f"{result.scenario.id} ({result.verdict}): {path}  (tcpdump -nr {path})")

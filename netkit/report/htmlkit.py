@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any, Optional
+from typing import Any
 
 STYLE = {
     "pass": ("#1e7b34", "#d7f0dc", "PASS"),
@@ -27,7 +27,7 @@ def _e(value: Any) -> str:
     return html.escape(_without_scheme("" if value is None else str(value)), quote=True)
 
 
-def _style(outcome: Optional[str]) -> tuple[str, str, str]:
+def _style(outcome: str | None) -> tuple[str, str, str]:
     return STYLE.get(outcome or "", _UNKNOWN_STYLE)
 
 
@@ -36,7 +36,7 @@ def _without_scheme(text: str) -> str:
     return re.sub(r"\b[A-Za-z][A-Za-z0-9+.-]*://", "", text)
 
 
-def badge(outcome: str, text: Optional[str] = None, zero: bool = False) -> str:
+def badge(outcome: str, text: str | None = None, zero: bool = False) -> str:
     """An outcome as a coloured pill (the header's totals, each section's title)."""
     colour, _, label = _style(outcome)
     classes = "badge" + (" zero" if zero else "")

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from typing import Any, Optional
+from typing import Any
 
 from ..document.codec import document, entry
 from ..document.records import GateDocument, ScenarioEntry
@@ -142,7 +142,7 @@ def _properties(suite: ET.Element, doc: GateDocument) -> None:
         ET.SubElement(properties, "property", name=name, value=xml_text(text))
 
 
-def to_junit(doc: Doc, hostname: Optional[str] = None) -> str:
+def to_junit(doc: Doc, hostname: str | None = None) -> str:
     """JUnit XML (pytest's xunit2 family) for a gate document.
 
     ``hostname`` defaults to ``machine.hostname`` if the document has one

@@ -237,7 +237,7 @@ def kcidb_document(doc: Doc, origin: str, *, checkout_id: str | None = None,
     env = environment(doc)
     paths = kcidb_paths([s.id for s in doc.scenarios])
     data["tests"] = [_test(doc, s, origin=origin, build_id=build_id, path=path, env=env)
-                     for s, path in zip(doc.scenarios, paths)]
+                     for s, path in zip(doc.scenarios, paths, strict=True)]
     return data
 
 

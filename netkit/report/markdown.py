@@ -1,4 +1,4 @@
-"""The gate document as the Markdown table the README shows ("Measured on this kernel").
+"""The gate document as the Markdown table docs/measured.md shows ("Measured on this kernel").
 
 One row per scenario, in the document's order::
 
@@ -6,7 +6,7 @@ One row per scenario, in the document's order::
     | ipv4-idle-link-down-1/1/3 | 4.000 | [3.996, 4.136] | 4.096 / 4.096 / 4.096 | ETIMEDOUT | tcpi_probes: [3] (exp 3) | 3/3 |
 
 A scenario that never ran (skip, or an error before its first run) is one
-merged row, ``| id | skipped: reason |||||``, as in the README.
+merged row, ``| id | skipped: reason |||||``, as in docs/measured.md.
 
 This module also holds the plain-text vocabulary the other renderers share
 (a window is ``[low, high]``, a count is the figure its ``count_source``
@@ -19,38 +19,38 @@ here is pure: a document in, a string out.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Optional, Union
+from typing import Any
 
 from ..document.codec import document, entry
 from ..document.records import GateDocument, GateRun, KnownRecord, ScenarioEntry
 from ..enums import GateOutcome
 
-Doc = Union[GateDocument, Mapping[str, Any]]  # a typed document, or its JSON (read through netkit.document.codec)
-Scenario = Union[ScenarioEntry, Mapping[str, Any]]
+Doc = GateDocument | Mapping[str, Any]  # a typed document, or its JSON (read through netkit.document.codec)
+Scenario = ScenarioEntry | Mapping[str, Any]
 
 HEADER = "| cell | expected (s) | window (s) | measured min/median/max (s) | error | count | verdict |"
 RULE_LINE = "|---|---|---|---|---|---|---|"
 
 
-def format_s(value: Optional[float]) -> str:
+def format_s(value: float | None) -> str:
     """Seconds with millisecond precision (the jiffy at HZ=1000), or an em dash when unknown."""
     return "—" if value is None else f"{value:.3f}"
 
 
-def format_window(window: Optional[Sequence[float]]) -> str:
+def format_window(window: Sequence[float] | None) -> str:
     """``[low, high]`` with three decimals; an em dash when the scenario has no window."""
     if not window or len(window) != 2:
         return "—"
     return f"[{format_s(window[0])}, {format_s(window[1])}]"
 
 
-def format_windows(window: Optional[Sequence[float]], alternative: Optional[Sequence[float]] = None) -> str:
+def format_windows(window: Sequence[float] | None, alternative: Sequence[float] | None = None) -> str:
     """The nominal window, plus ``or [low, high]`` when timer rounding allows a second outcome."""
     text, other = format_window(window), format_window(alternative)
     return f"{text} or {other}" if other != "—" else text
 
 
-def first_words(rule: Optional[str]) -> str:
+def first_words(rule: str | None) -> str:
     """The rule's name, as a failure message cites it: ``tcp_keepalive_timer ...``.
 
     The full rule is a paragraph; a one-line message names the kernel function
@@ -153,7 +153,7 @@ def retry_text(scenario: ScenarioEntry) -> str:
     return f"retried once by the gate: the first run was machine late ({retried.reason or 'no sentence kept'})"
 
 
-def known_text(known: Optional[KnownRecord]) -> str:
+def known_text(known: KnownRecord | None) -> str:
     """A known failure as text: its reason, then its link in parentheses (never as a live link)."""
     if not known:
         return ""
@@ -190,7 +190,7 @@ def distinct(values: Iterable[Any]) -> list[Any]:
 
 
 def table_row(scenario: Scenario) -> str:
-    """One scenario as one README table row (the merged form when it never ran)."""
+    """One scenario as one row of docs/measured.md's table (the merged form when it never ran)."""
     scenario = entry(scenario)
     sid = _cell(scenario.id)
     runs = scenario.runs
@@ -250,7 +250,7 @@ def summary_line(doc: GateDocument) -> str:
 
 
 def to_markdown(doc: Doc, heading: bool = True) -> str:
-    """The README's measured table for a gate document; with ``heading``, the summary sentence first."""
+    """docs/measured.md's measured table for a gate document; with ``heading``, the summary sentence first."""
     doc = document(doc)
     lines = [summary_line(doc), ""] if heading else []
     lines += [HEADER, RULE_LINE]

@@ -98,14 +98,14 @@ def nipa_time(stamp: str | None, doc: GateDocument) -> str:
         when = datetime.datetime.strptime(stamp or "", "%Y-%m-%dT%H:%M:%SZ")
     except ValueError:
         return stamp or doc.started or ""
-    return str(when.replace(tzinfo=datetime.timezone.utc))
+    return str(when.replace(tzinfo=datetime.UTC))
 
 
 def nipa_document(doc: Doc, *, branch: str, executor: str = DEFAULT_EXECUTOR, link: str | None = None) -> dict[str, Any]:
     """NIPA's result file for a gate document: the run's envelope and one result per scenario."""
     doc = document(doc)
     results = []
-    for scenario, name in zip(doc.scenarios, numbered_apart(namify(s.id) for s in doc.scenarios)):
+    for scenario, name in zip(doc.scenarios, numbered_apart(namify(s.id) for s in doc.scenarios), strict=True):
         one: dict[str, Any] = {"test": name, "group": GROUP, "result": result(scenario.outcome)}
         if scenario.duration_s is not None:
             one["time"] = scenario.duration_s

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Union
+from typing import Any
 
 from ..document.codec import document
 from ..document.records import GateDocument, ScenarioEntry
@@ -26,7 +26,7 @@ from .htmlkit import _e, _style
 
 SHORT = {"pass": "pass", "fail": "FAIL", "xfail": "xfail", "xpass": "XPASS", "skip": "skip", "error": "ERROR",
          "inconclusive": "inconclusive"}  # machine late twice: neither pass nor the kernel's FAIL
-Docs = Sequence[Union[GateDocument, Mapping[str, Any]]]  # typed documents, or their JSON
+Docs = Sequence[GateDocument | Mapping[str, Any]]  # typed documents, or their JSON
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def compare_rows(docs: Docs) -> list[Row]:
 
 def _totals_lines(docs: list[GateDocument], titles: list[str]) -> list[str]:
     lines = []
-    for doc, title in zip(docs, titles):
+    for doc, title in zip(docs, titles, strict=True):
         boot = f"boot {doc.guest.boot_s:.1f} s, " if doc.guest and doc.guest.boot_s else ""
         lines.append(f"{title}: {boot}gate {doc.wall_s or 0:.1f} s; "
                      + ", ".join(f"{k} {v}" for k, v in doc.totals.items() if v))
@@ -115,20 +115,20 @@ def format_table(docs: Docs, *, markdown: bool = False, only_differences: bool =
     typed = [document(d) for d in docs]
     titles = [column_title(d) for d in typed]
     rows = [r for r in compare_rows(typed) if r.differs or not only_differences]
-    cells = [[c + ("*" if m and i else "") for i, (c, m) in enumerate(zip(r.cells, r.marks))] for r in rows]
+    cells = [[c + ("*" if m and i else "") for i, (c, m) in enumerate(zip(r.cells, r.marks, strict=True))] for r in rows]
     if markdown:
         lines = ["| scenario | " + " | ".join(titles) + " |", "| --- |" + " --- |" * len(titles)]
-        for r, row in zip(rows, cells):
+        for r, row in zip(rows, cells, strict=True):
             name = f"**{r.id}**" if r.differs else r.id
             lines.append(f"| {name} | " + " | ".join(f"**{c}**" if r.differs and m else c
-                                                      for c, m in zip(row, r.marks)) + " |")
+                                                      for c, m in zip(row, r.marks, strict=True)) + " |")
     else:
         head = ["scenario", *titles]
-        table = [head] + [[r.id, *row] for r, row in zip(rows, cells)]
+        table = [head] + [[r.id, *row] for r, row in zip(rows, cells, strict=True)]
         widths = [max(len(t[i]) for t in table) for i in range(len(head))]
         lines = []
         for n, t in enumerate(table):
-            line = "  ".join(c.ljust(w) for c, w in zip(t, widths)).rstrip()
+            line = "  ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)).rstrip()
             if n and rows[n - 1].differs:
                 line += "  <<"
             lines.append(line)
@@ -164,7 +164,7 @@ def html_table(docs: Docs, *, title: str = "netkit gate: kernels side by side",
     body = []
     for r in rows:
         cells = []
-        for i, (text, outcome, mark, known) in enumerate(zip(r.cells, r.outcomes, r.marks, r.known)):
+        for i, (text, outcome, mark, known) in enumerate(zip(r.cells, r.outcomes, r.marks, r.known, strict=True)):
             _, background, _ = _style(outcome)
             note = ""
             if known:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Optional
 
 DIRECTIVES = ("SKIP", "XFAIL", "XPASS", "TODO")
 TOTALS_KEYS = ("pass", "fail", "xfail", "xpass", "skip", "error")
@@ -60,10 +59,10 @@ class TapResult:
     number: int
     ok: bool
     description: str
-    directive: Optional[str] = None  # SKIP, XFAIL, XPASS, TODO or "error"
-    reason: Optional[str] = None
-    time_ms: Optional[int] = None
-    comment: Optional[str] = None  # free text after "#  " (no directive)
+    directive: str | None = None  # SKIP, XFAIL, XPASS, TODO or "error"
+    reason: str | None = None
+    time_ms: int | None = None
+    comment: str | None = None  # free text after "#  " (no directive)
     diagnostics: list[str] = field(default_factory=list)
     line_no: int = 0
 
@@ -88,10 +87,10 @@ class TapRun:
     version: int
     plan: int
     results: list[TapResult] = field(default_factory=list)
-    plan_skip_reason: Optional[str] = None
-    totals: Optional[dict[str, int]] = None
+    plan_skip_reason: str | None = None
+    totals: dict[str, int] | None = None
     diagnostics: list[str] = field(default_factory=list)  # after the last result, not attached
-    bail_out: Optional[str] = None
+    bail_out: str | None = None
 
     def counts(self) -> dict[str, int]:
         """Results per outcome, counted from the lines (what a Totals line must say)."""
@@ -186,7 +185,7 @@ def parse_tap(text: str) -> TapRun:
                                "'# Totals: pass:P fail:F xfail:X xpass:XP skip:S error:E'")
             if totals_line:
                 raise TapError(line_no, f"duplicate Totals line (the first is on line {totals_line})")
-            run.totals = dict(zip(TOTALS_KEYS, map(int, totals.groups())))
+            run.totals = dict(zip(TOTALS_KEYS, map(int, totals.groups()), strict=True))
             totals_line = line_no
             counted = run.counts()
             if run.totals != counted:

@@ -18,7 +18,6 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
 
 from ..document.records import GateRun, ScenarioEntry
 from ..enums import Clock, EventKind, Timing
@@ -55,7 +54,7 @@ class TimeAxis:
 
 
 def _times(runs: Sequence[GateRun]) -> list[float]:
-    values: list[Optional[float]] = [0.0]
+    values: list[float | None] = [0.0]
     for run in runs:
         values += [run.fault_at_s, run.measured_s, run.death_s, run.expected_s]
         for window in run.windows:
@@ -94,7 +93,7 @@ MARK_COLOURS = {  # the kinds drawn as a marker; any other kind is a grey tick
 NOT_DRAWN = (EventKind.FAULT, EventKind.LAST_SEGMENT, EventKind.RST)  # drawn from fault_at_s, t = 0 and wire.rst_s
 
 
-def timeline_svg(scenario: ScenarioEntry, axis: Optional[TimeAxis] = None) -> str:
+def timeline_svg(scenario: ScenarioEntry, axis: TimeAxis | None = None) -> str:
     """One SVG for all of a scenario's runs: one lane per run on a shared seconds axis.
 
     The expected window is a green band (``class="band"``), the alternative

@@ -143,7 +143,7 @@ def connections_on_the_wire(
     for tested, peer in other_addresses:
         frames = by_ports.get((min(tested[1], peer[1]), max(tested[1], peer[1])), [])
         wires.append(analyse(frames, tested, peer, fault_ns))
-    return tuple(replace(c, wire_rst_s=w.rst_s, wire_probes=w.unanswered_probes) for c, w in zip(connections, wires))
+    return tuple(replace(c, wire_rst_s=w.rst_s, wire_probes=w.unanswered_probes) for c, w in zip(connections, wires, strict=True))
 
 
 def merge_timeline(timeline: tuple[Event, ...], wire: WireEvidence, prediction: DeathPrediction) -> tuple[Event, ...]:

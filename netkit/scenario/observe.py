@@ -81,7 +81,7 @@ def wait_for_answered_probes(
 
     def answered() -> bool:
         now = time.monotonic()
-        for i, (s, armed_at) in enumerate(zip(socks, armed)):
+        for i, (s, armed_at) in enumerate(zip(socks, armed, strict=True)):
             since = tcp_info(s).last_ack_recv_ms / 1000
             if not (since <= fresh_s and since < now - armed_at - ARMED_MARGIN_S):
                 unanswered[0] = len(socks) - i
@@ -213,7 +213,7 @@ class _Others:
     def read(self, events: dict[int, int]) -> None:
         ready = [fd for fd in events if fd in self.pending]
         infos = [tcp_info(self.socks[self.pending[fd]]) for fd in ready]  # first: later syscalls add to it
-        for fd, info in zip(ready, infos):
+        for fd, info in zip(ready, infos, strict=True):
             i = self.pending.pop(fd)
             self.poller.unregister(fd)
             self.ended[i] = Ended(round(info.last_ack_recv_ms / 1000, 6), socket_error(self.socks[i]), info.probes)

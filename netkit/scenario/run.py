@@ -336,7 +336,7 @@ def _connection_deaths(c: _Connection, death: Death, broken: _Broken) -> tuple[C
     first = ConnectionDeath(0, death.measured_s, death.error, death.probes, broken.fault_at_s)
     rest = [ConnectionDeath(i, None, None, None, at) if e is None
             else ConnectionDeath(i, e.measured_s, e.error, e.probes, at)
-            for i, (e, at) in enumerate(zip(death.others, broken.others_fault_at_s), 1)]
+            for i, (e, at) in enumerate(zip(death.others, broken.others_fault_at_s, strict=True), 1)]
     return (first, *rest)
 
 

@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Union
 
 LAB_SERVER = "198.18.0.1"  # netkit's lab: the server namespace's address (check-server's programs listen there)
 LOCAL_PORT = 6432  # where a proxy listens, inside the lab's client namespace, for its local client
@@ -77,7 +76,7 @@ def wait_listening(port: int, timeout_s: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-Child = Union[list[str], tuple[int, list[str]]]  # a command, or (a port to wait for, then the command)
+Child = list[str] | tuple[int, list[str]]  # a command, or (a port to wait for, then the command)
 
 
 def run(children: list[Child], directory: str, main: int = -1) -> int:
