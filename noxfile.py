@@ -5,7 +5,7 @@ installed into it as a user gets it (built from this checkout into a wheel, not
 editable, with the ``test`` extra), then pytest on the files in ``PURE_TESTS``,
 which import netkit from that venv.  3.11 is the lowest version claimed and 3.13
 the highest; ``scripts/check-python-versions`` runs both, 3.13 in a Debian trixie
-container when this machine has no python3.13.  Root and the kernel are for
+container.  Root and the kernel are for
 ``scripts/test`` on the machine's own Python.
 """
 

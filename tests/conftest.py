@@ -32,7 +32,6 @@ def pytest_addoption(parser):
                           "scripts/check-gallery does both")
 
 
-@pytest.hookimpl(optionalhook=True)
 def pytest_collection_finish(session):
     """Start the README's and the docs' commands now, so they run beside the rest of the suite (test_readme.py).
 
@@ -54,6 +53,7 @@ def pytest_sessionfinish(session):
         module.RUNNER.close()
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """Under pytest-xdist's default ``--dist load``: as ``load``, but each of MODULES_IN_ONE_WORKER goes to one worker.
 
@@ -165,9 +165,9 @@ def one_whole_gate_at_a_time() -> Iterator[None]:
     allows 1.036, a RST 5 ms past its window).  With the ledger, two whole
     gates at once pass (3 pairs: 696 runs, no retry), so the lock now keeps
     the benchmarks' figures (wall times, ratios) from measuring another
-    test's gate; the default suite runs one test at a time and never waits
-    on it.  The README's commands take it one by one (they run in order
-    anyway), so a gate waits at most for one of them.  The lock goes with the
+    test's gate.  The README's and the docs' commands, which run beside the
+    rest of the suite (test_readme.py), take it one by one, so a whole gate
+    of another test waits at most for one of them, and none runs beside it.  The lock goes with the
     file, so a killed holder releases it.
     """
     with open(WHOLE_GATE_LOCK, "a") as lock:

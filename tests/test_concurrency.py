@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import one_whole_gate_at_a_time
 
 from netkit.privileges import missing_privileges
 
@@ -54,9 +55,10 @@ def _session_scenarios_ended(request):
 @needs_root
 @pytest.mark.slow
 def test_two_gates_started_together_both_pass_each_with_its_own_labs(tmp_path, assert_no_leftovers):
-    procs = [subprocess.Popen([*GATE, "--json", str(tmp_path / f"{n}.json")], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True) for n in (1, 2)]
-    outputs = [proc.communicate(timeout=TIMEOUT_S)[0] for proc in procs]
+    with one_whole_gate_at_a_time():  # the two gates together, without a README command or a whole gate beside them
+        procs = [subprocess.Popen([*GATE, "--json", str(tmp_path / f"{n}.json")], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True) for n in (1, 2)]
+        outputs = [proc.communicate(timeout=TIMEOUT_S)[0] for proc in procs]
     for proc, output in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, output[-3000:]
     docs = [json.loads((tmp_path / f"{n}.json").read_text()) for n in (1, 2)]
@@ -69,13 +71,14 @@ def test_two_gates_started_together_both_pass_each_with_its_own_labs(tmp_path, a
 @needs_root
 @pytest.mark.slow
 def test_a_gate_beside_a_pytest_run_of_scenarios_both_pass(tmp_path, assert_no_leftovers):
-    suite = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "ipv4",
-                              "tests/test_keepalive_death.py"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, text=True)
-    gate = subprocess.Popen([*GATE, "--json", str(tmp_path / "gate.json")], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
-    gate_output = gate.communicate(timeout=TIMEOUT_S)[0]
-    suite_output = suite.communicate(timeout=TIMEOUT_S)[0]
+    with one_whole_gate_at_a_time():  # the gate and that run together, without a README command beside them
+        suite = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "ipv4",
+                                  "tests/test_keepalive_death.py"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, text=True)
+        gate = subprocess.Popen([*GATE, "--json", str(tmp_path / "gate.json")], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+        gate_output = gate.communicate(timeout=TIMEOUT_S)[0]
+        suite_output = suite.communicate(timeout=TIMEOUT_S)[0]
     assert gate.returncode == 0, gate_output[-3000:]
     assert suite.returncode == 0 and " passed" in suite_output, suite_output[-3000:]
     assert_own_lab(each_run(json.loads((tmp_path / "gate.json").read_text())))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import os
-import re
 import subprocess
 import sys
 import time
@@ -81,10 +80,3 @@ def test_the_lister_reads_the_nav_as_yaml_does():
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
     assert [str(p.relative_to(DOCS)) for p in module.nav_pages(MKDOCS_YML)] == nav_pages_by_yaml()
-
-
-def test_placeholders_left_for_other_parts_of_issue_25_are_named():
-    """A `<!-- i25: ... -->` marker is text still to write: it must say what goes there."""
-    for page in [ROOT / "README.md", *DOCS.glob("*.md")]:
-        for marker in re.findall(r"<!-- i25:(.*?)-->", page.read_text(), re.S):
-            assert len(marker.strip()) > 20, f"{page.name}: a placeholder that does not say what goes there"

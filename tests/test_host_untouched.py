@@ -322,24 +322,28 @@ def gate_run(tmp_path_factory):
     if not effective_capabilities() >> CAP_NET_RAW & 1:
         pytest.skip("watching the host's traffic needs CAP_NET_RAW (an AF_PACKET socket), which this process lacks")
     document = tmp_path_factory.mktemp("host-untouched") / "gate.json"
-    namespaces_before = set(kept_namespaces())
-    instances_before = set(tracefs.netkit_instances())
-    tracefs_missing = ""
-    try:
-        tracefs.tracefs_root()  # mounted before the first look: netkit may mount it, which changes no tracing state
-    except tracefs.TracefsUnavailable as exc:
-        tracefs_missing = str(exc)  # then the snapshots say so (None), and a mount by the gate would show
-    before = host_snapshot()
-    with one_whole_gate_at_a_time(), HostWatch() as watch:
-        started = time.monotonic()
-        watch.send_controls("start")
-        done = subprocess.run([sys.executable, "-m", "netkit.cli", "gate", "--json", str(document)],
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=GATE_TIMEOUT_S)
-        watch.send_controls("end")
-        wall = time.monotonic() - started
-    after = host_snapshot()
+    # The snapshots too are taken holding the suite's lock: no README or docs command (they run beside the
+    # suite, tests/test_readme.py) builds or removes a lab between them.
+    with one_whole_gate_at_a_time():
+        namespaces_before = set(kept_namespaces())
+        instances_before = set(tracefs.netkit_instances())
+        tracefs_missing = ""
+        try:
+            tracefs.tracefs_root()  # mounted before the first look: netkit may mount it, which changes no tracing state
+        except tracefs.TracefsUnavailable as exc:
+            tracefs_missing = str(exc)  # then the snapshots say so (None), and a mount by the gate would show
+        before = host_snapshot()
+        with HostWatch() as watch:
+            started = time.monotonic()
+            watch.send_controls("start")
+            done = subprocess.run([sys.executable, "-m", "netkit.cli", "gate", "--json", str(document)],
+                                  capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=GATE_TIMEOUT_S)
+            watch.send_controls("end")
+            wall = time.monotonic() - started
+        after = host_snapshot()
+        namespaces_after = set(kept_namespaces())
     return GateRun(done, json.loads(document.read_text()) if document.exists() else None, wall, before, after,
-                   namespaces_before, set(kept_namespaces()), watch, instances_before, tracefs_missing)
+                   namespaces_before, namespaces_after, watch, instances_before, tracefs_missing)
 
 
 @needs_root

@@ -195,3 +195,26 @@ def test_without_tracefs_the_run_is_judged_from_the_observer_and_says_why(monkey
     assert result.evidence == "observer" and result.ledger is None
     assert result.evidence_note == "tracefs is not mounted and mounting it was refused: test"
     assert result.death_source is DeathSource.WIRE and result.verdict == "pass", result.explain()
+
+
+def test_a_fault_placed_after_the_first_window_probe_is_machine_late_not_a_kernel_failure(monkeypatch):
+    """The machine late placing the fault: the first zero-window probe, 0.2 s after the window closed, is answered.
+
+    The answer moves tcpi_last_ack_recv; the fault's moment counts from the window-closing ACK read before the
+    fault, so the lateness shows (machine late: the gate retries it) instead of a death 1.6 s "late" judged as
+    the kernel's (CI, stop 38).  Planted here: the fault's apply waits 0.3 s first.
+    """
+    import time
+
+    from netkit.lab.faults import FirewallDrop
+
+    applied = FirewallDrop.apply
+
+    def late_apply(self, ctx):
+        time.sleep(0.3)
+        applied(self, ctx)
+
+    monkeypatch.setattr(FirewallDrop, "apply", late_apply)
+    result = run_scenario(Scenario(KeepaliveSettings(1, 1, 3), fault="blackhole", state="zero-window", retries2=3))
+    assert result.fault_at_s is not None and result.fault_at_s >= 0.3, result.explain()
+    assert result.machine_late is not None and result.machine_late.startswith("the fault landed at"), result.explain()

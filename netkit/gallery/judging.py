@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..exitcodes import EXIT_CANNOT_RUN_HERE, EXIT_FAIL, EXIT_PASS
 from .exhibits import KERNEL_RULE, OWN_TIMER, SURVIVES, Exhibit
 
 SCHEMA = "netkit.gallery/1"
@@ -126,8 +127,8 @@ class GalleryDocument:
     def exit_code(self) -> int:
         """0 when every row ran and held; 1 when one broke; 4 when some could not run here and none broke."""
         if any(r.outcome == BROKEN for r in self.rows):
-            return 1
-        return 4 if any(r.outcome == SKIPPED for r in self.rows) else 0
+            return EXIT_FAIL
+        return EXIT_CANNOT_RUN_HERE if any(r.outcome == SKIPPED for r in self.rows) else EXIT_PASS
 
     def to_json(self) -> str:
         rows = [{**asdict(r), "expected": r.expected_text} for r in self.rows]

@@ -7,7 +7,7 @@ socket that is never connected.  A backported feature is therefore found on
 an "old" kernel, and a feature compiled out is missing on a new one.  A
 missing feature is a :class:`netkit.errors.FeatureMissing`
 (:func:`netkit.scenario.requirements.require_supported`): a skip in tests
-and in the gate, exit 2 in the CLI, with the reason.
+and in the gate, exit 4 (cannot run here) in the CLI, with the reason.
 """
 
 from __future__ import annotations

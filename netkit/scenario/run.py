@@ -357,6 +357,12 @@ def _break(run: RunContext, c: _Connection, trace: TimerTrace, clock: Clock,
     window's send (monotonic, CLOCK_REALTIME), which its times count from.
     """
     rto_s = tcp_info(c.sock).rto_us / 1e6
+    # The last segment received, on the monotonic clock, read before the fault: for a closed window it is the
+    # window-closing ACK, and nothing else may arrive before the fault.  Read after it, a segment that arrived
+    # meanwhile -- the first window probe answered, because the machine was late placing the fault -- would
+    # have moved tcpi_last_ack_recv and hidden that lateness (CI, stop 38: the fault "at 0.076 s", after a
+    # probe at 0.202 s that was answered; the death then 1.6 s "late", a kernel failure where the machine was).
+    last_received_before = time.monotonic() - c.since_last_received()
     c.fault.apply(c.ctx)
     if run.scenario.state == State.UNACKED:
         c.fault.settle(c.ctx)
@@ -369,10 +375,10 @@ def _break(run: RunContext, c: _Connection, trace: TimerTrace, clock: Clock,
         # The rule needs the fault in place before the first window probe, and that probe never leaves before
         # rto after the window-closing ACK: tcp_ack_probe() arms ICSK_TIME_PROBE0 for tcp_probe0_when(), which is
         # rto << backoff with backoff 0, and the timer wheel only rounds up.  A retracted window's first
-        # retransmission leaves rto after the send (netkit.model.retracted).  fault_at is read on the same jiffies
-        # clock once the fault took effect: two jiffies of margin.  (It was half the rto, a guess: in a quiet
-        # fresh-Debian container peer-gone's teardown took 132 ms, the first probe still left at 0.208 s,
-        # unanswered, and every figure matched the rule.)
+        # retransmission leaves rto after the send (netkit.model.retracted).  fault_at counts from the
+        # window-closing ACK (read before the fault, above) to once the fault took effect: two jiffies of
+        # margin.  (It was half the rto, a guess: in a quiet fresh-Debian container peer-gone's teardown took
+        # 132 ms, the first probe still left at 0.208 s, unanswered, and every figure matched the rule.)
         deadline = rto_s - 2 / run.kernel.hz
     else:
         k = run.scenario.keepalive  # idle and intvl read from the settings, after the prediction exists
@@ -382,7 +388,10 @@ def _break(run: RunContext, c: _Connection, trace: TimerTrace, clock: Clock,
         fault_at = time.monotonic() - sent_at
         c.fault.settle(c.ctx)
         return _Broken(lambda: time.monotonic() - sent_at, fault_at, deadline, sent_ns)
-    fault_at = c.since_last_received()
+    if run.scenario.state == State.ZERO_WINDOW:
+        fault_at = time.monotonic() - last_received_before
+    else:
+        fault_at = c.since_last_received()
     others_at = tuple(tcp_info(s).last_ack_recv_ms / 1000 for s, _ in c.others)
     if clock == Clock.WINDOW_CLOSED:  # a hung peer's answers move tcpi_last_ack_recv: count on from the closing
         closed_at = time.monotonic() - fault_at

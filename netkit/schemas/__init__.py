@@ -27,9 +27,11 @@ import json
 from importlib import resources
 from typing import Any
 
+from ..document.records import RENAMED
+
 NAMES = ("netkit.gate/3", "netkit.scenario-result/3", "netkit.inspect/1", "netkit.check-server/1",
          "netkit.check-client/1")
-FORMER_NAMES = {"netkit-gate/3": "netkit.gate/3"}  # the gate document's name before one convention: the same document
+FORMER_NAMES = RENAMED  # the gate document's name before one convention -> its name now: the same document
 
 
 def filename(name: str) -> str:
