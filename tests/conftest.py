@@ -32,20 +32,6 @@ def pytest_addoption(parser):
                           "scripts/check-gallery does both")
 
 
-def pytest_collection_finish(session):
-    """Start the README's and the docs' commands now, so they run beside the rest of the suite (test_readme.py).
-
-    Only in a plain run that selected a test of them: not for --collect-only, and not under xdist, where
-    which worker gets test_readme.py is not known yet (there they start with the module's first test).
-    """
-    config = session.config
-    if config.option.collectonly or hasattr(config, "workerinput") or getattr(config.option, "numprocesses", None):
-        return
-    readme_tests = [item for item in session.items if "readme_runs" in getattr(item, "fixturenames", ())]
-    if readme_tests:
-        readme_tests[0].module.RUNNER.start()
-
-
 def pytest_sessionfinish(session):
     """The README's commands stop and their files go even when the session ends before test_readme.py's end."""
     module = sys.modules.get("test_readme")
@@ -165,9 +151,9 @@ def one_whole_gate_at_a_time() -> Iterator[None]:
     allows 1.036, a RST 5 ms past its window).  With the ledger, two whole
     gates at once pass (3 pairs: 696 runs, no retry), so the lock now keeps
     the benchmarks' figures (wall times, ratios) from measuring another
-    test's gate.  The README's and the docs' commands, which run beside the
-    rest of the suite (test_readme.py), take it one by one, so a whole gate
-    of another test waits at most for one of them, and none runs beside it.  The lock goes with the
+    test's gate.  The README's and the docs' commands (test_readme.py) take
+    it one by one, so a whole gate of another test waits at most for one of
+    them, and none runs beside it.  The lock goes with the
     file, so a killed holder releases it.
     """
     with open(WHOLE_GATE_LOCK, "a") as lock:
