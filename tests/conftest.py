@@ -32,13 +32,6 @@ def pytest_addoption(parser):
                           "scripts/check-gallery does both")
 
 
-def pytest_sessionfinish(session):
-    """The README's commands stop and their files go even when the session ends before test_readme.py's end."""
-    module = sys.modules.get("test_readme")
-    if module is not None:
-        module.RUNNER.close()
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """Under pytest-xdist's default ``--dist load``: as ``load``, but each of MODULES_IN_ONE_WORKER goes to one worker.

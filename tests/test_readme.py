@@ -282,47 +282,39 @@ class ReadmeRunner:
     scenarios, and two checks failed for the machine's load, not the kernel's -- a SYN-RECV cell's
     0.5 s wait for the listener's request, a retracted window's Tcp.RetransSegs read after the first
     retransmission: CI dry run, stop 38.  They are to be made to say "machine late" first.)
-    ``close()`` stops what still runs and removes the saved files, whatever happened; the session's
-    end calls it too.
+    ``close()`` stops what still runs and removes the saved files, whatever happened.
     """
 
     def __init__(self) -> None:
         self.runs: dict[str, Run] = {}
-        self.refusal: tuple[str, str] | None = None  # ("skip" or "fail", why): what the fixture then does
         self._files: list[pathlib.Path] = []
         self._worker: threading.Thread | None = None
-        self._lock = threading.Lock()
         self._closing = threading.Event()  # set by close(): the thread starts no further command
 
     def start(self) -> None:
-        """Start the commands, once; or record why they cannot run here (``refusal``)."""
-        with self._lock:
-            if self._worker is not None or self.refusal is not None:
-                return
-            reason = missing_privileges()
-            if reason:
-                self.refusal = ("skip", reason)
-                return
-            wrapper = shutil.which("netkit")
-            expected = f"{ROOT}/.venv/bin/netkit"
-            if wrapper is None or expected not in pathlib.Path(wrapper).read_text(errors="replace"):
-                self.refusal = ("fail", f"`netkit` on PATH ({wrapper}) is not this checkout's: run {ROOT}/scripts/provision.sh")
-                return
-            files = [ROOT / e["name"] for e in readme_entries() if e["kind"] == "file"]
-            existing = [str(path) for path in files if path.exists()]
-            if existing:
-                self.refusal = ("fail", f"{', '.join(existing)} exist(s) already: the docs' files would overwrite them")
-                return
-            subprocess.run([str(LISTER), "--write-files", str(ROOT)], check=True)
-            self._files = files
-            blocks: dict[tuple[str, int], list[tuple[str, str]]] = {}
-            for entry in RUNNABLE:
-                blocks.setdefault(block_of(entry), []).append((bare(entry["command"]), entry["command"]))
-            for command in sorted(GUEST_ONLY_CHECKED):
-                blocks[("", -len(blocks) - 1)] = [(command, command)]
-            self.runs = {key: Run(command) for block in blocks.values() for key, command in block}
-            self._worker = threading.Thread(target=self._run_all, daemon=True)
-            self._worker.start()
+        """Start the commands in their thread; skip (no privileges) or fail (not this checkout's netkit) instead."""
+        reason = missing_privileges()
+        if reason:
+            pytest.skip(reason)
+        wrapper = shutil.which("netkit")
+        expected = f"{ROOT}/.venv/bin/netkit"
+        if wrapper is None or expected not in pathlib.Path(wrapper).read_text(errors="replace"):
+            pytest.fail(f"`netkit` on PATH ({wrapper}) is not this checkout's: run {ROOT}/scripts/provision.sh",
+                        pytrace=False)
+        files = [ROOT / e["name"] for e in readme_entries() if e["kind"] == "file"]
+        existing = [str(path) for path in files if path.exists()]
+        if existing:
+            pytest.fail(f"{', '.join(existing)} exist(s) already: the docs' files would overwrite them", pytrace=False)
+        subprocess.run([str(LISTER), "--write-files", str(ROOT)], check=True)
+        self._files = files
+        blocks: dict[tuple[str, int], list[tuple[str, str]]] = {}
+        for entry in RUNNABLE:
+            blocks.setdefault(block_of(entry), []).append((bare(entry["command"]), entry["command"]))
+        for command in sorted(GUEST_ONLY_CHECKED):
+            blocks[("", -len(blocks) - 1)] = [(command, command)]
+        self.runs = {key: Run(command) for block in blocks.values() for key, command in block}
+        self._worker = threading.Thread(target=self._run_all, daemon=True)
+        self._worker.start()
 
     def _run_all(self) -> None:
         for run in self.runs.values():
@@ -344,22 +336,15 @@ class ReadmeRunner:
         shutil.rmtree(ROOT / "__pycache__", ignore_errors=True)
 
 
-RUNNER = ReadmeRunner()
-
-
 @pytest.fixture(scope="module")
 def readme_runs():
-    """The commands' runs, started now, each awaited by its test; closed at the module's end."""
-    RUNNER.start()
-    if RUNNER.refusal is not None:
-        kind, why = RUNNER.refusal
-        if kind == "skip":
-            pytest.skip(why)
-        pytest.fail(why, pytrace=False)
+    """The commands' runs, started now, each awaited by its test; stopped and cleaned up at the module's end."""
+    runner = ReadmeRunner()
     try:
-        yield RUNNER.runs
+        runner.start()
+        yield runner.runs
     finally:
-        RUNNER.close()
+        runner.close()
 
 
 class Run:
