@@ -101,3 +101,98 @@ netkit_quiet() {
     fi
     rm -f "$log"
 }
+
+# --- timed steps and their summary (the check-* scripts) ----------------------
+# netkit_step NAME COMMAND...: run one step, show its output, record its time
+# and result in netkit_summary (and netkit_failed=1 when it fails); returns the
+# command's status. A step may put lines in netkit_step_details (e.g. one per
+# README command): they follow its line in the summary.
+netkit_summary=()
+netkit_failed=0
+netkit_step_details=()
+netkit_now() { date +%s.%N; }
+netkit_since() { awk -v a="$1" -v b="$(netkit_now)" 'BEGIN { printf "%.1f s", b - a }'; }
+netkit_step() {
+    local name=$1 start status=0
+    shift
+    printf '\n=== %s\n' "$name"
+    netkit_step_details=()
+    start=$(netkit_now)
+    "$@" || status=$?
+    if [ "$status" -eq 0 ]; then
+        netkit_summary+=("$(printf '%-4s %-62s %s' ok "$name" "$(netkit_since "$start")")")
+    else
+        netkit_summary+=("$(printf '%-4s %-62s %s (exit %s)' FAIL "$name" "$(netkit_since "$start")" "$status")")
+        netkit_failed=1
+    fi
+    if [ "${#netkit_step_details[@]}" -gt 0 ]; then netkit_summary+=("${netkit_step_details[@]}"); fi
+    netkit_step_details=()
+    return "$status"
+}
+
+# netkit_print_summary TITLE STARTED: the steps' lines and the total since STARTED (netkit_now).
+netkit_print_summary() {
+    if [ "${#netkit_summary[@]}" -gt 0 ]; then
+        printf '\n=== summary%s\n' "${1:+ ($1)}"
+        printf '%s\n' "${netkit_summary[@]}"
+        printf 'total %s\n' "$(netkit_since "$2")"
+    fi
+}
+
+# netkit_sweep_stale NAME SCRIPT DIR...: a run killed before its cleanup (SIGKILL, a lost CI runner)
+# leaves its work directory; remove each DIR whose run is gone (its run.pid names no live SCRIPT),
+# never one kept on purpose (a "kept" file in it) nor one something is still mounted into.
+netkit_sweep_stale() {
+    local who=$1 script=$2 old
+    shift 2
+    for old in "$@"; do
+        if [ ! -f "$old/run.pid" ] || [ -e "$old/kept" ]; then
+            continue
+        fi
+        if ! grep -qsF "$script" "/proc/$(cat "$old/run.pid")/cmdline" && ! grep -qF " $old/" /proc/self/mountinfo; then
+            netkit_say "$who" "removing $old, left by an earlier run that was killed"
+            rm -rf --one-file-system "$old"
+        fi
+    done
+}
+
+# netkit_copy_repo DEST [HEAD]: the repository's files (tracked and untracked, not ignored) copied to
+# DEST; with HEAD=1, the last commit's files instead.
+netkit_copy_repo() {
+    local dest=$1 head=${2:-0}
+    mkdir -p "$dest"
+    if [ "$head" = 1 ]; then
+        git -C "$NETKIT_ROOT" archive --format=tar HEAD | tar -C "$dest" -xf -
+        return
+    fi
+    git -C "$NETKIT_ROOT" ls-files -z --cached --others --exclude-standard |
+        while IFS= read -r -d '' f; do
+            if [ -e "$NETKIT_ROOT/$f" ]; then printf '%s\0' "$f"; fi
+        done |
+        tar -C "$NETKIT_ROOT" --null -T - -cf - | tar -C "$dest" -xf -
+}
+
+# netkit_nspawn_settings: append to the caller's nspawn_args the host's CA bundle for pip (PIP_CERT or
+# REQUESTS_CA_BUNDLE, bound read-only) and its proxy, index and CI variables, so that a container
+# reaches what the host reaches.
+netkit_nspawn_settings() {
+    local cert=${PIP_CERT:-${REQUESTS_CA_BUNDLE:-}} var
+    if [ -n "$cert" ] && [ -r "$cert" ]; then
+        nspawn_args+=(--bind-ro="$(readlink -f "$cert")":/etc/netkit-host-ca.pem
+            --setenv=PIP_CERT=/etc/netkit-host-ca.pem)
+    fi
+    for var in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL CI; do
+        if [ -n "${!var:-}" ]; then nspawn_args+=(--setenv="$var=${!var}"); fi
+    done
+}
+
+# netkit_nspawn NSPAWN_ARGS...: systemd-nspawn, with its stdin from /dev/null. nspawn keeps a scratch
+# directory under /run/systemd/nspawn and, on exit, refuses to delete it unless it is on a tmpfs
+# ("Attempted to remove disk file system ..."). Where /run is not a tmpfs (no systemd here), each
+# nspawn gets its own tmpfs there, in a private mount namespace that vanishes with it.
+netkit_nspawn() {
+    mkdir -p /run/systemd/nspawn
+    unshare --mount --propagation private -- bash -c '
+        mount -t tmpfs -o mode=0755 netkit-nspawn /run/systemd/nspawn && exec "$@"' netkit_nspawn \
+        systemd-nspawn "$@" </dev/null
+}

@@ -234,28 +234,41 @@ def test_no_readme_command_needs_sudo_typed_by_hand():
 
 
 def test_the_vagrant_commands_name_machines_and_paths_the_vagrantfile_defines():
-    """`vagrant up/ssh NAME` names a machine of the Vagrantfile; what runs in the VM is a command run here too."""
+    """`vagrant up/ssh NAME` names a machine of the Vagrantfile; what runs in the VM is a command run here too.
+
+    In the VM are the commands typed after a bare `vagrant ssh` (up to `exit`) and those given to `vagrant ssh -c`;
+    the others run on the host: vagrant itself, or one of this repository's scripts.
+    """
     vagrantfile = (ROOT / "Vagrantfile").read_text()
     machines = set(re.findall(r'^\s*"([\w.-]+)" => \{ kernel:', vagrantfile, re.M))
     guest_dir = re.search(r'^GUEST_DIR = "([^"]+)"', vagrantfile, re.M).group(1)
     assert machines and VAGRANT
-    in_vm = []
+    in_vm, inside = [], False
     for entry in VAGRANT:
         words = shlex.split(entry["command"], comments=True)
+        if inside:
+            inside = words != ["exit"]
+            if inside:
+                in_vm.append(bare(entry["command"]))
+            continue
+        if words == ["vagrant", "ssh"]:
+            inside = True
+            continue
         if words[0] != "vagrant":
-            in_vm.append(bare(entry["command"]))
+            assert words[0].startswith("scripts/") and (ROOT / words[0]).is_file(), f"{at(entry)}: {words[0]}"
             continue
         if words[1] in ("up", "ssh") and len(words) > 2 and not words[2].startswith("-"):
             assert words[2] in machines, f"{at(entry)}: no machine {words[2]!r} in the Vagrantfile"
         if "-c" in words:
             in_vm.append(words[words.index("-c") + 1])
+    assert in_vm
     for command in in_vm:
-        if command == "exit":
-            continue
         if command.startswith("cd "):
             assert command.startswith(f"cd {guest_dir} && "), f"the repository is at {guest_dir} in the VM: {command}"
             command = command[len(f"cd {guest_dir} && "):]
         assert command in {bare(e["command"]) for e in HOST} | GUEST_ONLY_CHECKED, command
+    proof = (ROOT / "scripts" / "check-vagrant-up").read_text()
+    assert "readme-commands\" --where vagrant" in proof, "check-vagrant-up must run docs/lab.md's Vagrant commands"
 
 
 # Commands the README runs only inside the VM; the suite runs them here as well.

@@ -111,3 +111,80 @@ def test_as_a_user_without_sudo_and_with_roots_home_the_tests_skip_saying_why(tm
     assert any("scripts/test must run as root" in line and "sudo is not installed" in line for line in skipped), skipped
     assert any(f"kernel cache {home}/.cache/netkit/kernels: cannot read it (permission denied)" in line
                and "NETKIT_KERNEL_CACHE" in line for line in skipped), skipped
+
+
+def lib_sh(script: str, tmp_path: pathlib.Path) -> subprocess.CompletedProcess:
+    """SCRIPT run in bash with scripts/lib.sh sourced, from TMP_PATH."""
+    return subprocess.run(["bash", "-c", f'. "$0"; {script}', str(ROOT / "scripts" / "lib.sh")], cwd=tmp_path,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env={"PATH": os.environ["PATH"], "HOME": "/nonexistent"})
+
+
+def test_the_check_scripts_steps_are_timed_and_a_failed_one_is_in_the_summary(tmp_path):
+    """lib.sh's netkit_step: every step runs and gets a line; a failure sets netkit_failed; details follow their step."""
+    done = lib_sh("""
+        started=$(netkit_now)
+        fails() { echo inside; return 3; }
+        detailed() { netkit_step_details+=("     one detail"); }
+        netkit_step "a step that passes" true
+        netkit_step "a step that fails" fails || echo "returned $?"
+        netkit_step "a step with details" detailed
+        netkit_print_summary "title" "$started"
+        echo "failed=$netkit_failed"
+    """, tmp_path)
+    out = done.stdout
+    assert done.returncode == 0, done.stderr
+    assert "=== a step that fails\ninside\nreturned 3" in out
+    lines = out[out.index("=== summary (title)"):].splitlines()
+    assert lines[1].startswith("ok   a step that passes") and lines[1].endswith(" s")
+    assert lines[2].startswith("FAIL a step that fails") and lines[2].endswith("(exit 3)")
+    assert lines[3].startswith("ok   a step with details") and lines[4] == "     one detail"
+    assert lines[5].startswith("total ") and out.rstrip().endswith("failed=1")
+
+
+def test_a_killed_runs_work_directory_is_swept_unless_kept_or_still_running(tmp_path):
+    """lib.sh's netkit_sweep_stale: only directories whose run.pid names no live run of the script go."""
+    gone, kept, running, unmarked = (tmp_path / f"netkit-x.{name}" for name in ("gone", "kept", "running", "unmarked"))
+    for work in (gone, kept, running, unmarked):
+        work.mkdir()
+    (gone / "run.pid").write_text("999999999\n")  # above pid_max: no such process
+    (kept / "run.pid").write_text("999999999\n")
+    (kept / "kept").touch()
+    live = subprocess.Popen(["sleep", "30"])  # stands for the script, found by name in its command line
+    try:
+        (running / "run.pid").write_text(f"{live.pid}\n")
+        done = lib_sh(f"netkit_sweep_stale me sleep {tmp_path}/netkit-x.*", tmp_path)
+    finally:
+        live.kill()
+        live.wait()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"me: removing {gone}, left by an earlier run that was killed\n"
+    assert not gone.exists() and kept.exists() and running.exists() and unmarked.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the scripts re-run themselves through sudo when not root")
+@pytest.mark.parametrize("argv, status, says", [
+    (["check-vagrant-up", "--help"], 0, "Usage: scripts/check-vagrant-up [OPTIONS]"),
+    (["check-vagrant-up", "--bogus"], 2, "unknown argument: --bogus"),
+    (["check-vagrant-up", "--accel", "hvf"], 2, "--accel takes tcg or kvm, not hvf"),
+    (["check-vagrant-up", "--only"], 2, "--only needs a pattern"),
+    (["build-vagrant-box", "--help"], 0, "Usage: scripts/build-vagrant-box [--out FILE] [--mirror URL]"),
+    (["build-vagrant-box", "--out"], 2, "--out needs a file"),
+])
+def test_the_vagrant_scripts_read_their_options_before_touching_anything(argv, status, says):
+    """Help and bad options are answered at once: nothing installed, built or started (it would take minutes)."""
+    done = subprocess.run(["bash", str(ROOT / "scripts" / argv[0]), *argv[1:]], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=30)
+    assert done.returncode == status, done.stdout + done.stderr
+    assert says in (done.stdout if status == 0 else done.stderr)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the script re-runs itself through sudo when not root")
+def test_the_box_cache_is_named_by_its_recipe():
+    """A changed build-vagrant-box means a new box: check-vagrant-up's cache key is the script's own hash."""
+    import hashlib
+
+    recipe = hashlib.sha256((ROOT / "scripts" / "build-vagrant-box").read_bytes()).hexdigest()[:12]
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "build-vagrant-box"), "--print-default-out"],
+                          capture_output=True, text=True, check=True, timeout=30)
+    assert done.stdout.strip() == f"/var/tmp/netkit-vagrant-box/netkit-bookworm-{recipe}.box"
