@@ -94,6 +94,7 @@ def run_checks() -> list[Check]:
         ("nftables", _tool("nft"), False, "the blackhole fault falls back to iptables"),
         ("iptables", _tool("iptables"), False, "no fallback for the blackhole fault without nftables"),
         ("sch_netem", qdisc_probe("netem", loss=100), False, "the netem-loss fault is skipped"),
+        ("pfifo limit 0", qdisc_probe("pfifo", limit=0), False, "the local-drop fault is skipped"),
         ("tcpdump", _tool("tcpdump"), False, "captures use netkit's own packet socket"),
         ("tracefs", _probe_tracefs, False, NO_TRACE),
         ("tracefs events", _probe_trace_events, False, NO_TRACE),

@@ -109,6 +109,7 @@ class CountSource(StrEnum):
     WIN_PROBES = "TcpExt.TCPWinProbe"
     SYN_RETRANS = "TcpExt.TCPSynRetrans"  # SYN and SYN-ACK retransmissions (tcp_retransmit_skb, tcp_rtx_synack)
     RETRANS_SEGS = "Tcp.RetransSegs"  # every retransmitted segment (__tcp_retransmit_skb), /proc/net/snmp
+    KEEPALIVES = "TcpExt.TCPKeepAlive"  # keepalive probes tried (tcp_xmit_probe_skb counts before it transmits)
 
     @property
     def counter(self) -> str | None:
@@ -138,6 +139,7 @@ class FaultName(StrEnum):
     ONE_WAY = "one-way"
     PEER_REBOOT = "peer-reboot"
     NETEM_LOSS = "netem-loss"
+    LOCAL_DROP = "local-drop"  # the tested side's own qdisc refuses every packet (pfifo limit 0)
     MIDDLEBOX_FORGETS = "middlebox-forgets"  # the routed lab's: its router forgets the idle flow
     PEER_HANGS = "peer-hangs"  # the window states': the peer stays up, answering with a zero window
 

@@ -48,6 +48,10 @@ PEER_REBOOT = FaultInfo(
 NETEM_LOSS = FaultInfo(
     FaultName.NETEM_LOSS, "netem drops 100 % of what the tested side sends", FaultRule(DataPath.LOST),
     "netem drops them in the tested side's own qdisc, before the packet tap (dev_queue_xmit_nit)")
+LOCAL_DROP = FaultInfo(
+    FaultName.LOCAL_DROP, "the tested side's own qdisc refuses every packet (pfifo limit 0 on its veth end; the link "
+    "stays up)", FaultRule(DataPath.REFUSED),
+    "the tested side's own qdisc refuses them at enqueue, before the packet tap (dev_queue_xmit_nit)")
 MIDDLEBOX_FORGETS = FaultInfo(  # the tested veth sees the probes leave and, with reject, the router's RST arrive
     FaultName.MIDDLEBOX_FORGETS,
     "the router's conntrack entry for the idle flow expires (nf_conntrack_tcp_timeout_established)",
@@ -62,7 +66,13 @@ WINDOW_STATES = (State.ZERO_WINDOW, State.RETRACTED_WINDOW)  # the states a hung
 # The ways to break the direct (two-namespace) lab, in the order every listing shows them; each joins the
 # gate's fault matrix by being here.  MIDDLEBOX_FORGETS is not one: a routed scenario names it.
 DIRECT_FAULTS: dict[str, FaultInfo] = {
-    f.name: f for f in (LINK_DOWN, PEER_GONE, BLACKHOLE, ONE_WAY, PEER_REBOOT, NETEM_LOSS)}
+    f.name: f for f in (LINK_DOWN, PEER_GONE, BLACKHOLE, ONE_WAY, PEER_REBOOT, NETEM_LOSS, LOCAL_DROP)}
+
+
+# What check-client may break: a client program is checked for noticing a dead server, and a local drop refuses
+# the client's own probes, which keepalive never counts (netkit.model.local_drop): there is nothing to notice.
+NOTICEABLE_FAULTS: dict[str, FaultInfo] = {
+    name: f for name, f in DIRECT_FAULTS.items() if f.rule.data_path is not DataPath.REFUSED}
 
 
 # Faults only some scenarios may name: not ways to break the direct lab, so not in its fault matrix.
@@ -83,5 +93,6 @@ def direct_fault_info(name: object) -> FaultInfo:
     return found
 
 
-__all__ = ["BLACKHOLE", "DIRECT_FAULTS", "LINK_DOWN", "MIDDLEBOX_FORGETS", "NAMED_ONLY", "NETEM_LOSS", "ONE_WAY",
-           "PEER_GONE", "PEER_HANGS", "PEER_REBOOT", "WINDOW_STATES", "FaultInfo", "direct_fault_info", "fault_info"]
+__all__ = ["BLACKHOLE", "DIRECT_FAULTS", "LINK_DOWN", "LOCAL_DROP", "MIDDLEBOX_FORGETS", "NAMED_ONLY", "NETEM_LOSS",
+           "NOTICEABLE_FAULTS", "ONE_WAY", "PEER_GONE", "PEER_HANGS", "PEER_REBOOT", "WINDOW_STATES", "FaultInfo",
+           "direct_fault_info", "fault_info"]

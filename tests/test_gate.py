@@ -84,6 +84,9 @@ def test_every_unacked_and_zero_window_cell_keeps_the_write_timers_rule_to_the_j
             judged += len(series)
             if cell["state"] == "unacked" and not run.get("rto_min_us"):  # the send armed tcpi_rto: on a veth
                 assert start.delay == ledger.hz // 5 + 1, cell["id"]  # TCP_RTO_MIN + a jiffy (51 at HZ=250)
+            elif cell["state"] == "unacked" and fault_info(cell["fault"]).rule.data_path is DataPath.REFUSED:
+                # the packetdrill test's 300 ms minimum (the route's), read by the probe timer's base: 76 j at HZ=250
+                assert start.delay > ledger.hz // 5 + 1, (cell["id"], run["rto_min_via"], start.delay)
             elif cell["state"] == "unacked":  # the 50 ms minimum took effect, the sysctl's or the route's: 56 ms
                 assert start.delay < ledger.hz // 5, (cell["id"], run["rto_min_via"], start.delay)
     assert judged >= 100, judged

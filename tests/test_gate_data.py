@@ -27,13 +27,14 @@ PINNED = KernelInfo("6.18.0-test", 250, "pinned in the test")
 
 def test_the_builtin_matrix_has_stable_unique_ids():
     ids = [s.id for s in matrix.BUILTIN]
-    assert len(ids) == len(set(ids)) == 158
+    assert len(ids) == len(set(ids)) == 178
     for pinned in ("ipv4-idle-link-down-1/1/3", "ipv6-idle-link-down-1/1/10", "ipv4-idle-link-down-1/1/3-ut3050",
                    "ipv6-idle-link-down-2/1/2-via-sysctl", "ipv4-idle-blackhole-1/1/3-client-side",
                    "ipv6-unacked-blackhole-1/1/3-retries2=3", "ipv4-zero-window-peer-reboot-1/1/3-ut3000",
                    "ipv4-syn-sent-blackhole-syn1-ut10000", "ipv6-syn-sent-blackhole-syn1-via-sysctl",
                    "ipv6-syn-recv-blackhole-syn2", "ipv4-unacked-blackhole-1/1/3-retries2=6-tcp_rto_max_ms=1000",
-                   "ipv6-zero-window-blackhole-1/1/3-retries2=3-tcp_rto_min_us=50000"):
+                   "ipv6-zero-window-blackhole-1/1/3-retries2=3-tcp_rto_min_us=50000", "ipv6-idle-local-drop-2/1/2",
+                   "ipv4-unacked-local-drop-1/1/3-ut3000-route_rto_min=300ms", "ipv6-syn-sent-local-drop-syn1"):
         assert pinned in ids
 
 

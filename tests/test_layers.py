@@ -124,7 +124,7 @@ def test_a_scenario_is_built_and_predicted_without_pyroute2():
         "ipv4-idle-middlebox-forgets-2/1/3-routed-ct1s-drop 5.0 True",
         "ipv4-syn-sent-netem-loss-syn2 7.0 False",
         "UnknownChoice unknown fault 'nope': choose one of link-down, peer-gone, blackhole, one-way, peer-reboot, "
-        "netem-loss",
+        "netem-loss, local-drop",
         "[]",
         "Lab: pyroute2 is blocked by this test",
     ]

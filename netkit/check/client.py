@@ -55,6 +55,7 @@ from collections.abc import Callable
 from ..enums import EventKind, FaultName, family_of
 from ..errors import FeatureMissing, ProgramProblem, SettingError
 from ..evidence.events import SAMPLED, Event
+from ..faults import NOTICEABLE_FAULTS
 from ..kernel import kernel_info
 from ..lab import counters
 from ..lab.diag import tcp_sockets
@@ -99,6 +100,12 @@ def _validate(argv: list[str], family: str, expect_s: float | None, max_wait: fl
         if fault != FaultName.LINK_DOWN:
             raise SettingError("--fault", fault, "behind a middlebox nothing else breaks the path (the router "
                                                  "forgetting the idle flow is the fault): drop --fault")
+    if fault not in NOTICEABLE_FAULTS and middlebox_timeout_s is None:
+        raise SettingError("--fault", fault, "a client is checked for noticing a dead server; "
+                           + ("a local drop refuses the client's own keepalive probes, which the kernel never counts, "
+                              "so it never notices (netkit demo --fault local-drop shows the connection surviving); "
+                              if fault == FaultName.LOCAL_DROP else "")
+                           + "use one of " + ", ".join(NOTICEABLE_FAULTS))
     if not argv:
         raise SettingError("COMMAND", "", "give the client program after `--`, with {host} and {port} where the "
                                           "server's address and port go")

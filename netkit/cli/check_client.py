@@ -13,7 +13,7 @@ from typing import Any
 from ..check import client
 from ..check.client import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_MAX_WAIT_S, check_client
 from ..enums import FaultName
-from ..faults import DIRECT_FAULTS
+from ..faults import NOTICEABLE_FAULTS
 from ..report.check import print_client_check
 from .check_server import command_after_dashes, report_error
 from .help import examples
@@ -68,7 +68,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--expect-s", type=float, metavar="S", help=HELP["expect_s"])
     p.add_argument("--ipv6", action="store_true", help=HELP["ipv6"])
     p.add_argument("--json", action="store_true", help=HELP["json"])
-    p.add_argument("--fault", default=FaultName.LINK_DOWN, choices=list(DIRECT_FAULTS), help=HELP["fault"])
+    p.add_argument("--fault", default=FaultName.LINK_DOWN, choices=list(NOTICEABLE_FAULTS), help=HELP["fault"])
     p.add_argument("--max-wait", type=float, default=DEFAULT_MAX_WAIT_S, metavar="S", help=HELP["max_wait"])
     p.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT_S, metavar="S",
                    help=HELP["connect_timeout"])

@@ -25,7 +25,7 @@ from typing import TextIO
 from .. import __version__
 from ..cleanup import cleanup
 from ..doctor import as_dicts, run_checks, usable
-from ..enums import FaultName, State
+from ..enums import CountSource, FaultName, State
 from ..errors import (
     EnvironmentUnusable,
     InputError,
@@ -166,7 +166,10 @@ class _DemoLive:
         for line in demo_header(self.scenario, kernel_info(), prediction):
             print(line, file=self.out)
         self.out.flush()
-        self.timeline = LiveTimeline(self.out, prediction.expected_count, COUNTED[prediction.count_source])
+        if prediction.alive_until_s is not None:  # a survival: live, the unanswered probes, which must stay 0
+            self.timeline = LiveTimeline(self.out, 0, COUNTED[CountSource.PROBES])
+        else:
+            self.timeline = LiveTimeline(self.out, prediction.expected_count, COUNTED[prediction.count_source])
 
     def __call__(self, p: Progress) -> None:
         if self.timeline:

@@ -81,7 +81,7 @@ def _bucket_failure(a: Arming, hz: int) -> Failure | None:
 
 
 def rule_failures(ledger: Ledger, intvl_s: float | None, probes: int | None,
-                  idle_s: float | None = None) -> list[Failure]:
+                  idle_s: float | None = None, refused: bool = False) -> list[Failure]:
     """Every way the ledger's armings disagree with the rule, to the jiffy (empty: they agree).
 
     ``intvl_s``/``idle_s`` are the keepalive settings the schedule was made
@@ -90,13 +90,15 @@ def rule_failures(ledger: Ledger, intvl_s: float | None, probes: int | None,
     a probe is read from the ledger's own jiffies: a run ``idle`` or more
     after t = 0 probes (or kills), one before re-arms for ``idle - elapsed``
     (``tcp_keepalive_timer``); within a jiffy of ``idle``, its re-arm's delay
-    says which it was.
+    says which it was.  ``refused``: the local qdisc refuses every probe
+    (local-drop), so each probing run re-arms ``TCP_RESOURCE_PROBE_INTERVAL``
+    (HZ/2) and counts nothing: there must be such re-arms, each of HZ/2.
     """
     hz = ledger.hz
     found = [f for a in ledger.armings if (f := _bucket_failure(a, hz)) is not None]
     if intvl_s is None or probes is None:
         return found
-    wanted = round(intvl_s * hz) + RULE_SHIFT_JIFFIES
+    wanted = (hz // 2 if refused else round(intvl_s * hz)) + RULE_SHIFT_JIFFIES
     rearms = [a for a in ledger.armings if a.by_run and a.function == KEEPALIVE_TIMER and a.t_s > 0]
 
     def after_a_probe(a: Arming) -> bool:
@@ -108,6 +110,14 @@ def rule_failures(ledger: Ledger, intvl_s: float | None, probes: int | None,
 
     probe_rearms = [a for a in rearms if after_a_probe(a)]
     delays = ", ".join(str(a.delay) for a in rearms) or "none"
+    if refused:
+        if not probe_rearms or any(a.delay != wanted for a in probe_rearms):
+            found.append(Failure("ledger: keepalive re-arm", f"each refused probe: {wanted} jiffies",
+                                 f"{len(probe_rearms)} (re-arms: {delays})", message=(
+                f"ledger: after each refused probe the keepalive timer should re-arm for TCP_RESOURCE_PROBE_INTERVAL "
+                f"= HZ/2 = {wanted} jiffies; of its re-arms after t = 0 ({delays} jiffies), the {len(probe_rearms)} "
+                "after probes did not")))
+        return found
     if len(probe_rearms) != probes or any(a.delay != wanted for a in probe_rearms):
         found.append(Failure("ledger: keepalive re-arm", f"{probes} x {wanted} jiffies",
                              f"{len(probe_rearms)} (re-arms: {delays})", message=(
@@ -130,7 +140,10 @@ class WriteTimerRule:
     not read), the kernel's own word for the base the series backs off from
     (:func:`base_candidates`).  ``rto_max_ms``: the socket's maximum RTO
     (``TCP_RTO_MAX_MS`` or ``tcp_rto_max_ms``; None: TCP_RTO_MAX), the cap
-    of both timers' backoff.
+    of both timers' backoff.  ``refused``: the local qdisc refuses every
+    transmit (local-drop), so the persist timer re-arms
+    ``TCP_RESOURCE_PROBE_INTERVAL`` (HZ/2) without backing off
+    (:mod:`netkit.model.local_drop`).
     """
 
     persist: bool
@@ -139,6 +152,7 @@ class WriteTimerRule:
     retries2: int
     rto: int | None = None
     rto_max_ms: int | None = None
+    refused: bool = False
 
     @property
     def name(self) -> str:
@@ -151,13 +165,14 @@ def write_timer_rule(state: str, data_path: DataPath, user_timeout_ms: int | Non
                      rto_max_ms: int | None = None) -> WriteTimerRule | None:
     """The write timer's rule for a scenario (None: the state arms none after t = 0 that netkit judges)."""
     retries = DEFAULT_RETRIES2 if retries2 is None else retries2
+    refused = data_path is DataPath.REFUSED
     if state == State.ZERO_WINDOW:
-        return WriteTimerRule(True, False, user_timeout_ms, retries, rto_jiffies, rto_max_ms)
+        return WriteTimerRule(True, False, user_timeout_ms, retries, rto_jiffies, rto_max_ms, refused)
     if state == State.UNACKED:
-        # No route: the send's segment never leaves, packets_out stays 0, and tcp_check_probe_timer arms
-        # ICSK_TIME_PROBE0 for tcp_probe0_base(sk) (netkit.model.retransmission: persist_death).
-        return WriteTimerRule(data_path is DataPath.NO_ROUTE, data_path is DataPath.LOCAL, user_timeout_ms, retries,
-                              rto_jiffies, rto_max_ms)
+        # No route, or a refusing qdisc: the send's segment never leaves, packets_out stays 0, and
+        # tcp_check_probe_timer arms ICSK_TIME_PROBE0 for tcp_probe0_base(sk) (netkit.model.persist, .local_drop).
+        return WriteTimerRule(data_path in (DataPath.NO_ROUTE, DataPath.REFUSED), data_path is DataPath.LOCAL,
+                              user_timeout_ms, retries, rto_jiffies, rto_max_ms, refused)
     return None
 
 
@@ -257,7 +272,8 @@ def _allowed_rearms(ledger: Ledger, rule: WriteTimerRule, start: Arming, base: i
         first_run = _run_of(ledger, series[0]) if series else None
         stamps = range(first_run.now if first_run else series[0].now, series[0].now + 1) if series else range(0)
         for k, a in enumerate(series, 1):
-            when = probe0_when_jiffies(base, min(k, rule.retries2), hz, rule.rto_max_ms)
+            # refused (err > 0): "timeout = TCP_RESOURCE_PROBE_INTERVAL", icsk_backoff untouched
+            when = hz // 2 if rule.refused else probe0_when_jiffies(base, min(k, rule.retries2), hz, rule.rto_max_ms)
             allowed.append({clamp_probe0_to_user_timeout_jiffies(when, ut, a.now - s, hz) + shift for s in stamps})
         return allowed
     # The retransmission timer.  Re-arm 1 is the tail loss probe's (tcp_schedule_loss_probe at the send; its

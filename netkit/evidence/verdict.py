@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from ..enums import DeathSource, State, Timing
+from ..enums import CountSource, DeathSource, State, Timing
 from ..kernel import KernelInfo
 from ..model.prediction import DeathPrediction
 from ..model.wheel import wheel_granularity_s
@@ -62,6 +62,8 @@ class Judged(Measured, Protocol):
     def error(self) -> str | None: ...
     @property
     def probes(self) -> int | None: ...
+    @property
+    def backoff_max(self) -> int | None: ...
     @property
     def counters(self) -> Mapping[str, int]: ...
     @property
@@ -145,9 +147,26 @@ def judge(r: Judged) -> tuple[Failure, ...]:
         found.append(Failure("error", str(p.expected_error), str(r.error),
                              message=f"error {r.error}, expected {p.expected_error}"))
     found.append(_peer(r))
+    found.append(_backoff(r))
     found.append(_zero_window_branch(r))
     found += judge_wire(r)
     return tuple(f for f in found if f)
+
+
+def _backoff(r: Judged) -> Failure | None:
+    """Where the rule fixes the timer's backoff (a local drop's resource probes: none), the sampled maximum must match it.
+
+    Sampled while the socket lived: its death zeroes ``icsk_backoff``
+    (``tcp_done_with_error`` -> ``tcp_write_queue_purge``), so a reading taken
+    after it -- the kernel's packetdrill test asserts ``tcpi_backoff == 0``
+    after the ETIMEDOUT -- cannot fail.
+    """
+    expected = r.prediction.expected_backoff
+    if expected is None or r.backoff_max is None or r.backoff_max == expected:
+        return None
+    return Failure("tcpi_backoff", str(expected), str(r.backoff_max), message=(
+        f"tcpi_backoff reached {r.backoff_max} while the connection lived, expected {expected}: the timer backed "
+        "off, so the kernel took a transmit for sent (err <= 0), not for refused by the local qdisc"))
 
 
 def _zero_window_branch(r: Judged) -> Failure | None:
@@ -175,6 +194,11 @@ def _survived(r: Judged, alive_until_s: float) -> Failure | None:
     if r.probes:
         return Failure("tcpi_probes", "0", str(r.probes), message=(
             f"{r.probes} keepalive probes unanswered at the end of the watch: the flow was not kept alive"))
+    p = r.prediction
+    if p.count_source == CountSource.KEEPALIVES and (r.count or 0) < p.expected_count:
+        return Failure(str(p.count_source), f">= {p.expected_count}", str(r.count), message=(
+            f"{p.count_source} = {r.count} by the end of the watch, expected at least {p.expected_count} refused "
+            "attempts (one every 500 ms): the keepalive timer did not keep retrying"))
     return None
 
 

@@ -43,6 +43,19 @@ The groups, and why each cell is there:
   namespace's sysctl, TCP_USER_TIMEOUT shorter than the budget and longer
   (it replaces the budget: connect() takes longer) -- and a client that
   vanishes mid-handshake (SYN-RECV: the listener's SYN-ACK retries).
+- ``LOCAL_DROP``: the tested side's own qdisc refuses every packet
+  (``pfifo limit 0``, the link up): TCP's resource-probe path
+  (:mod:`netkit.model.local_drop`).  Data written after it and a closed
+  window die by the probe timer retrying every 500 ms with no backoff --
+  by TCP_USER_TIMEOUT, a low ``tcp_retries2``, or the default 15 (~7.9 s);
+  a connect() counts a SYN retransmission every 500 ms.  (The idle cells,
+  which survive because a refused keepalive probe is never counted, are in
+  ``FAULTS``.)  ``UPSTREAM`` is the kernel's own packetdrill test
+  ``tcp_user_timeout_user-timeout-probe.pkt`` (unacked data, UT 3000 ms,
+  ``pfifo limit 0``: alive at 3.25 s, ETIMEDOUT by 3.35 s, 6 probes,
+  backoff 0) on netkit's lab: its connection has a 100 ms RTT, so its RTO
+  is 300 ms, and a route's ``rto_min 300ms`` gives the veth the same RTO;
+  ``tests/test_local_drop.py`` asserts the test's own figures on it.
 - ``MIDDLEBOX``: the routed topology, a router that forgets idle flows
   (:mod:`netkit.model.middlebox`): keepalive 2/2/3 under a 3 s timeout
   survives three timeouts; 3/1/2 over a 2 s timeout dies by the keepalive
@@ -145,6 +158,20 @@ HANDSHAKE = [
 ]
 
 
+LOCAL_DROP = [
+    Scenario(settings, family, "local-drop", state=state, retries2=retries2, syn_retries=syn)
+    for family in FAMILIES
+    for state, settings, retries2, syn in [
+        ("unacked", with_user_timeout(3000), None, None), ("unacked", KEEPALIVE_ON, 3, None),
+        ("unacked", KEEPALIVE_ON, None, None), ("zero-window", with_user_timeout(3000), None, None),
+        ("zero-window", KEEPALIVE_ON, 3, None), ("syn-sent", KeepaliveSettings(), None, 1),
+        ("syn-sent", KeepaliveSettings(user_timeout_ms=1500), None, 2),
+    ]
+]
+UPSTREAM = [Scenario(with_user_timeout(3000), family, "local-drop", state="unacked", rto_min_us=300_000,
+                     rto_min_via="route") for family in FAMILIES]
+
+
 MIDDLEBOX = [
     Scenario(KeepaliveSettings(*k), family, "middlebox-forgets", side=side, topology="routed", middlebox_timeout_s=timeout,
              middlebox=action, masquerade=masquerade)
@@ -164,7 +191,7 @@ def unique(scenarios: Iterable[Scenario]) -> list[Scenario]:
 
 
 BUILTIN = unique(CORE + FAULTS + USER_TIMEOUT + SYSCTL + CLIENT_VIEW + UNACKED + ZERO_WINDOW + RETRACTED_WINDOW + RTO_BOUNDS
-                 + HANDSHAKE
+                 + HANDSHAKE + LOCAL_DROP + UPSTREAM
                  + MIDDLEBOX)
 
 

@@ -34,7 +34,7 @@ from ..model.neighbour import neighbour_sysctls
 from ..waiting import wait_until
 from .lab import Endpoint, Lab
 from .proc import holders
-from .qdisc import netem_missing_reason
+from .qdisc import qdisc_missing_reason
 from .sysctl import set_sysctl
 from .tcpinfo import tcp_info
 
@@ -272,12 +272,44 @@ class NetemLoss(Fault):
     info = faults.NETEM_LOSS
 
     def unsupported_reason(self) -> str | None:
-        return netem_missing_reason()
+        return qdisc_missing_reason("netem", loss=100)
 
     def apply(self, ctx: FaultContext) -> None:
         def add() -> None:
             with ctx.tested.namespace.iproute() as ipr:
                 ipr.tc("add", "netem", index=ctx.tested.ifindex, handle="1:", loss=100)
+
+        ctx.tested.namespace.run(add)
+
+
+class LocalDrop(Fault):
+    """The tested side's own egress refuses every packet: ``pfifo limit 0`` as its veth end's root qdisc.
+
+    The link stays up and the peer stays reachable; only the tested side's
+    transmits fail, locally: ``pfifo_enqueue`` drops at once (with limit 0
+    the fifo does not even allow the empty-queue bypass, ``TCQ_F_CAN_BYPASS``)
+    and ``dev_queue_xmit`` returns NET_XMIT_DROP, which TCP takes for local
+    congestion (:mod:`netkit.model.local_drop`).  The packet tap sits after
+    the qdisc, so the wire shows nothing after the fault.  ``prepare`` pins
+    the tested side's neighbour entry for its peer (permanent): a dynamic one
+    would go stale, fail (its probes refused too) and turn the refusals into
+    queued, "sent" packets after 20-odd seconds -- another rule.  The
+    kernel's packetdrill test ``tcp_user_timeout_user-timeout-probe.pkt``
+    uses the same qdisc.
+    """
+
+    info = faults.LOCAL_DROP
+
+    def unsupported_reason(self) -> str | None:
+        return qdisc_missing_reason("pfifo", limit=0)
+
+    def prepare(self, ctx: FaultContext) -> None:
+        ctx.tested.pin_neighbour(ctx.family, ctx.peer.address(ctx.family), ctx.peer.mac_address())
+
+    def apply(self, ctx: FaultContext) -> None:
+        def add() -> None:
+            with ctx.tested.namespace.iproute() as ipr:
+                ipr.tc("add", "pfifo", index=ctx.tested.ifindex, handle="1:", limit=0)
 
         ctx.tested.namespace.run(add)
 
@@ -321,6 +353,7 @@ FAULTS: dict[str, Fault] = {
         FirewallDrop(faults.ONE_WAY, "output"),
         PeerReboot(),
         NetemLoss(),
+        LocalDrop(),
     )
 }
 assert list(FAULTS) == list(faults.DIRECT_FAULTS), "one lab fault for each of netkit.faults' direct faults, in order"

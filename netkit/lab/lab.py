@@ -179,11 +179,15 @@ class Endpoint:
         return self.namespace.run(get)
 
     def pin_neighbour(self, family: str, address: str, mac: str) -> None:
-        """A permanent neighbour entry on this side's veth end: ``address`` is ``mac``, never solicited."""
+        """A permanent neighbour entry on this side's veth end: ``address`` is ``mac``, never solicited.
+
+        "replace": it also turns the dynamic entry an established connection
+        already made into a permanent one.
+        """
 
         def add() -> None:
             with self.namespace.iproute() as ipr:
-                ipr.neigh("add", dst=address, lladdr=mac, ifindex=self.ifindex, state=NUD_PERMANENT,
+                ipr.neigh("replace", dst=address, lladdr=mac, ifindex=self.ifindex, state=NUD_PERMANENT,
                           family=family_number(family))
 
         self.namespace.run(add)

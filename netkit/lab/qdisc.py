@@ -1,7 +1,10 @@
 """What this kernel's traffic control can do, probed in a throwaway namespace (never the host's).
 
-:mod:`netkit.doctor` reports it and the netem-loss fault skips on it: a
-kernel built without a qdisc (sch_netem is missing on some) answers ENOENT.
+:mod:`netkit.doctor` reports it and the netem-loss and local-drop faults skip
+on it: a kernel built without a qdisc (sch_netem is missing on some) answers
+ENOENT.  The fifo qdiscs are always built in (they are the kernel's default
+for a device with a queue), so ``pfifo`` is missing only where traffic
+control itself is (CONFIG_NET_SCHED).
 """
 
 from __future__ import annotations
@@ -37,11 +40,11 @@ def qdisc_probe(kind: str, **options: object) -> Callable[[], str]:
     return probe
 
 
-@functools.lru_cache(maxsize=1)
-def netem_missing_reason() -> str | None:
-    """None if a netem qdisc can be added here, else why not (for skips)."""
+@functools.cache
+def qdisc_missing_reason(kind: str, **options: object) -> str | None:
+    """None if a ``kind`` qdisc with ``options`` can be added here, else why not (for skips); asked once per process."""
     try:
-        qdisc_probe("netem", loss=100)()
-    except Exception as exc:  # any failure means: no netem for us
+        qdisc_probe(kind, **options)()
+    except Exception as exc:  # any failure means: not this qdisc for us
         return str(exc)
     return None

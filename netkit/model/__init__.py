@@ -8,6 +8,7 @@
 - :mod:`.retransmission` -- data outstanding: ``tcp_retransmit_timer``
 - :mod:`.persist` -- a closed window or no route: ``tcp_probe_timer``
 - :mod:`.neighbour` -- data into a dead link: the neighbour entry's failure, replayed with the RTO timer
+- :mod:`.local_drop` -- the tested side's own qdisc refuses: TCP's resource probes, every 500 ms
 - :mod:`.fault_rule` -- a fault's twist to the rule, as data
 - :mod:`.predict` -- the dispatch: a scenario in, its one prediction out
 """

@@ -19,6 +19,7 @@ class DataPath(StrEnum):
     LOCAL = "local"  # the tested side's own device has no carrier: it waits in the neighbour queue (-EBUSY)
     NO_ROUTE = "no-route"  # the route lookup fails: nothing leaves, nothing is in flight
     LOST = "lost"  # it leaves and vanishes (dropped at the peer or in a qdisc)
+    REFUSED = "refused"  # the tested side's own qdisc refuses it: the transmit returns NET_XMIT_DROP (> 0)
     ANSWERED = "answered"  # it reaches a peer that is up but reads nothing: its kernel answers with a zero window
 
 

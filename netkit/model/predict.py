@@ -10,12 +10,19 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Protocol
 
-from ..enums import Family, State
+from ..enums import Clock, CountSource, Family, State
+from ..errors import NotModelled
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
 from .fault_rule import ANSWERED_NEEDS_USER_TIMEOUT, DataPath, FaultRule
 from .handshake import HandshakeFacts, handshake_death, handshake_not_modelled_reason
 from .keepalive import keepalive_death, reset_at_first_probe
+from .local_drop import (
+    idle_survives_local_drop,
+    local_drop_not_modelled_reason,
+    probe_timer_local_drop,
+    syn_sent_local_drop,
+)
 from .middlebox import middlebox_prediction
 from .persist import PERSIST_NEEDS_RETRIES2, zero_window_death
 from .prediction import DeathPrediction
@@ -77,6 +84,8 @@ def predict(scenario: Predictable, kernel: KernelInfo, rto_s: float | None = Non
     fault, settings = scenario.fault_rule, scenario.keepalive
     if scenario.middlebox_timeout_s is not None:  # the routed topology: the router forgets (netkit.model.middlebox)
         return middlebox_prediction(settings, scenario.middlebox_timeout_s, scenario.middlebox, kernel)
+    if fault.data_path is DataPath.REFUSED:
+        return _local_drop(scenario, kernel, rto_s or default_rto_s(kernel), handshake)
     if State(scenario.state).handshake:
         return handshake_death(scenario.state, fault, scenario.family, scenario.syn_retries or 0,
                                settings.user_timeout_ms, kernel, handshake or HandshakeFacts.defaults(kernel))
@@ -103,6 +112,29 @@ def predict(scenario: Predictable, kernel: KernelInfo, rto_s: float | None = Non
     return p
 
 
+def _local_drop(scenario: Predictable, kernel: KernelInfo, rto_s: float,
+                handshake: HandshakeFacts | None) -> DeathPrediction:
+    """The tested side's own qdisc refuses every packet: the resource-probe path (:mod:`.local_drop`)."""
+    settings, ut = scenario.keepalive, scenario.keepalive.user_timeout_ms
+    reason = local_drop_not_modelled_reason(scenario.state)
+    if reason:
+        raise NotModelled(reason)
+    error = scenario.fault_rule.timeout_error(scenario.family)
+    if scenario.state == State.IDLE:
+        return idle_survives_local_drop(settings, kernel)
+    if scenario.state == State.SYN_SENT:
+        facts = handshake or HandshakeFacts.defaults(kernel)
+        return syn_sent_local_drop(scenario.syn_retries or 0, facts.linear_timeouts, ut, kernel)
+    if scenario.state == State.UNACKED:
+        return replace(probe_timer_local_drop(
+            kernel, rto_s, ut, scenario.retries2, error, CountSource.PROBES, Clock.SEND,
+            "the data written after the fault never leaves (tcp_write_xmit stops at the refused segment, packets_out "
+            "stays 0), so tcp_check_probe_timer hands it to the probe timer, not the RTO"), rto_s=rto_s)
+    return replace(probe_timer_local_drop(
+        kernel, rto_s, ut, scenario.retries2, error, CountSource.WIN_PROBES, Clock.LAST_RECEIVED,
+        "the peer's receive window is closed, and every window probe is refused"), rto_s=rto_s)
+
+
 def not_modelled_reason(scenario: Predictable) -> str | None:
     """Why netkit has no defensible rule for this scenario (None: it has one).
 
@@ -117,6 +149,8 @@ def not_modelled_reason(scenario: Predictable) -> str | None:
     fault, ut = scenario.fault_rule, scenario.keepalive.user_timeout_ms
     if scenario.middlebox_timeout_s is not None:  # a routed Scenario refuses what netkit.model.middlebox cannot tell
         return None
+    if fault.data_path is DataPath.REFUSED:  # the resource-probe path needs no tcp_retries2: the default ends it
+        return local_drop_not_modelled_reason(scenario.state)
     if State(scenario.state).handshake:
         return handshake_not_modelled_reason(scenario.state, fault)
     if scenario.state == State.RETRACTED_WINDOW:

@@ -43,6 +43,7 @@ class DeathPrediction:
     last_segment: str = "probe-reply"  # what armed the keepalive timer before the fault (keepalive_schedule's kinds)
     schedule: KeepaliveSchedule | None = None  # the keepalive runs it was made from (idle); None: no keepalive rule
     rto_s: float | None = None  # the RTO it was made from (tcpi_rto: icsk_rto), where a write timer backs off from it
+    expected_backoff: int | None = None  # tcpi_backoff at death, where the rule fixes it (a local drop's: 0)
 
     def outcomes(self) -> list[tuple[Window, int]]:
         found = [(self.window_s, self.expected_count)]

@@ -87,6 +87,10 @@ def result_dict(r: ScenarioResult) -> dict[str, Any]:
         data["connections"] = connections_dict(r)
     if r.middlebox is not None:  # only for the routed topology: the router's conntrack entry and both ends
         data["middlebox"] = {**r.middlebox.to_dict(), "alive_until_s": p.alive_until_s}  # None: a death predicted
+    elif p.alive_until_s is not None:  # a survival in the direct lab (a local drop on an idle connection)
+        data["alive_until_s"] = p.alive_until_s
+    if p.expected_backoff is not None:  # only where the rule fixes the backoff (a local drop): sampled while alive
+        data["expected_backoff"], data["backoff_max"] = p.expected_backoff, r.backoff_max
     return data
 
 

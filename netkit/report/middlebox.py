@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..enums import CountSource
+
 if TYPE_CHECKING:
     from ..kernel import KernelInfo
     from ..model.prediction import DeathPrediction
@@ -36,11 +38,14 @@ def middlebox_header(scenario: Scenario, kernel: KernelInfo, p: DeathPrediction)
 
 
 def survival_verdict(r: ScenarioResult) -> str:
-    """The demo's verdict line for a connection the rule says survives."""
+    """The demo's verdict line for a connection the rule says survives: behind a router, or behind its own refusing qdisc."""
     p = r.prediction
     alive = p.alive_until_s or 0.0
     measured = f"died at {r.death_s:.3f} s with {r.error}" if r.death_s is not None else f"alive after {alive:g} s"
     m = r.middlebox
     data = f", data afterwards: {m.data_after}" if m is not None else ""
+    refused = p.count_source == CountSource.KEEPALIVES  # a local drop: every attempt refused, none counted
+    expected = f"at least {p.expected_count}" if refused else str(p.expected_count)
+    probes = f"; tcpi_probes {r.probes} (expected 0)" if refused else ""
     return (f"verdict: {r.verdict.upper()} - {measured} (the rule: alive through {alive:g} s){data}; "
-            f"{p.count_source} {r.count} (expected 0)")
+            f"{p.count_source} {r.count} (expected {expected}){probes}")

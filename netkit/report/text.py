@@ -32,11 +32,12 @@ SAMPLED_EVERY = f"every {OBSERVER_SAMPLE_S * 1000:g} ms"  # the observer's inter
 
 def watch_header(p: DeathPrediction) -> str:
     """The line above the demo's live samples: what t = 0 is and how often the count is read."""
-    return f"  time since {Clock(p.measured_from).since} ({p.count_source} sampled {SAMPLED_EVERY}):"
+    counted = CountSource.PROBES if p.alive_until_s is not None else p.count_source  # a survival: the probes stay 0
+    return f"  time since {Clock(p.measured_from).since} ({counted} sampled {SAMPLED_EVERY}):"
 DEMO_EVENTS = (EventKind.DEATH, EventKind.GAVE_UP)  # the observer's events the demo's closing lines repeat
 COUNTED = {CountSource.PROBES: "unanswered probe", CountSource.RETRANSMITS: "retransmission",
            CountSource.WIN_PROBES: "window probe", CountSource.SYN_RETRANS: "SYN retransmission",
-           CountSource.RETRANS_SEGS: "retransmission"}
+           CountSource.RETRANS_SEGS: "retransmission", CountSource.KEEPALIVES: "keepalive attempt"}
 
 
 def plural(n: int, noun: str) -> str:
@@ -209,12 +210,14 @@ def demo_header(scenario: Scenario, kernel: KernelInfo, p: DeathPrediction) -> l
         tested = f"{scenario.side} {what} syn_retries={scenario.syn_retries}{ut} (via {scenario.keepalive_via})"
     else:
         tested = f"{scenario.side} keepalive idle={k.idle}s intvl={k.intvl}s cnt={k.cnt}{ut} (via {scenario.keepalive_via})"
+    expect = (f"expect: alive through {p.alive_until_s:g} s, tcpi_probes 0; " if p.alive_until_s is not None else
+              f"expect death at {p.expected_s:.3f} s, window [{p.window_s[0]:.3f}, {p.window_s[1]:.3f}] s, "
+              f"{p.expected_error}{_or_early(p)}; ")
     return [
         f"netkit demo: {tested} over {scenario.family}, {scenario.state} connection; fault: {scenario.fault}; "
         f"kernel {kernel.release} (HZ={kernel.hz})",
         f"rule: {p.rule}",
-        f"expect death at {p.expected_s:.3f} s, window [{p.window_s[0]:.3f}, {p.window_s[1]:.3f}] s, "
-        f"{p.expected_error}{_or_early(p)}; {PREPARATION[scenario.state]}...",
+        f"{expect}{PREPARATION[scenario.state]}...",
         watch_header(p),
     ]
 

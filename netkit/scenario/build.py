@@ -116,7 +116,8 @@ def result_from(
     timeline = merge_timeline(o.events, wire, o.prediction) if wire.visible else o.events
     return ScenarioResult(
         o.scenario, o.kernel, o.prediction, measured_s=d.measured_s, error=d.error, probes=d.probes,
-        retransmits=d.retransmits, counters=o.counters, peer_error=d.peer_error, peer_lag_s=d.peer_lag_s,
+        retransmits=d.retransmits, backoff_max=d.backoff_max, counters=o.counters, peer_error=d.peer_error,
+        peer_lag_s=d.peer_lag_s,
         fault_at_s=o.fault_at_s, fault_deadline_s=o.fault_deadline_s, timeline=timeline, lab=o.lab,
         wire=wire, pcap_data=pcap_data, connections=o.connections, middlebox=middlebox, ledger=ledger,
         evidence_note=evidence_note,

@@ -32,10 +32,8 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable
 
 from ..enums import EventKind, MiddleboxAction, Topology
-from ..errors import ScenarioCancelled
 from ..evidence.events import Event
 from ..evidence.ledger import KEEPALIVE_TIMER
 from ..evidence.middlebox import MiddleboxEvidence, Sample
@@ -43,11 +41,10 @@ from ..lab.lab import SERVER_PORT, Lab
 from ..lab.routed import ConntrackEntry, MiddleboxConfig, RoutedLab, get_entry, open_conntrack
 from ..lab.tcpinfo import tcp_info
 from ..lab.timers import TimerTrace
-from ..model.prediction import DeathPrediction
 from .build import Observed, established_view, result_from, wire_evidence
 from .context import RunContext
-from .observe import Death, prompt_observer, socket_error, wait_for_death
-from .result import Progress, ScenarioResult
+from .observe import prompt_observer, socket_error, wait_for_death, watch_alive
+from .result import ScenarioResult
 from .spec import Scenario
 from .steps import Counted, enable_keepalive, write_keepalive_sysctls
 
@@ -169,7 +166,7 @@ def prove_routed(run: RunContext) -> ScenarioResult:
         addresses = (sock.getsockname()[:2], sock.getpeername()[:2])
         since = lambda: tcp_info(sock).last_ack_recv_ms / 1000  # noqa: E731 -- the prediction's clock
         if prediction.alive_until_s is not None:
-            death = _watch_alive(sock, prediction, anchor, cancel, run.on_progress)
+            death = watch_alive(sock, prediction, anchor, cancel, run.on_progress)
             # anchor_ns is the handshake from tcpi_last_ack_recv, a jiffy coarse either way (jiffies_to_msecs of
             # two tick-aligned stamps): watch ANCHOR_SLACK_S longer, so the samples cover alive_until_s on the
             # wire's clock too (measured once without it: the last dump started 0.5 ms short of 9 s)
@@ -206,24 +203,6 @@ def prove_routed(run: RunContext) -> ScenarioResult:
         looked_up_s=looked_up_s)
     ledger = trace.finish(anchor_ns)  # on the samples' axis: t = 0 is the handshake's last segment
     return result_from(observed, wire, pcap_data, ledger, trace.note, middlebox=evidence)
-
-
-def _watch_alive(sock: socket.socket, p: DeathPrediction, anchor: float, cancel: threading.Event,
-                 on_progress: Callable[[Progress], None] | None) -> Death:
-    """Survival: poll the socket until ``alive_until_s`` after the anchor; a death is read as in the direct lab."""
-    until = anchor + (p.alive_until_s or 0.0)
-    poller = select.poll()
-    poller.register(sock, select.POLLERR | select.POLLHUP)
-    while time.monotonic() < until:
-        if cancel.is_set():
-            raise ScenarioCancelled("cancelled while watching the connection live")
-        if poller.poll(20):
-            info = tcp_info(sock)
-            return Death(round(time.monotonic() - anchor, 6), socket_error(sock), info.probes, info.retransmits)
-        if on_progress:
-            on_progress(Progress(time.monotonic() - anchor, tcp_info(sock).probes, p.expected_s))
-    info = tcp_info(sock)
-    return Death(None, socket_error(sock), info.probes, info.retransmits)
 
 
 def _data_both_ways(sock: socket.socket, peer_sock: socket.socket) -> str:

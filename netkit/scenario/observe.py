@@ -188,6 +188,7 @@ class Death:
     peer_lag_s: float | None = None
     events: tuple[Event, ...] = ()
     others: tuple[Ended | None, ...] = ()  # the other connections, in order (None: did not die)
+    backoff_max: int | None = None  # the highest tcpi_backoff sampled while it lived (death zeroes it: see _Samples)
 
 
 @dataclass(frozen=True)
@@ -228,13 +229,21 @@ class _Others:
 
 
 class _Samples:
-    """The sampled timeline while waiting: one event per new probe or retransmission."""
+    """The sampled timeline while waiting: one event per new probe or retransmission, and the highest backoff.
+
+    ``tcpi_backoff`` is read while the socket lives: a timeout's
+    ``tcp_done_with_error`` purges the write queue, which zeroes
+    ``icsk_backoff`` (``tcp_write_queue_purge``), so at death it reads 0
+    whatever the timer did.
+    """
 
     def __init__(self) -> None:
         self.seen = (0, 0)
         self.events: list[Event] = []
+        self.backoff_max = 0
 
-    def add(self, probes: int, retransmits: int, elapsed: float) -> None:
+    def add(self, probes: int, retransmits: int, elapsed: float, backoff: int = 0) -> None:
+        self.backoff_max = max(self.backoff_max, backoff)
         if (probes, retransmits) == self.seen:
             return
         if probes > self.seen[0]:
@@ -318,13 +327,15 @@ def wait_for_death(
         rest.read(events)
         info = tcp_info(sock)
         elapsed = since_anchor()
-        samples.add(info.probes, info.retransmits, elapsed)
+        samples.add(info.probes, info.retransmits, elapsed, info.backoff)
         if on_progress:
             on_progress(Progress(elapsed, live_count(source, info, counted_from), expected))
         if elapsed > give_up_s:
             gave_up = Event(round(elapsed, 3), "still alive; gave up waiting", kind=EventKind.GAVE_UP)
-            return Death(events=tuple(samples.events) + (gave_up,), others=tuple(rest.ended))
-    death = _read_death(sock, peer, peer_died_at, prediction, since_anchor, samples.events)
+            return Death(events=tuple(samples.events) + (gave_up,), others=tuple(rest.ended),
+                         backoff_max=samples.backoff_max)
+    death = replace(_read_death(sock, peer, peer_died_at, prediction, since_anchor, samples.events),
+                    backoff_max=samples.backoff_max)
     if not others:
         return death
     rest.read(events)  # the first connection's poll batch: the others that died with it
@@ -380,3 +391,31 @@ def _peer_dies_within(peer: socket.socket, grace_s: float) -> bool:
     poller = select.poll()
     poller.register(peer, select.POLLERR | select.POLLHUP | select.POLLIN)
     return bool(poller.poll(grace_s * 1000))
+
+
+def watch_alive(sock: socket.socket, p: DeathPrediction, anchor: float, cancel: threading.Event,
+                 on_progress: Callable[[Progress], None] | None) -> Death:
+    """Survival: poll the socket until ``alive_until_s`` after the anchor (monotonic); a death is read as it happens.
+
+    The routed lab's flow that keepalive keeps alive through the router, and
+    the direct lab's idle connection whose probes its own qdisc refuses
+    (:mod:`netkit.model.local_drop`).  ``tcpi_backoff`` is sampled as in
+    :func:`wait_for_death`.
+    """
+    until = anchor + (p.alive_until_s or 0.0)
+    poller = select.poll()
+    poller.register(sock, select.POLLERR | select.POLLHUP)
+    backoff = 0
+    while time.monotonic() < until:
+        if cancel.is_set():
+            raise ScenarioCancelled("cancelled while watching the connection live")
+        if poller.poll(20):
+            info = tcp_info(sock)
+            return Death(round(time.monotonic() - anchor, 6), socket_error(sock), info.probes, info.retransmits,
+                         backoff_max=backoff)
+        info = tcp_info(sock)
+        backoff = max(backoff, info.backoff)
+        if on_progress:
+            on_progress(Progress(time.monotonic() - anchor, info.probes, p.expected_s))
+    info = tcp_info(sock)
+    return Death(None, socket_error(sock), info.probes, info.retransmits, backoff_max=max(backoff, info.backoff))

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..enums import DeathSource, Timing, Verdict
+from ..enums import CountSource, DeathSource, Timing, Verdict
 from ..evidence.death import DeathCheck, count_of, fits, judged_death
 from ..evidence.death import late_only as misses_only_by_lateness
 from ..evidence.events import Event
@@ -171,6 +171,7 @@ class ScenarioResult:
     error: str | None = None
     probes: int | None = None  # tcpi_probes at death
     retransmits: int | None = None  # tcpi_retransmits at death
+    backoff_max: int | None = None  # the highest tcpi_backoff sampled between the fault and the death
     counters: Mapping[str, int] = field(default_factory=dict)  # TcpExt deltas, fault to death, tested namespace
     peer_error: str | None = None  # the peer's socket error, when the model says it dies too
     peer_lag_s: float | None = None  # the peer's death minus the tested side's (monotonic clock)
@@ -216,10 +217,11 @@ class ScenarioResult:
         failures += judge_middlebox(self.middlebox, p, self.kernel.jiffy_s)
         rules: tuple[Failure, ...] = ()
         if self.ledger is not None and not self.lateness_removed:
-            keepalive_rule = p.schedule is not None and p.expected_error == "ETIMEDOUT"
+            refused = p.count_source == CountSource.KEEPALIVES  # a local drop: probes refused, re-armed HZ/2
+            keepalive_rule = p.schedule is not None and (p.expected_error == "ETIMEDOUT" or refused)
             schedule = p.schedule if keepalive_rule else None
             rules = tuple(rule_failures(self.ledger, None if schedule is None else schedule.intvl, self.probes,
-                                        None if schedule is None else self.keepalive.idle))
+                                        None if schedule is None else self.keepalive.idle, refused))
             rto_jiffies = None if p.rto_s is None else round(p.rto_s * self.kernel.hz)
             rules += tuple(write_timer_failures(self.ledger, write_timer_rule(
                 self.state, self.scenario.fault_rule.data_path, self.keepalive.user_timeout_ms, self.scenario.retries2,

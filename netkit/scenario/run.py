@@ -89,6 +89,7 @@ from .observe import (
     wait_for_answered_probe,
     wait_for_answered_probes,
     wait_for_death,
+    watch_alive,
 )
 from .requirements import require_supported
 from .result import ConnectionDeath, Progress, ScenarioResult
@@ -296,9 +297,12 @@ def prove_established(run: RunContext) -> ScenarioResult:
     counted = Counted.start(c.tested.namespace, TCPEXT_COUNTERS)
     fault_ns = time.time_ns()  # the capture's clock (CLOCK_REALTIME): frames before it are the connection's past
     broken = _break(run, c, trace, Clock(prediction.measured_from), burst)
-    with prompt_observer():
-        death = wait_for_death(c.sock, c.peer_sock if prediction.peer_expected_error else None, prediction,
-                               broken.since_anchor, cancel, run.on_progress, [s for s, _ in c.others])
+    if prediction.alive_until_s is not None:  # a survival (a local drop on an idle connection): watch it live
+        death = watch_alive(c.sock, prediction, time.monotonic() - broken.since_anchor(), cancel, run.on_progress)
+    else:
+        with prompt_observer():
+            death = wait_for_death(c.sock, c.peer_sock if prediction.peer_expected_error else None, prediction,
+                                   broken.since_anchor, cancel, run.on_progress, [s for s, _ in c.others])
     counts = counted.since()
     run.stop_capture()
     first, first_kind = FIRST_EVENT[State(scenario.state)]

@@ -130,6 +130,9 @@ class Scenario:
         n = self.connections
         if not whole_in(n, 1, MAX_CONNECTIONS):
             raise SettingError("connections", n, f"use a whole number 1..{MAX_CONNECTIONS}")
+        if n > 1 and self.fault == FaultName.LOCAL_DROP:
+            raise SettingError("connections", n, "a local drop keeps an idle connection alive, and netkit watches one "
+                                                 "connection live: use connections=1")
         if n > 1 and self.state != State.IDLE:
             raise SettingError("connections", n, f"more than one connection is supported only for the idle state, "
                                                  f"not {self.state}: use connections=1")
