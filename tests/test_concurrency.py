@@ -22,6 +22,7 @@ from netkit.privileges import missing_privileges
 needs_root = pytest.mark.skipif(missing_privileges() is not None, reason=str(missing_privileges()))
 GATE = [sys.executable, "-m", "netkit.cli", "gate", *(arg for fault in ("link-down", "blackhole", "one-way", "peer-*")
                                                        for arg in ("--only", f"ipv*-idle-{fault}-1/1/3"))]
+# (each run gives --pcap-dir its tmp_path: a run that failed under this load and was retried leaves its capture there)
 # the idle 1/1/3 cells of the two-namespace lab (10 each): the wire and the counters agree; two gates of the whole
 # idle matrix at once overloaded two CPUs (a probe 1.040 s after the last, where the wheel allows 1.036)
 TIMEOUT_S = 100
@@ -56,7 +57,8 @@ def _session_scenarios_ended(request):
 @pytest.mark.slow
 def test_two_gates_started_together_both_pass_each_with_its_own_labs(tmp_path, assert_no_leftovers):
     with one_whole_gate_at_a_time():  # the two gates together, without a README command or a whole gate beside them
-        procs = [subprocess.Popen([*GATE, "--json", str(tmp_path / f"{n}.json")], stdout=subprocess.PIPE,
+        procs = [subprocess.Popen([*GATE, "--json", str(tmp_path / f"{n}.json"), "--pcap-dir", str(tmp_path)],
+                                  stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True) for n in (1, 2)]
         outputs = [proc.communicate(timeout=TIMEOUT_S)[0] for proc in procs]
     for proc, output in zip(procs, outputs, strict=True):
@@ -73,9 +75,10 @@ def test_two_gates_started_together_both_pass_each_with_its_own_labs(tmp_path, a
 def test_a_gate_beside_a_pytest_run_of_scenarios_both_pass(tmp_path, assert_no_leftovers):
     with one_whole_gate_at_a_time():  # the gate and that run together, without a README command beside them
         suite = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "ipv4",
-                                  "tests/test_keepalive_death.py"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, text=True)
-        gate = subprocess.Popen([*GATE, "--json", str(tmp_path / "gate.json")], stdout=subprocess.PIPE,
+                                  "--netkit-pcap-dir", str(tmp_path), "tests/test_keepalive_death.py"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+        gate = subprocess.Popen([*GATE, "--json", str(tmp_path / "gate.json"), "--pcap-dir", str(tmp_path)],
+                                stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
         gate_output = gate.communicate(timeout=TIMEOUT_S)[0]
         suite_output = suite.communicate(timeout=TIMEOUT_S)[0]

@@ -36,7 +36,7 @@ def full_gate(tmp_path_factory, request):
     with one_whole_gate_at_a_time():
         started = time.monotonic()
         done = gate("--json", str(out / "gate.json"), "--junit", str(out / "gate.xml"), "--html", str(out / "gate.html"),
-                    "--tap", timeout=110)
+                    "--tap", "--pcap-dir", str(out / "pcaps"), timeout=110)  # a retried run's capture: kept here
     assert (out / "gate.json").exists(), f"the gate wrote no document (exit {done.returncode}): {done.stderr[-3000:]}"
     return done, out, time.monotonic() - started
 

@@ -52,9 +52,11 @@ def test_an_idle_death_is_judged_on_the_kernels_clock_with_the_rule_exact(tracef
     assert len(ours) == 1  # this process's feed, for its next runs too; removed at exit
 
 
-def test_a_planted_rule_error_of_one_jiffy_fails_the_run_while_the_death_is_inside_its_window(tracefs, monkeypatch):
+def test_a_planted_rule_error_of_one_jiffy_fails_the_run_while_the_death_is_inside_its_window(tracefs, monkeypatch,
+                                                                                             tmp_path):
     monkeypatch.setattr(ledger_check, "RULE_SHIFT_JIFFIES", 1)
-    result = run_scenario(IDLE)
+    result = run_scenario(IDLE, pcap_dir=str(tmp_path))  # a failed run's capture goes here, not to /tmp
+    assert result.pcap and result.pcap.startswith(str(tmp_path))
     assert result.death_timing is Timing.INSIDE
     assert [f.rule for f in result.rule_failures] == ["ledger: keepalive re-arm"]
     assert result.verdict == "fail" and result.machine_late is None
@@ -136,9 +138,11 @@ def test_a_connect_that_fails_at_once_arms_no_timer_and_says_so(tracefs, netkit_
 
 
 def test_a_planted_one_jiffy_error_in_a_retransmission_rearm_fails_the_run_while_the_death_is_inside(tracefs,
-                                                                                                     monkeypatch):
+                                                                                                     monkeypatch,
+                                                                                                     tmp_path):
     monkeypatch.setattr(ledger_check, "RULE_SHIFT_JIFFIES", 1)
-    result = run_scenario(Scenario(KeepaliveSettings(1, 1, 3, user_timeout_ms=1500), fault="blackhole", state="unacked"))
+    result = run_scenario(Scenario(KeepaliveSettings(1, 1, 3, user_timeout_ms=1500), fault="blackhole", state="unacked"),
+                          pcap_dir=str(tmp_path))
     assert result.evidence == "trace", result.evidence_note
     assert result.death_timing is Timing.INSIDE
     assert [f.rule for f in result.rule_failures] == ["ledger: write timer re-arm"]
@@ -197,7 +201,7 @@ def test_without_tracefs_the_run_is_judged_from_the_observer_and_says_why(monkey
     assert result.death_source is DeathSource.WIRE and result.verdict == "pass", result.explain()
 
 
-def test_a_fault_placed_after_the_first_window_probe_is_machine_late_not_a_kernel_failure(monkeypatch):
+def test_a_fault_placed_after_the_first_window_probe_is_machine_late_not_a_kernel_failure(monkeypatch, tmp_path):
     """The machine late placing the fault: the first zero-window probe, 0.2 s after the window closed, is answered.
 
     The answer moves tcpi_last_ack_recv; the fault's moment counts from the window-closing ACK read before the
@@ -215,6 +219,7 @@ def test_a_fault_placed_after_the_first_window_probe_is_machine_late_not_a_kerne
         applied(self, ctx)
 
     monkeypatch.setattr(FirewallDrop, "apply", late_apply)
-    result = run_scenario(Scenario(KeepaliveSettings(1, 1, 3), fault="blackhole", state="zero-window", retries2=3))
+    result = run_scenario(Scenario(KeepaliveSettings(1, 1, 3), fault="blackhole", state="zero-window", retries2=3),
+                          pcap_dir=str(tmp_path))
     assert result.fault_at_s is not None and result.fault_at_s >= 0.3, result.explain()
     assert result.machine_late is not None and result.machine_late.startswith("the fault landed at"), result.explain()
