@@ -657,3 +657,20 @@ def test_the_clamps_deadline_moves_with_a_late_run_that_took_retrans_stamp():
     tampered = dataclasses.replace(ledger, armings=tuple(
         dataclasses.replace(a, expires=a.expires - 1) if a is clamp else a for a in ledger.armings))
     assert carried(tampered)[death_run] == pytest.approx(8 / 250 + 1.1e-05, abs=1e-6)
+
+
+def test_a_tick_inside_the_tail_loss_probe_s_run_is_not_a_rule_error():
+    """Debian's 6.1 under emulation (a dry CI, 2026-12-06): the tail loss probe's run began at jiffy J, restarted the
+    full RTO (14 jiffies: the route's 50 ms minimum) to J + 14, and its timer_start printed J + 1: "asked for 13".
+    The kernel asked for J + 14 - J; a re-arm that truly asked for 13 from its run's own jiffy still fails."""
+    data = json.loads((LEDGERS / "tlp-rearm-tick-6.1.json").read_text())
+    ledger = Ledger.from_dict(data["ledger"])
+    rule = write_timer_rule("unacked", fault_info("blackhole").rule.data_path, None, 3, rto_jiffies=14)
+    assert write_timer_failures(ledger, rule) == []
+    tlp = next(a for a in ledger.armings if a.by_run and a.function == "tcp_write_timer")
+    assert (tlp.delay, tlp.now - next(r for r in ledger.runs if r.arming is not None and r.now < tlp.now and
+                                      r.function == tlp.function).now) == (13, 1)
+    short = dataclasses.replace(tlp, expires=tlp.expires - 1)  # asked for 13 from J, or 12 as printed: wrong either way
+    planted = dataclasses.replace(ledger, armings=tuple(short if a is tlp else a for a in ledger.armings))
+    [failure] = write_timer_failures(planted, rule)
+    assert "asked for 12" in str(failure)

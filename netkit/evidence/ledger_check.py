@@ -227,6 +227,23 @@ def _run_of(ledger: Ledger, arming: Arming) -> TimerRun | None:
     return found
 
 
+def asked_for(ledger: Ledger, a: Arming) -> set[int]:
+    """Every delay a run's re-arm may have asked for: the traced one, or more where a tick fell inside the handler.
+
+    The kernel sets the expiry from ``jiffies`` when it re-arms
+    (``inet_csk_reset_xmit_timer``: ``jiffies + when``), and ``timer_start``
+    prints ``jiffies`` again: a tick between the run's start and that print
+    shows a delay short by the jiffies that passed (seen on Debian's 6.1
+    under emulation: a tail loss probe's run at jiffy J re-armed the full 14
+    jiffies to J + 14, printed at J + 1 as 13).  So the delay asked for is
+    ``expires - now`` for some ``now`` between the run's jiffy and the print's.
+    """
+    run = _run_of(ledger, a)
+    if run is None or not a.by_run or run.now >= a.now:
+        return {a.delay}
+    return set(range(a.delay, a.expires - run.now + 1))
+
+
 def expected_write_rearms(ledger: Ledger, rule: WriteTimerRule) -> tuple[Arming | None, list[Arming], list[set[int]]]:
     """The write timer's series after t = 0 and, for each re-arm its runs made, every delay the rule allows.
 
@@ -252,7 +269,8 @@ def expected_write_rearms(ledger: Ledger, rule: WriteTimerRule) -> tuple[Arming 
             break
         series.append(a)
     each = [_allowed_rearms(ledger, rule, start, base, series) for base in base_candidates(start, rule)]
-    kept = next((allowed for allowed in each if all(not ok or a.delay in ok for a, ok in zip(series, allowed, strict=True))),
+    kept = next((allowed for allowed in each
+                 if all(not ok or asked_for(ledger, a) & ok for a, ok in zip(series, allowed, strict=True))),
                 each[0])  # none agrees: the one from the delay the trace shows is what a failure names
     return start, series, kept
 
@@ -323,7 +341,7 @@ def write_timer_failures(ledger: Ledger, rule: WriteTimerRule | None) -> list[Fa
     if rule is None:
         return []
     start, series, allowed = expected_write_rearms(ledger, rule)
-    wrong = [i for i, (a, ok) in enumerate(zip(series, allowed, strict=True)) if ok and a.delay not in ok]
+    wrong = [i for i, (a, ok) in enumerate(zip(series, allowed, strict=True)) if ok and not asked_for(ledger, a) & ok]
     if start is None or not wrong:
         return []
     first = series[wrong[0]]
