@@ -25,7 +25,7 @@ from typing import TextIO
 from .. import __version__
 from ..cleanup import cleanup
 from ..doctor import as_dicts, run_checks, usable
-from ..enums import CountSource, FaultName, State
+from ..enums import FaultName, State
 from ..errors import (
     EnvironmentUnusable,
     InputError,
@@ -41,7 +41,7 @@ from ..keepalive import KeepaliveSettings
 from ..kernel import kernel_info
 from ..model.prediction import DeathPrediction
 from ..privileges import require_privileges
-from ..report.text import COUNTED, demo_header, print_demo_result
+from ..report.text import COUNTED, demo_header, live_count, print_demo_result
 from ..scenario import KEEPALIVE_SOURCES, SIDES, STATES, Progress, Scenario, run_scenario
 from ..scenario.requirements import require_supported
 from ..scenario.run import check_capture_paths
@@ -166,10 +166,8 @@ class _DemoLive:
         for line in demo_header(self.scenario, kernel_info(), prediction):
             print(line, file=self.out)
         self.out.flush()
-        if prediction.alive_until_s is not None:  # a survival: live, the unanswered probes, which must stay 0
-            self.timeline = LiveTimeline(self.out, 0, COUNTED[CountSource.PROBES])
-        else:
-            self.timeline = LiveTimeline(self.out, prediction.expected_count, COUNTED[prediction.count_source])
+        source, expected = live_count(prediction)
+        self.timeline = LiveTimeline(self.out, expected, COUNTED[source])
 
     def __call__(self, p: Progress) -> None:
         if self.timeline:

@@ -32,7 +32,9 @@ from dataclasses import dataclass, replace
 
 from ..enums import State
 from ..model.fault_rule import DataPath
+from ..model.local_drop import resource_probe_jiffies
 from ..model.rto import (
+    DEFAULT_RETRIES2,
     backed_off_rto_jiffies,
     clamp_probe0_to_user_timeout_jiffies,
     clamp_rto_to_user_timeout_jiffies,
@@ -44,7 +46,6 @@ from .timecheck import Failure
 from .wire import WireEvidence
 
 RULE_SHIFT_JIFFIES = 0  # test-only: a planted rule error (see the module docstring)
-DEFAULT_RETRIES2 = 15  # net.ipv4.tcp_retries2 of a new namespace: icsk_backoff's cap in tcp_send_probe0
 # A moment the trace printed, read back from the run's axis: the instance prints microseconds (truncated: the
 # moment is up to 1 us later) and the axis rounds to the microsecond (0.5 us either way).
 TRACE_EARLY_NS, TRACE_LATE_NS = 500, 1500
@@ -98,7 +99,7 @@ def rule_failures(ledger: Ledger, intvl_s: float | None, probes: int | None,
     found = [f for a in ledger.armings if (f := _bucket_failure(a, hz)) is not None]
     if intvl_s is None or probes is None:
         return found
-    wanted = (hz // 2 if refused else round(intvl_s * hz)) + RULE_SHIFT_JIFFIES
+    wanted = (resource_probe_jiffies(hz) if refused else round(intvl_s * hz)) + RULE_SHIFT_JIFFIES
     rearms = [a for a in ledger.armings if a.by_run and a.function == KEEPALIVE_TIMER and a.t_s > 0]
 
     def after_a_probe(a: Arming) -> bool:
@@ -291,7 +292,8 @@ def _allowed_rearms(ledger: Ledger, rule: WriteTimerRule, start: Arming, base: i
         stamps = range(first_run.now if first_run else series[0].now, series[0].now + 1) if series else range(0)
         for k, a in enumerate(series, 1):
             # refused (err > 0): "timeout = TCP_RESOURCE_PROBE_INTERVAL", icsk_backoff untouched
-            when = hz // 2 if rule.refused else probe0_when_jiffies(base, min(k, rule.retries2), hz, rule.rto_max_ms)
+            when = (resource_probe_jiffies(hz) if rule.refused
+                    else probe0_when_jiffies(base, min(k, rule.retries2), hz, rule.rto_max_ms))
             allowed.append({clamp_probe0_to_user_timeout_jiffies(when, ut, a.now - s, hz) + shift for s in stamps})
         return allowed
     # The retransmission timer.  Re-arm 1 is the tail loss probe's (tcp_schedule_loss_probe at the send; its

@@ -62,15 +62,14 @@ from ..enums import Clock, CountSource, State
 from ..errors import NotModelled
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
+from .handshake import TCP_TIMEOUT_INIT_S
 from .keepalive import keepalive_death
 from .prediction import DeathPrediction, Window
-from .rto import TCP_RTO_MIN_S, TCP_TIMEOUT_MIN_JIFFIES, msecs_to_jiffies, tcp_model_timeout_s
+from .rto import DEFAULT_RETRIES2, TCP_RTO_MIN_S, TCP_TIMEOUT_MIN_JIFFIES, msecs_to_jiffies, tcp_model_timeout_s
 from .schedule import keepalive_schedule
 from .wheel import MEASUREMENT_JIFFIES, latest_death_s, runs_at_jiffy, wheel_granularity_s
 
-RESOURCE_PROBE_INTERVAL_S = 0.5  # TCP_RESOURCE_PROBE_INTERVAL: HZ/2U jiffies
-DEFAULT_RETRIES2 = 15  # tcp_sk_init: a new namespace's net.ipv4.tcp_retries2 (TCP_RETR2)
-TCP_TIMEOUT_INIT_S = 1.0  # the SYN's first RTO
+RESOURCE_PROBE_INTERVAL_S = 0.5  # TCP_RESOURCE_PROBE_INTERVAL: HZ/2U jiffies (resource_probe_jiffies)
 WHEEL_PHASES = 64  # level 2's granularity: every phase a timer of up to 4095 jiffies can meet
 SURVIVAL_MARGIN_S = 2  # an idle connection is watched this long past the keepalive rule's latest death (whole s)
 PACKETDRILL_TEST = "tools/testing/selftests/net/packetdrill/tcp_user_timeout_user-timeout-probe.pkt"
@@ -81,6 +80,11 @@ RETRACTED_REASON = ("the data is already in flight, so tcp_retransmit_timer's ze
                     "netkit has not measured what that branch makes of a refused retransmission: use zero-window")
 SYN_RECV_REASON = ("the listener's refused SYN-ACKs are retried by the request socket's timer (reqsk_timer_handler), "
                    "which netkit has not measured: use syn-sent")
+
+
+def resource_probe_jiffies(hz: int) -> int:
+    """``TCP_RESOURCE_PROBE_INTERVAL`` (include/net/tcp.h: ``(unsigned)(HZ/2U)``): the wait after a refused transmit."""
+    return hz // 2
 
 
 def local_drop_not_modelled_reason(state: str) -> str | None:
@@ -141,7 +145,7 @@ def probe_timer_local_drop(kernel: KernelInfo, rto_s: float, ut_ms: int | None, 
     """The probe timer retrying a refused segment or window probe every HZ/2 (module docstring)."""
     hz = kernel.hz
     base_j = math.ceil(round(max(rto_s, TCP_RTO_MIN_S) * hz, 6))  # tcp_probe0_base: icsk_rto is whole jiffies
-    interval_j = hz // 2
+    interval_j = resource_probe_jiffies(hz)
     ut_j = msecs_to_jiffies(ut_ms, hz) if ut_ms else 0
     max_probes = DEFAULT_RETRIES2 if retries2 is None else retries2
 
@@ -182,7 +186,7 @@ def syn_sent_local_drop(syn_retries: int, linear_timeouts: int, user_timeout_ms:
                         kernel: KernelInfo) -> DeathPrediction:
     """connect() whose SYNs the local qdisc refuses: a retransmission counted every HZ/2 (module docstring)."""
     hz = kernel.hz
-    first_j, interval_j = round(TCP_TIMEOUT_INIT_S * hz), hz // 2
+    first_j, interval_j = round(TCP_TIMEOUT_INIT_S * hz), resource_probe_jiffies(hz)
     budget_s = user_timeout_ms / 1000 if user_timeout_ms else tcp_model_timeout_s(syn_retries, TCP_TIMEOUT_INIT_S)
     max_retransmits = syn_retries + linear_timeouts
 
@@ -241,4 +245,4 @@ def idle_survives_local_drop(settings: KeepaliveSettings, kernel: KernelInfo,
 
 
 __all__ = ["LOCAL_DROP_STATES", "PACKETDRILL_TEST", "idle_survives_local_drop", "local_drop_not_modelled_reason",
-           "probe_timer_local_drop", "syn_sent_local_drop"]
+           "probe_timer_local_drop", "resource_probe_jiffies", "syn_sent_local_drop"]

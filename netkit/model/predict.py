@@ -119,12 +119,12 @@ def _local_drop(scenario: Predictable, kernel: KernelInfo, rto_s: float,
     reason = local_drop_not_modelled_reason(scenario.state)
     if reason:
         raise NotModelled(reason)
-    error = scenario.fault_rule.timeout_error(scenario.family)
     if scenario.state == State.IDLE:
         return idle_survives_local_drop(settings, kernel)
     if scenario.state == State.SYN_SENT:
         facts = handshake or HandshakeFacts.defaults(kernel)
         return syn_sent_local_drop(scenario.syn_retries or 0, facts.linear_timeouts, ut, kernel)
+    error = scenario.fault_rule.timeout_error(scenario.family)
     if scenario.state == State.UNACKED:
         return replace(probe_timer_local_drop(
             kernel, rto_s, ut, scenario.retries2, error, CountSource.PROBES, Clock.SEND,

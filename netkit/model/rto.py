@@ -50,6 +50,7 @@ def default_rto_s(kernel: KernelInfo) -> float:
 
 TCP_CLOCK_MS_S = 0.001  # the TCP clock's unit without usec timestamps: two truncated readings differ by up to this
 TCP_TIMEOUT_MIN_JIFFIES = 2  # include/net/tcp.h: the clamp never arms a timer shorter than this
+DEFAULT_RETRIES2 = 15  # tcp_sk_init: a new namespace's net.ipv4.tcp_retries2 (TCP_RETR2), icsk_backoff's cap too
 
 
 def linear_backoff_thresh(rto_max_s: float, rto_base_s: float = TCP_RTO_MIN_S) -> int:

@@ -30,10 +30,16 @@ PREPARATION = {
 SAMPLED_EVERY = f"every {OBSERVER_SAMPLE_S * 1000:g} ms"  # the observer's interval, as the lines say it
 
 
+def live_count(p: DeathPrediction) -> tuple[CountSource, int]:
+    """What the demo's live samples count, and up to what: the prediction's count, or a survival's probes (0 they stay)."""
+    if p.alive_until_s is not None:
+        return CountSource.PROBES, 0
+    return CountSource(p.count_source), p.expected_count
+
+
 def watch_header(p: DeathPrediction) -> str:
     """The line above the demo's live samples: what t = 0 is and how often the count is read."""
-    counted = CountSource.PROBES if p.alive_until_s is not None else p.count_source  # a survival: the probes stay 0
-    return f"  time since {Clock(p.measured_from).since} ({counted} sampled {SAMPLED_EVERY}):"
+    return f"  time since {Clock(p.measured_from).since} ({live_count(p)[0]} sampled {SAMPLED_EVERY}):"
 DEMO_EVENTS = (EventKind.DEATH, EventKind.GAVE_UP)  # the observer's events the demo's closing lines repeat
 COUNTED = {CountSource.PROBES: "unanswered probe", CountSource.RETRANSMITS: "retransmission",
            CountSource.WIN_PROBES: "window probe", CountSource.SYN_RETRANS: "SYN retransmission",
