@@ -2,11 +2,13 @@
 root or a lab."""
 
 import threading
+from dataclasses import replace
 
 import pytest
 from synthetic_ledger import keepalive_ledger
 
 from netkit.check.client import substitute
+from netkit.check.follow import timer_reference
 from netkit.check.infer import (
     ProbeTimes,
     infer_first_probe_idle,
@@ -167,6 +169,23 @@ def test_client_probe_times_read_idle_off_the_last_look_when_a_reset_answered_pr
     dying = ProbeTimes(anchor=100.0)  # gone with probes outstanding: the run that killed it says nothing of idle
     dying.vanished(Sample(103.900, 103.901, keepalive_socket(100, 3900, probes=2)))
     assert dying.first_requested_s is None
+
+
+def test_a_look_inside_a_timer_run_does_not_replace_what_the_last_one_said_of_the_timer():
+    # the look before the run, one inside it (detached, not yet re-armed or killed: sock_diag says timer 0,
+    # retrans 0), then the run's outcome: the inside look is no evidence of the timer
+    before = Sample(108.950, 108.951, keepalive_socket(50, 8950, probes=9))
+    inside = Sample(109.001, 109.002, replace(keepalive_socket(0, 9001), timer="none", retrans=0))
+    assert timer_reference(before, inside) is before
+    probes = ProbeTimes(anchor=100.0)
+    assert probes.saw(before, timer_reference(before, inside)) == []  # no probe 1..9 counted again
+    after = Sample(101.010, 101.011, keepalive_socket(995, 1010, probes=1))
+    assert timer_reference(inside, after) is after and timer_reference(before, after) is after
+    # a socket that never had a timer (no keepalive) is what its looks say; so is a change of state
+    quiet = Sample(101.0, 101.001, replace(keepalive_socket(0, 1000), timer="none", retrans=0))
+    assert timer_reference(quiet, inside) is inside
+    closing = Sample(109.1, 109.101, replace(inside.sock, state="FIN_WAIT1"))
+    assert timer_reference(before, closing) is closing
 
 
 @pytest.mark.parametrize("end, timer, counters, exited, ut, cause", [

@@ -78,5 +78,21 @@ def near_expiry(sample: Sample) -> float:
     return max(POLL_S, wake - time.monotonic())
 
 
+def timer_reference(previous: Sample, sample: Sample) -> Sample:
+    """The look that says which timer the socket runs, and its count: ``sample``, unless it caught a run in progress.
+
+    The timer wheel detaches a timer before it calls its handler (``expire_timers``), and the keepalive handler
+    re-arms it at its end, or kills the socket there (``tcp_write_err`` before ``tcp_done`` unhashes it).  A look in
+    between sees an established socket with no timer pending (sock_diag's timer 0, retrans 0).  Looks wake just
+    before the expiry, so on a busy machine one lands there now and then (a CI run's curl check saw one as its last
+    look before the death, and took the keepalive death for a retransmission's).  Such a look says nothing of the
+    timer; the previous one still does.
+    """
+    old, new = previous.sock, sample.sock
+    if old is not None and new is not None and new.timer == "none" and old.timer != "none" and new.state == old.state:
+        return previous
+    return sample
+
+
 def every(seconds: float) -> Callable[[Sample], float]:
     return lambda _sample: seconds

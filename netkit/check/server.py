@@ -75,7 +75,7 @@ from ..lab.timers import PROGRAM_FILTERS, TimerTrace
 from ..privileges import require_privileges
 from ..tcpsocket import REQUEST_STATES, Sample
 from ..waiting import Drop
-from .follow import POLL_S, SocketFollower, every, near_expiry, timer_event
+from .follow import POLL_S, SocketFollower, every, near_expiry, timer_event, timer_reference
 from .infer import infer_idle, infer_intvl
 from .options import read_into
 from .program import Program, endpoint, require_executable, require_seconds
@@ -286,24 +286,26 @@ def _follow_to_death(lab: Lab, follower: SocketFollower, program: Program, clien
     result.timeline.append(Event(result.fault_at_s, f"link down: {fault.description}", kind=EventKind.FAULT))
     say(f"  {result.fault_at_s:7.3f} s  link down (client's veth end); time since the last segment received:")
     alive = [answered]  # the last sample that still saw the socket
+    timed = [answered]  # the last that saw its timer (:func:`timer_reference`)
 
     def gone(sample: Sample) -> Sample | None:
         if sample.sock is None:
             return sample
-        previous = alive[-1].sock
-        assert previous is not None
+        alive[0] = sample
+        look = timer_reference(timed[0], sample)
+        previous, sock = timed[0].sock, look.sock
+        assert previous is not None and sock is not None
         # a keepalive timer with no probe out is the answered state, never a probe sent: sock_diag can read the
         # answer's receive time before tcp_ack clears icsk_probes_out, and the next look then sees "0 out"
-        no_probe_out = sample.sock.timer == "keepalive" and sample.sock.retrans == 0
-        if (sample.sock.timer, sample.sock.retrans) != (previous.timer, previous.retrans) and not no_probe_out:
-            what = (f"probe {sample.sock.retrans} sent, unanswered" if sample.sock.timer == "keepalive"
-                    else sample.sock.describe_timer())
-            event = Event(round(sample.start - last_rcv, 3),
-                          f"{what} (sock_diag: next run in {sample.sock.expires_ms / 1000:.3f} s)", SAMPLED,
-                          timer_event(sample.sock.timer))
+        no_probe_out = sock.timer == "keepalive" and sock.retrans == 0
+        if (sock.timer, sock.retrans) != (previous.timer, previous.retrans) and not no_probe_out:
+            what = f"probe {sock.retrans} sent, unanswered" if sock.timer == "keepalive" else sock.describe_timer()
+            event = Event(round(look.start - last_rcv, 3), f"{what} (sock_diag: next run in "
+                                                           f"{sock.expires_ms / 1000:.3f} s)", SAMPLED,
+                          timer_event(sock.timer))
             result.timeline.append(event)
             say(f"  {event.t_s:7.3f} s  {event.what}")
-        alive[0] = sample
+        timed[0] = look
         program.require_running("during the check")
         return None
 
@@ -316,7 +318,7 @@ def _follow_to_death(lab: Lab, follower: SocketFollower, program: Program, clien
         raise _Stopped
     after = counters.tcpext_counts(lab.server.namespace, COUNTED)
     result.counters = counters.delta(before, after)
-    seen, final = alive[-1], alive[-1].sock
+    seen, final = alive[0], timed[0].sock
     assert final is not None
     result.measured_s = round(dead.end - last_rcv, 3)
     result.dead_between_s = (round(seen.start - last_rcv, 3), result.measured_s)
