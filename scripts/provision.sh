@@ -10,7 +10,7 @@
 #   --no-doctor  skip the final `netkit doctor`, e.g. when building an image
 #                where network namespaces cannot be created yet.
 #
-# Works on a fresh Debian 12 / Ubuntu 24.04 machine or container that has only
+# Works on a fresh Debian 12 or 13 machine or container that has only
 # python3. Idempotent and fast when everything is already there: apt is asked
 # (and its lists updated) only when a tool is missing, and pip runs only when
 # pyproject.toml changed since the last install (a hash kept in

@@ -1,7 +1,7 @@
 """`netkit check-client` against real clients from Debian's packages: psql (libpq's keepalives_* and
-tcp_user_timeout), socat's keepalive options, curl --keepalive-time, a client with no keepalive, and
-clients that give up by themselves.  The checks run CPUs + 1 at a time (each in its own lab; conftest's
-netkit_runs_at_once), about 20 s on two CPUs; the longest is curl, whose count comes from the namespace (~11 s).
+tcp_user_timeout), socat's keepalive options, curl --keepalive-time (and --keepalive-cnt, where curl has it),
+a client with no keepalive, and clients that give up by themselves.  The checks run CPUs + 1 at a time (each in
+its own lab; conftest's netkit_runs_at_once), about 20 s on two CPUs; the longest is curl, whose count is 9 (~11 s).
 
 Each death is asserted against netkit's keepalive model for the settings the client really set (read
 off its socket), which the report must also have inferred from the kernel's timers.  Where a seccomp
@@ -32,6 +32,22 @@ BORROW_REFUSED = refused_here() if missing_privileges() is None else None
 KERNELS_RTO_MAX_MS = DEFAULT_RTO_MAX_MS if has_tcp_option(TCP_RTO_MAX_MS) else None  # None: before 6.15, no option
 MISSING = {tool: f"{tool} is not installed: scripts/provision.sh installs it" for tool in ("psql", "socat", "curl")
            if shutil.which(tool) is None}
+# libcurl 8.9.0 added CURLOPT_TCP_KEEPCNT (curl --keepalive-cnt), default 9: from then on curl sets TCP_KEEPCNT on
+# its socket itself, where earlier curl (Debian 12's 7.88) set idle and interval only and left the count to the
+# namespace.  curl's version says which; the test asserts that netkit's own proof (the sysctl flip) agrees.
+CURL_KEEPCNT_SINCE = (8, 9, 0)
+
+
+def curl_version() -> tuple[int, ...] | None:
+    """The version of the curl on PATH (``curl --version``'s first line), or None without curl."""
+    if "curl" in MISSING:
+        return None
+    first = subprocess.run(["curl", "--version"], capture_output=True, text=True, check=True).stdout.split()[1]
+    return tuple(int(part) for part in first.split("-")[0].split(".")[:3])
+
+
+CURL_VERSION = curl_version()
+CURL_SETS_KEEPCNT = CURL_VERSION is not None and CURL_VERSION >= CURL_KEEPCNT_SINCE
 PSQL = ["psql", "host={host} port={port} user=nk dbname=nk "
                 "keepalives_idle=1 keepalives_interval=1 keepalives_count=3", "-c", "select 1"]
 PSQL_UT = ["psql", "host={host} port={port} user=nk dbname=nk "
@@ -43,6 +59,8 @@ CHECKS = {  # name: (the tool it needs, check-client's arguments)
     "socat-ipv6-blackhole": ("socat", ["--ipv6", "--fault", "blackhole", "--json", "--", "socat", "-u",
                                        "TCP6:[{host}]:{port},keepalive,keepidle=2,keepintvl=1,keepcnt=2", "-"]),
     "curl": ("curl", ["--expect-s", "10", "--", "curl", "-sS", "--keepalive-time", "1", "http://{host}:{port}/"]),
+    "curl-keepalive-cnt": ("curl", ["--expect-s", "3", "--", "curl", "-sS", "--keepalive-time", "1",
+                                    "--keepalive-cnt", "2", "http://{host}:{port}/"]),
     "no-keepalive": ("socat", ["--max-wait", "3", "--json", "--", "socat", "-u", "TCP:{host}:{port}", "-"]),
     "gives-up-and-exits": ("curl", ["--json", "--", "curl", "-sS", "--no-keepalive", "--max-time", "2",
                                     "http://{host}:{port}/"]),
@@ -61,11 +79,16 @@ CHECKS = {  # name: (the tool it needs, check-client's arguments)
 }
 
 
+UNSUPPORTED = {} if CURL_SETS_KEEPCNT or CURL_VERSION is None else {
+    "curl-keepalive-cnt": f"curl {'.'.join(map(str, CURL_VERSION))} has no --keepalive-cnt (since curl "
+                          f"{'.'.join(map(str, CURL_KEEPCNT_SINCE))})"}
+
+
 @pytest.fixture(scope="module")
 def runs():
     """{name: finished CompletedProcess}; checks whose tool is missing are not run."""
     return netkit_runs_at_once("check-client", {name: args for name, (tool, args) in CHECKS.items()
-                                                if tool not in MISSING})
+                                                if tool not in MISSING and name not in UNSUPPORTED})
 
 
 def result_of(runs, name, exit_code=0):
@@ -140,7 +163,7 @@ def test_socat_keepalive_options_over_ipv6_through_a_blackhole(runs):
     assert result["evidence"] == "observer" and ("tcp:tcp_probe" in result["evidence_note"] or not tracing_here())
 
 
-def test_curl_keepalive_time_takes_its_count_from_the_namespace(runs):
+def test_curl_keepalive_time_takes_its_count_from_where_its_version_says(runs):
     if "curl" in MISSING:
         pytest.skip(MISSING["curl"])
     run = runs["curl"]
@@ -148,13 +171,31 @@ def test_curl_keepalive_time_takes_its_count_from_the_namespace(runs):
     verdict, *rest = run.stdout.splitlines()
     assert verdict.startswith("verdict: MATCH - the client noticed the dead server 10.")
     assert "9 unanswered probes" in verdict
-    # curl sets TCP_KEEPIDLE and TCP_KEEPINTVL only; 9 is the new namespace's net.ipv4.tcp_keepalive_probes
-    expected = "cnt 9 = the client namespace's" if BORROW_REFUSED else "cnt 9 from the client namespace's"
-    assert f"{expected} net.ipv4.tcp_keepalive_probes" in verdict
-    if not BORROW_REFUSED:
+    # 9 either way: curl's own default (CURL_KEEPCNT_SINCE and later), or the new namespace's
+    # net.ipv4.tcp_keepalive_probes; only the sysctl flip tells which, and it must agree with curl's version
+    if BORROW_REFUSED:  # the options unread: the count inferred, equal to the namespace's, its source unproved
+        assert "cnt 9 = the client namespace's net.ipv4.tcp_keepalive_probes" in verdict
+    elif CURL_SETS_KEEPCNT:
+        assert "cnt 9;" in verdict and "cnt 9 from" not in verdict
+        assert "TCP_KEEPCNT 9 (set on the socket)" in run.stdout
+    else:
+        assert "cnt 9 from the client namespace's net.ipv4.tcp_keepalive_probes" in verdict
         assert "TCP_KEEPCNT 9 (inherited from net.ipv4.tcp_keepalive_probes)" in run.stdout
+    if not BORROW_REFUSED:
         assert "TCP_KEEPIDLE 1 s (set on the socket)" in run.stdout
     assert "curl: (56) Recv failure: Connection timed out" in run.stdout
+
+
+def test_curl_keepalive_cnt_sets_the_count_on_the_socket(runs):
+    if "curl" in MISSING or "curl-keepalive-cnt" in UNSUPPORTED:
+        pytest.skip(MISSING.get("curl") or UNSUPPORTED["curl-keepalive-cnt"])
+    run = runs["curl-keepalive-cnt"]
+    assert run.returncode == 0, run.stderr + run.stdout
+    verdict = run.stdout.splitlines()[0]
+    assert verdict.startswith("verdict: MATCH - the client noticed the dead server 3.")
+    assert "2 unanswered probes" in verdict and "cnt 2" in verdict
+    if not BORROW_REFUSED:
+        assert "TCP_KEEPCNT 2 (set on the socket)" in run.stdout
 
 
 def test_client_without_keepalive_would_wait_forever(runs):

@@ -8,9 +8,10 @@ pages). Here, as root, each host command runs exactly as written, from the
 repository root, with those files saved there, in that order, and must exit 0
 with the output its page promises. The one
 command that cannot run inside the suite is the suite itself (`scripts/test`):
-scripts/check-fresh-debian runs every command of the README and the docs on a
-fresh Debian 12 as root without sudo and as a user with sudo (that one in the
-sudo user's pass). The Vagrant
+scripts/check-lab runs every command of the README and the docs on a fresh
+Debian 12 as root without sudo and on a fresh Debian 13 as a user with sudo
+(scripts/check-fresh-debian; the suite in that pass), the two releases the
+README's platform line names (asserted below). The Vagrant
 block's commands are checked against the Vagrantfile (a VM cannot boot here).
 The other fences are output samples: ```text, the ```json samples read below,
 and the ```yaml block (the GitLab job), which tests/test_ci_recipes.py
@@ -52,8 +53,8 @@ WAITS_ITS_TURN = pytest.mark.timeout(COMMAND_TIMEOUT_S * 2 + 60)
 
 # Commands that cannot run inside the suite, and where they are proven instead.
 PROVEN_ELSEWHERE = {
-    "scripts/test": "it is this suite; scripts/check-fresh-debian runs it verbatim as a user with sudo (.ci/run's first"
-                    " step runs it as root on a fresh clone)",
+    "scripts/test": "it is this suite; scripts/check-lab runs it verbatim as a user with sudo on a fresh Debian 13"
+                    " (.ci/run's first step runs it as root on a fresh clone, on Debian 12)",
 }
 # What a command's output must show, beyond exit status 0 (regex, searched in stdout + stderr).
 PROMISED = {
@@ -156,6 +157,26 @@ def test_the_readme_is_a_first_screen_and_where_to_go_next():
     linked = set(re.findall(r"\]\(docs/([\w.-]+\.md)\)", README.read_text()))
     missing = sorted({page.removeprefix("docs/") for page in PAGES[1:]} - linked - {"index.md"})
     assert not missing, f"the README's 'Where to go next' links no {missing}"
+
+
+# Debian's release names, as debootstrap takes them, and their numbers.
+DEBIAN_RELEASES = {"bookworm": "12", "trixie": "13"}
+
+
+def proven_releases() -> set[str]:
+    """The Debian releases scripts/check-lab runs the fresh-machine proof on (``check_fresh SUITE``), by number."""
+    suites = re.findall(r"\bcheck_fresh ([a-z]+)\b", (ROOT / "scripts" / "check-lab").read_text())
+    assert suites, "scripts/check-lab runs no check_fresh SUITE"
+    return {DEBIAN_RELEASES[suite] for suite in suites}
+
+
+def test_the_readme_names_exactly_the_releases_the_fresh_machine_proof_runs_on():
+    line = next(line for line in README.read_text().splitlines() if line.startswith("On a fresh "))
+    claimed = re.fullmatch(r"On a fresh Debian (\d+)(?: or (\d+))? machine with .*", line)
+    assert claimed, f"README.md's platform line names something other than Debian releases: {line!r}"
+    assert {n for n in claimed.groups() if n} == proven_releases() == {"12", "13"}
+    for path in (README, ROOT / "docs" / "index.md", ROOT / "scripts" / "provision.sh"):
+        assert "Ubuntu" not in path.read_text(), f"{path.name} names Ubuntu, which nothing here proves"
 
 
 # Fences that are no command, and the test that holds each kind to the truth.
