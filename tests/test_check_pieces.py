@@ -8,7 +8,7 @@ import pytest
 from synthetic_ledger import keepalive_ledger
 
 from netkit.check.client import substitute
-from netkit.check.follow import timer_reference
+from netkit.check.follow import LastLooks, timer_reference
 from netkit.check.infer import (
     ProbeTimes,
     infer_first_probe_idle,
@@ -186,6 +186,9 @@ def test_a_look_inside_a_timer_run_does_not_replace_what_the_last_one_said_of_th
     assert timer_reference(quiet, inside) is inside
     closing = Sample(109.1, 109.101, replace(inside.sock, state="FIN_WAIT1"))
     assert timer_reference(before, closing) is closing
+    # a follow loop's bookkeeping: the inside look is the last seen alive, not the timer's witness
+    looks = LastLooks(before)
+    assert looks.see(inside) == (before, before) and looks.alive is inside and looks.timed is before
 
 
 @pytest.mark.parametrize("end, timer, counters, exited, ut, cause", [

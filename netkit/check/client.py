@@ -65,7 +65,7 @@ from ..lab.routed import MiddleboxConfig, RoutedLab
 from ..lab.timers import PROGRAM_FILTERS, TimerTrace
 from ..privileges import require_privileges
 from ..tcpsocket import Sample
-from .follow import SocketFollower, every, near_expiry, timer_event, timer_reference
+from .follow import LastLooks, SocketFollower, every, near_expiry, timer_event
 from .infer import ProbeTimes, infer_cnt, infer_first_probe_idle, infer_rearmed_intvl
 from .options import read_into
 from .program import Program, endpoint, require_executable, require_seconds
@@ -297,8 +297,7 @@ def _pause(sample: Sample) -> float:
 def _follow(lab: Lab, follower: SocketFollower, program: Program, anchor: float, before: Sample,
             counted: dict[str, int], r: ClientCheckResult, say: Say) -> None:
     """5. follow the client's socket until the client finds out, or --max-wait."""
-    alive = [before]  # the last look that saw the socket established
-    timed = [before]  # the last look that saw its timer (:func:`timer_reference`)
+    looks = LastLooks(before)  # of the socket established
     probes = ProbeTimes(anchor)
 
     def note(t: float, what: str, kind: EventKind, source: str = SAMPLED) -> None:
@@ -315,24 +314,23 @@ def _follow(lab: Lab, follower: SocketFollower, program: Program, anchor: float,
         program.sleep(0)  # an exit during the look: seen now, not only by the next pause
         exited()
         if sample.sock is None:
-            probes.vanished(timed[0])
+            probes.vanished(looks.timed)
             return "gone"
         if sample.sock.state != "ESTABLISHED":
             return "closed"
-        reference = timer_reference(timed[0], sample)
-        previous, sock = timed[0].sock, reference.sock
+        witness, reference = looks.see(sample)
+        previous, sock = witness.sock, reference.sock
         assert previous is not None and sock is not None
-        for k in probes.saw(timed[0], reference):
-            note((timed[0].end + reference.start) / 2, f"probe {k} sent, unanswered (sock_diag: next run in "
-                                                       f"{sock.expires_ms / 1000:.3f} s)", EventKind.PROBE)
+        for k in probes.saw(witness, reference):
+            note((witness.end + reference.start) / 2,
+                 f"probe {k} sent, unanswered (sock_diag: next run in {sock.expires_ms / 1000:.3f} s)", EventKind.PROBE)
         if sock.timer != "keepalive" and (sock.timer, sock.retrans) != (previous.timer, previous.retrans):
             note(reference.start, sock.describe_timer(), timer_event(sock.timer))
-        alive[0], timed[0] = sample, reference
         return None
 
     end, last = follower.until(ended, r.max_wait_s, _pause, program.sleep)
     r.counters = counters.delta(counted, counters.tcpext_counts(lab.client.namespace, COUNTED))
-    seen = timed[0].sock
+    seen = looks.timed.sock
     assert seen is not None
     ut = (r.options or {}).get("user_timeout_ms", 0)
     r.cause = classify(end or "none", seen.timer, r.counters, program.exited_at is not None, ut)
@@ -347,7 +345,7 @@ def _follow(lab: Lab, follower: SocketFollower, program: Program, anchor: float,
     if end == "closed":
         assert last.sock is not None
         r.state_after = last.sock.state
-    r.dead_between_s = (round(alive[0].start - anchor, 3), round(last.end - anchor, 3))
+    r.dead_between_s = (round(looks.alive.start - anchor, 3), round(last.end - anchor, 3))
     r.measured_s = r.dead_between_s[1]
     if r.cause == "application-exit" and r.program_exited_s is not None:
         r.measured_s = r.program_exited_s  # the exit closed the socket: the pidfd timed it exactly

@@ -94,5 +94,23 @@ def timer_reference(previous: Sample, sample: Sample) -> Sample:
     return sample
 
 
+class LastLooks:
+    """What a follow loop keeps of its looks at a live socket: the last one, and the last that saw its timer.
+
+    The last look bounds the death; the last that saw the timer (:func:`timer_reference`) says which timer ran,
+    its count and the probes sent between two looks.
+    """
+
+    def __init__(self, first: Sample) -> None:
+        self.alive = first
+        self.timed = first
+
+    def see(self, sample: Sample) -> tuple[Sample, Sample]:
+        """Record a look at the live socket; (the previous timer witness, this look's) for the caller to compare."""
+        previous = self.timed
+        self.alive, self.timed = sample, timer_reference(previous, sample)
+        return previous, self.timed
+
+
 def every(seconds: float) -> Callable[[Sample], float]:
     return lambda _sample: seconds

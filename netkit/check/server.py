@@ -75,7 +75,7 @@ from ..lab.timers import PROGRAM_FILTERS, TimerTrace
 from ..privileges import require_privileges
 from ..tcpsocket import REQUEST_STATES, Sample
 from ..waiting import Drop
-from .follow import POLL_S, SocketFollower, every, near_expiry, timer_event, timer_reference
+from .follow import POLL_S, LastLooks, SocketFollower, every, near_expiry, timer_event
 from .infer import infer_idle, infer_intvl
 from .options import read_into
 from .program import Program, endpoint, require_executable, require_seconds
@@ -285,15 +285,13 @@ def _follow_to_death(lab: Lab, follower: SocketFollower, program: Program, clien
     result.fault_at_s = round(time.monotonic() - last_rcv, 3)
     result.timeline.append(Event(result.fault_at_s, f"link down: {fault.description}", kind=EventKind.FAULT))
     say(f"  {result.fault_at_s:7.3f} s  link down (client's veth end); time since the last segment received:")
-    alive = [answered]  # the last sample that still saw the socket
-    timed = [answered]  # the last that saw its timer (:func:`timer_reference`)
+    looks = LastLooks(answered)
 
     def gone(sample: Sample) -> Sample | None:
         if sample.sock is None:
             return sample
-        alive[0] = sample
-        look = timer_reference(timed[0], sample)
-        previous, sock = timed[0].sock, look.sock
+        witness, look = looks.see(sample)
+        previous, sock = witness.sock, look.sock
         assert previous is not None and sock is not None
         # a keepalive timer with no probe out is the answered state, never a probe sent: sock_diag can read the
         # answer's receive time before tcp_ack clears icsk_probes_out, and the next look then sees "0 out"
@@ -305,7 +303,6 @@ def _follow_to_death(lab: Lab, follower: SocketFollower, program: Program, clien
                           timer_event(sock.timer))
             result.timeline.append(event)
             say(f"  {event.t_s:7.3f} s  {event.what}")
-        timed[0] = look
         program.require_running("during the check")
         return None
 
@@ -318,7 +315,7 @@ def _follow_to_death(lab: Lab, follower: SocketFollower, program: Program, clien
         raise _Stopped
     after = counters.tcpext_counts(lab.server.namespace, COUNTED)
     result.counters = counters.delta(before, after)
-    seen, final = alive[0], timed[0].sock
+    seen, final = looks.alive, looks.timed.sock
     assert final is not None
     result.measured_s = round(dead.end - last_rcv, 3)
     result.dead_between_s = (round(seen.start - last_rcv, 3), result.measured_s)

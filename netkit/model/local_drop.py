@@ -69,7 +69,6 @@ from .rto import DEFAULT_RETRIES2, TCP_RTO_MIN_S, TCP_TIMEOUT_MIN_JIFFIES, msecs
 from .schedule import keepalive_schedule
 from .wheel import MEASUREMENT_JIFFIES, latest_death_s, runs_at_jiffy, wheel_granularity_s
 
-RESOURCE_PROBE_INTERVAL_S = 0.5  # TCP_RESOURCE_PROBE_INTERVAL: HZ/2U jiffies (resource_probe_jiffies)
 WHEEL_PHASES = 64  # level 2's granularity: every phase a timer of up to 4095 jiffies can meet
 SURVIVAL_MARGIN_S = 2  # an idle connection is watched this long past the keepalive rule's latest death (whole s)
 PACKETDRILL_TEST = "tools/testing/selftests/net/packetdrill/tcp_user_timeout_user-timeout-probe.pkt"
@@ -232,7 +231,8 @@ def idle_survives_local_drop(settings: KeepaliveSettings, kernel: KernelInfo,
     watched = float(math.ceil(would_die) + SURVIVAL_MARGIN_S)
     schedule = keepalive_schedule(settings, last_segment)
     first = schedule.first_probe + wheel_granularity_s(schedule.first_delay, kernel.hz)
-    step = RESOURCE_PROBE_INTERVAL_S + wheel_granularity_s(RESOURCE_PROBE_INTERVAL_S, kernel.hz)
+    interval_s = resource_probe_jiffies(kernel.hz) * kernel.jiffy_s
+    step = interval_s + wheel_granularity_s(interval_s, kernel.hz)
     attempts = math.floor((watched - first - MEASUREMENT_JIFFIES * kernel.jiffy_s) / step) + 1
     rule = (f"tcp_keepalive_timer: {schedule.how}, and the local qdisc refuses it (NET_XMIT_DROP): a refused probe is "
             "not counted (icsk_probes_out stays 0) and the timer re-arms TCP_RESOURCE_PROBE_INTERVAL (500 ms) to try "

@@ -40,6 +40,8 @@ def live_count(p: DeathPrediction) -> tuple[CountSource, int]:
 def watch_header(p: DeathPrediction) -> str:
     """The line above the demo's live samples: what t = 0 is and how often the count is read."""
     return f"  time since {Clock(p.measured_from).since} ({live_count(p)[0]} sampled {SAMPLED_EVERY}):"
+
+
 DEMO_EVENTS = (EventKind.DEATH, EventKind.GAVE_UP)  # the observer's events the demo's closing lines repeat
 COUNTED = {CountSource.PROBES: "unanswered probe", CountSource.RETRANSMITS: "retransmission",
            CountSource.WIN_PROBES: "window probe", CountSource.SYN_RETRANS: "SYN retransmission",
