@@ -66,6 +66,9 @@ command -v socat >/dev/null 2>&1 || missing+=(socat)
 # server) and curl (--keepalive-time).
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# The HTML report's browser tests (tests/test_report_browser.py) and
+# scripts/render-html-report: Chromium, driven through its own chromedriver.
+{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || missing+=(chromium chromium-driver)
 case "$(dpkg-query -W -f='${Status}' ca-certificates 2>/dev/null || true)" in
 *" installed") ;;
 *) missing+=(ca-certificates) ;;

@@ -15,13 +15,13 @@ from netkit.check.infer import (
     infer_idle,
     infer_intvl,
     infer_rearmed_intvl,
-    window_for_expectation,
 )
 from netkit.check.result import CAUSES, NO_KEEPALIVE_CLIENT, CheckResult, ClientCheckResult
 from netkit.check.verdict import classify, conclude, conclude_client
 from netkit.errors import ScenarioCancelled, WaitTimeout
 from netkit.keepalive import KeepaliveSettings
 from netkit.kernel import KernelInfo
+from netkit.model.expectation import window_for_expectation
 from netkit.model.keepalive import keepalive_death
 from netkit.report.check import client_verdict_line, found_out
 from netkit.tcpsocket import Sample, TcpInfo, TcpSocketDiag

@@ -13,14 +13,17 @@ import pytest
 
 from netkit.document.codec import GateDocumentError, from_dict, load, run_from_dict, to_dict
 from netkit.document.records import GATE_SCHEMA, SCENARIO_KEYS, TOP_KEYS
-from netkit.errors import InputError
+from netkit.errors import InputError, NotModelled
 from netkit.gate import matrix
 from netkit.gate.diff import compare, format_diff
 from netkit.gate.document import build, scenario_entry
 from netkit.gate.matrix_file import MatrixFileError, load_matrix
 from netkit.gate.outcome import Known, KnownFileError, decide, load_known
 from netkit.gate.run import ScenarioRuns
+from netkit.keepalive import KeepaliveSettings
 from netkit.kernel import KernelInfo
+from netkit.model.predict import predict
+from netkit.scenario import Scenario
 
 PINNED = KernelInfo("6.18.0-test", 250, "pinned in the test")
 
@@ -65,7 +68,26 @@ def test_a_matrix_file_sets_the_rtos_bounds(tmp_path):
         "ipv4-zero-window-link-down-1/1/3-retries2=6-tcp_rto_max_ms=5000-tcp_rto_min_us=50000"]
 
 
+def test_a_matrix_files_expect_s_is_judged_instead_of_the_models_time(tmp_path):
+    path = tmp_path / "policy.toml"
+    path.write_text('[[scenario]]\nkeepalive = [1, 1, 3]\nexpect_s = 5\n'
+                    '\n[[scenario]]\nkeepalive = [1, 1, 3]\nexpect_s = 4.0\n')
+    later, model_time = load_matrix(str(path))
+    assert (later.id, model_time.id) == ("ipv4-idle-link-down-1/1/3-expect5s", "ipv4-idle-link-down-1/1/3-expect4s")
+    model = predict(Scenario(KeepaliveSettings(1, 1, 3)), PINNED)
+    same = predict(model_time, PINNED)
+    assert (same.expected_s, same.window_s) == (model.expected_s, model.window_s) == (4.0, (3.996, 4.136))
+    p = predict(later, PINNED)  # the model's lateness (136 ms), one jiffy early: the death at 4 s is EARLY
+    assert p.expected_s == 5 and p.window_s == (4.996, 5.136) and p.alternative_window_s is None
+    assert (p.expected_count, p.expected_error, p.schedule) == (model.expected_count, "ETIMEDOUT", model.schedule)
+    assert p.rule.startswith("the expected death at 5 s (expect_s;") and "predicts 4 s" in p.rule
+    with pytest.raises(NotModelled, match="survives .* so there is no death time to expect"):  # the gate skips it
+        predict(Scenario(KeepaliveSettings(1, 1, 3), fault="local-drop", expect_s=5), PINNED)
+
+
 @pytest.mark.parametrize("text, line, says", [
+    ('[[scenario]]\nkeepalive = [1, 1, 3]\nexpect_s = 0\n', 3, "key 'expect_s': invalid expect_s 0: give the expected "
+     "death time in seconds, above 0"),
     ('[[scenario]]\nkeepalive = [1, 1, 3]\n\n[[scenario]]\nkeepalive = [1, 1, 3]\nfault = "blakhole"\n', 6,
      "[[scenario]] #2, key 'fault': unknown fault 'blakhole'"),
     ('[[scenario]]\nkeepalive = [1, 1, 200]\n', 2, "key 'keepalive': invalid cnt (TCP_KEEPCNT) 200"),
@@ -77,7 +99,7 @@ def test_a_matrix_file_sets_the_rtos_bounds(tmp_path):
     ('[settings]\nx = 1\n', 1, "unknown top-level key 'settings'"),
     ('[[scenario]]\nkeepalive = [1, 1, 3]\nstate = "unacked"\nretries2 = 3\nrto_max_ms = 500\n', 5,
      "key 'rto_max_ms': invalid rto_max_ms (TCP_RTO_MAX_MS, net.ipv4.tcp_rto_max_ms) 500: use a whole number 1000..120000"),
-], ids=["fault", "cnt", "unknown-key", "short-keepalive", "no-keepalive", "state", "user-timeout", "top-level",
+], ids=["expect-zero", "fault", "cnt", "unknown-key", "short-keepalive", "no-keepalive", "state", "user-timeout", "top-level",
         "rto-max"])
 def test_a_bad_matrix_file_names_file_line_and_key(tmp_path, text, line, says):
     path = tmp_path / "m.toml"

@@ -2,10 +2,15 @@
 
 import copy
 import json
+import os
+import re
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from browser import find_tools
 
 from netkit.document.codec import run_from_dict
 from netkit.enums import EventKind
@@ -126,13 +131,15 @@ def test_timeline_marks_wire_solid_sampled_hollow_and_the_rst():
     assert [c["fill"] for c in circles].count("#ffffff") == 3  # hollow: sampled from tcp_info
 
 
-def test_matrix_cells_link_to_their_sections():
+def test_matrix_cells_link_to_their_sections_in_the_wide_table_and_its_narrow_twin():
     doc = load()
-    _, tree = render(doc)
+    text, tree = render(doc)
     section_ids = {section["id"] for section, _ in tree.find("section")}
-    links = [a["href"] for a, _ in tree.find("a") if a.get("href", "").startswith("#")]
-    assert len(links) == len(doc["scenarios"])
-    assert {href[1:] for href in links} == section_ids
+    tables = re.findall(r'<table class="matrix ([a-z ]+)">(.*?)</table>', text)
+    assert [classes for classes, _ in tables] == ["wide", "tall narrow"]  # the phone's (its CSS shows one)
+    for _, table in tables:
+        links = re.findall(r'<a href="#([^"]+)"', table)
+        assert len(links) == len(doc["scenarios"]) and set(links) == section_ids
 
 
 def test_header_and_totals():
@@ -277,29 +284,25 @@ SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "render-html-repor
 
 
 def test_render_script_without_chromium_exits_2_and_says_why(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, CHROMIUM="no-such-browser")
+    env = dict(os.environ, CHROMIUM="no-such-browser")  # tests/browser.py's find_tools(), the script's driver
     done = subprocess.run([sys.executable, str(SCRIPT), str(DOC), str(tmp_path / "out.png")],
                           capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 2
-    assert "no Chromium found" in done.stderr and "apt-get install" in done.stderr
+    assert "no Chromium here" in done.stderr and "apt-get install" in done.stderr and "chromium-driver" in done.stderr
     assert not (tmp_path / "out.png").exists()
 
 
 @pytest.mark.slow
 def test_render_script_photographs_the_report(tmp_path):
-    import shutil
-    import subprocess
-    import sys
-
-    if not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")):
-        pytest.skip("no Chromium here (apt-get install -y --no-install-recommends chromium)")
+    found = find_tools()
+    if isinstance(found, str):
+        if os.environ.get("NETKIT_REQUIRE_BROWSER") == "1":  # scripts/test has just installed it
+            pytest.fail(found)
+        pytest.skip(found)
     png = tmp_path / "report.png"
-    done = subprocess.run([sys.executable, str(SCRIPT), str(DOC), str(png), "--height", "1200"],
+    done = subprocess.run([sys.executable, str(SCRIPT), str(DOC), str(png), "--width", "390", "--height", "844"],
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
+    assert "390 px wide" in done.stdout and "console" not in done.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")

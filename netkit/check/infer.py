@@ -14,9 +14,6 @@ at the last sight of the socket before the kernel killed it.
 
 from __future__ import annotations
 
-from ..kernel import KernelInfo
-from ..model.prediction import DeathPrediction, Window
-from ..model.wheel import packetdrill_bound_s
 from ..tcpsocket import Sample, TcpSocketDiag
 
 
@@ -71,21 +68,6 @@ def infer_rearmed_intvl(rearmed_after_s: float, spacing_s: list[float]) -> tuple
     spacing = f"; the probes' spacing: {', '.join(f'{s:.3f}' for s in spacing_s)} s" if spacing_s else ""
     return max(1, round(rearmed_after_s)), (
         f"probe 1 re-armed the timer for {rearmed_after_s:.3f} s (sock_diag's requested expiry){spacing}")
-
-
-def window_for_expectation(expect_s: float, p: DeathPrediction | None, kernel: KernelInfo) -> tuple[Window, str]:
-    """[S - 1 jiffy, S + lateness]: the lateness of the model's prediction for the settings, else packetdrill's bound."""
-    low = round(expect_s - kernel.jiffy_s, 6)
-    if p is None:
-        late = packetdrill_bound_s(expect_s)
-        how = (f"no keepalive settings could be inferred, so late by packetdrill's bound max(4 ms, 12.5 %) = "
-               f"{late * 1000:.0f} ms, early by one jiffy ({kernel.jiffy_s * 1000:g} ms)")
-    else:
-        late = min(p.window_s[1] - p.expected_s, packetdrill_bound_s(expect_s))
-        how = (f"early by one jiffy ({kernel.jiffy_s * 1000:g} ms); late by the timer wheel's rounding of the "
-               f"{len(p.timer_runs_s)} timer runs of the settings plus 2 jiffies, capped at 12.5 %: "
-               f"{late * 1000:.0f} ms")
-    return (low, round(expect_s + late, 6)), how
 
 
 class ProbeTimes:

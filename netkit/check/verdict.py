@@ -11,9 +11,10 @@ from ..evidence.ledger_check import rule_failures
 from ..evidence.timecheck import check_time
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
+from ..model.expectation import window_for_expectation
 from ..model.keepalive import keepalive_death, reset_at_first_probe
 from ..model.prediction import DeathPrediction
-from .infer import infer_cnt, window_for_expectation
+from .infer import infer_cnt
 from .result import NO_KEEPALIVE_CLIENT, CheckResult, ClientCheckResult
 
 OUTSIDE_MODEL = ("the death ({first:.3f}..{last:.3f} s) is outside netkit's window [{low:.3f}, {high:.3f}] s "

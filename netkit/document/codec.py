@@ -198,6 +198,7 @@ def run_from_dict(data: Mapping[str, Any]) -> GateRun:
         measured_from=_str(data.get("measured_from")), retries2=_int(data.get("retries2")),
         rto_max_ms=_int(data.get("rto_max_ms")), rto_max_via=_str(data.get("rto_max_via")),
         rto_min_us=_int(data.get("rto_min_us")), rto_min_via=_str(data.get("rto_min_via")),
+        expect_s=_num(data.get("expect_s")),
         peer_error=_str(data.get("peer_error")), peer_expected_error=_str(data.get("peer_expected_error")),
         peer_lag_s=_num(data.get("peer_lag_s")), fault_at_s=_num(data.get("fault_at_s")),
         timeline=tuple(timeline_entry(e) for e in _seq(data.get("timeline")) if isinstance(e, Mapping)),

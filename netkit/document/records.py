@@ -110,6 +110,7 @@ class GateRun:
     rto_max_via: str | None = field(default=None, metadata=OMIT_NONE)  # "socket" (TCP_RTO_MAX_MS) or "sysctl"
     rto_min_us: int | None = field(default=None, metadata=OMIT_NONE)  # the minimum RTO, where set
     rto_min_via: str | None = field(default=None, metadata=OMIT_NONE)  # "sysctl" (tcp_rto_min_us) or "route" (rto_min)
+    expect_s: float | None = field(default=None, metadata=OMIT_NONE)  # a person's expected death, judged instead
     peer_error: str | None = None
     peer_expected_error: str | None = None
     peer_lag_s: float | None = None

@@ -18,6 +18,7 @@ a fleet's whole policy::
     rto_max_via = "socket"                     # socket (TCP_RTO_MAX_MS) | sysctl (net.ipv4.tcp_rto_max_ms)
     rto_min_us = 50000                         # net.ipv4.tcp_rto_min_us (Linux 6.11+), data states
     rto_min_via = "sysctl"                     # sysctl | route (the route to the peer's locked rto_min, any kernel)
+    expect_s = 64                              # optional: the death time you rely on, judged instead of the model's
 
 A router that forgets idle flows (``topology = "routed"``; the fault is then
 ``middlebox-forgets`` unless given)::
@@ -47,7 +48,8 @@ from ..scenario import Scenario
 MULTIPLYING = ("family", "fault", "state", "keepalive")
 ROUTED_KEYS = ("topology", "middlebox_timeout_s", "middlebox", "masquerade")  # netkit.scenario.middlebox_spec
 RTO_KEYS = ("rto_max_ms", "rto_max_via", "rto_min_us", "rto_min_via")  # netkit.scenario.rto_spec
-KEYS = (*MULTIPLYING, "user_timeout_ms", "side", "keepalive_via", "retries2", "syn_retries", *RTO_KEYS, *ROUTED_KEYS)
+KEYS = (*MULTIPLYING, "user_timeout_ms", "side", "keepalive_via", "retries2", "syn_retries", "expect_s", *RTO_KEYS,
+        *ROUTED_KEYS)
 
 
 class MatrixFileError(InputError):
@@ -108,7 +110,7 @@ def _cells(path: str, text: str, number: int, table: dict[str, Any]) -> list[Sce
             settings = KeepaliveSettings(idle, intvl, cnt, user_timeout_ms=table.get("user_timeout_ms"))
             cells.append(Scenario(settings, family, fault, state, table.get("side", "server"),
                                   table.get("keepalive_via", "socket"), table.get("retries2"),
-                                  syn_retries=table.get("syn_retries"), **optional))
+                                  syn_retries=table.get("syn_retries"), expect_s=table.get("expect_s"), **optional))
         except (ValueError, KeyError) as exc:  # SettingError is a ValueError; an unknown fault a KeyError
             raise fail(_key_named_in(str(exc), table), str(exc).strip("'\"")) from None
     return cells

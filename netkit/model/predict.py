@@ -14,6 +14,7 @@ from ..enums import Clock, CountSource, Family, State
 from ..errors import NotModelled
 from ..keepalive import KeepaliveSettings
 from ..kernel import KernelInfo
+from .expectation import expected_by_person
 from .fault_rule import ANSWERED_NEEDS_USER_TIMEOUT, DataPath, FaultRule
 from .handshake import HandshakeFacts, handshake_death, handshake_not_modelled_reason
 from .keepalive import keepalive_death, reset_at_first_probe
@@ -52,6 +53,8 @@ class Predictable(Protocol):
     def middlebox(self) -> str: ...
     @property
     def rto_max_ms(self) -> int | None: ...
+    @property
+    def expect_s(self) -> float | None: ...
 
 
 def predict(scenario: Predictable, kernel: KernelInfo, rto_s: float | None = None,
@@ -80,7 +83,17 @@ def predict(scenario: Predictable, kernel: KernelInfo, rto_s: float | None = Non
       probes still count (``tcp_write_wakeup`` returned <= 0).
     * a peer that still receives (one-way): the final RST the tested side
       sends (``tcp_send_active_reset``) reaches it: it dies too, ECONNRESET.
+
+    A scenario with ``expect_s`` is judged at that time instead
+    (:func:`netkit.model.expectation.expected_by_person`).
     """
+    p = _rule(scenario, kernel, rto_s, handshake)
+    return p if scenario.expect_s is None else expected_by_person(p, scenario.expect_s, kernel)
+
+
+def _rule(scenario: Predictable, kernel: KernelInfo, rto_s: float | None,
+          handshake: HandshakeFacts | None) -> DeathPrediction:
+    """The kernel's rule for the scenario (:func:`predict` without a person's expectation)."""
     fault, settings = scenario.fault_rule, scenario.keepalive
     if scenario.middlebox_timeout_s is not None:  # the routed topology: the router forgets (netkit.model.middlebox)
         return middlebox_prediction(settings, scenario.middlebox_timeout_s, scenario.middlebox, kernel)

@@ -96,6 +96,19 @@ pre { background: #f6f7f9; border: 1px solid #e1e4e8; border-radius: 6px; paddin
 svg.timeline { display: block; width: 100%; height: auto; margin: 6px 0 4px; }
 svg text { font-family: system-ui, "DejaVu Sans", sans-serif; font-size: 12px; fill: #30343a; }
 .kv { display: flex; gap: 4px 22px; flex-wrap: wrap; margin: 4px 0; font-size: 14px; }
+table.matrix.narrow { display: none; }
+/* A phone: the tall matrix instead of the wide one (html_matrix), one column of facts, long ids broken anywhere. */
+@media (max-width: 720px) {
+  main { padding: 14px 10px 40px; }
+  h1 { font-size: 21px; }
+  .facts { grid-template-columns: max-content 1fr; }
+  .facts dd, code, .kv span, .verdict, .note, .rule, ul.failures { overflow-wrap: anywhere; }
+  table.matrix.wide { display: none; }
+  table.matrix.narrow { display: table; }
+  table.matrix th.row { white-space: normal; overflow-wrap: anywhere; }
+  table.matrix td { min-width: 72px; }
+  section.scenario { padding: 10px 10px; }
+}
 """
 
 

@@ -57,14 +57,26 @@ def _cell_link(number: int, scenario: ScenarioEntry) -> str:
 
 
 def matrix(doc: GateDocument) -> str:
-    """Rows state/fault, columns family x settings; with many settings, rows (state/fault, settings) instead."""
+    """Rows state/fault, columns family x settings; with many settings, rows (state/fault, settings) instead.
+
+    The wide table also comes as a tall one that only a narrow screen shows
+    (``table.matrix.narrow``, the page's CSS): eight columns of times do not
+    fit a phone, and a matrix that runs off the side hides its failures.
+    """
     numbered = list(enumerate(doc.scenarios, 1))
     if not numbered:
         return "<p>No scenarios.</p>"
     families = sorted(distinct(str(s.family) for _, s in numbered))
     settings = distinct(settings_of(s) for _, s in numbered)
+    if len(settings) * len(families) <= MAX_MATRIX_COLUMNS:
+        return _table(numbered, families, settings, wide=True) + _table(numbered, families, settings, wide=False,
+                                                                        extra=" narrow")
+    return _table(numbered, families, settings, wide=False)
+
+
+def _table(numbered: list[tuple[int, ScenarioEntry]], families: list[str], settings: list[str], *, wide: bool,
+           extra: str = "") -> str:
     groups = distinct(group_of(s) for _, s in numbered)
-    wide = len(settings) * len(families) <= MAX_MATRIX_COLUMNS
     rows: list[tuple[str, str | None]]
     columns: list[tuple[str | None, str]]
     if wide:
@@ -78,7 +90,7 @@ def matrix(doc: GateDocument) -> str:
     for number, s in numbered:
         key = (group_of(s), settings_of(s) if not wide else None, settings_of(s) if wide else None, str(s.family))
         cells.setdefault(key, []).append((number, s))
-    out = [f'<table class="matrix {"wide" if wide else "tall"}"><thead>']
+    out = [f'<table class="matrix {"wide" if wide else "tall"}{extra}"><thead>']
     if wide:
         out.append('<tr><th></th>' + "".join(
             f'<th colspan="{len(families)}" class="mono">{_e(st)}</th>' for st in settings) + "</tr>")

@@ -83,6 +83,8 @@ def result_dict(r: ScenarioResult) -> dict[str, Any]:
         data["rto_max_ms"], data["rto_max_via"] = s.rto_max_ms, str(s.rto_max_via)
     if s.rto_min_us is not None:
         data["rto_min_us"], data["rto_min_via"] = s.rto_min_us, str(s.rto_min_via)
+    if s.expect_s is not None:  # the time judged was a person's, not the model's (window_s is its window)
+        data["expect_s"] = s.expect_s
     if r.connections:  # only with Scenario.connections > 1: one connection's JSON is what it always was
         data["connections"] = connections_dict(r)
     if r.middlebox is not None:  # only for the routed topology: the router's conntrack entry and both ends

@@ -35,6 +35,7 @@ KEEPALIVE_SOURCES = KeepaliveVia.values()
 MAX_RETRIES2 = 15  # beyond the default the deadline is tens of minutes
 MAX_CONNECTIONS = 1000  # per scenario: one server, this many idle clients, one fault
 MAX_SYN_RETRIES = 6  # the kernel's default tcp_syn_retries: 127 s; more is minutes per scenario
+MAX_EXPECT_S = 86400.0  # a day: an expected death later than that is a typo, not a policy
 
 
 def require_scenario(value: object, where: str) -> Scenario:
@@ -79,6 +80,10 @@ class Scenario:
     ``rto_max_ms``: the tested socket's maximum RTO (Linux 6.15+), set with
     ``TCP_RTO_MAX_MS`` (``rto_max_via="socket"``) or as the tested namespace's
     ``net.ipv4.tcp_rto_max_ms`` before the connection (``"sysctl"``);
+    ``expect_s``: the death time a person relies on (a policy's "a dead peer
+    is noticed in N s"): the run is judged against it instead of the model's
+    time, in the window :func:`netkit.model.expectation.window_for_expectation`
+    gives; the kernel's rule still judges the error and the count.
     ``rto_min_us``: the tested namespace's ``net.ipv4.tcp_rto_min_us`` (Linux
     6.11+, ``rto_min_via="sysctl"``) or the tested side's route to its peer
     with a locked ``rto_min`` metric (``"route"``, whole milliseconds: what
@@ -103,6 +108,7 @@ class Scenario:
     rto_max_via: str = KeepaliveVia.SOCKET  # TCP_RTO_MAX_MS on the socket, or the namespace's tcp_rto_max_ms
     rto_min_us: int | None = None  # data states: net.ipv4.tcp_rto_min_us in the tested namespace, or the route's
     rto_min_via: str = RtoMinVia.SYSCTL  # the namespace's tcp_rto_min_us, or the route to the peer's rto_min
+    expect_s: float | None = None  # the death time a person expects, judged instead of the model's (None: the model's)
 
     def __post_init__(self) -> None:
         if not isinstance(self.keepalive, KeepaliveSettings):
@@ -143,6 +149,11 @@ class Scenario:
         _choice(self, "rto_min_via", RtoMinVia)
         check_rto_bounds(self)
         self._check_handshake(state)
+        expect = self.expect_s
+        if expect is not None and (isinstance(expect, bool) or not isinstance(expect, (int, float))
+                                   or not 0 < expect <= MAX_EXPECT_S):
+            raise SettingError("expect_s", expect, f"give the expected death time in seconds, above 0 and at most "
+                                                   f"{MAX_EXPECT_S:g} (a day)")
 
     def _check_handshake(self, state: State) -> None:
         """``syn_retries`` belongs to the handshake states, and they need it; TCP_USER_TIMEOUT only to SYN-SENT."""
@@ -195,6 +206,8 @@ class Scenario:
                          else f"route_rto_min={self.rto_min_us // 1000}ms")
         if self.connections > 1:
             parts.append(f"x{self.connections}")
+        if self.expect_s is not None:
+            parts.append(f"expect{self.expect_s:g}s")
         if self.topology == Topology.ROUTED:
             parts += ["routed", f"ct{self.middlebox_timeout_s}s", str(self.middlebox)]
             if self.masquerade:

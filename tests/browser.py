@@ -1,0 +1,141 @@
+"""Debian's Chromium, headless, driven through Debian's chromedriver (Selenium): the one driver behind the HTML
+report's browser tests (tests/test_report_browser.py) and scripts/render-html-report.
+
+Nothing leaves the machine.  Selenium is given the driver, so Selenium Manager
+never looks for one to download (``SE_OFFLINE`` says so too); Chromium starts
+with a throwaway profile and everything that would reach the network on its own
+switched off (no QUIC, background networking, component updates or sync).
+Chromium's own logs (``goog:loggingPrefs``) give every request the page made
+and every console message, so a test counts them instead of trusting the HTML.
+
+A viewport is set with the DevTools protocol's device metrics, not the window
+size, so "390 px wide, mobile" is exactly that: the page's own ``<meta
+name="viewport">`` applies, as on a phone.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+INSTALL = "apt-get install -y --no-install-recommends chromium chromium-driver"
+# The browser itself, not Debian's /usr/bin/chromium launcher script (which only adds the flags below, and prints
+# "[: ...: unexpected operator" on some machines); then whatever else is on PATH.
+BROWSERS = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+DRIVERS = ("chromedriver", "/usr/lib/chromium/chromedriver")
+FLAGS = (
+    "--headless=new", "--no-sandbox",  # as root, in a container: the sandbox needs user namespaces it may not have
+    "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars", "--no-first-run", "--mute-audio",
+    "--disable-quic", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-default-apps", "--disable-extensions", "--metrics-recording-only",
+)
+MOBILE_BELOW_PX = 600  # a viewport narrower than this is emulated as a phone's (touch, the meta viewport honoured)
+
+
+@dataclass(frozen=True)
+class Tools:
+    """Where the browser and its driver are."""
+
+    browser: str
+    driver: str
+
+
+def find_tools() -> Tools | str:
+    """The browser and the driver ($CHROMIUM and $CHROMEDRIVER first), or why not: what is missing and how to get it."""
+    import importlib.util
+
+    def first(explicit: str | None, names: tuple[str, ...]) -> str | None:
+        if explicit:
+            return shutil.which(explicit)
+        return next((path for path in map(shutil.which, names) if path), None)
+
+    browser = first(os.environ.get("CHROMIUM"), BROWSERS)
+    driver = first(os.environ.get("CHROMEDRIVER"), DRIVERS)
+    missing = [what for what, found in (("Chromium", browser), ("chromedriver", driver)) if not found]
+    if importlib.util.find_spec("selenium") is None:
+        missing.append("Selenium (the `test` extra)")
+    if missing:
+        return f"no {' and no '.join(missing)} here: run scripts/provision.sh (Debian's {INSTALL}, and pip's selenium)"
+    assert browser is not None and driver is not None
+    return Tools(browser, driver)
+
+
+class Browser:
+    """One headless Chromium: open a page, size its viewport, ask it things, photograph it, read its logs."""
+
+    def __init__(self, tools: Tools, profile: str) -> None:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager: never fetch a driver or a browser
+        options = webdriver.ChromeOptions()
+        options.binary_location = tools.browser
+        for flag in (*FLAGS, f"--user-data-dir={profile}"):
+            options.add_argument(flag)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+        self.driver = webdriver.Chrome(options=options, service=Service(tools.driver))
+        self.url = ""
+
+    def open(self, page: Path, width: int, height: int) -> None:
+        """Load ``page`` in a ``width`` x ``height`` viewport, with the logs emptied first (they are this page's)."""
+        self.viewport(width, height)
+        self._drain()
+        self.url = page.resolve().as_uri()
+        self.driver.get(self.url)
+
+    def viewport(self, width: int, height: int) -> None:
+        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < MOBILE_BELOW_PX})
+
+    def run(self, script: str, *args: Any) -> Any:
+        """The value of ``script`` (a function body: ``return ...``) run in the page."""
+        return self.driver.execute_script(script, *args)
+
+    def requests(self) -> list[str]:
+        """Every URL the page asked for since it was opened (Network.requestWillBeSent), its own first."""
+        urls = []
+        for entry in self.driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            if message.get("method") == "Network.requestWillBeSent":
+                urls.append(message["params"]["request"]["url"])
+        return urls
+
+    def console(self) -> list[dict[str, Any]]:
+        """Every console message and page error since the page was opened (level, message)."""
+        return list(self.driver.get_log("browser"))
+
+    def screenshot(self, path: Path) -> Path:
+        """The whole page (beyond the viewport) as a PNG at ``path``."""
+        size = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+    def _drain(self) -> None:
+        for log in ("performance", "browser"):
+            self.driver.get_log(log)
+
+    def close(self) -> None:
+        self.driver.quit()
+
+
+@contextmanager
+def chromium(tools: Tools) -> Iterator[Browser]:
+    """A browser for the block, with its own profile; quit and removed after, whatever happened."""
+    with tempfile.TemporaryDirectory(prefix="netkit-chromium-") as profile:
+        browser = Browser(tools, profile)
+        try:
+            yield browser
+        finally:
+            browser.close()
