@@ -4,7 +4,9 @@ report's browser tests (tests/test_report_browser.py) and scripts/render-html-re
 Nothing leaves the machine.  Selenium is given the driver, so Selenium Manager
 never looks for one to download (``SE_OFFLINE`` says so too); Chromium starts
 with a throwaway profile and everything that would reach the network on its own
-switched off (no QUIC, background networking, component updates or sync).
+switched off (no QUIC, background networking, component updates or sync), and
+every remote URL a page asks for is refused inside Chromium (DevTools' blocked
+URLs), yet logged.
 Chromium's own logs (``goog:loggingPrefs``) give every request the page made
 and every console message, so a test counts them instead of trusting the HTML.
 
@@ -37,6 +39,8 @@ FLAGS = (
     "--disable-quic", "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-default-apps", "--disable-extensions", "--metrics-recording-only",
 )
+REMOTE = ("http", "https", "ws", "wss", "ftp")  # schemes that would leave the machine: refused by Chromium itself
+BROWSER_PAGES = ("chrome://", "chrome-untrusted://", "chrome-search://", "devtools://")  # Chromium's own
 MOBILE_BELOW_PX = 600  # a viewport narrower than this is emulated as a phone's (touch, the meta viewport honoured)
 
 
@@ -82,6 +86,10 @@ class Browser:
             options.add_argument(flag)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
         self.driver = webdriver.Chrome(options=options, service=Service(tools.driver))
+        # A page that asks for a remote URL gets it refused inside Chromium (net::ERR_BLOCKED_BY_CLIENT), before
+        # any name lookup or connection: the request is still logged, and counted, but nothing leaves the machine.
+        self.driver.execute_cdp_cmd("Network.enable", {})
+        self.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": [f"{scheme}://*" for scheme in REMOTE]})
         self.url = ""
 
     def open(self, page: Path, width: int, height: int) -> None:
@@ -100,17 +108,24 @@ class Browser:
         return self.driver.execute_script(script, *args)
 
     def requests(self) -> list[str]:
-        """Every URL the page asked for since it was opened (Network.requestWillBeSent), its own first."""
+        """Every URL the page asked for since it was opened (Network.requestWillBeSent), its own first.
+
+        Not the browser's own pages': Chromium may still be loading its New
+        Tab Page, the first tab, when the page opens (seen on a fresh Debian 12:
+        twenty chrome:// resources and a data: image), and those requests name
+        that page as their document.
+        """
         urls = []
         for entry in self.driver.get_log("performance"):
             message = json.loads(entry["message"])["message"]
-            if message.get("method") == "Network.requestWillBeSent":
+            if message.get("method") == "Network.requestWillBeSent" and not browser_own(
+                    message["params"].get("documentURL", "")):
                 urls.append(message["params"]["request"]["url"])
         return urls
 
     def console(self) -> list[dict[str, Any]]:
-        """Every console message and page error since the page was opened (level, message)."""
-        return list(self.driver.get_log("browser"))
+        """Every console message and page error since the page was opened (level, message), but the browser's own."""
+        return [entry for entry in self.driver.get_log("browser") if not browser_own(entry.get("message", ""))]
 
     def screenshot(self, path: Path) -> Path:
         """The whole page (beyond the viewport) as a PNG at ``path``."""
@@ -128,6 +143,11 @@ class Browser:
 
     def close(self) -> None:
         self.driver.quit()
+
+
+def browser_own(url: str) -> bool:
+    """A URL (or a console message, which starts with one) of Chromium's own pages, not of a page it was given."""
+    return url.startswith(BROWSER_PAGES)
 
 
 @contextmanager

@@ -41,6 +41,28 @@ def full_gate(tmp_path_factory, request):
     return done, out, time.monotonic() - started
 
 
+def all_at_once_bound_s(doc: dict) -> float:
+    """The longest a gate that runs its scenarios all at once may take: 1.25 x its longest scenario + 5 s.
+
+    Plus the same for its retry, where the ledger measured a run machine late:
+    the gate's one documented second pass runs after the first (netkit.gate.retry),
+    so its time adds (CI dry run 45: a zero-window cell's timer run 36 ms late
+    made the wall 21.7 s for a longest scenario of 12.6 s; the retry took 9.4 s).
+    """
+    def bound(durations: list[float]) -> float:
+        return 1.25 * max(durations) + 5 if durations else 0.0
+
+    ran = [e for e in doc["scenarios"] if e["runs"]]
+    return bound([e["duration_s"] for e in ran]) + bound([e["duration_s"] for e in ran if e.get("retried")])
+
+
+def test_the_all_at_once_bound_adds_the_retry_pass_only_when_there_was_one():
+    first = [{"runs": [{}], "duration_s": 12.0}, {"runs": [{}], "duration_s": 4.0}, {"runs": [], "duration_s": 0.0}]
+    assert all_at_once_bound_s({"scenarios": first}) == 20.0
+    retried = [*first, {"runs": [{}], "duration_s": 8.0, "retried": {"reason": "machine late by 36.1 ms"}}]
+    assert all_at_once_bound_s({"scenarios": retried}) == 20.0 + 15.0
+
+
 @needs_root
 @pytest.mark.slow
 def test_the_full_gate_passes_here_with_every_report(full_gate):
@@ -52,8 +74,7 @@ def test_the_full_gate_passes_here_with_every_report(full_gate):
     doc = json.loads((out / "gate.json").read_text())
     ran = [e for e in doc["scenarios"] if e["runs"]]
     assert len(ran) >= 60 and doc["totals"]["fail"] == doc["totals"]["error"] == 0, doc["totals"]
-    longest = max(e["duration_s"] for e in ran)
-    assert doc["wall_s"] <= 1.25 * longest + 5, (doc["wall_s"], longest)  # all at once, not one after another
+    assert doc["wall_s"] <= all_at_once_bound_s(doc), (doc["wall_s"], all_at_once_bound_s(doc))
     assert "state/fault" in done.stderr and "totals: pass" in done.stderr  # --tap: the summary goes to stderr
 
 

@@ -80,7 +80,11 @@ def real_gate(tools, artifacts, tmp_path_factory, request):
     assert done.returncode == EXIT_FAIL and document.exists(), (done.returncode, done.stderr[-3000:])
     doc = json.loads(document.read_text())
     got = {k: v for k, v in doc["totals"].items() if v}
-    assert got == OUTCOMES, f"the gate's outcomes are {got}, not {OUTCOMES}:\n{done.stdout[-3000:]}"
+    # A passing cell the ledger measured machine late twice is inconclusive, the gate's documented outcome for a
+    # busy machine: the page must show that as well as a pass, so only the planted outcomes are exact.
+    late = got.pop("inconclusive", 0)
+    assert got == {**OUTCOMES, "pass": OUTCOMES["pass"] - late} and late < OUTCOMES["pass"], \
+        f"the gate's outcomes are {doc['totals']}, not {OUTCOMES}:\n{done.stdout[-3000:]}"
     return doc, page
 
 
@@ -156,7 +160,8 @@ def matrix_problems(b: Browser, doc: dict) -> list[str]:
             continue
         cell = mine[0]
         measured = scenario.get("measured_s")
-        want = "SKIP" if outcome == "skip" else f"{measured['median']:.3f} s" if measured else None
+        want = {"skip": "SKIP", "inconclusive": "LATE"}.get(outcome) or (f"{measured['median']:.3f} s" if measured
+                                                                       else None)
         if want is not None and want not in cell["text"]:
             problems.append(f"{sid}: the cell says {cell['text']!r}, not {want!r}")
         left, top, right, bottom = cell["box"]
@@ -226,11 +231,12 @@ def label_problems(b: Browser, doc: dict) -> list[str]:
         }).filter(x => x);""")
     problems = []
     judged = {s["id"]: s for s in doc["scenarios"] if s["outcome"] in ("fail", "xfail")}
+    passed = {s["id"] for s in doc["scenarios"] if s["outcome"] == "pass"}
     for found in labels:
         scenario = judged.get(found["id"])
         if scenario is None:
-            if found["label"]:
-                problems.append(f"{found['id']} ({found['label']!r}) is labelled off its window but did not fail")
+            if found["label"] and found["id"] in passed:
+                problems.append(f"{found['id']} ({found['label']!r}) is labelled off its window but passed")
             continue
         timing = scenario["runs"][0].get("death_timing", "").upper()
         if not found["label"] or not found["label"].endswith(f"{timing})"):
@@ -368,12 +374,14 @@ def test_a_cell_dropped_from_the_matrix_is_named(real_gate, browser, tmp_path):
 
 
 @pytest.mark.slow
-def test_an_external_stylesheet_is_named(real_gate, browser, tmp_path):
+@pytest.mark.parametrize("href", ["http://198.18.0.1/netkit.css", "netkit-extra.css"], ids=["remote", "file"])
+def test_an_external_stylesheet_is_named(real_gate, browser, tmp_path, href):
     _, page = real_gate
-    # A file beside the page, so that the planted request reaches no network: the check counts every request.
-    copy = planted(page, tmp_path, "</head>", '<link rel="stylesheet" href="netkit-extra.css"></head>')
+    # remote: refused inside Chromium (tests/browser.py), so no packet leaves, but asked for; file: beside the page
+    copy = planted(page, tmp_path, "</head>", f'<link rel="stylesheet" href="{href}"></head>')
     (tmp_path / "netkit-extra.css").write_text("body { margin: 0; }\n")
-    assert request_problems(opened(browser, copy)) == [f"the page requested {(tmp_path / 'netkit-extra.css').as_uri()}"]
+    url = href if "://" in href else (tmp_path / href).as_uri()
+    assert request_problems(opened(browser, copy)) == [f"the page requested {url}"]
 
 
 @pytest.mark.slow
