@@ -20,7 +20,7 @@ import netkit.lab.timers as timers
 from netkit import KeepaliveSettings, Scenario
 from netkit.enums import DeathSource, Timing
 from netkit.lab.tracefeed import keep
-from netkit.lab.tracefs import TracefsUnavailable, netkit_instances, tracefs_root
+from netkit.lab.tracefs import TracefsUnavailable, netkit_instances, pid_namespace, tracefs_root
 from netkit.privileges import missing_privileges
 from netkit.scenario import run_scenario
 from netkit.scenario.pool import run_many
@@ -48,7 +48,9 @@ def test_an_idle_death_is_judged_on_the_kernels_clock_with_the_rule_exact(tracef
     assert abs(result.death_s - result.wire.rst_s) < 0.001  # the RST leaves in the run that kills the socket
     assert result.rule_failures == () and result.verdict == "pass", result.explain()
     assert [a.delay for a in result.ledger.armings if a.by_run and a.t_s > 0] == [result.kernel.hz] * 2  # intvl * HZ
-    ours = [n for n in netkit_instances() if n.startswith(f"nk-{os.getpid()}-")]
+    # nk-<pid>-<pidns>-: a pid alone is not this process's in a container, where another container's run with the
+    # same pid may have left its instance (killed; only the initial namespace can tell its owner is gone)
+    ours = [n for n in netkit_instances() if n.startswith(f"nk-{os.getpid()}-{pid_namespace()}-")]
     assert len(ours) == 1  # this process's feed, for its next runs too; removed at exit
 
 
@@ -156,11 +158,11 @@ def test_a_process_and_its_pools_workers_share_one_instance_removed_at_exit(trac
         from netkit import KeepaliveSettings, Scenario, run_many, run_scenario
         from netkit.lab.timers import FILTERS
         from netkit.lab.tracefeed import TraceFeed
-        from netkit.lab.tracefs import netkit_instances
+        from netkit.lab.tracefs import netkit_instances, pid_namespace
         idle = Scenario(KeepaliveSettings(1, 1, 1), fault="blackhole")
         results = [run_scenario(idle), *run_many([idle] * 3)]
         assert all(r.evidence == "trace" for r in results), [r.evidence_note for r in results]
-        print(" ".join(n for n in netkit_instances() if n.startswith(f"nk-{os.getpid()}-")))
+        print(" ".join(n for n in netkit_instances() if n.startswith(f"nk-{os.getpid()}-{pid_namespace()}-")))
         print(os.readlink(TraceFeed.owned(FILTERS).log_path))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)

@@ -42,6 +42,7 @@ from netkit.report.timeline import MARK_COLOURS
 DATA = Path(__file__).parent / "data"
 WIDE, NARROW = (1400, 1000), (390, 844)  # a desktop; a phone (Chromium's iPhone 12 size), emulated as mobile
 OUTCOMES = {"pass": 3, "fail": 1, "xfail": 1, "skip": 1}  # what browser-matrix.toml and browser-known.toml give
+LEGIBLE_PX = 9  # a label's line box, CSS px: 14 at full size (12 px text); a timeline squeezed onto a phone made it 4
 DRAWN_KINDS = {kind.value for kind in MARK_COLOURS}  # a timeline event drawn as a marker (a probe, a retransmission)
 
 
@@ -222,7 +223,7 @@ def label_problems(b: Browser, doc: dict) -> list[str]:
             const label = texts.find(t => /(EARLY|LATE)\\)$/.test(t.textContent));
             if (!label) return {id: s.querySelector('h3 code').innerText, label: null};
             label.scrollIntoView({block: 'center'});  // then every box below is in this one viewport
-            const mine = box(label), frame = box(svg);
+            const mine = box(label), frame = box(svg.closest('.timeline-frame') || svg);  // the part in sight
             const top = document.elementFromPoint((mine[0] + mine[2]) / 2, (mine[1] + mine[3]) / 2);
             return {id: s.querySelector('h3 code').innerText, label: label.textContent, box: mine, frame: frame,
                     shown: shown(label) && getComputedStyle(label).opacity !== '0',
@@ -243,10 +244,12 @@ def label_problems(b: Browser, doc: dict) -> list[str]:
             problems.append(f"{found['id']}: its death is labelled {found['label']!r}, not {timing}")
             continue
         (left, top, right, bottom), (f_left, f_top, f_right, f_bottom) = found["box"], found["frame"]
-        if not (found["shown"] and right - left > 20 and bottom - top > 5):
+        if not (found["shown"] and right - left > 20):
             problems.append(f"{found['id']}: the label {found['label']!r} is not shown")
-        if left < f_left or right > f_right or top < f_top or bottom > f_bottom:
-            problems.append(f"{found['id']}: the label {found['label']!r} runs out of its timeline")
+        elif bottom - top < LEGIBLE_PX:
+            problems.append(f"{found['id']}: the label {found['label']!r} is {bottom - top:.1f} px tall, not legible")
+        if left < f_left - 0.5 or right > f_right + 0.5 or top < f_top - 0.5 or bottom > f_bottom + 0.5:
+            problems.append(f"{found['id']}: the label {found['label']!r} runs out of its timeline's frame")
         if found["under"]:
             problems.append(f"{found['id']}: the label {found['label']!r} overlaps {found['under']}")
         if not found["on_top"]:
@@ -327,9 +330,10 @@ def test_each_timeline_is_laid_out_with_its_probe_and_retransmission_marks(real_
 
 
 @pytest.mark.slow
-def test_the_early_and_the_late_death_are_labelled_in_plain_sight(real_gate, browser):
+@pytest.mark.parametrize("size", [WIDE, NARROW], ids=["wide", "narrow"])
+def test_the_early_and_the_late_death_are_labelled_in_plain_sight(real_gate, browser, size):
     doc, page = real_gate
-    assert label_problems(opened(browser, page), doc) == []
+    assert label_problems(opened(browser, page, size), doc) == []
 
 
 @pytest.mark.slow
@@ -400,6 +404,14 @@ def test_a_label_over_another_is_named(real_gate, browser, tmp_path):
                    r'<text x="8" \1 text-anchor="start" \2')
     problems = label_problems(opened(browser, copy), doc)
     assert any("overlaps" in p for p in problems), problems
+
+
+@pytest.mark.slow
+def test_a_timeline_squeezed_onto_a_phone_is_named(real_gate, browser, tmp_path):
+    doc, page = real_gate
+    copy = planted(page, tmp_path, "  svg.timeline { min-width: 960px; }\n", "")  # scaled to the phone's width
+    problems = label_problems(opened(browser, copy, NARROW), doc)
+    assert any(re.search(r"is [\d.]+ px tall, not legible", p) for p in problems), problems
 
 
 @pytest.mark.slow

@@ -94,10 +94,12 @@ summary { cursor: pointer; color: #30343a; font-weight: 600; }
 pre { background: #f6f7f9; border: 1px solid #e1e4e8; border-radius: 6px; padding: 10px 12px; overflow-x: auto;
       white-space: pre-wrap; margin: 6px 0 0; }
 svg.timeline { display: block; width: 100%; height: auto; margin: 6px 0 4px; }
+.timeline-frame { overflow-x: auto; }
 svg text { font-family: system-ui, "DejaVu Sans", sans-serif; font-size: 12px; fill: #30343a; }
 .kv { display: flex; gap: 4px 22px; flex-wrap: wrap; margin: 4px 0; font-size: 14px; }
 table.matrix.narrow { display: none; }
-/* A phone: the tall matrix instead of the wide one (html_matrix), one column of facts, long ids broken anywhere. */
+/* A phone: the tall matrix instead of the wide one (html_matrix), one column of facts, long ids broken anywhere,
+   and timelines that keep their text legible in a frame that scrolls sideways. */
 @media (max-width: 720px) {
   main { padding: 14px 10px 40px; }
   h1 { font-size: 21px; }
@@ -108,6 +110,8 @@ table.matrix.narrow { display: none; }
   table.matrix th.row { white-space: normal; overflow-wrap: anywhere; }
   table.matrix td { min-width: 72px; }
   section.scenario { padding: 10px 10px; }
+  /* scaled to the phone's width a timeline's 12 px text would be 4 px: it keeps 10 px, and its frame scrolls */
+  svg.timeline { min-width: 960px; }
 }
 """
 

@@ -130,11 +130,11 @@ def section(number: int, scenario: ScenarioEntry) -> str:
         body.append(_facts(scenario))
         replaced = scenario.retried.runs if scenario.retried is not None else ()
         axis = axis_for([*runs, *replaced])  # one axis: the machine-late run beside the one judged
-        body.append(timeline_svg(scenario, axis))
+        body.append(f'<div class="timeline-frame">{timeline_svg(scenario, axis)}</div>')
         if replaced:
             body.append('<p class="note"><b>the machine-late run the retry replaced</b> (not judged; its ledger '
                         "shows which timer run was late, and by how much):</p>")
-            body.append(timeline_svg(replace(scenario, runs=replaced), axis))
+            body.append(f'<div class="timeline-frame">{timeline_svg(replace(scenario, runs=replaced), axis)}</div>')
         body += _wire_notes(scenario)
         body.append(f'<p class="note">t = 0 s is {_e(anchor_text(runs[0]))}.</p>')
         if runs[0].rule:
