@@ -295,17 +295,20 @@ def rgb(hex_colour: str) -> str:
 # ---------------------------------------------------------------- the real page
 
 
-@pytest.mark.slow
-def test_the_title_and_the_badges_count_what_the_document_says(real_gate, browser):
-    doc, page = real_gate
-    assert badge_problems(opened(browser, page), doc) == []
+PAGE_CHECKS = [  # (what a person reads, the check, at which widths): each returns what it found wrong
+    ("title-and-badges", badge_problems, [WIDE]),
+    ("matrix-cells", matrix_problems, [WIDE, NARROW]),
+    ("timelines-and-marks", timeline_problems, [WIDE]),
+    ("early-late-labels", label_problems, [WIDE, NARROW]),
+]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("size", [WIDE, NARROW], ids=["wide", "narrow"])
-def test_every_cell_is_shown_with_its_median_and_colour_and_links_to_its_section(real_gate, browser, size):
+@pytest.mark.parametrize("check, size", [pytest.param(check, size, id=f"{name}-{size[0]}px")
+                                         for name, check, sizes in PAGE_CHECKS for size in sizes])
+def test_the_real_page_shows_what_its_document_says(real_gate, browser, check, size):
     doc, page = real_gate
-    assert matrix_problems(opened(browser, page, size), doc) == []
+    assert check(opened(browser, page, size), doc) == []
 
 
 @pytest.mark.slow
@@ -321,19 +324,6 @@ def test_a_failing_cell_takes_the_reader_to_its_scenario(real_gate, browser):
         return [location.hash, section.querySelector('h3 code').innerText,
                 Math.round(section.getBoundingClientRect().top)];""", failing)
     assert landed[1] == failing and abs(landed[2]) <= 1, landed  # scrolled to the top of its own section
-
-
-@pytest.mark.slow
-def test_each_timeline_is_laid_out_with_its_probe_and_retransmission_marks(real_gate, browser):
-    doc, page = real_gate
-    assert timeline_problems(opened(browser, page), doc) == []
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("size", [WIDE, NARROW], ids=["wide", "narrow"])
-def test_the_early_and_the_late_death_are_labelled_in_plain_sight(real_gate, browser, size):
-    doc, page = real_gate
-    assert label_problems(opened(browser, page, size), doc) == []
 
 
 @pytest.mark.slow
