@@ -41,6 +41,7 @@ FLAGS = (
 )
 REMOTE = ("http", "https", "ws", "wss", "ftp")  # schemes that would leave the machine: refused by Chromium itself
 BROWSER_PAGES = ("chrome://", "chrome-untrusted://", "chrome-search://", "devtools://")  # Chromium's own
+LOGS = ("performance", "browser")  # every request (Network.requestWillBeSent), every console message
 MOBILE_BELOW_PX = 600  # a viewport narrower than this is emulated as a phone's (touch, the meta viewport honoured)
 
 
@@ -84,18 +85,21 @@ class Browser:
         options.binary_location = tools.browser
         for flag in (*FLAGS, f"--user-data-dir={profile}"):
             options.add_argument(flag)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+        options.set_capability("goog:loggingPrefs", {log: "ALL" for log in LOGS})
         self.driver = webdriver.Chrome(options=options, service=Service(tools.driver))
         # A page that asks for a remote URL gets it refused inside Chromium (net::ERR_BLOCKED_BY_CLIENT), before
         # any name lookup or connection: the request is still logged, and counted, but nothing leaves the machine.
         self.driver.execute_cdp_cmd("Network.enable", {})
         self.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": [f"{scheme}://*" for scheme in REMOTE]})
         self.url = ""
+        self._logs: dict[str, list[dict[str, Any]]] = {log: [] for log in LOGS}  # this page's entries so far
 
     def open(self, page: Path, width: int, height: int) -> None:
         """Load ``page`` in a ``width`` x ``height`` viewport, with the logs emptied first (they are this page's)."""
         self.viewport(width, height)
-        self._drain()
+        for log in LOGS:
+            self.driver.get_log(log)  # the page before's, and the first tab's
+        self._logs = {log: [] for log in LOGS}
         self.url = page.resolve().as_uri()
         self.driver.get(self.url)
 
@@ -116,7 +120,7 @@ class Browser:
         that page as their document.
         """
         urls = []
-        for entry in self.driver.get_log("performance"):
+        for entry in self._read("performance"):
             message = json.loads(entry["message"])["message"]
             if message.get("method") == "Network.requestWillBeSent" and not browser_own(
                     message["params"].get("documentURL", "")):
@@ -125,7 +129,7 @@ class Browser:
 
     def console(self) -> list[dict[str, Any]]:
         """Every console message and page error since the page was opened (level, message), but the browser's own."""
-        return [entry for entry in self.driver.get_log("browser") if not browser_own(entry.get("message", ""))]
+        return [entry for entry in self._read("browser") if not browser_own(entry.get("message", ""))]
 
     def screenshot(self, path: Path) -> Path:
         """The whole page (beyond the viewport) as a PNG at ``path``."""
@@ -137,9 +141,10 @@ class Browser:
         path.write_bytes(base64.b64decode(shot["data"]))
         return path
 
-    def _drain(self) -> None:
-        for log in ("performance", "browser"):
-            self.driver.get_log(log)
+    def _read(self, log: str) -> list[dict[str, Any]]:
+        """This page's entries of a Chromium log so far: Chromium hands each entry out once, so they are kept."""
+        self._logs[log].extend(self.driver.get_log(log))
+        return self._logs[log]
 
     def close(self) -> None:
         self.driver.quit()

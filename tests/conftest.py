@@ -132,6 +132,19 @@ def gate(*args: str, **kwargs: object) -> "subprocess.CompletedProcess[str]":
                           stdin=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
 
 
+def browser_tools():
+    """Chromium and chromedriver (tests/browser.py), or the test ends: failed under ``scripts/test``, which has just
+    provisioned them (``NETKIT_REQUIRE_BROWSER=1``), else skipped with how to install them."""
+    from browser import find_tools
+
+    found = find_tools()
+    if isinstance(found, str):
+        if os.environ.get("NETKIT_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"NETKIT_REQUIRE_BROWSER=1 (scripts/test) and {found}")
+        pytest.skip(found)
+    return found
+
+
 @contextmanager
 def one_whole_gate_at_a_time() -> Iterator[None]:
     """Hold the suite's machine-wide lock (flock) while a whole gate or a README command runs: the others wait.

@@ -25,13 +25,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from browser import Browser, chromium, find_tools
-from conftest import one_whole_gate_at_a_time
+from conftest import browser_tools, gate, one_whole_gate_at_a_time
 
 from netkit.document.records import GATE_SCHEMA
 from netkit.exitcodes import EXIT_FAIL
@@ -48,12 +46,7 @@ DRAWN_KINDS = {kind.value for kind in MARK_COLOURS}  # a timeline event drawn as
 
 @pytest.fixture(scope="module")
 def tools():
-    found = find_tools()
-    if isinstance(found, str):
-        if os.environ.get("NETKIT_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"NETKIT_REQUIRE_BROWSER=1 (scripts/test) and {found}")
-        pytest.skip(found)
-    return found
+    return browser_tools()
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +66,9 @@ def real_gate(tools, artifacts, tmp_path_factory, request):
     out = tmp_path_factory.mktemp("browser-gate")
     document, page = artifacts / "gate.json", artifacts / "gate.html"
     with one_whole_gate_at_a_time():
-        done = subprocess.run(
-            [sys.executable, "-m", "netkit.cli", "gate", "--matrix", str(DATA / "browser-matrix.toml"),
-             "--known", str(DATA / "browser-known.toml"), "--json", str(document), "--html", str(page),
-             "--pcap-dir", str(out)],  # the failed cell's capture: not left in /tmp
-            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=100)
+        done = gate("--matrix", str(DATA / "browser-matrix.toml"), "--known", str(DATA / "browser-known.toml"),
+                    "--json", str(document), "--html", str(page),
+                    "--pcap-dir", str(out), timeout=100)  # the failed cell's capture: not left in /tmp
     assert done.returncode == EXIT_FAIL and document.exists(), (done.returncode, done.stderr[-3000:])
     doc = json.loads(document.read_text())
     got = {k: v for k, v in doc["totals"].items() if v}

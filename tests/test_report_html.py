@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from browser import find_tools
+from conftest import browser_tools
 
 from netkit.document.codec import run_from_dict
 from netkit.enums import EventKind
@@ -294,11 +294,7 @@ def test_render_script_without_chromium_exits_2_and_says_why(tmp_path):
 
 @pytest.mark.slow
 def test_render_script_photographs_the_report(tmp_path):
-    found = find_tools()
-    if isinstance(found, str):
-        if os.environ.get("NETKIT_REQUIRE_BROWSER") == "1":  # scripts/test has just installed it
-            pytest.fail(found)
-        pytest.skip(found)
+    browser_tools()  # the script's own: skipped, or failed under scripts/test, when they are missing
     png = tmp_path / "report.png"
     done = subprocess.run([sys.executable, str(SCRIPT), str(DOC), str(png), "--width", "390", "--height", "844"],
                           capture_output=True, text=True, timeout=180)
